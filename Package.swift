@@ -1,0 +1,68 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Every Stet target is compiled with the same strictness: explicit `any` for existentials and
+/// imports that are internal unless written `public import`.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "stet",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "stet", targets: ["stet"]),
+        .executable(name: "stet-bench", targets: ["stet-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(name: "StetCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "StetCore", swiftSettings: strict),
+        .target(name: "StetState", dependencies: ["StetCore"], swiftSettings: strict),
+        .target(
+            name: "StetManifest",
+            dependencies: ["StetCore", "StetCrypto", "StetState", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "stet",
+            dependencies: [
+                "StetCore", "StetCrypto", "StetState", "StetManifest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "stet-bench",
+            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest", "StetTesting"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "StetTesting",
+            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest"],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),
+        .testTarget(
+            name: "StetManifestTests",
+            dependencies: ["StetManifest", "StetState", "StetTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StetCLITests",
+            dependencies: ["stet", "StetTesting", "StetCrypto", "StetManifest"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,243 @@
+/// What a resource's owner wants done when the world moves away from the manifest.
+public enum DriftMode: String, Codable, Sendable, CaseIterable {
+    /// Plan and apply corrections.
+    case correct
+    /// Report the drift; do not correct it.
+    case warn
+    /// Only record it.
+    case observe
+}
+
+/// Where a resource was declared, for messages that point at the manifest.
+public struct SourceLocation: Hashable, Sendable, Codable, CustomStringConvertible {
+    public let file: String
+    public let line: Int
+    public let column: Int
+
+    public init(file: String, line: Int, column: Int) {
+        self.file = file
+        self.line = line
+        self.column = column
+    }
+
+    public var description: String { "\(file):\(line):\(column)" }
+}
+
+/// Fields every resource has.
+public struct Metadata: Hashable, Sendable, Codable {
+    public var name: String
+    public var labels: [String: String]
+
+    public init(name: String, labels: [String: String] = [:]) {
+        self.name = name
+        self.labels = labels
+    }
+}
+
+/// A check of whether something answers: used by service health checks and monitor probes.
+public enum Check: Hashable, Sendable, Codable {
+    /// GET `path` (on `port`, or the replica's own port when nil); healthy when the status is
+    /// `expectStatus`, or any 2xx when nil, and the body contains `bodyContains` when set.
+    case http(url: String?, path: String?, port: Int?, expectStatus: Int?, bodyContains: String?)
+    /// A TCP connect to `address` (`host:port`), or to the replica's own port when nil.
+    case tcp(address: String?, port: Int?)
+    /// A command; exit status 0 is healthy.
+    case exec(command: [String])
+}
+
+public struct Service: Hashable, Sendable, Codable {
+    public struct Run: Hashable, Sendable, Codable {
+        public var command: [String]
+        public var workingDir: String?
+        public var env: [String: String]
+        /// Replica *i* gets `PORT = portsStart + i`.
+        public var portsStart: Int?
+        public var stopSignal: String
+        public var stopTimeout: StetDuration
+
+        public init(
+            command: [String], workingDir: String? = nil, env: [String: String] = [:], portsStart: Int? = nil,
+            stopSignal: String = "SIGTERM", stopTimeout: StetDuration = .seconds(10)
+        ) {
+            self.command = command
+            self.workingDir = workingDir
+            self.env = env
+            self.portsStart = portsStart
+            self.stopSignal = stopSignal
+            self.stopTimeout = stopTimeout
+        }
+    }
+
+    public struct Health: Hashable, Sendable, Codable {
+        public var check: Check
+        public var interval: StetDuration
+        public var timeout: StetDuration
+        public var failureThreshold: Int
+        public var startPeriod: StetDuration
+
+        public init(
+            check: Check, interval: StetDuration = .seconds(10), timeout: StetDuration = .seconds(2),
+            failureThreshold: Int = 3, startPeriod: StetDuration = .seconds(0)
+        ) {
+            self.check = check
+            self.interval = interval
+            self.timeout = timeout
+            self.failureThreshold = failureThreshold
+            self.startPeriod = startPeriod
+        }
+    }
+
+    public var metadata: Metadata
+    public var replicas: Int
+    public var run: Run
+    public var health: Health?
+    public var backoffInitial: StetDuration
+    public var backoffMax: StetDuration
+    public var maxUnavailable: Int
+    public var drift: DriftMode
+    public var protect: Bool
+
+    public init(
+        metadata: Metadata, replicas: Int, run: Run, health: Health? = nil,
+        backoffInitial: StetDuration = StetDuration(milliseconds: 500), backoffMax: StetDuration = .seconds(60),
+        maxUnavailable: Int = 1, drift: DriftMode = .correct, protect: Bool = false
+    ) {
+        self.metadata = metadata
+        self.replicas = replicas
+        self.run = run
+        self.health = health
+        self.backoffInitial = backoffInitial
+        self.backoffMax = backoffMax
+        self.maxUnavailable = maxUnavailable
+        self.drift = drift
+        self.protect = protect
+    }
+}
+
+public struct BackupPolicy: Hashable, Sendable, Codable {
+    public struct Retention: Hashable, Sendable, Codable {
+        public var last: Int?
+        public var hourly: Int?
+        public var daily: Int?
+        public var weekly: Int?
+        public var monthly: Int?
+
+        public init(last: Int? = nil, hourly: Int? = nil, daily: Int? = nil, weekly: Int? = nil, monthly: Int? = nil) {
+            self.last = last
+            self.hourly = hourly
+            self.daily = daily
+            self.weekly = weekly
+            self.monthly = monthly
+        }
+    }
+
+    public var metadata: Metadata
+    public var paths: [String]
+    public var exclude: [String]
+    /// The repository as restic takes it (`/srv/backup/web`, `sftp:…`).
+    public var resticRepository: String
+    public var passwordFile: String
+    public var every: StetDuration
+    public var rpo: StetDuration
+    public var retention: Retention
+    /// How often `restic check` runs; nil: never.
+    public var checkEvery: StetDuration?
+    /// How often a restore test runs; nil: never.
+    public var restoreTestEvery: StetDuration?
+    public var drift: DriftMode
+    public var protect: Bool
+
+    public init(
+        metadata: Metadata, paths: [String], exclude: [String] = [], resticRepository: String, passwordFile: String,
+        every: StetDuration, rpo: StetDuration, retention: Retention = Retention(), checkEvery: StetDuration? = nil,
+        restoreTestEvery: StetDuration? = nil, drift: DriftMode = .correct, protect: Bool = false
+    ) {
+        self.metadata = metadata
+        self.paths = paths
+        self.exclude = exclude
+        self.resticRepository = resticRepository
+        self.passwordFile = passwordFile
+        self.every = every
+        self.rpo = rpo
+        self.retention = retention
+        self.checkEvery = checkEvery
+        self.restoreTestEvery = restoreTestEvery
+        self.drift = drift
+        self.protect = protect
+    }
+}
+
+public struct Monitor: Hashable, Sendable, Codable {
+    public enum Probe: Hashable, Sendable, Codable {
+        case check(Check)
+        /// Ready replicas of the named service meet its promise.
+        case service(String)
+        /// The named backup policy's outcome is healthy.
+        case backup(String)
+    }
+
+    public enum Severity: String, Codable, Sendable, CaseIterable {
+        case critical, warning, info
+    }
+
+    public var metadata: Metadata
+    public var probe: Probe
+    public var interval: StetDuration
+    public var timeout: StetDuration
+    /// Failing this long turns pending into firing (Prometheus `for:`).
+    public var pendingFor: StetDuration
+    public var severity: Severity
+    public var labels: [String: String]
+    public var notify: [String]
+
+    public init(
+        metadata: Metadata, probe: Probe, interval: StetDuration = .seconds(30), timeout: StetDuration = .seconds(5),
+        pendingFor: StetDuration = .seconds(0), severity: Severity = .warning, labels: [String: String] = [:],
+        notify: [String] = []
+    ) {
+        self.metadata = metadata
+        self.probe = probe
+        self.interval = interval
+        self.timeout = timeout
+        self.pendingFor = pendingFor
+        self.severity = severity
+        self.labels = labels
+        self.notify = notify
+    }
+}
+
+public struct Notifier: Hashable, Sendable, Codable {
+    public enum Target: Hashable, Sendable, Codable {
+        /// Alertmanager's API v2 base URL.
+        case alertmanager(url: String)
+        case webhook(url: String)
+        /// A command that reads the notification as JSON on standard input.
+        case exec(command: [String])
+        /// Stet's own log.
+        case log
+    }
+
+    public var metadata: Metadata
+    public var target: Target
+
+    public init(metadata: Metadata, target: Target) {
+        self.metadata = metadata
+        self.target = target
+    }
+}
+
+/// Everything a verified release declares, keyed by name per kind.
+public struct DesiredState: Hashable, Sendable, Codable {
+    public var services: [String: Service] = [:]
+    public var backupPolicies: [String: BackupPolicy] = [:]
+    public var monitors: [String: Monitor] = [:]
+    public var notifiers: [String: Notifier] = [:]
+
+    public init() {}
+
+    /// Every resource id, sorted by kind then name.
+    public var resourceIDs: [ResourceID] {
+        (services.keys.map { ResourceID(.service, $0) } + backupPolicies.keys.map { ResourceID(.backupPolicy, $0) }
+            + monitors.keys.map { ResourceID(.monitor, $0) } + notifiers.keys.map { ResourceID(.notifier, $0) }).sorted()
+    }
+}

@@ -1,0 +1,133 @@
+public import Foundation
+
+/// A DSSE envelope (github.com/secure-systems-lab/dsse): a typed payload and the signatures over
+/// its pre-authentication encoding. Stet's releases, trust rotations, plans and audit entries
+/// are all DSSE envelopes.
+public struct Envelope: Equatable, Sendable {
+    public struct Signature: Equatable, Sendable {
+        /// Hint only: hex SHA-256 of the signer's raw public key. Never trusted by itself.
+        public var keyID: String
+        public var signature: Data
+
+        public init(keyID: String, signature: Data) {
+            self.keyID = keyID
+            self.signature = signature
+        }
+    }
+
+    public var payloadType: String
+    public var payload: Data
+    public var signatures: [Signature]
+
+    public init(payloadType: String, payload: Data, signatures: [Signature] = []) {
+        self.payloadType = payloadType
+        self.payload = payload
+        self.signatures = signatures
+    }
+
+    /// `PAE(t, b) = "DSSEv1" SP len(t) SP t SP len(b) SP b`, lengths in ASCII decimal bytes.
+    public static func preAuthenticationEncoding(payloadType: String, payload: Data) -> Data {
+        let type = Data(payloadType.utf8)
+        var out = Data("DSSEv1 \(type.count) ".utf8)
+        out.append(type)
+        out.append(Data(" \(payload.count) ".utf8))
+        out.append(payload)
+        return out
+    }
+
+    /// The bytes every signature of this envelope signs.
+    public var signedBytes: Data { Self.preAuthenticationEncoding(payloadType: payloadType, payload: payload) }
+
+    /// Adds `key`'s signature, replacing an earlier one by the same key, so signing twice is
+    /// harmless.
+    public mutating func sign(with key: PrivateKey) throws {
+        let signature = Signature(keyID: key.publicKey.keyID, signature: try key.signature(for: signedBytes))
+        signatures.removeAll { $0.keyID == signature.keyID }
+        signatures.append(signature)
+    }
+
+    /// The keys among `candidates` that signed this envelope validly, each once however often it
+    /// signed. A signature's key id only decides which candidate to try first.
+    public func validSigners(among candidates: [PublicKey]) -> [PublicKey] {
+        let message = signedBytes
+        var found: [PublicKey] = []
+        for signature in signatures {
+            let ordered = candidates.filter { $0.keyID == signature.keyID.lowercased() }
+                + candidates.filter { $0.keyID != signature.keyID.lowercased() }
+            if let signer = ordered.first(where: { $0.isValidSignature(signature.signature, for: message) }),
+                !found.contains(signer)
+            {
+                found.append(signer)
+            }
+        }
+        return found
+    }
+}
+
+extension Envelope {
+    /// Parses envelope JSON. Base64 fields may be standard or URL-safe. Errors name the field.
+    public init(json: Data) throws {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: json, options: [])
+        } catch {
+            throw CryptoError.malformed("not JSON: \(Self.describe(error))")
+        }
+        guard let fields = object as? [String: Any] else {
+            throw CryptoError.malformed("expected a JSON object with payloadType, payload and signatures")
+        }
+        guard let payloadType = fields["payloadType"] as? String else {
+            throw CryptoError.malformed("payloadType: expected a string")
+        }
+        guard let payloadText = fields["payload"] as? String, let payload = Data(lenientBase64: payloadText) else {
+            throw CryptoError.malformed("payload: expected base64 text")
+        }
+        guard let list = fields["signatures"] as? [Any] else {
+            throw CryptoError.malformed("signatures: expected a list")
+        }
+        var signatures: [Signature] = []
+        for (index, item) in list.enumerated() {
+            guard let entry = item as? [String: Any] else {
+                throw CryptoError.malformed("signatures[\(index)]: expected an object with keyid and sig")
+            }
+            let keyID = entry["keyid"] as? String ?? ""
+            guard entry["keyid"] == nil || entry["keyid"] is String else {
+                throw CryptoError.malformed("signatures[\(index)].keyid: expected a string")
+            }
+            guard let sigText = entry["sig"] as? String, let sig = Data(lenientBase64: sigText) else {
+                throw CryptoError.malformed("signatures[\(index)].sig: expected base64 text")
+            }
+            signatures.append(Signature(keyID: keyID, signature: sig))
+        }
+        self.init(payloadType: payloadType, payload: payload, signatures: signatures)
+    }
+
+    /// Envelope JSON with standard base64. `pretty` writes one field a line (for files people
+    /// diff in review); otherwise one line (for logs).
+    public func json(pretty: Bool = false) -> Data {
+        func quote(_ s: String) -> String {
+            let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+            return String(decoding: data.dropFirst().dropLast(), as: UTF8.self)
+        }
+        let sigs = signatures.map { "{\"keyid\":\(quote($0.keyID)),\"sig\":\(quote($0.signature.base64EncodedString()))}" }
+        let text: String
+        if pretty {
+            text = """
+                {
+                  "payloadType": \(quote(payloadType)),
+                  "payload": \(quote(payload.base64EncodedString())),
+                  "signatures": [\(sigs.isEmpty ? "" : "\n    " + sigs.joined(separator: ",\n    ") + "\n  ")]
+                }
+
+                """
+        } else {
+            text = "{\"payloadType\":\(quote(payloadType)),\"payload\":\(quote(payload.base64EncodedString())),"
+                + "\"signatures\":[\(sigs.joined(separator: ","))]}"
+        }
+        return Data(text.utf8)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error.localizedDescription)"
+    }
+}

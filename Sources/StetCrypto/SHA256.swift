@@ -1,0 +1,80 @@
+internal import COpenSSL
+public import Foundation
+
+/// The SHA-256 algorithm object, fetched once: fetching it per hash costs more than hashing a
+/// small input.
+nonisolated(unsafe) private let sha256Algorithm: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
+
+/// An incremental SHA-256 (OpenSSL's EVP). Feed it with `update`, read it once with `finalize`.
+public final class SHA256 {
+    /// Size of a digest in bytes.
+    public static let byteCount = 32
+
+    private let context: OpaquePointer
+
+    public init() {
+        guard let algorithm = sha256Algorithm, let context = EVP_MD_CTX_new() else {
+            fatalError("OpenSSL cannot provide SHA-256: \(drainOpenSSLErrors())")
+        }
+        self.context = context
+        guard EVP_DigestInit_ex2(context, algorithm, nil) == 1 else {
+            fatalError("OpenSSL cannot start SHA-256: \(drainOpenSSLErrors())")
+        }
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    public func update(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        EVP_DigestUpdate(context, bytes.baseAddress, bytes.count)
+    }
+
+    public func update(_ data: some DataProtocol) {
+        for region in data.regions {
+            region.withUnsafeBytes { update($0) }
+        }
+    }
+
+    public func finalize() -> Data {
+        var digest = Data(count: Self.byteCount)
+        var length: UInt32 = 0
+        digest.withUnsafeMutableBytes { buffer in
+            _ = EVP_DigestFinal_ex(context, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), &length)
+        }
+        return digest
+    }
+
+    /// SHA-256 of `data` in one call.
+    public static func hash(_ data: some DataProtocol) -> Data {
+        let hasher = SHA256()
+        hasher.update(data)
+        return hasher.finalize()
+    }
+
+    /// SHA-256 of a file's contents, read in 64 KiB blocks so memory stays flat for any size.
+    public static func hash(fileAt path: String) throws -> Data {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw CryptoError.malformed("cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CryptoError.malformed("cannot read \(path): \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return hasher.finalize()
+    }
+}
+
+extension Data {
+    /// `sha256:<hex>`, the digest notation of release indexes and plans.
+    public var sha256Reference: String { "sha256:" + SHA256.hash(self).hexString }
+}

@@ -1,0 +1,98 @@
+import StetCore
+
+/// `kind: Service`: redundancy for one program.
+enum ServiceDecoder {
+    static let signals = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]
+    static let defaultBackoff = (initial: StetDuration(milliseconds: 500), max: StetDuration.seconds(60))
+
+    static func decode(_ cursor: Cursor, metadata: Metadata?) -> Service? {
+        guard let spec = cursor.mapping() else { return nil }
+        defer { spec.finish() }
+        let replicas = spec.required("replicas", "how many copies run")?.int(in: 0...1000)
+        let run = spec.required("run", "command and how to run it").flatMap(decodeRun)
+        let health = spec.field("health", decodeHealth)
+        let backoff = spec.field("restart", default: defaultBackoff) { cursor in
+            guard let restart = cursor.mapping() else { return nil }
+            defer { restart.finish() }
+            return restart.field("backoff", default: defaultBackoff, decodeBackoff)
+        }
+        let maxUnavailable = spec.field("update", default: 1) { cursor in
+            guard let update = cursor.mapping() else { return nil }
+            defer { update.finish() }
+            return update.field("maxUnavailable", default: 1) { $0.int(in: 1...1000) }
+        }
+        let drift = spec.field("drift", default: .correct) { $0.oneOf(DriftMode.self) }
+        let protect = spec.field("protect", default: false) { $0.bool() }
+        guard let metadata, let replicas, let run, let health, let backoff, let maxUnavailable, let drift, let protect
+        else { return nil }
+        return Service(
+            metadata: metadata, replicas: replicas, run: run, health: health, backoffInitial: backoff.initial,
+            backoffMax: backoff.max, maxUnavailable: maxUnavailable, drift: drift, protect: protect)
+    }
+
+    static func decodeRun(_ cursor: Cursor) -> Service.Run? {
+        guard let run = cursor.mapping() else { return nil }
+        defer { run.finish() }
+        let command = run.required("command", "a list: program and arguments")?.stringList(nonEmpty: true)
+        let workingDir = run.field("workingDir") { $0.string() }
+        let env = run.field("env", default: [:]) { $0.stringMap(keyRule: envKeyProblem) }
+        let portsStart = run.field("ports") { cursor -> Int? in
+            guard let ports = cursor.mapping() else { return nil }
+            defer { ports.finish() }
+            return ports.required("start", "the first replica's port")?.int(in: 1...65535)
+        }
+        let stopSignal = run.field("stopSignal", default: "SIGTERM") { cursor -> String? in
+            guard let text = cursor.string() else { return nil }
+            let signal = text.hasPrefix("SIG") ? text : "SIG" + text
+            guard signals.contains(signal) else {
+                cursor.error("expected one of \(signals.joined(separator: ", ")), found \"\(text)\"")
+                return nil
+            }
+            return signal
+        }
+        let stopTimeout = run.field("stopTimeout", default: .seconds(10)) { $0.duration() }
+        guard let command, let workingDir, let env, let portsStart, let stopSignal, let stopTimeout else { return nil }
+        return Service.Run(
+            command: command, workingDir: workingDir, env: env, portsStart: portsStart, stopSignal: stopSignal,
+            stopTimeout: stopTimeout)
+    }
+
+    static func envKeyProblem(_ key: String) -> String? {
+        guard !key.isEmpty, !key.contains("="), !key.contains("\0") else {
+            return "expected an environment variable name without '=', found \"\(key)\""
+        }
+        return key == "PORT" ? "PORT is set by Stet from run.ports.start" : nil
+    }
+
+    static func decodeHealth(_ cursor: Cursor) -> Service.Health? {
+        guard let health = cursor.mapping() else { return nil }
+        defer { health.finish() }
+        let check = health.exactlyOne(of: ["http", "tcp", "exec"]).flatMap {
+            DocumentDecoder.decodeCheck($0.0, $0.1, forReplica: true)
+        }
+        let interval = health.field("interval", default: .seconds(10)) { $0.duration() }
+        let timeout = health.field("timeout", default: .seconds(2)) { $0.duration() }
+        let threshold = health.field("failureThreshold", default: 3) { $0.int(in: 1...1000) }
+        let startPeriod = health.field("startPeriod", default: .seconds(0)) { $0.duration(positive: false) }
+        guard let check, let interval, let timeout, let threshold, let startPeriod else { return nil }
+        if timeout > interval {
+            (health.optional("timeout") ?? cursor).error("expected a timeout no longer than the interval (\(interval))")
+            return nil
+        }
+        return Service.Health(
+            check: check, interval: interval, timeout: timeout, failureThreshold: threshold, startPeriod: startPeriod)
+    }
+
+    static func decodeBackoff(_ cursor: Cursor) -> (initial: StetDuration, max: StetDuration)? {
+        guard let backoff = cursor.mapping() else { return nil }
+        defer { backoff.finish() }
+        let initial = backoff.field("initial", default: defaultBackoff.initial) { $0.duration() }
+        let max = backoff.field("max", default: defaultBackoff.max) { $0.duration() }
+        guard let initial, let max else { return nil }
+        if max < initial {
+            (backoff.optional("max") ?? cursor).error("expected max (\(max)) to be at least initial (\(initial))")
+            return nil
+        }
+        return (initial, max)
+    }
+}

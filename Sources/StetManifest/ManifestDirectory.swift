@@ -1,0 +1,103 @@
+import Foundation
+
+/// The files of a manifest directory that a release covers: every `.yaml`/`.yml` file below it,
+/// by `/`-separated path relative to it. Hidden entries (names starting with `.`) are skipped by
+/// listing, signing, verifying and parsing alike.
+public struct ManifestDirectory: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public struct Listing: Sendable {
+        /// Manifest files, sorted.
+        public var manifests: [String] = []
+        /// Every symbolic link met on the way (files and directories), relative paths.
+        public var symlinks: [String] = []
+    }
+
+    public static func isManifest(_ name: String) -> Bool { name.hasSuffix(".yaml") || name.hasSuffix(".yml") }
+
+    /// Walks the directory without following symbolic links to directories.
+    public func list() throws -> Listing {
+        var listing = Listing()
+        try walk(relative: "", into: &listing)
+        listing.manifests.sort()
+        listing.symlinks.sort()
+        return listing
+    }
+
+    private func walk(relative: String, into listing: inout Listing) throws {
+        let directory = relative.isEmpty ? path : path + "/" + relative
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw ManifestDirectoryError(message: "cannot read manifest directory \(directory): \(describe(error))")
+        }
+        for name in names where !name.hasPrefix(".") {
+            let child = relative.isEmpty ? name : relative + "/" + name
+            var info = stat()
+            guard lstat(path + "/" + child, &info) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFLNK:
+                listing.symlinks.append(child)
+                var target = stat()
+                if Self.isManifest(name), stat(path + "/" + child, &target) == 0, target.st_mode & S_IFMT == S_IFREG {
+                    listing.manifests.append(child)
+                }
+            case S_IFDIR:
+                try walk(relative: child, into: &listing)
+            case S_IFREG where Self.isManifest(name):
+                listing.manifests.append(child)
+            default:
+                break
+            }
+        }
+    }
+
+    /// The canonical absolute path of the directory.
+    public func realPath() -> String? { Self.realPath(path) }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// True when `relative`, with every symbolic link resolved, stays inside the directory.
+    public func staysInside(_ relative: String) -> Bool {
+        guard let root = realPath() else { return false }
+        guard let target = Self.realPath(path + "/" + relative) else {
+            // A dangling link: judge by where it points textually.
+            guard let destination = try? FileManager.default.destinationOfSymbolicLink(atPath: path + "/" + relative) else {
+                return false
+            }
+            if destination.hasPrefix("/") { return false }
+            return Self.isSafeRelativePath(((relative as NSString).deletingLastPathComponent as NSString)
+                .appendingPathComponent(destination))
+        }
+        return target == root || target.hasPrefix(root + "/")
+    }
+
+    /// True for a relative, `/`-separated path with no empty, `.` or `..` component.
+    public static func isSafeRelativePath(_ path: String) -> Bool {
+        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\\"), !path.contains("\0") else { return false }
+        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
+            !$0.isEmpty && $0 != "." && $0 != ".."
+        }
+    }
+}
+
+public struct ManifestDirectoryError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+func describe(_ error: any Error) -> String {
+    if let cocoa = error as? CocoaError, let underlying = cocoa.userInfo[NSUnderlyingErrorKey] as? NSError,
+        underlying.domain == NSPOSIXErrorDomain
+    {
+        return String(cString: strerror(Int32(underlying.code)))
+    }
+    return "\(error)"
+}

@@ -1,0 +1,138 @@
+public import Foundation
+public import StetCore
+import Yams
+
+/// Turns manifest files into a `DesiredState`, strictly: every problem of every file is
+/// reported, each with its `file:line:column`, and nothing is returned unless there are none.
+public enum ManifestLoader {
+    /// Largest manifest file read. A file above it is an error, not a slow start.
+    public static let maximumFileSize = 1 << 20
+
+    /// Resolves only the scalar types manifests use: no timestamps, no `<<` merge keys.
+    static let resolver = Resolver.default.removing(.timestamp).removing(.merge).removing(.value)
+
+    /// Reads and decodes every manifest file in `directory` (schema only; no signatures).
+    public static func load(directory: String) throws -> DesiredState {
+        let dir = ManifestDirectory(path: directory)
+        let names = try dir.list().manifests
+        var files: [(name: String, bytes: Data)] = []
+        var unreadable: [Diagnostic] = []
+        for name in names {
+            let display = join(directory, name)
+            if let bytes = FileManager.default.contents(atPath: join(directory, name)) {
+                files.append((display, bytes))
+            } else {
+                unreadable.append(Diagnostic(location: SourceLocation(file: display, line: 1, column: 1), field: "", message: "cannot read the file"))
+            }
+        }
+        return try decode(files: files, extraDiagnostics: unreadable)
+    }
+
+    /// Decodes already-read files (as the release verifier hands them over after hashing).
+    /// `name` is what messages call the file. Files are parsed in parallel.
+    public static func decode(files: [(name: String, bytes: Data)], extraDiagnostics: [Diagnostic] = []) throws -> DesiredState {
+        let results = UnsafeMutableBufferPointer<FileResult>.allocate(capacity: files.count)
+        results.initialize(repeating: FileResult())
+        defer {
+            results.deinitialize()
+            results.deallocate()
+        }
+        let shared = SendableBuffer(results)
+        DispatchQueue.concurrentPerform(iterations: files.count) { index in
+            shared.buffer[index] = decodeFile(name: files[index].name, bytes: files[index].bytes)
+        }
+        var diagnostics = extraDiagnostics
+        var resources: [DecodedResource] = []
+        for result in results {
+            diagnostics += result.diagnostics
+            resources += result.resources
+        }
+        var state = DesiredState()
+        var firstSeen: [ResourceID: SourceLocation] = [:]
+        for resource in resources {
+            if let first = firstSeen[resource.id] {
+                diagnostics.append(Diagnostic(
+                    location: resource.location, field: "metadata.name",
+                    message: "duplicate \(resource.id) (first declared at \(first))"))
+                continue
+            }
+            firstSeen[resource.id] = resource.location
+            switch resource.value {
+            case .service(let service): state.services[service.metadata.name] = service
+            case .backupPolicy(let policy): state.backupPolicies[policy.metadata.name] = policy
+            case .monitor(let monitor): state.monitors[monitor.metadata.name] = monitor
+            case .notifier(let notifier): state.notifiers[notifier.metadata.name] = notifier
+            }
+        }
+        for resource in resources {
+            for (target, cursor) in resource.references where firstSeen[target] == nil {
+                cursor.error("\(resource.id) refers to \(target), which no manifest declares")
+                diagnostics.append(cursor.sink.diagnostics.last!)
+            }
+        }
+        guard diagnostics.isEmpty else { throw ManifestError(diagnostics) }
+        return state
+    }
+
+    struct FileResult {
+        var diagnostics: [Diagnostic] = []
+        var resources: [DecodedResource] = []
+    }
+
+    static func decodeFile(name: String, bytes: Data) -> FileResult {
+        let sink = DiagnosticSink(file: name)
+        var resources: [DecodedResource] = []
+        if bytes.count > maximumFileSize {
+            sink.report(nil, "", "file is larger than \(maximumFileSize / 1024) KiB")
+            return FileResult(diagnostics: sink.diagnostics)
+        }
+        guard let text = String(validatingUTF8Data: bytes) else {
+            sink.report(nil, "", "not UTF-8 text")
+            return FileResult(diagnostics: sink.diagnostics)
+        }
+        do {
+            let parser = try Parser(yaml: text, resolver: resolver, constructor: .default, encoding: .default)
+            while let root = try parser.nextRoot() {
+                if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
+                if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink)) {
+                    resources.append(resource)
+                }
+            }
+        } catch let error as YamlError {
+            report(error, into: sink)
+        } catch {
+            sink.report(nil, "", "cannot parse YAML: \(error)")
+        }
+        return FileResult(diagnostics: sink.diagnostics, resources: sink.diagnostics.isEmpty ? resources : [])
+    }
+
+    static func report(_ error: YamlError, into sink: DiagnosticSink) {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
+            let detail = context.map { "\($0.text) " } ?? ""
+            sink.report(mark, "", "invalid YAML: \(detail)\(problem)")
+        case .reader(let problem, _, _, _):
+            sink.report(nil, "", "invalid YAML: \(problem)")
+        default:
+            sink.report(nil, "", "invalid YAML: \(error)")
+        }
+    }
+
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+}
+
+/// Lets the parallel decode write each file's result into its own slot.
+private struct SendableBuffer<T>: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<T>
+    init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
+}
+
+extension String {
+    init?(validatingUTF8Data data: Data) {
+        guard let text = String(data: data, encoding: .utf8) else { return nil }
+        self = text
+    }
+}

@@ -1,0 +1,68 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+public import StetState
+
+/// The one way a command gets a release to act on: resolve the trust policy in force (pinned,
+/// rotated, or pinned now on first use), verify the release against it, parse its manifests,
+/// and, when asked to accept, record the release and any new pinned policy. A refusal writes
+/// nothing to the state directory.
+public struct ReleaseGate: Sendable {
+    public var manifests: String
+    /// The repository's `trust.yaml`; its folder also holds the public keys and `trust.dsse.json`.
+    public var trustFile: String
+    public var store: FileStateStore
+    public var trustOnFirstUse = false
+
+    public init(manifests: String, trustFile: String, store: FileStateStore) {
+        self.manifests = manifests
+        self.trustFile = trustFile
+        self.store = store
+    }
+
+    public struct Passed: Sendable {
+        public let release: VerifiedRelease
+        public let desired: DesiredState
+        public let trust: TrustDecision
+    }
+
+    public struct Refused: Error, Sendable {
+        public let error: VerificationError
+        /// Nil when the trust policy itself was refused, before any release was read.
+        public let report: ReleaseReport?
+        public let trust: TrustDecision?
+    }
+
+    /// Verifies the release; with `accept`, records it (and pins the trust policy it was
+    /// verified with, if that is new). Throws `Refused`, `ManifestError` (a signed release whose
+    /// manifests do not parse), or `StateError`.
+    public func open(accept: Bool, now: Date) throws -> Passed {
+        let repository: TrustPolicy? = FileManager.default.fileExists(atPath: trustFile) ? try TrustPolicy.load(file: trustFile) : nil
+        let rotationPath = ((trustFile as NSString).deletingLastPathComponent as NSString)
+            .appendingPathComponent(TrustRotation.envelopeName)
+        let pinned = try PinnedTrust.load(from: store)
+        let decision: TrustDecision
+        do {
+            decision = try TrustResolver.resolve(
+                repository: repository, rotation: FileManager.default.contents(atPath: rotationPath),
+                pinned: pinned, acting: accept, trustOnFirstUse: trustOnFirstUse,
+                stateDirectory: store.root)
+        } catch {
+            throw Refused(error: error, report: nil, trust: nil)
+        }
+        let outcome = ReleaseVerifier(
+            directory: manifests, trust: decision.policy, accepted: try AcceptedRelease.load(from: store), now: now
+        ).verify()
+        let release: VerifiedRelease
+        switch outcome.result {
+        case .failure(let error): throw Refused(error: error, report: outcome.report, trust: decision)
+        case .success(let verified): release = verified
+        }
+        let desired = try release.desiredState()
+        if accept {
+            if decision.needsPinning { try PinnedTrust.save(decision.policy, to: store, now: now) }
+            try release.accept(into: store, now: now)
+        }
+        return Passed(release: release, desired: desired, trust: decision)
+    }
+}

@@ -1,0 +1,63 @@
+public import Foundation
+import StetCrypto
+import StetState
+
+/// The payload of `release.dsse.json`: which files, with which digests, make the release.
+public struct ReleaseIndex: Codable, Equatable, Sendable {
+    public static let type = "stet.release/v1"
+    public static let payloadType = "application/vnd.stet.release+json"
+    /// The envelope's file name inside the manifest directory.
+    public static let envelopeName = "release.dsse.json"
+
+    public var type: String
+    public var version: Int
+    public var created: Date
+    public var expires: Date
+    /// Relative `/`-separated path → `sha256:<hex>`.
+    public var files: [String: String]
+
+    public init(version: Int, created: Date, expires: Date, files: [String: String]) {
+        type = Self.type
+        self.version = version
+        self.created = created
+        self.expires = expires
+        self.files = files
+    }
+
+    /// Canonical bytes: compact JSON with sorted keys, so one index has one digest.
+    public func encoded() -> Data {
+        let encoder = JSONCoding.encoder
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try! encoder.encode(self)
+    }
+
+    /// Parses payload bytes; the message says which field is wrong.
+    public static func decode(_ payload: Data) throws(VerificationError) -> ReleaseIndex {
+        let index: ReleaseIndex
+        do {
+            index = try JSONCoding.decoder.decode(ReleaseIndex.self, from: payload)
+        } catch {
+            throw VerificationError(.indexMalformed, "the release index is not valid: \(describeDecoding(error))")
+        }
+        guard index.type == Self.type else {
+            throw VerificationError(.indexMalformed, "the release index has type \"\(index.type)\", expected \"\(Self.type)\"")
+        }
+        guard index.version >= 1, index.version < Int.max else {
+            throw VerificationError(.indexMalformed, "the release index has version \(index.version), expected a whole number ≥ 1")
+        }
+        for (path, digest) in index.files where !digest.hasPrefix("sha256:") || Data(hexString: digest.dropFirst(7))?.count != 32 {
+            throw VerificationError(.indexMalformed, "the release index lists \(path) with digest \"\(digest)\", expected sha256:<64 hex digits>")
+        }
+        return index
+    }
+}
+
+func describeDecoding(_ error: any Error) -> String {
+    switch error as? DecodingError {
+    case .keyNotFound(let key, _)?: return "missing field \(key.stringValue)"
+    case .typeMismatch(_, let context)?, .valueNotFound(_, let context)?, .dataCorrupted(let context)?:
+        let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+        return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+    default: return "\(error)"
+    }
+}

@@ -1,0 +1,266 @@
+public import Foundation
+public import StetCrypto
+public import StetState
+public import StetCore
+
+/// What `stet verify` found about a release, whether or not it was accepted.
+public struct ReleaseReport: Sendable, Encodable {
+    public struct Signer: Sendable, Encodable {
+        public enum Status: String, Sendable, Encodable {
+            /// A valid signature by a trusted key of role `release`; counts toward the threshold.
+            case counted
+            /// Valid, by a key of the policy that is not in role `release`.
+            case notInRole = "not-in-role"
+            /// Does not verify under any key of the policy.
+            case invalid
+            /// A second signature by a key already counted.
+            case duplicate
+        }
+        public let keyid: String
+        public let name: String?
+        public let status: Status
+        public let example: Bool
+    }
+
+    public struct Refusal: Sendable, Encodable {
+        public let code: String
+        public let message: String
+
+        public init(code: String, message: String) {
+            self.code = code
+            self.message = message
+        }
+    }
+
+    public var directory: String
+    public var version: Int?
+    public var digest: String?
+    public var created: Date?
+    public var expires: Date?
+    public var files: Int?
+    public var signers: [Signer] = []
+    public var threshold: Int
+    public var thresholdMet = false
+    public var warnings: [String] = []
+    public var refused: Refusal?
+}
+
+/// A release that passed every check, with the bytes of its files as they were hashed.
+public struct VerifiedRelease: Sendable {
+    public let index: ReleaseIndex
+    /// `sha256:<hex>` of the index bytes.
+    public let digest: String
+    /// The listed files, named as messages should show them, with their verified bytes.
+    public let files: [(name: String, bytes: Data)]
+    public let report: ReleaseReport
+}
+
+/// Checks a manifest directory's signed release against a trust policy, in the order of the
+/// release contract: envelope and type; signatures and threshold; expiry; version against the
+/// accepted one; paths and symbolic links; file digests and completeness. Reads only, writes
+/// nothing. Path checks run before any listed file is read, so no byte outside the directory
+/// is ever opened.
+public struct ReleaseVerifier: Sendable {
+    public let directory: String
+    public let trust: TrustPolicy
+    public let accepted: AcceptedRelease?
+    public let now: Date
+
+    public init(directory: String, trust: TrustPolicy, accepted: AcceptedRelease?, now: Date) {
+        self.directory = directory
+        self.trust = trust
+        self.accepted = accepted
+        self.now = now
+    }
+
+    public struct Outcome: Sendable {
+        public var report: ReleaseReport
+        public var result: Result<VerifiedRelease, VerificationError>
+    }
+
+    public func verify() -> Outcome {
+        var report = ReleaseReport(directory: directory, threshold: trust.threshold(of: .release))
+        do {
+            let release = try check(&report)
+            return Outcome(report: report, result: .success(release))
+        } catch {
+            report.refused = ReleaseReport.Refusal(code: error.code.rawValue, message: error.message)
+            return Outcome(report: report, result: .failure(error))
+        }
+    }
+
+    private func path(_ relative: String) -> String { ManifestLoader.join(directory, relative) }
+
+    private func check(_ report: inout ReleaseReport) throws(VerificationError) -> VerifiedRelease {
+        let envelopePath = path(ReleaseIndex.envelopeName)
+        // 1. The envelope parses and has the release payload type.
+        guard let bytes = FileManager.default.contents(atPath: envelopePath) else {
+            throw VerificationError(
+                .envelopeMissing, "\(envelopePath) does not exist or cannot be read; sign a release with `stet release sign`")
+        }
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(json: bytes)
+        } catch {
+            throw VerificationError(.envelopeMalformed, "\(envelopePath) is not a DSSE envelope: \(error)")
+        }
+        guard envelope.payloadType == ReleaseIndex.payloadType else {
+            throw VerificationError(
+                .wrongPayloadType,
+                "\(envelopePath) has payloadType \"\(envelope.payloadType)\", expected \"\(ReleaseIndex.payloadType)\"")
+        }
+        let digest = envelope.payload.sha256Reference
+        report.digest = digest
+
+        // 2. Signatures by distinct trusted keys of role release, at least the threshold.
+        let counted = classifySignatures(envelope, into: &report)
+        let index = try ReleaseIndex.decode(envelope.payload)
+        report.version = index.version
+        report.created = index.created
+        report.expires = index.expires
+        report.files = index.files.count
+        report.thresholdMet = counted.count >= report.threshold
+        for name in counted where trust.keys[name]?.example == true {
+            report.warnings.append(
+                "key \(name) is marked example-only: its private half is published with Stet's example; "
+                    + "never trust it on a host you care about")
+        }
+        guard report.thresholdMet else {
+            let names = counted.isEmpty ? "none" : counted.joined(separator: ", ")
+            var detail = "\(counted.count) of \(report.threshold) required signatures from trusted release keys (counted: \(names))"
+            let others = report.signers.filter { $0.status != .counted }
+            if !others.isEmpty {
+                detail += "; not counted: " + others.map { signer in
+                    let who = signer.name.map { "key \($0)" } ?? "keyid \(signer.keyid.prefix(16))…"
+                    switch signer.status {
+                    case .invalid: return "a signature (\(who)) that does not verify under any trusted key"
+                    case .notInRole: return "\(who), which is not in role release"
+                    case .duplicate: return "a second signature by \(who) (a key counts once)"
+                    case .counted: return ""
+                    }
+                }.joined(separator: "; ")
+            }
+            throw VerificationError(.belowThreshold, detail)
+        }
+
+        // 3. Not expired (a frozen mirror cannot serve an old release for ever).
+        guard index.expires > now else {
+            throw VerificationError(
+                .expired, "release version \(index.version) expired at \(RFC3339.format(index.expires)); sign it again with --renew")
+        }
+        if index.expires.timeIntervalSince(now) < 7 * 86_400 {
+            report.warnings.append("release version \(index.version) expires at \(RFC3339.format(index.expires)), in less than 7 days")
+        }
+
+        // 4. Not older than the release in force, and no second content for the same version.
+        if let accepted {
+            if index.version < accepted.version {
+                throw VerificationError(
+                    .rollback,
+                    "release version \(index.version) is older than version \(accepted.version), accepted at "
+                        + "\(RFC3339.format(accepted.acceptedAt)); an older release is never taken back")
+            }
+            if index.version == accepted.version, digest != accepted.digest {
+                throw VerificationError(
+                    .equivocation,
+                    "release version \(index.version) has digest \(digest), but version \(accepted.version) was accepted "
+                        + "with digest \(accepted.digest): two different releases with one version")
+            }
+        }
+
+        // 6. Paths relative without `..`; no symbolic link leading outside the directory.
+        let dir = ManifestDirectory(path: directory)
+        let listing: ManifestDirectory.Listing
+        do {
+            listing = try dir.list()
+        } catch {
+            throw VerificationError(.fileMissing, "\(error)")
+        }
+        for relative in index.files.keys.sorted() where !ManifestDirectory.isSafeRelativePath(relative) {
+            throw VerificationError(
+                .unsafePath, "the release lists \"\(relative)\": paths must be relative, '/'-separated, without '.' or '..'")
+        }
+        for link in listing.symlinks + index.files.keys.sorted() where !dir.staysInside(link) {
+            if listing.symlinks.contains(link) || isSymlinkOnPath(link) {
+                throw VerificationError(.symlinkEscape, "\(path(link)) is a symbolic link that leads outside \(directory)")
+            }
+        }
+
+        // 5. Every listed file with its digest; every manifest file listed.
+        var files: [(name: String, bytes: Data)] = []
+        for relative in index.files.keys.sorted() {
+            let full = path(relative)
+            guard let content = FileManager.default.contents(atPath: full) else {
+                throw VerificationError(.fileMissing, "\(full) is listed in the release but does not exist")
+            }
+            let actual = content.sha256Reference
+            guard actual == index.files[relative] else {
+                throw VerificationError(
+                    .fileModified, "\(full) has digest \(actual), but the release lists \(index.files[relative]!): it changed after signing")
+            }
+            files.append((full, content))
+        }
+        let listed = Set(index.files.keys)
+        if let extra = listing.manifests.first(where: { !listed.contains($0) }) {
+            throw VerificationError(
+                .fileUnlisted, "\(path(extra)) is not part of release version \(index.version): sign the release again to include it, or remove it")
+        }
+        return VerifiedRelease(index: index, digest: digest, files: files, report: report)
+    }
+
+    /// True when some component of `relative` is a symbolic link.
+    private func isSymlinkOnPath(_ relative: String) -> Bool {
+        var current = directory
+        for component in relative.split(separator: "/") {
+            current += "/" + component
+            var info = stat()
+            if lstat(current, &info) == 0, info.st_mode & S_IFMT == S_IFLNK { return true }
+        }
+        return false
+    }
+
+    /// Fills `report.signers` and returns the names of the distinct release keys that count.
+    private func classifySignatures(_ envelope: Envelope, into report: inout ReleaseReport) -> [String] {
+        let releaseKeys = Set(trust.roles[.release]?.keys ?? [])
+        let allKeys = trust.keys.values.sorted { $0.name < $1.name }
+        let message = envelope.signedBytes
+        var counted: [String] = []
+        for signature in envelope.signatures {
+            let candidates = allKeys.filter { $0.publicKey.keyID == signature.keyID.lowercased() }
+                + allKeys.filter { $0.publicKey.keyID != signature.keyID.lowercased() }
+            let signer = candidates.first { $0.publicKey.isValidSignature(signature.signature, for: message) }
+            let status: ReleaseReport.Signer.Status
+            if let signer {
+                if !releaseKeys.contains(signer.name) {
+                    status = .notInRole
+                } else if counted.contains(signer.name) {
+                    status = .duplicate
+                } else {
+                    status = .counted
+                    counted.append(signer.name)
+                }
+            } else {
+                status = .invalid
+            }
+            report.signers.append(ReleaseReport.Signer(
+                keyid: signer?.publicKey.keyID ?? signature.keyID, name: signer?.name, status: status,
+                example: signer?.example ?? false))
+        }
+        return counted
+    }
+}
+
+extension VerifiedRelease {
+    /// Parses the verified files into the desired state. Throws `ManifestError`.
+    public func desiredState() throws -> DesiredState {
+        try ManifestLoader.decode(files: files.filter { ManifestDirectory.isManifest($0.name) })
+    }
+
+    /// Records this release as the one in force (only ever moving forward).
+    public func accept(into store: any StateStore, now: Date) throws {
+        if let current = try AcceptedRelease.load(from: store), current.version == index.version, current.digest == digest {
+            return
+        }
+        try AcceptedRelease(version: index.version, digest: digest, acceptedAt: now).save(to: store)
+    }
+}

@@ -1,0 +1,175 @@
+public import Foundation
+public import StetCrypto
+import StetCore
+import StetState
+import Yams
+
+/// Who may do what: the keys Stet trusts and the threshold each role needs (`keys/trust.yaml`).
+public struct TrustPolicy: Sendable {
+    public enum Role: String, CaseIterable, Sendable, Codable {
+        /// May change this policy (sign a rotation).
+        case root
+        /// May sign releases.
+        case release
+        /// May sign plans and audit entries.
+        case `operator`
+    }
+
+    public struct Key: Sendable {
+        public let name: String
+        public let publicKey: PublicKey
+        /// Marked `example: true`: shipped with Stet's example release, never for real use.
+        public let example: Bool
+    }
+
+    public struct Threshold: Sendable, Equatable, Codable {
+        public let threshold: Int
+        public let keys: [String]
+    }
+
+    public let version: Int
+    /// Keys by name.
+    public let keys: [String: Key]
+    public let roles: [Role: Threshold]
+    /// `sha256:<hex>` of the `trust.yaml` bytes this policy was read from.
+    public let digest: String
+
+    /// The keys of `role`, in the order the policy names them.
+    public func keys(in role: Role) -> [Key] { roles[role]?.keys.compactMap { keys[$0] } ?? [] }
+
+    public func threshold(of role: Role) -> Int { roles[role]?.threshold ?? Int.max }
+
+    /// The name of the key whose public half is `key`, if the policy has it.
+    public func name(of key: PublicKey) -> String? { keys.values.first { $0.publicKey == key }?.name }
+
+    /// Same keys, key material, roles and version: nothing a rotation would need to change.
+    public func sameAuthority(as other: TrustPolicy) -> Bool {
+        version == other.version && roles == other.roles && keys.count == other.keys.count
+            && keys.allSatisfy { name, key in
+                other.keys[name].map { $0.publicKey == key.publicKey && $0.example == key.example } ?? false
+            }
+    }
+
+    /// Reads `keys/trust.yaml` and the public key files it names (relative to its folder).
+    /// Errors list every problem with `file:line:column`.
+    public static func load(file: String) throws -> TrustPolicy {
+        guard let bytes = FileManager.default.contents(atPath: file) else {
+            throw ManifestError([Diagnostic(
+                location: SourceLocation(file: file, line: 1, column: 1), field: "",
+                message: "cannot read the trust policy (create it, or pass --trust FILE)")])
+        }
+        let folder = (file as NSString).deletingLastPathComponent
+        return try parse(bytes, file: file) { relative in
+            let path = relative.hasPrefix("/") ? relative : (folder.isEmpty ? relative : folder + "/" + relative)
+            return FileManager.default.contents(atPath: path)
+        }
+    }
+
+    /// Parses policy bytes; `loadKey` returns the PEM of a `publicKey` path, nil if unreadable.
+    public static func parse(_ bytes: Data, file: String, loadKey: (String) -> Data?) throws -> TrustPolicy {
+        let sink = DiagnosticSink(file: file)
+        var policy: TrustPolicy?
+        if let text = String(validatingUTF8Data: bytes) {
+            do {
+                let parser = try Parser(yaml: text, resolver: ManifestLoader.resolver, constructor: .default, encoding: .default)
+                if let root = try parser.nextRoot() {
+                    policy = decode(Cursor(node: root, field: "", sink: sink), digest: bytes.sha256Reference, loadKey: loadKey)
+                    if try parser.nextRoot() != nil { sink.report(nil, "", "expected one YAML document") }
+                } else {
+                    sink.report(nil, "", "the trust policy is empty")
+                }
+            } catch let error as YamlError {
+                ManifestLoader.report(error, into: sink)
+            }
+        } else {
+            sink.report(nil, "", "not UTF-8 text")
+        }
+        guard let policy, sink.diagnostics.isEmpty else { throw ManifestError(sink.diagnostics) }
+        return policy
+    }
+
+    static func decode(_ root: Cursor, digest: String, loadKey: (String) -> Data?) -> TrustPolicy? {
+        guard let document = root.mapping() else { return nil }
+        defer { document.finish() }
+        if let api = document.required("apiVersion", "stet/v1")?.string(), api != "stet/v1" {
+            document.optional("apiVersion")?.error("expected stet/v1, found \"\(api)\"")
+        }
+        if let kind = document.required("kind", "TrustPolicy")?.string(), kind != "TrustPolicy" {
+            document.optional("kind")?.error("expected TrustPolicy, found \"\(kind)\"")
+        }
+        let version = document.required("version", "a whole number ≥ 1, raised by each rotation")?.int(in: 1...1_000_000)
+        var keys: [String: Key] = [:]
+        var keysOK = false
+        if let keyMap = document.required("keys", "name: {publicKey: FILE}")?.mapping() {
+            keysOK = true
+            for (name, value) in keyMap.entries {
+                _ = keyMap.optional(name.text)
+                if !ResourceID.isValidName(name.text) {
+                    name.cursor.error("expected a key name that is a DNS label, found \"\(name.text)\"")
+                    keysOK = false
+                    continue
+                }
+                if let key = decodeKey(name.text, value, loadKey: loadKey) { keys[name.text] = key } else { keysOK = false }
+            }
+            if keyMap.entries.isEmpty { keyMap.cursor.error("expected at least one key"); keysOK = false }
+        }
+        var roles: [Role: Threshold] = [:]
+        var rolesOK = false
+        if let roleMap = document.required("roles", "root, release and operator")?.mapping() {
+            defer { roleMap.finish() }
+            rolesOK = true
+            for role in Role.allCases {
+                let cursor = role == .operator ? roleMap.optional(role.rawValue)
+                    : roleMap.required(role.rawValue, "threshold and keys")
+                guard let cursor else { if role != .operator { rolesOK = false }; continue }
+                if let threshold = decodeRole(cursor, known: keysOK ? Set(keys.keys) : nil) { roles[role] = threshold } else { rolesOK = false }
+            }
+        }
+        guard let version, keysOK, rolesOK else { return nil }
+        return TrustPolicy(version: version, keys: keys, roles: roles, digest: digest)
+    }
+
+    static func decodeKey(_ name: String, _ cursor: Cursor, loadKey: (String) -> Data?) -> Key? {
+        guard let entry = cursor.mapping() else { return nil }
+        defer { entry.finish() }
+        let file = entry.required("publicKey", "a PEM public key file, relative to the policy's folder")?.string()
+        let example = entry.field("example", default: false) { $0.bool() }
+        guard let file, let example else { return nil }
+        guard let pem = loadKey(file) else {
+            entry.optional("publicKey")?.error("cannot read public key file \(file)")
+            return nil
+        }
+        do {
+            return Key(name: name, publicKey: try PublicKey(pem: pem, source: file), example: example)
+        } catch {
+            entry.optional("publicKey")?.error("\(error)")
+            return nil
+        }
+    }
+
+    static func decodeRole(_ cursor: Cursor, known: Set<String>?) -> Threshold? {
+        guard let role = cursor.mapping() else { return nil }
+        defer { role.finish() }
+        let threshold = role.required("threshold", "how many distinct keys must sign")?.int(in: 1...1000)
+        let keyCursor = role.required("keys", "names from keys")
+        let names = keyCursor?.stringList(nonEmpty: true)
+        guard let threshold, let names, let keyCursor else { return nil }
+        var ok = true
+        if let known {
+            for (index, name) in names.enumerated() where !known.contains(name) {
+                Cursor(node: keyCursor.list()![index].node, field: "\(keyCursor.field)[\(index)]", sink: cursor.sink)
+                    .error("no key named \"\(name)\" under keys")
+                ok = false
+            }
+        }
+        if Set(names).count != names.count {
+            keyCursor.error("expected each key once")
+            ok = false
+        }
+        if threshold > Set(names).count {
+            (role.optional("threshold") ?? cursor).error("threshold \(threshold) can never be met by \(Set(names).count) key(s)")
+            ok = false
+        }
+        return ok ? Threshold(threshold: threshold, keys: names) : nil
+    }
+}

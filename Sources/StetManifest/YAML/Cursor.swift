@@ -1,0 +1,233 @@
+import Foundation
+import StetCore
+import Yams
+
+/// Collects the diagnostics of one file while its documents are read.
+final class DiagnosticSink {
+    let file: String
+    private(set) var diagnostics: [Diagnostic] = []
+
+    init(file: String) { self.file = file }
+
+    func report(_ mark: Mark?, _ field: String, _ message: String) {
+        let location = SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
+        diagnostics.append(Diagnostic(location: location, field: field, message: message))
+    }
+}
+
+/// A YAML node, the dotted path of the field it is, and where to report problems. Each typed
+/// accessor returns nil after reporting what was expected, so a reader goes on and finds every
+/// problem of a file in one pass.
+struct Cursor {
+    let node: Node
+    let field: String
+    let sink: DiagnosticSink
+
+    var mark: Mark? { node.mark }
+
+    /// The scalar's resolved tag (`str` for anything quoted).
+    static func tagName(_ scalar: Node.Scalar) -> Tag.Name { Tag.Name(rawValue: Node.scalar(scalar).tag.rawValue) }
+
+    func error(_ message: String) { sink.report(mark, field, message) }
+
+    /// How the node reads in a message: `"two"`, `a list`, `a mapping`.
+    var found: String {
+        switch node {
+        case .scalar(let scalar):
+            if Cursor.tagName(scalar) == .null { return "nothing" }
+            let text = scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "…" : scalar.string
+            return "\"\(text)\""
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    private func expected(_ what: String) { error("expected \(what), found \(found)") }
+
+    var isNull: Bool {
+        if case .scalar(let scalar) = node, Cursor.tagName(scalar) == .null { return true }
+        return false
+    }
+
+    func string(nonEmpty: Bool = true) -> String? {
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str else {
+            if case .scalar(let scalar) = node, Cursor.tagName(scalar) != .null {
+                expected("a string (quote it: \"\(scalar.string)\")")
+            } else {
+                expected("a string")
+            }
+            return nil
+        }
+        if nonEmpty, scalar.string.isEmpty {
+            error("expected a non-empty string")
+            return nil
+        }
+        return scalar.string
+    }
+
+    func int(in range: ClosedRange<Int>) -> Int? {
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .int, let value = Int(scalar.string),
+            range.contains(value)
+        else {
+            let bound = range.upperBound == Int.max ? "≥ \(range.lowerBound)" : "from \(range.lowerBound) to \(range.upperBound)"
+            expected("a whole number \(bound)")
+            return nil
+        }
+        return value
+    }
+
+    func bool() -> Bool? {
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .bool, let value = Bool.construct(from: scalar) else {
+            expected("true or false")
+            return nil
+        }
+        return value
+    }
+
+    func duration(positive: Bool = true) -> StetDuration? {
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str || Cursor.tagName(scalar) == .int,
+            let value = StetDuration(parsing: scalar.string)
+        else {
+            expected("a duration such as 500ms, 30s, 1h30m or 7d")
+            return nil
+        }
+        if positive, value.milliseconds == 0 {
+            error("expected a duration longer than 0s")
+            return nil
+        }
+        return value
+    }
+
+    func oneOf<E: RawRepresentable & CaseIterable>(_: E.Type) -> E? where E.RawValue == String {
+        let choices = E.allCases.map(\.rawValue).joined(separator: ", ")
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str, let value = E(rawValue: scalar.string) else {
+            expected("one of \(choices)")
+            return nil
+        }
+        return value
+    }
+
+    func list() -> [Cursor]? {
+        guard case .sequence(let sequence) = node else {
+            expected("a list")
+            return nil
+        }
+        return sequence.enumerated().map { Cursor(node: $1, field: "\(field)[\($0)]", sink: sink) }
+    }
+
+    func stringList(nonEmpty: Bool = false) -> [String]? {
+        guard let items = list() else { return nil }
+        if nonEmpty, items.isEmpty {
+            error("expected at least one item")
+            return nil
+        }
+        let strings = items.compactMap { $0.string() }
+        return strings.count == items.count ? strings : nil
+    }
+
+    /// A mapping of strings to strings (labels, env). Keys must be strings and unique.
+    func stringMap(keyRule: ((String) -> String?)? = nil) -> [String: String]? {
+        guard let mapping = mapping() else { return nil }
+        var result: [String: String] = [:]
+        var ok = true
+        for (key, value) in mapping.entries {
+            if let problem = keyRule?(key.text) {
+                key.cursor.error(problem)
+                ok = false
+            }
+            if let text = value.string(nonEmpty: false) { result[key.text] = text } else { ok = false }
+        }
+        return ok ? result : nil
+    }
+
+    func mapping() -> MappingReader? {
+        guard case .mapping(let mapping) = node else {
+            expected("a mapping")
+            return nil
+        }
+        return MappingReader(mapping: mapping, cursor: self)
+    }
+}
+
+/// Reads the fields of a mapping once each. `finish()` reports keys nobody asked for, so an
+/// unknown or misspelt field is an error, not silently ignored.
+final class MappingReader {
+    struct Key {
+        let text: String
+        let cursor: Cursor
+    }
+
+    let cursor: Cursor
+    private(set) var entries: [(Key, Cursor)] = []
+    private var taken: Set<String> = []
+
+    init(mapping: Node.Mapping, cursor: Cursor) {
+        self.cursor = cursor
+        var seen: [String: Mark?] = [:]
+        for (keyNode, valueNode) in mapping {
+            let keyCursor = Cursor(node: keyNode, field: cursor.field, sink: cursor.sink)
+            guard case .scalar(let scalar) = keyNode, Cursor.tagName(scalar) != .null else {
+                keyCursor.error("expected field names to be strings, found \(keyCursor.found)")
+                continue
+            }
+            let name = scalar.string
+            let child = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
+            if let first = seen[name] {
+                let at = first.map { " (first at line \($0.line))" } ?? ""
+                Cursor(node: keyNode, field: child, sink: cursor.sink).error("duplicate field\(at)")
+                continue
+            }
+            seen[name] = keyNode.mark
+            entries.append((Key(text: name, cursor: Cursor(node: keyNode, field: child, sink: cursor.sink)),
+                            Cursor(node: valueNode, field: child, sink: cursor.sink)))
+        }
+    }
+
+    /// The field's value, if present; marks it known.
+    func optional(_ name: String) -> Cursor? {
+        taken.insert(name)
+        return entries.first { $0.0.text == name }?.1
+    }
+
+    /// An optional field: `defaultValue` when absent, the decoded value when valid, nil once
+    /// `decode` has reported why it is not.
+    func field<T>(_ name: String, default defaultValue: T, _ decode: (Cursor) -> T?) -> T? {
+        guard let value = optional(name) else { return defaultValue }
+        return decode(value)
+    }
+
+    /// An optional field without a default: `.some(nil)` when absent, `.some(value)` when valid,
+    /// nil once `decode` has reported why it is not.
+    func field<T>(_ name: String, _ decode: (Cursor) -> T?) -> T?? {
+        guard let value = optional(name) else { return .some(nil) }
+        return decode(value).map { .some($0) }
+    }
+
+    /// The field's value; reports it missing otherwise.
+    func required(_ name: String, _ what: String) -> Cursor? {
+        if let value = optional(name) { return value }
+        let field = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
+        cursor.sink.report(cursor.mark, field, "missing required field (\(what))")
+        return nil
+    }
+
+    /// Exactly one of `names` must be present. Returns its name and value.
+    func exactlyOne(of names: [String]) -> (String, Cursor)? {
+        let present = names.compactMap { name in optional(name).map { (name, $0) } }
+        switch present.count {
+        case 1: return present[0]
+        case 0: cursor.error("expected exactly one of \(names.joined(separator: ", "))")
+        default: present[1].1.error("only one of \(names.joined(separator: ", ")) may be set; found \(present.map(\.0).joined(separator: " and "))")
+        }
+        return nil
+    }
+
+    /// Reports every field that no reader took.
+    func finish() {
+        let known = taken.sorted().joined(separator: ", ")
+        for (key, _) in entries where !taken.contains(key.text) {
+            key.cursor.error("unknown field (expected one of: \(known))")
+        }
+    }
+}

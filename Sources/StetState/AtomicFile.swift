@@ -1,0 +1,56 @@
+public import Foundation
+
+/// Writes files so that a crash leaves either the old content or the new, never a mix: write a
+/// temporary file beside the target, fsync it, rename it over the target, fsync the directory.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        let temporary = "\(path).tmp.\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw StateError.io("create \(temporary)", errno) }
+        var ok = false
+        defer {
+            if !ok { unlink(temporary) }
+        }
+        do {
+            defer { close(fd) }
+            try data.withUnsafeBytes { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        throw StateError.io("write \(temporary)", errno)
+                    }
+                    offset += n
+                }
+            }
+            guard fchmod(fd, mode) == 0 else { throw StateError.io("chmod \(temporary)", errno) }
+            guard fsync(fd) == 0 else { throw StateError.io("fsync \(temporary)", errno) }
+        }
+        guard rename(temporary, path) == 0 else { throw StateError.io("rename \(temporary) to \(path)", errno) }
+        ok = true
+        try syncDirectory(directory.isEmpty ? "." : directory)
+    }
+
+    /// fsyncs a directory so that a rename or a new entry in it survives a crash.
+    public static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw StateError.io("open directory \(path)", errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw StateError.io("fsync directory \(path)", errno) }
+    }
+
+    /// Creates `path` and its missing parents with `mode`, fsyncing each new directory's parent.
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o700) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw StateError.io("\(path) exists and is not a directory", ENOTDIR) }
+            return
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty, parent != path { try makeDirectory(parent, mode: mode) }
+        if mkdir(path, mode) != 0, errno != EEXIST { throw StateError.io("create directory \(path)", errno) }
+        try syncDirectory(parent.isEmpty ? "." : parent)
+    }
+}

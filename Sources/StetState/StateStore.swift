@@ -1,0 +1,53 @@
+public import Foundation
+
+/// Where Stet keeps what it has decided: the accepted release, the pinned trust policy, and
+/// (later) per-resource records. Small on purpose: a cluster store can implement the same.
+///
+/// Keys are `/`-separated relative paths (`release.json`, `trust/policy.json`). `write` is
+/// atomic: a reader sees the old value or the new one, and the new one survives a crash once
+/// `write` returns.
+public protocol StateStore: Sendable {
+    func read(_ key: String) throws -> Data?
+    func write(_ key: String, _ data: Data) throws
+}
+
+/// The state directory on the local disk (`--state-dir`, `STET_STATE_DIR`, default `./.stet`).
+public struct FileStateStore: StateStore {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    /// The state directory named by `option`, else `STET_STATE_DIR`, else `./.stet`.
+    public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> FileStateStore
+    {
+        FileStateStore(root: option ?? environment["STET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".stet")
+    }
+
+    public func path(_ key: String) -> String { (root as NSString).appendingPathComponent(key) }
+
+    public func read(_ key: String) throws -> Data? {
+        let path = path(key)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else { throw StateError.io("read \(path)", EACCES) }
+        return data
+    }
+
+    public func write(_ key: String, _ data: Data) throws {
+        let path = path(key)
+        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
+        try AtomicFile.write(data, to: path, mode: 0o600)
+    }
+}
+
+/// An in-memory store for tests of the parts that only decide.
+public final class MemoryStateStore: StateStore, @unchecked Sendable {
+    private var values: [String: Data] = [:]
+    private let lock = NSLock()
+
+    public init() {}
+
+    public func read(_ key: String) throws -> Data? { lock.withLock { values[key] } }
+
+    public func write(_ key: String, _ data: Data) throws { lock.withLock { values[key] = data } }
+}

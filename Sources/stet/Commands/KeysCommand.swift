@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import StetCrypto
+import StetState
+
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Make and inspect Ed25519 signing keys.",
+        subcommands: [KeysGenerateCommand.self, KeysIDCommand.self]
+    )
+}
+
+struct KeysGenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate an Ed25519 key pair.",
+        discussion: """
+            Writes the private key (PKCS#8 PEM, mode 0600) outside the repository and the public key \
+            (SubjectPublicKeyInfo PEM) where the trust policy can name it. Never overwrites a file. \
+            The keys interoperate with `openssl pkeyutl -rawin`.
+
+            EXIT STATUS
+              0   both files written
+              1   a file exists already, or cannot be written
+            """
+    )
+
+    @Argument(help: "Key name, a DNS label such as alice or ci.")
+    var name: String
+
+    @Option(help: ArgumentHelp("Folder for NAME.key (default: $XDG_CONFIG_HOME/stet/keys or ~/.config/stet/keys).", valueName: "dir"))
+    var privateDir: String?
+
+    @Option(help: ArgumentHelp("Folder for NAME.pub.", valueName: "dir"))
+    var publicDir = "keys"
+
+    @Flag(help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    func validate() throws {
+        let valid = !name.isEmpty && name.count <= 63
+            && name.allSatisfy { $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }
+            && name.first != "-" && name.last != "-"
+        guard valid else { throw ValidationError("key name \"\(name)\" must be a DNS label: lowercase letters, digits and '-'") }
+    }
+
+    func run() throws {
+        let privateFolder = privateDir ?? Self.defaultPrivateDir()
+        let privatePath = (privateFolder as NSString).appendingPathComponent("\(name).key")
+        let publicPath = (publicDir as NSString).appendingPathComponent("\(name).pub")
+        for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
+            throw CommandFailure(status: ExitStatus.error, message: "\(path) exists already; Stet never overwrites a key")
+        }
+        let key = try PrivateKey.generate()
+        try AtomicFile.makeDirectory(privateFolder, mode: 0o700)
+        try AtomicFile.makeDirectory(publicDir, mode: 0o755)
+        try NewFile.create(privatePath, contents: try key.pem(), mode: 0o600)
+        try NewFile.create(publicPath, contents: try key.publicKey.pem(), mode: 0o644)
+        let out = Terminal.standardOutput
+        if json {
+            out.json(["name": name, "keyid": key.publicKey.keyID, "privateKey": privatePath, "publicKey": publicPath])
+            return
+        }
+        out.line("generated Ed25519 key \(out.bold(name))")
+        out.line("  key id       \(key.publicKey.keyID)")
+        out.line("  private key  \(privatePath)  (mode 0600: keep it off the repository)")
+        out.line("  public key   \(publicPath)")
+        out.line("Add it to the trust policy: keys: {\(name): {publicKey: \(name).pub}} and to the roles it may act in.")
+    }
+
+    static func defaultPrivateDir() -> String {
+        let environment = ProcessInfo.processInfo.environment
+        if let xdg = environment["XDG_CONFIG_HOME"], !xdg.isEmpty { return xdg + "/stet/keys" }
+        return (environment["HOME"] ?? NSHomeDirectory()) + "/.config/stet/keys"
+    }
+}
+
+struct KeysIDCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "id",
+        abstract: "Print a key's id: the hex SHA-256 of its raw public key.",
+        discussion: """
+            FILE may hold a public key (SubjectPublicKeyInfo PEM) or a private key (PKCS#8 PEM; \
+            refused when group or others can read it).
+
+            EXIT STATUS
+              0   printed
+              1   not an Ed25519 key, or unreadable
+            """
+    )
+
+    @Argument(help: "A public or private key file.")
+    var file: String
+
+    @Flag(help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CommandFailure(status: ExitStatus.error, message: "cannot read \(file)")
+        }
+        let key: PublicKey
+        if String(decoding: data, as: UTF8.self).contains("PRIVATE KEY") {
+            key = try PrivateKey(contentsOfFile: file).publicKey
+        } else {
+            key = try PublicKey(pem: data, source: file)
+        }
+        if json {
+            Terminal.standardOutput.json(["file": file, "keyid": key.keyID])
+        } else {
+            Terminal.standardOutput.line(key.keyID)
+        }
+    }
+}
+
+/// Creates a file that must not exist yet, atomically: written and fsynced under a temporary
+/// name, then linked into place (which fails if the name was taken meanwhile).
+enum NewFile {
+    static func create(_ path: String, contents: Data, mode: mode_t) throws {
+        let temporary = path + ".tmp.\(getpid())"
+        try AtomicFile.write(contents, to: temporary, mode: mode)
+        defer { unlink(temporary) }
+        guard link(temporary, path) == 0 else {
+            throw CommandFailure(status: ExitStatus.error, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+import StetCrypto
+import StetManifest
+import StetState
+
+/// Stet's exit statuses (a contract: scripts and CI read them).
+enum ExitStatus {
+    static let ok: Int32 = 0
+    static let error: Int32 = 1
+    static let refused: Int32 = 10
+
+    /// Prints a Stet error to standard error and returns its status; nil for errors that are
+    /// ArgumentParser's own (usage, help), which it prints itself.
+    static func forStetError(_ error: any Error) -> Int32? {
+        switch error {
+        case let refused as ReleaseGate.Refused:
+            Terminal.standardError.line(Terminal.standardError.red("refused") + ": " + refused.error.description)
+            return Self.refused
+        case let refused as VerificationError:
+            Terminal.standardError.line(Terminal.standardError.red("refused") + ": " + refused.description)
+            return Self.refused
+        case let failure as CommandFailure:
+            if let message = failure.message { Terminal.standardError.line("stet: \(message)") }
+            return failure.status
+        case let manifest as ManifestError:
+            Terminal.standardError.line(manifest.description)
+            return Self.error
+        case is CryptoError, is StateError, is SigningError, is ManifestDirectoryError:
+            Terminal.standardError.line("stet: \(error)")
+            return Self.error
+        default:
+            return nil
+        }
+    }
+}
+
+/// A command that has already said what went wrong (or has a message to say) and ends with
+/// `status`.
+struct CommandFailure: Error {
+    let status: Int32
+    let message: String?
+}

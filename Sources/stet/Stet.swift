@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+
+@main
+struct Stet: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "stet",
+        abstract: "Keep a host's redundancy, backup and monitoring guarantees true.",
+        discussion: """
+            Operators declare guarantees in YAML manifests, signed as a release by reviewers. Stet \
+            verifies the release against a pinned trust policy before it acts on anything.
+
+            EXIT STATUS
+              0   done, or in sync
+              1   error (bad input, I/O)
+              10  release, trust policy or plan refused by verification
+            """,
+        version: version,
+        subcommands: [
+            KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self,
+        ]
+    )
+
+    /// Runs the command and turns every error into its exit status, here and only here.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if let status = ExitStatus.forStetError(error) {
+                Glibc.exit(status)
+            }
+            exit(withError: error)
+        }
+    }
+}
