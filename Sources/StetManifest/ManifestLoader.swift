@@ -43,20 +43,32 @@ public enum ManifestLoader {
         }
         var diagnostics = extraDiagnostics
         var resources: [DecodedResource] = []
+        var declarations = Declarations()
         for result in results {
             diagnostics += result.diagnostics
             resources += result.resources
+            declarations.declared += result.declarations.declared
+            declarations.references += result.declarations.references
         }
-        var state = DesiredState()
         var firstSeen: [ResourceID: SourceLocation] = [:]
-        for resource in resources {
-            if let first = firstSeen[resource.id] {
+        for (id, location) in declarations.declared {
+            if let first = firstSeen[id] {
                 diagnostics.append(Diagnostic(
-                    location: resource.location, field: "metadata.name",
-                    message: "duplicate \(resource.id) (first declared at \(first))"))
-                continue
+                    location: location, field: "metadata.name", message: "duplicate \(id) (first declared at \(first))"))
+            } else {
+                firstSeen[id] = location
             }
-            firstSeen[resource.id] = resource.location
+        }
+        for reference in declarations.references where firstSeen[reference.target] == nil {
+            let mark = reference.cursor.mark
+            diagnostics.append(Diagnostic(
+                location: SourceLocation(file: reference.cursor.sink.file, line: mark?.line ?? 1, column: mark?.column ?? 1),
+                field: reference.cursor.field,
+                message: "\(reference.from) refers to \(reference.target), which no manifest declares"))
+        }
+        guard diagnostics.isEmpty else { throw ManifestError(diagnostics) }
+        var state = DesiredState()
+        for resource in resources {
             switch resource.value {
             case .service(let service): state.services[service.metadata.name] = service
             case .backupPolicy(let policy): state.backupPolicies[policy.metadata.name] = policy
@@ -64,24 +76,19 @@ public enum ManifestLoader {
             case .notifier(let notifier): state.notifiers[notifier.metadata.name] = notifier
             }
         }
-        for resource in resources {
-            for (target, cursor) in resource.references where firstSeen[target] == nil {
-                cursor.error("\(resource.id) refers to \(target), which no manifest declares")
-                diagnostics.append(cursor.sink.diagnostics.last!)
-            }
-        }
-        guard diagnostics.isEmpty else { throw ManifestError(diagnostics) }
         return state
     }
 
     struct FileResult {
         var diagnostics: [Diagnostic] = []
         var resources: [DecodedResource] = []
+        var declarations = Declarations()
     }
 
     static func decodeFile(name: String, bytes: Data) -> FileResult {
         let sink = DiagnosticSink(file: name)
         var resources: [DecodedResource] = []
+        var declarations = Declarations()
         if bytes.count > maximumFileSize {
             sink.report(nil, "", "file is larger than \(maximumFileSize / 1024) KiB")
             return FileResult(diagnostics: sink.diagnostics)
@@ -94,7 +101,7 @@ public enum ManifestLoader {
             let parser = try Parser(yaml: text, resolver: resolver, constructor: .default, encoding: .default)
             while let root = try parser.nextRoot() {
                 if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
-                if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink)) {
+                if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
                     resources.append(resource)
                 }
             }
@@ -103,7 +110,8 @@ public enum ManifestLoader {
         } catch {
             sink.report(nil, "", "cannot parse YAML: \(error)")
         }
-        return FileResult(diagnostics: sink.diagnostics, resources: sink.diagnostics.isEmpty ? resources : [])
+        return FileResult(
+            diagnostics: sink.diagnostics, resources: sink.diagnostics.isEmpty ? resources : [], declarations: declarations)
     }
 
     static func report(_ error: YamlError, into sink: DiagnosticSink) {
@@ -112,6 +120,8 @@ public enum ManifestLoader {
             .composer(let context, let problem, let mark, _):
             let detail = context.map { "\($0.text) " } ?? ""
             sink.report(mark, "", "invalid YAML: \(detail)\(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            sink.report(context.mark, duplicates.first ?? "", "duplicate field (\(duplicates.joined(separator: ", ")) appears twice)")
         case .reader(let problem, _, _, _):
             sink.report(nil, "", "invalid YAML: \(problem)")
         default:

@@ -1,8 +1,7 @@
 import StetCore
 import Yams
 
-/// One decoded manifest document: the resource, where it was declared, and the names it
-/// refers to (checked once every file is read).
+/// One decoded manifest document and where it was declared.
 struct DecodedResource {
     enum Value {
         case service(Service)
@@ -14,15 +13,21 @@ struct DecodedResource {
     let id: ResourceID
     let value: Value
     let location: SourceLocation
-    /// (referenced resource, cursor of the field that names it)
-    let references: [(ResourceID, Cursor)]
+}
+
+/// What the documents of a file declare and refer to, kept even for documents with errors, so
+/// that duplicates and dangling references are reported beside every other problem.
+struct Declarations {
+    var declared: [(ResourceID, SourceLocation)] = []
+    /// (referenced resource, the resource that refers, cursor of the field that names it)
+    var references: [(target: ResourceID, from: ResourceID, cursor: Cursor)] = []
 }
 
 enum DocumentDecoder {
     static let apiVersion = "stet/v1"
 
     /// Decodes one document; nil when it has errors (reported into the cursor's sink).
-    static func decode(_ root: Cursor) -> DecodedResource? {
+    static func decode(_ root: Cursor, declarations: inout Declarations) -> DecodedResource? {
         guard let document = root.mapping() else { return nil }
         defer { document.finish() }
         if let version = document.required("apiVersion", apiVersion)?.string(), version != apiVersion {
@@ -32,6 +37,8 @@ enum DocumentDecoder {
             .oneOf(ResourceKind.self)
         let metadata = document.required("metadata", "name and labels").flatMap(decodeMetadata)
         let spec = document.required("spec", "the resource's specification")
+        let location = SourceLocation(file: root.sink.file, line: root.mark?.line ?? 1, column: root.mark?.column ?? 1)
+        if let kind, let metadata { declarations.declared.append((ResourceID(kind, metadata.name), location)) }
         guard let kind, let spec else { return nil }
         var references: [(ResourceID, Cursor)] = []
         let value: DecodedResource.Value?
@@ -41,9 +48,12 @@ enum DocumentDecoder {
         case .monitor: value = MonitorDecoder.decode(spec, metadata: metadata, references: &references).map(DecodedResource.Value.monitor)
         case .notifier: value = NotifierDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.notifier)
         }
+        if let metadata {
+            let id = ResourceID(kind, metadata.name)
+            declarations.references += references.map { ($0.0, id, $0.1) }
+        }
         guard let value, let metadata else { return nil }
-        let location = SourceLocation(file: root.sink.file, line: root.mark?.line ?? 1, column: root.mark?.column ?? 1)
-        return DecodedResource(id: ResourceID(kind, metadata.name), value: value, location: location, references: references)
+        return DecodedResource(id: ResourceID(kind, metadata.name), value: value, location: location)
     }
 
     static func decodeMetadata(_ cursor: Cursor) -> Metadata? {

@@ -1,0 +1,76 @@
+public import Foundation
+
+/// The result of a finished process.
+public struct ProcessOutput: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+    public var combined: String { stdout + stderr }
+}
+
+/// Runs a program to completion with standard input closed, capturing both outputs.
+/// `timeout` bounds the wait: a process still running then is killed and the call fails.
+public func run(
+    _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
+    input: Data? = nil, timeout: TimeInterval = 120
+) throws -> ProcessOutput {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    var env = ProcessInfo.processInfo.environment
+    env["NO_COLOR"] = "1"
+    env.removeValue(forKey: "STET_STATE_DIR")
+    env.removeValue(forKey: "STET_KEY")
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let out = Pipe(), err = Pipe(), inPipe = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = inPipe
+    try process.run()
+    if let input { inPipe.fileHandleForWriting.write(input) }
+    try? inPipe.fileHandleForWriting.close()
+    // Read both pipes while the process runs, so a large output never blocks it.
+    let collected = Collected()
+    let group = DispatchGroup()
+    for (index, pipe) in [out, err].enumerated() {
+        group.enter()
+        DispatchQueue.global().async {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            collected.set(index, data)
+            group.leave()
+        }
+    }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        throw TestFailure("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
+    }
+    process.waitUntilExit()
+    return ProcessOutput(
+        status: process.terminationStatus, stdout: String(decoding: collected.get(0), as: UTF8.self),
+        stderr: String(decoding: collected.get(1), as: UTF8.self))
+}
+
+/// The full path of `program` on `PATH`.
+public func which(_ program: String) throws -> String {
+    for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+        let candidate = "\(folder)/\(program)"
+        if access(candidate, X_OK) == 0 { return candidate }
+    }
+    throw TestFailure("\(program) is not installed (run scripts/test, which installs what the tests need)")
+}
+
+public struct TestFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+private final class Collected: @unchecked Sendable {
+    private var values: [Int: Data] = [:]
+    private let lock = NSLock()
+    func set(_ index: Int, _ data: Data) { lock.withLock { values[index] = data } }
+    func get(_ index: Int) -> Data { lock.withLock { values[index] ?? Data() } }
+}

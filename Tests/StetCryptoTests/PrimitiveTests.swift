@@ -1,0 +1,70 @@
+import Foundation
+import StetCrypto
+import StetTesting
+import Testing
+
+@Suite struct PrimitiveTests {
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+    ])
+    func sha256KnownAnswers(input: String, hex: String) {
+        #expect(SHA256.hash(Data(input.utf8)).hexString == hex)
+    }
+
+    @Test func sha256OfFileMatchesInMemoryAcrossBlockBoundaries() throws {
+        let dir = TemporaryDirectory()
+        var bytes = Data(count: 200_000)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
+        let path = try dir.write("blob", bytes)
+        #expect(try SHA256.hash(fileAt: path) == SHA256.hash(bytes))
+        let streamed = SHA256()
+        stride(from: 0, to: bytes.count, by: 4093).forEach { streamed.update(bytes[$0..<min($0 + 4093, bytes.count)]) }
+        #expect(streamed.finalize() == SHA256.hash(bytes))
+        #expect(throws: CryptoError.self) { try SHA256.hash(fileAt: dir.file("missing")) }
+    }
+
+    @Test func hexRoundTripAndRejects() {
+        let data = Data([0, 1, 0xab, 0xff])
+        #expect(data.hexString == "0001abff")
+        #expect(Data(hexString: "0001ABff") == data)
+        #expect(Data(hexString: "abc") == nil)
+        #expect(Data(hexString: "zz") == nil)
+    }
+
+    @Test func base64AcceptsStandardAndURLSafe() {
+        let data = Data([0xfb, 0xff, 0xbf, 0x01])
+        #expect(Data(lenientBase64: "+/+/AQ==") == data)
+        #expect(Data(lenientBase64: "-_-_AQ==") == data)
+        #expect(Data(lenientBase64: "-_-_AQ") == data)
+        #expect(Data(lenientBase64: "a") == nil)
+        #expect(Data(lenientBase64: "ab c") == nil)
+    }
+
+    /// The C2SP signed-note reference vector: an independent check of Ed25519 signing from a
+    /// seed (RFC 8032 signatures are deterministic, so the bytes must match).
+    @Test func ed25519MatchesSignedNoteReferenceVector() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../../shared/vectors/signed-note").standardized.path
+        let skey = try String(contentsOfFile: folder + "/peterneumann.skey", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let vkey = try String(contentsOfFile: folder + "/peterneumann.vkey", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let note = try String(contentsOfFile: folder + "/peterneumann.note", encoding: .utf8)
+        let seed = try #require(Data(lenientBase64: String(skey.split(separator: "+", maxSplits: 4).last!))).dropFirst()
+        let pub = try #require(Data(lenientBase64: String(vkey.split(separator: "+", maxSplits: 2).last!))).dropFirst()
+        let key = try PrivateKey(seed: Data(seed))
+        #expect(key.publicKey.rawRepresentation == Data(pub))
+
+        let parts = note.components(separatedBy: "\n\n")
+        let text = parts[0] + "\n"
+        let signatureLine = parts[1].trimmingCharacters(in: .newlines)
+        let blob = try #require(Data(lenientBase64: String(signatureLine.split(separator: " ").last!)))
+        let signature = blob.dropFirst(4)
+        #expect(try key.signature(for: Data(text.utf8)) == Data(signature))
+        #expect(key.publicKey.isValidSignature(signature, for: Data(text.utf8)))
+        #expect(!key.publicKey.isValidSignature(signature, for: Data((text + " ").utf8)))
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import StetCore
+import StetManifest
+import StetTesting
+import Testing
+
+@Suite struct ManifestDecodingTests {
+    static func decode(_ text: String, name: String = "m.yaml") throws -> DesiredState {
+        try ManifestLoader.decode(files: [(name, Data(text.utf8))])
+    }
+
+    static func messages(_ text: String) -> [String] {
+        do {
+            _ = try decode(text)
+            return []
+        } catch let error as ManifestError {
+            return error.diagnostics.map(\.description)
+        } catch {
+            return ["unexpected \(error)"]
+        }
+    }
+
+    static let service = """
+        apiVersion: stet/v1
+        kind: Service
+        metadata: {name: web}
+        spec:
+          replicas: 2
+          run:
+            command: [python3, -m, http.server]
+
+        """
+
+    @Test func everyFieldOfEveryKindDecodes() throws {
+        let text = [
+            Samples.service(name: "web", replicas: 2, port: 8080), Samples.backup(name: "web-data"),
+            Samples.monitor(name: "web-up", port: 8080), Samples.notifier(name: "ops-log"),
+            """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: backup-fresh}
+            spec:
+              probe: {backup: web-data}
+              notify: [pager]
+            ---
+            apiVersion: stet/v1
+            kind: Notifier
+            metadata: {name: pager}
+            spec:
+              alertmanager: {url: "http://127.0.0.1:9093"}
+
+            """,
+        ].joined(separator: "---\n")
+        let state = try Self.decode(text)
+        let web = try #require(state.services["web"])
+        #expect(web.replicas == 2)
+        #expect(web.run.command == ["python3", "-m", "http.server"])
+        #expect(web.run.env == ["LOG_LEVEL": "info"])
+        #expect(web.run.portsStart == 8080)
+        #expect(web.run.workingDir == "/srv/web")
+        #expect(web.run.stopTimeout == .seconds(10))
+        #expect(web.health?.check == .http(url: nil, path: "/", port: nil, expectStatus: nil, bodyContains: nil))
+        #expect(web.health?.startPeriod == .seconds(10))
+        #expect(web.backoffInitial == StetDuration(milliseconds: 500))
+        #expect(web.backoffMax == .seconds(60))
+        #expect(web.metadata.labels == ["team": "shop", "tier": "web"])
+        let backup = try #require(state.backupPolicies["web-data"])
+        #expect(backup.rpo == .seconds(7200))
+        #expect(backup.retention == .init(last: 5, hourly: 24, daily: 7, weekly: 4, monthly: 6))
+        #expect(backup.checkEvery == .seconds(86_400))
+        #expect(backup.restoreTestEvery == .seconds(7 * 86_400))
+        #expect(backup.protect)
+        let monitor = try #require(state.monitors["web-up"])
+        #expect(monitor.pendingFor == .seconds(30))
+        #expect(monitor.severity == .critical)
+        #expect(monitor.notify == ["ops-log"])
+        #expect(state.monitors["backup-fresh"]?.probe == .backup("web-data"))
+        #expect(state.notifiers["pager"]?.target == .alertmanager(url: "http://127.0.0.1:9093"))
+        #expect(state.notifiers["ops-log"]?.target == .log)
+        #expect(state.resourceIDs.count == 6)
+    }
+
+    struct Case: CustomTestStringConvertible, Sendable {
+        let text: String
+        let expected: [String]
+        init(_ text: String, _ expected: [String]) {
+            self.text = text
+            self.expected = expected
+        }
+        var testDescription: String { expected.first ?? "" }
+    }
+
+    static func with(_ replacing: String, _ replacement: String) -> String {
+        service.replacingOccurrences(of: replacing, with: replacement)
+    }
+
+    static func plus(_ tail: String) -> String { service + tail }
+
+    static let cases: [Case] = [
+        Case(with("replicas: 2", "replicas: two"),
+         ["m.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"two\""]),
+        Case(with("replicas: 2", "replicas: -1"),
+         ["m.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"-1\""]),
+        Case(with("  replicas: 2\n", ""),
+         ["m.yaml:5:3: spec.replicas: missing required field (how many copies run)"]),
+        Case(with("{name: web}", "{name: Web_1}"),
+         ["m.yaml:3:18: metadata.name: expected a DNS label (lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit), found \"Web_1\""]),
+        Case(plus("  colour: blue\n"),
+         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, health, protect, replicas, restart, run, update)"]),
+        Case(with("[python3, -m, http.server]", "python3"),
+         ["m.yaml:7:14: spec.run.command: expected a list, found \"python3\""]),
+        Case(with("[python3, -m, http.server]", "[]"),
+         ["m.yaml:7:14: spec.run.command: expected at least one item"]),
+        Case(plus("    env: {DEBUG: 1}\n"),
+         ["m.yaml:8:18: spec.run.env.DEBUG: expected a string (quote it: \"1\"), found \"1\""]),
+        Case(plus("    env: {PORT: \"1\"}\n"),
+         ["m.yaml:8:11: spec.run.env.PORT: PORT is set by Stet from run.ports.start"]),
+        Case(plus("    stopTimeout: 10 seconds\n"),
+         ["m.yaml:8:18: spec.run.stopTimeout: expected a duration such as 500ms, 30s, 1h30m or 7d, found \"10 seconds\""]),
+        Case(plus("    stopSignal: SIGFOO\n"),
+         ["m.yaml:8:17: spec.run.stopSignal: expected one of SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGKILL, found \"SIGFOO\""]),
+        Case(plus("    ports: {start: 70000}\n"),
+         ["m.yaml:8:20: spec.run.ports.start: expected a whole number from 1 to 65535, found \"70000\""]),
+        Case(plus("  health: {http: {path: /}, tcp: {}}\n"),
+         ["m.yaml:8:34: spec.health.tcp: only one of http, tcp, exec may be set; found http and tcp"]),
+        Case(plus("  health: {interval: 5s}\n"),
+         ["m.yaml:8:11: spec.health: expected exactly one of http, tcp, exec"]),
+        Case(plus("  health: {tcp: {}, interval: 1s, timeout: 2s}\n"),
+         ["m.yaml:8:44: spec.health.timeout: expected a timeout no longer than the interval (1s)"]),
+        Case(plus("  restart: {backoff: {initial: 5s, max: 1s}}\n"),
+         ["m.yaml:8:41: spec.restart.backoff.max: expected max (1s) to be at least initial (5s)"]),
+        Case(plus("  drift: fix\n"),
+         ["m.yaml:8:10: spec.drift: expected one of correct, warn, observe, found \"fix\""]),
+        Case(plus("  protect: maybe\n"),
+         ["m.yaml:8:12: spec.protect: expected true or false, found \"maybe\""]),
+        Case(plus("  update: {maxUnavailable: 0}\n"),
+         ["m.yaml:8:28: spec.update.maxUnavailable: expected a whole number from 1 to 1000, found \"0\""]),
+        Case(with("stet/v1", "stet/v2"),
+         ["m.yaml:1:13: apiVersion: expected stet/v1, found \"stet/v2\""]),
+        Case(with("kind: Service", "kind: Servce"),
+         ["m.yaml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, found \"Servce\""]),
+        Case(with("metadata: {name: web}", "metadata: {name: web, name: api}"),
+         ["m.yaml:3:12: name: duplicate field (name appears twice)"]),
+        Case(plus("---\n" + service),
+         ["m.yaml:9:1: metadata.name: duplicate Service/web (first declared at m.yaml:1:1)"]),
+        Case("kind: [\n", ["m.yaml:2:1: invalid YAML: while parsing a flow node did not find expected node content"]),
+        Case("- a\n- b\n", ["m.yaml:1:1: expected a mapping, found a list"]),
+        Case("""
+         apiVersion: stet/v1
+         kind: BackupPolicy
+         metadata: {name: b}
+         spec:
+           paths: []
+           repository: {restic: {repo: /r}}
+           every: 2h
+           rpo: 1h
+           retention: {last: 0}
+
+         """, [
+             "m.yaml:5:10: spec.paths: expected at least one item",
+             "m.yaml:6:24: spec.repository.restic.passwordFile: missing required field (a file holding the repository password)",
+             "m.yaml:9:14: spec.retention: expected at least one of last, hourly, daily, weekly, monthly above 0: a retention that keeps nothing would delete every snapshot",
+         ]),
+        Case("""
+         apiVersion: stet/v1
+         kind: BackupPolicy
+         metadata: {name: b}
+         spec:
+           paths: [/data]
+           repository: {restic: {repo: /r, passwordFile: /p}}
+           every: 2h
+           rpo: 1h
+
+         """, ["m.yaml:8:8: spec.rpo: expected an rpo at least as long as every (2h): it could never be met"]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Monitor
+         metadata: {name: m}
+         spec:
+           probe: {service: nope}
+           notify: [pager]
+           labels: {"bad-label": x}
+
+         """, [
+             "m.yaml:5:20: spec.probe.service: Monitor/m refers to Service/nope, which no manifest declares",
+             "m.yaml:6:12: spec.notify[0]: Monitor/m refers to Notifier/pager, which no manifest declares",
+             "m.yaml:7:12: spec.labels.bad-label: expected a label name of letters, digits and '_' not starting with a digit, found \"bad-label\"",
+         ]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Monitor
+         metadata: {name: m}
+         spec:
+           probe: {tcp: {address: localhost}}
+
+         """, ["m.yaml:5:26: spec.probe.tcp.address: expected host:port, found \"localhost\""]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Notifier
+         metadata: {name: n}
+         spec:
+           webhook: {url: ftp://x}
+
+         """, ["m.yaml:5:18: spec.webhook.url: expected an http:// or https:// URL, found \"ftp://x\""]),
+        ]
+
+    /// Wrong inputs and the exact messages they must give.
+    @Test(arguments: cases)
+    func wrongInputGivesExactMessages(_ example: Case) {
+        #expect(Self.messages(example.text) == example.expected)
+    }
+
+    @Test func allErrorsOfADirectoryAreReportedTogether() throws {
+        let dir = TemporaryDirectory()
+        try dir.write("m/a.yaml", Self.service.replacingOccurrences(of: "replicas: 2", with: "replicas: x"))
+        try dir.write("m/sub/b.yml", Self.service.replacingOccurrences(of: "kind: Service", with: "kind: Nope"))
+        try dir.write("m/notes.txt", "ignored")
+        #expect {
+            try ManifestLoader.load(directory: dir.file("m"))
+        } throws: { error in
+            let lines = (error as? ManifestError)?.diagnostics.map(\.description) ?? []
+            return lines == [
+                "\(dir.file("m"))/a.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"x\"",
+                "\(dir.file("m"))/sub/b.yml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, found \"Nope\"",
+            ]
+        }
+    }
+
+    @Test func mutatedManifestsNeverCrash() throws {
+        let original = Data((Samples.service(name: "web", replicas: 2, port: 8080) + "---\n" + Samples.backup(name: "b")
+            + "---\n" + Samples.monitor(name: "m", port: 1, notifier: "n") + "---\n" + Samples.notifier(name: "n")).utf8)
+        _ = try ManifestLoader.decode(files: [("m.yaml", original)])
+        var mutator = Mutator(seed: 3)
+        var rejected = 0
+        for _ in 0..<3000 {
+            do {
+                _ = try ManifestLoader.decode(files: [("m.yaml", mutator.mutate(original))])
+            } catch let error as ManifestError {
+                #expect(!error.diagnostics.isEmpty)
+                rejected += 1
+            }
+        }
+        #expect(rejected > 1000)
+    }
+}
+
+@Suite struct DurationTests {
+    @Test(arguments: [
+        ("500ms", 500), ("2s", 2000), ("1h30m", 5_400_000), ("7d", 604_800_000), ("1w", 604_800_000),
+        ("1d2h3m4s5ms", 93_784_005), ("0s", 0),
+    ] as [(String, Int64)])
+    func parses(text: String, milliseconds: Int64) {
+        #expect(StetDuration(parsing: text)?.milliseconds == milliseconds)
+    }
+
+    @Test(arguments: ["", "5", "s", "1.5s", "-1s", "1m1h", "1s1s", "1 s", "1y", "99999999999999999999s", "10000000000000000d"])
+    func rejects(text: String) {
+        #expect(StetDuration(parsing: text) == nil)
+    }
+
+    @Test(arguments: ["500ms", "2s", "1h30m", "7d", "1d2h3m4s5ms"])
+    func printsWhatItParses(text: String) {
+        #expect(StetDuration(parsing: text)?.description == text)
+    }
+}
