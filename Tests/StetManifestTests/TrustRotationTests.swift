@@ -1,0 +1,109 @@
+import Foundation
+import StetCrypto
+import StetManifest
+import StetState
+import StetTesting
+import Testing
+
+/// The pinned trust policy changes only by a rotation signed by the root thresholds of both the
+/// pinned and the new policy, for exactly the next version. In every refused case the pinned
+/// policy stays in force and the state directory is unchanged.
+@Suite struct TrustRotationTests {
+    var repo = RepositoryFixture()
+    let store: FileStateStore
+
+    init() throws {
+        store = FileStateStore(root: repo.stateDir)
+        // Old root: alice, bob (2 of 2). New root: carol, dave (2 of 2).
+        for name in ["alice", "bob", "carol", "dave", "mallory"] { try repo.key(name) }
+        try repo.writeTrust(version: 1, root: (2, ["alice", "bob"]), release: (1, ["alice"]))
+        try repo.writeManifests()
+        try repo.sign(["alice"])
+        try PinnedTrust.save(try TrustPolicy.load(file: repo.trustFile), to: store, now: Date())
+        // The repository's new policy: version 2, new root keys, mallory may sign releases.
+        try repo.writeTrust(version: 2, root: (2, ["carol", "dave"]), release: (1, ["mallory"]))
+    }
+
+    var gate: ReleaseGate { ReleaseGate(manifests: repo.manifests, trustFile: repo.trustFile, store: store) }
+
+    func signRotation(_ names: [String]) throws {
+        for name in names {
+            var signer = TrustSigner(trustFile: repo.trustFile, key: repo.keys[name]!, pinned: nil)
+            signer.force = true
+            _ = try signer.sign()
+        }
+    }
+
+    func expectRefused(_ code: VerificationError.Code, sourceLocation: Testing.SourceLocation = #_sourceLocation) throws {
+        let before = repo.root.snapshot(".stet")
+        #expect(sourceLocation: sourceLocation) {
+            try gate.open(accept: true, now: Date())
+        } throws: { error in
+            (error as? ReleaseGate.Refused)?.error.code == code
+        }
+        #expect(repo.root.snapshot(".stet") == before, sourceLocation: sourceLocation)
+        #expect(try PinnedTrust.load(from: store)?.version == 1, sourceLocation: sourceLocation)
+    }
+
+    @Test func aRotationSignedByBothRootThresholdsIsPinned() throws {
+        try signRotation(["alice", "bob", "carol", "dave"])
+        try repo.sign(["mallory"])  // a release by the new policy's release key
+        let passed = try gate.open(accept: true, now: Date())
+        #expect(passed.trust.source == .rotated(from: 1))
+        #expect(try PinnedTrust.load(from: store)?.version == 2)
+        #expect(try PinnedTrust.load(from: store)?.keys["mallory"] != nil)
+    }
+
+    @Test func signedOnlyByTheNewRootKeys() throws {
+        try signRotation(["carol", "dave"])
+        try expectRefused(.rotationOldRootThreshold)
+    }
+
+    @Test func signedOnlyByTheOldRootKeys() throws {
+        try signRotation(["alice", "bob"])
+        try expectRefused(.rotationNewRootThreshold)
+    }
+
+    @Test func belowTheOldThreshold() throws {
+        try signRotation(["alice", "carol", "dave"])
+        try expectRefused(.rotationOldRootThreshold)
+    }
+
+    @Test mutating func aVersionThatSkipsOne() throws {
+        try repo.writeTrust(version: 3, root: (2, ["carol", "dave"]), release: (1, ["mallory"]))
+        try signRotation(["alice", "bob", "carol", "dave"])
+        try expectRefused(.rotationVersion)
+    }
+
+    @Test func aChangedPolicyWithoutARotation() throws {
+        try expectRefused(.trustChangedWithoutRotation)
+    }
+
+    @Test mutating func aChangedKeyFileWithTheSameTrustYAML() throws {
+        // Same trust.yaml as pinned, but someone replaced alice's public key file.
+        try repo.writeTrust(version: 1, root: (2, ["alice", "bob"]), release: (1, ["alice"]))
+        try repo.root.write("keys/alice.pub", try repo.keys["mallory"]!.publicKey.pem())
+        try expectRefused(.trustChangedWithoutRotation)
+    }
+
+    @Test mutating func aRotationForOtherPolicyBytes() throws {
+        try signRotation(["alice", "bob", "carol", "dave"])
+        try repo.writeTrust(version: 2, root: (2, ["carol", "dave"]), release: (1, ["mallory", "alice"]))
+        try expectRefused(.rotationDigestMismatch)
+    }
+
+    @Test mutating func actingWithoutAPinnedPolicyNeedsAnExplicitChoice() throws {
+        let fresh = FileStateStore(root: repo.root.file("fresh"))
+        try repo.writeTrust(version: 1, root: (2, ["alice", "bob"]), release: (1, ["alice"]))
+        let unpinned = ReleaseGate(manifests: repo.manifests, trustFile: repo.trustFile, store: fresh)
+        #expect {
+            try unpinned.open(accept: true, now: Date())
+        } throws: { error in
+            let refused = (error as? ReleaseGate.Refused)?.error
+            return refused?.code == .trustNotPinned && refused!.message.contains("stet trust pin")
+        }
+        #expect(!FileManager.default.fileExists(atPath: fresh.root))
+        // Read-only checks work against the repository policy and say so.
+        #expect(try unpinned.open(accept: false, now: Date()).trust.source == .unpinned)
+    }
+}
