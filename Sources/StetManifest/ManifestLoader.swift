@@ -8,8 +8,9 @@ public enum ManifestLoader {
     /// Largest manifest file read. A file above it is an error, not a slow start.
     public static let maximumFileSize = 1 << 20
 
-    /// Resolves only the scalar types manifests use: no timestamps, no `<<` merge keys.
-    static let resolver = Resolver.default.removing(.timestamp).removing(.merge).removing(.value)
+    /// No implicit typing by Yams: `Cursor.tagName` types plain scalars (YAML 1.2 core schema,
+    /// no timestamps, no `<<` merge keys).
+    static let resolver = Resolver.basic
 
     /// Reads and decodes every manifest file in `directory` (schema only; no signatures).
     public static func load(directory: String) throws -> DesiredState {

@@ -25,8 +25,23 @@ struct Cursor {
 
     var mark: Mark? { node.mark }
 
-    /// The scalar's resolved tag (`str` for anything quoted).
-    static func tagName(_ scalar: Node.Scalar) -> Tag.Name { Tag.Name(rawValue: Node.scalar(scalar).tag.rawValue) }
+    /// The scalar's type under YAML 1.2's core schema, decided here rather than by Yams's
+    /// regular-expression resolver (which costs more than the rest of parsing): anything quoted
+    /// or in a block is a string; a plain scalar is null, a boolean, a decimal integer, or a string.
+    static func tagName(_ scalar: Node.Scalar) -> Tag.Name {
+        guard scalar.style == .plain else { return .str }
+        switch scalar.string {
+        case "", "~", "null", "Null", "NULL": return .null
+        case "true", "True", "TRUE", "false", "False", "FALSE": return .bool
+        default: return isDecimalInteger(scalar.string) ? .int : .str
+        }
+    }
+
+    static func isDecimalInteger(_ text: String) -> Bool {
+        var digits = text.utf8[...]
+        if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
+        return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+    }
 
     func error(_ message: String) { sink.report(mark, field, message) }
 
@@ -78,11 +93,11 @@ struct Cursor {
     }
 
     func bool() -> Bool? {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .bool, let value = Bool.construct(from: scalar) else {
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .bool else {
             expected("true or false")
             return nil
         }
-        return value
+        return scalar.string.lowercased() == "true"
     }
 
     func duration(positive: Bool = true) -> StetDuration? {

@@ -1,0 +1,35 @@
+import Foundation
+import StetTesting
+
+/// Timing and memory figures for the benchmarks.
+enum Measure {
+    /// Seconds `body` takes, on the monotonic clock.
+    static func seconds(_ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try body()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Peak resident memory of this process in bytes (`VmHWM`).
+    static func peakResidentBytes() -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+
+    /// Resets the peak so the next reading covers only what follows (Linux `clear_refs` 5).
+    static func resetPeak() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    /// Runs `openssl` and returns its standard output.
+    static func openssl(_ arguments: [String]) throws -> String {
+        try run("openssl", arguments, timeout: 120).stdout
+    }
+
+    static func row(_ label: String, _ value: String, _ reference: String = "", _ ratio: String = "") {
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        print(pad(label, 44) + pad(value, 18) + pad(reference, 18) + ratio)
+    }
+}

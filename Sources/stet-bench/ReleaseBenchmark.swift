@@ -1,0 +1,111 @@
+import Foundation
+import StetCrypto
+import StetManifest
+import StetTesting
+
+/// `stet-bench release`: verify and parse a 10,000-file release, beside `openssl speed`.
+///
+/// Targets on a 2-core machine: verify + parse under 1.0 s, peak memory under 150 MB, and
+/// SHA-256 throughput at least 0.9 of `openssl speed -evp sha256` on 16 KiB blocks.
+enum ReleaseBenchmark {
+    static let fileCount = 10_000
+
+    static func run() throws {
+        var repo = RepositoryFixture(root: TemporaryDirectory("stet-bench"))
+        try repo.writeTrust(root: (1, ["alice"]), release: (2, ["alice", "bob"]))
+        var bytes = 0
+        for index in 0..<fileCount {
+            let text = manifest(index)
+            bytes += text.utf8.count
+            try repo.root.write("manifests/\(index / 1000)/r\(index).yaml", text)
+        }
+        try repo.sign(["alice", "bob"])
+        let trust = try TrustPolicy.load(file: repo.trustFile)
+        print("release of \(fileCount) manifest files, \(bytes / 1024) KiB, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print()
+
+        // Verify + parse, in process: three runs, the median.
+        var times: [Double] = []
+        var peak = 0
+        for _ in 0..<3 {
+            Measure.resetPeak()
+            let before = Measure.peakResidentBytes()
+            var resources = 0
+            times.append(try Measure.seconds {
+                let outcome = ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify()
+                let release = try outcome.result.get()
+                resources = try release.desiredState().resourceIDs.count
+            })
+            precondition(resources == fileCount, "parsed \(resources) resources, expected \(fileCount)")
+            peak = max(peak, Measure.peakResidentBytes(), before)
+        }
+        times.sort()
+        let verifyParse = times[1]
+        var release: VerifiedRelease?
+        let verifyOnly = try Measure.seconds {
+            release = try ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify().result.get()
+        }
+        let parseOnly = try Measure.seconds { _ = try release!.desiredState() }
+        Measure.row("figure", "Stet", "reference", "ratio / target")
+        Measure.row("verify + parse 10,000 files (median of 3)", String(format: "%.3f s", verifyParse), "target 1.0 s",
+                    String(format: "%.2f of target", verifyParse / 1.0))
+        Measure.row("  of which verify (list, hash, signatures)", String(format: "%.3f s", verifyOnly))
+        Measure.row("  of which parse (YAML, schema, references)", String(format: "%.3f s", parseOnly))
+        Measure.row("peak resident memory", "\(peak / 1_048_576) MB", "target 150 MB",
+                    String(format: "%.2f of target", Double(peak) / 150 / 1_048_576))
+
+        // Ed25519 verify: Stet's rate beside `openssl speed ed25519`, one core each.
+        let key = try PrivateKey.generate()
+        let message = Data(repeating: 7, count: 200)
+        let signature = try key.signature(for: message)
+        let count = 20_000
+        let ed = try Measure.seconds {
+            for _ in 0..<count { precondition(key.publicKey.isValidSignature(signature, for: message)) }
+        }
+        let opensslEd = try parseEd25519Verify(Measure.openssl(["speed", "-seconds", "2", "ed25519"]))
+        let stetEd = Double(count) / ed
+        Measure.row("Ed25519 verify, one core", String(format: "%.0f /s", stetEd), String(format: "%.0f /s openssl", opensslEd),
+                    String(format: "%.2f", stetEd / opensslEd))
+
+        // SHA-256 on 16 KiB blocks: in memory, and over the release's files (read + hash).
+        let block = Data(repeating: 0x5a, count: 16_384)
+        let blocks = 120_000
+        let hasher = SHA256()
+        let sha = try Measure.seconds { for _ in 0..<blocks { hasher.update(block) } }
+        _ = hasher.finalize()
+        let opensslSHA = try parseSHA256(Measure.openssl(["speed", "-seconds", "2", "-evp", "sha256", "-bytes", "16384"]))
+        let stetSHA = Double(blocks * block.count) / sha
+        Measure.row("SHA-256, 16 KiB blocks", String(format: "%.0f MB/s", stetSHA / 1e6), String(format: "%.0f MB/s openssl", opensslSHA / 1e6),
+                    String(format: "%.2f (target ≥ 0.90)", stetSHA / opensslSHA))
+        let big = try repo.root.write("big.bin", Data(repeating: 0x33, count: 256 << 20))
+        _ = try SHA256.hash(fileAt: big)  // warm the page cache
+        let fileSHA = try Measure.seconds { _ = try SHA256.hash(fileAt: big) }
+        let stetFile = Double(256 << 20) / fileSHA
+        Measure.row("SHA-256 of a 256 MiB file (read + hash)", String(format: "%.0f MB/s", stetFile / 1e6),
+                    String(format: "%.0f MB/s openssl", opensslSHA / 1e6), String(format: "%.2f (target ≥ 0.90)", stetFile / opensslSHA))
+    }
+
+    /// One resource per file, cycling through the four kinds with realistic fields.
+    static func manifest(_ index: Int) -> String {
+        switch index % 4 {
+        case 0: Samples.service(name: "svc-\(index)", replicas: 2, port: 10_000 + index % 50_000)
+        case 1: Samples.backup(name: "backup-\(index)")
+        case 2: Samples.monitor(name: "monitor-\(index)", port: 10_000 + index % 50_000, notifier: "notifier-3")
+        default: Samples.notifier(name: "notifier-\(index)")
+        }
+    }
+
+    static func parseEd25519Verify(_ output: String) throws -> Double {
+        guard let line = output.split(separator: "\n").first(where: { $0.contains("Ed25519") }),
+            let value = line.split(separator: " ").last.flatMap({ Double($0) })
+        else { throw TestFailure("cannot read `openssl speed ed25519`: \(output)") }
+        return value
+    }
+
+    static func parseSHA256(_ output: String) throws -> Double {
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("sha256") }),
+            let field = line.split(separator: " ").last, let kilo = Double(field.dropLast())
+        else { throw TestFailure("cannot read `openssl speed -evp sha256`: \(output)") }
+        return kilo * 1000
+    }
+}
