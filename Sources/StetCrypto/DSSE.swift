@@ -49,18 +49,23 @@ public struct Envelope: Equatable, Sendable {
     /// The keys among `candidates` that signed this envelope validly, each once however often it
     /// signed. A signature's key id only decides which candidate to try first.
     public func validSigners(among candidates: [PublicKey]) -> [PublicKey] {
-        let message = signedBytes
         var found: [PublicKey] = []
         for signature in signatures {
-            let ordered = candidates.filter { $0.keyID == signature.keyID.lowercased() }
-                + candidates.filter { $0.keyID != signature.keyID.lowercased() }
-            if let signer = ordered.first(where: { $0.isValidSignature(signature.signature, for: message) }),
-                !found.contains(signer)
-            {
-                found.append(signer)
+            if let index = signer(of: signature, among: candidates), !found.contains(candidates[index]) {
+                found.append(candidates[index])
             }
         }
         return found
+    }
+
+    /// The index of the candidate whose valid signature `signature` is, trying the keys that
+    /// match its key id hint first; nil when none verifies it.
+    public func signer(of signature: Signature, among candidates: [PublicKey]) -> Int? {
+        let message = signedBytes
+        let hint = signature.keyID.lowercased()
+        let ordered = candidates.indices.filter { candidates[$0].keyID == hint }
+            + candidates.indices.filter { candidates[$0].keyID != hint }
+        return ordered.first { candidates[$0].isValidSignature(signature.signature, for: message) }
     }
 }
 

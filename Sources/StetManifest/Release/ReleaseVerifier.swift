@@ -1,5 +1,5 @@
 public import Foundation
-public import StetCrypto
+import StetCrypto
 public import StetState
 public import StetCore
 
@@ -223,12 +223,10 @@ public struct ReleaseVerifier: Sendable {
     private func classifySignatures(_ envelope: Envelope, into report: inout ReleaseReport) -> [String] {
         let releaseKeys = Set(trust.roles[.release]?.keys ?? [])
         let allKeys = trust.keys.values.sorted { $0.name < $1.name }
-        let message = envelope.signedBytes
+        let publicKeys = allKeys.map(\.publicKey)
         var counted: [String] = []
         for signature in envelope.signatures {
-            let candidates = allKeys.filter { $0.publicKey.keyID == signature.keyID.lowercased() }
-                + allKeys.filter { $0.publicKey.keyID != signature.keyID.lowercased() }
-            let signer = candidates.first { $0.publicKey.isValidSignature(signature.signature, for: message) }
+            let signer = envelope.signer(of: signature, among: publicKeys).map { allKeys[$0] }
             let status: ReleaseReport.Signer.Status
             if let signer {
                 if !releaseKeys.contains(signer.name) {

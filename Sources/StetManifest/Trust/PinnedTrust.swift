@@ -1,5 +1,5 @@
 public import Foundation
-public import StetCrypto
+import StetCrypto
 public import StetState
 
 /// The trust policy in force on this host, kept in the state directory (`trust/policy.json`)

@@ -1,5 +1,5 @@
 public import Foundation
-public import StetCrypto
+import StetCrypto
 import StetState
 
 /// The payload of `keys/trust.dsse.json`: "policy version N+1 is the trust.yaml with this
