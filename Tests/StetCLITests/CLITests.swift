@@ -94,6 +94,37 @@ enum Binary {
         #expect(repo.root.snapshot(".stet") == before)
     }
 
+    @Test mutating func aTrustRotationThroughTheCommands() throws {
+        try repo.writeTrust(version: 1, root: (1, ["alice"]), release: (1, ["alice"]))
+        try repo.writeManifests()
+        #expect(try stet("trust", "pin").status == 0)
+        try repo.writeTrust(version: 2, root: (1, ["carol"]), release: (1, ["carol"]))
+        #expect(try stet("release", "sign", "--key", "private/carol.key").status == 0)
+
+        let unsigned = try stet("verify", "--accept")
+        #expect(unsigned.status == 10)
+        #expect(unsigned.stderr.contains("trust-changed-without-rotation"))
+
+        #expect(try stet("trust", "sign", "--key", "private/carol.key").status == 0)
+        let half = try stet("verify", "--accept")
+        #expect(half.status == 10)
+        #expect(half.stderr.contains("rotation-old-root-threshold"))
+
+        try repo.key("dave")
+        let outsider = try stet("trust", "sign", "--key", "private/dave.key")
+        #expect(outsider.status == 1)
+        #expect(outsider.stderr.contains("pass --force"))
+        // alice is a root key of the policy pinned on this host, so she may sign the rotation.
+        let alice = try stet("trust", "sign", "--key", "private/alice.key")
+        #expect(alice.status == 0, "\(alice.combined)")
+        #expect(alice.stdout.contains("signatures  2"))
+        let rotated = try stet("verify", "--accept")
+        #expect(rotated.status == 0, "\(rotated.combined)")
+        #expect(rotated.stderr.contains("rotates from version 1 to 2"))
+        let pinned = try String(contentsOfFile: repo.stateDir + "/trust/policy.json", encoding: .utf8)
+        #expect(pinned.contains(repo.keys["carol"]!.publicKey.keyID))
+    }
+
     @Test func stateDirectoryComesFromTheEnvironment() throws {
         let example = try copyExample()
         let run = try Binary.run(
