@@ -107,3 +107,54 @@ import Testing
         #expect(try unpinned.open(accept: false, now: Date()).trust.source == .unpinned)
     }
 }
+
+@Suite struct TrustPolicyParsingTests {
+    @Test func problemsInTrustYAMLAreReportedWithPositions() throws {
+        let dir = TemporaryDirectory()
+        let key = try PrivateKey.generate()
+        try dir.write("keys/alice.pub", try key.publicKey.pem())
+        try dir.write("keys/trust.yaml", """
+            apiVersion: stet/v1
+            kind: TrustPolicy
+            version: 1
+            keys:
+              alice: {publicKey: alice.pub}
+              bob: {publicKey: missing.pub}
+            roles:
+              root: {threshold: 3, keys: [alice]}
+              release: {threshold: 1, keys: [alice, zed]}
+
+            """)
+        #expect {
+            try TrustPolicy.load(file: dir.file("keys/trust.yaml"))
+        } throws: { error in
+            let lines = (error as? ManifestError)?.diagnostics.map(\.description) ?? []
+            let file = dir.file("keys/trust.yaml")
+            return lines == [
+                "\(file):6:20: keys.bob.publicKey: cannot read public key file missing.pub",
+                "\(file):8:21: roles.root.threshold: threshold 3 can never be met by 1 key(s)",
+            ]
+        }
+    }
+
+    @Test func aRoleNamingAnUnknownKey() throws {
+        let dir = TemporaryDirectory()
+        try dir.write("keys/alice.pub", try PrivateKey.generate().publicKey.pem())
+        try dir.write("keys/trust.yaml", """
+            apiVersion: stet/v1
+            kind: TrustPolicy
+            version: 1
+            keys: {alice: {publicKey: alice.pub}}
+            roles:
+              root: {threshold: 1, keys: [alice]}
+              release: {threshold: 1, keys: [alice, zed]}
+
+            """)
+        #expect {
+            try TrustPolicy.load(file: dir.file("keys/trust.yaml"))
+        } throws: { error in
+            (error as? ManifestError)?.diagnostics.map(\.description)
+                == ["\(dir.file("keys/trust.yaml")):7:41: roles.release.keys[1]: no key named \"zed\" under keys"]
+        }
+    }
+}

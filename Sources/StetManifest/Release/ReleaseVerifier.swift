@@ -180,10 +180,11 @@ public struct ReleaseVerifier: Sendable {
             throw VerificationError(
                 .unsafePath, "the release lists \"\(relative)\": paths must be relative, '/'-separated, without '.' or '..'")
         }
-        for link in listing.symlinks + index.files.keys.sorted() where !dir.staysInside(link) {
-            if listing.symlinks.contains(link) || isSymlinkOnPath(link) {
-                throw VerificationError(.symlinkEscape, "\(path(link)) is a symbolic link that leads outside \(directory)")
-            }
+        // Every link met while listing, and every listed path that passes through a link
+        // (the listing skips hidden folders, an index need not), must resolve inside.
+        let linked = listing.symlinks + index.files.keys.sorted().filter(isSymlinkOnPath)
+        if let escape = linked.first(where: { !dir.staysInside($0) }) {
+            throw VerificationError(.symlinkEscape, "\(path(escape)) is a symbolic link that leads outside \(directory)")
         }
 
         // 5. Every listed file with its digest; every manifest file listed.

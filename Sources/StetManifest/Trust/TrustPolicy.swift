@@ -155,10 +155,9 @@ public struct TrustPolicy: Sendable {
         let names = keyCursor?.stringList(nonEmpty: true)
         guard let threshold, let names, let keyCursor else { return nil }
         var ok = true
-        if let known {
-            for (index, name) in names.enumerated() where !known.contains(name) {
-                Cursor(node: keyCursor.list()![index].node, field: "\(keyCursor.field)[\(index)]", sink: cursor.sink)
-                    .error("no key named \"\(name)\" under keys")
+        if let known, let items = keyCursor.list() {
+            for (item, name) in zip(items, names) where !known.contains(name) {
+                item.error("no key named \"\(name)\" under keys")
                 ok = false
             }
         }
