@@ -34,10 +34,11 @@ let package = Package(
             dependencies: ["StetCore", "StetCrypto", "StetState", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
+        .target(name: "StetAudit", dependencies: ["StetCore", "StetCrypto", "StetState"], swiftSettings: strict),
         .executableTarget(
             name: "stet",
             dependencies: [
-                "StetCore", "StetCrypto", "StetState", "StetManifest",
+                "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -45,7 +46,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "stet-bench",
-            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest", "StetTesting"],
+            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetTesting"],
             swiftSettings: strict
         ),
         .target(
@@ -57,6 +58,11 @@ let package = Package(
         .testTarget(
             name: "StetManifestTests",
             dependencies: ["StetManifest", "StetState", "StetTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StetAuditTests",
+            dependencies: ["StetAudit", "StetCrypto", "StetState", "StetTesting"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,239 @@
+public import Foundation
+public import StetCrypto
+import StetState
+
+/// The writer of `STATE/audit/log.jsonl`. Opening it checks the log (and cuts off a torn last
+/// write, keeping it in `log.jsonl.broken` and recording a `recovery` entry); each `append`
+/// writes a group of entries with one fsync. Writers in several processes take turns: each
+/// append holds an exclusive `flock` on the log, first reads and checks what others appended,
+/// then writes. A log that fails a check refuses every further append.
+public final class AuditLog: @unchecked Sendable {
+    public static let folder = "audit"
+    public static let logName = "log.jsonl"
+    public static let brokenName = "log.jsonl.broken"
+    public static let headName = "head.json"
+    public static let checkpointName = "checkpoint"
+
+    public let directory: String
+    public let origin: String
+    private let fd: Int32
+    private let trust: AuditTrust
+    private let key: PrivateKey
+    private let actor: AuditEntry.Actor
+    private let release: AuditEntry.Release
+    private let lockTimeout: Double
+    private let mutex = NSLock()
+    private var position: AuditPosition
+    private var closed = false
+
+    public var path: String { (directory as NSString).appendingPathComponent(Self.logName) }
+    /// Entries in the log as this writer last saw it.
+    public var size: Int { mutex.withLock { position.size } }
+
+    /// Paths of the audit files inside a state directory.
+    public static func directory(in stateDirectory: String) -> String {
+        (stateDirectory as NSString).appendingPathComponent(folder)
+    }
+
+    /// Opens the log in `stateDirectory` for appending as `key`, which must be one of `trust`'s
+    /// keys. `release` is recorded in a recovery entry, if one is needed. Waits up to
+    /// `lockTimeout` seconds for another writer.
+    public init(
+        stateDirectory: String, trust: AuditTrust, key: PrivateKey, host: String, via: String,
+        release: AuditEntry.Release, origin: String = Checkpoint.defaultOrigin, lockTimeout: Double = 30,
+        now: Date = Date()
+    ) throws {
+        guard let trusted = trust.key(id: key.publicKey.keyID) else {
+            throw AuditError(
+                .untrustedKey,
+                "key \(key.publicKey.keyID.prefix(16))… is not an operator key of the trust policy in force; "
+                    + "audit entries, and so every action, must be signed by a key of the operator role")
+        }
+        directory = Self.directory(in: stateDirectory)
+        self.origin = origin
+        self.trust = trust
+        self.key = key
+        self.release = release
+        self.lockTimeout = lockTimeout
+        actor = AuditEntry.Actor(keyid: key.publicKey.keyID, name: trusted.name, host: host, via: via)
+        try AtomicFile.makeDirectory(directory)
+        let logPath = (directory as NSString).appendingPathComponent(Self.logName)
+        let existed = FileManager.default.fileExists(atPath: logPath)
+        fd = Glibc.open(logPath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw AuditError.io("open \(logPath)", errno) }
+        position = .start
+        do {
+            if !existed { try AtomicFile.syncDirectory(directory) }
+            try withFileLock {
+                position = try AuditHead.resume(directory: directory, fd: fd, trust: trust) ?? .start
+                try catchUp(now: now)
+            }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+    }
+
+    deinit {
+        if !closed { Glibc.close(fd) }
+    }
+
+    /// Appends `records` as consecutive entries with one fsync; they count as written once this
+    /// returns. Returns the entries as written.
+    @discardableResult
+    public func append(_ records: [AuditRecord], now: Date = Date()) throws -> [AuditEntry] {
+        guard !records.isEmpty else { return [] }
+        return try mutex.withLock {
+            try withFileLock {
+                try catchUp(now: now)
+                return try write(records, now: now)
+            }
+        }
+    }
+
+    @discardableResult
+    public func append(_ record: AuditRecord, now: Date = Date()) throws -> AuditEntry {
+        try append([record], now: now)[0]
+    }
+
+    /// Signs and stores a checkpoint of the log as it is now (`audit/checkpoint`) and the
+    /// resume point that lets the next writer skip re-verifying signatures (`audit/head.json`).
+    @discardableResult
+    public func checkpoint(origin: String? = nil, now: Date = Date()) throws -> SignedNote {
+        try mutex.withLock {
+            try withFileLock {
+                try catchUp(now: now)
+                return try storeCheckpoint(origin: origin ?? self.origin)
+            }
+        }
+    }
+
+    /// Stores a checkpoint and releases the file. Further appends are an error.
+    public func close() throws {
+        guard !closed else { return }
+        try checkpoint()
+        mutex.withLock {
+            closed = true
+            Glibc.close(fd)
+        }
+    }
+
+    // MARK: - Under the lock
+
+    private func write(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] {
+        guard !closed else { throw AuditError(.io, "the audit log is closed") }
+        let time = RFC3339.format(now, milliseconds: true)
+        var next = position
+        var bytes = Data()
+        var entries: [AuditEntry] = []
+        for record in records {
+            let entry = record.entry(seq: next.size, time: time, prev: next.prev, actor: actor)
+            let payload = try entry.payload()
+            var envelope = Envelope(payloadType: AuditEntry.payloadType, payload: payload)
+            try envelope.sign(with: key)
+            bytes.append(envelope.json())
+            bytes.append(0x0A)
+            let leaf = Merkle.leafHash(payload)
+            next.tree.append(leafHash: leaf)
+            next.lastLeaf = leaf
+            next.size += 1
+            entries.append(entry)
+        }
+        next.bytes += bytes.count
+        do {
+            try writeAll(bytes)
+            guard fsync(fd) == 0 else { throw AuditError.io("fsync \(path)", errno) }
+        } catch {
+            // Leave no partial entry behind: the next writer would take it for a torn write.
+            _ = ftruncate(fd, off_t(position.bytes))
+            _ = fsync(fd)
+            throw error
+        }
+        position = next
+        return entries
+    }
+
+    private func writeAll(_ bytes: Data) throws {
+        try bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw AuditError.io("append to \(path)", errno)
+                }
+                offset += n
+            }
+        }
+    }
+
+    /// Reads and checks what other writers appended since this one last looked; cuts off a torn
+    /// last write. Throws `tampered` when a line fails.
+    private func catchUp(now: Date) throws {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw AuditError.io("stat \(path)", errno) }
+        let length = Int(info.st_size)
+        if length < position.bytes {
+            throw AuditError.tampered(
+                AuditFailure(
+                    line: position.size, check: .truncated,
+                    message: "the log is \(length) bytes, shorter than the \(position.bytes) bytes already checked"),
+                path: path)
+        }
+        guard length > position.bytes else { return }
+        let scan = try AuditScanner(trust: trust).scan(fd: fd, from: position)
+        position = scan.position
+        if let failure = scan.failure { throw AuditError.tampered(failure, path: path) }
+        if scan.tornBytes > 0 { try recover(tornBytes: scan.tornBytes, now: now) }
+    }
+
+    /// Moves a torn last write to `log.jsonl.broken`, cuts it from the log and records it.
+    private func recover(tornBytes: Int, now: Date) throws {
+        var torn = Data(count: tornBytes)
+        let n = torn.withUnsafeMutableBytes { pread(fd, $0.baseAddress, tornBytes, off_t(position.bytes)) }
+        guard n == tornBytes else { throw AuditError.io("read the torn end of \(path)", n < 0 ? errno : EIO) }
+        let brokenPath = (directory as NSString).appendingPathComponent(Self.brokenName)
+        let broken = Glibc.open(brokenPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard broken >= 0 else { throw AuditError.io("open \(brokenPath)", errno) }
+        defer { Glibc.close(broken) }
+        torn.append(0x0A)
+        let written = torn.withUnsafeBytes { Glibc.write(broken, $0.baseAddress, $0.count) }
+        guard written == torn.count, fsync(broken) == 0 else { throw AuditError.io("write \(brokenPath)", errno) }
+        try AtomicFile.syncDirectory(directory)
+        guard ftruncate(fd, off_t(position.bytes)) == 0, fsync(fd) == 0 else {
+            throw AuditError.io("cut the torn end of \(path)", errno)
+        }
+        _ = try write(
+            [AuditRecord(
+                kind: .recovery, release: release, action: "cut-torn-write",
+                reason: "line \(position.size + 1) was a write cut short (\(tornBytes) bytes without a final newline at "
+                    + "byte \(position.bytes)); it was removed from the log and kept in \(Self.brokenName)",
+                outcome: .ok)],
+            now: now)
+    }
+
+    private func storeCheckpoint(origin: String) throws -> SignedNote {
+        let note = try Checkpoint(origin: origin, size: position.size, root: position.tree.root).signed(with: key)
+        try AuditHead.store(position, directory: directory, fd: fd, key: key)
+        try AtomicFile.write(
+            Data(note.rendered.utf8), to: (directory as NSString).appendingPathComponent(Self.checkpointName),
+            mode: 0o644)
+        return note
+    }
+
+    /// Runs `body` holding the exclusive lock on the log file, waiting up to `lockTimeout`.
+    private func withFileLock<T>(_ body: () throws -> T) throws -> T {
+        let deadline = Date().addingTimeInterval(lockTimeout)
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw AuditError.io("lock \(path)", errno) }
+            guard Date() < deadline else {
+                throw AuditError(
+                    .locked,
+                    "another stet process has held \(path) for more than \(Int(lockTimeout)) s; try again when it is done")
+            }
+            usleep(2_000)
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}
