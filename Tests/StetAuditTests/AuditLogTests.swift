@@ -1,0 +1,253 @@
+import Foundation
+import StetAudit
+import StetCrypto
+import StetTesting
+import Testing
+
+/// The log's writer and scanner on real files: appends, recovery from torn writes, and every
+/// kind of tampering.
+@Suite struct AuditLogTests {
+    let state = TemporaryDirectory("stet-audit")
+    let key: PrivateKey
+    let stranger: PrivateKey
+    let trust: AuditTrust
+
+    init() throws {
+        key = try PrivateKey.generate()
+        stranger = try PrivateKey.generate()
+        trust = AuditTrust([(name: "ci", publicKey: key.publicKey)])
+    }
+
+    var logPath: String { state.path + "/audit/log.jsonl" }
+
+    func openLog(now: Date = Date()) throws -> AuditLog {
+        try AuditLog(
+            stateDirectory: state.path, trust: trust, key: key, host: "test-host", via: "cli",
+            release: .init(version: 3, digest: "sha256:abc"), origin: "stet/test", lockTimeout: 5, now: now)
+    }
+
+    static func record(_ n: Int) -> AuditRecord {
+        AuditRecord(
+            kind: .result, release: .init(version: 3, digest: "sha256:abc"), resource: "service/web",
+            action: "start-replica", reason: "replica \(n) was missing", outcome: .ok, durationMs: n)
+    }
+
+    /// Writes `count` entries in groups of `group`, and closes the log.
+    func writeLog(_ count: Int, group: Int = 1) throws {
+        let log = try openLog()
+        var written = 0
+        while written < count {
+            let n = min(group, count - written)
+            try log.append((written..<written + n).map(Self.record))
+            written += n
+        }
+        try log.close()
+    }
+
+    func scan(_ trust: AuditTrust? = nil) throws -> AuditScan {
+        let fd = open(logPath, O_RDONLY)
+        defer { close(fd) }
+        return try AuditScanner(trust: trust ?? self.trust).scan(fd: fd, from: .start)
+    }
+
+    func lines() throws -> [Data] {
+        try Data(contentsOf: URL(fileURLWithPath: logPath)).split(separator: 0x0A, omittingEmptySubsequences: false)
+            .dropLast().map { Data($0) }
+    }
+
+    func writeLines(_ lines: [Data]) throws {
+        var data = Data()
+        for line in lines { data.append(line + [0x0A]) }
+        try data.write(to: URL(fileURLWithPath: logPath))
+    }
+
+    @Test func appendedEntriesChainAndVerify() throws {
+        try writeLog(5, group: 2)
+        var entries: [AuditEntry] = []
+        let fd = open(logPath, O_RDONLY)
+        defer { close(fd) }
+        let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { entries.append($0.entry); return true }
+        #expect(scan.failure == nil)
+        #expect(scan.position.size == 5)
+        #expect(entries.map(\.seq) == [0, 1, 2, 3, 4])
+        #expect(entries[0].prev == "")
+        #expect(entries.allSatisfy { $0.actor.name == "ci" && $0.actor.keyid == key.publicKey.keyID && $0.actor.via == "cli" })
+        // prev is the leaf hash (SHA-256 of 0x00 ‖ payload) of the entry before.
+        for (index, line) in try lines().enumerated().dropFirst() {
+            _ = line
+            let previous = try lines()[index - 1]
+            let envelope = try Envelope(json: previous)
+            #expect(entries[index].prev == Merkle.leafHash(envelope.payload).hexString)
+        }
+        // The stored checkpoint is signed under the origin and carries the log's root.
+        let note = try String(contentsOfFile: state.path + "/audit/checkpoint", encoding: .utf8)
+        let (checkpoint, signer) = try Checkpoint.verify(note: note, trust: trust, source: "checkpoint")
+        #expect(signer == "ci")
+        #expect(checkpoint.size == 5 && checkpoint.origin == "stet/test")
+        #expect(checkpoint.root == scan.position.tree.root)
+    }
+
+    /// A writer that reopens resumes from the signed head and keeps the chain going.
+    @Test func reopeningContinuesTheChain() throws {
+        try writeLog(3)
+        try writeLog(2)
+        let scan = try scan()
+        #expect(scan.failure == nil && scan.position.size == 5)
+    }
+
+    /// Truncating the last entry at every byte inside it is a torn write: cut off, kept in
+    /// log.jsonl.broken, recorded by a recovery entry, and everything before still verifies.
+    @Test func crashAtEveryByteOfTheLastEntryIsRecovered() throws {
+        try writeLog(3)
+        let original = try Data(contentsOf: URL(fileURLWithPath: logPath))
+        let all = try lines()
+        let lastStart = original.count - all[2].count - 1
+        for cut in (lastStart + 1)..<(original.count) {
+            try original.prefix(cut).write(to: URL(fileURLWithPath: logPath))
+            try? FileManager.default.removeItem(atPath: state.path + "/audit/log.jsonl.broken")
+            let log = try openLog()
+            try log.close()
+            var entries: [AuditEntry] = []
+            let fd = open(logPath, O_RDONLY)
+            let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { entries.append($0.entry); return true }
+            close(fd)
+            #expect(scan.failure == nil, "cut at \(cut)")
+            #expect(scan.tornBytes == 0)
+            #expect(entries.count == 3, "cut at \(cut)")
+            #expect(entries.prefix(2).map(\.reason) == ["replica 0 was missing", "replica 1 was missing"])
+            #expect(entries.last?.kind == .recovery)
+            #expect(entries.last?.reason?.contains("\(cut - lastStart) bytes") == true, "cut at \(cut)")
+            let broken = try Data(contentsOf: URL(fileURLWithPath: state.path + "/audit/log.jsonl.broken"))
+            #expect(broken == original[lastStart..<cut] + [0x0A])
+        }
+    }
+
+    /// Flipping any byte of any complete line, the last one too, fails that line and no other.
+    @Test func everyFlippedByteIsCaughtAtItsLine() throws {
+        try writeLog(3)
+        let original = try lines()
+        for (lineIndex, line) in original.enumerated() {
+            for offset in 0...line.count {
+                var changed = original
+                if offset == line.count {
+                    // The newline itself: only between lines (at the end it makes a torn write).
+                    guard lineIndex < original.count - 1 else { continue }
+                    changed[lineIndex] = line + [0x20] + changed[lineIndex + 1]
+                    changed.remove(at: lineIndex + 1)
+                } else {
+                    changed[lineIndex][changed[lineIndex].startIndex + offset] ^= 0x01
+                }
+                try writeLines(changed)
+                let failure = try scan().failure
+                #expect(failure?.line == lineIndex + 1, "line \(lineIndex + 1) byte \(offset): \(String(describing: failure))")
+            }
+        }
+    }
+
+    @Test(arguments: ["delete", "swap", "duplicate", "stranger", "reorderedFields"])
+    func rewritesAreCaughtAtTheFirstBadLine(_ how: String) throws {
+        try writeLog(4)
+        var lines = try lines()
+        let expected: (line: Int, check: AuditFailure.Check)
+        switch how {
+        case "delete":
+            lines.remove(at: 1)
+            expected = (2, .sequence)
+        case "swap":
+            lines.swapAt(1, 2)
+            expected = (2, .sequence)
+        case "duplicate":
+            lines.insert(lines[2], at: 3)
+            expected = (4, .sequence)
+        case "stranger":
+            // Same payload, signed by a key outside the trust policy.
+            var envelope = try Envelope(json: lines[2])
+            envelope.signatures = []
+            try envelope.sign(with: stranger)
+            lines[2] = envelope.json()
+            expected = (3, .signature)
+        default:
+            let envelope = try Envelope(json: lines[1])
+            lines[1] = envelope.json(pretty: true).split(separator: 0x0A).reduce(Data(), +)
+            expected = (2, .envelope)
+        }
+        try writeLines(lines)
+        let failure = try #require(try scan().failure)
+        #expect(failure.line == expected.line)
+        #expect(failure.check == expected.check)
+        // A writer refuses to append to it, naming the line.
+        do {
+            _ = try openLog()
+            Issue.record("a tampered log was opened for appending")
+        } catch let error as AuditError {
+            #expect(error.code == .tampered)
+            #expect(error.message.contains("line \(expected.line)"))
+        }
+    }
+
+    /// The signed head lets a writer skip signature checks, never the check itself: a change
+    /// to an already-checked line is still refused.
+    @Test func theResumePointDoesNotHideTampering() throws {
+        try writeLog(3)
+        #expect(FileManager.default.fileExists(atPath: state.path + "/audit/head.json"))
+        var lines = try lines()
+        lines[0][lines[0].startIndex + 120] ^= 0x04
+        try writeLines(lines)
+        #expect(throws: AuditError.self) { try openLog() }
+    }
+
+    @Test func aKeyOutsideTheOperatorRoleCannotWrite() throws {
+        do {
+            _ = try AuditLog(
+                stateDirectory: state.path, trust: trust, key: stranger, host: "h", via: "cli", release: .none)
+            Issue.record("a stranger's key opened the log")
+        } catch let error as AuditError {
+            #expect(error.code == .untrustedKey)
+        }
+        #expect(!FileManager.default.fileExists(atPath: logPath))
+    }
+
+    /// A checkpoint taken before history is rewritten (validly re-signed with the same key)
+    /// fails verification afterwards; one taken after passes.
+    @Test func checkpointsCatchRewrittenHistory() throws {
+        try writeLog(4)
+        let before = try String(contentsOfFile: state.path + "/audit/checkpoint", encoding: .utf8)
+        let verifier = AuditVerification(trust: trust)
+        var report = try verifier.verify(stateDirectory: state.path, checkpoints: [("before", before)])
+        #expect(report.passed)
+
+        try FileManager.default.removeItem(atPath: state.path + "/audit")
+        let log = try openLog()
+        try log.append((0..<3).map { Self.record($0 + 100) })
+        try log.append((0..<2).map(Self.record))
+        try log.close()
+        report = try verifier.verify(stateDirectory: state.path, checkpoints: [("before", before)])
+        #expect(report.failure == nil)
+        #expect(!report.passed)
+        #expect(report.checkpoints.first?.source == "before")
+        #expect(report.checkpoints.first?.message.contains("rewritten") == true)
+
+        let after = try String(contentsOfFile: state.path + "/audit/checkpoint", encoding: .utf8)
+        #expect(try verifier.verify(stateDirectory: state.path, checkpoints: [("after", after)]).passed)
+    }
+
+    @Test func inclusionProofsRoundTrip() throws {
+        try writeLog(11)
+        for seq in [0, 5, 10] {
+            let proof = try AuditProof.make(stateDirectory: state.path, seq: seq, trust: trust)
+            let (checkpoint, entry) = try proof.verify(trust: trust, source: "proof")
+            #expect(entry.seq == seq && checkpoint.size == 11)
+        }
+        // A proof whose entry is swapped for another entry's fails.
+        var proof = try AuditProof.make(stateDirectory: state.path, seq: 5, trust: trust)
+        let other = try AuditProof.make(stateDirectory: state.path, seq: 6, trust: trust)
+        proof.entry = other.entry
+        #expect(throws: AuditError.self) { try proof.verify(trust: trust, source: "proof") }
+        proof.seq = 6
+        proof.leafHash = other.leafHash
+        #expect(throws: AuditError.self) { try proof.verify(trust: trust, source: "proof") }
+        // Untrusted keys are not enough.
+        let strangers = AuditTrust([(name: "x", publicKey: stranger.publicKey)])
+        #expect(throws: AuditError.self) { try other.verify(trust: strangers, source: "proof") }
+    }
+}
