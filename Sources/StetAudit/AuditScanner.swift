@@ -71,9 +71,16 @@ public struct AuditScanner: Sendable {
 
     /// Scans the open file `fd` from `start`. `visit` receives each checked line in order;
     /// returning false stops the scan there.
-    public func scan(
-        fd: Int32, from start: AuditPosition, visit: ((Line) throws -> Bool)? = nil
-    ) throws -> AuditScan {
+    public func scan(fd: Int32, from start: AuditPosition, visit: (Line) throws -> Bool) throws -> AuditScan {
+        try withoutActuallyEscaping(visit) { try scan(fd: fd, from: start, visitor: $0) }
+    }
+
+    /// Scans without visiting: checks only.
+    public func scan(fd: Int32, from start: AuditPosition) throws -> AuditScan {
+        try scan(fd: fd, from: start, visitor: nil)
+    }
+
+    private func scan(fd: Int32, from start: AuditPosition, visitor visit: ((Line) throws -> Bool)?) throws -> AuditScan {
         var position = start
         var offset = start.bytes
         var pending = Data()

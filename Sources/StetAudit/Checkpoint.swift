@@ -15,11 +15,14 @@ public struct Checkpoint: Equatable, Sendable {
     }
 
     /// `stet/<hostname>`.
-    public static var defaultOrigin: String {
+    public static var defaultOrigin: String { "stet/" + hostName }
+
+    /// This machine's host name (`localhost` when it has none).
+    public static var hostName: String {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
         let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "stet/" + (host.isEmpty ? "localhost" : host)
+        return host.isEmpty ? "localhost" : host
     }
 
     /// The note text: three lines, each ending in a newline.

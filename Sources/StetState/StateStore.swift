@@ -9,6 +9,8 @@ public import Foundation
 public protocol StateStore: Sendable {
     func read(_ key: String) throws -> Data?
     func write(_ key: String, _ data: Data) throws
+    /// The names directly inside `folder`, sorted; empty when it does not exist.
+    func list(_ folder: String) throws -> [String]
 }
 
 /// The state directory on the local disk (`--state-dir`, `STET_STATE_DIR`, default `./.stet`).
@@ -33,6 +35,12 @@ public struct FileStateStore: StateStore {
         return data
     }
 
+    public func list(_ folder: String) throws -> [String] {
+        let path = path(folder)
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
+    }
+
     public func write(_ key: String, _ data: Data) throws {
         let path = path(key)
         try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
@@ -50,4 +58,12 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
     public func read(_ key: String) throws -> Data? { lock.withLock { values[key] } }
 
     public func write(_ key: String, _ data: Data) throws { lock.withLock { values[key] = data } }
+
+    public func list(_ folder: String) throws -> [String] {
+        let prefix = folder + "/"
+        return lock.withLock {
+            values.keys.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains("/") }
+                .map { String($0.dropFirst(prefix.count)) }.sorted()
+        }
+    }
 }

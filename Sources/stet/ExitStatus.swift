@@ -1,4 +1,5 @@
 import Foundation
+import StetAudit
 import StetCrypto
 import StetManifest
 import StetState
@@ -8,6 +9,7 @@ enum ExitStatus {
     static let ok: Int32 = 0
     static let error: Int32 = 1
     static let refused: Int32 = 10
+    static let locked: Int32 = 11
 
     /// Prints a Stet error to standard error and returns its status; nil for errors that are
     /// ArgumentParser's own (usage, help), which it prints itself.
@@ -22,6 +24,18 @@ enum ExitStatus {
         case let failure as CommandFailure:
             if let message = failure.message { Terminal.standardError.line("stet: \(message)") }
             return failure.status
+        case let audit as AuditError:
+            switch audit.code {
+            case .locked:
+                Terminal.standardError.line("stet: \(audit.message)")
+                return Self.locked
+            case .io:
+                Terminal.standardError.line("stet: \(audit.message)")
+                return Self.error
+            case .tampered, .untrustedKey, .invalid:
+                Terminal.standardError.line(Terminal.standardError.red("refused") + ": " + audit.message)
+                return Self.refused
+            }
         case let manifest as ManifestError:
             Terminal.standardError.line(manifest.description)
             return Self.error

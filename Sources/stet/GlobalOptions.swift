@@ -24,6 +24,9 @@ struct KeyOption: ParsableArguments {
     func path() throws -> String {
         if let key { return key }
         if let env = ProcessInfo.processInfo.environment["STET_KEY"], !env.isEmpty { return env }
-        throw ValidationError("a private key is required: pass --key FILE or set STET_KEY")
+        throw CommandFailure(
+            status: ExitStatus.error,
+            message: "an operator key is required to act (everything Stet does is signed into the audit log): "
+                + "pass --key FILE or set STET_KEY")
     }
 }

@@ -15,11 +15,12 @@ struct Stet: AsyncParsableCommand {
             EXIT STATUS
               0   done, or in sync
               1   error (bad input, I/O)
-              10  release, trust policy or plan refused by verification
+              10  release, trust policy, plan or audit log refused by verification
+              11  state locked by another stet process
             """,
         version: version,
         subcommands: [
-            KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self,
+            KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self, AuditCommand.self,
         ]
     )
 

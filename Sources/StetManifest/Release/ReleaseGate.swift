@@ -37,19 +37,30 @@ public struct ReleaseGate: Sendable {
     /// verified with, if that is new). Throws `Refused`, `ManifestError` (a signed release whose
     /// manifests do not parse), or `StateError`.
     public func open(accept: Bool, now: Date) throws -> Passed {
+        let passed = try verify(trust: try resolveTrust(acting: accept), now: now)
+        if accept { try self.accept(passed, now: now) }
+        return passed
+    }
+
+    /// The trust policy in force: pinned, rotated from the pinned one, or pinned now on first
+    /// use. Writes nothing. Throws `Refused` (without a report).
+    public func resolveTrust(acting: Bool) throws -> TrustDecision {
         let repository: TrustPolicy? = FileManager.default.fileExists(atPath: trustFile) ? try TrustPolicy.load(file: trustFile) : nil
         let rotationPath = ((trustFile as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent(TrustRotation.envelopeName)
         let pinned = try PinnedTrust.load(from: store)
-        let decision: TrustDecision
         do {
-            decision = try TrustResolver.resolve(
+            return try TrustResolver.resolve(
                 repository: repository, rotation: FileManager.default.contents(atPath: rotationPath),
-                pinned: pinned, acting: accept, trustOnFirstUse: trustOnFirstUse,
+                pinned: pinned, acting: acting, trustOnFirstUse: trustOnFirstUse,
                 stateDirectory: store.root)
         } catch {
             throw Refused(error: error, report: nil, trust: nil)
         }
+    }
+
+    /// Verifies the release under `trust` and parses its manifests. Writes nothing.
+    public func verify(trust decision: TrustDecision, now: Date) throws -> Passed {
         let outcome = ReleaseVerifier(
             directory: manifests, trust: decision.policy, accepted: try AcceptedRelease.load(from: store), now: now
         ).verify()
@@ -58,11 +69,12 @@ public struct ReleaseGate: Sendable {
         case .failure(let error): throw Refused(error: error, report: outcome.report, trust: decision)
         case .success(let verified): release = verified
         }
-        let desired = try release.desiredState()
-        if accept {
-            if decision.needsPinning { try PinnedTrust.save(decision.policy, to: store, now: now) }
-            try release.accept(into: store, now: now)
-        }
-        return Passed(release: release, desired: desired, trust: decision)
+        return Passed(release: release, desired: try release.desiredState(), trust: decision)
+    }
+
+    /// Records a verified release as accepted, pinning its trust policy if that is new.
+    public func accept(_ passed: Passed, now: Date) throws {
+        if passed.trust.needsPinning { try PinnedTrust.save(passed.trust.policy, to: store, now: now) }
+        try passed.release.accept(into: store, now: now)
     }
 }

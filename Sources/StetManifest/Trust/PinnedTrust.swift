@@ -21,8 +21,27 @@ public enum PinnedTrust {
         var roles: [String: TrustPolicy.Threshold]
     }
 
+    /// Where earlier pinned policies are kept (`trust/history/v<N>.json`): audit entries their
+    /// operator keys signed stay verifiable after a rotation.
+    public static let historyFolder = "trust/history"
+
     public static func load(from store: any StateStore) throws -> TrustPolicy? {
         guard let data = try store.read(key) else { return nil }
+        return try decode(data, key: key)
+    }
+
+    /// The pinned policy first, then the ones it replaced, newest first.
+    public static func loadWithHistory(from store: any StateStore) throws -> [TrustPolicy] {
+        guard let current = try load(from: store) else { return [] }
+        var earlier: [TrustPolicy] = []
+        for name in try store.list(historyFolder) where name.hasSuffix(".json") {
+            let entry = historyFolder + "/" + name
+            if let data = try store.read(entry) { earlier.append(try decode(data, key: entry)) }
+        }
+        return [current] + earlier.sorted { $0.version > $1.version }
+    }
+
+    private static func decode(_ data: Data, key: String) throws -> TrustPolicy {
         do {
             let stored = try JSONCoding.decoder.decode(Stored.self, from: data)
             var keys: [String: TrustPolicy.Key] = [:]
@@ -45,6 +64,9 @@ public enum PinnedTrust {
     }
 
     public static func save(_ policy: TrustPolicy, to store: any StateStore, now: Date) throws {
+        if let previous = try store.read(key), let old = try? decode(previous, key: key), old.digest != policy.digest {
+            try store.write("\(historyFolder)/v\(old.version)-\(old.digest.suffix(12)).json", previous)
+        }
         var keys: [String: Stored.StoredKey] = [:]
         for (name, entry) in policy.keys {
             keys[name] = Stored.StoredKey(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StetAudit
 import StetCrypto
 import StetState
 
@@ -7,7 +8,7 @@ struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "Make and inspect Ed25519 signing keys.",
-        subcommands: [KeysGenerateCommand.self, KeysIDCommand.self]
+        subcommands: [KeysGenerateCommand.self, KeysIDCommand.self, KeysVerifierCommand.self]
     )
 }
 
@@ -97,19 +98,58 @@ struct KeysIDCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw CommandFailure(status: ExitStatus.error, message: "cannot read \(file)")
-        }
-        let key: PublicKey
-        if String(decoding: data, as: UTF8.self).contains("PRIVATE KEY") {
-            key = try PrivateKey(contentsOfFile: file).publicKey
-        } else {
-            key = try PublicKey(pem: data, source: file)
-        }
+        let key = try Self.publicKey(file)
         if json {
             Terminal.standardOutput.json(["file": file, "keyid": key.keyID])
         } else {
             Terminal.standardOutput.line(key.keyID)
+        }
+    }
+}
+
+extension KeysIDCommand {
+    /// The public key in FILE, which may hold a public key or a private one.
+    static func publicKey(_ file: String) throws -> PublicKey {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CommandFailure(status: ExitStatus.error, message: "cannot read \(file)")
+        }
+        if String(decoding: data, as: UTF8.self).contains("PRIVATE KEY") {
+            return try PrivateKey(contentsOfFile: file).publicKey
+        }
+        return try PublicKey(pem: data, source: file)
+    }
+}
+
+struct KeysVerifierCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verifier",
+        abstract: "Print a key's signed-note verifier string, for tools that check Stet's checkpoints.",
+        discussion: """
+            Prints NAME+KEYID+base64(0x01 ‖ public key) (c2sp.org/signed-note), where KEYID is the \
+            first 4 bytes of SHA-256(NAME ‖ 0x0A ‖ 0x01 ‖ public key). Checkpoints are signed under \
+            their origin, so NAME must be the origin that `stet audit checkpoint` uses on the host.
+
+            EXIT STATUS
+              0   printed
+              1   not an Ed25519 key, unreadable, or an invalid name
+            """
+    )
+
+    @Argument(help: "A public or private key file.")
+    var file: String
+
+    @Option(help: ArgumentHelp("Signer name: the checkpoint origin (default: stet/<hostname>).", valueName: "name"))
+    var name: String?
+
+    @Flag(help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let verifier = try NoteVerifier(name: name ?? Checkpoint.defaultOrigin, publicKey: try KeysIDCommand.publicKey(file))
+        if json {
+            Terminal.standardOutput.json(["name": verifier.name, "keyid": verifier.keyID.hexString, "verifier": verifier.verifierKey])
+        } else {
+            Terminal.standardOutput.line(verifier.verifierKey)
         }
     }
 }

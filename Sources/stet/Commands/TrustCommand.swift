@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StetAudit
 import StetCrypto
 import StetManifest
 import StetState
@@ -19,7 +20,9 @@ struct TrustPinCommand: ParsableCommand {
         discussion: """
             Prints every key and its id: confirm them with their owners out of band (a call, a \
             signed chat) before relying on the policy. Refuses to replace a different pinned policy \
-            unless --replace: the normal way to change it is a rotation (`stet trust sign`).
+            unless --replace: the normal way to change it is a rotation (`stet trust sign`). Pinning \
+            acts on this host, so it needs a key of the new policy's operator role (--key or \
+            STET_KEY) and is recorded in the audit log.
 
             EXIT STATUS
               0   pinned (or already pinned)
@@ -34,6 +37,8 @@ struct TrustPinCommand: ParsableCommand {
 
     @Flag(help: "Replace a different pinned policy (an administrator's decision on this host).")
     var replace = false
+
+    @OptionGroup var key: KeyOption
 
     struct KeyLine: Encodable {
         var name: String
@@ -53,13 +58,26 @@ struct TrustPinCommand: ParsableCommand {
                 example: key.example)
         }
         let unchanged = current.map { $0.sameAuthority(as: policy) } ?? false
+        let privateKey = try PrivateKey(contentsOfFile: try key.path())
         if let current, !unchanged, !replace {
-            throw CommandFailure(
-                status: ExitStatus.error,
-                message: "a different trust policy (version \(current.version)) is pinned in \(store.root); "
-                    + "change it with a signed rotation, or pass --replace")
+            let message = "a different trust policy (version \(current.version)) is pinned in \(store.root); "
+                + "change it with a signed rotation, or pass --replace"
+            OperatorSession.recordEarlyRefusal(
+                global: global, key: privateKey, action: "pin-trust",
+                reason: "pinning trust policy version \(policy.version) from \(file) was refused", error: message)
+            throw CommandFailure(status: ExitStatus.error, message: message)
         }
-        if !unchanged { try PinnedTrust.save(policy, to: store, now: Date()) }
+        if !unchanged {
+            // The key must be an operator of the policy it pins; the pin is recorded before it is made.
+            let session = try OperatorSession(global: global, key: privateKey, policy: policy)
+            try session.log.append(AuditRecord(
+                kind: .result, release: AuditContext.acceptedRelease(store), action: "pin-trust",
+                reason: "pinned trust policy version \(policy.version) (\(policy.digest)) from \(file)"
+                    + (current.map { ", replacing version \($0.version)" } ?? ""),
+                outcome: .ok))
+            try PinnedTrust.save(policy, to: store, now: Date())
+            try session.close()
+        }
         let out = Terminal.standardOutput
         if global.json {
             struct Report: Encodable {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import StetAudit
 import StetCore
+import StetCrypto
 import StetManifest
 import StetState
 
@@ -18,6 +20,9 @@ struct VerifyCommand: ParsableCommand {
             read-only check uses the repository's keys/trust.yaml and says so; --accept refuses unless \
             --trust-on-first-use is given. Read-only unless --accept.
 
+            With --accept, the operator key (--key or STET_KEY) signs the decision into the audit \
+            log, accepted or refused, before anything else changes.
+
             EXIT STATUS
               0   the release verifies (and, with --accept, is recorded)
               1   error: manifests that do not parse, unreadable files, state I/O
@@ -30,8 +35,10 @@ struct VerifyCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Flag(help: "Record the release as accepted (and pin the trust policy on first use or rotation).")
+    @Flag(help: "Record the release as accepted (and pin the trust policy on first use or rotation). Needs an operator key.")
     var accept = false
+
+    @OptionGroup var key: KeyOption
 
     @Flag(help: "With no pinned trust policy, pin the repository's policy now. Trusts whoever can write to it today.")
     var trustOnFirstUse = false
@@ -55,7 +62,7 @@ struct VerifyCommand: ParsableCommand {
         gate.trustOnFirstUse = trustOnFirstUse
         let out = Terminal.standardOutput
         do {
-            let passed = try gate.open(accept: accept, now: Date())
+            let passed = accept ? try verifyAndAccept(gate) : try gate.open(accept: false, now: Date())
             if global.json {
                 out.json(JSONReport(
                     release: passed.release.report, trust: trustReport(passed.trust),
@@ -77,6 +84,51 @@ struct VerifyCommand: ParsableCommand {
             }
             throw refused
         }
+    }
+
+    /// The acting path: the operator key first, then the audit log, then the decision, which is
+    /// recorded (accepted or refused) before the state directory changes.
+    private func verifyAndAccept(_ gate: ReleaseGate) throws -> ReleaseGate.Passed {
+        let privateKey = try PrivateKey(contentsOfFile: try key.path())
+        let action = "accept-release"
+        let decision: TrustDecision
+        do {
+            decision = try gate.resolveTrust(acting: true)
+        } catch let refused as ReleaseGate.Refused {
+            OperatorSession.recordEarlyRefusal(
+                global: global, key: privateKey, action: action, reason: "the trust policy was refused",
+                error: "\(refused.error.code.rawValue): \(refused.error.message)")
+            throw refused
+        }
+        let session = try OperatorSession(global: global, key: privateKey, policy: decision.policy)
+        let passed: ReleaseGate.Passed
+        do {
+            passed = try gate.verify(trust: decision, now: Date())
+        } catch let refused as ReleaseGate.Refused {
+            try session.refused(
+                action: action,
+                reason: "release" + (refused.report?.version.map { " version \($0)" } ?? "") + " in \(directory) was refused",
+                error: "\(refused.error.code.rawValue): \(refused.error.message)")
+            try session.close()
+            throw refused
+        } catch let invalid as ManifestError {
+            try session.refused(
+                action: action, reason: "the signed release in \(directory) has manifests that do not parse",
+                error: invalid.description)
+            try session.close()
+            throw invalid
+        }
+        let report = passed.release.report
+        try session.log.append(AuditRecord(
+            kind: .release,
+            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? ""),
+            action: action,
+            reason: "release version \(report.version ?? 0) accepted under trust policy version \(decision.policy.version)"
+                + (decision.needsPinning ? " (pinned now)" : ""),
+            outcome: .ok))
+        try gate.accept(passed, now: Date())
+        try session.close()
+        return passed
     }
 
     private func trustReport(_ decision: TrustDecision) -> TrustReport {

@@ -1,0 +1,66 @@
+import Foundation
+import StetAudit
+import StetCrypto
+import StetManifest
+import StetState
+
+/// The audit log as commands use it: which keys it trusts, and a session that signs entries
+/// with the operator's key.
+enum AuditContext {
+    /// The operator keys the log accepts: those of the pinned policy and of the policies pinned
+    /// before it; with nothing pinned, those of the repository's policy (`pinned` false).
+    static func trust(global: GlobalOptions, inForce current: TrustPolicy? = nil) throws -> (trust: AuditTrust, pinned: Bool) {
+        var policies = try PinnedTrust.loadWithHistory(from: global.store)
+        let pinned = !policies.isEmpty
+        if let current { policies.insert(current, at: 0) }
+        if policies.isEmpty, FileManager.default.fileExists(atPath: global.trust) {
+            policies = [try TrustPolicy.load(file: global.trust)]
+        }
+        let keys = policies.flatMap { policy in policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) } }
+        return (AuditTrust(keys), pinned)
+    }
+
+    /// The accepted release, as audit entries record it.
+    static func acceptedRelease(_ store: FileStateStore) -> AuditEntry.Release {
+        guard let accepted = try? AcceptedRelease.load(from: store) else { return .none }
+        return AuditEntry.Release(version: accepted.version, digest: accepted.digest)
+    }
+}
+
+/// An acting command's link to the audit log, opened before it changes anything: a log that
+/// fails verification, or a key outside the operator role, stops the command first.
+struct OperatorSession {
+    let log: AuditLog
+    let store: FileStateStore
+
+    /// Opens the log for `key` under the trust policy in force (`policy`, if the command has
+    /// resolved one).
+    init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?) throws {
+        store = global.store
+        log = try AuditLog(
+            stateDirectory: store.root, trust: try AuditContext.trust(global: global, inForce: policy).trust, key: key,
+            host: Checkpoint.hostName, via: "cli", release: AuditContext.acceptedRelease(store))
+    }
+
+    /// Records a refusal under the release in force.
+    func refused(action: String, reason: String, error: String, release: AuditEntry.Release? = nil) throws {
+        try log.append(AuditRecord(
+            kind: .refusal, release: release ?? AuditContext.acceptedRelease(store), action: action, reason: reason,
+            outcome: .failed, error: error))
+    }
+
+    func close() throws { try log.close() }
+
+    /// Records a refusal that happened before the command could open a session for its trust
+    /// policy, using the policy already pinned (or the repository's). When even that is not
+    /// possible, says why on standard error: the refusal stands either way.
+    static func recordEarlyRefusal(global: GlobalOptions, key: PrivateKey, action: String, reason: String, error: String) {
+        do {
+            let session = try OperatorSession(global: global, key: key, policy: nil)
+            try session.refused(action: action, reason: reason, error: error)
+            try session.close()
+        } catch {
+            Terminal.standardError.warning("the refusal could not be recorded in the audit log: \(error)")
+        }
+    }
+}
