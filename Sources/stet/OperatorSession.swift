@@ -37,6 +37,18 @@ struct OperatorSession {
     /// resolved one).
     init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?) throws {
         store = global.store
+        // Old operators' entries stay valid, but only an operator of the policy in force acts.
+        let inForce = try policy ?? PinnedTrust.load(from: store)
+            ?? (FileManager.default.fileExists(atPath: global.trust) ? TrustPolicy.load(file: global.trust) : nil)
+        guard let inForce else {
+            throw AuditError(.untrustedKey, "no trust policy: pin one (`stet trust pin`) or pass --trust FILE")
+        }
+        guard inForce.keys(in: .operator).contains(where: { $0.publicKey == key.publicKey }) else {
+            throw AuditError(
+                .untrustedKey,
+                "key \(key.publicKey.keyID.prefix(16))… is not an operator key of the trust policy in force (version "
+                    + "\(inForce.version)); every action is signed into the audit log by a key of the operator role")
+        }
         log = try AuditLog(
             stateDirectory: store.root, trust: try AuditContext.trust(global: global, inForce: policy).trust, key: key,
             host: Checkpoint.hostName, via: "cli", release: AuditContext.acceptedRelease(store))

@@ -72,41 +72,62 @@ enum Binary {
         #expect(outsider.stderr.contains("not in the trust policy's release role"))
 
         #expect(try stet("release", "sign", "--key", "private/bob.key").status == 0)
-        let unpinned = try stet("verify", "--accept")
-        #expect(unpinned.status == 10)
-        #expect(unpinned.stderr.contains("stet trust pin"))
+        // Acting needs an operator key, before anything else is looked at.
+        let keyless = try stet("verify", "--accept")
+        #expect(keyless.status == 1)
+        #expect(keyless.stderr.contains("an operator key is required"))
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir))
 
-        let pin = try stet("trust", "pin")
+        let unpinned = try stet("verify", "--accept", environment: ci)
+        #expect(unpinned.status == 10)
+        #expect(unpinned.stderr.contains("stet trust pin"))
+        #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
+
+        let pin = try stet("trust", "pin", environment: ci)
         #expect(pin.status == 0, "\(pin.combined)")
         #expect(pin.stdout.contains(repo.keys["alice"]!.publicKey.keyID))
-        let accepted = try stet("verify", "--accept")
+        let accepted = try stet("verify", "--accept", environment: ci)
         #expect(accepted.status == 0, "\(accepted.combined)")
         #expect(accepted.stdout.contains("threshold  2 of 2 met"))
         #expect(FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
 
-        // A tampered file: exit 10, the refusal says why, the state stays as it was.
-        let before = repo.root.snapshot(".stet")
+        // A tampered file: exit 10, the refusal says why and is audited; nothing else changes.
+        let before = repo.root.snapshot(".stet").filter { !$0.key.hasPrefix("audit/") }
         try repo.root.write("manifests/web.yaml", Samples.service(name: "web", replicas: 7, port: 18080))
-        let tampered = try stet("verify", "--accept")
+        let tampered = try stet("verify", "--accept", environment: ci)
         #expect(tampered.status == 10)
         #expect(tampered.stderr.contains("file-modified"))
-        #expect(repo.root.snapshot(".stet") == before)
+        #expect(repo.root.snapshot(".stet").filter { !$0.key.hasPrefix("audit/") } == before)
+
+        // Every decision is in the log, in order, signed by ci; the log verifies.
+        let list = try stet("audit", "list", "--json")
+        let entries = list.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        #expect(entries.map { $0["kind"] as? String } == ["refusal", "result", "release", "refusal"])
+        #expect(entries.map { $0["action"] as? String } == ["accept-release", "pin-trust", "accept-release", "accept-release"])
+        #expect((entries.last?["error"] as? String)?.contains("file-modified") == true)
+        #expect(entries.allSatisfy { ($0["actor"] as? [String: Any])?["name"] as? String == "ci" })
+        let verified = try stet("audit", "verify")
+        #expect(verified.status == 0, "\(verified.combined)")
+        #expect(verified.stdout.contains("entries      4 checked"))
     }
 
+    var ci: [String: String] { ["STET_KEY": "private/ci.key"] }
+
     @Test mutating func aTrustRotationThroughTheCommands() throws {
-        try repo.writeTrust(version: 1, root: (1, ["alice"]), release: (1, ["alice"]))
+        try repo.writeTrust(version: 1, root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
         try repo.writeManifests()
-        #expect(try stet("trust", "pin").status == 0)
-        try repo.writeTrust(version: 2, root: (1, ["carol"]), release: (1, ["carol"]))
+        #expect(try stet("trust", "pin", environment: ci).status == 0)
+        try repo.writeTrust(version: 2, root: (1, ["carol"]), release: (1, ["carol"]), operator: (1, ["ops"]))
         #expect(try stet("release", "sign", "--key", "private/carol.key").status == 0)
 
-        let unsigned = try stet("verify", "--accept")
+        let unsigned = try stet("verify", "--accept", environment: ci)
         #expect(unsigned.status == 10)
         #expect(unsigned.stderr.contains("trust-changed-without-rotation"))
 
         #expect(try stet("trust", "sign", "--key", "private/carol.key").status == 0)
-        let half = try stet("verify", "--accept")
+        let half = try stet("verify", "--accept", environment: ci)
         #expect(half.status == 10)
         #expect(half.stderr.contains("rotation-old-root-threshold"))
 
@@ -118,18 +139,29 @@ enum Binary {
         let alice = try stet("trust", "sign", "--key", "private/alice.key")
         #expect(alice.status == 0, "\(alice.combined)")
         #expect(alice.stdout.contains("signatures  2"))
-        let rotated = try stet("verify", "--accept")
+        // ci is no operator of version 2: the new policy's operator acts.
+        let stale = try stet("verify", "--accept", environment: ci)
+        #expect(stale.status == 10)
+        #expect(stale.stderr.contains("not an operator key"))
+        let rotated = try stet("verify", "--accept", environment: ["STET_KEY": "private/ops.key"])
         #expect(rotated.status == 0, "\(rotated.combined)")
         #expect(rotated.stderr.contains("rotates from version 1 to 2"))
         let pinned = try String(contentsOfFile: repo.stateDir + "/trust/policy.json", encoding: .utf8)
         #expect(pinned.contains(repo.keys["carol"]!.publicKey.keyID))
+        // Entries ci signed under version 1 still verify after the rotation.
+        let verified = try stet("audit", "verify")
+        #expect(verified.status == 0, "\(verified.combined)")
+        let list = try stet("audit", "list")
+        #expect(list.stdout.contains("ci  pin-trust"))
+        #expect(list.stdout.contains("ops  accept-release  ok"))
     }
 
     @Test func stateDirectoryComesFromTheEnvironment() throws {
         let example = try copyExample()
+        chmod(example.file("examples/keys/example-operator.key"), 0o600)
         let run = try Binary.run(
             ["verify", "--accept", "--trust-on-first-use"], in: example.path,
-            environment: ["STET_STATE_DIR": example.file("custom-state")])
+            environment: ["STET_STATE_DIR": example.file("custom-state"), "STET_KEY": "examples/keys/example-operator.key"])
         #expect(run.status == 0, "\(run.combined)")
         #expect(FileManager.default.fileExists(atPath: example.file("custom-state/release.json")))
         #expect(!FileManager.default.fileExists(atPath: example.file(".stet")))
