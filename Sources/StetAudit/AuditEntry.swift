@@ -99,7 +99,8 @@ public struct AuditRecord: Sendable, Equatable {
         self.durationMs = durationMs
     }
 
-    func entry(seq: Int, time: String, prev: String, actor: AuditEntry.Actor) -> AuditEntry {
+    /// The entry this record becomes at `seq`, written at `time` after `prev` by `actor`.
+    public func entry(seq: Int, time: String, prev: String, actor: AuditEntry.Actor) -> AuditEntry {
         AuditEntry(
             seq: seq, time: time, prev: prev, kind: kind, actor: actor, release: release, plan: plan, change: change,
             resource: resource, action: action, cause: cause, reason: reason, outcome: outcome, error: error,
@@ -111,17 +112,85 @@ extension AuditEntry {
     /// The DSSE payload type of audit lines.
     public static let payloadType = "application/vnd.stet.audit+json"
 
-    private static let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return encoder
-    }()
-
-    /// The payload bytes: compact JSON, fields in declaration order.
-    public func payload() throws -> Data { try Self.encoder.encode(self) }
+    /// The payload bytes: compact JSON, fields in the contract's order (`seq`, `time`, `prev`
+    /// first), absent optionals left out. Written by hand: Foundation's encoder orders keys
+    /// differently from run to run, and a log people read should not.
+    public func payload() throws -> Data {
+        var json = JSONWriter()
+        json.field("seq", seq)
+        json.field("time", time)
+        json.field("prev", prev)
+        json.field("kind", kind.rawValue)
+        json.object("actor") { json in
+            json.field("keyid", actor.keyid)
+            json.field("name", actor.name)
+            json.field("host", actor.host)
+            json.field("via", actor.via)
+        }
+        json.object("release") { json in
+            json.field("version", release.version)
+            json.field("digest", release.digest)
+            if let commit = release.commit { json.field("commit", commit) }
+        }
+        let optional: [(String, String?)] = [
+            ("plan", plan), ("change", change), ("resource", resource), ("action", action), ("cause", cause),
+            ("reason", reason), ("outcome", outcome?.rawValue), ("error", error),
+        ]
+        for case let (name, value?) in optional { json.field(name, value) }
+        if let durationMs { json.field("durationMs", durationMs) }
+        return json.finish()
+    }
 
     /// Decodes a payload. Throws `DecodingError`.
     public static func decode(payload: Data) throws -> AuditEntry {
         try JSONDecoder().decode(AuditEntry.self, from: payload)
     }
+}
+
+/// A minimal writer of compact JSON objects with keys in the order written.
+struct JSONWriter {
+    private var bytes: [UInt8] = [0x7B]
+    private var first = true
+
+    private mutating func key(_ name: String) {
+        if !first { bytes.append(0x2C) }
+        first = false
+        string(name)
+        bytes.append(0x3A)
+    }
+
+    mutating func field(_ name: String, _ value: String) {
+        key(name)
+        string(value)
+    }
+
+    mutating func field(_ name: String, _ value: Int) {
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func object(_ name: String, _ body: (inout JSONWriter) -> Void) {
+        key(name)
+        var inner = JSONWriter()
+        body(&inner)
+        bytes.append(contentsOf: inner.finish())
+    }
+
+    private mutating func string(_ value: String) {
+        bytes.append(0x22)
+        for byte in value.utf8 {
+            switch byte {
+            case 0x22: bytes.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, 0x6E])
+            case 0x0D: bytes.append(contentsOf: [0x5C, 0x72])
+            case 0x09: bytes.append(contentsOf: [0x5C, 0x74])
+            case 0..<0x20: bytes.append(contentsOf: Array(String(format: "\\u%04x", byte).utf8))
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(0x22)
+    }
+
+    func finish() -> Data { Data(bytes + [0x7D]) }
 }

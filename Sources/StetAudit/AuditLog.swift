@@ -124,21 +124,23 @@ public final class AuditLog: @unchecked Sendable {
         guard !closed else { throw AuditError(.io, "the audit log is closed") }
         let time = RFC3339.format(now, milliseconds: true)
         var next = position
-        var bytes = Data()
         var entries: [AuditEntry] = []
+        var payloads: [Data] = []
+        // The chain is sequential (each prev is the leaf hash before it); the signatures are
+        // not, so a large group signs on every core.
         for record in records {
             let entry = record.entry(seq: next.size, time: time, prev: next.prev, actor: actor)
             let payload = try entry.payload()
-            var envelope = Envelope(payloadType: AuditEntry.payloadType, payload: payload)
-            try envelope.sign(with: key)
-            bytes.append(envelope.json())
-            bytes.append(0x0A)
             let leaf = Merkle.leafHash(payload)
             next.tree.append(leafHash: leaf)
             next.lastLeaf = leaf
             next.size += 1
             entries.append(entry)
+            payloads.append(payload)
         }
+        let lines = try signLines(payloads)
+        var bytes = Data(capacity: lines.reduce(0) { $0 + $1.count })
+        for line in lines { bytes.append(line) }
         next.bytes += bytes.count
         do {
             try writeAll(bytes)
@@ -151,6 +153,30 @@ public final class AuditLog: @unchecked Sendable {
         }
         position = next
         return entries
+    }
+
+    /// Signed lines for `payloads`, in order; on all cores when there are many.
+    private func signLines(_ payloads: [Data]) throws -> [Data] {
+        let key = self.key
+        let keyID = key.publicKey.keyID
+        @Sendable func line(_ payload: Data) throws -> Data {
+            let signature = try key.signature(
+                for: Envelope.preAuthenticationEncoding(payloadType: AuditEntry.payloadType, payload: payload))
+            return AuditLine.line(payload: payload, keyID: keyID, signature: signature)
+        }
+        let workers = ProcessInfo.processInfo.activeProcessorCount
+        guard payloads.count >= 64, workers > 1 else { return try payloads.map(line) }
+        var results = [Result<Data, any Error>](repeating: .success(Data()), count: payloads.count)
+        results.withUnsafeMutableBufferPointer { output in
+            nonisolated(unsafe) let output = output
+            let stride = (payloads.count + workers - 1) / workers
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for index in min(payloads.count, worker * stride)..<min(payloads.count, (worker + 1) * stride) {
+                    output[index] = Result { try line(payloads[index]) }
+                }
+            }
+        }
+        return try results.map { try $0.get() }
     }
 
     private func writeAll(_ bytes: Data) throws {

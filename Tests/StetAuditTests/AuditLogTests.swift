@@ -251,3 +251,24 @@ import Testing
         #expect(throws: AuditError.self) { try other.verify(trust: strangers, source: "proof") }
     }
 }
+
+/// The fast line writer must stay byte-identical to the DSSE envelope serializer.
+@Suite struct AuditLineTests {
+    @Test func linesAreWhatTheEnvelopeSerializerWrites() throws {
+        let key = try PrivateKey.generate()
+        let entry = AuditRecord(
+            kind: .intent, release: .init(version: 2, digest: "sha256:00", commit: "abc"), resource: "service/web",
+            action: "start-replica", reason: "quotes \" and slashes / and ünïcode,\na newline, a tab\t and \u{1} \\ backslash"
+        ).entry(
+            seq: 4, time: "2026-11-29T10:00:00.123Z", prev: String(repeating: "ab", count: 32),
+            actor: .init(keyid: key.publicKey.keyID, name: "ci", host: "h", via: "daemon"))
+        let line = try AuditLine.encode(entry, key: key)
+        var envelope = Envelope(payloadType: AuditEntry.payloadType, payload: try entry.payload())
+        try envelope.sign(with: key)
+        #expect(line == envelope.json() + [0x0A])
+        let parsed = line.dropLast().withUnsafeBytes { AuditLine.parse($0) }
+        let parts = try parsed.get()
+        #expect(try AuditEntry.decode(payload: parts.payload) == entry)
+        #expect(String(decoding: try entry.payload(), as: UTF8.self).hasPrefix(#"{"seq":4,"time":"2026-11-29T10:00:00.123Z","prev":""#))
+    }
+}
