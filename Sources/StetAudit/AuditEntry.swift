@@ -141,6 +141,26 @@ extension AuditEntry {
         return json.finish()
     }
 
+    /// Where the fields the chain needs (`seq`, `prev`, `actor.keyid`) are in a payload in the
+    /// order Stet writes; nil for any other shape, which then takes the full decoder.
+    static func chainFields(_ payload: UnsafeRawBufferPointer) -> (seq: Int, prev: Range<Int>, keyid: Range<Int>)? {
+        var reader = ByteReader(payload)
+        guard reader.expect(Self.seqField), let seq = reader.number(), reader.expect(Self.timeField),
+            reader.rangeToQuote() != nil, reader.expect(Self.prevField), let prev = reader.rangeToQuote(),
+            reader.expect(Self.kindField), let kind = reader.rangeToQuote(),
+            Self.kindNames.contains(where: { $0.elementsEqual(payload[kind]) }),
+            reader.expect(Self.keyidField), let keyid = reader.rangeToQuote()
+        else { return nil }
+        return (seq, prev, keyid)
+    }
+
+    private static let kindNames = Kind.allCases.map { Array($0.rawValue.utf8) }
+    private static let seqField = Array(#"{"seq":"#.utf8)
+    private static let timeField = Array(#","time":""#.utf8)
+    private static let prevField = Array(#"","prev":""#.utf8)
+    private static let kindField = Array(#"","kind":""#.utf8)
+    private static let keyidField = Array(#"","actor":{"keyid":""#.utf8)
+
     /// Decodes a payload. Throws `DecodingError`.
     public static func decode(payload: Data) throws -> AuditEntry {
         try JSONDecoder().decode(AuditEntry.self, from: payload)

@@ -114,22 +114,25 @@ public enum AuditLine {
     public static func parse(_ line: UnsafeRawBufferPointer) -> Result<Parts, LineError> {
         var reader = ByteReader(line)
         guard reader.expect(head) else { return .failure(LineError(describe(line))) }
-        guard let payloadText = reader.untilQuote() else { return .failure(LineError("the payload is not closed")) }
+        guard let payloadText = reader.rangeToQuote() else { return .failure(LineError("the payload is not closed")) }
         guard reader.expect(middle) else { return .failure(LineError("expected exactly one signature with keyid and sig")) }
-        guard let keyText = reader.untilQuote() else { return .failure(LineError("the keyid is not closed")) }
+        guard let keyText = reader.rangeToQuote() else { return .failure(LineError("the keyid is not closed")) }
         guard reader.expect(sigField) else { return .failure(LineError("expected exactly one signature with keyid and sig")) }
-        guard let sigText = reader.untilQuote() else { return .failure(LineError("the sig is not closed")) }
+        guard let sigText = reader.rangeToQuote() else { return .failure(LineError("the sig is not closed")) }
         guard reader.expect(tail), reader.atEnd else {
             return .failure(LineError("unexpected text after the signature (one signature per entry)"))
         }
-        guard let payload = canonicalBase64(payloadText) else { return .failure(LineError("the payload is not canonical base64")) }
-        guard let signature = canonicalBase64(sigText), signature.count == 64 else {
+        guard let payload = Data(canonicalBase64: UnsafeRawBufferPointer(rebasing: line[payloadText])) else {
+            return .failure(LineError("the payload is not canonical base64"))
+        }
+        guard let signature = Data(canonicalBase64: UnsafeRawBufferPointer(rebasing: line[sigText])), signature.count == 64 else {
             return .failure(LineError("the sig is not canonical base64 of a 64-byte Ed25519 signature"))
         }
-        guard keyText.count == 64, keyText.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+        let key = line[keyText]
+        guard key.count == 64, key.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
             return .failure(LineError("the keyid is not 64 lowercase hex digits"))
         }
-        return .success(Parts(payload: payload, keyID: String(decoding: keyText, as: UTF8.self), signature: signature))
+        return .success(Parts(payload: payload, keyID: String(decoding: key, as: UTF8.self), signature: signature))
     }
 
     /// Why a line that does not start as Stet's does is wrong, in the words of the envelope parser.
@@ -146,29 +149,35 @@ public enum AuditLine {
         }
     }
 
-    /// Decodes base64 only when re-encoding gives back the same text (so unused padding bits
-    /// cannot vary).
-    private static func canonicalBase64(_ text: ArraySlice<UInt8>) -> Data? {
-        guard let data = Data(base64Encoded: Data(text)) else { return nil }
-        return data.base64EncodedData().elementsEqual(text) ? data : nil
-    }
 }
 
-/// A cursor over the bytes of one line.
-private struct ByteReader {
-    let bytes: [UInt8]
+/// A cursor over the bytes of one line (valid only while the buffer is).
+struct ByteReader {
+    let bytes: UnsafeRawBufferPointer
     var index = 0
 
-    init(_ buffer: UnsafeRawBufferPointer) { bytes = Array(buffer) }
+    init(_ buffer: UnsafeRawBufferPointer) { bytes = buffer }
 
     var atEnd: Bool { index == bytes.count }
 
     mutating func expect(_ literal: [UInt8]) -> Bool {
-        guard bytes.count - index >= literal.count, bytes[index..<index + literal.count].elementsEqual(literal) else {
-            return false
-        }
+        guard bytes.count - index >= literal.count else { return false }
+        for (offset, byte) in literal.enumerated() where bytes[index + offset] != byte { return false }
         index += literal.count
         return true
+    }
+
+    /// The range up to the next `"` (left unread); nil when none or a backslash comes first.
+    mutating func rangeToQuote() -> Range<Int>? {
+        let start = index
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x22: return start..<index
+            case 0x5C: return nil
+            default: index += 1
+            }
+        }
+        return nil
     }
 
     /// The bytes up to the next `"` (left unread); nil when none or a backslash comes first.
@@ -176,11 +185,25 @@ private struct ByteReader {
         let start = index
         while index < bytes.count {
             switch bytes[index] {
-            case 0x22: return bytes[start..<index]
+            case 0x22: return Array(bytes[start..<index])[...]
             case 0x5C: return nil
             default: index += 1
             }
         }
         return nil
+    }
+
+    /// A non-negative decimal number without leading zeros.
+    mutating func number() -> Int? {
+        let start = index
+        var value = 0
+        while index < bytes.count, (0x30...0x39).contains(bytes[index]) {
+            let (product, overflow) = value.multipliedReportingOverflow(by: 10)
+            guard !overflow else { return nil }
+            value = product + Int(bytes[index] - 0x30)
+            index += 1
+        }
+        guard index > start, index - start == 1 || bytes[start] != 0x30 else { return nil }
+        return value
     }
 }

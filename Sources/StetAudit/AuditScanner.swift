@@ -33,6 +33,8 @@ public struct AuditScan: Sendable {
     /// Bytes after the last complete line, when the file ends without a newline (and nothing
     /// failed before): a torn write.
     public var tornBytes: Int
+    /// The tree's root at each size of `AuditScanner.rootsAt` the scan passed.
+    public var roots: [Int: Data] = [:]
 }
 
 /// Reads `log.jsonl` from a position to its end, checking every line: Stet's envelope form, the
@@ -42,7 +44,11 @@ public struct AuditScan: Sendable {
 public struct AuditScanner: Sendable {
     /// Nil reads without checking signatures (listing); the chain and the tree are still checked.
     public var trust: AuditTrust?
-    public var blockSize = 4 << 20
+    public var blockSize = 1 << 20
+    /// Threads that check lines (default: one per core).
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Tree sizes whose roots the scan records (to check checkpoints in the same pass).
+    public var rootsAt: Set<Int> = []
     /// Longer lines are not Stet's.
     public static let maximumLineLength = 1 << 20
 
@@ -52,9 +58,14 @@ public struct AuditScanner: Sendable {
     private struct Checked: Sendable {
         var leaf = Data()
         var seq = 0
-        var prev = ""
+        /// `prev` as bytes; nil for the empty `prev` of entry 0, or text that is not 64 hex digits.
+        var prevBytes: Data?
+        /// `prev` as written, when it is neither empty nor 64 hex digits (for the error message).
+        var prevText: String?
         var entry: AuditEntry?
         var failure: (AuditFailure.Check, String)?
+
+        var prevDescription: String { prevBytes?.hexString ?? prevText ?? "" }
     }
 
     /// One checked line, as a visitor sees it.
@@ -83,13 +94,16 @@ public struct AuditScanner: Sendable {
     private func scan(fd: Int32, from start: AuditPosition, visitor visit: ((Line) throws -> Bool)?) throws -> AuditScan {
         var position = start
         var offset = start.bytes
+        var roots: [Int: Data] = [:]
+        if rootsAt.contains(start.size) { roots[start.size] = start.tree.root }
         var pending = Data()
-        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        let workers = max(1, self.workers)
+        let pool = VerifierPool()
         while true {
             let block = try read(fd: fd, at: offset, count: blockSize)
             offset += block.count
             if block.isEmpty {
-                return AuditScan(position: position, failure: nil, tornBytes: pending.count)
+                return AuditScan(position: position, failure: nil, tornBytes: pending.count, roots: roots)
             }
             var chunk = pending
             chunk.append(block)
@@ -111,16 +125,16 @@ public struct AuditScanner: Sendable {
                     failure: AuditFailure(
                         line: position.size + lines.count + 1, check: .envelope,
                         message: "longer than \(Self.maximumLineLength) bytes"),
-                    tornBytes: 0)
+                    tornBytes: 0, roots: roots)
             }
             if lines.isEmpty { continue }
-            let results = check(lines, in: chunk, firstSeq: position.size, workers: workers, decode: visit != nil)
+            let results = check(lines, in: chunk, firstSeq: position.size, workers: workers, decode: visit != nil, pool: pool)
             for (index, result) in results.enumerated() {
                 let lineNumber = position.size + 1
                 if let (check, message) = result.failure {
                     return AuditScan(
                         position: position, failure: AuditFailure(line: lineNumber, check: check, message: message),
-                        tornBytes: 0)
+                        tornBytes: 0, roots: roots)
                 }
                 if result.seq != position.size {
                     return AuditScan(
@@ -128,45 +142,55 @@ public struct AuditScanner: Sendable {
                         failure: AuditFailure(
                             line: lineNumber, check: .sequence,
                             message: "seq is \(result.seq), expected \(position.size) (a line was removed, repeated or moved)"),
-                        tornBytes: 0)
+                        tornBytes: 0, roots: roots)
                 }
-                if result.prev != position.prev {
+                let chained = result.prevBytes.map { $0 == position.lastLeaf } ?? (result.prevText == nil && position.lastLeaf == nil)
+                if !chained {
                     return AuditScan(
                         position: position,
                         failure: AuditFailure(
                             line: lineNumber, check: .chain,
-                            message: "prev is \"\(result.prev)\", expected \"\(position.prev)\" (the leaf hash of the line before)"),
-                        tornBytes: 0)
+                            message: "prev is \"\(result.prevDescription)\", expected \"\(position.prev)\" (the leaf hash of the line before)"),
+                        tornBytes: 0, roots: roots)
                 }
                 position.tree.append(leafHash: result.leaf)
                 position.lastLeaf = result.leaf
                 position.size += 1
                 position.bytes += lines[index].count + 1
+                if rootsAt.contains(position.size) { roots[position.size] = position.tree.root }
                 if let visit, let entry = result.entry,
                     try !visit(Line(
                         number: lineNumber, entry: entry, leafHash: result.leaf,
                         text: chunk.subdata(in: lines[index]), tree: position.tree))
                 {
-                    return AuditScan(position: position, failure: nil, tornBytes: 0)
+                    return AuditScan(position: position, failure: nil, tornBytes: 0, roots: roots)
                 }
             }
         }
     }
 
     /// Checks every line of a block on `workers` threads; the results keep the lines' order.
-    private func check(_ lines: [Range<Int>], in chunk: Data, firstSeq: Int, workers: Int, decode: Bool) -> [Checked] {
+    private func check(
+        _ lines: [Range<Int>], in chunk: Data, firstSeq: Int, workers: Int, decode: Bool, pool: VerifierPool
+    ) -> [Checked] {
         var results = [Checked](repeating: Checked(), count: lines.count)
         let trust = self.trust
         results.withUnsafeMutableBufferPointer { output in
             nonisolated(unsafe) let output = output
-            let stride = (lines.count + workers - 1) / workers
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            // More slices than cores, so that a slow slice does not leave a core idle.
+            let slices = workers == 1 ? 1 : workers * 8
+            let stride = (lines.count + slices - 1) / slices
+            DispatchQueue.concurrentPerform(iterations: slices) { worker in
                 let decoder = JSONDecoder()
+                let hasher = SHA256()
+                var verifiers = pool.take()
+                defer { pool.give(verifiers) }
                 let range = min(lines.count, worker * stride)..<min(lines.count, (worker + 1) * stride)
                 chunk.withUnsafeBytes { raw in
                     for index in range {
                         let line = UnsafeRawBufferPointer(rebasing: raw[lines[index]])
-                        output[index] = Self.check(line, trust: trust, decoder: decoder, keepEntry: decode)
+                        output[index] = Self.check(
+                            line, trust: trust, verifiers: &verifiers, hasher: hasher, decoder: decoder, keepEntry: decode)
                     }
                 }
             }
@@ -174,9 +198,33 @@ public struct AuditScanner: Sendable {
         return results
     }
 
-    private static func check(_ line: UnsafeRawBufferPointer, trust: AuditTrust?, decoder: JSONDecoder, keepEntry: Bool)
-        -> Checked
-    {
+    /// Sets of verifiers that slices borrow and return, so that each thread's verifiers (and
+    /// their OpenSSL library contexts) are made once per scan, not once per slice.
+    private final class VerifierPool: @unchecked Sendable {
+        private var idle: [Verifiers] = []
+        private let lock = NSLock()
+
+        func take() -> Verifiers { lock.withLock { idle.popLast() } ?? Verifiers() }
+        func give(_ verifiers: Verifiers) { lock.withLock { idle.append(verifiers) } }
+    }
+
+    /// One thread's reusable signature verifiers, by key id.
+    private struct Verifiers {
+        var byKeyID: [String: PublicKey.Verifier] = [:]
+
+        mutating func isValid(_ parts: AuditLine.Parts, key: PublicKey) -> Bool {
+            let message = parts.signedBytes
+            if let verifier = byKeyID[parts.keyID] { return verifier.isValidSignature(parts.signature, for: message) }
+            guard let made = key.makeVerifier() else { return key.isValidSignature(parts.signature, for: message) }
+            byKeyID[parts.keyID] = made
+            return made.isValidSignature(parts.signature, for: message)
+        }
+    }
+
+    private static func check(
+        _ line: UnsafeRawBufferPointer, trust: AuditTrust?, verifiers: inout Verifiers, hasher: SHA256, decoder: JSONDecoder,
+        keepEntry: Bool
+    ) -> Checked {
         var checked = Checked()
         let parts: AuditLine.Parts
         switch AuditLine.parse(line) {
@@ -191,26 +239,47 @@ public struct AuditScanner: Sendable {
                 checked.failure = (.signature, "signed by key \(parts.keyID.prefix(16))…, which is not an operator key of the trust policy")
                 return checked
             }
-            guard key.publicKey.isValidSignature(parts.signature, for: parts.signedBytes) else {
+            guard verifiers.isValid(parts, key: key.publicKey) else {
                 checked.failure = (.signature, "the signature does not verify under key \(key.name)")
                 return checked
             }
         }
-        let entry: AuditEntry
-        do {
-            entry = try decoder.decode(AuditEntry.self, from: parts.payload)
-        } catch {
-            checked.failure = (.payload, "not an audit entry: \(describe(error))")
-            return checked
+        // Checking only, a payload in Stet's own field order needs just its chain fields; a
+        // visitor needs the whole entry.
+        let fast: (seq: Int, prevBytes: Data?, prevText: String?, keyMatches: Bool)? =
+            keepEntry ? nil : parts.payload.withUnsafeBytes { payload in
+                guard let fields = AuditEntry.chainFields(payload) else { return nil }
+                let prev = payload[fields.prev]
+                let prevBytes = prev.count == 64 ? Data(hexDigits: prev) : nil
+                let prevText = prevBytes == nil && !prev.isEmpty ? String(decoding: prev, as: UTF8.self) : nil
+                return (fields.seq, prevBytes, prevText, payload[fields.keyid].elementsEqual(parts.keyID.utf8))
+            }
+        if let fast {
+            guard fast.keyMatches else {
+                checked.failure = (.payload, "actor.keyid is not the signing key")
+                return checked
+            }
+            checked.seq = fast.seq
+            checked.prevBytes = fast.prevBytes
+            checked.prevText = fast.prevText
+        } else {
+            let entry: AuditEntry
+            do {
+                entry = try decoder.decode(AuditEntry.self, from: parts.payload)
+            } catch {
+                checked.failure = (.payload, "not an audit entry: \(describe(error))")
+                return checked
+            }
+            guard entry.actor.keyid == parts.keyID else {
+                checked.failure = (.payload, "actor.keyid \(entry.actor.keyid.prefix(16))… is not the signing key")
+                return checked
+            }
+            checked.seq = entry.seq
+            checked.prevBytes = entry.prev.count == 64 ? Data(hexString: entry.prev) : nil
+            checked.prevText = checked.prevBytes == nil && !entry.prev.isEmpty ? entry.prev : nil
+            if keepEntry { checked.entry = entry }
         }
-        guard entry.actor.keyid == parts.keyID else {
-            checked.failure = (.payload, "actor.keyid \(entry.actor.keyid.prefix(16))… is not the signing key")
-            return checked
-        }
-        checked.leaf = Merkle.leafHash(parts.payload)
-        checked.seq = entry.seq
-        checked.prev = entry.prev
-        if keepEntry { checked.entry = entry }
+        checked.leaf = Merkle.leafHash(parts.payload, using: hasher)
         return checked
     }
 

@@ -44,20 +44,18 @@ public struct AuditVerification: Sendable {
                     source: source, origin: nil, size: nil, signer: nil, consistent: false, message: "\(error)"))
             }
         }
-        var roots: [Int: Data] = [0: Merkle.emptyRoot]
-        let wanted = Set(parsed.map(\.checkpoint.size))
+        var scanner = AuditScanner(trust: trust)
+        scanner.rootsAt = Set(parsed.map(\.checkpoint.size))
         let scan: AuditScan
         if FileManager.default.fileExists(atPath: path) {
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw AuditError.io("open \(path)", errno) }
             defer { close(fd) }
-            scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { line in
-                if wanted.contains(line.tree.size) { roots[line.tree.size] = line.tree.root }
-                return true
-            }
+            scan = try scanner.scan(fd: fd, from: .start)
         } else {
-            scan = AuditScan(position: .start, failure: nil, tornBytes: 0)
+            scan = AuditScan(position: .start, failure: nil, tornBytes: 0, roots: [0: Merkle.emptyRoot])
         }
+        let roots = scan.roots
         for (source, checkpoint, signer) in parsed {
             let result: (Bool, String)
             if let root = roots[checkpoint.size] {

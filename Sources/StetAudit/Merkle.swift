@@ -1,5 +1,5 @@
 public import Foundation
-import StetCrypto
+public import StetCrypto
 
 /// RFC 6962 (and RFC 9162) Merkle tree hashing: leaf = SHA-256(0x00 ‖ data), node =
 /// SHA-256(0x01 ‖ left ‖ right), the empty tree = SHA-256(""). Hashes are 32-byte `Data`.
@@ -8,8 +8,11 @@ public enum Merkle {
     private static let leafPrefix = Data([0])
     private static let nodePrefix = Data([1])
 
-    public static func leafHash(_ data: some DataProtocol) -> Data {
-        let hasher = SHA256()
+    public static func leafHash(_ data: some DataProtocol) -> Data { leafHash(data, using: SHA256()) }
+
+    /// The leaf hash, computed with `hasher` (reset first), for callers that hash many leaves.
+    public static func leafHash(_ data: some DataProtocol, using hasher: SHA256) -> Data {
+        hasher.reset()
         hasher.update(leafPrefix)
         hasher.update(data)
         return hasher.finalize()

@@ -73,6 +73,63 @@ public final class PublicKey: @unchecked Sendable, Equatable {
 
     public static func == (lhs: PublicKey, rhs: PublicKey) -> Bool { lhs.rawRepresentation == rhs.rawRepresentation }
 
+    /// A verifier that keeps one initialised OpenSSL context for many signatures, as `openssl
+    /// speed` does, in an OpenSSL library context of its own: OpenSSL 3 takes a lock on the
+    /// shared one in every verification, which keeps threads from scaling. Cheaper than
+    /// `isValidSignature` for many signatures; for one thread at a time.
+    public func makeVerifier() -> Verifier? { Verifier(key: self) }
+
+    public final class Verifier {
+        private let library: OpaquePointer
+        private let pkey: OpaquePointer
+        private let context: OpaquePointer
+
+        init?(key: PublicKey) {
+            guard let library = OSSL_LIB_CTX_new() else { return nil }
+            let raw = Array(key.rawRepresentation)
+            guard let pkey = EVP_PKEY_new_raw_public_key_ex(library, "ED25519", nil, raw, raw.count) else {
+                _ = drainOpenSSLErrors()
+                OSSL_LIB_CTX_free(library)
+                return nil
+            }
+            guard let context = EVP_MD_CTX_new() else {
+                EVP_PKEY_free(pkey)
+                OSSL_LIB_CTX_free(library)
+                return nil
+            }
+            guard EVP_DigestVerifyInit_ex(context, nil, nil, library, nil, pkey, nil) == 1 else {
+                _ = drainOpenSSLErrors()
+                EVP_MD_CTX_free(context)
+                EVP_PKEY_free(pkey)
+                OSSL_LIB_CTX_free(library)
+                return nil
+            }
+            self.library = library
+            self.pkey = pkey
+            self.context = context
+        }
+
+        deinit {
+            EVP_MD_CTX_free(context)
+            EVP_PKEY_free(pkey)
+            OSSL_LIB_CTX_free(library)
+        }
+
+        /// True when `signature` is the key's Ed25519 signature of `message`.
+        public func isValidSignature(_ signature: Data, for message: Data) -> Bool {
+            guard signature.count == 64 else { return false }
+            let result = signature.withUnsafeBytes { s in
+                message.withUnsafeBytes { m in
+                    EVP_DigestVerify(
+                        context, s.baseAddress!.assumingMemoryBound(to: UInt8.self), s.count,
+                        m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count)
+                }
+            }
+            if result != 1 { _ = drainOpenSSLErrors() }
+            return result == 1
+        }
+    }
+
     static func raw(_ pkey: OpaquePointer) throws -> Data {
         var length = 32
         var bytes = Data(count: 32)

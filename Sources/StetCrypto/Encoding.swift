@@ -29,6 +29,22 @@ extension Data {
         self.init(bytes)
     }
 
+    /// Parses hexadecimal bytes (either case); nil unless every byte is a hex digit and the
+    /// count is even.
+    public init?(hexDigits digits: Slice<UnsafeRawBufferPointer>) {
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: digits.count / 2)
+        var index = digits.startIndex
+        var out = 0
+        while index < digits.endIndex {
+            guard let high = Self.nibble(digits[index]), let low = Self.nibble(digits[index + 1]) else { return nil }
+            bytes[out] = high << 4 | low
+            out += 1
+            index += 2
+        }
+        self.init(bytes)
+    }
+
     private static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
@@ -58,4 +74,44 @@ extension Data {
         guard let data = Data(base64Encoded: normalized) else { return nil }
         self = data
     }
+
+    /// Decodes standard, padded base64 only in its canonical form: the one text `base64EncodedString()`
+    /// gives for these bytes (so no unused bit may be set). Nil for anything else. For signed
+    /// lines, where two texts for the same bytes would let a byte change unnoticed.
+    public init?(canonicalBase64 text: UnsafeRawBufferPointer) {
+        let count = text.count
+        guard count % 4 == 0 else { return nil }
+        if count == 0 {
+            self.init()
+            return
+        }
+        let padding = text[count - 1] == 0x3D ? (text[count - 2] == 0x3D ? 2 : 1) : 0
+        var out = [UInt8](repeating: 0, count: count / 4 * 3 - padding)
+        let table = base64Values
+        var o = 0
+        var i = 0
+        while i < count {
+            let last = i + 4 == count
+            let a = table[Int(text[i])], b = table[Int(text[i + 1])]
+            let c = last && padding == 2 ? 0 : table[Int(text[i + 2])]
+            let d = last && padding >= 1 ? 0 : table[Int(text[i + 3])]
+            guard a | b | c | d < 64 else { return nil }
+            let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+            out[o] = UInt8(truncatingIfNeeded: bits >> 16)
+            if o + 1 < out.count { out[o + 1] = UInt8(truncatingIfNeeded: bits >> 8) } else if bits & 0xFFFF != 0 { return nil }
+            if o + 2 < out.count { out[o + 2] = UInt8(truncatingIfNeeded: bits) } else if o + 1 < out.count, bits & 0xFF != 0 { return nil }
+            o += 3
+            i += 4
+        }
+        self.init(out)
+    }
 }
+
+/// Value of each byte as a base64 digit; 0xFF for bytes that are not one.
+private let base64Values: [UInt8] = {
+    var table = [UInt8](repeating: 0xFF, count: 256)
+    for (index, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
+        table[Int(byte)] = UInt8(index)
+    }
+    return table
+}()

@@ -1,9 +1,10 @@
 import Foundation
 
 /// `stet-bench SUITE`: Stet's speed, each figure printed beside a reference measured in the
-/// same run. Build with `swift run -c release stet-bench release`.
-let suites: [String: () throws -> Void] = [
-    "release": ReleaseBenchmark.run
+/// same run. Build with `swift run -c release stet-bench release` (or `audit`).
+let suites: [String: ([String]) throws -> Void] = [
+    "release": { _ in try ReleaseBenchmark.run() },
+    "audit": AuditBenchmark.run,
 ]
 
 let arguments = CommandLine.arguments.dropFirst()
@@ -12,7 +13,7 @@ guard let name = arguments.first, let suite = suites[name] else {
     exit(2)
 }
 do {
-    try suite()
+    try suite(Array(arguments.dropFirst()))
 } catch {
     FileHandle.standardError.write(Data("stet-bench \(name): \(error)\n".utf8))
     exit(1)

@@ -68,3 +68,27 @@ import Testing
         #expect(!key.publicKey.isValidSignature(signature, for: Data((text + " ").utf8)))
     }
 }
+
+/// The strict base64 reader that audit lines use.
+@Suite struct CanonicalBase64Tests {
+    @Test func agreesWithFoundationOnEveryLengthAndRejectsOtherSpellings() {
+        var generator = SystemRandomNumberGenerator()
+        for length in 0..<70 {
+            let data = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            let text = Array(data.base64EncodedString().utf8)
+            #expect(text.withUnsafeBytes { Data(canonicalBase64: $0) } == data, "length \(length)")
+            // Any other byte in place of each digit: either not base64 or not the same bytes.
+            for index in text.indices {
+                var changed = text
+                changed[index] ^= 0x01
+                let decoded = changed.withUnsafeBytes { Data(canonicalBase64: $0) }
+                #expect(decoded != data, "length \(length), digit \(index)")
+            }
+        }
+        // Unused bits set, missing padding, whitespace: refused.
+        for text in ["QR==", "QUF=", "QQ", "QQ==\n", "Q Q==", "=QQ=", "Q===", "QQ=A"] {
+            #expect(Array(text.utf8).withUnsafeBytes { Data(canonicalBase64: $0) } == nil, "\(text)")
+        }
+        #expect(Array("QQ==".utf8).withUnsafeBytes { Data(canonicalBase64: $0) } == Data("A".utf8))
+    }
+}
