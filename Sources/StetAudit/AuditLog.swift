@@ -143,7 +143,7 @@ public final class AuditLog: @unchecked Sendable {
         for line in lines { bytes.append(line) }
         next.bytes += bytes.count
         do {
-            try writeAll(bytes)
+            try AtomicFile.writeAll(bytes, to: fd, path: path)
             guard fsync(fd) == 0 else { throw AuditError.io("fsync \(path)", errno) }
         } catch {
             // Leave no partial entry behind: the next writer would take it for a torn write.
@@ -177,20 +177,6 @@ public final class AuditLog: @unchecked Sendable {
             }
         }
         return try results.map { try $0.get() }
-    }
-
-    private func writeAll(_ bytes: Data) throws {
-        try bytes.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw AuditError.io("append to \(path)", errno)
-                }
-                offset += n
-            }
-        }
     }
 
     /// Reads and checks what other writers appended since this one last looked; cuts off a torn

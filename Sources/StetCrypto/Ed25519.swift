@@ -53,22 +53,13 @@ public final class PublicKey: @unchecked Sendable, Equatable {
     /// is simply not valid.
     public func isValidSignature(_ signature: some DataProtocol, for message: some DataProtocol) -> Bool {
         let sig = Data(signature)
-        let msg = Data(message)
         guard sig.count == 64, let context = EVP_MD_CTX_new() else { return false }
         defer { EVP_MD_CTX_free(context) }
         guard EVP_DigestVerifyInit(context, nil, nil, nil, pkey) == 1 else {
             _ = drainOpenSSLErrors()
             return false
         }
-        let result = sig.withUnsafeBytes { s in
-            msg.withUnsafeBytes { m in
-                EVP_DigestVerify(
-                    context, s.baseAddress!.assumingMemoryBound(to: UInt8.self), s.count,
-                    m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count)
-            }
-        }
-        if result != 1 { _ = drainOpenSSLErrors() }
-        return result == 1
+        return digestVerify(context, signature: sig, message: Data(message))
     }
 
     public static func == (lhs: PublicKey, rhs: PublicKey) -> Bool { lhs.rawRepresentation == rhs.rawRepresentation }
@@ -117,16 +108,7 @@ public final class PublicKey: @unchecked Sendable, Equatable {
 
         /// True when `signature` is the key's Ed25519 signature of `message`.
         public func isValidSignature(_ signature: Data, for message: Data) -> Bool {
-            guard signature.count == 64 else { return false }
-            let result = signature.withUnsafeBytes { s in
-                message.withUnsafeBytes { m in
-                    EVP_DigestVerify(
-                        context, s.baseAddress!.assumingMemoryBound(to: UInt8.self), s.count,
-                        m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count)
-                }
-            }
-            if result != 1 { _ = drainOpenSSLErrors() }
-            return result == 1
+            signature.count == 64 && digestVerify(context, signature: signature, message: message)
         }
     }
 
@@ -247,6 +229,19 @@ public final class PrivateKey: @unchecked Sendable {
         guard ok == 1, length == 64 else { throw CryptoError.openssl("signing") }
         return signature
     }
+}
+
+/// One Ed25519 verification on an initialised verify context (reusable afterwards).
+private func digestVerify(_ context: OpaquePointer, signature: Data, message: Data) -> Bool {
+    let result = signature.withUnsafeBytes { s in
+        message.withUnsafeBytes { m in
+            EVP_DigestVerify(
+                context, s.baseAddress!.assumingMemoryBound(to: UInt8.self), s.count,
+                m.baseAddress?.assumingMemoryBound(to: UInt8.self), m.count)
+        }
+    }
+    if result != 1 { _ = drainOpenSSLErrors() }
+    return result == 1
 }
 
 /// Runs `body` with a read-only memory BIO over `data`.

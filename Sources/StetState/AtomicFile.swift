@@ -14,23 +14,29 @@ public enum AtomicFile {
         }
         do {
             defer { close(fd) }
-            try data.withUnsafeBytes { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw StateError.io("write \(temporary)", errno)
-                    }
-                    offset += n
-                }
-            }
+            try writeAll(data, to: fd, path: temporary)
             guard fchmod(fd, mode) == 0 else { throw StateError.io("chmod \(temporary)", errno) }
             guard fsync(fd) == 0 else { throw StateError.io("fsync \(temporary)", errno) }
         }
         guard rename(temporary, path) == 0 else { throw StateError.io("rename \(temporary) to \(path)", errno) }
         ok = true
         try syncDirectory(directory.isEmpty ? "." : directory)
+    }
+
+    /// Writes all of `data` to `fd`, resuming after short writes and interrupts. `path` names
+    /// the file in errors.
+    public static func writeAll(_ data: Data, to fd: Int32, path: String) throws {
+        try data.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw StateError.io("write \(path)", errno)
+                }
+                offset += n
+            }
+        }
     }
 
     /// fsyncs a directory so that a rename or a new entry in it survives a crash.
