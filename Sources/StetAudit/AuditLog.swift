@@ -241,7 +241,7 @@ public final class AuditLog: @unchecked Sendable {
             guard Date() < deadline else {
                 throw AuditError(
                     .locked,
-                    "another stet process has held \(path) for more than \(Int(lockTimeout)) s; try again when it is done")
+                    "another stet process has held \(path) for more than \(lockTimeout) s (--lock-timeout); try again when it is done")
             }
             usleep(2_000)
         }

@@ -13,6 +13,9 @@ struct GlobalOptions: ParsableArguments {
     @Flag(help: "Print machine-readable JSON instead of text.")
     var json = false
 
+    @Option(help: ArgumentHelp("Seconds to wait for another stet process to release the audit log (exit 11 after).", valueName: "seconds"))
+    var lockTimeout: Double = 30
+
     var store: FileStateStore { FileStateStore.resolve(option: stateDir) }
 }
 

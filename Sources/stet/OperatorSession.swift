@@ -51,7 +51,8 @@ struct OperatorSession {
         }
         log = try AuditLog(
             stateDirectory: store.root, trust: try AuditContext.trust(global: global, inForce: policy).trust, key: key,
-            host: Checkpoint.hostName, via: "cli", release: AuditContext.acceptedRelease(store))
+            host: Checkpoint.hostName, via: "cli", release: AuditContext.acceptedRelease(store),
+            lockTimeout: global.lockTimeout)
     }
 
     /// Records a refusal under the release in force.

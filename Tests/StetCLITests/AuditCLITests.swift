@@ -125,6 +125,22 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
     }
 
+    /// A second writer waits for the lock, and gives up with exit 11 after --lock-timeout.
+    @Test func aHeldLogMakesTheNextWriterWaitThenGiveUp() throws {
+        try record(1)
+        let fd = open(logPath, O_RDWR)
+        #expect(fd >= 0)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)
+        let blocked = try stet("audit", "record", "--action", "x", "--lock-timeout", "0.5", environment: ci)
+        #expect(blocked.status == 11)
+        #expect(blocked.stderr.contains("another stet process"))
+        #expect(flock(fd, LOCK_UN) == 0)
+        let free = try stet("audit", "record", "--action", "x", "--lock-timeout", "0.5", environment: ci)
+        #expect(free.status == 0, "\(free.combined)")
+        #expect(try listed().count == 3)
+    }
+
     @Test func aKeyOutsideTheOperatorRoleCannotAct() throws {
         let run = try stet("audit", "record", "--action", "x", environment: ["STET_KEY": "private/stranger.key"])
         #expect(run.status == 10)
