@@ -26,6 +26,7 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .target(name: "CSys"),
         .target(name: "StetCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StetCore", swiftSettings: strict),
         .target(name: "StetState", dependencies: ["StetCore"], swiftSettings: strict),
@@ -35,10 +36,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(name: "StetAudit", dependencies: ["StetCore", "StetCrypto", "StetState"], swiftSettings: strict),
+        .target(name: "StetPlanner", dependencies: ["StetCore", "StetCrypto"], swiftSettings: strict),
+        .target(
+            name: "StetProviders", dependencies: ["CSys", "StetCore", "StetCrypto", "StetState"], swiftSettings: strict
+        ),
+        .target(
+            name: "StetEngine",
+            dependencies: ["StetCore", "StetCrypto", "StetState", "StetAudit", "StetPlanner", "StetProviders", "StetManifest"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "stet",
             dependencies: [
-                "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit",
+                "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -20,4 +20,5 @@ STET_PACKAGES=(
   "libssl-dev:pkg-config --exists libcrypto"
   "openssl:command -v openssl"
   "git:command -v git"
+  "python3:command -v python3"
 )

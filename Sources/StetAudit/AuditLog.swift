@@ -1,5 +1,6 @@
 public import Foundation
 public import StetCrypto
+import StetCore
 import StetState
 
 /// The writer of `STATE/audit/log.jsonl`. Opening it checks the log (and cuts off a torn last

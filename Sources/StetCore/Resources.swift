@@ -1,3 +1,5 @@
+public import Foundation
+
 /// What a resource's owner wants done when the world moves away from the manifest.
 public enum DriftMode: String, Codable, Sendable, CaseIterable {
     /// Plan and apply corrections.
@@ -47,6 +49,14 @@ public enum Check: Hashable, Sendable, Codable {
 
 public struct Service: Hashable, Sendable, Codable {
     public struct Run: Hashable, Sendable, Codable {
+        /// The run spec as deterministic text (JSON, sorted keys): replicas started from equal
+        /// text are the same spec. Its SHA-256 is the replica's spec hash.
+        public var specText: String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+        }
+
         public var command: [String]
         public var workingDir: String?
         public var env: [String: String]

@@ -12,7 +12,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 
-    static func io(_ operation: String, _ code: Int32) -> StateError {
+    public static func io(_ operation: String, _ code: Int32) -> StateError {
         StateError(base: .io(code), message: "cannot \(operation): \(String(cString: strerror(code)))")
     }
 

@@ -10,6 +10,10 @@ enum ExitStatus {
     static let error: Int32 = 1
     static let refused: Int32 = 10
     static let locked: Int32 = 11
+    static let stale: Int32 = 12
+    /// `--detailed-exitcode`: config or schedule changes pending, drift pending.
+    static let changes: Int32 = 2
+    static let drift: Int32 = 3
 
     /// Prints a Stet error to standard error and returns its status; nil for errors that are
     /// ArgumentParser's own (usage, help), which it prints itself.
@@ -24,6 +28,9 @@ enum ExitStatus {
         case let failure as CommandFailure:
             if let message = failure.message { Terminal.standardError.line("stet: \(message)") }
             return failure.status
+        case let held as StateLock.Held:
+            Terminal.standardError.line("stet: \(held)")
+            return Self.locked
         case let audit as AuditError:
             switch audit.code {
             case .locked:

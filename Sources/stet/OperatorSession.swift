@@ -77,3 +77,54 @@ struct OperatorSession {
         }
     }
 }
+
+extension OperatorSession {
+    /// The release path of every acting command: resolves the trust policy, opens the audit log
+    /// as an operator of it, and verifies the release, recording any refusal. Accepts nothing.
+    static func verified(gate: ReleaseGate, global: GlobalOptions, key: PrivateKey, action: String, directory: String)
+        throws -> (OperatorSession, ReleaseGate.Passed)
+    {
+        let decision: TrustDecision
+        do {
+            decision = try gate.resolveTrust(acting: true)
+        } catch let refused as ReleaseGate.Refused {
+            recordEarlyRefusal(
+                global: global, key: key, action: action, reason: "the trust policy was refused",
+                error: "\(refused.error.code.rawValue): \(refused.error.message)")
+            throw refused
+        }
+        let session = try OperatorSession(global: global, key: key, policy: decision.policy)
+        do {
+            return (session, try gate.verify(trust: decision, now: Date()))
+        } catch let refused as ReleaseGate.Refused {
+            try session.refused(
+                action: action,
+                reason: "release" + (refused.report?.version.map { " version \($0)" } ?? "") + " in \(directory) was refused",
+                error: "\(refused.error.code.rawValue): \(refused.error.message)")
+            try session.close()
+            throw refused
+        } catch let invalid as ManifestError {
+            try session.refused(
+                action: action, reason: "the signed release in \(directory) has manifests that do not parse",
+                error: invalid.description)
+            try session.close()
+            throw invalid
+        }
+    }
+
+    /// Records the release as accepted (a `release` entry first, then the state), unless it is
+    /// the accepted one already and `evenIfAccepted` is false.
+    func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, evenIfAccepted: Bool = false) throws {
+        let report = passed.release.report
+        let current = AuditContext.acceptedRelease(store)
+        if !evenIfAccepted, current.digest == report.digest, !passed.trust.needsPinning { return }
+        try log.append(AuditRecord(
+            kind: .release,
+            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? ""),
+            action: "accept-release",
+            reason: "release version \(report.version ?? 0) accepted under trust policy version \(passed.trust.policy.version)"
+                + (passed.trust.needsPinning ? " (pinned now)" : ""),
+            outcome: .ok))
+        try gate.accept(passed, now: Date())
+    }
+}

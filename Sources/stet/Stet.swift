@@ -17,10 +17,12 @@ struct Stet: AsyncParsableCommand {
               1   error (bad input, I/O)
               10  release, trust policy, plan or audit log refused by verification
               11  state locked by another stet process
+              12  saved plan stale
             """,
         version: version,
         subcommands: [
-            KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self, AuditCommand.self,
+            KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, DownCommand.self,
+            AuditCommand.self,
         ]
     )
 

@@ -90,43 +90,9 @@ struct VerifyCommand: ParsableCommand {
     /// recorded (accepted or refused) before the state directory changes.
     private func verifyAndAccept(_ gate: ReleaseGate) throws -> ReleaseGate.Passed {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
-        let action = "accept-release"
-        let decision: TrustDecision
-        do {
-            decision = try gate.resolveTrust(acting: true)
-        } catch let refused as ReleaseGate.Refused {
-            OperatorSession.recordEarlyRefusal(
-                global: global, key: privateKey, action: action, reason: "the trust policy was refused",
-                error: "\(refused.error.code.rawValue): \(refused.error.message)")
-            throw refused
-        }
-        let session = try OperatorSession(global: global, key: privateKey, policy: decision.policy)
-        let passed: ReleaseGate.Passed
-        do {
-            passed = try gate.verify(trust: decision, now: Date())
-        } catch let refused as ReleaseGate.Refused {
-            try session.refused(
-                action: action,
-                reason: "release" + (refused.report?.version.map { " version \($0)" } ?? "") + " in \(directory) was refused",
-                error: "\(refused.error.code.rawValue): \(refused.error.message)")
-            try session.close()
-            throw refused
-        } catch let invalid as ManifestError {
-            try session.refused(
-                action: action, reason: "the signed release in \(directory) has manifests that do not parse",
-                error: invalid.description)
-            try session.close()
-            throw invalid
-        }
-        let report = passed.release.report
-        try session.log.append(AuditRecord(
-            kind: .release,
-            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? ""),
-            action: action,
-            reason: "release version \(report.version ?? 0) accepted under trust policy version \(decision.policy.version)"
-                + (decision.needsPinning ? " (pinned now)" : ""),
-            outcome: .ok))
-        try gate.accept(passed, now: Date())
+        let (session, passed) = try OperatorSession.verified(
+            gate: gate, global: global, key: privateKey, action: "accept-release", directory: directory)
+        try session.accept(passed, gate: gate, evenIfAccepted: true)
         try session.close()
         return passed
     }

@@ -1,0 +1,149 @@
+public import Foundation
+
+/// Why a change is planned.
+public enum ChangeCause: String, Codable, Sendable, Comparable {
+    /// The release asks for something else.
+    case config
+    /// The world moved away from the release.
+    case drift
+    /// Work that is due (a backup, a check).
+    case schedule
+
+    public static func < (lhs: ChangeCause, rhs: ChangeCause) -> Bool { lhs.rawValue < rhs.rawValue }
+}
+
+/// What a change interrupts.
+public enum Disruption: String, Codable, Sendable {
+    case none, restart, data
+}
+
+/// A reason as a code for tools and a sentence for people.
+public struct Reason: Codable, Hashable, Sendable {
+    public var code: String
+    public var message: String
+
+    public init(_ code: String, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// The actions Stet takes on services.
+public enum ServiceAction: String, Codable, Sendable, CaseIterable {
+    case startReplica = "start-replica"
+    case replaceReplica = "replace-replica"
+    case stopReplica = "stop-replica"
+}
+
+/// One change of a plan (DESIGN.md section 6).
+public struct Change: Codable, Hashable, Sendable {
+    /// Unique within a plan and stable for the same input: `Service/web#1:start-replica`.
+    public var id: String
+    /// `Kind/name`.
+    public var resource: String
+    public var action: String
+    /// The replica a service change is about.
+    public var replica: Int?
+    public var cause: ChangeCause
+    public var reason: Reason
+    public var before: [String: String]?
+    public var after: [String: String]?
+    public var disruption: Disruption
+    /// `sha256:` of the observed facts the change was planned from.
+    public var precondition: String
+
+    public init(
+        resource: String, action: String, replica: Int?, cause: ChangeCause, reason: Reason,
+        before: [String: String]?, after: [String: String]?, disruption: Disruption, precondition: String
+    ) {
+        self.id = "\(resource)\(replica.map { "#\($0)" } ?? ""):\(action)"
+        self.resource = resource
+        self.action = action
+        self.replica = replica
+        self.cause = cause
+        self.reason = reason
+        self.before = before
+        self.after = after
+        self.disruption = disruption
+        self.precondition = precondition
+    }
+}
+
+/// Drift that a resource's `drift: warn` or `drift: observe` says not to correct, and resources
+/// left alone (removed without `--prune`, or protected).
+public struct Notice: Codable, Hashable, Sendable {
+    public var resource: String
+    public var replica: Int?
+    /// `warn`, `observe`, or nil for a resource left alone.
+    public var mode: DriftMode?
+    public var reason: Reason
+
+    public init(resource: String, replica: Int?, mode: DriftMode?, reason: Reason) {
+        self.resource = resource
+        self.replica = replica
+        self.mode = mode
+        self.reason = reason
+    }
+}
+
+/// A plan (DESIGN.md section 7, a contract when saved): ordered changes from one release and
+/// one observation.
+public struct Plan: Codable, Hashable, Sendable {
+    public struct Release: Codable, Hashable, Sendable {
+        public var version: Int
+        public var digest: String
+
+        public init(version: Int, digest: String) {
+            self.version = version
+            self.digest = digest
+        }
+    }
+
+    public static let currentFormat = 1
+
+    public var formatVersion: Int
+    public var id: String
+    /// RFC 3339 UTC.
+    public var createdAt: String
+    public var release: Release
+    public var changes: [Change]
+    public var notices: [Notice]
+
+    public init(formatVersion: Int = currentFormat, id: String, createdAt: String, release: Release, changes: [Change], notices: [Notice]) {
+        self.formatVersion = formatVersion
+        self.id = id
+        self.createdAt = createdAt
+        self.release = release
+        self.changes = changes
+        self.notices = notices
+    }
+
+    /// True when any change corrects drift.
+    public var hasDrift: Bool { changes.contains { $0.cause == .drift } }
+}
+
+/// What performing one change came to.
+public struct ActionOutcome: Sendable, Equatable {
+    public var ok: Bool
+    /// What was done, for the audit log (`started pid 4242`).
+    public var detail: String
+    /// What failed, exactly.
+    public var error: String?
+
+    public init(ok: Bool, detail: String, error: String? = nil) {
+        self.ok = ok
+        self.detail = detail
+        self.error = error
+    }
+
+    public static func done(_ detail: String) -> ActionOutcome { ActionOutcome(ok: true, detail: detail) }
+    public static func failed(_ error: String) -> ActionOutcome { ActionOutcome(ok: false, detail: "", error: error) }
+}
+
+/// Reads and changes one part of the world. `observe` never changes anything; `perform` is
+/// idempotent (performing a change whose effect is already there succeeds) and says exactly
+/// what failed.
+public protocol Provider: Sendable {
+    func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState
+    func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome
+}

@@ -1,0 +1,169 @@
+public import Foundation
+public import StetAudit
+public import StetCore
+import StetCrypto
+public import StetState
+
+/// Carries out a plan through a provider (DESIGN.md section 8): resources in the plan's order
+/// by kind, several resources of a kind at once (bounded), each resource's changes in order,
+/// replacements of a service in waves of `maxUnavailable`, each waiting for health. A failed
+/// change stops the rest of its resource. Every action gets an `intent` entry before it starts
+/// and a `result` entry after; an intent left without a result by a crash is recorded as
+/// `interrupted` by `recoverInterrupted` at the next start.
+public struct Applier: Sendable {
+    public let provider: any Provider
+    public let audit: AuditLog
+    public let store: FileStateStore
+    public let release: AuditEntry.Release
+    /// Resources worked on at once.
+    public var concurrency = 4
+    /// Why the changes are made: `apply` or `reconcile`.
+    public var cause: String? = nil
+
+    public init(provider: any Provider, audit: AuditLog, store: FileStateStore, release: AuditEntry.Release) {
+        self.provider = provider
+        self.audit = audit
+        self.store = store
+        self.release = release
+    }
+
+    public struct Result: Sendable {
+        public let change: Change
+        public let outcome: ActionOutcome
+        public let seconds: Double
+    }
+
+    public struct Report: Sendable {
+        public var results: [Result] = []
+        /// Changes not tried because an earlier change of their resource failed.
+        public var skipped: [Change] = []
+        public var failed: Bool { results.contains { !$0.outcome.ok } }
+    }
+
+    /// Applies `plan`'s changes; `progress` hears each change as it ends.
+    public func apply(_ plan: Plan, desired: DesiredState, progress: @escaping @Sendable (Result) -> Void = { _ in }) async throws -> Report {
+        var report = Report()
+        let byResource = Dictionary(grouping: plan.changes, by: \.resource)
+        // Kinds in plan order; resources of one kind concurrently, at most `concurrency` at once.
+        var kinds: [String] = []
+        for change in plan.changes {
+            let kind = String(change.resource.split(separator: "/").first ?? "")
+            if !kinds.contains(kind) { kinds.append(kind) }
+        }
+        for kind in kinds {
+            var resources: [String] = []
+            for change in plan.changes where change.resource.hasPrefix(kind + "/") && !resources.contains(change.resource) {
+                resources.append(change.resource)
+            }
+            var pending = resources[...]
+            try await withThrowingTaskGroup(of: Report.self) { group in
+                func launch() {
+                    guard let resource = pending.popFirst() else { return }
+                    group.addTask {
+                        try await applyResource(byResource[resource] ?? [], plan: plan, desired: desired, progress: progress)
+                    }
+                }
+                for _ in 0..<concurrency { launch() }
+                while let partial = try await group.next() {
+                    report.results += partial.results
+                    report.skipped += partial.skipped
+                    launch()
+                }
+            }
+        }
+        return report
+    }
+
+    private func applyResource(_ changes: [Change], plan: Plan, desired: DesiredState, progress: @escaping @Sendable (Result) -> Void)
+        async throws -> Report
+    {
+        var report = Report()
+        var index = 0
+        while index < changes.count {
+            // Consecutive replacements go in waves of maxUnavailable; everything else one by one.
+            var wave = [changes[index]]
+            if changes[index].action == ServiceAction.replaceReplica.rawValue {
+                let name = String(changes[index].resource.split(separator: "/").last ?? "")
+                let width = max(1, desired.services[name]?.maxUnavailable ?? 1)
+                while wave.count < width, index + wave.count < changes.count,
+                    changes[index + wave.count].action == ServiceAction.replaceReplica.rawValue
+                {
+                    wave.append(changes[index + wave.count])
+                }
+            }
+            let results = try await withThrowingTaskGroup(of: Result.self) { group in
+                for change in wave { group.addTask { try await perform(change, plan: plan, desired: desired) } }
+                var results: [Result] = []
+                while let result = try await group.next() {
+                    progress(result)
+                    results.append(result)
+                }
+                return results.sorted { $0.change.id < $1.change.id }
+            }
+            report.results += results
+            index += wave.count
+            if results.contains(where: { !$0.outcome.ok }) {
+                report.skipped += changes[index...]
+                break
+            }
+        }
+        return report
+    }
+
+    private func perform(_ change: Change, plan: Plan, desired: DesiredState) async throws -> Result {
+        try audit.append(AuditRecord(
+            kind: .intent, release: release, plan: plan.id, change: change.id, resource: change.resource,
+            action: change.action, cause: change.cause.rawValue, reason: change.reason.message))
+        let marker = Self.inflightKey(change)
+        try store.write(marker, try JSONCoding.encoder.encode(Inflight(plan: plan.id, change: change.id, resource: change.resource, action: change.action)))
+        let started = DispatchTime.now().uptimeNanoseconds
+        let outcome = await provider.perform(change, desired: desired)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        try audit.append(AuditRecord(
+            kind: .result, release: release, plan: plan.id, change: change.id, resource: change.resource,
+            action: change.action, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
+            outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(seconds * 1000)))
+        unlink(store.path(marker))
+        try ResourceStatus.update(change.resource, in: store) { status in
+            status.lastAction = change.id
+            status.lastOutcome = outcome.ok ? "ok" : "failed"
+            status.lastError = outcome.error
+            status.lastAt = Date()
+        }
+        return Result(change: change, outcome: outcome, seconds: seconds)
+    }
+
+    // MARK: - Interrupted actions
+
+    struct Inflight: Codable {
+        var plan: String
+        var change: String
+        var resource: String
+        var action: String
+    }
+
+    static let inflightFolder = "inflight"
+
+    static func inflightKey(_ change: Change) -> String {
+        inflightFolder + "/" + String(change.id.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
+    }
+
+    /// Records every action that began (intent written) but never ended as `interrupted`, then
+    /// forgets it: the next observation decides what is still needed. Returns how many.
+    @discardableResult
+    public static func recoverInterrupted(store: FileStateStore, audit: AuditLog, release: AuditEntry.Release) throws -> Int {
+        var count = 0
+        for name in try store.list(inflightFolder) where name.hasSuffix(".json") {
+            let key = inflightFolder + "/" + name
+            guard let data = try store.read(key) else { continue }
+            let inflight = try? JSONCoding.decoder.decode(Inflight.self, from: data)
+            try audit.append(AuditRecord(
+                kind: .result, release: release, plan: inflight?.plan, change: inflight?.change, resource: inflight?.resource,
+                action: inflight?.action,
+                reason: "stet stopped before this action ended; the world is observed again", outcome: .interrupted))
+            unlink(store.path(key))
+            count += 1
+        }
+        return count
+    }
+}

@@ -1,0 +1,41 @@
+public import Foundation
+public import StetState
+
+/// What `stet status` shows beside the observed world: each resource's last action, and the
+/// reconcile loop's backoff and self-heal budget (`STATE/status/KIND_NAME.json`).
+public struct ResourceStatus: Codable, Sendable, Equatable {
+    public var resource: String
+    public var lastAction: String?
+    public var lastOutcome: String?
+    public var lastError: String?
+    public var lastAt: Date?
+    /// When the loop may next correct this resource (backing off after failures).
+    public var backoffUntil: Date?
+    public var backoffSeconds: Double?
+    /// Corrective actions in the last hour, and whether the budget stopped correction.
+    public var correctionsLastHour: Int?
+    public var budgetExhausted: Bool?
+
+    public init(resource: String) { self.resource = resource }
+
+    static func key(_ resource: String) -> String {
+        "status/" + String(resource.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
+    }
+
+    public static func load(_ resource: String, from store: FileStateStore) -> ResourceStatus {
+        guard let data = try? store.read(key(resource)), let status = try? JSONCoding.decoder.decode(ResourceStatus.self, from: data)
+        else { return ResourceStatus(resource: resource) }
+        return status
+    }
+
+    public func save(to store: FileStateStore) throws {
+        try store.write(Self.key(resource), try JSONCoding.encoder.encode(self))
+    }
+
+    /// Updates the stored status of `resource` with `change`.
+    public static func update(_ resource: String, in store: FileStateStore, _ change: (inout ResourceStatus) -> Void) throws {
+        var status = load(resource, from: store)
+        change(&status)
+        try status.save(to: store)
+    }
+}

@@ -1,0 +1,59 @@
+public import StetCore
+
+/// A plan as people read it: like a careful diff, grouped by resource, one line per change
+/// with its cause and reason, and a summary of counts by cause.
+public struct PlanText: Sendable {
+    /// Colours a marker or a word; identity when not on a terminal.
+    public var paint: @Sendable (_ text: String, _ colour: Colour) -> String = { text, _ in text }
+
+    public enum Colour: Sendable { case green, yellow, red, dim }
+
+    public init() {}
+
+    public func render(_ plan: Plan) -> String {
+        var lines: [String] = []
+        let resources = (plan.changes.map(\.resource) + plan.notices.map(\.resource)).reduce(into: [String]()) {
+            if !$0.contains($1) { $0.append($1) }
+        }
+        for resource in resources {
+            lines.append(resource)
+            let name = resource.split(separator: "/").last.map(String.init) ?? resource
+            for change in plan.changes where change.resource == resource {
+                let (marker, colour): (String, Colour) = switch ServiceAction(rawValue: change.action) {
+                case .startReplica: ("+", .green)
+                case .stopReplica: ("-", .red)
+                default: ("~", .yellow)
+                }
+                let target = change.replica.map { "\(name)#\($0)" } ?? name
+                let plain = "  \(marker) \(change.action) \(target)"
+                lines.append("  \(paint(marker, colour)) \(change.action) \(target)"
+                    + String(repeating: " ", count: max(1, 36 - plain.count))
+                    + "(\(change.cause.rawValue): \(change.reason.message))")
+                if let before = change.before?["spec"], let after = change.after?["spec"], before != after {
+                    lines.append(paint("      spec \(before.suffix(12)) → \(after.suffix(12))", .dim))
+                }
+            }
+            for notice in plan.notices where notice.resource == resource {
+                let target = notice.replica.map { "\(name)#\($0)" } ?? name
+                let why = notice.mode.map { "drift, \($0.rawValue): not corrected" } ?? "left alone"
+                lines.append("  \(paint("!", .yellow)) \(target) \(why): \(notice.reason.message)")
+            }
+        }
+        lines.append(summary(plan))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public func summary(_ plan: Plan) -> String {
+        let release = "release version \(plan.release.version)"
+        guard !plan.changes.isEmpty else {
+            return "No changes: the host matches \(release)" + (plan.notices.isEmpty ? "." : " (\(plan.notices.count) notice\(plan.notices.count == 1 ? "" : "s")).")
+        }
+        let counts = [ChangeCause.config, .drift, .schedule].compactMap { cause -> String? in
+            let n = plan.changes.filter { $0.cause == cause }.count
+            return n == 0 ? nil : "\(n) \(cause.rawValue)"
+        }
+        let noun = plan.changes.count == 1 ? "change" : "changes"
+        return "Plan \(plan.id): \(plan.changes.count) \(noun) (\(counts.joined(separator: ", ")))"
+            + (plan.notices.isEmpty ? "" : ", \(plan.notices.count) notice\(plan.notices.count == 1 ? "" : "s")") + " for \(release)."
+    }
+}

@@ -1,0 +1,111 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+
+/// The pure diff of DESIGN.md section 6: `(desired, observed, now) -> Plan`. No I/O; the same
+/// input gives the same plan, byte for byte in JSON.
+public struct Planner: Sendable {
+    /// Plan the removal of resources that the release no longer declares (never of protected ones).
+    public var prune: Bool
+
+    public init(prune: Bool = false) { self.prune = prune }
+
+    public func plan(desired: DesiredState, observed: ObservedState, release: Plan.Release, now: Date) -> Plan {
+        var changes: [Change] = []
+        var notices: [Notice] = []
+        for name in desired.services.keys.sorted() {
+            servicePlan(desired.services[name]!, observed.services[name], into: &changes, notices: &notices)
+        }
+        for name in observed.services.keys.sorted() where desired.services[name] == nil {
+            removedService(observed.services[name]!, into: &changes, notices: &notices)
+        }
+        changes.sort(by: Self.order)
+        let createdAt = RFC3339.format(now)
+        let fingerprint = ([createdAt, release.digest] + changes.map { "\($0.id) \($0.precondition)" }).joined(separator: "\n")
+        let id = "plan-" + SHA256.hash(Data(fingerprint.utf8)).hexString.prefix(16)
+        return Plan(id: id, createdAt: createdAt, release: release, changes: changes, notices: notices)
+    }
+
+    /// Resources by kind (backups before services, monitors last), then name, then action
+    /// (start before replace before stop), then replica.
+    static func order(_ a: Change, _ b: Change) -> Bool {
+        func kindRank(_ resource: String) -> Int {
+            switch resource.split(separator: "/").first {
+            case "BackupPolicy": 0
+            case "Service": 1
+            case "Monitor": 2
+            default: 3
+            }
+        }
+        func actionRank(_ action: String) -> Int { ServiceAction.allCases.firstIndex { $0.rawValue == action } ?? 99 }
+        return (kindRank(a.resource), a.resource, actionRank(a.action), a.replica ?? -1)
+            < (kindRank(b.resource), b.resource, actionRank(b.action), b.replica ?? -1)
+    }
+
+    private func servicePlan(_ service: Service, _ observed: ObservedService?, into changes: inout [Change], notices: inout [Notice]) {
+        let resource = ResourceID(.service, service.metadata.name).description
+        let spec = Data(service.run.specText.utf8).sha256Reference
+        let replicas = observed?.replicas ?? [:]
+        func add(_ action: ServiceAction, _ index: Int, _ cause: ChangeCause, _ reason: Reason, _ replica: ObservedReplica?,
+                 disruption: Disruption = .none, healthMatters: Bool = false)
+        {
+            if cause == .drift, service.drift != .correct {
+                notices.append(Notice(resource: resource, replica: index, mode: service.drift, reason: reason))
+                return
+            }
+            let facts = replica?.facts(includingHealth: healthMatters) ?? "absent"
+            changes.append(Change(
+                resource: resource, action: action.rawValue, replica: index, cause: cause, reason: reason,
+                before: replica.map { ["spec": $0.specHash, "pid": String($0.pid), "status": $0.status.rawValue] },
+                after: action == .stopReplica ? nil : ["spec": spec, "port": service.run.portsStart.map { String($0 + index) } ?? ""],
+                disruption: disruption, precondition: Data(facts.utf8).sha256Reference))
+        }
+        for index in 0..<service.replicas {
+            let ofN = "replica \(index) of \(service.replicas)"
+            guard let replica = replicas[index] else {
+                add(.startReplica, index, .config, Reason("replica-missing", "\(ofN) is not running"), nil)
+                continue
+            }
+            switch (replica.status, replica.specHash == spec) {
+            case (.exited, true):
+                add(.startReplica, index, .drift,
+                    Reason("replica-exited", "\(ofN) " + (replica.lastExit ?? "exited")), replica)
+            case (.exited, false):
+                add(.startReplica, index, .config, Reason("spec-changed", "\(ofN) exited; starts with the new spec"), replica)
+            case (.running, false):
+                add(.replaceReplica, index, .config, Reason("spec-changed", "\(ofN) runs an older spec"), replica,
+                    disruption: .restart)
+            case (.running, true) where replica.health == .unhealthy:
+                add(.replaceReplica, index, .drift, Reason("replica-unhealthy", "\(ofN) fails its health check"), replica,
+                    disruption: .restart, healthMatters: true)
+            case (.running, true):
+                break
+            }
+        }
+        for (index, replica) in replicas.sorted(by: { $0.key < $1.key }) where index >= service.replicas {
+            add(.stopReplica, index, .config,
+                Reason("scale-down", "the service has \(service.replicas) replica\(service.replicas == 1 ? "" : "s") now"),
+                replica, disruption: replica.status == .running ? .restart : .none)
+        }
+    }
+
+    private func removedService(_ observed: ObservedService, into changes: inout [Change], notices: inout [Notice]) {
+        let resource = ResourceID(.service, observed.name).description
+        guard prune, !observed.protect else {
+            notices.append(Notice(
+                resource: resource, replica: nil, mode: nil,
+                reason: observed.protect
+                    ? Reason("protected", "not in the release but protected: left running")
+                    : Reason("not-in-release", "not in the release: left running (plan with --prune to stop it)")))
+            return
+        }
+        for (index, replica) in observed.replicas.sorted(by: { $0.key < $1.key }) {
+            changes.append(Change(
+                resource: resource, action: ServiceAction.stopReplica.rawValue, replica: index, cause: .config,
+                reason: Reason("removed", "the service is no longer in the release"),
+                before: ["spec": replica.specHash, "pid": String(replica.pid), "status": replica.status.rawValue], after: nil,
+                disruption: replica.status == .running ? .restart : .none,
+                precondition: Data(replica.facts(includingHealth: false).utf8).sha256Reference))
+        }
+    }
+}

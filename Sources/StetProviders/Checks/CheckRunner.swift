@@ -1,0 +1,190 @@
+import CSys
+public import Foundation
+public import StetCore
+
+/// Runs a `Check` once: an HTTP GET, a TCP connect or a command, each bounded by a timeout.
+/// Plain sockets, so a check costs a connect and a few hundred bytes, not an HTTP client.
+public struct CheckRunner: Sendable {
+    public struct Result: Sendable, Equatable {
+        public let ok: Bool
+        /// What was seen: `200`, `connection refused`, `exit 1`, `timed out after 1s`.
+        public let detail: String
+    }
+
+    public init() {}
+
+    /// `port` is the replica's own port, used when the check names none.
+    public func run(_ check: Check, port: Int?, timeout: Double, environment: [String: String] = [:], workingDirectory: String? = nil)
+        -> Result
+    {
+        let deadline = Date().addingTimeInterval(timeout)
+        switch check {
+        case .tcp(let address, let checkPort):
+            guard let (host, port) = Self.endpoint(address: address, port: checkPort ?? port) else {
+                return Result(ok: false, detail: "no address to connect to")
+            }
+            switch Self.connect(host: host, port: port, deadline: deadline) {
+            case .success(let fd):
+                close(fd)
+                return Result(ok: true, detail: "connected to \(host):\(port)")
+            case .failure(let error):
+                return Result(ok: false, detail: error.message)
+            }
+        case .http(let url, let path, let checkPort, let expectStatus, let bodyContains):
+            let target: (host: String, port: Int, path: String)
+            if let url {
+                guard let parsed = Self.parse(url: url) else { return Result(ok: false, detail: "cannot parse \(url)") }
+                target = parsed
+            } else {
+                guard let port = checkPort ?? port else { return Result(ok: false, detail: "no port to check") }
+                target = ("127.0.0.1", port, path ?? "/")
+            }
+            return Self.get(target, expectStatus: expectStatus, bodyContains: bodyContains, deadline: deadline)
+        case .exec(let command):
+            return Self.exec(command, environment: environment, workingDirectory: workingDirectory, deadline: deadline)
+        }
+    }
+
+    struct Failure: Error {
+        let message: String
+    }
+
+    static func endpoint(address: String?, port: Int?) -> (String, Int)? {
+        if let address {
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+            return (String(address[..<colon]), port)
+        }
+        return port.map { ("127.0.0.1", $0) }
+    }
+
+    /// `http://host[:port][/path]`.
+    static func parse(url: String) -> (host: String, port: Int, path: String)? {
+        guard url.hasPrefix("http://") else { return nil }
+        let rest = url.dropFirst(7)
+        let hostPort = rest.prefix { $0 != "/" }
+        let path = rest.dropFirst(hostPort.count)
+        let parts = hostPort.split(separator: ":", maxSplits: 1)
+        guard let host = parts.first, !host.isEmpty else { return nil }
+        let port = parts.count == 2 ? Int(parts[1]) : 80
+        return port.map { (String(host), $0, path.isEmpty ? "/" : String(path)) }
+    }
+
+    private static func remaining(_ deadline: Date) -> Int32 { Int32(max(0, deadline.timeIntervalSinceNow * 1000)) }
+
+    static func connect(host: String, port: Int, deadline: Date) -> Swift.Result<Int32, Failure> {
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let info = list else {
+            return .failure(Failure(message: "cannot resolve \(host)"))
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failure(Failure(message: "socket: \(String(cString: strerror(errno)))")) }
+        if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
+            guard errno == EINPROGRESS else {
+                let message = String(cString: strerror(errno))
+                close(fd)
+                return .failure(Failure(message: "\(host):\(port): \(message)"))
+            }
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&pfd, 1, remaining(deadline)) == 1 else {
+                close(fd)
+                return .failure(Failure(message: "\(host):\(port): timed out connecting"))
+            }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            guard error == 0 else {
+                close(fd)
+                return .failure(Failure(message: "\(host):\(port): \(String(cString: strerror(error)))"))
+            }
+        }
+        return .success(fd)
+    }
+
+    static func get(_ target: (host: String, port: Int, path: String), expectStatus: Int?, bodyContains: String?, deadline: Date)
+        -> Result
+    {
+        let fd: Int32
+        switch connect(host: target.host, port: target.port, deadline: deadline) {
+        case .success(let made): fd = made
+        case .failure(let error): return Result(ok: false, detail: error.message)
+        }
+        defer { close(fd) }
+        let request = Array("GET \(target.path) HTTP/1.0\r\nHost: \(target.host):\(target.port)\r\nUser-Agent: stet\r\nConnection: close\r\n\r\n".utf8)
+        var sent = 0
+        while sent < request.count {
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&pfd, 1, remaining(deadline)) == 1 else { return Result(ok: false, detail: "timed out sending") }
+            let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { return Result(ok: false, detail: "send: \(String(cString: strerror(errno)))") }
+            sent += n
+        }
+        var response = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while response.count < 65_536 {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&pfd, 1, remaining(deadline)) == 1 else { return Result(ok: false, detail: "timed out waiting for the response") }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n < 0, errno == EAGAIN || errno == EINTR { continue }
+            if n <= 0 { break }
+            response.append(contentsOf: buffer[0..<n])
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        let statusLine = text.prefix { $0 != "\r" && $0 != "\n" }
+        let fields = statusLine.split(separator: " ")
+        guard fields.count >= 2, fields[0].hasPrefix("HTTP/"), let status = Int(fields[1]) else {
+            return Result(ok: false, detail: "not an HTTP response")
+        }
+        let statusOK = expectStatus.map { $0 == status } ?? (200..<300).contains(status)
+        guard statusOK else { return Result(ok: false, detail: "status \(status)") }
+        if let bodyContains {
+            let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+            guard body.contains(bodyContains) else { return Result(ok: false, detail: "status \(status), body lacks \"\(bodyContains)\"") }
+        }
+        return Result(ok: true, detail: "status \(status)")
+    }
+
+    static func exec(_ command: [String], environment: [String: String], workingDirectory: String?, deadline: Date) -> Result {
+        guard !command.isEmpty else { return Result(ok: false, detail: "empty command") }
+        var pid: pid_t = 0
+        let rc = Spawn.start(command, environment: environment, workingDirectory: workingDirectory, logPath: "/dev/null", pid: &pid)
+        guard rc == 0 else { return Result(ok: false, detail: "cannot start \(command[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if Date() >= deadline {
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                waitpid(pid, &status, 0)
+                return Result(ok: false, detail: "timed out")
+            }
+            usleep(5_000)
+        }
+        let code = (status >> 8) & 0xFF
+        if status & 0x7F != 0 { return Result(ok: false, detail: "killed by signal \(status & 0x7F)") }
+        return Result(ok: code == 0, detail: "exit \(code)")
+    }
+}
+
+/// Starting processes through `stet_spawn` (own session, default signals, log file).
+enum Spawn {
+    static func start(_ command: [String], environment: [String: String], workingDirectory: String?, logPath: String, pid: inout pid_t)
+        -> Int32
+    {
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        return argv.withUnsafeBufferPointer { a in
+            envp.withUnsafeBufferPointer { e in
+                stet_spawn(a.baseAddress, e.baseAddress, workingDirectory, logPath, &pid)
+            }
+        }
+    }
+}

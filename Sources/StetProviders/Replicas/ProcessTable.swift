@@ -1,0 +1,43 @@
+import Foundation
+
+/// What `/proc` says about a process.
+enum ProcessTable {
+    struct Entry: Equatable {
+        /// `R`, `S`, `Z` (zombie), …
+        let state: Character
+        /// Field 22: when the process started, in clock ticks since boot.
+        let startTime: UInt64
+    }
+
+    /// The process `pid`, or nil when there is none. The command name (field 2) may hold spaces
+    /// and parentheses, so the fields are split after the last `)`.
+    static func entry(_ pid: Int32) -> Entry? {
+        guard pid > 0, let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
+        return Entry(state: state, startTime: start)
+    }
+
+    /// True when `pid` is alive and started at `startTime` (not a reused pid, not a zombie).
+    static func isAlive(_ pid: Int32, startTime: UInt64) -> Bool {
+        guard let entry = entry(pid) else { return false }
+        return entry.startTime == startTime && entry.state != "Z" && entry.state != "X"
+    }
+
+    /// Reaps `pid` if it is this process's exited child; returns how it ended.
+    static func reap(_ pid: Int32) -> String? {
+        var status: Int32 = 0
+        guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
+        let signal = status & 0x7F
+        if signal == 0 { return "exited \((status >> 8) & 0xFF)" }
+        return "was killed by signal \(signal)"
+    }
+
+    static let signals: [String: Int32] = [
+        "SIGTERM": SIGTERM, "SIGINT": SIGINT, "SIGQUIT": SIGQUIT, "SIGHUP": SIGHUP, "SIGKILL": SIGKILL,
+        "SIGUSR1": SIGUSR1, "SIGUSR2": SIGUSR2, "SIGWINCH": SIGWINCH,
+    ]
+}

@@ -1,0 +1,270 @@
+import CSys
+public import Foundation
+public import StetCore
+import StetCrypto
+public import StetState
+
+/// Redundancy on the local host: replica *i* of a service is a real process in its own session
+/// (it outlives the command that started it), recorded in `STATE/replicas/SERVICE/INDEX.json`
+/// with its pid **and** start time, so a reused pid is never taken for a replica.
+public struct ReplicaProvider: Provider {
+    public let store: FileStateStore
+    /// Relative `workingDir`s are resolved against this (the repository root).
+    public let baseDirectory: String
+    /// The environment replicas inherit (PATH, HOME, LANG), before the manifest's `env`.
+    public let baseEnvironment: [String: String]
+    public var logLimit = 10 << 20
+    let checks = CheckRunner()
+
+    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
+                environment: [String: String] = ProcessInfo.processInfo.environment)
+    {
+        self.store = store
+        self.baseDirectory = baseDirectory
+        baseEnvironment = environment.filter { ["PATH", "HOME", "LANG", "LC_ALL", "TZ"].contains($0.key) }
+    }
+
+    // MARK: - Records
+
+    /// What Stet keeps about one replica.
+    public struct Record: Codable, Sendable, Equatable {
+        public var service: String
+        public var index: Int
+        public var pid: Int32
+        public var startTime: UInt64
+        public var specHash: String
+        public var port: Int?
+        public var startedAt: Date
+        public var restarts: Int
+        public var lastExit: String?
+        /// When the process was seen gone (set once, by whoever saw it first and could write).
+        public var exitedAt: Date?
+        public var protect: Bool
+        /// Consecutive failed health checks, and when the last check ran.
+        public var healthFailures: Int
+        public var lastCheck: Date?
+    }
+
+    static func key(_ service: String, _ index: Int) -> String { "replicas/\(service)/\(index).json" }
+
+    public func record(_ service: String, _ index: Int) throws -> Record? {
+        guard let data = try store.read(Self.key(service, index)) else { return nil }
+        do {
+            return try JSONCoding.decoder.decode(Record.self, from: data)
+        } catch {
+            throw StateError.corrupt(Self.key(service, index), "\(error)")
+        }
+    }
+
+    public func save(_ record: Record) throws {
+        try store.write(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
+    }
+
+    func remove(_ service: String, _ index: Int) throws {
+        let path = store.path(Self.key(service, index))
+        if unlink(path) != 0, errno != ENOENT { throw StateError.io("remove \(path)", errno) }
+        try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Every service with records, and its records by index.
+    public func records() throws -> [String: [Int: Record]] {
+        var result: [String: [Int: Record]] = [:]
+        for service in try store.list("replicas") {
+            for file in try store.list("replicas/\(service)") where file.hasSuffix(".json") {
+                guard let index = Int(file.dropLast(5)), let record = try record(service, index) else { continue }
+                result[service, default: [:]][index] = record
+            }
+        }
+        return result
+    }
+
+    // MARK: - Observe
+
+    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        var observed = ObservedState()
+        for (service, records) in try records() {
+            var replicas: [Int: ObservedReplica] = [:]
+            var protect = false
+            for (index, record) in records {
+                protect = protect || record.protect
+                replicas[index] = observe(record, health: desired.services[service]?.health, now: now)
+            }
+            observed.services[service] = ObservedService(name: service, replicas: replicas, protect: protect)
+        }
+        return observed
+    }
+
+    /// One replica as it is now; runs its health check once when one is due to count.
+    public func observe(_ record: Record, health: Service.Health?, now: Date) -> ObservedReplica {
+        let alive = ProcessTable.isAlive(record.pid, startTime: record.startTime)
+        var state: ObservedReplica.Health = .unchecked
+        if alive, let health {
+            if now.timeIntervalSince(record.startedAt) < health.startPeriod.seconds {
+                state = .starting
+            } else {
+                let result = checks.run(
+                    health.check, port: record.port, timeout: health.timeout.seconds,
+                    environment: replicaEnvironment(record.service, record.index, port: record.port, env: [:]))
+                let failures = result.ok ? 0 : record.healthFailures + 1
+                state = failures >= health.failureThreshold ? .unhealthy : (result.ok ? .healthy : .starting)
+            }
+        }
+        let exit = record.lastExit.map { text in
+            text + (record.exitedAt.map { " at \(Self.clock($0))" } ?? "")
+        } ?? "is gone (pid \(record.pid) ended)"
+        return ObservedReplica(
+            index: record.index, status: alive ? .running : .exited, pid: record.pid, startTime: record.startTime,
+            specHash: record.specHash, port: record.port, health: state, restarts: record.restarts,
+            lastExit: alive ? record.lastExit : exit, startedAt: record.startedAt)
+    }
+
+    static func clock(_ date: Date) -> String { String(RFC3339.format(date).dropFirst(11).dropLast()) }
+
+    // MARK: - Perform
+
+    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        guard let index = change.replica, let name = change.resource.split(separator: "/").last.map(String.init) else {
+            return .failed("\(change.id): not a replica change")
+        }
+        do {
+            switch ServiceAction(rawValue: change.action) {
+            case .startReplica:
+                guard let service = desired.services[name] else { return .failed("\(change.resource) is not in the release") }
+                return try start(service, index)
+            case .replaceReplica:
+                guard let service = desired.services[name] else { return .failed("\(change.resource) is not in the release") }
+                let stopped = try stop(name, index, signalName: service.run.stopSignal, timeout: service.run.stopTimeout.seconds)
+                guard stopped.ok else { return stopped }
+                let started = try start(service, index)
+                guard started.ok else { return started }
+                let healthy = await waitHealthy(service, index)
+                return healthy.ok ? .done("\(stopped.detail); \(started.detail); \(healthy.detail)") : healthy
+            case .stopReplica:
+                let run = desired.services[name]?.run
+                return try stop(name, index, signalName: run?.stopSignal, timeout: run?.stopTimeout.seconds)
+            case nil:
+                return .failed("unknown action \(change.action)")
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    func replicaEnvironment(_ service: String, _ index: Int, port: Int?, env: [String: String]) -> [String: String] {
+        var environment = baseEnvironment.merging(env) { $1 }
+        if let port { environment["PORT"] = String(port) }
+        environment["STET_SERVICE"] = service
+        environment["STET_REPLICA"] = String(index)
+        return environment
+    }
+
+    public func logPath(_ service: String, _ index: Int) -> String { store.path("logs/\(service)-\(index).log") }
+
+    /// Starts replica `index` unless the same spec already runs there.
+    public func start(_ service: Service, _ index: Int, now: Date = Date()) throws -> ActionOutcome {
+        let name = service.metadata.name
+        let spec = Data(service.run.specText.utf8).sha256Reference
+        let previous = try record(name, index)
+        if let previous, ProcessTable.isAlive(previous.pid, startTime: previous.startTime) {
+            if previous.specHash == spec { return .done("already running as pid \(previous.pid)") }
+            return .failed("replica \(index) still runs pid \(previous.pid) with another spec; replace it instead")
+        }
+        let port = service.run.portsStart.map { $0 + index }
+        try AtomicFile.makeDirectory(store.path("logs"))
+        let logPath = logPath(name, index)
+        rotate(logPath)
+        var directory = service.run.workingDir ?? "."
+        if !directory.hasPrefix("/") { directory = (baseDirectory as NSString).appendingPathComponent(directory) }
+        var pid: pid_t = 0
+        let rc = Spawn.start(
+            service.run.command, environment: replicaEnvironment(name, index, port: port, env: service.run.env),
+            workingDirectory: directory, logPath: logPath, pid: &pid)
+        guard rc == 0 else {
+            return .failed("cannot start \(service.run.command[0]) in \(directory): \(String(cString: strerror(rc)))")
+        }
+        // The start time is read right after the spawn; a process that is already gone leaves
+        // no start time, and is recorded as exited.
+        let startTime = ProcessTable.entry(pid)?.startTime ?? 0
+        var record = Record(
+            service: name, index: index, pid: pid, startTime: startTime, specHash: spec, port: port, startedAt: now,
+            restarts: (previous?.restarts ?? -1) + 1, lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
+            healthFailures: 0, lastCheck: nil)
+        try save(record)
+        // A replica that fails at once (a typo in the command, a port in use) fails the action.
+        usleep(150_000)
+        if !ProcessTable.isAlive(pid, startTime: startTime) {
+            record.lastExit = ProcessTable.reap(pid) ?? "ended at once"
+            record.exitedAt = Date()
+            try save(record)
+            return .failed("replica \(index) \(record.lastExit!) right after starting (see \(logPath))")
+        }
+        return .done("started pid \(pid)" + (port.map { " on port \($0)" } ?? ""))
+    }
+
+    /// Stops replica `index`: its stop signal to the whole session, the stop timeout, then
+    /// SIGKILL. Never signals a pid whose start time is not the recorded one.
+    public func stop(_ service: String, _ index: Int, signalName: String? = nil, timeout: Double? = nil) throws -> ActionOutcome {
+        guard let record = try record(service, index) else { return .done("replica \(index) was not running") }
+        var detail = "replica \(index) was not running"
+        if ProcessTable.isAlive(record.pid, startTime: record.startTime) {
+            let signal = ProcessTable.signals[signalName ?? "SIGTERM"] ?? SIGTERM
+            kill(-record.pid, signal)
+            kill(record.pid, signal)
+            let deadline = Date().addingTimeInterval(timeout ?? 10)
+            while ProcessTable.isAlive(record.pid, startTime: record.startTime), Date() < deadline {
+                _ = ProcessTable.reap(record.pid)
+                usleep(10_000)
+            }
+            if ProcessTable.isAlive(record.pid, startTime: record.startTime) {
+                kill(-record.pid, SIGKILL)
+                kill(record.pid, SIGKILL)
+                detail = "stopped pid \(record.pid) with SIGKILL after \(signalName ?? "SIGTERM") timed out"
+                let killDeadline = Date().addingTimeInterval(5)
+                while ProcessTable.isAlive(record.pid, startTime: record.startTime), Date() < killDeadline {
+                    _ = ProcessTable.reap(record.pid)
+                    usleep(10_000)
+                }
+            } else {
+                detail = "stopped pid \(record.pid)"
+            }
+            _ = ProcessTable.reap(record.pid)
+        }
+        try remove(service, index)
+        return .done(detail)
+    }
+
+    /// Waits until replica `index` passes its health check (or, without one, is still running),
+    /// bounded by the start period plus `failureThreshold` intervals.
+    public func waitHealthy(_ service: Service, _ index: Int) async -> ActionOutcome {
+        guard let record = try? record(service.metadata.name, index) else { return .failed("replica \(index) has no record") }
+        guard let health = service.health else {
+            return ProcessTable.isAlive(record.pid, startTime: record.startTime)
+                ? .done("running") : .failed("replica \(index) exited after starting")
+        }
+        let limit = health.startPeriod.seconds + Double(health.failureThreshold) * health.interval.seconds + health.timeout.seconds
+        let deadline = Date().addingTimeInterval(max(limit, 1))
+        var last = CheckRunner.Result(ok: false, detail: "not checked")
+        while Date() < deadline {
+            guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
+                return .failed("replica \(index) exited before it was healthy (see \(logPath(service.metadata.name, index)))")
+            }
+            last = checks.run(
+                health.check, port: record.port, timeout: health.timeout.seconds,
+                environment: replicaEnvironment(service.metadata.name, index, port: record.port, env: service.run.env))
+            if last.ok { return .done("healthy (\(last.detail))") }
+            try? await Task.sleep(nanoseconds: 100_000_000)
+        }
+        return .failed("replica \(index) not healthy within \(Int(limit)) s: \(last.detail)")
+    }
+
+    /// Keeps a log file under `logLimit`: copies it to `.1` and truncates it in place (the
+    /// replica appends, so it writes on at the new end).
+    public func rotate(_ path: String) {
+        var info = stat()
+        guard stat(path, &info) == 0, Int(info.st_size) > logLimit else { return }
+        let old = path + ".1"
+        unlink(old)
+        guard (try? FileManager.default.copyItem(atPath: path, toPath: old)) != nil else { return }
+        truncate(path, 0)
+    }
+}
