@@ -35,7 +35,7 @@ struct OperatorSession {
 
     /// Opens the log for `key` under the trust policy in force (`policy`, if the command has
     /// resolved one).
-    init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?) throws {
+    init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?, via: String = "cli") throws {
         store = global.store
         // Old operators' entries stay valid, but only an operator of the policy in force acts.
         let inForce = try policy ?? PinnedTrust.load(from: store)
@@ -51,7 +51,7 @@ struct OperatorSession {
         }
         log = try AuditLog(
             stateDirectory: store.root, trust: try AuditContext.trust(global: global, inForce: policy).trust, key: key,
-            host: Checkpoint.hostName, via: "cli", release: AuditContext.acceptedRelease(store),
+            host: Checkpoint.hostName, via: via, release: AuditContext.acceptedRelease(store),
             lockTimeout: global.lockTimeout)
     }
 

@@ -1,17 +1,17 @@
-import Foundation
+public import Foundation
 
 /// What `/proc` says about a process.
-enum ProcessTable {
-    struct Entry: Equatable {
+public enum ProcessTable {
+    public struct Entry: Equatable, Sendable {
         /// `R`, `S`, `Z` (zombie), …
-        let state: Character
+        public let state: Character
         /// Field 22: when the process started, in clock ticks since boot.
-        let startTime: UInt64
+        public let startTime: UInt64
     }
 
     /// The process `pid`, or nil when there is none. The command name (field 2) may hold spaces
     /// and parentheses, so the fields are split after the last `)`.
-    static func entry(_ pid: Int32) -> Entry? {
+    public static func entry(_ pid: Int32) -> Entry? {
         guard pid > 0, let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
         let text = String(decoding: data, as: UTF8.self)
         guard let close = text.lastIndex(of: ")") else { return nil }
@@ -22,13 +22,13 @@ enum ProcessTable {
     }
 
     /// True when `pid` is alive and started at `startTime` (not a reused pid, not a zombie).
-    static func isAlive(_ pid: Int32, startTime: UInt64) -> Bool {
+    public static func isAlive(_ pid: Int32, startTime: UInt64) -> Bool {
         guard let entry = entry(pid) else { return false }
         return entry.startTime == startTime && entry.state != "Z" && entry.state != "X"
     }
 
     /// Reaps `pid` if it is this process's exited child; returns how it ended.
-    static func reap(_ pid: Int32) -> String? {
+    public static func reap(_ pid: Int32) -> String? {
         var status: Int32 = 0
         guard waitpid(pid, &status, WNOHANG) == pid else { return nil }
         let signal = status & 0x7F
@@ -36,7 +36,7 @@ enum ProcessTable {
         return "was killed by signal \(signal)"
     }
 
-    static let signals: [String: Int32] = [
+    public static let signals: [String: Int32] = [
         "SIGTERM": SIGTERM, "SIGINT": SIGINT, "SIGQUIT": SIGQUIT, "SIGHUP": SIGHUP, "SIGKILL": SIGKILL,
         "SIGUSR1": SIGUSR1, "SIGUSR2": SIGUSR2, "SIGWINCH": SIGWINCH,
     ]

@@ -14,7 +14,10 @@ public struct ReplicaProvider: Provider {
     /// The environment replicas inherit (PATH, HOME, LANG), before the manifest's `env`.
     public let baseEnvironment: [String: String]
     public var logLimit = 10 << 20
-    let checks = CheckRunner()
+    /// Run each due health check while observing (plan, apply, status). The reconcile loop
+    /// checks on its own schedule and turns this off: health then comes from the record.
+    public var checkHealth = true
+    public let checks = CheckRunner()
 
     public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
                 environment: [String: String] = ProcessInfo.processInfo.environment)
@@ -101,6 +104,9 @@ public struct ReplicaProvider: Provider {
         if alive, let health {
             if now.timeIntervalSince(record.startedAt) < health.startPeriod.seconds {
                 state = .starting
+            } else if !checkHealth {
+                state = record.healthFailures >= health.failureThreshold
+                    ? .unhealthy : (record.lastCheck == nil ? .starting : (record.healthFailures == 0 ? .healthy : .starting))
             } else {
                 let result = checks.run(
                     health.check, port: record.port, timeout: health.timeout.seconds,
@@ -150,7 +156,7 @@ public struct ReplicaProvider: Provider {
         }
     }
 
-    func replicaEnvironment(_ service: String, _ index: Int, port: Int?, env: [String: String]) -> [String: String] {
+    public func replicaEnvironment(_ service: String, _ index: Int, port: Int?, env: [String: String]) -> [String: String] {
         var environment = baseEnvironment.merging(env) { $1 }
         if let port { environment["PORT"] = String(port) }
         environment["STET_SERVICE"] = service
