@@ -76,6 +76,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "StetPlannerTests", dependencies: ["StetPlanner", "StetCore", "StetCrypto"], swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StetEngineTests",
+            dependencies: ["StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "StetCLITests",
             dependencies: ["stet", "StetTesting", "StetCrypto", "StetManifest"],
             swiftSettings: strict

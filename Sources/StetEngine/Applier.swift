@@ -17,8 +17,8 @@ public struct Applier: Sendable {
     public let release: AuditEntry.Release
     /// Resources worked on at once.
     public var concurrency = 4
-    /// Why the changes are made: `apply` or `reconcile`.
-    public var cause: String? = nil
+    /// Serialises updates of status files from concurrent changes.
+    private let statusLock = StatusLock()
 
     public init(provider: any Provider, audit: AuditLog, store: FileStateStore, release: AuditEntry.Release) {
         self.provider = provider
@@ -124,13 +124,20 @@ public struct Applier: Sendable {
             action: change.action, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
             outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(seconds * 1000)))
         unlink(store.path(marker))
-        try ResourceStatus.update(change.resource, in: store) { status in
+        try statusLock.withLock {
+            try ResourceStatus.update(change.resource, in: store) { status in
             status.lastAction = change.id
             status.lastOutcome = outcome.ok ? "ok" : "failed"
             status.lastError = outcome.error
-            status.lastAt = Date()
+                status.lastAt = Date()
+            }
         }
         return Result(change: change, outcome: outcome, seconds: seconds)
+    }
+
+    final class StatusLock: @unchecked Sendable {
+        private let lock = NSLock()
+        func withLock<T>(_ body: () throws -> T) rethrows -> T { try lock.withLock(body) }
     }
 
     // MARK: - Interrupted actions

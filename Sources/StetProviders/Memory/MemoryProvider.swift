@@ -1,0 +1,56 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+
+/// An in-memory world for planner and engine tests only: replicas are entries in a table. It
+/// records what was performed, how many changes ran at once, and fails the changes it is told to.
+public final class MemoryProvider: Provider, @unchecked Sendable {
+    private let lock = NSLock()
+    private var world: ObservedState
+    private var running = 0
+    public private(set) var performed: [String] = []
+    public private(set) var mostAtOnce = 0
+    /// Change ids that fail when performed.
+    public var failing: Set<String> = []
+    /// How long each change takes.
+    public var delay: Double = 0.02
+
+    public init(_ world: ObservedState = ObservedState()) { self.world = world }
+
+    public var state: ObservedState { lock.withLock { world } }
+
+    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState { state }
+
+    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        lock.withLock {
+            running += 1
+            mostAtOnce = max(mostAtOnce, running)
+            performed.append(change.id)
+        }
+        try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+        return lock.withLock {
+            running -= 1
+            if failing.contains(change.id) { return .failed("\(change.id) failed as told") }
+            let name = String(change.resource.split(separator: "/").last ?? "")
+            guard let index = change.replica else { return .failed("no replica") }
+            switch ServiceAction(rawValue: change.action) {
+            case .startReplica, .replaceReplica:
+                guard let service = desired.services[name] else { return .failed("not in the release") }
+                var observed = world.services[name] ?? ObservedService(name: name)
+                let restarts = observed.replicas[index].map { $0.restarts + 1 } ?? 0
+                observed.replicas[index] = ObservedReplica(
+                    index: index, status: .running, pid: Int32(1000 + performed.count), startTime: UInt64(performed.count),
+                    specHash: Data(service.run.specText.utf8).sha256Reference, port: service.run.portsStart.map { $0 + index },
+                    health: .healthy, restarts: restarts, lastExit: nil, startedAt: Date(timeIntervalSince1970: 0))
+                world.services[name] = observed
+                return .done("started")
+            case .stopReplica:
+                world.services[name]?.replicas[index] = nil
+                if world.services[name]?.replicas.isEmpty == true { world.services[name] = nil }
+                return .done("stopped")
+            case nil:
+                return .failed("unknown action")
+            }
+        }
+    }
+}

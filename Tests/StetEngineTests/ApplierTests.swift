@@ -1,0 +1,109 @@
+import Foundation
+import StetAudit
+import StetCore
+import StetCrypto
+import StetEngine
+import StetPlanner
+import StetProviders
+import StetState
+import StetTesting
+import Testing
+
+/// The applier against the in-memory provider, with a real audit log.
+@Suite struct ApplierTests {
+    let state = TemporaryDirectory("stet-engine")
+    let key: PrivateKey
+    let trust: AuditTrust
+
+    init() throws {
+        key = try PrivateKey.generate()
+        trust = AuditTrust([(name: "ci", publicKey: key.publicKey)])
+    }
+
+    var store: FileStateStore { FileStateStore(root: state.path) }
+
+    func openLog() throws -> AuditLog {
+        try AuditLog(stateDirectory: state.path, trust: trust, key: key, host: "h", via: "cli", release: .none)
+    }
+
+    static func service(_ name: String, replicas: Int, maxUnavailable: Int = 1, command: String = "v1") -> Service {
+        Service(metadata: Metadata(name: name), replicas: replicas, run: Service.Run(command: [command]), maxUnavailable: maxUnavailable)
+    }
+
+    func entries() throws -> [AuditEntry] {
+        var entries: [AuditEntry] = []
+        let fd = open(state.path + "/audit/log.jsonl", O_RDONLY)
+        defer { close(fd) }
+        let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { entries.append($0.entry); return true }
+        #expect(scan.failure == nil)
+        return entries
+    }
+
+    func plan(_ desired: DesiredState, _ provider: MemoryProvider) -> Plan {
+        Planner().plan(desired: desired, observed: provider.state, release: .init(version: 1, digest: "sha256:1"), now: Date())
+    }
+
+    @Test(arguments: [1, 2, 3])
+    func replacementsGoInWavesOfMaxUnavailable(width: Int) async throws {
+        var desired = DesiredState()
+        desired.services["web"] = Self.service("web", replicas: 5, maxUnavailable: width)
+        let provider = MemoryProvider()
+        let log = try openLog()
+        let applier = Applier(provider: provider, audit: log, store: store, release: .none)
+        _ = try await applier.apply(plan(desired, provider), desired: desired)
+        desired.services["web"] = Self.service("web", replicas: 5, maxUnavailable: width, command: "v2")
+        let rollout = plan(desired, provider)
+        #expect(rollout.changes.count == 5 && rollout.changes.allSatisfy { $0.action == "replace-replica" })
+        let fresh = MemoryProvider(provider.state)
+        let report = try await Applier(provider: fresh, audit: log, store: store, release: .none).apply(rollout, desired: desired)
+        #expect(!report.failed)
+        #expect(fresh.mostAtOnce == width)
+        #expect(plan(desired, fresh).changes.isEmpty)
+    }
+
+    @Test func aFailureStopsTheRestOfItsResourceOnly() async throws {
+        var desired = DesiredState()
+        desired.services["web"] = Self.service("web", replicas: 3)
+        desired.services["api"] = Self.service("api", replicas: 2)
+        let provider = MemoryProvider()
+        provider.failing = ["Service/web#1:start-replica"]
+        let log = try openLog()
+        let report = try await Applier(provider: provider, audit: log, store: store, release: .none)
+            .apply(plan(desired, provider), desired: desired)
+        #expect(report.failed)
+        #expect(report.skipped.map(\.id) == ["Service/web#2:start-replica"])
+        #expect(provider.state.services["api"]?.replicas.count == 2)
+        // Every performed change has an intent before it and a result after it.
+        let entries = try entries()
+        for id in provider.performed {
+            let intent = entries.firstIndex { $0.kind == .intent && $0.change == id }
+            let result = entries.firstIndex { $0.kind == .result && $0.change == id }
+            #expect(intent != nil && result != nil && intent! < result!, "\(id)")
+        }
+        #expect(entries.first { $0.kind == .result && $0.change == "Service/web#1:start-replica" }?.outcome == .failed)
+        #expect(!entries.contains { $0.change == "Service/web#2:start-replica" })
+        try log.close()
+    }
+
+    @Test func anIntentWithoutAResultIsRecordedAsInterrupted() throws {
+        let log = try openLog()
+        try store.write("inflight/Service_web_0_start-replica.json", Data(#"{"plan":"plan-1","change":"Service/web#0:start-replica","resource":"Service/web","action":"start-replica"}"#.utf8))
+        #expect(try Applier.recoverInterrupted(store: store, audit: log, release: .none) == 1)
+        #expect(try Applier.recoverInterrupted(store: store, audit: log, release: .none) == 0)
+        let entry = try #require(try entries().last)
+        #expect(entry.outcome == .interrupted && entry.change == "Service/web#0:start-replica" && entry.plan == "plan-1")
+    }
+
+    @Test func savedPlansNeedAnOperatorSignature() throws {
+        var desired = DesiredState()
+        desired.services["web"] = Self.service("web", replicas: 1)
+        let plan = plan(desired, MemoryProvider())
+        let signed = try PlanFile.sign(plan, with: key)
+        #expect(try PlanFile.open(signed, source: "p", trust: trust).0 == plan)
+        let stranger = try PrivateKey.generate()
+        #expect(throws: PlanFile.Refused.self) { try PlanFile.open(try PlanFile.sign(plan, with: stranger), source: "p", trust: trust) }
+        var tampered = try Envelope(json: signed)
+        tampered.payload = Data(String(decoding: tampered.payload, as: UTF8.self).replacingOccurrences(of: "web", with: "wab").utf8)
+        #expect(throws: PlanFile.Refused.self) { try PlanFile.open(tampered.json(), source: "p", trust: trust) }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import StetCore
+import StetCrypto
+import StetPlanner
+import Testing
+
+/// The planner on fixed inputs: every cause, drift mode, pruning and protection, the order,
+/// and the plan's JSON and text compared with expected files.
+@Suite struct PlannerTests {
+    static let now = Date(timeIntervalSince1970: 1_790_000_000)
+    static let release = Plan.Release(version: 4, digest: "sha256:" + String(repeating: "ab", count: 32))
+
+    static func service(_ name: String, replicas: Int, command: String = "serve", drift: DriftMode = .correct, protect: Bool = false)
+        -> Service
+    {
+        Service(
+            metadata: Metadata(name: name), replicas: replicas,
+            run: Service.Run(command: [command], portsStart: 9000), health: Service.Health(check: .tcp(address: nil, port: nil)),
+            maxUnavailable: 1, drift: drift, protect: protect)
+    }
+
+    static func replica(_ index: Int, of service: Service, status: ObservedReplica.Status = .running,
+                        health: ObservedReplica.Health = .healthy, spec: String? = nil) -> ObservedReplica
+    {
+        ObservedReplica(
+            index: index, status: status, pid: Int32(100 + index), startTime: UInt64(5000 + index),
+            specHash: spec ?? Data(service.run.specText.utf8).sha256Reference, port: 9000 + index, health: health,
+            restarts: 0, lastExit: status == .exited ? "exited 137 at 10:02:11" : nil, startedAt: now)
+    }
+
+    /// The world of the expected files: one of each situation.
+    static func fixture() -> (DesiredState, ObservedState) {
+        var desired = DesiredState()
+        let web = service("web", replicas: 3)
+        let api = service("api", replicas: 2, command: "api-v2")
+        let quiet = service("quiet", replicas: 1, drift: .warn)
+        desired.services = ["web": web, "api": api, "quiet": quiet]
+        var observed = ObservedState()
+        observed.services["web"] = ObservedService(name: "web", replicas: [
+            0: replica(0, of: web), 1: replica(1, of: web, status: .exited), 3: replica(3, of: web),
+        ])
+        observed.services["api"] = ObservedService(name: "api", replicas: [
+            0: replica(0, of: api, spec: "sha256:old"), 1: replica(1, of: api, health: .unhealthy),
+        ])
+        observed.services["quiet"] = ObservedService(name: "quiet", replicas: [0: replica(0, of: quiet, status: .exited)])
+        observed.services["old"] = ObservedService(name: "old", replicas: [0: replica(0, of: web)])
+        observed.services["keep"] = ObservedService(name: "keep", replicas: [0: replica(0, of: web)], protect: true)
+        return (desired, observed)
+    }
+
+    static let expected = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Expected").path
+
+    static func compare(_ actual: String, file: String) throws {
+        let path = expected + "/" + file
+        if ProcessInfo.processInfo.environment["STET_UPDATE_EXPECTED"] == "1" {
+            try actual.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let wanted = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(actual == wanted, "differs from \(file); STET_UPDATE_EXPECTED=1 rewrites it after review")
+    }
+
+    static func json(_ plan: Plan) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(plan), as: UTF8.self) + "\n"
+    }
+
+    @Test func planMatchesTheExpectedJSONAndText() throws {
+        let (desired, observed) = Self.fixture()
+        let plan = Planner(prune: true).plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
+        try Self.compare(try Self.json(plan), file: "plan.json")
+        try Self.compare(PlanText().render(plan), file: "plan.txt")
+    }
+
+    @Test func theSameInputGivesTheSameBytes() throws {
+        let (desired, observed) = Self.fixture()
+        let first = try Self.json(Planner().plan(desired: desired, observed: observed, release: Self.release, now: Self.now))
+        for _ in 0..<20 {
+            // Dictionaries iterate in another order every run of the process; the plan must not care.
+            var shuffled = observed
+            shuffled.services = Dictionary(uniqueKeysWithValues: observed.services.shuffled())
+            let again = try Self.json(Planner().plan(desired: desired, observed: shuffled, release: Self.release, now: Self.now))
+            #expect(again == first)
+        }
+    }
+
+    @Test func causesAndActionsPerSituation() {
+        let (desired, observed) = Self.fixture()
+        let plan = Planner(prune: true).plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
+        let summary = plan.changes.map { "\($0.id) \($0.cause.rawValue) \($0.reason.code)" }
+        #expect(summary == [
+            "Service/api#0:replace-replica config spec-changed",
+            "Service/api#1:replace-replica drift replica-unhealthy",
+            "Service/old#0:stop-replica config removed",
+            "Service/web#1:start-replica drift replica-exited",
+            "Service/web#2:start-replica config replica-missing",
+            "Service/web#3:stop-replica config scale-down",
+        ])
+        #expect(plan.changes[0].disruption == .restart)
+        #expect(plan.notices.map { "\($0.resource) \($0.mode?.rawValue ?? "-") \($0.reason.code)" } == [
+            "Service/quiet warn replica-exited", "Service/keep - protected",
+        ])
+    }
+
+    @Test func withoutPruneNothingIsRemoved() {
+        let (desired, observed) = Self.fixture()
+        let plan = Planner().plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
+        #expect(!plan.changes.contains { $0.resource == "Service/old" })
+        #expect(plan.notices.contains { $0.resource == "Service/old" && $0.reason.code == "not-in-release" })
+    }
+
+    @Test func observeModeOnlyRecordsAndAMatchingWorldIsInSync() {
+        var desired = DesiredState()
+        let web = Self.service("web", replicas: 2, drift: .observe)
+        desired.services["web"] = web
+        let observed = ObservedState(services: ["web": ObservedService(name: "web", replicas: [
+            0: Self.replica(0, of: web), 1: Self.replica(1, of: web, health: .unhealthy),
+        ])])
+        let plan = Planner().plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
+        #expect(plan.changes.isEmpty)
+        #expect(plan.notices.map(\.mode) == [.observe])
+        #expect(!plan.hasDrift)
+        var healthy = observed
+        healthy.services["web"]!.replicas[1] = Self.replica(1, of: web)
+        let clean = Planner().plan(desired: desired, observed: healthy, release: Self.release, now: Self.now)
+        #expect(clean.changes.isEmpty && clean.notices.isEmpty)
+        #expect(PlanText().render(clean).contains("No changes"))
+    }
+
+    @Test func preconditionsFollowTheObservedFacts() {
+        let (desired, observed) = Self.fixture()
+        let before = Planner().plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
+        var moved = observed
+        moved.services["web"]!.replicas[1]!.pid = 999
+        let after = Planner().plan(desired: desired, observed: moved, release: Self.release, now: Self.now)
+        let change = { (plan: Plan) in plan.changes.first { $0.id == "Service/web#1:start-replica" }!.precondition }
+        #expect(change(before) != change(after))
+        #expect(before.id != after.id)
+    }
+}
