@@ -85,7 +85,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StetCLITests",
-            dependencies: ["stet", "StetTesting", "StetCrypto", "StetManifest"],
+            dependencies: ["stet", "StetTesting", "StetCrypto", "StetManifest", "StetAudit", "StetCore", "StetEngine", "StetProviders"],
             swiftSettings: strict
         ),
     ]

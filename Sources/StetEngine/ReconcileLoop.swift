@@ -118,16 +118,27 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     // MARK: - Release
 
-    private func releaseFileDigest() -> String? {
-        let path = (options.manifests as NSString).appendingPathComponent(ReleaseIndex.envelopeName)
-        return FileManager.default.contents(atPath: path).map { $0.sha256Reference }
+    /// A cheap fingerprint of the manifest directory: the envelope's digest and every file's
+    /// name, size and modification time. Any change means verifying the release again (a new
+    /// signed release, or a file edited without signing).
+    private func releaseFingerprint() -> String {
+        let root = options.manifests
+        let envelope = FileManager.default.contents(atPath: (root as NSString).appendingPathComponent(ReleaseIndex.envelopeName))
+        var text = envelope.map { $0.sha256Reference } ?? "no envelope"
+        let names = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).sorted()
+        for name in names {
+            var info = stat()
+            guard lstat((root as NSString).appendingPathComponent(name), &info) == 0 else { continue }
+            text += "\n\(name) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_mode)"
+        }
+        return Data(text.utf8).sha256Reference
     }
 
-    /// Verifies the release when its envelope changed (or `force`): accepts a new one, or
-    /// records the refusal once and keeps the release in force. Nothing is torn down.
+    /// Verifies the release when the manifest directory changed (or `force`): accepts a new
+    /// one, or records the refusal once and keeps the release in force. Nothing is torn down.
     private func checkRelease(force: Bool) async throws {
         nextReleaseCheck = Date().addingTimeInterval(options.interval)
-        let digest = releaseFileDigest() ?? "missing"
+        let digest = releaseFingerprint()
         guard force || digest != seenReleaseDigest else { return }
         seenReleaseDigest = digest
         var gate = ReleaseGate(manifests: options.manifests, trustFile: options.trustFile, store: store)
@@ -302,10 +313,21 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     /// One pidfd per running replica; replicas that ended lose theirs.
     private func syncWatchers() {
-        let records = (try? provider.records()) ?? [:]
+        let records: [String: [Int: ReplicaProvider.Record]]
+        do {
+            records = try provider.records()
+        } catch {
+            log("cannot read the replica records: \(error)")
+            return
+        }
         var wanted: Set<String> = []
         for (service, byIndex) in records {
-            for (index, record) in byIndex where ProcessTable.isAlive(record.pid, startTime: record.startTime) {
+            for (index, record) in byIndex {
+                guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
+                    // Ended since the last pass (before a watcher could see it): look again.
+                    if record.exitedAt == nil { dirty.insert(service) }
+                    continue
+                }
                 let key = "\(service)#\(index)"
                 wanted.insert(key)
                 if let watcher = watchers[key], watcher.pid == record.pid { continue }
@@ -341,7 +363,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         let keys = Array(watchers.keys)
         var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
             + keys.map { pollfd(fd: watchers[$0]!.fd, events: Int16(POLLIN), revents: 0) }
-        let timeout = Int32(max(0, min(due.timeIntervalSince(now), 3600)) * 1000)
+        let timeout = dirty.isEmpty ? Int32(max(0, min(due.timeIntervalSince(now), 3600)) * 1000) : 0
         let ready = poll(&fds, nfds_t(fds.count), timeout)
         guard ready > 0 else {
             promoteBackedOff()
@@ -353,6 +375,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         }
         for (offset, key) in keys.enumerated() where fds[offset + 1].revents != 0 {
             let watcher = watchers[key]!
+            log("replica \(key) (pid \(watcher.pid)) ended")
             close(watcher.fd)
             watchers[key] = nil
             healthDue[key] = nil

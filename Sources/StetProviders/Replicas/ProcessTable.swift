@@ -36,6 +36,20 @@ public enum ProcessTable {
         return "was killed by signal \(signal)"
     }
 
+    /// The process whose environment holds `STET_INSTANCE=instance`: a replica whose start was
+    /// cut short after the spawn and before its pid was recorded.
+    public static func find(instance: String) -> (pid: Int32, entry: Entry)? {
+        let marker = Array("STET_INSTANCE=\(instance)".utf8)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+        for name in names {
+            guard let pid = Int32(name), let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+            for variable in environ.split(separator: 0) where variable.elementsEqual(marker) {
+                if let entry = entry(pid), entry.state != "Z" { return (pid, entry) }
+            }
+        }
+        return nil
+    }
+
     public static let signals: [String: Int32] = [
         "SIGTERM": SIGTERM, "SIGINT": SIGINT, "SIGQUIT": SIGQUIT, "SIGHUP": SIGHUP, "SIGKILL": SIGKILL,
         "SIGUSR1": SIGUSR1, "SIGUSR2": SIGUSR2, "SIGWINCH": SIGWINCH,

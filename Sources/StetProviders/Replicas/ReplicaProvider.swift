@@ -43,6 +43,9 @@ public struct ReplicaProvider: Provider {
         /// When the process was seen gone (set once, by whoever saw it first and could write).
         public var exitedAt: Date?
         public var protect: Bool
+        /// `STET_INSTANCE` of the process: finds it when Stet stopped between spawning it and
+        /// recording its pid (then `pid` is 0).
+        public var instance: String?
         /// Consecutive failed health checks, and when the last check ran.
         public var healthFailures: Int
         public var lastCheck: Date?
@@ -50,13 +53,25 @@ public struct ReplicaProvider: Provider {
 
     static func key(_ service: String, _ index: Int) -> String { "replicas/\(service)/\(index).json" }
 
+    /// The record of replica `index`. A record left pending (pid 0) by a start that was cut
+    /// short comes back with the pid of the process that carries its instance, if any runs.
     public func record(_ service: String, _ index: Int) throws -> Record? {
         guard let data = try store.read(Self.key(service, index)) else { return nil }
+        var record: Record
         do {
-            return try JSONCoding.decoder.decode(Record.self, from: data)
+            record = try JSONCoding.decoder.decode(Record.self, from: data)
         } catch {
             throw StateError.corrupt(Self.key(service, index), "\(error)")
         }
+        if record.pid == 0, let instance = record.instance {
+            if let found = ProcessTable.find(instance: instance) {
+                record.pid = found.pid
+                record.startTime = found.entry.startTime
+            } else {
+                record.lastExit = record.lastExit ?? "never came up (Stet stopped while starting it)"
+            }
+        }
+        return record
     }
 
     public func save(_ record: Record) throws {
@@ -172,7 +187,11 @@ public struct ReplicaProvider: Provider {
         let spec = Data(service.run.specText.utf8).sha256Reference
         let previous = try record(name, index)
         if let previous, ProcessTable.isAlive(previous.pid, startTime: previous.startTime) {
-            if previous.specHash == spec { return .done("already running as pid \(previous.pid)") }
+            if previous.specHash == spec {
+                // Saved again: a start cut short before its pid was recorded adopts the process.
+                try save(previous)
+                return .done("already running as pid \(previous.pid)")
+            }
             return .failed("replica \(index) still runs pid \(previous.pid) with another spec; replace it instead")
         }
         let port = service.run.portsStart.map { $0 + index }
@@ -181,20 +200,27 @@ public struct ReplicaProvider: Provider {
         rotate(logPath)
         var directory = service.run.workingDir ?? "."
         if !directory.hasPrefix("/") { directory = (baseDirectory as NSString).appendingPathComponent(directory) }
+        // Recorded before the spawn with an instance token the process carries, so a crash
+        // between the spawn and the record still leaves a way to find the process.
+        let instance = String(format: "%08x%08x", UInt32.random(in: 0...UInt32.max), UInt32.random(in: 0...UInt32.max))
+        var record = Record(
+            service: name, index: index, pid: 0, startTime: 0, specHash: spec, port: port, startedAt: now,
+            restarts: (previous?.restarts ?? -1) + 1, lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
+            instance: instance, healthFailures: 0, lastCheck: nil)
+        try save(record)
+        var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
+        environment["STET_INSTANCE"] = instance
         var pid: pid_t = 0
-        let rc = Spawn.start(
-            service.run.command, environment: replicaEnvironment(name, index, port: port, env: service.run.env),
-            workingDirectory: directory, logPath: logPath, pid: &pid)
+        let rc = Spawn.start(service.run.command, environment: environment, workingDirectory: directory, logPath: logPath, pid: &pid)
         guard rc == 0 else {
+            try remove(name, index)
             return .failed("cannot start \(service.run.command[0]) in \(directory): \(String(cString: strerror(rc)))")
         }
         // The start time is read right after the spawn; a process that is already gone leaves
         // no start time, and is recorded as exited.
-        let startTime = ProcessTable.entry(pid)?.startTime ?? 0
-        var record = Record(
-            service: name, index: index, pid: pid, startTime: startTime, specHash: spec, port: port, startedAt: now,
-            restarts: (previous?.restarts ?? -1) + 1, lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
-            healthFailures: 0, lastCheck: nil)
+        record.pid = pid
+        record.startTime = ProcessTable.entry(pid)?.startTime ?? 0
+        let startTime = record.startTime
         try save(record)
         // A replica that fails at once (a typo in the command, a port in use) fails the action.
         usleep(150_000)

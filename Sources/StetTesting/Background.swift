@@ -1,0 +1,91 @@
+public import Foundation
+
+/// A program running beside a test (`stet run`, a slow `stet apply`), its output going to
+/// files. The test stops it, always: `stop()` sends a signal, waits, then kills.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let process = Process()
+    public let outputPath: String
+
+    public init(_ executable: String, _ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        var env = ProcessInfo.processInfo.environment
+        env["NO_COLOR"] = "1"
+        env.removeValue(forKey: "STET_STATE_DIR")
+        env.removeValue(forKey: "STET_KEY")
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        outputPath = directory + "/background-\(UInt32.random(in: 0...UInt32.max)).log"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+
+    /// Sends `signal` and waits up to `timeout` seconds for the exit, then SIGKILL. Returns the
+    /// exit status (or the signal's number + 128).
+    @discardableResult
+    public func stop(_ signal: Int32 = SIGTERM, timeout: Double = 20) -> Int32 {
+        if process.isRunning { kill(pid, signal) }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        process.waitUntilExit()
+        return process.terminationReason == .uncaughtSignal ? process.terminationStatus + 128 : process.terminationStatus
+    }
+
+    deinit { if process.isRunning { stop(SIGKILL, timeout: 5) } }
+}
+
+/// Polls `condition` every `interval` until it holds or `timeout` passes; returns whether it held.
+public func eventually(timeout: Double = 30, interval: Double = 0.05, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(useconds_t(interval * 1e6))
+    }
+    return try condition()
+}
+
+extension Samples {
+    /// A service of real replicas for tests: a small HTTP server per replica on `port + i`
+    /// (python3's http.server), with fast health checks. `version` changes the spec.
+    public static func liveService(
+        name: String, replicas: Int, port: Int, version: Int = 1, maxUnavailable: Int = 1,
+        command: String? = nil, backoffInitial: String = "100ms", backoffMax: String = "2s", drift: String = "correct"
+    ) -> String {
+        """
+        apiVersion: stet/v1
+        kind: Service
+        metadata: {name: \(name)}
+        spec:
+          replicas: \(replicas)
+          run:
+            command: \(command ?? #"[sh, -c, 'exec python3 -m http.server --bind 127.0.0.1 "$PORT"']"#)
+            env: {VERSION: "\(version)"}
+            ports: {start: \(port)}
+            stopTimeout: 5s
+          health:
+            http: {path: /}
+            interval: 300ms
+            timeout: 300ms
+            failureThreshold: 3
+            startPeriod: 3s
+          restart:
+            backoff: {initial: \(backoffInitial), max: \(backoffMax)}
+          update: {maxUnavailable: \(maxUnavailable)}
+          drift: \(drift)
+
+        """
+    }
+}
