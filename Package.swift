@@ -56,7 +56,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "stet-bench",
-            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetTesting"],
+            dependencies: [
+                "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
+                "StetTesting",
+            ],
             swiftSettings: strict
         ),
         .target(

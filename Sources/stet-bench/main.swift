@@ -1,19 +1,23 @@
 import Foundation
 
 /// `stet-bench SUITE`: Stet's speed, each figure printed beside a reference measured in the
-/// same run. Build with `swift run -c release stet-bench release` (or `audit`).
-let suites: [String: ([String]) throws -> Void] = [
+/// same run. Build and run with `swift run -c release stet-bench SUITE`.
+let suites: [String: ([String]) async throws -> Void] = [
     "release": { _ in try ReleaseBenchmark.run() },
-    "audit": AuditBenchmark.run,
+    "audit": { try AuditBenchmark.run($0) },
+    "plan": { try PlanBenchmark.run($0) },
+    "replicas": { try await ReplicaBenchmark.run($0) },
+    // A light replica process for the replicas suite, not a benchmark.
+    "http-replica": { try HTTPReplica.run($0) },
 ]
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let name = arguments.first, let suite = suites[name] else {
-    FileHandle.standardError.write(Data("usage: stet-bench \(suites.keys.sorted().joined(separator: "|"))\n".utf8))
+    FileHandle.standardError.write(Data("usage: stet-bench \(suites.keys.filter { $0 != "http-replica" }.sorted().joined(separator: "|"))\n".utf8))
     exit(2)
 }
 do {
-    try suite(Array(arguments.dropFirst()))
+    try await suite(Array(arguments.dropFirst()))
 } catch {
     FileHandle.standardError.write(Data("stet-bench \(name): \(error)\n".utf8))
     exit(1)

@@ -1,0 +1,216 @@
+import Foundation
+import StetAudit
+import StetCore
+import StetCrypto
+import StetEngine
+import StetManifest
+import StetPlanner
+import StetProviders
+import StetState
+import StetTesting
+
+/// `stet-bench plan`: planning 10,000 resources with the in-memory world (pure planning).
+/// Targets: under 200 ms and 150 MB.
+enum PlanBenchmark {
+    static func run(_ arguments: [String]) throws {
+        let count = arguments.first.flatMap(Int.init) ?? 10_000
+        var desired = DesiredState()
+        var observed = ObservedState()
+        for index in 0..<count {
+            let name = "svc-\(index)"
+            let service = Service(
+                metadata: Metadata(name: name), replicas: 2,
+                run: Service.Run(command: ["serve", "--id", String(index)], env: ["MODE": "prod"], portsStart: 20_000 + index % 40_000),
+                health: Service.Health(check: .tcp(address: nil, port: nil)))
+            desired.services[name] = service
+            let spec = Data(service.run.specText.utf8).sha256Reference
+            var replicas: [Int: ObservedReplica] = [:]
+            // A mix: most in sync, some exited, some on an old spec, some missing.
+            for replica in 0..<(index % 7 == 0 ? 1 : 2) {
+                replicas[replica] = ObservedReplica(
+                    index: replica, status: index % 11 == 0 ? .exited : .running, pid: Int32(1000 + index), startTime: UInt64(index),
+                    specHash: index % 13 == 0 ? "sha256:old" : spec, port: 20_000 + replica, health: .healthy, restarts: 0,
+                    lastExit: nil, startedAt: Date())
+            }
+            observed.services[name] = ObservedService(name: name, replicas: replicas)
+        }
+        print("plan for \(count) services (2 replicas each), in-memory world, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print()
+        Measure.row("figure", "Stet", "reference", "ratio / target")
+        var times: [Double] = []
+        var changes = 0
+        Measure.resetPeak()
+        for _ in 0..<3 {
+            times.append(Measure.seconds {
+                changes = Planner().plan(desired: desired, observed: observed, release: .init(version: 1, digest: "sha256:1"), now: Date()).changes.count
+            })
+        }
+        let peak = Measure.peakResidentBytes()
+        times.sort()
+        Measure.row("plan \(count) resources (median of 3)", String(format: "%.0f ms", times[1] * 1000), "target 200 ms",
+                    String(format: "%.2f of target", times[1] / 0.2))
+        Measure.row("  changes planned", "\(changes)")
+        Measure.row("peak resident memory (world + plans)", "\(peak >> 20) MB", "target 150 MB",
+                    String(format: "%.2f of target", Double(peak) / Double(150 << 20)))
+    }
+}
+
+/// `stet-bench replicas`: the reconcile loop on real processes, in this process.
+/// - Kill a replica 50 times: from the kill to the replacement started, and to healthy, beside
+///   systemd's default restart delay (RestartSec=100ms). Targets: p50 under 50 ms, p99 under 150 ms.
+/// - 50 replicas idle with their health checks: CPU and memory of the loop. Targets: under 2 % of
+///   one core, under 60 MB.
+enum ReplicaBenchmark {
+    static func run(_ arguments: [String]) async throws {
+        let kills = arguments.first.flatMap(Int.init) ?? 50
+        let me = ProcessInfo.processInfo.arguments[0]
+        let binary = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
+        var repo = RepositoryFixture(root: TemporaryDirectory("stet-bench-replicas"))
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ops"]))
+        let key = try repo.key("ops")
+        let trust = AuditTrust([(name: "ops", publicKey: key.publicKey)])
+        let store = FileStateStore(root: repo.stateDir)
+        let policy = try TrustPolicy.load(file: repo.trustFile)
+        try PinnedTrust.save(policy, to: store, now: Date())
+
+        func release(replicas: Int, interval: String) throws {
+            try repo.root.write("manifests/svc.yaml", """
+                apiVersion: stet/v1
+                kind: Service
+                metadata: {name: bench}
+                spec:
+                  replicas: \(replicas)
+                  run:
+                    command: [\(binary), http-replica]
+                    ports: {start: 19000}
+                    stopTimeout: 2s
+                  health:
+                    http: {path: /}
+                    interval: \(interval)
+                    timeout: 1s
+                    failureThreshold: 3
+                  restart:
+                    backoff: {initial: 10ms, max: 20ms}
+
+                """)
+            try repo.sign(["alice"])
+        }
+
+        print("reconcile loop on real processes, \(ProcessInfo.processInfo.activeProcessorCount) cores")
+        print()
+        Measure.row("figure", "Stet", "reference", "ratio / target")
+
+        // Respawn latency, two replicas.
+        try release(replicas: 2, interval: "200ms")
+        let provider = ReplicaProvider(store: store, baseDirectory: repo.root.path)
+        let (loop, task) = try start(repo: repo, store: store, trust: trust, key: key, budget: kills * 4)
+        defer { task.cancel() }
+        guard waitFor(seconds: 20, { healthy(provider, 0) && healthy(provider, 1) }) else { throw TestFailure("the replicas did not come up") }
+        var toStart: [Double] = []
+        var toHealthy: [Double] = []
+        for _ in 0..<kills {
+            guard let before = try provider.record("bench", 0) else { throw TestFailure("no record") }
+            let killed = DispatchTime.now().uptimeNanoseconds
+            kill(before.pid, SIGKILL)
+            var started: UInt64 = 0
+            while DispatchTime.now().uptimeNanoseconds - killed < 10_000_000_000 {
+                if let after = try? provider.record("bench", 0), after.pid != before.pid, after.pid != 0 {
+                    started = DispatchTime.now().uptimeNanoseconds
+                    break
+                }
+                usleep(200)
+            }
+            guard started > 0 else { throw TestFailure("replica 0 was not replaced within 10 s") }
+            toStart.append(Double(started - killed) / 1e6)
+            guard waitFor(seconds: 10, { healthy(provider, 0) }) else { throw TestFailure("replica 0 did not become healthy") }
+            toHealthy.append(Double(DispatchTime.now().uptimeNanoseconds - killed) / 1e6)
+            usleep(30_000)
+        }
+        toStart.sort()
+        toHealthy.sort()
+        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
+        Measure.row("kill → replacement started, p50 (\(kills) kills)", String(format: "%.1f ms", percentile(toStart, 0.5)),
+                    "systemd 100 ms", String(format: "%.2f (target < 50 ms)", percentile(toStart, 0.5) / 100))
+        Measure.row("kill → replacement started, p99", String(format: "%.1f ms", percentile(toStart, 0.99)),
+                    "systemd 100 ms", String(format: "%.2f (target < 150 ms)", percentile(toStart, 0.99) / 100))
+        Measure.row("kill → replacement healthy, p50", String(format: "%.1f ms", percentile(toHealthy, 0.5)))
+        Measure.row("kill → replacement healthy, p99", String(format: "%.1f ms", percentile(toHealthy, 0.99)))
+
+        // Idle with 50 replicas and their health checks.
+        try release(replicas: 50, interval: "5s")
+        kill(getpid(), SIGHUP)
+        guard waitFor(seconds: 60, { (0..<50).allSatisfy { healthy(provider, $0) } }) else {
+            throw TestFailure("50 replicas did not come up")
+        }
+        sleep(6)
+        let cpu = Measure.cpuSeconds()
+        let window = 30.0
+        let wall = Measure.seconds { sleep(UInt32(window)) }
+        let busy = (Measure.cpuSeconds() - cpu) / wall
+        Measure.row("idle loop, 50 replicas, checks every 5 s", String(format: "%.2f %% of a core", busy * 100), "target 2 %",
+                    String(format: "%.2f of target", busy * 100 / 2))
+        Measure.row("  resident memory of the loop's process", "\(Measure.residentBytes() >> 20) MB", "target 60 MB",
+                    String(format: "%.2f of target", Double(Measure.residentBytes()) / Double(60 << 20)))
+        _ = loop
+        kill(getpid(), SIGTERM)
+        _ = try await task.value
+        // Stop every replica.
+        for index in 0..<50 { _ = try provider.stop("bench", index, timeout: 2) }
+    }
+
+    static func healthy(_ provider: ReplicaProvider, _ index: Int) -> Bool {
+        guard let record = try? provider.record("bench", index), record.pid != 0,
+            ProcessTable.isAlive(record.pid, startTime: record.startTime), let port = record.port
+        else { return false }
+        return CheckRunner().run(.http(url: nil, path: "/", port: port, expectStatus: nil, bodyContains: nil), port: port, timeout: 0.5).ok
+    }
+
+    static func waitFor(seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(1_000)
+        }
+        return condition()
+    }
+
+    static func start(repo: RepositoryFixture, store: FileStateStore, trust: AuditTrust, key: PrivateKey, budget: Int) throws
+        -> (ReconcileLoop, Task<Bool, any Error>)
+    {
+        let audit = try AuditLog(stateDirectory: store.root, trust: trust, key: key, host: "bench", via: "daemon", release: .none)
+        var options = ReconcileLoop.Options(manifests: repo.manifests, trustFile: repo.trustFile)
+        options.interval = 1
+        options.budget = budget
+        let loop = ReconcileLoop(options: options, store: store, audit: audit, baseDirectory: repo.root.path)
+        let task = Task { try await loop.run() }
+        return (loop, task)
+    }
+}
+
+/// `stet-bench http-replica`: a minimal HTTP server on $PORT that answers 200 to anything, as
+/// a light replica for the benchmarks.
+enum HTTPReplica {
+    static func run(_ arguments: [String]) throws {
+        guard let port = ProcessInfo.processInfo.environment["PORT"].flatMap(UInt16.init) else { throw TestFailure("no PORT") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else { throw TestFailure("cannot listen on \(port): \(String(cString: strerror(errno)))") }
+        let response = Array("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let client = accept(fd, nil, nil)
+            guard client >= 0 else { continue }
+            _ = recv(client, &buffer, buffer.count, 0)
+            _ = response.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            close(client)
+        }
+    }
+}
