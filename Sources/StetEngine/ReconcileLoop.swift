@@ -77,6 +77,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         self.audit = audit
         provider = ReplicaProvider(store: store, baseDirectory: baseDirectory)
         provider.checkHealth = false
+        provider.startCheck = 0
         var fds: [Int32] = [0, 0]
         pipe(&fds)
         for fd in fds {
@@ -102,12 +103,18 @@ public final class ReconcileLoop: @unchecked Sendable {
         try withLock { try Applier.recoverInterrupted(store: store, audit: audit, release: release) }
         try await checkRelease(force: true)
         dirty = Set(desired.services.keys).union(try provider.records().keys)
+        var watchersStale = true
         while !stopping {
             if !dirty.isEmpty {
                 try await reconcile()
+                watchersStale = true
                 if options.once { break }
             }
-            syncWatchers()
+            // Records change only in a pass: watchers are re-read only after one.
+            if watchersStale {
+                syncWatchers()
+                watchersStale = false
+            }
             waitForEvents()
             runDueHealthChecks()
             if Date() >= nextReleaseCheck { try await checkRelease(force: false) }

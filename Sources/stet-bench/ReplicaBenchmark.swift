@@ -87,7 +87,7 @@ enum ReplicaBenchmark {
                   health:
                     http: {path: /}
                     interval: \(interval)
-                    timeout: 1s
+                    timeout: 200ms
                     failureThreshold: 3
                   restart:
                     backoff: {initial: 10ms, max: 20ms}

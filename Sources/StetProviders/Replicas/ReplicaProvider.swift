@@ -17,6 +17,10 @@ public struct ReplicaProvider: Provider {
     /// Run each due health check while observing (plan, apply, status). The reconcile loop
     /// checks on its own schedule and turns this off: health then comes from the record.
     public var checkHealth = true
+    /// How long `start` watches a new replica before calling the start done: a replica that
+    /// fails at once (a typo, a port in use) then fails the action. The reconcile loop sets 0:
+    /// it watches every replica's exit anyway, and must not be busy when one ends.
+    public var startCheck = 0.15
     public let checks = CheckRunner()
 
     public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
@@ -223,7 +227,7 @@ public struct ReplicaProvider: Provider {
         let startTime = record.startTime
         try save(record)
         // A replica that fails at once (a typo in the command, a port in use) fails the action.
-        usleep(150_000)
+        if startCheck > 0 { usleep(useconds_t(startCheck * 1e6)) }
         if !ProcessTable.isAlive(pid, startTime: startTime) {
             record.lastExit = ProcessTable.reap(pid) ?? "ended at once"
             record.exitedAt = Date()
