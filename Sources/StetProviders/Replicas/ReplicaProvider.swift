@@ -183,7 +183,11 @@ public struct ReplicaProvider: Provider {
         return environment
     }
 
-    public func logPath(_ service: String, _ index: Int) -> String { store.path("logs/\(service)-\(index).log") }
+    /// Absolute, as the replica opens it after changing to its working directory.
+    public func logPath(_ service: String, _ index: Int) -> String {
+        let path = store.path("logs/\(service)-\(index).log")
+        return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
 
     /// Starts replica `index` unless the same spec already runs there.
     public func start(_ service: Service, _ index: Int, now: Date = Date()) throws -> ActionOutcome {
