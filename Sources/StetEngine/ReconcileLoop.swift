@@ -145,6 +145,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// one, or records the refusal once and keeps the release in force. Nothing is torn down.
     private func checkRelease(force: Bool) async throws {
         nextReleaseCheck = Date().addingTimeInterval(options.interval)
+        // Replicas write their logs directly; keep each under its size cap.
+        for watcher in watchers.values { provider.rotate(provider.logPath(watcher.service, watcher.index)) }
         let digest = releaseFingerprint()
         guard force || digest != seenReleaseDigest else { return }
         seenReleaseDigest = digest
@@ -341,11 +343,17 @@ public final class ReconcileLoop: @unchecked Sendable {
                 if let old = watchers[key] { close(old.fd) }
                 let fd = stet_pidfd_open(record.pid)
                 // The pid may have been reused between the check and the open: check again.
-                guard fd >= 0, ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
+                guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
                     if fd >= 0 { close(fd) }
                     dirty.insert(service)
                     continue
                 }
+                guard fd >= 0 else {
+                    // No pidfd (an old kernel): this replica is polled instead.
+                    polled[key] = (record.pid, record.startTime, service)
+                    continue
+                }
+                polled[key] = nil
                 watchers[key] = Watcher(fd: fd, pid: record.pid, service: service, index: index)
                 if let health = desired.services[service]?.health, healthDue[key] == nil {
                     healthDue[key] = max(record.startedAt.addingTimeInterval(health.startPeriod.seconds), Date())
@@ -370,8 +378,13 @@ public final class ReconcileLoop: @unchecked Sendable {
         let keys = Array(watchers.keys)
         var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
             + keys.map { pollfd(fd: watchers[$0]!.fd, events: Int16(POLLIN), revents: 0) }
-        let timeout = dirty.isEmpty ? Int32(max(0, min(due.timeIntervalSince(now), 3600)) * 1000) : 0
+        var timeout = dirty.isEmpty ? Int32(max(0, min(due.timeIntervalSince(now), 3600)) * 1000) : 0
+        if !polled.isEmpty { timeout = min(timeout, 250) }
         let ready = poll(&fds, nfds_t(fds.count), timeout)
+        for (key, process) in polled where !ProcessTable.isAlive(process.pid, startTime: process.startTime) {
+            polled[key] = nil
+            dirty.insert(process.service)
+        }
         guard ready > 0 else {
             promoteBackedOff()
             return
@@ -390,6 +403,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         }
         promoteBackedOff()
     }
+
+    /// Replicas watched by polling `/proc`, where pidfds are not available.
+    private var polled: [String: (pid: Int32, startTime: UInt64, service: String)] = [:]
 
     /// Services whose drift waits for a backoff to end.
     private var dirtyAfterBackoff: Set<String> = []

@@ -61,7 +61,7 @@ import Testing
     /// Stops every replica, and kills any a failed test left.
     func cleanUp() {
         _ = try? stet("down", environment: ci)
-        for service in ["kill", "roll", "crash", "reuse", "midway", "saved", "codes", "unsigned"] {
+        for service in ["kill", "roll", "crash", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked"] {
             for replica in replicas(service).values where ProcessTable.isAlive(replica.pid, startTime: replica.startTime) {
                 kill(-replica.pid, SIGKILL)
                 kill(replica.pid, SIGKILL)
@@ -266,5 +266,47 @@ import Testing
         let refusal = try #require(try entries().first { $0["kind"] as? String == "refusal" })
         #expect((refusal["error"] as? String)?.contains("file-modified") == true)
         #expect(run.stop() == 0)
+    }
+
+    /// A replica that ignores its stop signal is killed after the stop timeout.
+    @Test func aReplicaIgnoringItsStopSignalIsKilledAfterTheTimeout() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "stubborn", replicas: 1, port: 18190, command: #"[sh, -c, 'trap "" TERM; exec sleep 300']"#)
+            .replacingOccurrences(of: "stopTimeout: 5s", with: "stopTimeout: 500ms"))
+        #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
+        let replica = try #require(replicas("stubborn")[0])
+        #expect(ProcessTable.isAlive(replica.pid, startTime: replica.startTime))
+        let down = try stet("down", environment: ci)
+        #expect(down.status == 0, "\(down.combined)")
+        #expect(down.stdout.contains("with SIGKILL after SIGTERM timed out"))
+        #expect(!ProcessTable.isAlive(replica.pid, startTime: replica.startTime))
+    }
+
+    /// While another process holds the state lock, apply waits, then exits 11 having done nothing.
+    @Test func aHeldStateLockMakesApplyExit11() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "locked", replicas: 1, port: 18195))
+        try FileManager.default.createDirectory(atPath: repo.stateDir, withIntermediateDirectories: true)
+        let fd = open(repo.stateDir + "/lock", O_RDWR | O_CREAT, 0o600)
+        defer { close(fd) }
+        #expect(flock(fd, LOCK_EX) == 0)
+        let blocked = try stet("apply", "--auto-approve", "--lock-timeout", "0.3", environment: ci)
+        #expect(blocked.status == 11, "\(blocked.combined)")
+        #expect(replicas("locked").isEmpty)
+        flock(fd, LOCK_UN)
+        #expect(try stet("apply", "--auto-approve", "--lock-timeout", "0.3", environment: ci).status == 0)
+    }
+
+    @Test func logsAreKeptUnderTheirCap() throws {
+        var provider = ReplicaProvider(store: .init(root: repo.stateDir))
+        provider.logLimit = 1000
+        let path = repo.root.file("big.log")
+        try Data(repeating: 65, count: 1500).write(to: URL(fileURLWithPath: path))
+        provider.rotate(path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).isEmpty)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path + ".1")).count == 1500)
+        try Data(repeating: 65, count: 500).write(to: URL(fileURLWithPath: path))
+        provider.rotate(path)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).count == 500)
     }
 }

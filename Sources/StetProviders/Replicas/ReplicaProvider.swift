@@ -50,6 +50,10 @@ public struct ReplicaProvider: Provider {
         /// `STET_INSTANCE` of the process: finds it when Stet stopped between spawning it and
         /// recording its pid (then `pid` is 0).
         public var instance: String?
+        /// How to stop it, as its spec said when it started (for stops after the service left
+        /// the release).
+        public var stopSignal: String?
+        public var stopTimeout: Double?
         /// Consecutive failed health checks, and when the last check ran.
         public var healthFailures: Int
         public var lastCheck: Date?
@@ -214,7 +218,8 @@ public struct ReplicaProvider: Provider {
         var record = Record(
             service: name, index: index, pid: 0, startTime: 0, specHash: spec, port: port, startedAt: now,
             restarts: (previous?.restarts ?? -1) + 1, lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
-            instance: instance, healthFailures: 0, lastCheck: nil)
+            instance: instance, stopSignal: service.run.stopSignal, stopTimeout: service.run.stopTimeout.seconds,
+            healthFailures: 0, lastCheck: nil)
         try save(record)
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
@@ -247,10 +252,12 @@ public struct ReplicaProvider: Provider {
         guard let record = try record(service, index) else { return .done("replica \(index) was not running") }
         var detail = "replica \(index) was not running"
         if ProcessTable.isAlive(record.pid, startTime: record.startTime) {
-            let signal = ProcessTable.signals[signalName ?? "SIGTERM"] ?? SIGTERM
+            let signalName = signalName ?? record.stopSignal ?? "SIGTERM"
+            let timeout = timeout ?? record.stopTimeout ?? 10
+            let signal = ProcessTable.signals[signalName] ?? SIGTERM
             kill(-record.pid, signal)
             kill(record.pid, signal)
-            let deadline = Date().addingTimeInterval(timeout ?? 10)
+            let deadline = Date().addingTimeInterval(timeout)
             while ProcessTable.isAlive(record.pid, startTime: record.startTime), Date() < deadline {
                 _ = ProcessTable.reap(record.pid)
                 usleep(10_000)
@@ -258,7 +265,7 @@ public struct ReplicaProvider: Provider {
             if ProcessTable.isAlive(record.pid, startTime: record.startTime) {
                 kill(-record.pid, SIGKILL)
                 kill(record.pid, SIGKILL)
-                detail = "stopped pid \(record.pid) with SIGKILL after \(signalName ?? "SIGTERM") timed out"
+                detail = "stopped pid \(record.pid) with SIGKILL after \(signalName) timed out"
                 let killDeadline = Date().addingTimeInterval(5)
                 while ProcessTable.isAlive(record.pid, startTime: record.startTime), Date() < killDeadline {
                     _ = ProcessTable.reap(record.pid)
