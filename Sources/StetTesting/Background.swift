@@ -10,12 +10,7 @@ public final class BackgroundProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        var env = ProcessInfo.processInfo.environment
-        env["NO_COLOR"] = "1"
-        env.removeValue(forKey: "STET_STATE_DIR")
-        env.removeValue(forKey: "STET_KEY")
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
+        process.environment = testEnvironment(environment)
         outputPath = directory + "/background-\(UInt32.random(in: 0...UInt32.max)).log"
         FileManager.default.createFile(atPath: outputPath, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))

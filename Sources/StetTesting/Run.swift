@@ -18,12 +18,7 @@ public func run(
     process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    var env = ProcessInfo.processInfo.environment
-    env["NO_COLOR"] = "1"
-    env.removeValue(forKey: "STET_STATE_DIR")
-    env.removeValue(forKey: "STET_KEY")
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
+    process.environment = testEnvironment(environment)
     let out = Pipe(), err = Pipe(), inPipe = Pipe()
     process.standardOutput = out
     process.standardError = err
@@ -52,6 +47,17 @@ public func run(
     return ProcessOutput(
         status: process.terminationStatus, stdout: String(decoding: collected.get(0), as: UTF8.self),
         stderr: String(decoding: collected.get(1), as: UTF8.self))
+}
+
+/// This process's environment for a program under test: no colour, no state directory or key
+/// from the caller's shell, then `extra`.
+func testEnvironment(_ extra: [String: String]) -> [String: String] {
+    var env = ProcessInfo.processInfo.environment
+    env["NO_COLOR"] = "1"
+    env.removeValue(forKey: "STET_STATE_DIR")
+    env.removeValue(forKey: "STET_KEY")
+    for (key, value) in extra { env[key] = value }
+    return env
 }
 
 /// The full path of `program` on `PATH`.
