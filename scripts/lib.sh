@@ -21,4 +21,5 @@ STET_PACKAGES=(
   "openssl:command -v openssl"
   "git:command -v git"
   "python3:command -v python3"
+  "restic:command -v restic"
 )

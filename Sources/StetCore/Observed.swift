@@ -76,6 +76,86 @@ public struct ObservedService: Codable, Hashable, Sendable {
 /// What the providers found, for the planner.
 public struct ObservedState: Codable, Hashable, Sendable {
     public var services: [String: ObservedService] = [:]
+    public var backups: [String: ObservedBackup] = [:]
 
-    public init(services: [String: ObservedService] = [:]) { self.services = services }
+    public init(services: [String: ObservedService] = [:], backups: [String: ObservedBackup] = [:]) {
+        self.services = services
+        self.backups = backups
+    }
+}
+
+/// A backup policy as its provider found it.
+public struct ObservedBackup: Codable, Hashable, Sendable {
+    public enum Repository: Codable, Hashable, Sendable {
+        /// Opens with the password file.
+        case ready
+        /// Nothing there (never initialised, or deleted).
+        case missing
+        /// There, but does not open: wrong password, held lock, damaged. Never re-initialised.
+        case unreadable(String)
+    }
+
+    public struct Snapshot: Codable, Hashable, Sendable {
+        public var id: String
+        public var time: Date
+
+        public init(id: String, time: Date) {
+            self.id = id
+            self.time = time
+        }
+    }
+
+    /// The result of the last check or restore test.
+    public struct Verification: Codable, Hashable, Sendable {
+        public var at: Date
+        public var ok: Bool
+        public var detail: String
+
+        public init(at: Date, ok: Bool, detail: String) {
+            self.at = at
+            self.ok = ok
+            self.detail = detail
+        }
+    }
+
+    public var name: String
+    public var repository: Repository
+    /// Snapshots tagged `stet:NAME`, oldest first.
+    public var snapshots: [Snapshot]
+    /// Stet initialised or used this repository before (so a missing one is drift).
+    public var known: Bool
+    public var lastBackup: Date?
+    public var lastForget: Date?
+    public var lastCheck: Verification?
+    public var lastRestoreTest: Verification?
+    /// `protect` as of the last release that declared the policy.
+    public var protect: Bool
+
+    public init(
+        name: String, repository: Repository, snapshots: [Snapshot], known: Bool, lastBackup: Date? = nil, lastForget: Date? = nil,
+        lastCheck: Verification? = nil, lastRestoreTest: Verification? = nil, protect: Bool = false
+    ) {
+        self.name = name
+        self.repository = repository
+        self.snapshots = snapshots
+        self.known = known
+        self.lastBackup = lastBackup
+        self.lastForget = lastForget
+        self.lastCheck = lastCheck
+        self.lastRestoreTest = lastRestoreTest
+        self.protect = protect
+    }
+
+    /// The newest snapshot's time.
+    public var newest: Date? { snapshots.map(\.time).max() }
+
+    /// The facts a change to this policy was planned from.
+    public var facts: String {
+        let repo = switch repository {
+        case .ready: "ready"
+        case .missing: "missing"
+        case .unreadable: "unreadable"
+        }
+        return "repository=\(repo) snapshots=\(snapshots.map(\.id).joined(separator: ","))"
+    }
 }

@@ -35,6 +35,18 @@ public enum ServiceAction: String, Codable, Sendable, CaseIterable {
     case stopReplica = "stop-replica"
 }
 
+/// The actions Stet takes on backup policies.
+public enum BackupAction: String, Codable, Sendable, CaseIterable {
+    case initRepository = "init-repository"
+    case backup
+    case forget
+    case check
+    case restoreTest = "restore-test"
+    /// Forget Stet's own state for a policy removed from the release (`--prune`); the
+    /// repository and its snapshots are never touched.
+    case removeState = "remove-state"
+}
+
 /// One change of a plan (DESIGN.md section 6).
 public struct Change: Codable, Hashable, Sendable {
     /// Unique within a plan and stable for the same input: `Service/web#1:start-replica`.

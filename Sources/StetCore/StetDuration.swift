@@ -58,6 +58,12 @@ public struct StetDuration: Hashable, Comparable, Sendable, CustomStringConverti
         return text
     }
 
+    /// To whole seconds (whole minutes past an hour), for ages in messages: `3h12m`, `45s`.
+    public var rounded: StetDuration {
+        let unit: Int64 = milliseconds >= 3_600_000 ? 60_000 : 1000
+        return StetDuration(milliseconds: milliseconds / unit * unit)
+    }
+
     public static func < (lhs: StetDuration, rhs: StetDuration) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
     public init(from decoder: any Decoder) throws {

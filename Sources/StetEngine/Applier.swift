@@ -17,6 +17,9 @@ public struct Applier: Sendable {
     public let release: AuditEntry.Release
     /// Resources worked on at once.
     public var concurrency = 4
+    /// Actions whose failure does not stop the rest of their resource.
+    static let independent: Set<String> = [BackupAction.forget.rawValue, BackupAction.check.rawValue, BackupAction.restoreTest.rawValue]
+
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
 
@@ -102,7 +105,10 @@ public struct Applier: Sendable {
             }
             report.results += results
             index += wave.count
-            if results.contains(where: { !$0.outcome.ok }) {
+            // A failure stops the changes that build on it. A failed forget, check or restore
+            // test does not: the verifications after it are independent of it.
+            let failed = results.filter { !$0.outcome.ok }.map(\.change.action)
+            if failed.contains(where: { !Self.independent.contains($0) }) {
                 report.skipped += changes[index...]
                 break
             }

@@ -19,9 +19,9 @@ public struct PlanText: Sendable {
             lines.append(resource)
             let name = resource.split(separator: "/").last.map(String.init) ?? resource
             for change in plan.changes where change.resource == resource {
-                let (marker, colour): (String, Colour) = switch ServiceAction(rawValue: change.action) {
-                case .startReplica: ("+", .green)
-                case .stopReplica: ("-", .red)
+                let (marker, colour): (String, Colour) = switch change.action {
+                case ServiceAction.startReplica.rawValue, BackupAction.initRepository.rawValue, BackupAction.backup.rawValue: ("+", .green)
+                case ServiceAction.stopReplica.rawValue, BackupAction.forget.rawValue, BackupAction.removeState.rawValue: ("-", .red)
                 default: ("~", .yellow)
                 }
                 let target = change.replica.map { "\(name)#\($0)" } ?? name

@@ -13,6 +13,12 @@ public struct Planner: Sendable {
     public func plan(desired: DesiredState, observed: ObservedState, release: Plan.Release, now: Date) -> Plan {
         var changes: [Change] = []
         var notices: [Notice] = []
+        for name in desired.backupPolicies.keys.sorted() {
+            backupPlan(desired.backupPolicies[name]!, observed.backups[name], now: now, into: &changes, notices: &notices)
+        }
+        for name in observed.backups.keys.sorted() where desired.backupPolicies[name] == nil {
+            removedBackup(observed.backups[name]!, into: &changes, notices: &notices)
+        }
         for name in desired.services.keys.sorted() {
             servicePlan(desired.services[name]!, observed.services[name], into: &changes, notices: &notices)
         }
@@ -37,7 +43,9 @@ public struct Planner: Sendable {
             default: 3
             }
         }
-        func actionRank(_ action: String) -> Int { ServiceAction.allCases.firstIndex { $0.rawValue == action } ?? 99 }
+        func actionRank(_ action: String) -> Int {
+            ServiceAction.allCases.firstIndex { $0.rawValue == action } ?? BackupAction.allCases.firstIndex { $0.rawValue == action } ?? 99
+        }
         return (kindRank(a.resource), a.resource, actionRank(a.action), a.replica ?? -1)
             < (kindRank(b.resource), b.resource, actionRank(b.action), b.replica ?? -1)
     }

@@ -84,3 +84,27 @@ extension Samples {
         """
     }
 }
+
+extension Samples {
+    /// A backup policy for tests, with every field that matters set by the caller.
+    public static func backupPolicy(
+        name: String, repository: String, passwordFile: String, paths: [String], every: String = "1h", rpo: String = "2h",
+        retention: String? = nil, check: String? = nil, restoreTest: String? = nil
+    ) -> String {
+        var verify: [String] = []
+        if let check { verify.append("check: \(check)") }
+        if let restoreTest { verify.append("restoreTest: \(restoreTest)") }
+        return """
+            apiVersion: stet/v1
+            kind: BackupPolicy
+            metadata: {name: \(name)}
+            spec:
+              paths: [\(paths.joined(separator: ", "))]
+              repository:
+                restic: {repo: \(repository), passwordFile: \(passwordFile)}
+              every: \(every)
+              rpo: \(rpo)
+            \(retention.map { "  retention: \($0)\n" } ?? "")\(verify.isEmpty ? "" : "  verify: {\(verify.joined(separator: ", "))}\n")
+            """
+    }
+}

@@ -74,7 +74,7 @@ struct PlanCommand: AsyncParsableCommand {
         let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
         let passed = try gate.open(accept: false, now: Date())
         let report = passed.release.report
-        let provider = ReplicaProvider(store: global.store)
+        let provider = HostProvider(store: global.store)
         let observed = try await provider.observe(passed.desired, now: Date())
         let plan = Planner(prune: planning.prune).plan(
             desired: passed.desired, observed: observed,
@@ -143,7 +143,7 @@ struct ApplyCommand: AsyncParsableCommand {
         defer { try? session.close() }
         let report = passed.release.report
         let releaseRef = Plan.Release(version: report.version ?? 0, digest: report.digest ?? "")
-        let provider = ReplicaProvider(store: global.store)
+        let provider = HostProvider(store: global.store)
         let out = Terminal.standardOutput
         let interrupted = try Applier.recoverInterrupted(
             store: global.store, audit: session.log, release: AuditContext.acceptedRelease(global.store))
@@ -208,7 +208,7 @@ struct ApplyCommand: AsyncParsableCommand {
 
     /// A saved plan that may still be applied, or a refusal (exit 10 or 12), recorded.
     private func savedPlan(
-        _ file: String, session: OperatorSession, policy: TrustPolicy, release: Plan.Release, provider: ReplicaProvider,
+        _ file: String, session: OperatorSession, policy: TrustPolicy, release: Plan.Release, provider: HostProvider,
         desired: DesiredState
     ) async throws -> Plan {
         func refuse(_ status: Int32, _ message: String) throws -> Never {
@@ -234,8 +234,13 @@ struct ApplyCommand: AsyncParsableCommand {
         let observed = try await provider.observe(desired, now: Date())
         for change in plan.changes {
             let name = String(change.resource.split(separator: "/").last ?? "")
-            let replica = change.replica.flatMap { observed.services[name]?.replicas[$0] }
-            let facts = replica?.facts(includingHealth: change.reason.code == "replica-unhealthy") ?? "absent"
+            let facts: String
+            if change.resource.hasPrefix("BackupPolicy/") {
+                facts = observed.backups[name]?.facts ?? "absent"
+            } else {
+                let replica = change.replica.flatMap { observed.services[name]?.replicas[$0] }
+                facts = replica?.facts(includingHealth: change.reason.code == "replica-unhealthy") ?? "absent"
+            }
             if Data(facts.utf8).sha256Reference != change.precondition {
                 try refuse(ExitStatus.stale, "plan \(plan.id) is stale: \(change.id) was planned from facts that no longer hold; plan again")
             }

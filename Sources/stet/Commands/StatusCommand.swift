@@ -11,14 +11,16 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show each resource's health as an outcome: what was promised, what runs.",
         discussion: """
-            For each service of the accepted release: replicas promised and ready, and per replica \
-            its pid, port, health, restarts and last exit; the last action Stet took; the reconcile \
-            loop's backoff and self-heal budget. Read-only.
+            For each backup policy: healthy only when the newest snapshot is younger than the RPO \
+            and the last check and restore test passed. For each service: replicas promised and \
+            ready, and per replica its pid, port, health, restarts and last exit; the last action \
+            Stet took; the reconcile loop's backoff and self-heal budget. Read-only.
 
             EXIT STATUS
               0   every promise is met
               1   error
-              3   a promise is not met (fewer ready replicas than promised)
+              3   a promise is not met (fewer ready replicas than promised, a backup past its RPO
+                  or whose last check or restore test failed)
             """
     )
 
@@ -45,10 +47,23 @@ struct StatusCommand: AsyncParsableCommand {
         var status: ResourceStatus
     }
 
+    struct BackupLine: Encodable {
+        var resource: String
+        var healthy: Bool
+        var findings: [String]
+        var snapshots: Int
+        var status: ResourceStatus
+    }
+
+    struct Report: Encodable {
+        var services: [ServiceLine]
+        var backups: [BackupLine]
+    }
+
     func run() async throws {
         let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
         let desired = try gate.open(accept: false, now: Date()).desired
-        let provider = ReplicaProvider(store: global.store)
+        let provider = HostProvider(store: global.store)
         let observed = try await provider.observe(desired, now: Date())
         var lines: [ServiceLine] = []
         for name in Set(desired.services.keys).union(observed.services.keys).sorted() {
@@ -64,10 +79,26 @@ struct StatusCommand: AsyncParsableCommand {
                 },
                 status: ResourceStatus.load(resource, from: global.store)))
         }
+        var backups: [BackupLine] = []
+        for name in desired.backupPolicies.keys.sorted() {
+            let resource = ResourceID(.backupPolicy, name).description
+            let health = BackupHealth.evaluate(desired.backupPolicies[name]!, observed.backups[name], now: Date())
+            backups.append(BackupLine(
+                resource: resource, healthy: health.healthy, findings: health.findings,
+                snapshots: observed.backups[name]?.snapshots.count ?? 0, status: ResourceStatus.load(resource, from: global.store)))
+        }
         let out = Terminal.standardOutput
         if global.json {
-            out.json(lines)
+            out.json(Report(services: lines, backups: backups))
         } else {
+            for backup in backups {
+                out.line("\(backup.resource)  \(backup.healthy ? out.green("healthy") : out.red("unhealthy"))  \(backup.snapshots) snapshots")
+                for finding in backup.findings { out.line("  \(finding)") }
+                if let action = backup.status.lastAction {
+                    out.line("  last action  \(action): \(backup.status.lastOutcome ?? "")" + (backup.status.lastError.map { " (\($0))" } ?? "")
+                        + (backup.status.lastAt.map { " at \(RFC3339.format($0))" } ?? ""))
+                }
+            }
             for line in lines {
                 let verdict = line.met ? out.green("met") : out.red("not met")
                 out.line("\(line.resource)  \(line.ready)/\(line.promised) ready: \(verdict)")
@@ -91,8 +122,10 @@ struct StatusCommand: AsyncParsableCommand {
                     out.line("  backing off until \(RFC3339.format(until)) (\(line.status.backoffSeconds ?? 0) s)")
                 }
             }
-            if lines.isEmpty { out.line("No services.") }
+            if lines.isEmpty && backups.isEmpty { out.line("No services or backup policies.") }
         }
-        if lines.contains(where: { !$0.met }) { throw CommandFailure(status: ExitStatus.drift, message: nil) }
+        if lines.contains(where: { !$0.met }) || backups.contains(where: { !$0.healthy }) {
+            throw CommandFailure(status: ExitStatus.drift, message: nil)
+        }
     }
 }

@@ -1,0 +1,139 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+
+/// Restic's retention rules (`forget --keep-last/hourly/daily/weekly/monthly`), computed the way
+/// restic computes them, so a plan knows whether `forget` would remove anything.
+public enum RetentionPolicy {
+    /// The ids of the snapshots `retention` keeps. Restic walks the snapshots newest first;
+    /// each rule keeps a snapshot when its time falls in another bucket (hour, day, ISO week,
+    /// month) than the last one it kept, until its count is used up.
+    public static func keep(_ snapshots: [ObservedBackup.Snapshot], _ retention: BackupPolicy.Retention,
+                            calendar: Calendar = .current) -> Set<String>
+    {
+        let newestFirst = snapshots.sorted { $0.time > $1.time }
+        var rules: [(count: Int, bucket: (Date, Int) -> Int, last: Int?)] = []
+        if let last = retention.last { rules.append((last, { _, index in index }, nil)) }
+        func key(_ components: Set<Calendar.Component>, _ combine: @escaping (DateComponents) -> Int) -> (Date, Int) -> Int {
+            { date, _ in combine(calendar.dateComponents(components, from: date)) }
+        }
+        if let hourly = retention.hourly {
+            rules.append((hourly, key([.year, .month, .day, .hour]) { ($0.year! * 10_000 + $0.month! * 100 + $0.day!) * 100 + $0.hour! }, nil))
+        }
+        if let daily = retention.daily {
+            rules.append((daily, key([.year, .month, .day]) { $0.year! * 10_000 + $0.month! * 100 + $0.day! }, nil))
+        }
+        if let weekly = retention.weekly {
+            var iso = Calendar(identifier: .iso8601)
+            iso.timeZone = calendar.timeZone
+            rules.append((weekly, { date, _ in
+                let parts = iso.dateComponents([.yearForWeekOfYear, .weekOfYear], from: date)
+                return parts.yearForWeekOfYear! * 100 + parts.weekOfYear!
+            }, nil))
+        }
+        if let monthly = retention.monthly {
+            rules.append((monthly, key([.year, .month]) { $0.year! * 100 + $0.month! }, nil))
+        }
+        var kept: Set<String> = []
+        for (index, snapshot) in newestFirst.enumerated() {
+            for rule in rules.indices where rules[rule].count > 0 {
+                let value = rules[rule].bucket(snapshot.time, index)
+                if value != rules[rule].last {
+                    kept.insert(snapshot.id)
+                    rules[rule].last = value
+                    rules[rule].count -= 1
+                }
+            }
+        }
+        return kept
+    }
+
+    public static func isEmpty(_ retention: BackupPolicy.Retention) -> Bool {
+        [retention.last, retention.hourly, retention.daily, retention.weekly, retention.monthly].allSatisfy { $0 == nil }
+    }
+}
+
+extension Planner {
+    func backupPlan(_ policy: BackupPolicy, _ observed: ObservedBackup?, now: Date, into changes: inout [Change], notices: inout [Notice]) {
+        let resource = ResourceID(.backupPolicy, policy.metadata.name).description
+        let facts = observed?.facts ?? "absent"
+        let precondition = Data(facts.utf8).sha256Reference
+        func add(_ action: BackupAction, _ cause: ChangeCause, _ reason: Reason, disruption: Disruption = .none) {
+            if cause == .drift, policy.drift != .correct {
+                notices.append(Notice(resource: resource, replica: nil, mode: policy.drift, reason: reason))
+                return
+            }
+            changes.append(Change(
+                resource: resource, action: action.rawValue, replica: nil, cause: cause, reason: reason, before: nil,
+                after: action == .backup ? ["repository": policy.resticRepository, "paths": policy.paths.joined(separator: ",")] : nil,
+                disruption: disruption, precondition: precondition))
+        }
+        let known = observed?.known ?? false
+        var backingUp = false
+        switch observed?.repository ?? .missing {
+        case .unreadable(let error):
+            notices.append(Notice(resource: resource, replica: nil, mode: nil, reason: Reason("repository-unreadable", error)))
+            return
+        case .missing:
+            let cause: ChangeCause = known ? .drift : .config
+            add(.initRepository, cause, known
+                ? Reason("repository-missing", "the repository \(policy.resticRepository) is gone")
+                : Reason("new-policy", "the repository \(policy.resticRepository) does not exist yet"))
+            add(.backup, cause, Reason("no-snapshot", "the repository has no snapshot of this policy"))
+            backingUp = true
+        case .ready:
+            break
+        }
+        let snapshots = observed?.repository == .ready ? observed?.snapshots ?? [] : []
+        if backingUp {
+            // Planned above.
+        } else if let newest = observed?.newest {
+            let age = now.timeIntervalSince(newest)
+            let ageText = StetDuration(milliseconds: Int64(max(0, age) * 1000)).rounded
+            if age >= policy.rpo.seconds {
+                add(.backup, .drift, Reason("rpo-missed", "the newest snapshot is \(ageText) old, past the RPO of \(policy.rpo)"))
+                backingUp = true
+            } else if age >= policy.every.seconds {
+                add(.backup, .schedule, Reason("backup-due", "due every \(policy.every); the newest snapshot is \(ageText) old"))
+                backingUp = true
+            }
+        } else {
+            add(.backup, known && observed?.lastBackup != nil ? .drift : .config,
+                Reason("no-snapshot", "the repository has no snapshot of this policy"))
+            backingUp = true
+        }
+        if !RetentionPolicy.isEmpty(policy.retention) {
+            let removing = snapshots.count - RetentionPolicy.keep(snapshots, policy.retention).count
+            if backingUp || removing > 0 {
+                add(.forget, .schedule, Reason("retention", removing > 0
+                    ? "the retention removes \(removing) of \(snapshots.count) snapshots" : "apply the retention after the backup"))
+            }
+        }
+        if let every = policy.checkEvery, observed?.lastCheck.map({ now.timeIntervalSince($0.at) >= every.seconds }) ?? true {
+            add(.check, .schedule, Reason("check-due", "a check runs every \(every)"
+                + (observed?.lastCheck.map { $0.ok ? "" : "; the last one failed: \($0.detail)" } ?? "; none ran yet")))
+        }
+        if let every = policy.restoreTestEvery, !snapshots.isEmpty || backingUp,
+            observed?.lastRestoreTest.map({ now.timeIntervalSince($0.at) >= every.seconds }) ?? true
+        {
+            add(.restoreTest, .schedule, Reason("restore-test-due", "a restore test runs every \(every)"
+                + (observed?.lastRestoreTest.map { $0.ok ? "" : "; the last one failed: \($0.detail)" } ?? "; none ran yet")))
+        }
+    }
+
+    func removedBackup(_ observed: ObservedBackup, into changes: inout [Change], notices: inout [Notice]) {
+        let resource = ResourceID(.backupPolicy, observed.name).description
+        guard prune, !observed.protect else {
+            notices.append(Notice(
+                resource: resource, replica: nil, mode: nil,
+                reason: Reason(observed.protect ? "protected" : "not-in-release",
+                    "not in the release: no longer scheduled; its repository and snapshots are kept"
+                        + (observed.protect ? " (protected)" : "; --prune forgets Stet's state for it"))))
+            return
+        }
+        changes.append(Change(
+            resource: resource, action: BackupAction.removeState.rawValue, replica: nil, cause: .config,
+            reason: Reason("removed", "not in the release: Stet forgets its schedule; the repository and snapshots are kept"),
+            before: nil, after: nil, disruption: .none, precondition: Data(observed.facts.utf8).sha256Reference))
+    }
+}

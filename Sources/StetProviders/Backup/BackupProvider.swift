@@ -1,0 +1,393 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+public import StetState
+
+/// Backups with restic (DESIGN.md sections 4–6). Stet owns the policy (when to back up, what
+/// to keep, what to verify) and restic the data. Snapshots of policy NAME carry the tag
+/// `stet:NAME`. What Stet learns is kept in `STATE/backup/NAME.json`; the snapshot list of each
+/// repository is cached in `STATE/backup/cache/`, refreshed after Stet's own writes or when
+/// older than `cacheLifetime`, so observing many policies does not open every repository on
+/// every pass.
+public struct BackupProvider: Provider {
+    public let store: FileStateStore
+    public let baseDirectory: String
+    public var restic = Restic()
+    public var cacheLifetime: Double = 300
+    /// `check --read-data-subset n/N`: every pack is read over this many checks.
+    public var checkSubsets = 5
+
+    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+        self.store = store
+        self.baseDirectory = baseDirectory
+    }
+
+    // MARK: - State
+
+    public struct Record: Codable, Sendable, Equatable {
+        public var name: String
+        public var repository: String
+        public var known = false
+        public var protect = false
+        public var lastBackup: Date?
+        public var lastSnapshot: String?
+        public var lastWarning: String?
+        public var lastForget: Date?
+        public var lastCheck: ObservedBackup.Verification?
+        public var checkIndex = 0
+        public var lastRestoreTest: ObservedBackup.Verification?
+    }
+
+    /// What Stet recorded of each file when it made a snapshot, to compare a restore with.
+    struct Manifest: Codable {
+        struct File: Codable {
+            var size: Int
+            var modified: Double
+            var sha256: String
+        }
+        var snapshot: String
+        var files: [String: File]
+    }
+
+    static func key(_ name: String) -> String { "backup/\(name).json" }
+    static func manifestKey(_ name: String) -> String { "backup/\(name).manifest.json" }
+
+    public func record(_ name: String) throws -> Record? {
+        guard let data = try store.read(Self.key(name)) else { return nil }
+        do { return try JSONCoding.decoder.decode(Record.self, from: data) } catch {
+            throw StateError.corrupt(Self.key(name), "\(error)")
+        }
+    }
+
+    func save(_ record: Record) throws { try store.write(Self.key(record.name), try JSONCoding.encoder.encode(record)) }
+
+    /// Absolute repository location: a local path is resolved against the base directory;
+    /// `sftp:`, `s3:`, `rest:` and other backends are left as they are.
+    public func repository(_ policy: BackupPolicy) -> String { resolve(policy.resticRepository, backend: true) }
+
+    public func passwordFile(_ policy: BackupPolicy) -> String { resolve(policy.passwordFile, backend: false) }
+
+    func resolve(_ path: String, backend: Bool) -> String {
+        if path.hasPrefix("/") { return path }
+        if backend, let colon = path.firstIndex(of: ":"), !path[..<colon].contains("/") { return path }
+        return (baseDirectory as NSString).appendingPathComponent(path)
+    }
+
+    // MARK: - Snapshot cache
+
+    struct Cache: Codable {
+        var at: Date
+        var snapshots: [String: [ObservedBackup.Snapshot]]
+        /// For a local repository: the names in its `snapshots/` folder (one file per snapshot).
+        var files: [String]?
+    }
+
+    /// One cache per repository and password: another password file is looked at afresh.
+    func cacheKey(_ repository: String, passwordFile: String) -> String {
+        let password = FileManager.default.contents(atPath: passwordFile).map { SHA256.hash($0).hexString } ?? "none"
+        return "backup/cache/" + SHA256.hash(Data((repository + "\n" + password).utf8)).hexString.prefix(16) + ".json"
+    }
+
+    func invalidate(_ policy: BackupPolicy) { unlink(store.path(cacheKey(repository(policy), passwordFile: passwordFile(policy)))) }
+
+    /// The snapshot files of a local repository, sorted; nil for other backends.
+    func snapshotFiles(_ repository: String) -> [String]? {
+        guard repository.hasPrefix("/") else { return nil }
+        return ((try? FileManager.default.contentsOfDirectory(atPath: repository + "/snapshots")) ?? []).sorted()
+    }
+
+    /// Snapshots of every policy in `repository`, by policy name. From the cache while it is
+    /// younger than `cacheLifetime` and, for a local repository, while the repository's
+    /// snapshot files are the same ones (so changes made outside Stet are seen at once).
+    func snapshots(_ repository: String, passwordFile: String, now: Date) throws -> [String: [ObservedBackup.Snapshot]] {
+        let key = cacheKey(repository, passwordFile: passwordFile)
+        let files = snapshotFiles(repository)
+        if let data = try? store.read(key), let cache = try? JSONCoding.decoder.decode(Cache.self, from: data),
+            now.timeIntervalSince(cache.at) < cacheLifetime, cache.files == files,
+            files == nil || FileManager.default.fileExists(atPath: repository + "/config")
+        {
+            return cache.snapshots
+        }
+        let output = try restic.run(["snapshots", "--json"], repository: repository, passwordFile: passwordFile)
+        if let failure = Restic.failure(output, repository: repository) { throw failure }
+        struct Listed: Decodable {
+            let id: String
+            let time: String
+            let tags: [String]?
+        }
+        let listed = try JSONDecoder().decode([Listed]?.self, from: output.stdout) ?? []
+        var byPolicy: [String: [ObservedBackup.Snapshot]] = [:]
+        for snapshot in listed {
+            guard let time = Restic.date(snapshot.time) else { continue }
+            for tag in snapshot.tags ?? [] where tag.hasPrefix("stet:") {
+                byPolicy[String(tag.dropFirst(5)), default: []].append(ObservedBackup.Snapshot(id: snapshot.id, time: time))
+            }
+        }
+        for name in byPolicy.keys { byPolicy[name]!.sort { $0.time < $1.time } }
+        try store.write(key, try JSONCoding.encoder.encode(Cache(at: now, snapshots: byPolicy, files: files)))
+        return byPolicy
+    }
+
+    // MARK: - Observe
+
+    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        var observed = ObservedState()
+        var names = Set(desired.backupPolicies.keys)
+        for file in try store.list("backup") where file.hasSuffix(".json") && !file.hasSuffix(".manifest.json") {
+            names.insert(String(file.dropLast(5)))
+        }
+        for name in names.sorted() {
+            let record = try record(name)
+            guard let policy = desired.backupPolicies[name] else {
+                // Removed from the release: reported from the record alone, no repository opened.
+                if let record {
+                    observed.backups[name] = ObservedBackup(
+                        name: name, repository: .ready, snapshots: [], known: record.known, lastBackup: record.lastBackup,
+                        lastForget: record.lastForget, lastCheck: record.lastCheck, lastRestoreTest: record.lastRestoreTest,
+                        protect: record.protect)
+                }
+                continue
+            }
+            let repository = repository(policy)
+            var state = ObservedBackup.Repository.ready
+            var snapshots: [ObservedBackup.Snapshot] = []
+            do {
+                snapshots = try self.snapshots(repository, passwordFile: passwordFile(policy), now: now)[name] ?? []
+            } catch let failure as Restic.Failure {
+                switch failure.kind {
+                case .missingRepository: state = .missing
+                default: state = .unreadable(failure.message)
+                }
+            }
+            observed.backups[name] = ObservedBackup(
+                name: name, repository: state, snapshots: snapshots, known: record?.known ?? false, lastBackup: record?.lastBackup,
+                lastForget: record?.lastForget, lastCheck: record?.lastCheck, lastRestoreTest: record?.lastRestoreTest,
+                protect: record?.protect ?? policy.protect)
+        }
+        return observed
+    }
+
+    // MARK: - Perform
+
+    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        let name = String(change.resource.split(separator: "/").last ?? "")
+        do {
+            if change.action == BackupAction.removeState.rawValue {
+                unlink(store.path(Self.key(name)))
+                unlink(store.path(Self.manifestKey(name)))
+                return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
+            }
+            guard let policy = desired.backupPolicies[name] else { return .failed("\(change.resource) is not in the release") }
+            var record = try record(name) ?? Record(name: name, repository: repository(policy))
+            record.repository = repository(policy)
+            record.protect = policy.protect
+            defer { try? save(record) }
+            switch BackupAction(rawValue: change.action) {
+            case .initRepository: return try initialise(policy, &record)
+            case .backup: return try backup(policy, &record)
+            case .forget: return try forget(policy, &record)
+            case .check: return try check(policy, &record)
+            case .restoreTest: return try restoreTest(policy, &record)
+            case .removeState, nil: return .failed("unknown action \(change.action)")
+            }
+        } catch let failure as Restic.Failure {
+            return .failed(failure.message)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    func initialise(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
+        let repository = repository(policy)
+        defer { invalidate(policy) }
+        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy))
+        if let failure = Restic.failure(probe, repository: repository) {
+            guard failure.kind == .missingRepository else {
+                // There but not opening: never initialise over it.
+                return .failed("\(failure.message); Stet never initialises over an existing repository")
+            }
+        } else {
+            record.known = true
+            return .done("\(repository) is initialised already")
+        }
+        let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy))
+        if let failure = Restic.failure(output, repository: repository) { throw failure }
+        record.known = true
+        return .done("initialised \(repository)")
+    }
+
+    func backup(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
+        let repository = repository(policy)
+        defer { invalidate(policy) }
+        let paths = policy.paths.map { resolve($0, backend: false) }
+        let manifest = Self.manifest(of: paths, excluding: policy.exclude)
+        var arguments = ["backup", "--json", "--tag", "stet:\(policy.metadata.name)"]
+        for pattern in policy.exclude { arguments += ["--exclude", pattern] }
+        let output = try restic.run(arguments + paths, repository: repository, passwordFile: passwordFile(policy))
+        if let failure = Restic.failure(output, repository: repository, allowed: [3]) { throw failure }
+        struct Summary: Decodable {
+            let message_type: String
+            let snapshot_id: String?
+            let files_new: Int?
+            let files_changed: Int?
+            let total_files_processed: Int?
+            let total_bytes_processed: Int?
+            let data_added: Int?
+        }
+        let summary = output.stdout.split(separator: 0x0A).compactMap { try? JSONDecoder().decode(Summary.self, from: Data($0)) }
+            .last { $0.message_type == "summary" }
+        guard let summary, let short = summary.snapshot_id else {
+            return .failed("restic made no snapshot: \(output.stderr.split(separator: "\n").last ?? "")")
+        }
+        record.known = true
+        record.lastBackup = Date()
+        record.lastSnapshot = short
+        record.lastWarning = output.status == 3
+            ? "some files could not be read: " + output.stderr.split(separator: "\n").prefix(3).joined(separator: "; ") : nil
+        try store.write(Self.manifestKey(policy.metadata.name), try JSONCoding.encoder.encode(Manifest(snapshot: short, files: manifest)))
+        let detail = "snapshot \(short): \(summary.total_files_processed ?? 0) files, \(summary.total_bytes_processed ?? 0) bytes, "
+            + "\(summary.data_added ?? 0) bytes added"
+        return .done(record.lastWarning.map { detail + "; warning: \($0)" } ?? detail)
+    }
+
+    func forget(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
+        let repository = repository(policy)
+        defer { invalidate(policy) }
+        let retention = policy.retention
+        var arguments = ["forget", "--json", "--tag", "stet:\(policy.metadata.name)", "--group-by", "tags"]
+        for (flag, value) in [("--keep-last", retention.last), ("--keep-hourly", retention.hourly), ("--keep-daily", retention.daily),
+                              ("--keep-weekly", retention.weekly), ("--keep-monthly", retention.monthly)]
+        {
+            if let value { arguments += [flag, String(value)] }
+        }
+        guard arguments.count > 6 else { return .done("no retention rules") }
+        let output = try restic.run(arguments + ["--prune"], repository: repository, passwordFile: passwordFile(policy))
+        if let failure = Restic.failure(output, repository: repository) { throw failure }
+        // `forget --prune` prints prune's text after the JSON line.
+        struct Group: Decodable {
+            struct Item: Decodable { let id: String }
+            let keep: [Item]?
+            let remove: [Item]?
+        }
+        let line = output.stdout.split(separator: 0x0A).first.map { Data($0) } ?? Data()
+        let groups: [Group] = ((try? JSONDecoder().decode([Group]?.self, from: line)) ?? nil) ?? []
+        record.lastForget = Date()
+        let kept = groups.reduce(0) { $0 + ($1.keep?.count ?? 0) }
+        let removed = groups.reduce(0) { $0 + ($1.remove?.count ?? 0) }
+        return .done("kept \(kept) snapshots, removed \(removed), pruned")
+    }
+
+    func check(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
+        let repository = repository(policy)
+        let subset = "\(record.checkIndex % checkSubsets + 1)/\(checkSubsets)"
+        let output = try restic.run(["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy))
+        record.checkIndex += 1
+        if let failure = Restic.failure(output, repository: repository) {
+            let detail = failure.kind == .failed ? Self.checkErrors(output.stderr + String(decoding: output.stdout, as: UTF8.self)) : failure.message
+            record.lastCheck = ObservedBackup.Verification(at: Date(), ok: false, detail: "check of data subset \(subset) failed: \(detail)")
+            return .failed(record.lastCheck!.detail)
+        }
+        record.lastCheck = ObservedBackup.Verification(at: Date(), ok: true, detail: "data subset \(subset) read and verified")
+        return .done(record.lastCheck!.detail)
+    }
+
+    /// The first lines of restic's complaint, for the audit log and `status`.
+    static func checkErrors(_ text: String) -> String {
+        let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty && !$0.hasPrefix("using temporary cache") && !$0.hasPrefix("created new cache") && !$0.hasPrefix("read ") }
+        let interesting = lines.filter { $0.localizedCaseInsensitiveContains("error") || $0.localizedCaseInsensitiveContains("fail") || $0.contains("Fatal") }
+        return (interesting.isEmpty ? lines : interesting).prefix(3).joined(separator: "; ")
+    }
+
+    func restoreTest(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
+        let repository = repository(policy)
+        let name = policy.metadata.name
+        let snapshots = try self.snapshots(repository, passwordFile: passwordFile(policy), now: Date())[name] ?? []
+        guard let newest = snapshots.last else { return .failed("no snapshot to restore") }
+        let scratch = store.path("backup/scratch-\(name)")
+        let absoluteScratch = scratch.hasPrefix("/") ? scratch : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(scratch)
+        try? FileManager.default.removeItem(atPath: absoluteScratch)
+        defer { try? FileManager.default.removeItem(atPath: absoluteScratch) }
+        func fail(_ detail: String) -> ActionOutcome {
+            record.lastRestoreTest = ObservedBackup.Verification(at: Date(), ok: false, detail: "snapshot \(newest.id.prefix(8)): \(detail)")
+            return .failed("restore test failed: " + record.lastRestoreTest!.detail)
+        }
+        let output = try restic.run(["restore", newest.id, "--target", absoluteScratch, "--verify"], repository: repository,
+                                    passwordFile: passwordFile(policy))
+        if let failure = Restic.failure(output, repository: repository) {
+            return fail(failure.kind == .failed ? Self.checkErrors(output.stderr + String(decoding: output.stdout, as: UTF8.self)) : failure.message)
+        }
+        // Stet's own comparison with what it recorded when it made the snapshot.
+        var compared = 0
+        if let data = try store.read(Self.manifestKey(name)), let manifest = try? JSONCoding.decoder.decode(Manifest.self, from: data),
+            newest.id.hasPrefix(manifest.snapshot)
+        {
+            for (path, file) in manifest.files.sorted(by: { $0.key < $1.key }) {
+                let restored = absoluteScratch + path
+                var info = stat()
+                guard stat(restored, &info) == 0 else { return fail("\(path) is missing from the restore") }
+                guard Int(info.st_size) == file.size else { return fail("\(path) restored with \(info.st_size) bytes, \(file.size) were backed up") }
+                guard let digest = try? SHA256.hash(fileAt: restored).hexString, digest == file.sha256 else {
+                    return fail("\(path) restored with other content than was backed up")
+                }
+                compared += 1
+            }
+        }
+        record.lastRestoreTest = ObservedBackup.Verification(
+            at: Date(), ok: true,
+            detail: "snapshot \(newest.id.prefix(8)) restored and verified" + (compared > 0 ? "; \(compared) files match their SHA-256 at backup" : ""))
+        return .done(record.lastRestoreTest!.detail)
+    }
+
+    /// Size, modification time and SHA-256 of every regular file under `paths`.
+    static func manifest(of paths: [String], excluding patterns: [String]) -> [String: Manifest.File] {
+        var files: [String: Manifest.File] = [:]
+        func add(_ path: String) {
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return }
+            let name = (path as NSString).lastPathComponent
+            if patterns.contains(where: { fnmatch($0, name, 0) == 0 || fnmatch($0, path, 0) == 0 }) { return }
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                for child in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] { add(path + "/" + child) }
+            } else if (info.st_mode & S_IFMT) == S_IFREG, let digest = try? SHA256.hash(fileAt: path) {
+                files[path] = Manifest.File(
+                    size: Int(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9,
+                    sha256: digest.hexString)
+            }
+        }
+        for path in paths { add(path) }
+        return files
+    }
+
+    /// Restores a snapshot (`latest` or an id) into `target`, optionally only `include` paths.
+    public func restore(_ policy: BackupPolicy, snapshot: String, target: String, include: [String]) throws -> String {
+        let repository = repository(policy)
+        var arguments = ["restore", snapshot, "--target", target, "--tag", "stet:\(policy.metadata.name)", "--verify"]
+        for path in include { arguments += ["--include", path] }
+        let output = try restic.run(arguments, repository: repository, passwordFile: passwordFile(policy))
+        if let failure = Restic.failure(output, repository: repository) { throw failure }
+        return String(decoding: output.stdout, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "restored"
+    }
+}
+
+/// Every provider of this host behind one: services to the replicas, backup policies to restic.
+public struct HostProvider: Provider {
+    public var replicas: ReplicaProvider
+    public var backups: BackupProvider
+
+    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+        replicas = ReplicaProvider(store: store, baseDirectory: baseDirectory)
+        backups = BackupProvider(store: store, baseDirectory: baseDirectory)
+    }
+
+    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        var observed = try await replicas.observe(desired, now: now)
+        observed.backups = try await backups.observe(desired, now: now).backups
+        return observed
+    }
+
+    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        change.resource.hasPrefix("BackupPolicy/")
+            ? await backups.perform(change, desired: desired) : await replicas.perform(change, desired: desired)
+    }
+}
