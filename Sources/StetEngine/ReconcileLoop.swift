@@ -39,6 +39,9 @@ public final class ReconcileLoop: @unchecked Sendable {
     let store: FileStateStore
     let audit: AuditLog
     var provider: ReplicaProvider
+    let backups: BackupProvider
+    /// Backup policies are looked at on every release check (`interval`): what is due is done.
+    private var backupsDue = true
 
     private var desired = DesiredState()
     private var release = AuditEntry.Release.none
@@ -78,6 +81,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         provider = ReplicaProvider(store: store, baseDirectory: baseDirectory)
         provider.checkHealth = false
         provider.startCheck = 0
+        backups = BackupProvider(store: store, baseDirectory: baseDirectory)
         var fds: [Int32] = [0, 0]
         pipe(&fds)
         for fd in fds {
@@ -105,7 +109,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         dirty = Set(desired.services.keys).union(try provider.records().keys)
         var watchersStale = true
         while !stopping {
-            if !dirty.isEmpty {
+            if !dirty.isEmpty || backupsDue {
                 try await reconcile()
                 watchersStale = true
                 if options.once { break }
@@ -145,6 +149,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// one, or records the refusal once and keeps the release in force. Nothing is torn down.
     private func checkRelease(force: Bool) async throws {
         nextReleaseCheck = Date().addingTimeInterval(options.interval)
+        backupsDue = true
         // Replicas write their logs directly; keep each under its size cap.
         for watcher in watchers.values { provider.rotate(provider.logPath(watcher.service, watcher.index)) }
         let digest = releaseFingerprint()
@@ -200,19 +205,27 @@ public final class ReconcileLoop: @unchecked Sendable {
         let lock = try StateLock(store: store, timeout: options.lockTimeout)
         defer { lock.release() }
         let services = dirty
+        let withBackups = backupsDue
         dirty = []
+        backupsDue = false
         try reapExited()
         let now = Date()
         var observed = try await provider.observe(desired, now: now)
         observed.services = observed.services.filter { services.contains($0.key) }
         var scoped = desired
         scoped.services = desired.services.filter { services.contains($0.key) }
+        if withBackups {
+            observed.backups = try await backups.observe(desired, now: now).backups
+        } else {
+            scoped.backupPolicies = [:]
+        }
         let plan = Planner(prune: options.prune).plan(
             desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
         var allowed: [Change] = []
         var decisions: [String: Correction] = [:]
         for change in plan.changes {
-            let name = String(change.resource.split(separator: "/").last ?? "")
+            // Services are keyed by name; other kinds by their resource id.
+            let name = change.resource.hasPrefix("Service/") ? String(change.resource.split(separator: "/").last ?? "") : change.resource
             guard change.cause == .drift else {
                 allowed.append(change)
                 continue
@@ -245,14 +258,17 @@ public final class ReconcileLoop: @unchecked Sendable {
         guard !allowed.isEmpty else { return }
         var toApply = plan
         toApply.changes = allowed
-        let applier = Applier(provider: provider, audit: audit, store: store, release: release)
+        var host = HostProvider(store: store)
+        host.replicas = provider
+        host.backups = backups
+        let applier = Applier(provider: host, audit: audit, store: store, release: release)
         let log = self.log
         let report = try await applier.apply(toApply, desired: desired) { result in
             log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
         }
         failedLastPass = report.failed
-        for result in report.results where !result.outcome.ok {
-            // A failed correction is retried after the backoff.
+        for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
+            // A failed correction is retried after the backoff (backups at the next interval).
             dirty.insert(String(result.change.resource.split(separator: "/").last ?? ""))
         }
         for change in allowed {
@@ -412,9 +428,9 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     private func promoteBackedOff() {
         let now = Date()
-        for service in dirtyAfterBackoff where (backoff[service]?.until ?? .distantPast) <= now {
-            dirty.insert(service)
-            dirtyAfterBackoff.remove(service)
+        for key in dirtyAfterBackoff where (backoff[key]?.until ?? .distantPast) <= now {
+            if key.hasPrefix("BackupPolicy/") { backupsDue = true } else { dirty.insert(key) }
+            dirtyAfterBackoff.remove(key)
         }
     }
 
@@ -460,3 +476,4 @@ public final class ReconcileLoop: @unchecked Sendable {
         }
     }
 }
+

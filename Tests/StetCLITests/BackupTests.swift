@@ -213,3 +213,17 @@ import Testing
         #expect(missing.stderr.contains("there is no restic repository at"), "\(missing.combined)")
     }
 }
+
+extension BackupTests {
+    /// `stet run` makes the backups that are due, on its own.
+    @Test func theLoopBacksUpWhatIsDue() throws {
+        try policy()
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        #expect(eventually(timeout: 60) { ((try? snapshotIDs()) ?? []).count == 1 }, "\(run.output)")
+        #expect(run.stop() == 0)
+        let entries = try stet("audit", "list", "--json").stdout
+        #expect(entries.contains(#""action":"backup""#))
+        #expect(entries.contains(#""via":"daemon""#))
+    }
+}
