@@ -45,6 +45,19 @@ import Testing
         observed.services["quiet"] = ObservedService(name: "quiet", replicas: [0: replica(0, of: quiet, status: .exited)])
         observed.services["old"] = ObservedService(name: "old", replicas: [0: replica(0, of: web)])
         observed.services["keep"] = ObservedService(name: "keep", replicas: [0: replica(0, of: web)], protect: true)
+        // Backups: one past its RPO with a failed check, one whose repository vanished, one removed.
+        func policy(_ name: String, retention: BackupPolicy.Retention = BackupPolicy.Retention(last: 2)) -> BackupPolicy {
+            BackupPolicy(
+                metadata: Metadata(name: name), paths: ["/srv/\(name)"], resticRepository: "/backup/\(name)", passwordFile: "/etc/pw",
+                every: .seconds(3600), rpo: .seconds(7200), retention: retention, checkEvery: .seconds(86_400))
+        }
+        desired.backupPolicies = ["late": policy("late"), "gone": policy("gone")]
+        let snapshots = (1...4).map { ObservedBackup.Snapshot(id: "s\($0)", time: now.addingTimeInterval(Double(-$0) * 10_000)) }
+        observed.backups["late"] = ObservedBackup(
+            name: "late", repository: .ready, snapshots: snapshots, known: true, lastBackup: now.addingTimeInterval(-10_000),
+            lastCheck: ObservedBackup.Verification(at: now.addingTimeInterval(-90_000), ok: false, detail: "pack 3f2a damaged"))
+        observed.backups["gone"] = ObservedBackup(name: "gone", repository: .missing, snapshots: [], known: true)
+        observed.backups["retired"] = ObservedBackup(name: "retired", repository: .ready, snapshots: [], known: true)
         return (desired, observed)
     }
 
@@ -89,6 +102,14 @@ import Testing
         let plan = Planner(prune: true).plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
         let summary = plan.changes.map { "\($0.id) \($0.cause.rawValue) \($0.reason.code)" }
         #expect(summary == [
+            "BackupPolicy/gone:init-repository drift repository-missing",
+            "BackupPolicy/gone:backup drift no-snapshot",
+            "BackupPolicy/gone:forget schedule retention",
+            "BackupPolicy/gone:check schedule check-due",
+            "BackupPolicy/late:backup drift rpo-missed",
+            "BackupPolicy/late:forget schedule retention",
+            "BackupPolicy/late:check schedule check-due",
+            "BackupPolicy/retired:remove-state config removed",
             "Service/api#0:replace-replica config spec-changed",
             "Service/api#1:replace-replica drift replica-unhealthy",
             "Service/old#0:stop-replica config removed",
@@ -96,7 +117,7 @@ import Testing
             "Service/web#2:start-replica config replica-missing",
             "Service/web#3:stop-replica config scale-down",
         ])
-        #expect(plan.changes[0].disruption == .restart)
+        #expect(plan.changes.first { $0.id == "Service/api#0:replace-replica" }?.disruption == .restart)
         #expect(plan.notices.map { "\($0.resource) \($0.mode?.rawValue ?? "-") \($0.reason.code)" } == [
             "Service/quiet warn replica-exited", "Service/keep - protected",
         ])
