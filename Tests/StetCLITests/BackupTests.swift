@@ -196,10 +196,11 @@ import Testing
         try policy(check: "1s")
         #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
         // A held lock: a backup from a pipe that stays open holds restic's lock; check needs it.
-        let holder = try BackgroundProcess("/bin/sh", ["-c", "sleep 20 | restic -r backups/files backup --stdin --stdin-filename held-\(getpid())"],
+        let holder = try BackgroundProcess("/bin/sh", ["-c", "sleep 20.\(getpid()) | restic -r backups/files backup --stdin --stdin-filename held-\(getpid())"],
                                            in: repo.root.path, environment: ["RESTIC_PASSWORD_FILE": repo.root.file("secrets/restic.pw")])
         func release() {
             _ = try? StetTesting.run("pkill", ["-KILL", "-f", "stdin-filename held-\(getpid())"])
+            _ = try? StetTesting.run("pkill", ["-KILL", "-f", "sleep 20.\(getpid())"])
             holder.stop(SIGKILL, timeout: 5)
         }
         defer { release() }
