@@ -22,4 +22,5 @@ STET_PACKAGES=(
   "git:command -v git"
   "python3:command -v python3"
   "restic:command -v restic"
+  "prometheus-alertmanager:command -v prometheus-alertmanager"
 )

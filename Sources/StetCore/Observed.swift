@@ -77,6 +77,8 @@ public struct ObservedService: Codable, Hashable, Sendable {
 public struct ObservedState: Codable, Hashable, Sendable {
     public var services: [String: ObservedService] = [:]
     public var backups: [String: ObservedBackup] = [:]
+    /// Monitors registered with the reconcile loop (`STATE/monitors.json`), by name.
+    public var monitors: [String: ObservedMonitor] = [:]
 
     public init(services: [String: ObservedService] = [:], backups: [String: ObservedBackup] = [:]) {
         self.services = services
@@ -157,5 +159,18 @@ public struct ObservedBackup: Codable, Hashable, Sendable {
         case .unreadable: "unreadable"
         }
         return "repository=\(repo) snapshots=\(snapshots.map(\.id).joined(separator: ","))"
+    }
+}
+
+/// A monitor as registered: the spec it runs and its alert state.
+public struct ObservedMonitor: Codable, Hashable, Sendable {
+    public var name: String
+    public var specHash: String
+    public var state: AlertState
+
+    public init(name: String, specHash: String, state: AlertState) {
+        self.name = name
+        self.specHash = specHash
+        self.state = state
     }
 }

@@ -47,6 +47,13 @@ public enum BackupAction: String, Codable, Sendable, CaseIterable {
     case removeState = "remove-state"
 }
 
+/// The actions Stet takes on monitors (registering them with the reconcile loop).
+public enum MonitorAction: String, Codable, Sendable, CaseIterable {
+    case registerMonitor = "register-monitor"
+    case updateMonitor = "update-monitor"
+    case unregisterMonitor = "unregister-monitor"
+}
+
 /// One change of a plan (DESIGN.md section 6).
 public struct Change: Codable, Hashable, Sendable {
     /// Unique within a plan and stable for the same input: `Service/web#1:start-replica`.

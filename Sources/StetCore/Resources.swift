@@ -178,6 +178,13 @@ public struct BackupPolicy: Hashable, Sendable, Codable {
 }
 
 public struct Monitor: Hashable, Sendable, Codable {
+    /// The monitor's spec as deterministic text; its SHA-256 says whether a registration is current.
+    public var specText: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
     public enum Probe: Hashable, Sendable, Codable {
         case check(Check)
         /// Ready replicas of the named service meet its promise.

@@ -40,6 +40,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     let audit: AuditLog
     var provider: ReplicaProvider
     let backups: BackupProvider
+    public private(set) var monitors: MonitorEngine!
     /// Backup policies are looked at on every release check (`interval`): what is due is done.
     private var backupsDue = true
 
@@ -82,6 +83,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         provider.checkHealth = false
         provider.startCheck = 0
         backups = BackupProvider(store: store, baseDirectory: baseDirectory)
+        monitors = nil
         var fds: [Int32] = [0, 0]
         pipe(&fds)
         for fd in fds {
@@ -100,6 +102,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// Runs until SIGTERM or SIGINT (or one pass with `once`). Returns false when the last
     /// pass had a failed action (for `--once`'s exit status).
     public func run() async throws -> Bool {
+        let log = self.log
+        monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: log)
         installSignalHandlers()
         if let accepted = try AcceptedRelease.load(from: store) {
             release = AuditEntry.Release(version: accepted.version, digest: accepted.digest)
@@ -112,6 +116,7 @@ public final class ReconcileLoop: @unchecked Sendable {
             if !dirty.isEmpty || backupsDue {
                 try await reconcile()
                 watchersStale = true
+                monitors.sync(desired)
                 if options.once { break }
             }
             // Records change only in a pass: watchers are re-read only after one.
@@ -120,6 +125,7 @@ public final class ReconcileLoop: @unchecked Sendable {
                 watchersStale = false
             }
             waitForEvents()
+            await monitors.runDue(desired)
             runDueHealthChecks()
             if Date() >= nextReleaseCheck { try await checkRelease(force: false) }
         }
@@ -182,6 +188,8 @@ public final class ReconcileLoop: @unchecked Sendable {
                 reason: "the release in \(options.manifests) was refused; release version \(release.version) stays in force",
                 outcome: .failed, error: "\(refused.error.code.rawValue): \(refused.error.message)"))
             log("refused the release in \(options.manifests): \(refused.error.message); keeping version \(release.version)")
+            monitors?.selfAlert(
+                "StetReleaseRefused", summary: "stet refused the release in \(options.manifests): \(refused.error.message)", desired: desired)
         } catch let invalid as ManifestError {
             guard !refusedDigests.contains(digest) else { return }
             refusedDigests.insert(digest)
@@ -216,8 +224,10 @@ public final class ReconcileLoop: @unchecked Sendable {
         scoped.services = desired.services.filter { services.contains($0.key) }
         if withBackups {
             observed.backups = try await backups.observe(desired, now: now).backups
+            observed.monitors = try await monitors.registry.observe(desired, now: now).monitors
         } else {
             scoped.backupPolicies = [:]
+            scoped.monitors = [:]
         }
         let plan = Planner(prune: options.prune).plan(
             desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
@@ -261,6 +271,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         var host = HostProvider(store: store)
         host.replicas = provider
         host.backups = backups
+        host.monitors = monitors.registry
         let applier = Applier(provider: host, audit: audit, store: store, release: release)
         let log = self.log
         let report = try await applier.apply(toApply, desired: desired) { result in
@@ -297,6 +308,9 @@ public final class ReconcileLoop: @unchecked Sendable {
                     $0.correctionsLastHour = window.count
                 }
                 log("self-heal budget of \(change.resource) exhausted")
+                monitors?.selfAlert(
+                    "StetSelfHealBudgetExhausted", summary: "stet stopped correcting \(change.resource) after \(window.count) corrections in an hour",
+                    desired: desired)
             }
             return .never
         }
@@ -388,6 +402,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         let now = Date()
         var due = nextReleaseCheck
         for date in healthDue.values where date < due { due = date }
+        if let next = monitors?.nextDue, next < due { due = next }
         for (service, state) in backoff where state.until > now && dirtyAfterBackoff.contains(service) && state.until < due {
             due = state.until
         }

@@ -25,6 +25,7 @@ public struct Planner: Sendable {
         for name in observed.services.keys.sorted() where desired.services[name] == nil {
             removedService(observed.services[name]!, into: &changes, notices: &notices)
         }
+        monitorPlan(desired, observed, into: &changes, notices: &notices)
         changes.sort(by: Self.order)
         let createdAt = RFC3339.format(now)
         let fingerprint = ([createdAt, release.digest] + changes.map { "\($0.id) \($0.precondition)" }).joined(separator: "\n")
@@ -44,7 +45,8 @@ public struct Planner: Sendable {
             }
         }
         func actionRank(_ action: String) -> Int {
-            ServiceAction.allCases.firstIndex { $0.rawValue == action } ?? BackupAction.allCases.firstIndex { $0.rawValue == action } ?? 99
+            ServiceAction.allCases.firstIndex { $0.rawValue == action } ?? BackupAction.allCases.firstIndex { $0.rawValue == action }
+                ?? MonitorAction.allCases.firstIndex { $0.rawValue == action } ?? 99
         }
         return (kindRank(a.resource), a.resource, actionRank(a.action), a.replica ?? -1)
             < (kindRank(b.resource), b.resource, actionRank(b.action), b.replica ?? -1)

@@ -45,8 +45,8 @@ public struct CheckRunner: Sendable {
         }
     }
 
-    struct Failure: Error {
-        let message: String
+    public struct Failure: Error, Sendable {
+        public let message: String
     }
 
     static func endpoint(address: String?, port: Int?) -> (String, Int)? {
@@ -58,7 +58,7 @@ public struct CheckRunner: Sendable {
     }
 
     /// `http://host[:port][/path]`.
-    static func parse(url: String) -> (host: String, port: Int, path: String)? {
+    public static func parse(url: String) -> (host: String, port: Int, path: String)? {
         guard url.hasPrefix("http://") else { return nil }
         let rest = url.dropFirst(7)
         let hostPort = rest.prefix { $0 != "/" }
@@ -71,7 +71,7 @@ public struct CheckRunner: Sendable {
 
     private static func remaining(_ deadline: Date) -> Int32 { Int32(max(0, deadline.timeIntervalSinceNow * 1000)) }
 
-    static func connect(host: String, port: Int, deadline: Date) -> Swift.Result<Int32, Failure> {
+    public static func connect(host: String, port: Int, deadline: Date) -> Swift.Result<Int32, Failure> {
         var hints = addrinfo()
         hints.ai_family = AF_INET
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

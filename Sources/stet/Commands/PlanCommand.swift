@@ -237,6 +237,8 @@ struct ApplyCommand: AsyncParsableCommand {
             let facts: String
             if change.resource.hasPrefix("BackupPolicy/") {
                 facts = observed.backups[name]?.facts ?? "absent"
+            } else if change.resource.hasPrefix("Monitor/") {
+                facts = observed.monitors[name]?.specHash ?? "absent"
             } else {
                 let replica = change.replica.flatMap { observed.services[name]?.replicas[$0] }
                 facts = replica?.facts(includingHealth: change.reason.code == "replica-unhealthy") ?? "absent"

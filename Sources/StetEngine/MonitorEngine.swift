@@ -1,0 +1,191 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+public import StetProviders
+public import StetState
+
+/// Runs the registered monitors inside `stet run`: each probe on its interval with a little
+/// jitter, never overlapping itself, bounded by its timeout; alert states as Prometheus keeps
+/// them, saved on every change; notifications through a queue that retries and never blocks.
+public final class MonitorEngine: @unchecked Sendable {
+    public let registry: MonitorRegistry
+    let probes: ProbeRunner
+    public let queue: NotificationQueue
+    /// A firing alert is sent again this often, well within Alertmanager's resolve timeout (5 min).
+    public var resendInterval: Double = 60
+    private var entries: [String: MonitorRegistry.Entry] = [:]
+    private var nextProbe: [String: Date] = [:]
+    private var lastSave = Date.distantPast
+    private let log: @Sendable (String) -> Void
+
+    public init(store: FileStateStore, replicas: ReplicaProvider, backups: BackupProvider, log: @escaping @Sendable (String) -> Void) {
+        registry = MonitorRegistry(store: store)
+        probes = ProbeRunner(replicas: replicas, backups: backups)
+        queue = NotificationQueue(sender: NotifierSender(log: log), log: log)
+        self.log = log
+    }
+
+    /// Re-reads the registrations (after a pass may have changed them) and schedules new monitors.
+    public func sync(_ desired: DesiredState, now: Date = Date()) {
+        entries = (try? registry.load()) ?? entries
+        for name in Array(nextProbe.keys) where entries[name] == nil || desired.monitors[name] == nil { nextProbe[name] = nil }
+        for (name, _) in entries {
+            guard let monitor = desired.monitors[name], nextProbe[name] == nil else { continue }
+            nextProbe[name] = now.addingTimeInterval(Self.jitter(monitor, name))
+        }
+    }
+
+    /// Up to a tenth of the interval (at most 1 s), fixed per monitor, so probes spread out.
+    static func jitter(_ monitor: Monitor, _ name: String) -> Double {
+        let spread = min(1, monitor.interval.seconds / 10)
+        let hash = SHA256.hash(Data(name.utf8)).prefix(2).reduce(0) { $0 * 256 + Int($1) }
+        return spread * Double(hash) / 65_536
+    }
+
+    public var nextDue: Date? { nextProbe.values.min() }
+
+    /// Runs every probe that is due, all at once; each monitor's next probe is scheduled from
+    /// its last start, so a slow probe delays only itself and never overlaps itself.
+    public func runDue(_ desired: DesiredState, now: Date = Date()) async {
+        let due = nextProbe.filter { $0.value <= now }.keys.sorted()
+        guard !due.isEmpty else { return }
+        let probes = self.probes
+        let results = await withTaskGroup(of: (String, ProbeRunner.Result)?.self) { group in
+            for name in due {
+                guard let monitor = desired.monitors[name] else { continue }
+                group.addTask { (name, await probes.probe(monitor, desired: desired)) }
+            }
+            var results: [(String, ProbeRunner.Result)] = []
+            for await result in group { if let result { results.append(result) } }
+            return results
+        }
+        var changed = false
+        let finished = Date()
+        for (name, result) in results {
+            guard let monitor = desired.monitors[name], var entry = entries[name] else { continue }
+            var start = nextProbe[name] ?? now
+            repeat { start = start.addingTimeInterval(monitor.interval.seconds) } while start <= finished
+            nextProbe[name] = start
+            let transition = entry.state.record(ok: result.ok, detail: result.detail, durationMs: result.durationMs, at: now, pendingFor: monitor.pendingFor)
+            switch transition {
+            case .firing:
+                send(monitor, entry.state, resolved: false, desired: desired)
+                entry.lastSent = now
+                log("monitor \(name) firing: \(result.detail)")
+                changed = true
+            case .resolved:
+                var resolved = entry.state
+                resolved.activeAt = entries[name]?.state.activeAt
+                send(monitor, resolved, resolved: true, desired: desired)
+                entry.lastSent = nil
+                log("monitor \(name) resolved")
+                changed = true
+            case .pending, .cleared:
+                changed = true
+            case .none:
+                if entry.state.phase == .firing, now.timeIntervalSince(entry.lastSent ?? .distantPast) >= resendInterval {
+                    send(monitor, entry.state, resolved: false, desired: desired)
+                    entry.lastSent = now
+                    changed = true
+                }
+            }
+            entries[name] = entry
+        }
+        // States are saved on every change, and the last probes every few seconds for `status`.
+        if changed || finished.timeIntervalSince(lastSave) >= 5 {
+            lastSave = finished
+            // Keep registrations made meanwhile; write only the states.
+            var stored = (try? registry.load()) ?? [:]
+            for (name, entry) in entries where stored[name] != nil { stored[name]!.state = entry.state; stored[name]!.lastSent = entry.lastSent }
+            try? registry.save(stored)
+        }
+    }
+
+    private func send(_ monitor: Monitor, _ state: AlertState, resolved: Bool, desired: DesiredState) {
+        let message = AlertMessage(
+            labels: AlertMessage.labels(for: monitor),
+            annotations: [
+                "summary": "\(monitor.metadata.name) is failing: \(state.lastDetail ?? "")",
+                "description": "Stet's monitor \(monitor.metadata.name) has failed since \(state.activeAt.map { RFC3339.format($0) } ?? "?")",
+            ],
+            startsAt: RFC3339.format(state.activeAt ?? Date()), endsAt: resolved ? RFC3339.format(Date()) : nil)
+        for name in monitor.notify {
+            guard let notifier = desired.notifiers[name] else { continue }
+            queue.enqueue([message], to: notifier)
+        }
+    }
+
+    /// An alert about Stet itself (a refused release, an exhausted budget), to every notifier.
+    public func selfAlert(_ alertname: String, summary: String, desired: DesiredState) {
+        let message = AlertMessage(
+            labels: ["alertname": alertname, "severity": "critical", "source": "stet"], annotations: ["summary": summary],
+            startsAt: RFC3339.format(Date()))
+        for notifier in desired.notifiers.values { queue.enqueue([message], to: notifier) }
+    }
+}
+
+/// Notifications waiting for their receivers: sent on a queue of their own, retried with
+/// backoff (1 s doubling to 60 s) while a receiver is down, at most `limit` kept (the oldest
+/// dropped first), every outcome counted.
+public final class NotificationQueue: @unchecked Sendable {
+    struct Item {
+        let alerts: [AlertMessage]
+        let notifier: Notifier
+        var attempts: Int
+    }
+
+    public struct Counts: Sendable, Equatable {
+        public var delivered = 0
+        public var failedAttempts = 0
+        public var dropped = 0
+        public var waiting = 0
+    }
+
+    private let sender: NotifierSender
+    private let log: @Sendable (String) -> Void
+    private let worker = DispatchQueue(label: "stet.notifications")
+    private let lock = NSLock()
+    private var items: [Item] = []
+    private var counts = Counts()
+    public var limit = 1000
+
+    init(sender: NotifierSender, log: @escaping @Sendable (String) -> Void) {
+        self.sender = sender
+        self.log = log
+    }
+
+    public var snapshot: Counts { lock.withLock { var counts = self.counts; counts.waiting = items.count; return counts } }
+
+    public func enqueue(_ alerts: [AlertMessage], to notifier: Notifier) {
+        lock.withLock {
+            if items.count >= limit {
+                items.removeFirst()
+                counts.dropped += 1
+            }
+            items.append(Item(alerts: alerts, notifier: notifier, attempts: 0))
+        }
+        worker.async { self.drain() }
+    }
+
+    /// Sends what waits, in order; a failed item goes back with its delay.
+    private func drain() {
+        while let item = lock.withLock({ items.isEmpty ? nil : items.removeFirst() }) {
+            if let error = sender.send(item.alerts, to: item.notifier) {
+                var retry = item
+                retry.attempts += 1
+                lock.withLock { counts.failedAttempts += 1 }
+                let delay = min(60, pow(2, Double(retry.attempts - 1)))
+                if retry.attempts == 1 || retry.attempts % 10 == 0 {
+                    log("notifier \(item.notifier.metadata.name) failed (\(error)); retrying in \(Int(delay)) s")
+                }
+                let again = retry
+                worker.asyncAfter(deadline: .now() + delay) {
+                    self.lock.withLock { self.items.insert(again, at: 0) }
+                    self.drain()
+                }
+            } else {
+                lock.withLock { counts.delivered += 1 }
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+public import Foundation
+public import StetCore
+import StetCrypto
+public import StetState
+
+/// The monitors the reconcile loop runs, with their alert states (`STATE/monitors.json`), so a
+/// restart of `stet run` neither resets a pending timer nor fires a firing alert again.
+public final class MonitorRegistry: Provider, @unchecked Sendable {
+    public static let key = "monitors.json"
+    public let store: FileStateStore
+    private let lock = NSLock()
+
+    public init(store: FileStateStore) { self.store = store }
+
+    public struct Entry: Codable, Sendable, Equatable {
+        public var specHash: String
+        public var state: AlertState
+        /// When the firing alert was last sent (re-sent well within Alertmanager's resolve timeout).
+        public var lastSent: Date?
+    }
+
+    public func load() throws -> [String: Entry] {
+        try lock.withLock {
+            guard let data = try store.read(Self.key) else { return [:] }
+            do { return try JSONCoding.decoder.decode([String: Entry].self, from: data) } catch {
+                throw StateError.corrupt(Self.key, "\(error)")
+            }
+        }
+    }
+
+    public func save(_ entries: [String: Entry]) throws {
+        try lock.withLock { try store.write(Self.key, try JSONCoding.encoder.encode(entries)) }
+    }
+
+    public static func specHash(_ monitor: Monitor) -> String { Data(monitor.specText.utf8).sha256Reference }
+
+    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        var observed = ObservedState()
+        for (name, entry) in try load() {
+            observed.monitors[name] = ObservedMonitor(name: name, specHash: entry.specHash, state: entry.state)
+        }
+        return observed
+    }
+
+    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        let name = String(change.resource.split(separator: "/").last ?? "")
+        do {
+            var entries = try load()
+            switch MonitorAction(rawValue: change.action) {
+            case .registerMonitor, .updateMonitor:
+                guard let monitor = desired.monitors[name] else { return .failed("\(change.resource) is not in the release") }
+                var entry = entries[name] ?? Entry(specHash: "", state: AlertState(), lastSent: nil)
+                entry.specHash = Self.specHash(monitor)
+                entries[name] = entry
+                try save(entries)
+                return .done(change.action == MonitorAction.registerMonitor.rawValue ? "registered" : "updated; its alert state carries on")
+            case .unregisterMonitor:
+                entries[name] = nil
+                try save(entries)
+                return .done("unregistered")
+            case nil:
+                return .failed("unknown action \(change.action)")
+            }
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}

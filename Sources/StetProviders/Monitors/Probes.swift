@@ -1,0 +1,117 @@
+public import Foundation
+public import StetCore
+
+/// Runs a monitor's probe once, bounded by its timeout.
+public struct ProbeRunner: Sendable {
+    public let replicas: ReplicaProvider
+    public let backups: BackupProvider
+    let checks = CheckRunner()
+
+    public init(replicas: ReplicaProvider, backups: BackupProvider) {
+        self.replicas = replicas
+        self.backups = backups
+    }
+
+    public struct Result: Sendable {
+        public let ok: Bool
+        public let detail: String
+        public let durationMs: Int
+    }
+
+    public func probe(_ monitor: Monitor, desired: DesiredState, now: Date = Date()) async -> Result {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let (ok, detail): (Bool, String)
+        switch monitor.probe {
+        case .check(let check):
+            let result = checks.run(check, port: nil, timeout: monitor.timeout.seconds)
+            (ok, detail) = (result.ok, String(result.detail.prefix(500)))
+        case .service(let name):
+            guard let service = desired.services[name] else {
+                (ok, detail) = (false, "service \(name) is not in the release")
+                break
+            }
+            let records = (try? replicas.records()[name]) ?? [:]
+            let ready = records.values.filter { record in
+                record.index < service.replicas && ProcessTable.isAlive(record.pid, startTime: record.startTime)
+                    && record.healthFailures < (service.health?.failureThreshold ?? Int.max)
+            }.count
+            (ok, detail) = (ready >= service.replicas, "\(ready) of \(service.replicas) replicas ready")
+        case .backup(let name):
+            guard let policy = desired.backupPolicies[name] else {
+                (ok, detail) = (false, "backup policy \(name) is not in the release")
+                break
+            }
+            var scoped = DesiredState()
+            scoped.backupPolicies[name] = policy
+            let observed = try? await backups.observe(scoped, now: now).backups[name]
+            let health = BackupHealth.evaluate(policy, observed, now: now)
+            (ok, detail) = (health.healthy, health.findings.joined(separator: "; "))
+        }
+        return Result(ok: ok, detail: detail, durationMs: Int((DispatchTime.now().uptimeNanoseconds - started) / 1_000_000))
+    }
+}
+
+/// Sends alerts to one notifier. Alertmanager gets its API v2 array; a webhook a JSON object
+/// `{status, alerts}`; a command the same object on standard input; the log a line.
+public struct NotifierSender: Sendable {
+    public let log: @Sendable (String) -> Void
+
+    public init(log: @escaping @Sendable (String) -> Void) { self.log = log }
+
+    public func send(_ alerts: [AlertMessage], to notifier: Notifier, timeout: Double = 3) -> String? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        struct Envelope: Encodable {
+            let status: String
+            let alerts: [AlertMessage]
+        }
+        let status = alerts.allSatisfy { $0.endsAt != nil } ? "resolved" : "firing"
+        switch notifier.target {
+        case .alertmanager(let url):
+            guard let body = try? encoder.encode(alerts) else { return "cannot encode the alerts" }
+            let base = url.hasSuffix("/") ? String(url.dropLast()) : url
+            switch PlainHTTP.request("POST", base + "/api/v2/alerts", body: body, timeout: timeout) {
+            case .success(let response) where (200..<300).contains(response.status): return nil
+            case .success(let response): return "Alertmanager answered \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))"
+            case .failure(let failure): return failure.description
+            }
+        case .webhook(let url):
+            guard let body = try? encoder.encode(Envelope(status: status, alerts: alerts)) else { return "cannot encode the alerts" }
+            switch PlainHTTP.request("POST", url, body: body, timeout: timeout) {
+            case .success(let response) where (200..<300).contains(response.status): return nil
+            case .success(let response): return "the webhook answered \(response.status)"
+            case .failure(let failure): return failure.description
+            }
+        case .exec(let command):
+            guard let body = try? encoder.encode(Envelope(status: status, alerts: alerts)) else { return "cannot encode the alerts" }
+            return Self.run(command, input: body, timeout: timeout)
+        case .log:
+            for alert in alerts {
+                log("alert \(alert.endsAt == nil ? "firing" : "resolved"): \(alert.labels["alertname"] ?? "") "
+                    + "\(alert.labels["monitor"].map { "monitor=\($0) " } ?? "")\(alert.annotations["summary"] ?? "")")
+            }
+            return nil
+        }
+    }
+
+    static func run(_ command: [String], input: Data, timeout: Double) -> String? {
+        guard !command.isEmpty else { return "empty command" }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let stdin = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { return "cannot start \(command[0]): \(error)" }
+        stdin.fileHandleForWriting.write(input)
+        try? stdin.fileHandleForWriting.close()
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(5_000) }
+        if process.isRunning {
+            process.terminate()
+            return "\(command[0]) did not finish within \(timeout) s"
+        }
+        return process.terminationStatus == 0 ? nil : "\(command[0]) exited \(process.terminationStatus)"
+    }
+}
