@@ -15,10 +15,10 @@ public final class StateLock: @unchecked Sendable {
 
     private var fd: Int32
 
-    /// Takes the lock, waiting up to `timeout` seconds.
-    public init(store: FileStateStore, timeout: Double) throws {
+    /// Takes the lock (`name` in the state directory), waiting up to `timeout` seconds.
+    public init(store: FileStateStore, timeout: Double, name: String = "lock") throws {
         try AtomicFile.makeDirectory(store.root)
-        let path = store.path("lock")
+        let path = store.path(name)
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StateError.io("open \(path)", errno) }
         let deadline = Date().addingTimeInterval(timeout)
@@ -30,6 +30,18 @@ public final class StateLock: @unchecked Sendable {
             }
             usleep(10_000)
         }
+    }
+
+    /// True while some process holds the lock `name` (without taking it).
+    public static func isHeld(store: FileStateStore, name: String) -> Bool {
+        let fd = open(store.path(name), O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+            flock(fd, LOCK_UN)
+            return false
+        }
+        return errno == EWOULDBLOCK
     }
 
     public func release() {

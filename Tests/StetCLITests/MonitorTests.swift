@@ -141,4 +141,25 @@ import Testing
         #expect(eventually(timeout: 30) { Self.firing() != nil }, "\(run.output)")
         #expect(run.stop() == 0)
     }
+
+    @Test func aDrillReachesAlertmanagerAndIsAudited() throws {
+        let alertmanager = try startAlertmanager()
+        defer { alertmanager.stop() }
+        let drill = try stet("drill", "monitor", "site-up", environment: ci)
+        #expect(drill.status == 0, "\(drill.combined)")
+        #expect(drill.stdout.contains("delivered  am: visible in"))
+        #expect(drill.stdout.contains("delivered  journal"))
+        let log = try stet("audit", "list", "--json").stdout
+        #expect(log.contains(#""action":"drill""#) && log.contains(#""outcome":"ok""#))
+        alertmanager.stop()
+        let down = try stet("drill", "monitor", "site-up", "--timeout", "1", environment: ci)
+        #expect(down.status == 1)
+        #expect(down.stdout.contains("failed  am"))
+    }
+
+    @Test func planWithoutALoopProbesOnceAndSaysSo() throws {
+        let plan = try stet("plan")
+        #expect(plan.stdout.contains("No `stet run` is running here"), "\(plan.combined)")
+        #expect(plan.stdout.contains("Monitor/site-up  failing"))
+    }
 }

@@ -19,6 +19,20 @@ struct PlanningOptions: ParsableArguments {
 }
 
 enum PlanOutput {
+    /// Without a running `stet run`, monitors are not probed on schedule: probe each once now and
+    /// say so.
+    static func probeOnce(_ desired: DesiredState, store: FileStateStore, provider: HostProvider) async {
+        guard !desired.monitors.isEmpty, !StateLock.isHeld(store: store, name: "run.lock") else { return }
+        let out = Terminal.standardOutput
+        out.line(out.yellow("No `stet run` is running here: monitors are not probed on a schedule and alert no one.")
+            + " Probed once now:")
+        let probes = ProbeRunner(replicas: provider.replicas, backups: provider.backups)
+        for name in desired.monitors.keys.sorted() {
+            let result = await probes.probe(desired.monitors[name]!, desired: desired)
+            out.line("  Monitor/\(name)  " + (result.ok ? out.green("ok") : out.red("failing")) + "  \(result.detail) (\(result.durationMs) ms)")
+        }
+    }
+
     static func text(_ plan: Plan) -> String {
         var renderer = PlanText()
         let out = Terminal.standardOutput
@@ -94,6 +108,7 @@ struct PlanCommand: AsyncParsableCommand {
         } else {
             Terminal.standardOutput.write(PlanOutput.text(plan))
             if let out { Terminal.standardOutput.line("Saved to \(out) (signed); apply it with `stet apply \(out)`.") }
+            await PlanOutput.probeOnce(passed.desired, store: global.store, provider: provider)
         }
         if detailedExitcode, plan.changes.count > 0 {
             throw CommandFailure(status: PlanOutput.detailedStatus(plan), message: nil)
@@ -183,6 +198,7 @@ struct ApplyCommand: AsyncParsableCommand {
             Terminal.standardOutput.line("\(mark)  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")"
                 + String(format: "  (%.1f s)", result.seconds))
         }
+        if !json { await PlanOutput.probeOnce(passed.desired, store: global.store, provider: provider) }
         if json {
             struct Line: Encodable {
                 var change: String

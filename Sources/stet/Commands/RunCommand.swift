@@ -5,6 +5,7 @@ import StetCore
 import StetCrypto
 import StetEngine
 import StetManifest
+import StetState
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,6 +46,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
+        // One loop per state directory; `plan` and `status` look at this lock to know one runs.
+        let running = try StateLock(store: global.store, timeout: 0, name: "run.lock")
+        defer { running.release() }
         let session = try OperatorSession(global: global, key: privateKey, policy: nil, via: "daemon")
         var options = ReconcileLoop.Options(manifests: planning.manifests, trustFile: global.trust)
         options.interval = interval

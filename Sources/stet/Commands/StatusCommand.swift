@@ -55,9 +55,17 @@ struct StatusCommand: AsyncParsableCommand {
         var status: ResourceStatus
     }
 
+    struct MonitorLine: Encodable {
+        var resource: String
+        var registered: Bool
+        var state: AlertState?
+    }
+
     struct Report: Encodable {
         var services: [ServiceLine]
         var backups: [BackupLine]
+        var monitors: [MonitorLine]
+        var loopRunning: Bool
     }
 
     func run() async throws {
@@ -87,10 +95,31 @@ struct StatusCommand: AsyncParsableCommand {
                 resource: resource, healthy: health.healthy, findings: health.findings,
                 snapshots: observed.backups[name]?.snapshots.count ?? 0, status: ResourceStatus.load(resource, from: global.store)))
         }
+        let monitors = desired.monitors.keys.sorted().map { name in
+            MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,
+                        state: observed.monitors[name]?.state)
+        }
+        let loopRunning = StateLock.isHeld(store: global.store, name: "run.lock")
         let out = Terminal.standardOutput
         if global.json {
-            out.json(Report(services: lines, backups: backups))
+            out.json(Report(services: lines, backups: backups, monitors: monitors, loopRunning: loopRunning))
         } else {
+            for monitor in monitors {
+                guard let state = monitor.state, monitor.registered else {
+                    out.line("\(monitor.resource)  " + out.yellow("not registered") + " (apply the release; `stet run` probes it)")
+                    continue
+                }
+                let phase = switch state.phase {
+                case .inactive: out.green("ok")
+                case .pending: out.yellow("pending") + (state.activeAt.map { " since \(RFC3339.format($0))" } ?? "")
+                case .firing: out.red("firing") + (state.firedAt.map { " since \(RFC3339.format($0))" } ?? "")
+                }
+                out.line("\(monitor.resource)  \(phase)" + (state.lastDetail.map { "  last probe: \($0)" } ?? "")
+                    + (state.lastProbe.map { " at \(RFC3339.format($0))" } ?? ""))
+            }
+            if !monitors.isEmpty && !loopRunning {
+                out.line(out.yellow("No `stet run` is running here: monitors are not probed and alert no one."))
+            }
             for backup in backups {
                 out.line("\(backup.resource)  \(backup.healthy ? out.green("healthy") : out.red("unhealthy"))  \(backup.snapshots) snapshots")
                 for finding in backup.findings { out.line("  \(finding)") }

@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import StetAudit
+import StetCore
+import StetCrypto
+import StetManifest
+import StetProviders
+
+struct DrillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drill",
+        abstract: "Prove that monitoring reaches a person.",
+        subcommands: [DrillMonitorCommand.self]
+    )
+}
+
+struct DrillMonitorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "monitor",
+        abstract: "Fire a test alert through a monitor's notifiers, confirm delivery, then resolve it.",
+        discussion: """
+            Sends an alert named StetDrill (labels: the monitor's, drill="true") to every notifier \
+            of the monitor. For Alertmanager, delivery is confirmed by finding the alert in its API; \
+            for a webhook or a command, by their accepting it. Then the alert is resolved. Recorded \
+            in the audit log (intent and result).
+
+            EXIT STATUS
+              0   every notifier took the alert
+              1   a notifier did not (named in the output and the audit log)
+              10  the release or the audit log was refused
+            """
+    )
+
+    @Argument(help: "The monitor's name.")
+    var name: String
+
+    @Option(help: ArgumentHelp("Seconds to wait for Alertmanager to show the alert.", valueName: "seconds"))
+    var timeout: Double = 15
+
+    @OptionGroup var planning: PlanningOptions
+
+    @OptionGroup var global: GlobalOptions
+
+    @OptionGroup var key: KeyOption
+
+    func run() async throws {
+        let privateKey = try PrivateKey(contentsOfFile: try key.path())
+        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let (session, passed) = try OperatorSession.verified(
+            gate: gate, global: global, key: privateKey, action: "drill", directory: planning.manifests)
+        defer { try? session.close() }
+        guard let monitor = passed.desired.monitors[name] else {
+            throw CommandFailure(status: ExitStatus.error, message: "no monitor \(name) in the release")
+        }
+        let resource = ResourceID(.monitor, name).description
+        let release = AuditContext.acceptedRelease(global.store)
+        try session.log.append(AuditRecord(
+            kind: .intent, release: release, resource: resource, action: "drill",
+            reason: "test alert through \(monitor.notify.joined(separator: ", "))"))
+        var labels = AlertMessage.labels(for: monitor)
+        labels["alertname"] = "StetDrill"
+        labels["drill"] = "true"
+        let started = Date()
+        var alert = AlertMessage(
+            labels: labels, annotations: ["summary": "drill: a test alert for monitor \(name), sent by stet drill"],
+            startsAt: RFC3339.format(started))
+        let out = Terminal.standardOutput
+        let sender = NotifierSender { Terminal.standardError.line($0) }
+        var failures: [String] = []
+        for notifierName in monitor.notify {
+            guard let notifier = passed.desired.notifiers[notifierName] else { continue }
+            if let error = sender.send([alert], to: notifier) {
+                failures.append("\(notifierName): \(error)")
+                out.line(out.red("failed") + "  \(notifierName): \(error)")
+                continue
+            }
+            if case .alertmanager(let url) = notifier.target {
+                let base = url.hasSuffix("/") ? String(url.dropLast()) : url
+                let deadline = Date().addingTimeInterval(timeout)
+                var seen = false
+                while !seen && Date() < deadline {
+                    if case .success(let response) = PlainHTTP.request("GET", base + "/api/v2/alerts", timeout: 2),
+                        let alerts = try? JSONSerialization.jsonObject(with: response.body) as? [[String: Any]]
+                    {
+                        seen = alerts.contains {
+                            let found = $0["labels"] as? [String: String]
+                            return found?["alertname"] == "StetDrill" && found?["monitor"] == name
+                        }
+                    }
+                    if !seen { usleep(200_000) }
+                }
+                guard seen else {
+                    failures.append("\(notifierName): Alertmanager took the alert but does not show it after \(Int(timeout)) s")
+                    out.line(out.red("failed") + "  \(notifierName): not visible in \(base)/api/v2/alerts")
+                    continue
+                }
+                out.line(out.green("delivered") + "  \(notifierName): visible in \(base)/api/v2/alerts")
+            } else {
+                out.line(out.green("delivered") + "  \(notifierName)")
+            }
+        }
+        alert.endsAt = RFC3339.format(Date())
+        for notifierName in monitor.notify {
+            if let notifier = passed.desired.notifiers[notifierName] { _ = sender.send([alert], to: notifier) }
+        }
+        try session.log.append(AuditRecord(
+            kind: .result, release: release, resource: resource, action: "drill",
+            reason: failures.isEmpty ? "every notifier took the test alert; resolved" : nil,
+            outcome: failures.isEmpty ? .ok : .failed, error: failures.isEmpty ? nil : failures.joined(separator: "; "),
+            durationMs: Int(Date().timeIntervalSince(started) * 1000)))
+        if !failures.isEmpty { throw CommandFailure(status: ExitStatus.error, message: nil) }
+        out.line("resolved the drill alert")
+    }
+}
