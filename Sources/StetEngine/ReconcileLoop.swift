@@ -34,6 +34,19 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     /// What the loop says as it works (for the terminal or a log).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Told each action's outcome, and each pass's duration (for metrics).
+    public var onAction: @Sendable (Change, ActionOutcome) -> Void = { _, _ in }
+    public var onPass: @Sendable (Double) -> Void = { _ in }
+    /// The release in force, readable from other threads (the status server).
+    public let current = Current()
+
+    public final class Current: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value: (DesiredState, AuditEntry.Release) = (DesiredState(), .none)
+        public var desired: DesiredState { lock.withLock { value.0 } }
+        public var release: AuditEntry.Release { lock.withLock { value.1 } }
+        func set(_ desired: DesiredState, _ release: AuditEntry.Release) { lock.withLock { value = (desired, release) } }
+    }
 
     let options: Options
     let store: FileStateStore
@@ -179,6 +192,7 @@ public final class ReconcileLoop: @unchecked Sendable {
             }
             release = new
             desired = passed.desired
+            current.set(desired, release)
             dirty.formUnion(desired.services.keys)
         } catch let refused as ReleaseGate.Refused {
             guard !refusedDigests.contains(digest) else { return }
@@ -212,6 +226,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     private func reconcile() async throws {
         let lock = try StateLock(store: store, timeout: options.lockTimeout)
         defer { lock.release() }
+        let passStarted = DispatchTime.now().uptimeNanoseconds
+        defer { onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9) }
         let services = dirty
         let withBackups = backupsDue
         dirty = []
@@ -274,7 +290,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         host.monitors = monitors.registry
         let applier = Applier(provider: host, audit: audit, store: store, release: release)
         let log = self.log
+        let onAction = self.onAction
         let report = try await applier.apply(toApply, desired: desired) { result in
+            onAction(result.change, result.outcome)
             log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
         }
         failedLastPass = report.failed

@@ -5,6 +5,7 @@ import StetCore
 import StetCrypto
 import StetEngine
 import StetManifest
+import StetServer
 import StetState
 
 struct RunCommand: AsyncParsableCommand {
@@ -44,6 +45,19 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "One pass, then exit.")
     var once = false
 
+    @Option(help: ArgumentHelp("Serve /metrics, /healthz, /status and a status page on HOST:PORT (e.g. 127.0.0.1:9464).", valueName: "host:port"))
+    var listen: String?
+
+    func validate() throws {
+        if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
+    }
+
+    static func address(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(text[..<colon])
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         // One loop per state directory; `plan` and `status` look at this lock to know one runs.
@@ -65,8 +79,24 @@ struct RunCommand: AsyncParsableCommand {
                 Terminal.standardError.line("\(RFC3339Now.text())  \(message)")
             }
         }
+        let metrics = StetMetrics()
+        let actions = ActionCounter(metrics: metrics)
+        loop.onAction = { change, outcome in actions.record(change, outcome) }
+        loop.onPass = { seconds in metrics.reconcileSeconds.record(.milliseconds(Int64(seconds * 1000))) }
+        var server: Task<Void, any Error>?
+        if let listen, let (host, port) = Self.address(listen) {
+            let source = LoopStatus(loop: loop, store: global.store, audit: session.log)
+            let log = loop.log
+            server = Task {
+                try await StatusServer.run(host: host, port: port, metrics: metrics, source: source) { bound in
+                    log("serving http://\(host):\(bound)/ (/metrics, /healthz, /status)")
+                }
+            }
+        }
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(planning.manifests), state in \(global.store.root)")
         let ok = try await loop.run()
+        server?.cancel()
+        _ = await server?.result
         try session.close()
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: stopped")
         if !ok { throw CommandFailure(status: ExitStatus.error, message: nil) }
@@ -75,4 +105,17 @@ struct RunCommand: AsyncParsableCommand {
 
 enum RFC3339Now {
     static func text() -> String { RFC3339.format(Date(), milliseconds: true) }
+}
+
+/// `stet_actions_total{kind, cause, outcome}`.
+final class ActionCounter: @unchecked Sendable {
+    let metrics: StetMetrics
+    init(metrics: StetMetrics) { self.metrics = metrics }
+
+    func record(_ change: Change, _ outcome: ActionOutcome) {
+        metrics.counter("actions", "Actions taken by the reconcile loop.", [
+            ("kind", String(change.resource.split(separator: "/").first ?? "")), ("action", change.action), ("cause", change.cause.rawValue),
+            ("outcome", outcome.ok ? "ok" : "failed"),
+        ]).increment()
+    }
 }

@@ -68,10 +68,9 @@ struct StatusCommand: AsyncParsableCommand {
         var loopRunning: Bool
     }
 
-    func run() async throws {
-        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
-        let desired = try gate.open(accept: false, now: Date()).desired
-        let provider = HostProvider(store: global.store)
+    /// Everything `status` shows, for the command, `/status` and the status page.
+    static func report(desired: DesiredState, store: FileStateStore) async throws -> Report {
+        let provider = HostProvider(store: store)
         let observed = try await provider.observe(desired, now: Date())
         var lines: [ServiceLine] = []
         for name in Set(desired.services.keys).union(observed.services.keys).sorted() {
@@ -85,7 +84,7 @@ struct StatusCommand: AsyncParsableCommand {
                     ReplicaLine(index: $0.index, pid: $0.pid, port: $0.port, status: $0.status.rawValue, health: $0.health.rawValue,
                                 restarts: $0.restarts, lastExit: $0.lastExit)
                 },
-                status: ResourceStatus.load(resource, from: global.store)))
+                status: ResourceStatus.load(resource, from: store)))
         }
         var backups: [BackupLine] = []
         for name in desired.backupPolicies.keys.sorted() {
@@ -93,16 +92,24 @@ struct StatusCommand: AsyncParsableCommand {
             let health = BackupHealth.evaluate(desired.backupPolicies[name]!, observed.backups[name], now: Date())
             backups.append(BackupLine(
                 resource: resource, healthy: health.healthy, findings: health.findings,
-                snapshots: observed.backups[name]?.snapshots.count ?? 0, status: ResourceStatus.load(resource, from: global.store)))
+                snapshots: observed.backups[name]?.snapshots.count ?? 0, status: ResourceStatus.load(resource, from: store)))
         }
         let monitors = desired.monitors.keys.sorted().map { name in
             MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,
                         state: observed.monitors[name]?.state)
         }
-        let loopRunning = StateLock.isHeld(store: global.store, name: "run.lock")
+        return Report(
+            services: lines, backups: backups, monitors: monitors, loopRunning: StateLock.isHeld(store: store, name: "run.lock"))
+    }
+
+    func run() async throws {
+        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let desired = try gate.open(accept: false, now: Date()).desired
+        let report = try await Self.report(desired: desired, store: global.store)
+        let (lines, backups, monitors, loopRunning) = (report.services, report.backups, report.monitors, report.loopRunning)
         let out = Terminal.standardOutput
         if global.json {
-            out.json(Report(services: lines, backups: backups, monitors: monitors, loopRunning: loopRunning))
+            out.json(report)
         } else {
             for monitor in monitors {
                 guard let state = monitor.state, monitor.registered else {

@@ -1,0 +1,122 @@
+import Foundation
+import StetAudit
+import StetCore
+import StetCrypto
+import StetEngine
+import StetProviders
+import StetServer
+import StetState
+
+/// What `stet run --listen` serves: metrics and status of the loop's release and host.
+struct LoopStatus: StatusSource {
+    let loop: ReconcileLoop
+    let store: FileStateStore
+    let audit: AuditLog
+
+    func refresh(_ metrics: StetMetrics) async {
+        let desired = loop.current.desired
+        metrics.gauge("release_version", "Version of the release in force.").set(to: Double(loop.current.release.version))
+        metrics.gauge("audit_entries", "Entries in the audit log.").set(to: Double(audit.size))
+        guard let report = try? await StatusCommand.report(desired: desired, store: store) else { return }
+        for service in report.services {
+            let labels = [("service", service.resource.split(separator: "/").last.map(String.init) ?? "")]
+            metrics.gauge("replicas_desired", "Replicas the release promises.", labels).set(to: Double(service.promised))
+            metrics.gauge("replicas_ready", "Replicas running and passing their health check.", labels).set(to: Double(service.ready))
+        }
+        let backups = BackupProvider(store: store)
+        let observed = (try? await backups.observe(desired, now: Date()).backups) ?? [:]
+        for backup in report.backups {
+            let name = backup.resource.split(separator: "/").last.map(String.init) ?? ""
+            metrics.gauge("backup_healthy", "1 when the newest snapshot is within the RPO and the last check and restore test passed.",
+                          [("policy", name)]).set(to: backup.healthy ? 1 : 0)
+            if let newest = observed[name]?.newest {
+                metrics.gauge("backup_last_success_timestamp_seconds", "Time of the newest snapshot (Unix seconds).", [("policy", name)])
+                    .set(to: newest.timeIntervalSince1970)
+            }
+        }
+        for monitor in report.monitors {
+            let name = monitor.resource.split(separator: "/").last.map(String.init) ?? ""
+            guard let state = monitor.state else { continue }
+            metrics.gauge("probe_success", "1 when the monitor's last probe succeeded.", [("monitor", name)]).set(to: state.lastOK == true ? 1 : 0)
+            metrics.gauge("probe_duration_seconds", "Duration of the monitor's last probe.", [("monitor", name)])
+                .set(to: Double(state.lastDurationMs ?? 0) / 1000)
+            for phase in ["inactive", "pending", "firing"] {
+                metrics.gauge("alert_state", "1 for the alert state the monitor is in.", [("monitor", name), ("state", phase)])
+                    .set(to: state.phase.rawValue == phase ? 1 : 0)
+            }
+        }
+        if let counts = loop.monitors?.queue.snapshot {
+            metrics.gauge("notifications_delivered", "Notifications delivered since start.").set(to: Double(counts.delivered))
+            metrics.gauge("notifications_failed_attempts", "Failed delivery attempts since start.").set(to: Double(counts.failedAttempts))
+            metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(counts.waiting))
+        }
+    }
+
+    func statusJSON() async -> Data {
+        guard let report = try? await StatusCommand.report(desired: loop.current.desired, store: store) else { return Data("{}".utf8) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return (try? encoder.encode(report)) ?? Data("{}".utf8)
+    }
+
+    func statusPage() async -> String {
+        let report = try? await StatusCommand.report(desired: loop.current.desired, store: store)
+        func html(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        }
+        func badge(_ ok: Bool, _ text: String) -> String { "<span class=\"\(ok ? "ok" : "bad")\">\(html(text))</span>" }
+        var rows: [String] = []
+        for service in report?.services ?? [] {
+            rows.append("<tr><td>\(html(service.resource))</td><td>\(badge(service.met, "\(service.ready)/\(service.promised) ready"))</td><td>"
+                + html(service.status.lastAction.map { "\($0): \(service.status.lastOutcome ?? "")" } ?? "") + "</td></tr>")
+        }
+        for backup in report?.backups ?? [] {
+            rows.append("<tr><td>\(html(backup.resource))</td><td>\(badge(backup.healthy, backup.healthy ? "healthy" : "unhealthy"))</td><td>"
+                + html(backup.findings.joined(separator: "; ")) + "</td></tr>")
+        }
+        for monitor in report?.monitors ?? [] {
+            let phase = monitor.state?.phase.rawValue ?? "not registered"
+            rows.append("<tr><td>\(html(monitor.resource))</td><td>\(badge(phase == "inactive", phase == "inactive" ? "ok" : phase))</td><td>"
+                + html(monitor.state?.lastDetail ?? "") + "</td></tr>")
+        }
+        let tail = Self.auditTail(store: store, count: 15).map { entry in
+            "<tr><td>\(entry.seq)</td><td>\(html(entry.time))</td><td>\(html(entry.kind.rawValue))</td><td>\(html(entry.resource ?? ""))</td><td>"
+                + html([entry.action, entry.outcome?.rawValue, entry.reason ?? entry.error].compactMap { $0 }.joined(separator: " · ")) + "</td></tr>"
+        }
+        return """
+            <!doctype html>
+            <html lang="en"><head><meta charset="utf-8"><title>stet status</title>
+            <style>
+            body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+            table{border-collapse:collapse;margin-bottom:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
+            .ok{color:#0a0;font-weight:600}.bad{color:#c00;font-weight:600}h1{font-size:20px}
+            </style></head><body>
+            <h1>stet — release version \(loop.current.release.version)</h1>
+            <table><tr><th>resource</th><th>health</th><th>detail</th></tr>
+            \(rows.joined(separator: "\n"))
+            </table>
+            <h2>audit log, newest last</h2>
+            <table><tr><th>seq</th><th>time</th><th>kind</th><th>resource</th><th>what</th></tr>
+            \(tail.joined(separator: "\n"))
+            </table></body></html>
+            """
+    }
+
+    /// The last `count` entries, read from the end of the log file only.
+    static func auditTail(store: FileStateStore, count: Int) -> [AuditEntry] {
+        let path = (AuditLog.directory(in: store.root) as NSString).appendingPathComponent(AuditLog.logName)
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        let start = size > 262_144 ? size - 262_144 : 0
+        try? handle.seek(toOffset: start)
+        let data = (try? handle.readToEnd()) ?? Data()
+        var lines = data.split(separator: 0x0A)
+        if start > 0, !lines.isEmpty { lines.removeFirst() }
+        return lines.suffix(count).compactMap { line in
+            guard let envelope = try? Envelope(json: Data(line)) else { return nil }
+            return try? AuditEntry.decode(payload: envelope.payload)
+        }
+    }
+}
