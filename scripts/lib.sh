@@ -23,4 +23,6 @@ STET_PACKAGES=(
   "python3:command -v python3"
   "restic:command -v restic"
   "prometheus-alertmanager:command -v prometheus-alertmanager"
+  "prometheus:command -v promtool"
+  "chromium:command -v chromium"
 )

@@ -90,7 +90,7 @@ struct LoopStatus: StatusSource {
             <style>
             body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
             table{border-collapse:collapse;margin-bottom:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
-            .ok{color:#0a0;font-weight:600}.bad{color:#c00;font-weight:600}h1{font-size:20px}
+            .ok{color:#0a0;font-weight:600}.bad{color:#c00;font-weight:600}h1{font-size:20px}td:nth-child(2){white-space:nowrap}
             </style></head><body>
             <h1>stet — release version \(loop.current.release.version)</h1>
             <table><tr><th>resource</th><th>health</th><th>detail</th></tr>
