@@ -11,6 +11,8 @@ public final class MonitorEngine: @unchecked Sendable {
     public let registry: MonitorRegistry
     let probes: ProbeRunner
     public let queue: NotificationQueue
+    /// Told, for each probe, when it was due and when it started (for the benchmark).
+    public var onProbe: (@Sendable (String, Date, Date) -> Void)?
     /// A firing alert is sent again this often, well within Alertmanager's resolve timeout (5 min).
     public var resendInterval: Double = 60
     private var entries: [String: MonitorRegistry.Entry] = [:]
@@ -50,10 +52,15 @@ public final class MonitorEngine: @unchecked Sendable {
         let due = nextProbe.filter { $0.value <= now }.keys.sorted()
         guard !due.isEmpty else { return }
         let probes = self.probes
+        let onProbe = self.onProbe
+        let scheduled = nextProbe
         let results = await withTaskGroup(of: (String, ProbeRunner.Result)?.self) { group in
             for name in due {
                 guard let monitor = desired.monitors[name] else { continue }
-                group.addTask { (name, await probes.probe(monitor, desired: desired)) }
+                group.addTask {
+                    if let onProbe, let due = scheduled[name] { onProbe(name, due, Date()) }
+                    return (name, await probes.probe(monitor, desired: desired))
+                }
             }
             var results: [(String, ProbeRunner.Result)] = []
             for await result in group { if let result { results.append(result) } }

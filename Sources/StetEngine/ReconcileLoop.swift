@@ -74,6 +74,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     private let wake: (read: Int32, write: Int32)
     private var signalSources: [any DispatchSourceSignal] = []
     private var failedLastPass = false
+    private var consecutiveFailures: [String: Int] = [:]
 
     struct Watcher {
         let fd: Int32
@@ -296,6 +297,20 @@ public final class ReconcileLoop: @unchecked Sendable {
             log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
         }
         failedLastPass = report.failed
+        // A provider that fails the same resource three times running is alerted on, once.
+        for result in report.results {
+            let key = result.change.resource
+            if result.outcome.ok {
+                consecutiveFailures[key] = 0
+            } else {
+                consecutiveFailures[key, default: 0] += 1
+                if consecutiveFailures[key] == 3 {
+                    monitors?.selfAlert(
+                        "StetProviderFailing",
+                        summary: "\(key) failed three times running: \(result.outcome.error ?? "")", desired: desired)
+                }
+            }
+        }
         for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
             // A failed correction is retried after the backoff (backups at the next interval).
             dirty.insert(String(result.change.resource.split(separator: "/").last ?? ""))

@@ -107,3 +107,15 @@ import Testing
         #expect(throws: PlanFile.Refused.self) { try PlanFile.open(tampered.json(), source: "p", trust: trust) }
     }
 }
+
+/// Exec checks keep the start of what the command printed.
+@Suite struct CheckRunnerTests {
+    @Test func execOutputIsCapturedAndCapped() {
+        let result = CheckRunner().run(.exec(command: ["sh", "-c", "echo first line; echo second; exit 3"]), port: nil, timeout: 5)
+        #expect(!result.ok)
+        #expect(result.detail == "exit 3: first line | second")
+        let long = CheckRunner().run(.exec(command: ["sh", "-c", "head -c 100000 /dev/zero | tr '\\\\0' x"]), port: nil, timeout: 5)
+        #expect(long.ok)
+        #expect(long.detail.count < 2100)
+    }
+}

@@ -149,9 +149,19 @@ public struct CheckRunner: Sendable {
 
     static func exec(_ command: [String], environment: [String: String], workingDirectory: String?, deadline: Date) -> Result {
         guard !command.isEmpty else { return Result(ok: false, detail: "empty command") }
+        // Output goes to a scratch file, of which the first 2 KiB are kept in the result.
+        let output = NSTemporaryDirectory() + "/stet-check-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(output) }
         var pid: pid_t = 0
-        let rc = Spawn.start(command, environment: environment, workingDirectory: workingDirectory, logPath: "/dev/null", pid: &pid)
+        let rc = Spawn.start(command, environment: environment, workingDirectory: workingDirectory, logPath: output, pid: &pid)
         guard rc == 0 else { return Result(ok: false, detail: "cannot start \(command[0]): \(String(cString: strerror(rc)))") }
+        func captured() -> String {
+            guard let handle = FileHandle(forReadingAtPath: output) else { return "" }
+            defer { try? handle.close() }
+            let text = String(decoding: (try? handle.read(upToCount: 2048)) ?? Data(), as: UTF8.self)
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            return text.isEmpty ? "" : ": " + text.replacingOccurrences(of: "\n", with: " | ")
+        }
         var status: Int32 = 0
         while true {
             let done = waitpid(pid, &status, WNOHANG)
@@ -160,13 +170,13 @@ public struct CheckRunner: Sendable {
                 kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)
                 waitpid(pid, &status, 0)
-                return Result(ok: false, detail: "timed out")
+                return Result(ok: false, detail: "timed out" + captured())
             }
             usleep(5_000)
         }
         let code = (status >> 8) & 0xFF
-        if status & 0x7F != 0 { return Result(ok: false, detail: "killed by signal \(status & 0x7F)") }
-        return Result(ok: code == 0, detail: "exit \(code)")
+        if status & 0x7F != 0 { return Result(ok: false, detail: "killed by signal \(status & 0x7F)" + captured()) }
+        return Result(ok: code == 0, detail: "exit \(code)" + captured())
     }
 }
 

@@ -17,6 +17,12 @@ public final class MonitorRegistry: Provider, @unchecked Sendable {
         public var state: AlertState
         /// When the firing alert was last sent (re-sent well within Alertmanager's resolve timeout).
         public var lastSent: Date?
+
+        public init(specHash: String, state: AlertState, lastSent: Date?) {
+            self.specHash = specHash
+            self.state = state
+            self.lastSent = lastSent
+        }
     }
 
     public func load() throws -> [String: Entry] {

@@ -5,6 +5,7 @@ import StetCore
 import StetCrypto
 import StetEngine
 import StetManifest
+import StetProviders
 import StetServer
 import StetState
 
@@ -94,7 +95,19 @@ struct RunCommand: AsyncParsableCommand {
             }
         }
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(planning.manifests), state in \(global.store.root)")
-        let ok = try await loop.run()
+        let ok: Bool
+        do {
+            ok = try await loop.run()
+        } catch let damaged as AuditError where damaged.code == .tampered {
+            // The log refuses every append, so Stet can act no more: say so to every receiver.
+            let alert = AlertMessage(
+                labels: ["alertname": "StetAuditLogDamaged", "severity": "critical", "source": "stet"],
+                annotations: ["summary": damaged.message], startsAt: RFC3339.format(Date()))
+            let sender = NotifierSender { Terminal.standardError.line($0) }
+            for notifier in loop.current.desired.notifiers.values { _ = sender.send([alert], to: notifier) }
+            server?.cancel()
+            throw damaged
+        }
         server?.cancel()
         _ = await server?.result
         try session.close()
