@@ -101,7 +101,7 @@ import Testing
             "/bin/sh", ["-c", "exec python3 -m http.server --bind 127.0.0.1 \(Self.targetPort)"], in: repo.root.path)
         defer { target.stop(SIGKILL) }
         #expect(eventually(timeout: 20) { Self.firing() == nil }, "\(run.output)")
-        #expect(state()?["phase"] as? String == "inactive")
+        #expect(eventually { state()?["phase"] as? String == "inactive" })
         #expect(run.stop() == 0)
     }
 
