@@ -37,9 +37,10 @@ public final class MonitorEngine: @unchecked Sendable {
         }
     }
 
-    /// Up to a tenth of the interval (at most 1 s), fixed per monitor, so probes spread out.
+    /// A fixed offset per monitor within its interval (at most 5 s), as Prometheus offsets its
+    /// scrapes, so many monitors of one interval spread out instead of starting together.
     static func jitter(_ monitor: Monitor, _ name: String) -> Double {
-        let spread = min(1, monitor.interval.seconds / 10)
+        let spread = min(5, monitor.interval.seconds)
         let hash = SHA256.hash(Data(name.utf8)).prefix(2).reduce(0) { $0 * 256 + Int($1) }
         return spread * Double(hash) / 65_536
     }
