@@ -205,7 +205,9 @@ struct AuditVerifyCommand: ParsableCommand {
             Checks every line: Stet's envelope form, the signature by an operator key of the trust \
             policy (the pinned one and those pinned before it), seq, the chain of prev hashes; then \
             computes the Merkle root, and checks that the log still holds each --checkpoint's tree. \
-            With --proof, checks only that proof, offline: no log is needed.
+            --checkpoints DIR checks every file of a directory, oldest (smallest) to newest: checkpoints \
+            that all hold for this log hold for each other too. With --proof, checks only that proof, \
+            offline: no log is needed.
 
             EXIT STATUS
               0   everything holds
@@ -218,6 +220,9 @@ struct AuditVerifyCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint"), help: ArgumentHelp("A checkpoint taken earlier (repeatable).", valueName: "file"))
     var checkpoints: [String] = []
 
+    @Option(name: .customLong("checkpoints"), help: ArgumentHelp("A directory of checkpoints (e.g. one kept in git by CI, one per host); every file is checked.", valueName: "dir"))
+    var checkpointsDir: String?
+
     @Option(help: ArgumentHelp("An inclusion proof from `stet audit prove`.", valueName: "file"))
     var proof: String?
 
@@ -229,7 +234,14 @@ struct AuditVerifyCommand: ParsableCommand {
             return
         }
         var notes: [(source: String, note: String)] = []
-        for file in checkpoints {
+        var files = checkpoints
+        if let checkpointsDir {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: checkpointsDir) else {
+                throw CommandFailure(status: ExitStatus.error, message: "cannot read the checkpoint directory \(checkpointsDir)")
+            }
+            files += names.filter { !$0.hasPrefix(".") }.sorted().map { (checkpointsDir as NSString).appendingPathComponent($0) }
+        }
+        for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw CommandFailure(status: ExitStatus.error, message: "cannot read checkpoint \(file)")
             }
@@ -265,7 +277,7 @@ struct AuditVerifyCommand: ParsableCommand {
             } else if report.tornBytes > 0 {
                 out.line("result       " + out.yellow("torn write") + ": \(tornMessage(report))")
             }
-            for checkpoint in report.checkpoints {
+            for checkpoint in report.checkpoints.sorted(by: { ($0.size ?? -1) < ($1.size ?? -1) }) {
                 let status = checkpoint.consistent ? out.green("consistent") : out.red("inconsistent")
                 out.line("checkpoint   \(checkpoint.source): \(status)"
                     + (checkpoint.size.map { " (size \($0)" + (checkpoint.signer.map { ", signed by \($0))" } ?? ")") } ?? "")

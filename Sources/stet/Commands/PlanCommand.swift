@@ -84,6 +84,13 @@ struct PlanCommand: AsyncParsableCommand {
     @Flag(help: "Exit 2 when config or schedule changes are pending, 3 when drift is.")
     var detailedExitcode = false
 
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case text, json, markdown
+    }
+
+    @Option(help: ArgumentHelp("text, json (as --json) or markdown (a pull request comment).", valueName: "format"))
+    var format: Format = .text
+
     func run() async throws {
         let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
         let passed = try gate.open(accept: false, now: Date())
@@ -103,8 +110,10 @@ struct PlanCommand: AsyncParsableCommand {
             try AtomicFile.write(try PlanFile.sign(plan, with: privateKey), to: out, mode: 0o644)
             try session.close()
         }
-        if global.json {
+        if global.json || format == .json {
             Terminal.standardOutput.write(String(decoding: try PlanFile.json(plan, pretty: true), as: UTF8.self) + "\n")
+        } else if format == .markdown {
+            Terminal.standardOutput.write(PlanMarkdown.render(plan))
         } else {
             Terminal.standardOutput.write(PlanOutput.text(plan))
             if let out { Terminal.standardOutput.line("Saved to \(out) (signed); apply it with `stet apply \(out)`.") }

@@ -146,7 +146,17 @@ struct VerifyCommand: ParsableCommand {
         }
         if report.signers.isEmpty { out.line("signers    none") }
         let counted = report.signers.filter { $0.status == .counted }.count
-        out.line("threshold  \(counted) of \(report.threshold) " + (report.thresholdMet ? out.green("met") : out.red("not met")))
+        var threshold = "threshold  \(counted) of \(report.threshold) " + (report.thresholdMet ? out.green("met") : out.red("not met"))
+        if !report.thresholdMet {
+            // Who could still sign: release keys that have not counted yet.
+            let signed = Set(report.signers.filter { $0.status == .counted }.compactMap(\.name))
+            let missing = trust.policy.keys(in: .release).map(\.name).filter { !signed.contains($0) }
+            let needed = report.threshold - counted
+            if !missing.isEmpty {
+                threshold += ": needs \(needed == 1 ? "one" : "\(needed)") of \(missing.joined(separator: ", "))"
+            }
+        }
+        out.line(threshold)
         out.line("trust      policy version \(trust.policy.version), \(trustReport(trust).source)")
     }
 }

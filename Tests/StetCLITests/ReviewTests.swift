@@ -1,0 +1,69 @@
+import Foundation
+import StetTesting
+import Testing
+
+/// The review path: init, what a release still needs, the plan as a comment, checkpoints kept
+/// off the host.
+@Suite struct ReviewTests {
+    var repo = RepositoryFixture()
+    let ci = ["STET_KEY": "private/ci.key"]
+
+    func stet(_ arguments: String..., environment: [String: String] = [:]) throws -> ProcessOutput {
+        try Binary.run(arguments, in: repo.root.path, environment: environment)
+    }
+
+    @Test func initScaffoldsAWorkingLayoutAndNeverOverwrites() throws {
+        let made = try stet("init", "--name", "dana", "--private-dir", "private")
+        #expect(made.status == 0, "\(made.combined)")
+        #expect(try stet("validate").status == 0)
+        #expect(try stet("release", "sign", "manifests", "--key", "private/dana.key").status == 0)
+        let verify = try stet("verify")
+        #expect(verify.status == 0, "\(verify.combined)")
+        let ignore = try String(contentsOfFile: repo.root.file(".gitignore"), encoding: .utf8)
+        #expect(ignore.contains("/.stet/") && ignore.contains("*.key"))
+        let again = try stet("init", "--name", "dana", "--private-dir", "private")
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("never overwrites"))
+    }
+
+    @Test mutating func verifySaysWhoMustStillSign() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (2, ["alice", "bob", "carol"]), operator: (1, ["ci"]))
+        try repo.writeManifests()
+        try repo.sign(["alice"])
+        let verify = try stet("verify")
+        #expect(verify.status == 10)
+        #expect(verify.stdout.contains("threshold  1 of 2 not met: needs one of bob, carol"), "\(verify.stdout)")
+    }
+
+    @Test mutating func planAsAPullRequestComment() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "web", replicas: 2, port: 18400))
+        try repo.sign(["alice"])
+        let plan = try stet("plan", "--format", "markdown")
+        #expect(plan.status == 0, "\(plan.combined)")
+        #expect(plan.stdout.contains("### stet plan for release version 1"))
+        #expect(plan.stdout.contains("| config | 2 |"))
+        #expect(plan.stdout.contains("| `Service/web#0` | start-replica | config | replica 0 of 2 is not running |"))
+    }
+
+    @Test mutating func aDirectoryOfCheckpointsIsCheckedTogether() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        #expect(try stet("trust", "pin", environment: ci).status == 0)
+        try FileManager.default.createDirectory(atPath: repo.root.file("anchors"), withIntermediateDirectories: true)
+        #expect(try stet("audit", "checkpoint", "--out", "anchors/1-host-a", environment: ci).status == 0)
+        #expect(try stet("audit", "record", "--action", "one", environment: ci).status == 0)
+        #expect(try stet("audit", "checkpoint", "--out", "anchors/2-host-a", environment: ci).status == 0)
+        #expect(try stet("audit", "record", "--action", "two", environment: ci).status == 0)
+        #expect(try stet("audit", "checkpoint", "--out", "anchors/3-ci", environment: ci).status == 0)
+        let together = try stet("audit", "verify", "--checkpoints", "anchors")
+        #expect(together.status == 0, "\(together.combined)")
+        #expect(together.stdout.components(separatedBy: ": consistent").count == 4)
+
+        // History rewritten on the host (signed with the same key): the older checkpoints catch it.
+        try FileManager.default.removeItem(atPath: repo.stateDir + "/audit")
+        for action in ["x", "y", "z", "w"] { #expect(try stet("audit", "record", "--action", action, environment: ci).status == 0) }
+        let rewritten = try stet("audit", "verify", "--checkpoints", "anchors")
+        #expect(rewritten.status == 10)
+        #expect(rewritten.stdout.contains("anchors/1-host-a: inconsistent"), "\(rewritten.stdout)")
+    }
+}
