@@ -25,6 +25,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         public var lockTimeout: Double = 30
         public var once = false
         public var prune = false
+        /// Releases from git instead of the manifest directory.
+        public var source: GitSource?
 
         public init(manifests: String, trustFile: String) {
             self.manifests = manifests
@@ -120,7 +122,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: log)
         installSignalHandlers()
         if let accepted = try AcceptedRelease.load(from: store) {
-            release = AuditEntry.Release(version: accepted.version, digest: accepted.digest)
+            release = AuditEntry.Release(
+                version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
         }
         try withLock { try Applier.recoverInterrupted(store: store, audit: audit, release: release) }
         try await checkRelease(force: true)
@@ -172,24 +175,43 @@ public final class ReconcileLoop: @unchecked Sendable {
         backupsDue = true
         // Replicas write their logs directly; keep each under its size cap.
         for watcher in watchers.values { provider.rotate(provider.logPath(watcher.service, watcher.index)) }
-        let digest = releaseFingerprint()
-        guard force || digest != seenReleaseDigest else { return }
-        seenReleaseDigest = digest
         var gate = ReleaseGate(manifests: options.manifests, trustFile: options.trustFile, store: store)
+        var commit: String?
+        let digest: String
+        if let source = options.source {
+            // From git: fetch, and look at a commit once.
+            do {
+                let head = try source.fetch()
+                guard force || head != seenReleaseDigest else { return }
+                try source.checkout(head)
+                commit = head
+                digest = head
+                gate = ReleaseGate(manifests: source.manifests, trustFile: source.trustFile, store: store)
+            } catch {
+                log("git source \(source.url): \(error)")
+                return
+            }
+        } else {
+            digest = releaseFingerprint()
+            guard force || digest != seenReleaseDigest else { return }
+        }
+        seenReleaseDigest = digest
         gate.trustOnFirstUse = false
         do {
             let decision = try gate.resolveTrust(acting: true)
             let passed = try gate.verify(trust: decision, now: Date())
             let report = passed.release.report
-            let new = AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "")
+            let new = AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit)
             if new != release || decision.needsPinning {
                 try withLock {
                     try audit.append(AuditRecord(
                         kind: .release, release: new, action: "accept-release",
-                        reason: "release version \(new.version) accepted by the reconcile loop", outcome: .ok))
+                        reason: "release version \(new.version) accepted by the reconcile loop" + (commit.map { " from commit \($0)" } ?? ""),
+                        outcome: .ok))
                     try gate.accept(passed, now: Date())
+                    if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
                 }
-                log("accepted release version \(new.version)")
+                log("accepted release version \(new.version)" + (commit.map { " from commit \($0)" } ?? ""))
             }
             release = new
             desired = passed.desired
@@ -200,7 +222,8 @@ public final class ReconcileLoop: @unchecked Sendable {
             refusedDigests.insert(digest)
             try audit.append(AuditRecord(
                 kind: .refusal, release: release, action: "accept-release",
-                reason: "the release in \(options.manifests) was refused; release version \(release.version) stays in force",
+                reason: "the release in " + (commit.map { "commit \($0) of \(options.source?.url ?? "")" } ?? options.manifests)
+                    + " was refused; release version \(release.version) stays in force",
                 outcome: .failed, error: "\(refused.error.code.rawValue): \(refused.error.message)"))
             log("refused the release in \(options.manifests): \(refused.error.message); keeping version \(release.version)")
             monitors?.selfAlert(

@@ -1,6 +1,7 @@
 import Foundation
 import StetAudit
 import StetCrypto
+import StetEngine
 import StetManifest
 import StetState
 
@@ -23,7 +24,8 @@ enum AuditContext {
     /// The accepted release, as audit entries record it.
     static func acceptedRelease(_ store: FileStateStore) -> AuditEntry.Release {
         guard let accepted = try? AcceptedRelease.load(from: store) else { return .none }
-        return AuditEntry.Release(version: accepted.version, digest: accepted.digest)
+        return AuditEntry.Release(
+            version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
     }
 }
 
@@ -114,17 +116,18 @@ extension OperatorSession {
 
     /// Records the release as accepted (a `release` entry first, then the state), unless it is
     /// the accepted one already and `evenIfAccepted` is false.
-    func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, evenIfAccepted: Bool = false) throws {
+    func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, evenIfAccepted: Bool = false, commit: String? = nil) throws {
         let report = passed.release.report
         let current = AuditContext.acceptedRelease(store)
-        if !evenIfAccepted, current.digest == report.digest, !passed.trust.needsPinning { return }
+        if !evenIfAccepted, current.digest == report.digest, current.commit == commit || commit == nil, !passed.trust.needsPinning { return }
         try log.append(AuditRecord(
             kind: .release,
-            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? ""),
+            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit),
             action: "accept-release",
             reason: "release version \(report.version ?? 0) accepted under trust policy version \(passed.trust.policy.version)"
-                + (passed.trust.needsPinning ? " (pinned now)" : ""),
+                + (commit.map { " from commit \($0)" } ?? "") + (passed.trust.needsPinning ? " (pinned now)" : ""),
             outcome: .ok))
         try gate.accept(passed, now: Date())
+        if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
     }
 }

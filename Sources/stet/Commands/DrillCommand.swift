@@ -45,7 +45,7 @@ struct DrillMonitorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
-        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let (gate, _) = try planning.gate(global)
         let (session, passed) = try OperatorSession.verified(
             gate: gate, global: global, key: privateKey, action: "drill", directory: planning.manifests)
         defer { try? session.close() }

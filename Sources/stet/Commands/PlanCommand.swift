@@ -16,6 +16,45 @@ struct PlanningOptions: ParsableArguments {
 
     @Flag(help: "Plan the removal of resources the release no longer declares (never of protected ones).")
     var prune = false
+
+    @Option(help: ArgumentHelp("Take the release from git: git:URL_OR_PATH (fetched into the state directory).", valueName: "git:url"))
+    var source: String?
+
+    @Option(help: ArgumentHelp("With --source: the branch, tag or commit to use (default: --branch).", valueName: "ref"))
+    var ref: String?
+
+    @Option(help: ArgumentHelp("With --source: the branch to follow.", valueName: "branch"))
+    var branch = "main"
+
+    @Option(help: ArgumentHelp("With --source: the manifest directory inside the repository.", valueName: "path"))
+    var path = "manifests"
+
+    func validate() throws {
+        if let source, !source.hasPrefix("git:") { throw ValidationError("--source \(source): expected git:URL_OR_PATH") }
+    }
+
+    /// The git source, when --source names one.
+    func gitSource(_ store: FileStateStore) -> GitSource? {
+        guard let source, var git = GitSource(source, store: store) else { return nil }
+        git.branch = branch
+        git.path = path
+        return git
+    }
+
+    /// The release gate for the manifests (fetched and unpacked first with --source), and the
+    /// commit they came from.
+    func gate(_ global: GlobalOptions) throws -> (ReleaseGate, commit: String?) {
+        guard let git = gitSource(global.store) else {
+            return (ReleaseGate(manifests: manifests, trustFile: global.trust, store: global.store), nil)
+        }
+        do {
+            let commit = try git.fetch(ref: ref)
+            try git.checkout(commit)
+            return (ReleaseGate(manifests: git.manifests, trustFile: git.trustFile, store: global.store), commit)
+        } catch let failure as GitSource.Failure {
+            throw CommandFailure(status: ExitStatus.error, message: "git source: \(failure)")
+        }
+    }
 }
 
 enum PlanOutput {
@@ -92,7 +131,7 @@ struct PlanCommand: AsyncParsableCommand {
     var format: Format = .text
 
     func run() async throws {
-        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let (gate, _) = try planning.gate(global)
         let passed = try gate.open(accept: false, now: Date())
         let report = passed.release.report
         let provider = HostProvider(store: global.store)
@@ -161,9 +200,10 @@ struct ApplyCommand: AsyncParsableCommand {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let lock = try StateLock(store: global.store, timeout: global.lockTimeout)
         defer { lock.release() }
-        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let (gate, commit) = try planning.gate(global)
         let (session, passed) = try OperatorSession.verified(
-            gate: gate, global: global, key: privateKey, action: "apply", directory: planning.manifests)
+            gate: gate, global: global, key: privateKey, action: "apply",
+            directory: commit.map { "\(planning.source ?? "") at commit \($0)" } ?? planning.manifests)
         defer { try? session.close() }
         let report = passed.release.report
         let releaseRef = Plan.Release(version: report.version ?? 0, digest: report.digest ?? "")
@@ -180,8 +220,8 @@ struct ApplyCommand: AsyncParsableCommand {
             let observed = try await provider.observe(passed.desired, now: Date())
             plan = Planner(prune: planning.prune).plan(desired: passed.desired, observed: observed, release: releaseRef, now: Date())
         }
-        try session.accept(passed, gate: gate)
-        let entryRelease = AuditEntry.Release(version: releaseRef.version, digest: releaseRef.digest)
+        try session.accept(passed, gate: gate, commit: commit)
+        let entryRelease = AuditEntry.Release(version: releaseRef.version, digest: releaseRef.digest, commit: commit)
         if plan.changes.isEmpty {
             out.write(PlanOutput.text(plan))
             return

@@ -47,7 +47,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
-        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let (gate, _) = try planning.gate(global)
         let (session, passed) = try OperatorSession.verified(
             gate: gate, global: global, key: privateKey, action: "restore", directory: planning.manifests)
         defer { try? session.close() }

@@ -71,6 +71,7 @@ struct RunCommand: AsyncParsableCommand {
         options.lockTimeout = global.lockTimeout
         options.once = once
         options.prune = planning.prune
+        options.source = planning.gitSource(global.store)
         let loop = ReconcileLoop(options: options, store: global.store, audit: session.log)
         let json = global.json
         loop.log = { message in

@@ -103,7 +103,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let gate = ReleaseGate(manifests: planning.manifests, trustFile: global.trust, store: global.store)
+        let (gate, _) = try planning.gate(global)
         let desired = try gate.open(accept: false, now: Date()).desired
         let report = try await Self.report(desired: desired, store: global.store)
         let (lines, backups, monitors, loopRunning) = (report.services, report.backups, report.monitors, report.loopRunning)
