@@ -46,10 +46,14 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(help: "One pass, then exit.")
     var once = false
 
+    @Option(help: ArgumentHelp("With --source: how often to fetch (a duration, e.g. 30s; default: --interval).", valueName: "duration"))
+    var poll: String?
+
     @Option(help: ArgumentHelp("Serve /metrics, /healthz, /status and a status page on HOST:PORT (e.g. 127.0.0.1:9464).", valueName: "host:port"))
     var listen: String?
 
     func validate() throws {
+        if let poll, StetDuration(parsing: poll) == nil { throw ValidationError("--poll \(poll): expected a duration such as 30s") }
         if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
     }
 
@@ -72,6 +76,7 @@ struct RunCommand: AsyncParsableCommand {
         options.once = once
         options.prune = planning.prune
         options.source = planning.gitSource(global.store)
+        if options.source != nil, let poll, let every = StetDuration(parsing: poll) { options.interval = every.seconds }
         let loop = ReconcileLoop(options: options, store: global.store, audit: session.log)
         let json = global.json
         loop.log = { message in
