@@ -39,7 +39,8 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Restore into a directory that is not empty.")
     var force = false
 
-    @OptionGroup var planning: PlanningOptions
+    @Option(help: ArgumentHelp("Manifest directory.", valueName: "dir"))
+    var manifests = "manifests"
 
     @OptionGroup var global: GlobalOptions
 
@@ -47,9 +48,9 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
-        let (gate, _) = try planning.gate(global)
+        let gate = ReleaseGate(manifests: manifests, trustFile: global.trust, store: global.store)
         let (session, passed) = try OperatorSession.verified(
-            gate: gate, global: global, key: privateKey, action: "restore", directory: planning.manifests)
+            gate: gate, global: global, key: privateKey, action: "restore", directory: manifests)
         defer { try? session.close() }
         guard let backup = passed.desired.backupPolicies[policy] else {
             throw CommandFailure(status: ExitStatus.error, message: "no backup policy \(policy) in the release")
