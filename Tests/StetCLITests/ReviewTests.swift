@@ -67,3 +67,17 @@ import Testing
         #expect(rewritten.stdout.contains("anchors/1-host-a: inconsistent"), "\(rewritten.stdout)")
     }
 }
+
+/// Every command parses its own options (ArgumentParser refuses duplicate names only at run time).
+@Suite struct EveryCommandTests {
+    @Test(arguments: [
+        "init", "keys generate", "keys id", "keys verifier", "trust pin", "trust sign", "validate", "release sign", "verify",
+        "plan", "apply", "status", "run", "down", "restore", "drill monitor", "audit list", "audit show", "audit verify",
+        "audit checkpoint", "audit prove", "audit record",
+    ])
+    func helpWorks(command: String) throws {
+        let help = try Binary.run(command.split(separator: " ").map(String.init) + ["--help"], in: NSTemporaryDirectory())
+        #expect(help.status == 0, "\(command): \(help.combined)")
+        #expect(help.stdout.contains("EXIT STATUS"), "\(command) documents no exit statuses")
+    }
+}
