@@ -1,4 +1,5 @@
 public import Foundation
+import StetProviders
 public import StetState
 
 /// Releases from git (`--source git:URL_OR_PATH`): a bare mirror in `STATE/git/mirror.git`,
@@ -66,26 +67,14 @@ public struct GitSource: Sendable {
 
     @discardableResult
     func run(_ executable: String, _ arguments: [String], in directory: String?) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         var environment = ProcessInfo.processInfo.environment
         environment["GIT_TERMINAL_PROMPT"] = "0"
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let output = out.fileHandleForReading.readDataToEndOfFile()
-        let error = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+        let output = try Subprocess.run(executable, arguments, environment: environment, directory: directory)
+        guard output.status == 0 else {
             throw Failure(description: "\(arguments.prefix(2).joined(separator: " ")) failed: "
-                + String(decoding: error, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                + output.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        return String(decoding: output, as: UTF8.self)
+        return String(decoding: output.stdout, as: UTF8.self)
     }
 
     // MARK: - The commit of the accepted release

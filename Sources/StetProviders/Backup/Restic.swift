@@ -9,11 +9,7 @@ public struct Restic: Sendable {
 
     public init(executable: String = "restic") { self.executable = executable }
 
-    public struct Output: Sendable {
-        public let status: Int32
-        public let stdout: Data
-        public let stderr: String
-    }
+    public typealias Output = Subprocess.Output
 
     /// Why restic failed, told apart by its exit status and standard error (restic 0.14 exits 1
     /// for all three of the first).
@@ -32,32 +28,12 @@ public struct Restic: Sendable {
     }
 
     /// Runs `restic -r REPOSITORY ARGUMENTS` with the password file in the environment.
-    public func run(_ arguments: [String], repository: String, passwordFile: String) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.locate(executable))
-        process.arguments = ["-r", repository] + arguments
+    public func run(_ arguments: [String], repository: String, passwordFile: String) throws -> Subprocess.Output {
         var environment = ProcessInfo.processInfo.environment.filter {
             ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "RESTIC_CACHE_DIR"].contains($0.key)
         }
         environment["RESTIC_PASSWORD_FILE"] = passwordFile
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let collected = Collected()
-        let group = DispatchGroup()
-        for (index, pipe) in [out, err].enumerated() {
-            group.enter()
-            DispatchQueue.global().async {
-                collected.set(index, pipe.fileHandleForReading.readDataToEndOfFile())
-                group.leave()
-            }
-        }
-        group.wait()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, stdout: collected.get(0), stderr: String(decoding: collected.get(1), as: UTF8.self))
+        return try Subprocess.run(try Self.locate(executable), ["-r", repository] + arguments, environment: environment)
     }
 
     /// The failure an output means, or nil when restic succeeded (`allowed` lists other exit
@@ -96,11 +72,4 @@ public struct Restic: Sendable {
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.date(from: text)
     }
-}
-
-private final class Collected: @unchecked Sendable {
-    private var values: [Int: Data] = [:]
-    private let lock = NSLock()
-    func set(_ index: Int, _ data: Data) { lock.withLock { values[index] = data } }
-    func get(_ index: Int) -> Data { lock.withLock { values[index] ?? Data() } }
 }
