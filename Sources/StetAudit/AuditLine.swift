@@ -180,19 +180,6 @@ struct ByteReader {
         return nil
     }
 
-    /// The bytes up to the next `"` (left unread); nil when none or a backslash comes first.
-    mutating func untilQuote() -> ArraySlice<UInt8>? {
-        let start = index
-        while index < bytes.count {
-            switch bytes[index] {
-            case 0x22: return Array(bytes[start..<index])[...]
-            case 0x5C: return nil
-            default: index += 1
-            }
-        }
-        return nil
-    }
-
     /// A non-negative decimal number without leading zeros.
     mutating func number() -> Int? {
         let start = index

@@ -395,13 +395,12 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     /// Records how replicas that ended ended (reaping this process's own children).
     private func reapExited() throws {
-        for (service, records) in try provider.records() {
-            for (index, var record) in records where record.exitedAt == nil {
+        for records in try provider.records().values {
+            for var record in records.values where record.exitedAt == nil {
                 guard !ProcessTable.isAlive(record.pid, startTime: record.startTime) else { continue }
                 record.lastExit = ProcessTable.reap(record.pid) ?? "exited"
                 record.exitedAt = Date()
                 try provider.save(record)
-                _ = (service, index)
             }
         }
     }
