@@ -52,6 +52,8 @@ struct StatusCommand: AsyncParsableCommand {
         var healthy: Bool
         var findings: [String]
         var snapshots: Int
+        /// The newest snapshot's time.
+        var newest: Date?
         var status: ResourceStatus
     }
 
@@ -69,8 +71,11 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     /// Everything `status` shows, for the command, `/status` and the status page.
-    static func report(desired: DesiredState, store: FileStateStore) async throws -> Report {
-        let provider = HostProvider(store: store)
+    /// `liveChecks` runs each replica's health check now; the status server passes false and
+    /// reads the health the reconcile loop recorded, so a scrape costs no probing.
+    static func report(desired: DesiredState, store: FileStateStore, liveChecks: Bool = true) async throws -> Report {
+        var provider = HostProvider(store: store)
+        provider.replicas.checkHealth = liveChecks
         let observed = try await provider.observe(desired, now: Date())
         var lines: [ServiceLine] = []
         for name in Set(desired.services.keys).union(observed.services.keys).sorted() {
@@ -92,7 +97,7 @@ struct StatusCommand: AsyncParsableCommand {
             let health = BackupHealth.evaluate(desired.backupPolicies[name]!, observed.backups[name], now: Date())
             backups.append(BackupLine(
                 resource: resource, healthy: health.healthy, findings: health.findings,
-                snapshots: observed.backups[name]?.snapshots.count ?? 0, status: ResourceStatus.load(resource, from: store)))
+                snapshots: observed.backups[name]?.snapshots.count ?? 0, newest: observed.backups[name]?.newest, status: ResourceStatus.load(resource, from: store)))
         }
         let monitors = desired.monitors.keys.sorted().map { name in
             MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,

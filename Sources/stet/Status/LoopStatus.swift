@@ -17,19 +17,17 @@ struct LoopStatus: StatusSource {
         let desired = loop.current.desired
         metrics.gauge("release_version", "Version of the release in force.").set(to: Double(loop.current.release.version))
         metrics.gauge("audit_entries", "Entries in the audit log.").set(to: Double(audit.size))
-        guard let report = try? await StatusCommand.report(desired: desired, store: store) else { return }
+        guard let report = try? await StatusCommand.report(desired: desired, store: store, liveChecks: false) else { return }
         for service in report.services {
             let labels = [("service", service.resource.split(separator: "/").last.map(String.init) ?? "")]
             metrics.gauge("replicas_desired", "Replicas the release promises.", labels).set(to: Double(service.promised))
             metrics.gauge("replicas_ready", "Replicas running and passing their health check.", labels).set(to: Double(service.ready))
         }
-        let backups = BackupProvider(store: store)
-        let observed = (try? await backups.observe(desired, now: Date()).backups) ?? [:]
         for backup in report.backups {
             let name = backup.resource.split(separator: "/").last.map(String.init) ?? ""
             metrics.gauge("backup_healthy", "1 when the newest snapshot is within the RPO and the last check and restore test passed.",
                           [("policy", name)]).set(to: backup.healthy ? 1 : 0)
-            if let newest = observed[name]?.newest {
+            if let newest = backup.newest {
                 metrics.gauge("backup_last_success_timestamp_seconds", "Time of the newest snapshot (Unix seconds).", [("policy", name)])
                     .set(to: newest.timeIntervalSince1970)
             }
@@ -53,7 +51,9 @@ struct LoopStatus: StatusSource {
     }
 
     func statusJSON() async -> Data {
-        guard let report = try? await StatusCommand.report(desired: loop.current.desired, store: store) else { return Data("{}".utf8) }
+        guard let report = try? await StatusCommand.report(desired: loop.current.desired, store: store, liveChecks: false) else {
+            return Data("{}".utf8)
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
@@ -61,7 +61,7 @@ struct LoopStatus: StatusSource {
     }
 
     func statusPage() async -> String {
-        let report = try? await StatusCommand.report(desired: loop.current.desired, store: store)
+        let report = try? await StatusCommand.report(desired: loop.current.desired, store: store, liveChecks: false)
         func html(_ text: String) -> String {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
         }
