@@ -71,6 +71,12 @@ public struct ObservedService: Codable, Hashable, Sendable {
         self.replicas = replicas
         self.protect = protect
     }
+
+    /// Replicas among the first `promised` that run and pass their health check (or have none):
+    /// the one meaning of "ready" for status, metrics and `service:` monitors.
+    public func ready(promised: Int) -> Int {
+        replicas.values.filter { $0.index < promised && $0.status == .running && ($0.health == .healthy || $0.health == .unchecked) }.count
+    }
 }
 
 /// What the providers found, for the planner.

@@ -30,11 +30,13 @@ public struct ProbeRunner: Sendable {
                 (ok, detail) = (false, "service \(name) is not in the release")
                 break
             }
-            let records = (try? replicas.records()[name]) ?? [:]
-            let ready = records.values.filter { record in
-                record.index < service.replicas && ProcessTable.isAlive(record.pid, startTime: record.startTime)
-                    && record.healthFailures < (service.health?.failureThreshold ?? Int.max)
-            }.count
+            // Health as the reconcile loop recorded it: a probe does not run the replicas' checks.
+            var recorded = replicas
+            recorded.checkHealth = false
+            var scoped = DesiredState()
+            scoped.services[name] = service
+            let observed = try? await recorded.observe(scoped, now: now).services[name]
+            let ready = observed?.ready(promised: service.replicas) ?? 0
             (ok, detail) = (ready >= service.replicas, "\(ready) of \(service.replicas) replicas ready")
         case .backup(let name):
             guard let policy = desired.backupPolicies[name] else {

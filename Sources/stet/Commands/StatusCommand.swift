@@ -82,7 +82,7 @@ struct StatusCommand: AsyncParsableCommand {
             let resource = ResourceID(.service, name).description
             let promised = desired.services[name]?.replicas ?? 0
             let replicas = (observed.services[name]?.replicas ?? [:]).values.sorted { $0.index < $1.index }
-            let ready = replicas.filter { $0.index < promised && $0.status == .running && ($0.health == .healthy || $0.health == .unchecked) }.count
+            let ready = observed.services[name]?.ready(promised: promised) ?? 0
             lines.append(ServiceLine(
                 resource: resource, promised: promised, ready: ready, met: ready >= promised,
                 replicas: replicas.map {
