@@ -70,8 +70,18 @@ public struct Envelope: Equatable, Sendable {
 }
 
 extension Envelope {
+    /// More signatures than any policy can use (a role has at most 256 keys): an envelope with
+    /// more is refused before any is checked, so bogus signatures cannot buy verification time.
+    public static let maximumSignatures = 256
+
     /// Parses envelope JSON. Base64 fields may be standard or URL-safe. Errors name the field.
+    /// JSON with a key twice in one object is refused: two readers could see two envelopes.
     public init(json: Data) throws {
+        do {
+            try StrictJSON.checkUniqueKeys(json)
+        } catch {
+            throw CryptoError.malformed("not JSON: \(error)")
+        }
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: json, options: [])
@@ -89,6 +99,9 @@ extension Envelope {
         }
         guard let list = fields["signatures"] as? [Any] else {
             throw CryptoError.malformed("signatures: expected a list")
+        }
+        guard list.count <= Self.maximumSignatures else {
+            throw CryptoError.malformed("signatures: \(list.count) signatures; at most \(Self.maximumSignatures) are accepted")
         }
         var signatures: [Signature] = []
         for (index, item) in list.enumerated() {

@@ -189,9 +189,13 @@ public final class PrivateKey: @unchecked Sendable {
                 "private key \(path) is readable by group or others (mode \(String(mode, radix: 8))); "
                     + "run `chmod 600 \(path)`")
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CryptoError.badKeyFile("cannot read private key \(path)")
+        let read: Data?
+        do {
+            read = try InputFile.read(path, limit: InputFile.Limit.key)
+        } catch {
+            throw CryptoError.badKeyFile("cannot read private key \(error)")
         }
+        guard let data = read else { throw CryptoError.badKeyFile("cannot read private key \(path)") }
         try self.init(pem: data, source: path)
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import StetCore
 
 /// The files of a manifest directory that a release covers: every `.yaml`/`.yml` file below it,
 /// by `/`-separated path relative to it. Hidden entries (names starting with `.`) are skipped by
@@ -77,6 +78,32 @@ public struct ManifestDirectory: Sendable {
                 .appendingPathComponent(destination))
         }
         return target == root || target.hasPrefix(root + "/")
+    }
+
+    /// Why `relative` may not name a file of a release, nil when it may. Names are compared byte
+    /// for byte, so each must be in Unicode NFC (an NFD `café.yaml` beside the NFC one would
+    /// otherwise look the same to a reader and be another file to the file system), and none
+    /// may hold a control character or an invisible formatting character (which could fake
+    /// output on a terminal).
+    public static func nameProblem(_ relative: String) -> String? {
+        if relative.unicodeScalars.contains(where: { TextEscaping.needsEscape($0, keepNewlines: false) }) {
+            return "has a control or invisible formatting character in its name"
+        }
+        if !Array(relative.utf8).elementsEqual(relative.precomposedStringWithCanonicalMapping.utf8) {
+            return "has a name that is not in Unicode normal form C (NFC); rename it"
+        }
+        return nil
+    }
+
+    /// The first two names of `names` that are equal once normalised (NFC), if any.
+    public static func normalisationClash(_ names: [String]) -> (String, String)? {
+        var seen: [[UInt8]: String] = [:]
+        for name in names {
+            let normal = Array(name.precomposedStringWithCanonicalMapping.utf8)
+            if let first = seen[normal], !Array(first.utf8).elementsEqual(name.utf8) { return (first, name) }
+            seen[normal] = name
+        }
+        return nil
     }
 
     /// True for a relative, `/`-separated path with no empty, `.` or `..` component.

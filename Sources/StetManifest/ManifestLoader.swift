@@ -1,12 +1,13 @@
 public import Foundation
 public import StetCore
+import StetCrypto
 import Yams
 
 /// Turns manifest files into a `DesiredState`, strictly: every problem of every file is
 /// reported, each with its `file:line:column`, and nothing is returned unless there are none.
 public enum ManifestLoader {
     /// Largest manifest file read. A file above it is an error, not a slow start.
-    public static let maximumFileSize = 1 << 20
+    public static let maximumFileSize = InputFile.Limit.manifest
 
     /// No implicit typing by Yams: `Cursor.tagName` types plain scalars (YAML 1.2 core schema,
     /// no timestamps, no `<<` merge keys).
@@ -20,10 +21,14 @@ public enum ManifestLoader {
         var unreadable: [Diagnostic] = []
         for name in names {
             let display = join(directory, name)
-            if let bytes = FileManager.default.contents(atPath: join(directory, name)) {
-                files.append((display, bytes))
-            } else {
-                unreadable.append(Diagnostic(location: SourceLocation(file: display, line: 1, column: 1), field: "", message: "cannot read the file"))
+            do {
+                if let bytes = try InputFile.read(display, limit: maximumFileSize) {
+                    files.append((display, bytes))
+                } else {
+                    unreadable.append(Diagnostic(location: SourceLocation(file: display, line: 1, column: 1), field: "", message: "cannot read the file"))
+                }
+            } catch {
+                unreadable.append(Diagnostic(location: SourceLocation(file: display, line: 1, column: 1), field: "", message: error.message))
             }
         }
         return try decode(files: files, extraDiagnostics: unreadable)
@@ -98,18 +103,11 @@ public enum ManifestLoader {
             sink.report(nil, "", "not UTF-8 text")
             return FileResult(diagnostics: sink.diagnostics)
         }
-        do {
-            let parser = try Parser(yaml: text, resolver: resolver, constructor: .default, encoding: .default)
-            while let root = try parser.nextRoot() {
-                if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
-                if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
-                    resources.append(resource)
-                }
+        for root in SafeYAML.documents(text, sink: sink) ?? [] {
+            if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
+            if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
+                resources.append(resource)
             }
-        } catch let error as YamlError {
-            report(error, into: sink)
-        } catch {
-            sink.report(nil, "", "cannot parse YAML: \(error)")
         }
         return FileResult(
             diagnostics: sink.diagnostics, resources: sink.diagnostics.isEmpty ? resources : [], declarations: declarations)

@@ -44,7 +44,8 @@ enum ExitStatus {
                 return Self.refused
             }
         case let manifest as ManifestError:
-            Terminal.standardError.line(manifest.description)
+            // One line per problem: a problem's own text never starts a line.
+            for line in manifest.lines { Terminal.standardError.line(line) }
             return Self.error
         case is CryptoError, is StateError, is SigningError, is ManifestDirectoryError:
             Terminal.standardError.line("stet: \(error)")

@@ -17,6 +17,23 @@ struct GlobalOptions: ParsableArguments {
     var lockTimeout: Double = 30
 
     var store: FileStateStore { FileStateStore.resolve(option: stateDir) }
+
+    func validate() throws {
+        if let stateDir, stateDir.isEmpty || stateDir.utf8.contains(0) {
+            throw ValidationError("--state-dir: expected a directory, found an empty name")
+        }
+        try Seconds.check(lockTimeout, "--lock-timeout", 0...86_400)
+    }
+}
+
+/// Checks a number of seconds given on the command line: finite, and within what the command
+/// can wait for (an interval of 0 or 1e-300 would make a loop spin; `nan` compares false).
+enum Seconds {
+    static func check(_ value: Double, _ option: String, _ range: ClosedRange<Double>) throws {
+        guard value.isFinite, range.contains(value) else {
+            throw ValidationError("\(option) \(value): expected a number of seconds from \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
 }
 
 /// The operator's private key: `--key FILE`, else `STET_KEY`.

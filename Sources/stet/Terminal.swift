@@ -1,7 +1,16 @@
 import Foundation
+import StetCore
 
 /// Writing to standard output or error, with colour only on a terminal and never when
 /// `NO_COLOR` is set.
+///
+/// Text output shows names, reasons and messages that come from outside (file names in a
+/// repository, reasons in the audit log, restic's errors). A control character among them could
+/// fake a line or hide text on the reader's terminal, so every text written here is escaped
+/// (`TextEscaping`): `line` escapes newlines too, `write` (multi-line rendered text) keeps them.
+/// Colour survives because `style` marks its sequences with a token chosen at random when Stet
+/// starts, which text from outside cannot contain; only those tokens become escape sequences.
+/// JSON output is written as is: its encoder escapes control characters itself.
 struct Terminal: Sendable {
     let fd: Int32
     let colour: Bool
@@ -15,7 +24,20 @@ struct Terminal: Sendable {
         colour = isatty(fd) == 1 && environment["NO_COLOR"].map(\.isEmpty) != false && environment["TERM"] != "dumb"
     }
 
-    func write(_ text: String) {
+    /// Writes rendered text: control characters other than newlines escaped, styles applied.
+    func write(_ text: String) { writeRaw(render(text, keepNewlines: true)) }
+
+    /// Writes one line: every control character escaped, newlines included.
+    func line(_ text: String = "") { writeRaw(render(text, keepNewlines: false) + "\n") }
+
+    private func render(_ text: String, keepNewlines: Bool) -> String {
+        TextEscaping.escape(text, keepNewlines: keepNewlines).replacingOccurrences(of: Self.styleToken, with: "\u{1B}[")
+    }
+
+    /// Marks the start of an escape sequence made by `style`; random per process.
+    private static let styleToken = "\u{E000}" + (0..<16).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.joined() + "\u{E001}"
+
+    private func writeRaw(_ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -27,9 +49,9 @@ struct Terminal: Sendable {
         }
     }
 
-    func line(_ text: String = "") { write(text + "\n") }
-
-    private func style(_ code: String, _ text: String) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+    private func style(_ code: String, _ text: String) -> String {
+        colour ? "\(Self.styleToken)\(code)m\(text)\(Self.styleToken)0m" : text
+    }
     func red(_ text: String) -> String { style("31", text) }
     func green(_ text: String) -> String { style("32", text) }
     func yellow(_ text: String) -> String { style("33", text) }
@@ -44,6 +66,6 @@ struct Terminal: Sendable {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         let data = (try? encoder.encode(value)) ?? Data("null".utf8)
-        write(String(decoding: data, as: UTF8.self) + "\n")
+        writeRaw(String(decoding: data, as: UTF8.self) + "\n")
     }
 }

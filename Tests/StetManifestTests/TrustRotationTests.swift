@@ -158,3 +158,96 @@ import Testing
         }
     }
 }
+
+/// A rotation binds the key material, not only trust.yaml (which names key files): after a
+/// legitimate rotation that adds carol, replacing keys/carol.pub with an attacker's key must be
+/// refused, whichever role carol joins.
+@Suite struct RotationKeyBindingTests {
+    enum Role: String, CaseIterable { case release, `operator`, root }
+
+    /// Pinned v1: root alice (1), release alice+bob (2), operator op (1). The repository's v2
+    /// adds carol to `role`, and alice (root of both) signs the rotation.
+    func rotation(adding role: Role) throws -> (RepositoryFixture, FileStateStore) {
+        var repo = RepositoryFixture()
+        let store = FileStateStore(root: repo.stateDir)
+        try repo.key("mallory")
+        try repo.writeTrust(version: 1, root: (1, ["alice"]), release: (2, ["alice", "bob"]), operator: (1, ["op"]))
+        try repo.writeManifests()
+        try repo.sign(["alice", "bob"])
+        try PinnedTrust.save(try TrustPolicy.load(file: repo.trustFile), to: store, now: Date())
+        try repo.writeTrust(
+            version: 2, root: (1, ["alice"] + (role == .root ? ["carol"] : [])),
+            release: (2, ["alice", "bob"] + (role == .release ? ["carol"] : [])),
+            operator: (1, ["op"] + (role == .operator ? ["carol"] : [])))
+        var signer = TrustSigner(trustFile: repo.trustFile, key: repo.keys["alice"]!, pinned: try PinnedTrust.load(from: store))
+        signer.force = false
+        let signed = try signer.sign()
+        #expect(signed.keys["carol"] == repo.keys["carol"]!.publicKey.keyID)
+        return (repo, store)
+    }
+
+    @Test(arguments: Role.allCases)
+    func theLegitimateRotationIsPinned(role: Role) throws {
+        let (repo, store) = try rotation(adding: role)
+        let gate = ReleaseGate(manifests: repo.manifests, trustFile: repo.trustFile, store: store)
+        let passed = try gate.open(accept: true, now: Date())
+        #expect(passed.trust.source == .rotated(from: 1))
+        #expect(try PinnedTrust.load(from: store)?.keys["carol"]?.publicKey == repo.keys["carol"]!.publicKey)
+    }
+
+    @Test(arguments: Role.allCases)
+    func aKeyFileSwappedAfterTheRotationIsRefused(role: Role) throws {
+        let (repo, store) = try rotation(adding: role)
+        // The attacker can push: carol.pub becomes mallory's key, and mallory signs the release.
+        try repo.root.write("keys/carol.pub", try repo.keys["mallory"]!.publicKey.pem())
+        var signer = ReleaseSigner(directory: repo.manifests, key: repo.keys["mallory"]!, trust: nil)
+        signer.force = true
+        _ = try signer.sign(now: Date())
+        let before = repo.root.snapshot(".stet")
+        let gate = ReleaseGate(manifests: repo.manifests, trustFile: repo.trustFile, store: store)
+        #expect {
+            try gate.open(accept: true, now: Date())
+        } throws: { error in
+            let refused = (error as? ReleaseGate.Refused)?.error
+            return refused?.code == .rotationKeyMismatch && refused!.message.contains("key carol")
+        }
+        #expect(repo.root.snapshot(".stet") == before)
+        #expect(try PinnedTrust.load(from: store)?.version == 1)
+    }
+
+    @Test func aRotationThatDoesNotNameEveryKeyIsRefused() throws {
+        let (repo, store) = try rotation(adding: .release)
+        // Re-sign a statement without carol, as a rotation made before key binding would be.
+        let policy = try TrustPolicy.load(file: repo.trustFile)
+        var keys = policy.keys.mapValues { $0.publicKey.keyID }
+        keys["carol"] = nil
+        var envelope = Envelope(
+            payloadType: TrustRotation.payloadType, payload: TrustRotation(version: 2, policy: policy.digest, keys: keys).encoded())
+        try envelope.sign(with: repo.keys["alice"]!)
+        try repo.root.write("keys/trust.dsse.json", envelope.json(pretty: true))
+        let gate = ReleaseGate(manifests: repo.manifests, trustFile: repo.trustFile, store: store)
+        #expect {
+            try gate.open(accept: true, now: Date())
+        } throws: { error in
+            (error as? ReleaseGate.Refused)?.error.code == .rotationKeyMissing
+        }
+        #expect(try PinnedTrust.load(from: store)?.version == 1)
+    }
+
+    @Test func aPayloadWithADuplicatedKeyIsRefused() throws {
+        let (repo, store) = try rotation(adding: .release)
+        let policy = try TrustPolicy.load(file: repo.trustFile)
+        let keys = policy.keys.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value.publicKey.keyID)\"" }.joined(separator: ",")
+        let payload = "{\"keys\":{\(keys)},\"policy\":\"\(policy.digest)\",\"type\":\"stet.trust/v1\",\"version\":3,\"version\":2}"
+        var envelope = Envelope(payloadType: TrustRotation.payloadType, payload: Data(payload.utf8))
+        try envelope.sign(with: repo.keys["alice"]!)
+        try repo.root.write("keys/trust.dsse.json", envelope.json(pretty: true))
+        let gate = ReleaseGate(manifests: repo.manifests, trustFile: repo.trustFile, store: store)
+        #expect {
+            try gate.open(accept: true, now: Date())
+        } throws: { error in
+            let refused = (error as? ReleaseGate.Refused)?.error
+            return refused?.code == .rotationMalformed && refused!.message.contains("appears twice")
+        }
+    }
+}

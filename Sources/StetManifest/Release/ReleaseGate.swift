@@ -49,9 +49,15 @@ public struct ReleaseGate: Sendable {
         let rotationPath = ((trustFile as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent(TrustRotation.envelopeName)
         let pinned = try PinnedTrust.load(from: store)
+        let rotation: Data?
+        do {
+            rotation = try InputFile.read(rotationPath, limit: InputFile.Limit.trustPolicy)
+        } catch {
+            throw Refused(error: VerificationError(.rotationMalformed, error.description), report: nil, trust: nil)
+        }
         do {
             return try TrustResolver.resolve(
-                repository: repository, rotation: FileManager.default.contents(atPath: rotationPath),
+                repository: repository, rotation: rotation,
                 pinned: pinned, acting: acting, trustOnFirstUse: trustOnFirstUse,
                 stateDirectory: store.root)
         } catch {

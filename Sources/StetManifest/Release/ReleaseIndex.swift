@@ -1,4 +1,5 @@
 public import Foundation
+import StetCore
 import StetCrypto
 import StetState
 
@@ -8,6 +9,10 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
     public static let payloadType = "application/vnd.stet.release+json"
     /// The envelope's file name inside the manifest directory.
     public static let envelopeName = "release.dsse.json"
+    /// How far `created` may be ahead of this host's clock.
+    public static let clockSkewAllowance: TimeInterval = 300
+    /// More files than a release may list.
+    public static let maximumFiles = 100_000
 
     public var type: String
     public var version: Int
@@ -35,18 +40,26 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
     public static func decode(_ payload: Data) throws(VerificationError) -> ReleaseIndex {
         let index: ReleaseIndex
         do {
+            try StrictJSON.checkUniqueKeys(payload)
             index = try JSONCoding.decoder.decode(ReleaseIndex.self, from: payload)
         } catch {
             throw VerificationError(.indexMalformed, "the release index is not valid: \(describeDecoding(error))")
         }
         guard index.type == Self.type else {
-            throw VerificationError(.indexMalformed, "the release index has type \"\(index.type)\", expected \"\(Self.type)\"")
+            throw VerificationError(
+                .indexMalformed, "the release index has type \"\(TextEscaping.excerpt(index.type, limit: 80))\", expected \"\(Self.type)\"")
         }
         guard index.version >= 1, index.version < Int.max else {
             throw VerificationError(.indexMalformed, "the release index has version \(index.version), expected a whole number ≥ 1")
         }
+        guard index.files.count <= maximumFiles else {
+            throw VerificationError(.indexMalformed, "the release index lists \(index.files.count) files; at most \(maximumFiles) are accepted")
+        }
         for (path, digest) in index.files where !digest.hasPrefix("sha256:") || Data(hexString: digest.dropFirst(7))?.count != 32 {
-            throw VerificationError(.indexMalformed, "the release index lists \(path) with digest \"\(digest)\", expected sha256:<64 hex digits>")
+            throw VerificationError(
+                .indexMalformed,
+                "the release index lists \(TextEscaping.excerpt(path)) with digest \"\(TextEscaping.excerpt(digest, limit: 80))\", "
+                    + "expected sha256:<64 hex digits>")
         }
         return index
     }

@@ -98,9 +98,13 @@ public struct ReleaseSigner: Sendable {
         }
         var files: [String: String] = [:]
         var contents: [(name: String, bytes: Data)] = []
+        if let (first, second) = ManifestDirectory.normalisationClash(listing.manifests) {
+            throw SigningError(message: "\(first) and \(second) are the same name in Unicode normal form; rename one")
+        }
         for relative in listing.manifests {
             let full = ManifestLoader.join(directory, relative)
-            guard let bytes = FileManager.default.contents(atPath: full) else {
+            if let problem = ManifestDirectory.nameProblem(relative) { throw SigningError(message: "\(full) \(problem)") }
+            guard let bytes = try InputFile.read(full, limit: ManifestLoader.maximumFileSize) else {
                 throw SigningError(message: "cannot read \(full)")
             }
             files[relative] = bytes.sha256Reference
@@ -112,7 +116,7 @@ public struct ReleaseSigner: Sendable {
     }
 
     private func existingRelease(at path: String) throws -> (envelope: Envelope, index: ReleaseIndex)? {
-        guard let bytes = FileManager.default.contents(atPath: path) else { return nil }
+        guard let bytes = try InputFile.read(path, limit: InputFile.Limit.releaseEnvelope) else { return nil }
         do {
             let envelope = try Envelope(json: bytes)
             guard envelope.payloadType == ReleaseIndex.payloadType else {

@@ -94,7 +94,13 @@ public struct ReleaseVerifier: Sendable {
     private func check(_ report: inout ReleaseReport) throws(VerificationError) -> VerifiedRelease {
         let envelopePath = path(ReleaseIndex.envelopeName)
         // 1. The envelope parses and has the release payload type.
-        guard let bytes = FileManager.default.contents(atPath: envelopePath) else {
+        let read: Data?
+        do {
+            read = try InputFile.read(envelopePath, limit: InputFile.Limit.releaseEnvelope)
+        } catch {
+            throw VerificationError(.envelopeMalformed, error.description)
+        }
+        guard let bytes = read else {
             throw VerificationError(
                 .envelopeMissing, "\(envelopePath) does not exist or cannot be read; sign a release with `stet release sign`")
         }
@@ -107,7 +113,8 @@ public struct ReleaseVerifier: Sendable {
         guard envelope.payloadType == ReleaseIndex.payloadType else {
             throw VerificationError(
                 .wrongPayloadType,
-                "\(envelopePath) has payloadType \"\(envelope.payloadType)\", expected \"\(ReleaseIndex.payloadType)\"")
+                "\(envelopePath) has payloadType \"\(TextEscaping.excerpt(envelope.payloadType, limit: 80))\", "
+                    + "expected \"\(ReleaseIndex.payloadType)\"")
         }
         let digest = envelope.payload.sha256Reference
         report.digest = digest
@@ -130,7 +137,9 @@ public struct ReleaseVerifier: Sendable {
             var detail = "\(counted.count) of \(report.threshold) required signatures from trusted release keys (counted: \(names))"
             let others = report.signers.filter { $0.status != .counted }
             if !others.isEmpty {
-                detail += "; not counted: " + others.map { signer in
+                // At most a few named: the refusal is recorded, and must stay small.
+                let shown = 5
+                detail += "; not counted: " + others.prefix(shown).map { signer in
                     let who = signer.name.map { "key \($0)" } ?? "keyid \(signer.keyid.prefix(16))…"
                     switch signer.status {
                     case .invalid: return "a signature (\(who)) that does not verify under any trusted key"
@@ -138,7 +147,7 @@ public struct ReleaseVerifier: Sendable {
                     case .duplicate: return "a second signature by \(who) (a key counts once)"
                     case .counted: return ""
                     }
-                }.joined(separator: "; ")
+                }.joined(separator: "; ") + (others.count > shown ? "; and \(others.count - shown) more" : "")
             }
             throw VerificationError(.belowThreshold, detail)
         }
@@ -147,6 +156,20 @@ public struct ReleaseVerifier: Sendable {
         guard index.expires > now else {
             throw VerificationError(
                 .expired, "release version \(index.version) expired at \(RFC3339.format(index.expires)); sign it again with --renew")
+        }
+        // A release from the future, or one that expires before it was made, is not one a
+        // signer meant: a clock off by more than the allowance is a problem to fix first.
+        guard index.created <= now.addingTimeInterval(ReleaseIndex.clockSkewAllowance) else {
+            throw VerificationError(
+                .createdInFuture,
+                "release version \(index.version) was created at \(RFC3339.format(index.created)), after now "
+                    + "(\(RFC3339.format(now))) by more than \(Int(ReleaseIndex.clockSkewAllowance)) s; check both clocks")
+        }
+        guard index.created < index.expires else {
+            throw VerificationError(
+                .indexMalformed,
+                "release version \(index.version) expires at \(RFC3339.format(index.expires)), before it was created "
+                    + "(\(RFC3339.format(index.created)))")
         }
         if index.expires.timeIntervalSince(now) < 7 * 86_400 {
             report.warnings.append("release version \(index.version) expires at \(RFC3339.format(index.expires)), in less than 7 days")
@@ -176,9 +199,26 @@ public struct ReleaseVerifier: Sendable {
         } catch {
             throw VerificationError(.fileMissing, "\(error)")
         }
-        for relative in index.files.keys.sorted() where !ManifestDirectory.isSafeRelativePath(relative) {
+        for relative in index.files.keys.sorted() {
+            guard ManifestDirectory.isSafeRelativePath(relative) else {
+                throw VerificationError(
+                    .unsafePath,
+                    "the release lists \"\(TextEscaping.excerpt(relative))\": paths must be relative, '/'-separated, without '.' or '..'")
+            }
+            if let problem = ManifestDirectory.nameProblem(relative) {
+                throw VerificationError(.unsafePath, "the release lists \"\(TextEscaping.excerpt(relative))\", which \(problem)")
+            }
+        }
+        for relative in listing.manifests {
+            if let problem = ManifestDirectory.nameProblem(relative) {
+                throw VerificationError(.unsafePath, "\(path(relative)) \(problem)")
+            }
+        }
+        if let (first, second) = ManifestDirectory.normalisationClash(listing.manifests + index.files.keys.sorted()) {
             throw VerificationError(
-                .unsafePath, "the release lists \"\(relative)\": paths must be relative, '/'-separated, without '.' or '..'")
+                .unsafePath,
+                "\"\(TextEscaping.excerpt(first))\" and \"\(TextEscaping.excerpt(second))\" are the same name in Unicode "
+                    + "normal form but different files; rename one")
         }
         // Every link met while listing, and every listed path that passes through a link
         // (the listing skips hidden folders, an index need not), must resolve inside.
@@ -191,7 +231,13 @@ public struct ReleaseVerifier: Sendable {
         var files: [(name: String, bytes: Data)] = []
         for relative in index.files.keys.sorted() {
             let full = path(relative)
-            guard let content = FileManager.default.contents(atPath: full) else {
+            let read: Data?
+            do {
+                read = try InputFile.read(full, limit: ManifestLoader.maximumFileSize)
+            } catch {
+                throw VerificationError(.fileUnreadable, error.description)
+            }
+            guard let content = read else {
                 throw VerificationError(.fileMissing, "\(full) is listed in the release but does not exist")
             }
             let actual = content.sha256Reference

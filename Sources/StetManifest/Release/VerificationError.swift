@@ -13,11 +13,15 @@ public struct VerificationError: Error, CustomStringConvertible, Sendable, Equat
         public static let indexMalformed = Code(rawValue: "index-malformed")
         public static let belowThreshold = Code(rawValue: "below-threshold")
         public static let expired = Code(rawValue: "expired")
+        /// `created` later than now, beyond the clock-skew allowance.
+        public static let createdInFuture = Code(rawValue: "created-in-future")
         public static let rollback = Code(rawValue: "rollback")
         public static let equivocation = Code(rawValue: "equivocation")
         public static let fileMissing = Code(rawValue: "file-missing")
         public static let fileModified = Code(rawValue: "file-modified")
         public static let fileUnlisted = Code(rawValue: "file-unlisted")
+        /// A listed file that is not a regular file, is larger than a manifest may be, or cannot be read.
+        public static let fileUnreadable = Code(rawValue: "file-unreadable")
         public static let unsafePath = Code(rawValue: "unsafe-path")
         public static let symlinkEscape = Code(rawValue: "symlink-escape")
 
@@ -29,6 +33,10 @@ public struct VerificationError: Error, CustomStringConvertible, Sendable, Equat
         public static let rotationVersion = Code(rawValue: "rotation-version")
         public static let rotationOldRootThreshold = Code(rawValue: "rotation-old-root-threshold")
         public static let rotationNewRootThreshold = Code(rawValue: "rotation-new-root-threshold")
+        /// A key of the new policy (or of the statement) that the other does not name.
+        public static let rotationKeyMissing = Code(rawValue: "rotation-key-missing")
+        /// A key file whose id differs from the one the rotation signed.
+        public static let rotationKeyMismatch = Code(rawValue: "rotation-key-mismatch")
     }
 
     public let code: Code

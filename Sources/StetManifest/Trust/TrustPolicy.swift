@@ -53,15 +53,20 @@ public struct TrustPolicy: Sendable {
     /// Reads `keys/trust.yaml` and the public key files it names (relative to its folder).
     /// Errors list every problem with `file:line:column`.
     public static func load(file: String) throws -> TrustPolicy {
-        guard let bytes = FileManager.default.contents(atPath: file) else {
-            throw ManifestError([Diagnostic(
-                location: SourceLocation(file: file, line: 1, column: 1), field: "",
-                message: "cannot read the trust policy (create it, or pass --trust FILE)")])
+        let bytes: Data
+        do {
+            guard let read = try InputFile.read(file, limit: InputFile.Limit.trustPolicy) else {
+                throw ManifestError([Diagnostic(
+                    location: SourceLocation(file: file, line: 1, column: 1), field: "",
+                    message: "cannot read the trust policy (create it, or pass --trust FILE)")])
+            }
+            bytes = read
+        } catch let error as InputFile.Failure {
+            throw ManifestError([Diagnostic(location: SourceLocation(file: file, line: 1, column: 1), field: "", message: error.message)])
         }
         let folder = (file as NSString).deletingLastPathComponent
         return try parse(bytes, file: file) { relative in
-            let path = relative.hasPrefix("/") ? relative : (folder.isEmpty ? relative : folder + "/" + relative)
-            return FileManager.default.contents(atPath: path)
+            try? InputFile.read(folder.isEmpty ? relative : folder + "/" + relative, limit: InputFile.Limit.key)
         }
     }
 
@@ -69,17 +74,16 @@ public struct TrustPolicy: Sendable {
     public static func parse(_ bytes: Data, file: String, loadKey: (String) -> Data?) throws -> TrustPolicy {
         let sink = DiagnosticSink(file: file)
         var policy: TrustPolicy?
-        if let text = String(validatingUTF8Data: bytes) {
-            do {
-                let parser = try Parser(yaml: text, resolver: ManifestLoader.resolver, constructor: .default, encoding: .default)
-                if let root = try parser.nextRoot() {
+        if bytes.count > InputFile.Limit.trustPolicy {
+            sink.report(nil, "", "the trust policy is larger than \(InputFile.Limit.trustPolicy) bytes")
+        } else if let text = String(validatingUTF8Data: bytes) {
+            if let roots = SafeYAML.documents(text, sink: sink) {
+                if roots.count > 1 { sink.report(roots[1].mark, "", "expected one YAML document") }
+                if let root = roots.first {
                     policy = decode(Cursor(node: root, field: "", sink: sink), digest: bytes.sha256Reference, loadKey: loadKey)
-                    if try parser.nextRoot() != nil { sink.report(nil, "", "expected one YAML document") }
                 } else {
                     sink.report(nil, "", "the trust policy is empty")
                 }
-            } catch let error as YamlError {
-                ManifestLoader.report(error, into: sink)
             }
         } else {
             sink.report(nil, "", "not UTF-8 text")
@@ -100,7 +104,12 @@ public struct TrustPolicy: Sendable {
         let version = document.required("version", "a whole number ≥ 1, raised by each rotation")?.int(in: 1...1_000_000)
         var keys: [String: Key] = [:]
         var keysOK = false
-        if let keyMap = document.required("keys", "name: {publicKey: FILE}")?.mapping() {
+        if let keyMap = document.required("keys", "name: {publicKey: FILE}")?.mapping(),
+            keyMap.entries.count <= Envelope.maximumSignatures || {
+                keyMap.cursor.error("expected at most \(Envelope.maximumSignatures) keys, found \(keyMap.entries.count)")
+                return false
+            }()
+        {
             keysOK = true
             for (name, value) in keyMap.entries {
                 _ = keyMap.optional(name.text)
@@ -135,6 +144,11 @@ public struct TrustPolicy: Sendable {
         let file = entry.required("publicKey", "a PEM public key file, relative to the policy's folder")?.string()
         let example = entry.field("example", default: false) { $0.bool() }
         guard let file, let example else { return nil }
+        guard ManifestDirectory.isSafeRelativePath(file) else {
+            entry.optional("publicKey")?.error(
+                "expected a path relative to the policy's folder, without '..', found \"\(TextEscaping.excerpt(file, limit: 80))\"")
+            return nil
+        }
         guard let pem = loadKey(file) else {
             entry.optional("publicKey")?.error("cannot read public key file \(file)")
             return nil
@@ -150,7 +164,7 @@ public struct TrustPolicy: Sendable {
     static func decodeRole(_ cursor: Cursor, known: Set<String>?) -> Threshold? {
         guard let role = cursor.mapping() else { return nil }
         defer { role.finish() }
-        let threshold = role.required("threshold", "how many distinct keys must sign")?.int(in: 1...1000)
+        let threshold = role.required("threshold", "how many distinct keys must sign")?.int(in: 1...Envelope.maximumSignatures)
         let keyCursor = role.required("keys", "names from keys")
         let names = keyCursor?.stringList(nonEmpty: true)
         guard let threshold, let names, let keyCursor else { return nil }

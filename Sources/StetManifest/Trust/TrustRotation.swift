@@ -3,7 +3,9 @@ import StetCrypto
 import StetState
 
 /// The payload of `keys/trust.dsse.json`: "policy version N+1 is the trust.yaml with this
-/// digest", signed by the root thresholds of both the pinned and the new policy.
+/// digest, and its keys are exactly these", signed by the root thresholds of both the pinned and
+/// the new policy. `keys` binds the key material: trust.yaml only names key files, which anyone
+/// who can push could replace after the rotation was signed.
 public struct TrustRotation: Codable, Equatable, Sendable {
     public static let type = "stet.trust/v1"
     public static let payloadType = "application/vnd.stet.trust+json"
@@ -12,11 +14,19 @@ public struct TrustRotation: Codable, Equatable, Sendable {
     public var type: String
     public var version: Int
     public var policy: String
+    /// Every key of the new policy by name, with its key id (hex SHA-256 of the raw public key).
+    public var keys: [String: String]
 
-    public init(version: Int, policy: String) {
+    public init(version: Int, policy: String, keys: [String: String]) {
         type = Self.type
         self.version = version
         self.policy = policy
+        self.keys = keys
+    }
+
+    /// The statement for `policy`: its version, digest and every key's id.
+    public init(for policy: TrustPolicy) {
+        self.init(version: policy.version, policy: policy.digest, keys: policy.keys.mapValues { $0.publicKey.keyID })
     }
 
     public func encoded() -> Data {
@@ -97,6 +107,7 @@ public enum TrustResolver {
         }
         let statement: TrustRotation
         do {
+            try StrictJSON.checkUniqueKeys(envelope.payload)
             statement = try JSONDecoder().decode(TrustRotation.self, from: envelope.payload)
         } catch {
             throw VerificationError(.rotationMalformed, "\(TrustRotation.envelopeName) payload is not valid: \(describeDecoding(error))")
@@ -115,6 +126,7 @@ public enum TrustResolver {
                 "a rotation must go from the pinned version \(pinned.version) to exactly \(pinned.version &+ 1); "
                     + "\(TrustRotation.envelopeName) says \(statement.version) and trust.yaml says \(repository.version)")
         }
+        try verifyKeys(statement.keys, of: repository)
         let oldRoots = envelope.validSigners(among: pinned.keys(in: .root).map(\.publicKey))
         guard oldRoots.count >= pinned.threshold(of: .root) else {
             throw VerificationError(
@@ -128,6 +140,30 @@ public enum TrustResolver {
                 .rotationNewRootThreshold,
                 "the rotation has \(newRoots.count) valid signature(s) from the new policy's root keys; "
                     + "\(repository.threshold(of: .root)) needed (\(repository.roles[.root]?.keys.joined(separator: ", ") ?? ""))")
+        }
+    }
+
+    /// Every key of the new policy must be named in the signed statement with the id of the key
+    /// file read now, and the statement may name no other key.
+    static func verifyKeys(_ signed: [String: String], of repository: TrustPolicy) throws(VerificationError) {
+        for name in repository.keys.keys.sorted() {
+            let actual = repository.keys[name]!.publicKey.keyID
+            guard let expected = signed[name] else {
+                throw VerificationError(
+                    .rotationKeyMissing,
+                    "key \(name) of trust.yaml is not named in \(TrustRotation.envelopeName): the rotation does not cover it; "
+                        + "the root keys must sign the rotation again (`stet trust sign`)")
+            }
+            guard expected == actual else {
+                throw VerificationError(
+                    .rotationKeyMismatch,
+                    "key \(name): its public key file has id \(actual), but the rotation signed \(expected); "
+                        + "the key file was replaced after the rotation was signed. The pinned policy stays in force")
+            }
+        }
+        if let extra = signed.keys.sorted().first(where: { repository.keys[$0] == nil }) {
+            throw VerificationError(
+                .rotationKeyMissing, "\(TrustRotation.envelopeName) names key \(extra), which trust.yaml does not have")
         }
     }
 }

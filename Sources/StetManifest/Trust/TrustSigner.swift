@@ -10,6 +10,8 @@ public struct TrustSigner: Sendable {
         public var policy: String
         public var signatures: Int
         public var signer: String?
+        /// The key ids the signature binds, by name: confirm them with their owners.
+        public var keys: [String: String]
     }
 
     public let trustFile: String
@@ -32,16 +34,18 @@ public struct TrustSigner: Sendable {
                 "key \(key.publicKey.keyID) is not a root key of \(trustFile)\(pinned == nil ? "" : " or of the pinned policy"); "
                 + "if it is a root key of the policy being replaced, pass --force")
         }
-        let statement = TrustRotation(version: policy.version, policy: policy.digest)
+        let statement = TrustRotation(for: policy)
         let path = ((trustFile as NSString).deletingLastPathComponent as NSString).appendingPathComponent(TrustRotation.envelopeName)
         var envelope = Envelope(payloadType: TrustRotation.payloadType, payload: statement.encoded())
-        if let bytes = FileManager.default.contents(atPath: path), let existing = try? Envelope(json: bytes),
+        if let bytes = try? InputFile.read(path, limit: InputFile.Limit.trustPolicy), let existing = try? Envelope(json: bytes),
             existing.payloadType == envelope.payloadType, existing.payload == envelope.payload
         {
             envelope = existing
         }
         try envelope.sign(with: key)
         try AtomicFile.write(envelope.json(pretty: true), to: path)
-        return Result(version: policy.version, policy: policy.digest, signatures: envelope.signatures.count, signer: rootNames.first?.name)
+        return Result(
+            version: policy.version, policy: policy.digest, signatures: envelope.signatures.count, signer: rootNames.first?.name,
+            keys: statement.keys)
     }
 }

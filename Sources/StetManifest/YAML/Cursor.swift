@@ -2,16 +2,29 @@ import Foundation
 import StetCore
 import Yams
 
-/// Collects the diagnostics of one file while its documents are read.
+/// Collects the diagnostics of one file while its documents are read: the first
+/// `maximumDiagnostics`, then one that says how many more there were, so a hostile file cannot
+/// make an error report (or the refusal recorded from it) as large as itself.
 final class DiagnosticSink {
+    static let maximumDiagnostics = 100
+
     let file: String
     private(set) var diagnostics: [Diagnostic] = []
+    private var dropped = 0
 
     init(file: String) { self.file = file }
 
     func report(_ mark: Mark?, _ field: String, _ message: String) {
+        guard diagnostics.count < Self.maximumDiagnostics else {
+            dropped += 1
+            let summary = Diagnostic(
+                location: SourceLocation(file: file, line: 1, column: 1), field: "",
+                message: "\(dropped) more problem\(dropped == 1 ? "" : "s") not shown")
+            if dropped == 1 { diagnostics.append(summary) } else { diagnostics[diagnostics.count - 1] = summary }
+            return
+        }
         let location = SourceLocation(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
-        diagnostics.append(Diagnostic(location: location, field: field, message: message))
+        diagnostics.append(Diagnostic(location: location, field: field, message: TextEscaping.excerpt(message, limit: 400)))
     }
 }
 
@@ -175,6 +188,8 @@ final class MappingReader {
 
     let cursor: Cursor
     private(set) var entries: [(Key, Cursor)] = []
+    /// Position of each field in `entries`, so a lookup costs the same in a mapping of any size.
+    private var positions: [String: Int] = [:]
     private var taken: Set<String> = []
 
     init(mapping: Node.Mapping, cursor: Cursor) {
@@ -194,6 +209,7 @@ final class MappingReader {
                 continue
             }
             seen[name] = keyNode.mark
+            positions[name] = entries.count
             entries.append((Key(text: name, cursor: Cursor(node: keyNode, field: child, sink: cursor.sink)),
                             Cursor(node: valueNode, field: child, sink: cursor.sink)))
         }
@@ -202,7 +218,7 @@ final class MappingReader {
     /// The field's value, if present; marks it known.
     func optional(_ name: String) -> Cursor? {
         taken.insert(name)
-        return entries.first { $0.0.text == name }?.1
+        return positions[name].map { entries[$0].1 }
     }
 
     /// An optional field: `defaultValue` when absent, the decoded value when valid, nil once

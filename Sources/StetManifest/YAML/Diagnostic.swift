@@ -30,9 +30,11 @@ public struct ManifestError: Error, CustomStringConvertible, Sendable {
 
     public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics.sorted() }
 
-    public var description: String {
+    public var description: String { lines.joined(separator: "\n") }
+
+    /// Each problem, then the count, each as one line.
+    public var lines: [String] {
         let count = diagnostics.count
-        return diagnostics.map(\.description).joined(separator: "\n")
-            + "\n\(count) error\(count == 1 ? "" : "s") in the manifests"
+        return diagnostics.map(\.description) + ["\(count) error\(count == 1 ? "" : "s") in the manifests"]
     }
 }

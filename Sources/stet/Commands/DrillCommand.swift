@@ -39,6 +39,8 @@ struct DrillMonitorCommand: AsyncParsableCommand {
 
     @OptionGroup var planning: PlanningOptions
 
+    func validate() throws { try Seconds.check(timeout, "--timeout", 0.1...3600) }
+
     @OptionGroup var global: GlobalOptions
 
     @OptionGroup var key: KeyOption

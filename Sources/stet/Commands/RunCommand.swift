@@ -53,7 +53,12 @@ struct RunCommand: AsyncParsableCommand {
     var listen: String?
 
     func validate() throws {
-        if let poll, StetDuration(parsing: poll) == nil { throw ValidationError("--poll \(poll): expected a duration such as 30s") }
+        try Seconds.check(interval, "--interval", 0.1...86_400)
+        if budget < 0 { throw ValidationError("--budget \(budget): expected 0 or more corrective actions") }
+        if let poll {
+            guard let every = StetDuration(parsing: poll) else { throw ValidationError("--poll \(poll): expected a duration such as 30s") }
+            try Seconds.check(every.seconds, "--poll", 0.1...86_400)
+        }
         if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
     }
 

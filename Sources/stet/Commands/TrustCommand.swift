@@ -133,5 +133,9 @@ struct TrustSignCommand: ParsableCommand {
         let out = Terminal.standardOutput
         out.line("\(out.green("signed")) trust policy version \(result.version) (\(result.policy)) as \(result.signer ?? privateKey.publicKey.keyID)")
         out.line("  signatures  \(result.signatures)")
+        out.line("  keys, as signed (confirm each id with its owner):")
+        for (name, keyid) in result.keys.sorted(by: { $0.key < $1.key }) {
+            out.line("    \(name.padding(toLength: 12, withPad: " ", startingAt: 0)) \(keyid)")
+        }
     }
 }

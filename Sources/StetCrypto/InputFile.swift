@@ -1,0 +1,67 @@
+public import Foundation
+
+/// Reading a file that comes from outside (a repository, a CI artifact, an operator's path):
+/// only a regular file, only up to a size fixed before a byte is read. A 1.5 GB "envelope" or a
+/// FIFO named like a manifest is refused instead of filling memory or blocking for ever.
+public enum InputFile {
+    /// The size limits, one per kind of input, each well above any real file.
+    public enum Limit {
+        /// `release.dsse.json`: an index of 100,000 files is about 12 MB of base64.
+        public static let releaseEnvelope = 16 << 20
+        /// One manifest file.
+        public static let manifest = 4 << 20
+        /// `trust.yaml` and `trust.dsse.json`.
+        public static let trustPolicy = 1 << 20
+        /// A PEM key file.
+        public static let key = 64 << 10
+        /// A saved plan or an exported snapshot.
+        public static let plan = 64 << 20
+        /// A checkpoint, cosignature or proof file.
+        public static let note = 1 << 20
+    }
+
+    public struct Failure: Error, CustomStringConvertible, Sendable, Equatable {
+        public let path: String
+        public let message: String
+        public var description: String { "\(path): \(message)" }
+    }
+
+    /// The bytes of the regular file at `path`, nil when nothing is there. Throws when it is not
+    /// a regular file (a directory, a FIFO, a device), is larger than `limit`, or cannot be
+    /// read. With `followSymlinks: false` a symbolic link is refused too.
+    public static func read(_ path: String, limit: Int, followSymlinks: Bool = true) throws(Failure) -> Data? {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW))
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOENT { return nil }
+            if code == ELOOP { throw Failure(path: path, message: "is a symbolic link, which is not accepted here") }
+            throw Failure(path: path, message: "cannot open: \(String(cString: strerror(code)))")
+        }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw Failure(path: path, message: "cannot read: \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw Failure(path: path, message: "is not a regular file") }
+        guard info.st_size <= limit else {
+            throw Failure(path: path, message: "is \(info.st_size) bytes; at most \(limit) are accepted")
+        }
+        // Read up to one byte past the limit, in case the file grows while it is read.
+        var data = Data(count: Int(info.st_size) + 1)
+        var total = 0
+        while total < data.count {
+            let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                throw Failure(path: path, message: "cannot read: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            total += n
+            if total == data.count, total <= limit { data.count += 64 << 10 }
+        }
+        guard total <= limit else { throw Failure(path: path, message: "grew past \(limit) bytes while it was read") }
+        data.count = total
+        return data
+    }
+}

@@ -1,0 +1,210 @@
+public import Foundation
+
+/// Checks that signed JSON says one thing only: well-formed (RFC 8259), no object with the
+/// same key twice, nesting at most `maximumDepth`. Foundation's decoders keep one of two
+/// duplicated keys silently, so a payload `{"version": 1, "version": 9}` could mean one thing
+/// to Stet and another to a reviewer's tool; signed payloads are refused instead.
+public enum StrictJSON {
+    public struct Failure: Error, CustomStringConvertible, Sendable, Equatable {
+        /// Byte offset of the problem.
+        public let offset: Int
+        public let message: String
+        public var description: String { "\(message) at byte \(offset)" }
+    }
+
+    public static let maximumDepth = 64
+
+    /// Throws `Failure` unless `data` is one JSON value with unique keys in every object.
+    public static func checkUniqueKeys(_ data: Data) throws(Failure) {
+        let failure = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Failure? in
+            var scanner = Scanner(bytes: raw.bindMemory(to: UInt8.self))
+            do throws(Failure) {
+                scanner.skipSpace()
+                try scanner.value(depth: 0)
+                scanner.skipSpace()
+                guard scanner.position == scanner.bytes.count else { throw scanner.failure("unexpected text after the JSON value") }
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    private struct Scanner {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var position = 0
+
+        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+
+        func failure(_ message: String) -> Failure { Failure(offset: position, message: message) }
+
+        var current: UInt8? { position < bytes.count ? bytes[position] : nil }
+
+        mutating func skipSpace() {
+            while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D { position += 1 }
+        }
+
+        mutating func expect(_ byte: UInt8, _ what: String) throws(Failure) {
+            guard current == byte else { throw failure("expected \(what)") }
+            position += 1
+        }
+
+        mutating func value(depth: Int) throws(Failure) {
+            guard depth < StrictJSON.maximumDepth else { throw failure("nested deeper than \(StrictJSON.maximumDepth) levels") }
+            switch current {
+            case UInt8(ascii: "{"): try object(depth: depth)
+            case UInt8(ascii: "["): try array(depth: depth)
+            case UInt8(ascii: "\""): _ = try string()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            case .some(let byte) where byte == UInt8(ascii: "-") || (0x30...0x39).contains(byte): try number()
+            default: throw failure("expected a JSON value")
+            }
+        }
+
+        mutating func object(depth: Int) throws(Failure) {
+            position += 1
+            skipSpace()
+            if current == UInt8(ascii: "}") {
+                position += 1
+                return
+            }
+            var keys: Set<[UInt8]> = []
+            while true {
+                skipSpace()
+                let start = position
+                guard current == UInt8(ascii: "\"") else { throw failure("expected a key in quotes") }
+                let key = try string()
+                guard keys.insert(key).inserted else {
+                    throw Failure(offset: start, message: "the key \"\(String(decoding: key, as: UTF8.self))\" appears twice in one object")
+                }
+                skipSpace()
+                try expect(UInt8(ascii: ":"), "':'")
+                skipSpace()
+                try value(depth: depth + 1)
+                skipSpace()
+                if current == UInt8(ascii: ",") {
+                    position += 1
+                    continue
+                }
+                try expect(UInt8(ascii: "}"), "',' or '}'")
+                return
+            }
+        }
+
+        mutating func array(depth: Int) throws(Failure) {
+            position += 1
+            skipSpace()
+            if current == UInt8(ascii: "]") {
+                position += 1
+                return
+            }
+            while true {
+                skipSpace()
+                try value(depth: depth + 1)
+                skipSpace()
+                if current == UInt8(ascii: ",") {
+                    position += 1
+                    continue
+                }
+                try expect(UInt8(ascii: "]"), "',' or ']'")
+                return
+            }
+        }
+
+        /// A string's decoded UTF-8 bytes, so that `"a"` and `"\u0061"` are the same key.
+        mutating func string() throws(Failure) -> [UInt8] {
+            position += 1
+            var decoded: [UInt8] = []
+            while let byte = current {
+                position += 1
+                switch byte {
+                case UInt8(ascii: "\""):
+                    guard String(validating: decoded, as: UTF8.self) != nil else { throw failure("a string that is not UTF-8") }
+                    return decoded
+                case UInt8(ascii: "\\"):
+                    guard let escape = current else { break }
+                    position += 1
+                    switch escape {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
+                    case UInt8(ascii: "b"): decoded.append(0x08)
+                    case UInt8(ascii: "f"): decoded.append(0x0C)
+                    case UInt8(ascii: "n"): decoded.append(0x0A)
+                    case UInt8(ascii: "r"): decoded.append(0x0D)
+                    case UInt8(ascii: "t"): decoded.append(0x09)
+                    case UInt8(ascii: "u"):
+                        var scalar = try hex4()
+                        if (0xD800...0xDBFF).contains(scalar) {
+                            guard current == UInt8(ascii: "\\") else { throw failure("a lone surrogate in a string") }
+                            position += 1
+                            try expect(UInt8(ascii: "u"), "a low surrogate")
+                            let low = try hex4()
+                            guard (0xDC00...0xDFFF).contains(low) else { throw failure("a lone surrogate in a string") }
+                            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                        } else if (0xDC00...0xDFFF).contains(scalar) {
+                            throw failure("a lone surrogate in a string")
+                        }
+                        guard let unicode = Unicode.Scalar(scalar) else { throw failure("an invalid \\u escape") }
+                        decoded.append(contentsOf: Array(String(Character(unicode)).utf8))
+                    default: throw failure("an invalid escape in a string")
+                    }
+                case 0x00...0x1F:
+                    throw failure("a control character in a string")
+                default:
+                    decoded.append(byte)
+                }
+            }
+            throw failure("a string without its closing quote")
+        }
+
+        mutating func hex4() throws(Failure) -> UInt32 {
+            var value: UInt32 = 0
+            for _ in 0..<4 {
+                guard let byte = current else { throw failure("expected four hex digits") }
+                let digit: UInt32
+                switch byte {
+                case 0x30...0x39: digit = UInt32(byte - 0x30)
+                case 0x41...0x46: digit = UInt32(byte - 0x41 + 10)
+                case 0x61...0x66: digit = UInt32(byte - 0x61 + 10)
+                default: throw failure("expected four hex digits")
+                }
+                value = value * 16 + digit
+                position += 1
+            }
+            return value
+        }
+
+        mutating func literal(_ word: StaticString) throws(Failure) {
+            let text = UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount)
+            for byte in text {
+                guard current == byte else { throw failure("expected \(word)") }
+                position += 1
+            }
+        }
+
+        mutating func number() throws(Failure) {
+            if current == UInt8(ascii: "-") { position += 1 }
+            guard let first = current, (0x30...0x39).contains(first) else { throw failure("expected a digit") }
+            position += 1
+            if first != 0x30 { digits() }
+            if current == UInt8(ascii: ".") {
+                position += 1
+                guard digits() > 0 else { throw failure("expected a digit after '.'") }
+            }
+            if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+                position += 1
+                if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { position += 1 }
+                guard digits() > 0 else { throw failure("expected a digit in the exponent") }
+            }
+        }
+
+        @discardableResult
+        mutating func digits() -> Int {
+            let start = position
+            while let byte = current, (0x30...0x39).contains(byte) { position += 1 }
+            return position - start
+        }
+    }
+}
