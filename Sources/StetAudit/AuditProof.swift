@@ -22,7 +22,7 @@ public struct AuditProof: Codable, Equatable, Sendable {
     public static func make(stateDirectory: String, seq: Int, trust: AuditTrust) throws -> AuditProof {
         let directory = AuditLog.directory(in: stateDirectory)
         let checkpointPath = (directory as NSString).appendingPathComponent(AuditLog.checkpointName)
-        guard let noteData = FileManager.default.contents(atPath: checkpointPath) else {
+        guard let noteData = try? InputFile.read(checkpointPath, limit: InputFile.Limit.note, followSymlinks: false) else {
             throw AuditError(.invalid, "no checkpoint at \(checkpointPath): run `stet audit checkpoint` first")
         }
         let note = String(decoding: noteData, as: UTF8.self)

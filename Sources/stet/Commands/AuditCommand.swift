@@ -242,9 +242,7 @@ struct AuditVerifyCommand: ParsableCommand {
             files += names.filter { !$0.hasPrefix(".") }.sorted().map { (checkpointsDir as NSString).appendingPathComponent($0) }
         }
         for file in files {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw CommandFailure(status: ExitStatus.error, message: "cannot read checkpoint \(file)")
-            }
+            let data = try readInput(file, limit: InputFile.Limit.note, what: "checkpoint")
             notes.append((file, String(decoding: data, as: UTF8.self)))
         }
         let report = try AuditVerification(trust: trust).verify(stateDirectory: global.store.root, checkpoints: notes)
@@ -299,9 +297,7 @@ struct AuditVerifyCommand: ParsableCommand {
     }
 
     private func verifyProof(_ file: String, trust: AuditTrust) throws {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw CommandFailure(status: ExitStatus.error, message: "cannot read proof \(file)")
-        }
+        let data = try readInput(file, limit: InputFile.Limit.note, what: "proof")
         let proof: AuditProof
         do {
             proof = try JSONDecoder().decode(AuditProof.self, from: data)

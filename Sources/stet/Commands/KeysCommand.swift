@@ -110,9 +110,7 @@ struct KeysIDCommand: ParsableCommand {
 extension KeysIDCommand {
     /// The public key in FILE, which may hold a public key or a private one.
     static func publicKey(_ file: String) throws -> PublicKey {
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw CommandFailure(status: ExitStatus.error, message: "cannot read \(file)")
-        }
+        let data = try readInput(file, limit: InputFile.Limit.key, what: "key")
         if String(decoding: data, as: UTF8.self).contains("PRIVATE KEY") {
             return try PrivateKey(contentsOfFile: file).publicKey
         }

@@ -280,9 +280,7 @@ struct ApplyCommand: AsyncParsableCommand {
             try session.refused(action: "apply", reason: "saved plan \(file) was refused", error: message)
             throw CommandFailure(status: status, message: message)
         }
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw CommandFailure(status: ExitStatus.error, message: "cannot read \(file)")
-        }
+        let data = try readInput(file, limit: InputFile.Limit.plan, what: "saved plan")
         let trust = AuditTrust(policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) })
         let plan: Plan
         do {
