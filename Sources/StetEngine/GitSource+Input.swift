@@ -1,10 +1,10 @@
 import Foundation
 
 /// The checks on what a person or a pipeline gives a git source (`--source`, `--ref`,
-/// `--branch`), made before git runs. The messages name those options, the only way
+/// `--branch`, `--path`), made before git runs. The messages name those options, the only way
 /// these values reach Stet.
 extension GitSource {
-    /// The longest URL Stet hands to git, in bytes.
+    /// The longest URL or manifest path Stet takes, in bytes.
     static let maximumLength = 4096
 
     static let expectedURL = "expected a local path, file://, https://, ssh:// or user@host:path"
@@ -61,6 +61,19 @@ extension GitSource {
             throw Failure(description: "\(option) \(shown(ref)): expected a branch, tag or commit name "
                 + "(letters, digits and . _ - + /, not starting with - or .)")
         }
+    }
+
+    /// The manifest directory inside the repository: relative, without `..`. Returns it
+    /// normalised (no empty or `.` components; "" for the root).
+    static func checkPath(_ path: String) throws(Failure) -> String {
+        let components = path.split(separator: "/").filter { $0 != "." }
+        guard !path.isEmpty, path.utf8.count <= maximumLength, !hasControlCharacter(path), !path.hasPrefix("/"),
+            !components.contains("..")
+        else {
+            throw Failure(description: "--path \(shown(path)): expected a directory inside the repository: "
+                + "a relative path without '..'")
+        }
+        return components.joined(separator: "/")
     }
 
     /// A full object id: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.

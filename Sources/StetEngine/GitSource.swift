@@ -1,10 +1,12 @@
 import Foundation
+public import StetManifest
 import StetProviders
 public import StetState
 
 /// Releases from git (`--source git:URL_OR_PATH`): a bare mirror in `STATE/git/mirror.git`,
-/// fetched with the `git` command, and the wanted commit unpacked into `STATE/git/work`, a
-/// private tree nobody else writes, where the release is then verified like any directory.
+/// fetched with the `git` command, and the wanted commit's tree written blob by blob into
+/// `STATE/git/work`, a private tree nobody else writes, where the release is then verified like
+/// any directory.
 ///
 /// Everything that reaches git's command line is checked first (`GitSource+Input.swift`): the
 /// URL can name only a local path, file://, https://, ssh:// or user@host:path, and a ref or a
@@ -15,7 +17,7 @@ public struct GitSource: Sendable {
     /// The branch, tag or commit to use; nil: the branch.
     public let ref: String?
     public let branch: String
-    /// The manifest directory inside the repository.
+    /// The manifest directory inside the repository, normalised ("" for the repository's root).
     public let path: String
     public let store: FileStateStore
     /// Seconds any one git command may take before its process group is killed.
@@ -26,7 +28,7 @@ public struct GitSource: Sendable {
     }
 
     /// `git:URL` → a source; nil for anything else. Throws when the URL, ref or branch is not
-    /// one Stet hands to git; nothing has run then.
+    /// one Stet hands to git, or the path leaves the repository; nothing has run then.
     public init?(
         _ source: String, ref: String? = nil, branch: String = "main", path: String = "manifests", store: FileStateStore
     ) throws(Failure) {
@@ -37,17 +39,25 @@ public struct GitSource: Sendable {
         try Self.checkRef(branch, option: "--branch")
         self.ref = ref
         self.branch = branch
-        self.path = path
+        self.path = try Self.checkPath(path)
         self.store = store
     }
 
     var mirror: String { absolute(store.path("git/mirror.git")) }
     public var worktree: String { absolute(store.path("git/work")) }
-    public var manifests: String { (worktree as NSString).appendingPathComponent(path) }
-    public var trustFile: String { (worktree as NSString).appendingPathComponent("keys/trust.yaml") }
+    public var manifests: String { path.isEmpty ? worktree : worktree + "/" + path }
+    public var trustFile: String { worktree + "/keys/trust.yaml" }
 
     func absolute(_ path: String) -> String {
         path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
+
+    /// The release gate of the unpacked commit: its manifest directory and trust policy must
+    /// resolve inside the commit.
+    public func gate() -> ReleaseGate {
+        var gate = ReleaseGate(manifests: manifests, trustFile: trustFile, store: store)
+        gate.root = worktree
+        return gate
     }
 
     /// Fetches every branch; returns the commit id of the ref (default: the branch).
@@ -73,17 +83,18 @@ public struct GitSource: Sendable {
         return id
     }
 
-    /// Unpacks `commit` into the private work tree, replacing what was there.
+    /// Writes the tree of `commit` into the private work tree, replacing what was there.
     public func checkout(_ commit: String) throws {
         guard Self.isObjectID(commit) else { throw Failure(description: "\(commit) is not a commit id") }
-        let archive = absolute(store.path("git/checkout.tar"))
-        try git(["--git-dir", mirror, "archive", "--format=tar", "--output", archive, commit])
-        defer { unlink(archive) }
         let staging = worktree + ".new"
         try? FileManager.default.removeItem(atPath: staging)
         try AtomicFile.makeDirectory(staging)
-        let tar = try Subprocess.run("/usr/bin/env", ["tar", "-x", "-f", archive, "-C", staging], timeout: timeout)
-        guard tar.status == 0 else { throw Failure(description: "tar -x failed: " + tar.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        do {
+            try export(commit, into: staging)
+        } catch {
+            try? FileManager.default.removeItem(atPath: staging)
+            throw error
+        }
         try? FileManager.default.removeItem(atPath: worktree)
         try FileManager.default.moveItem(atPath: staging, toPath: worktree)
     }
@@ -130,6 +141,19 @@ public struct GitSource: Sendable {
         } catch let stopped as Subprocess.Stopped {
             throw Failure(description: "\(Self.name(arguments)) \(stopped)")
         }
+    }
+
+    /// Runs git, handing its standard output to `consume` as it arrives.
+    func git(_ arguments: [String], input: String, consume: (Data) throws -> Void) throws {
+        let result: (status: Int32, stderr: String)
+        do {
+            result = try Subprocess.stream(
+                "/usr/bin/env", ["git"] + Self.configuration + arguments, environment: Self.environment, input: input,
+                timeout: timeout, consume: consume)
+        } catch let stopped as Subprocess.Stopped {
+            throw Failure(description: "\(Self.name(arguments)) \(stopped)")
+        }
+        try check(result.status, result.stderr, arguments)
     }
 
     private func check(_ status: Int32, _ stderr: String, _ arguments: [String]) throws {

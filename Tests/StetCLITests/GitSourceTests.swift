@@ -160,4 +160,51 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: mark))
     }
+
+    /// `git archive` leaves out what `.gitattributes` marks export-ignore: an unsigned manifest
+    /// must not hide from verification that way.
+    @Test func aManifestMarkedExportIgnoreIsStillVerified() throws {
+        defer { _ = try? onHost("down") }
+        try signedCommit()
+        try repo.root.write("manifests/extra.yaml", Samples.liveService(name: "extra", replicas: 1, port: 18510))
+        try repo.root.write(".gitattributes", "manifests/extra.yaml export-ignore\n")
+        _ = try commit("an unsigned service, marked export-ignore")
+        for command in [["plan"], ["apply", "--auto-approve"]] {
+            let result = try onHost(command + ["--source", source])
+            #expect(result.status == 10, "\(command): \(result.combined)")
+            #expect(result.stderr.contains("manifests/extra.yaml is not part of release version"), "\(command): \(result.stderr)")
+        }
+        #expect(replicas() == 0)
+    }
+
+    /// The manifest directory and the trust policy are read inside the commit only: not through
+    /// `--path ..`, and not through a symbolic link in the commit that leads to a signed
+    /// release (or a trust policy) elsewhere on the host.
+    @Test func thePathStaysInsideTheCommit() throws {
+        try signedCommit()
+        for path in ["../../outside", "manifests/../../outside", "/etc"] {
+            let result = try onHost("plan", "--source", source, "--path", path)
+            #expect(result.status == 1, "\(path): \(result.combined)")
+            #expect(result.stderr.contains("--path \(path): expected a directory inside the repository"), "\(path): \(result.stderr)")
+        }
+
+        let outside = TemporaryDirectory("stet-outside")
+        for name in ["manifests/svc.yaml", "manifests/release.dsse.json", "keys/trust.yaml", "keys/alice.pub", "keys/bob.pub", "keys/ci.pub"] {
+            try outside.write(name, try #require(repo.root.read(name)))
+        }
+        let before = outside.snapshot("")
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("deploy"), withDestinationPath: outside.file("manifests"))
+        _ = try commit("deploy leads outside the repository")
+        let viaLink = try onHost("plan", "--source", source, "--path", "deploy")
+        #expect(viaLink.status == 10, "\(viaLink.combined)")
+        #expect(viaLink.stderr.contains("leads outside"), "\(viaLink.stderr)")
+
+        try FileManager.default.removeItem(atPath: repo.root.file("keys"))
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("keys"), withDestinationPath: outside.file("keys"))
+        _ = try commit("keys lead outside the repository")
+        let trustViaLink = try onHost("plan", "--source", source)
+        #expect(trustViaLink.status == 10, "\(trustViaLink.combined)")
+        #expect(trustViaLink.stderr.contains("trust.yaml leads outside"), "\(trustViaLink.stderr)")
+        #expect(outside.snapshot("") == before)
+    }
 }

@@ -4,7 +4,7 @@ import StetState
 import Testing
 
 /// What a git source takes from the command line, checked before git runs: a URL git cannot
-/// read as an option or another transport, refs that are names.
+/// read as an option or another transport, refs that are names, a path inside the repository.
 @Suite struct GitSourceInputTests {
     let store = FileStateStore(root: "/nonexistent/stet-state")
 
@@ -53,5 +53,19 @@ import Testing
         #expect(refError?.description.hasPrefix("--ref ") == true)
         let branchError = #expect(throws: GitSource.Failure.self) { try source("/srv/ops", branch: ref) }
         #expect(branchError?.description.hasPrefix("--branch ") == true)
+    }
+
+    @Test(arguments: [("manifests", "manifests"), ("deploy/manifests/", "deploy/manifests"), ("./manifests", "manifests"), (".", "")])
+    func acceptedPaths(_ path: String, normalised: String) throws {
+        let git = try #require(try source("/srv/ops", path: path))
+        #expect(git.path == normalised)
+        #expect(git.manifests == (normalised.isEmpty ? git.worktree : git.worktree + "/" + normalised))
+    }
+
+    @Test(arguments: ["../../outside", "manifests/../../x", "..", "/etc", "", "a\nb", String(repeating: "a/", count: 2049)])
+    func refusedPaths(_ path: String) {
+        let error = #expect(throws: GitSource.Failure.self) { try source("/srv/ops", path: path) }
+        #expect(error?.description.hasPrefix("--path ") == true)
+        #expect(error?.description.hasSuffix("a relative path without '..'") == true)
     }
 }

@@ -33,8 +33,8 @@ struct PlanningOptions: ParsableArguments {
         if let source, !source.hasPrefix("git:") { throw ValidationError("--source \(source): expected git:URL_OR_PATH") }
     }
 
-    /// The git source, when --source names one; a URL, ref or branch that Stet does not
-    /// hand to git is an error (exit 1) before anything runs.
+    /// The git source, when --source names one; a URL, ref or branch that Stet does not hand to
+    /// git, or a path that leaves the repository, is an error (exit 1) before anything runs.
     func gitSource(_ store: FileStateStore) throws -> GitSource? {
         guard let source else { return nil }
         do {
@@ -57,7 +57,7 @@ struct PlanningOptions: ParsableArguments {
         do {
             let commit = try source.fetch()
             try source.checkout(commit)
-            return (ReleaseGate(manifests: source.manifests, trustFile: source.trustFile, store: global.store), commit)
+            return (source.gate(), commit)
         } catch let failure as GitSource.Failure {
             throw CommandFailure(status: ExitStatus.error, message: "git source: \(failure)")
         }
