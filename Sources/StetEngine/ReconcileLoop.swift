@@ -186,7 +186,7 @@ public final class ReconcileLoop: @unchecked Sendable {
                 try source.checkout(head)
                 commit = head
                 digest = head
-                gate = ReleaseGate(manifests: source.manifests, trustFile: source.trustFile, store: store)
+                gate = source.gate()
             } catch {
                 log("git source \(source.url): \(error)")
                 return

@@ -32,7 +32,9 @@ import Testing
     }
 
     /// `stet` on the host: its own state, the repository's keys for the operator key only.
-    func onHost(_ arguments: String...) throws -> ProcessOutput {
+    func onHost(_ arguments: String...) throws -> ProcessOutput { try onHost(arguments) }
+
+    func onHost(_ arguments: [String]) throws -> ProcessOutput {
         try Binary.run(arguments, in: host.path, environment: ["STET_KEY": repo.privateKeyPath("ci"), "STET_STATE_DIR": host.file(".stet")])
     }
 
@@ -94,5 +96,115 @@ import Testing
         #expect(replicas() == 2)
         #expect(run.stop() == 0)
         #expect(try onHost("audit", "verify").status == 0)
+    }
+
+    /// A release signed by alice and bob in a commit, and the policy pinned on the host.
+    func signedCommit() throws {
+        try repo.sign(["alice", "bob"])
+        _ = try commit("web, signed by alice and bob")
+        #expect(try onHost("trust", "pin", repo.trustFile).status == 0)
+    }
+
+    /// `--source git:X` where git would read X as an option or a remote helper: refused before
+    /// git runs, by every command that takes --source, before and after the mirror exists.
+    @Test(arguments: ["--upload-pack=touch MARK", "-u touch MARK", "--config=core.sshCommand=touch MARK", "ext::sh -c touch% MARK"])
+    func optionsAndHelpersAsURLsAreRefused(_ template: String) throws {
+        let mark = host.file("pwned")
+        let url = template.replacingOccurrences(of: "MARK", with: mark)
+        func attempt(_ when: String) throws {
+            for command in [["plan"], ["apply", "--auto-approve"], ["run", "--once"], ["status"]] {
+                let result = try onHost(command + ["--source", "git:" + url])
+                #expect(result.status == 1, "\(command) \(when): \(result.combined)")
+                #expect(result.stderr.contains("--source git:\(url): expected a local path, file://, https://, ssh:// or user@host:path"),
+                        "\(command) \(when): \(result.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: mark), "\(command) \(when)")
+            }
+        }
+        try attempt("before the mirror exists")
+        try signedCommit()
+        let plan = try onHost("plan", "--source", source)
+        #expect(plan.status == 0, "\(plan.combined)")
+        #expect(FileManager.default.fileExists(atPath: host.file(".stet/git/mirror.git/HEAD")))
+        try attempt("after the mirror exists")
+    }
+
+    /// git itself may use file, https and ssh only, whatever its configuration says: here a
+    /// user's configuration rewrites an https URL into a command (`ext::`) and allows that.
+    @Test func gitUsesNoOtherTransport() throws {
+        let mark = host.file("pwned")
+        let home = TemporaryDirectory("stet-home")
+        try home.write(".gitconfig", """
+            [url "ext::sh -c touch% \(mark)"]
+            \tinsteadOf = https://stet.invalid/ops.git
+            [protocol "ext"]
+            \tallow = always
+
+            """)
+        let result = try Binary.run(
+            ["plan", "--source", "git:https://stet.invalid/ops.git"], in: host.path,
+            environment: ["HOME": home.path, "STET_STATE_DIR": host.file(".stet")])
+        #expect(result.status == 1, "\(result.combined)")
+        #expect(result.stderr.contains("transport 'ext' not allowed"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: mark))
+    }
+
+    /// A ref or branch reaches git's command line too: only names are taken.
+    @Test func refsThatAreNotNamesAreRefused() throws {
+        let mark = host.file("pwned")
+        try signedCommit()
+        #expect(try onHost("plan", "--source", source).status == 0)
+        for option in ["--ref=--upload-pack=touch \(mark)", "--branch=-x", "--ref=main^{tree}", "--ref=@{-1}"] {
+            let result = try onHost("plan", "--source", source, option)
+            #expect(result.status == 1, "\(option): \(result.combined)")
+            #expect(result.stderr.contains("expected a branch, tag or commit name"), "\(option): \(result.stderr)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: mark))
+    }
+
+    /// `git archive` leaves out what `.gitattributes` marks export-ignore: an unsigned manifest
+    /// must not hide from verification that way.
+    @Test func aManifestMarkedExportIgnoreIsStillVerified() throws {
+        defer { _ = try? onHost("down") }
+        try signedCommit()
+        try repo.root.write("manifests/extra.yaml", Samples.liveService(name: "extra", replicas: 1, port: 18510))
+        try repo.root.write(".gitattributes", "manifests/extra.yaml export-ignore\n")
+        _ = try commit("an unsigned service, marked export-ignore")
+        for command in [["plan"], ["apply", "--auto-approve"]] {
+            let result = try onHost(command + ["--source", source])
+            #expect(result.status == 10, "\(command): \(result.combined)")
+            #expect(result.stderr.contains("manifests/extra.yaml is not part of release version"), "\(command): \(result.stderr)")
+        }
+        #expect(replicas() == 0)
+    }
+
+    /// The manifest directory and the trust policy are read inside the commit only: not through
+    /// `--path ..`, and not through a symbolic link in the commit that leads to a signed
+    /// release (or a trust policy) elsewhere on the host.
+    @Test func thePathStaysInsideTheCommit() throws {
+        try signedCommit()
+        for path in ["../../outside", "manifests/../../outside", "/etc"] {
+            let result = try onHost("plan", "--source", source, "--path", path)
+            #expect(result.status == 1, "\(path): \(result.combined)")
+            #expect(result.stderr.contains("--path \(path): expected a directory inside the repository"), "\(path): \(result.stderr)")
+        }
+
+        let outside = TemporaryDirectory("stet-outside")
+        for name in ["manifests/svc.yaml", "manifests/release.dsse.json", "keys/trust.yaml", "keys/alice.pub", "keys/bob.pub", "keys/ci.pub"] {
+            try outside.write(name, try #require(repo.root.read(name)))
+        }
+        let before = outside.snapshot("")
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("deploy"), withDestinationPath: outside.file("manifests"))
+        _ = try commit("deploy leads outside the repository")
+        let viaLink = try onHost("plan", "--source", source, "--path", "deploy")
+        #expect(viaLink.status == 10, "\(viaLink.combined)")
+        #expect(viaLink.stderr.contains("leads outside"), "\(viaLink.stderr)")
+
+        try FileManager.default.removeItem(atPath: repo.root.file("keys"))
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("keys"), withDestinationPath: outside.file("keys"))
+        _ = try commit("keys lead outside the repository")
+        let trustViaLink = try onHost("plan", "--source", source)
+        #expect(trustViaLink.status == 10, "\(trustViaLink.combined)")
+        #expect(trustViaLink.stderr.contains("trust.yaml leads outside"), "\(trustViaLink.stderr)")
+        #expect(outside.snapshot("") == before)
     }
 }

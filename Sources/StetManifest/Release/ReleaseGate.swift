@@ -13,6 +13,10 @@ public struct ReleaseGate: Sendable {
     public var trustFile: String
     public var store: FileStateStore
     public var trustOnFirstUse = false
+    /// When the manifests come from a tree Stet unpacked (a git commit): the manifest directory
+    /// and the trust policy must lead, through every symbolic link, to this folder or below it.
+    /// A link out of it is refused like one out of the manifest directory.
+    public var root: String?
 
     public init(manifests: String, trustFile: String, store: FileStateStore) {
         self.manifests = manifests
@@ -45,9 +49,12 @@ public struct ReleaseGate: Sendable {
     /// The trust policy in force: pinned, rotated from the pinned one, or pinned now on first
     /// use. Writes nothing. Throws `Refused` (without a report).
     public func resolveTrust(acting: Bool) throws -> TrustDecision {
-        let repository: TrustPolicy? = FileManager.default.fileExists(atPath: trustFile) ? try TrustPolicy.load(file: trustFile) : nil
         let rotationPath = ((trustFile as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent(TrustRotation.envelopeName)
+        for path in [trustFile, rotationPath] {
+            if let escape = leavesRoot(path) { throw Refused(error: escape, report: nil, trust: nil) }
+        }
+        let repository: TrustPolicy? = FileManager.default.fileExists(atPath: trustFile) ? try TrustPolicy.load(file: trustFile) : nil
         let pinned = try PinnedTrust.load(from: store)
         let rotation: Data?
         do {
@@ -67,6 +74,11 @@ public struct ReleaseGate: Sendable {
 
     /// Verifies the release under `trust` and parses its manifests. Writes nothing.
     public func verify(trust decision: TrustDecision, now: Date) throws -> Passed {
+        if let escape = leavesRoot(manifests) {
+            var report = ReleaseReport(directory: manifests, threshold: decision.policy.threshold(of: .release))
+            report.refused = ReleaseReport.Refusal(code: escape.code.rawValue, message: escape.message)
+            throw Refused(error: escape, report: report, trust: decision)
+        }
         let outcome = ReleaseVerifier(
             directory: manifests, trust: decision.policy, accepted: try AcceptedRelease.load(from: store), now: now
         ).verify()
@@ -82,5 +94,29 @@ public struct ReleaseGate: Sendable {
     public func accept(_ passed: Passed, now: Date) throws {
         if passed.trust.needsPinning { try PinnedTrust.save(passed.trust.policy, to: store, now: now) }
         try passed.release.accept(into: store, now: now)
+    }
+
+    /// The refusal when `path` (below `root`) leads out of `root`: it, or the nearest part of
+    /// it that exists, resolves elsewhere, or is a link that resolves nowhere. A path that does
+    /// not exist inside `root` is not refused here (the verifier says what is missing).
+    private func leavesRoot(_ path: String) -> VerificationError? {
+        guard let root else { return nil }
+        guard let realRoot = ManifestDirectory.realPath(root) else {
+            return VerificationError(.fileMissing, "\(root) does not exist")
+        }
+        var current = path
+        while true {
+            if let real = ManifestDirectory.realPath(current) {
+                if real == realRoot || real.hasPrefix(realRoot + "/") { return nil }
+                return VerificationError(.symlinkEscape, "\(path) leads outside \(root) (to \(real)) through a symbolic link")
+            }
+            var info = stat()
+            if lstat(current, &info) == 0 {
+                return VerificationError(.symlinkEscape, "\(path) leads through a symbolic link that resolves nowhere inside \(root)")
+            }
+            let parent = (current as NSString).deletingLastPathComponent
+            guard parent != current, parent.count >= root.count else { return nil }
+            current = parent
+        }
     }
 }

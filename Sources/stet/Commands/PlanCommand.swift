@@ -33,24 +33,31 @@ struct PlanningOptions: ParsableArguments {
         if let source, !source.hasPrefix("git:") { throw ValidationError("--source \(source): expected git:URL_OR_PATH") }
     }
 
-    /// The git source, when --source names one.
-    func gitSource(_ store: FileStateStore) -> GitSource? {
-        guard let source, var git = GitSource(source, store: store) else { return nil }
-        git.branch = branch
-        git.path = path
-        return git
+    /// The git source, when --source names one; a URL, ref or branch that Stet does not hand to
+    /// git, or a path that leaves the repository, is an error (exit 1) before anything runs.
+    func gitSource(_ store: FileStateStore) throws -> GitSource? {
+        guard let source else { return nil }
+        do {
+            return try GitSource(source, ref: ref, branch: branch, path: path, store: store)
+        } catch {
+            throw CommandFailure(status: ExitStatus.error, message: error.description)
+        }
     }
 
     /// The release gate for the manifests (fetched and unpacked first with --source), and the
     /// commit they came from.
     func gate(_ global: GlobalOptions) throws -> (ReleaseGate, commit: String?) {
-        guard let git = gitSource(global.store) else {
+        try gate(global, source: try gitSource(global.store))
+    }
+
+    func gate(_ global: GlobalOptions, source: GitSource?) throws -> (ReleaseGate, commit: String?) {
+        guard let source else {
             return (ReleaseGate(manifests: manifests, trustFile: global.trust, store: global.store), nil)
         }
         do {
-            let commit = try git.fetch(ref: ref)
-            try git.checkout(commit)
-            return (ReleaseGate(manifests: git.manifests, trustFile: git.trustFile, store: global.store), commit)
+            let commit = try source.fetch()
+            try source.checkout(commit)
+            return (source.gate(), commit)
         } catch let failure as GitSource.Failure {
             throw CommandFailure(status: ExitStatus.error, message: "git source: \(failure)")
         }
@@ -197,10 +204,11 @@ struct ApplyCommand: AsyncParsableCommand {
     var autoApprove = false
 
     func run() async throws {
+        let source = try planning.gitSource(global.store)
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let lock = try StateLock(store: global.store, timeout: global.lockTimeout)
         defer { lock.release() }
-        let (gate, commit) = try planning.gate(global)
+        let (gate, commit) = try planning.gate(global, source: source)
         let (session, passed) = try OperatorSession.verified(
             gate: gate, global: global, key: privateKey, action: "apply",
             directory: commit.map { "\(planning.source ?? "") at commit \($0)" } ?? planning.manifests)

@@ -69,6 +69,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let source = try planning.gitSource(global.store)
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         // One loop per state directory; `plan` and `status` look at this lock to know one runs.
         let running = try StateLock(store: global.store, timeout: 0, name: "run.lock")
@@ -80,7 +81,7 @@ struct RunCommand: AsyncParsableCommand {
         options.lockTimeout = global.lockTimeout
         options.once = once
         options.prune = planning.prune
-        options.source = planning.gitSource(global.store)
+        options.source = source
         if options.source != nil, let poll, let every = StetDuration(parsing: poll) { options.interval = every.seconds }
         let loop = ReconcileLoop(options: options, store: global.store, audit: session.log)
         let json = global.json
