@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StetCore
 import StetState
 
 /// Options that several commands share.
@@ -17,6 +18,20 @@ struct GlobalOptions: ParsableArguments {
     var lockTimeout: Double = 30
 
     var store: FileStateStore { FileStateStore.resolve(option: stateDir) }
+
+    func validate() throws {
+        try Self.checkSeconds(lockTimeout, "--lock-timeout", allowZero: true)
+    }
+
+    /// Seconds from an option reach timers and deadlines: finite, not negative (above 0 unless
+    /// `allowZero`) and at most a day (`StetDuration.maximumTimeout`), so no conversion of
+    /// them can trap and no wait is endless.
+    static func checkSeconds(_ value: Double, _ option: String, allowZero: Bool) throws {
+        let most = StetDuration.maximumTimeout.seconds
+        guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= most else {
+            throw ValidationError("\(option) \(value): expected seconds \(allowZero ? "from 0" : "above 0") to at most \(Int(most))")
+        }
+    }
 }
 
 /// The operator's private key: `--key FILE`, else `STET_KEY`.

@@ -24,7 +24,7 @@ enum MonitorDecoder {
             }
         }
         let interval = spec.field("interval", default: .seconds(30)) { $0.duration() }
-        let timeout = spec.field("timeout", default: .seconds(5)) { $0.duration() }
+        let timeout = spec.field("timeout", default: .seconds(5)) { $0.duration(atMost: .maximumTimeout) }
         let pendingFor = spec.field("for", default: .seconds(0)) { $0.duration(positive: false) }
         let severity = spec.field("severity", default: .warning) { $0.oneOf(Monitor.Severity.self) }
         let labels = spec.field("labels", default: [:]) { $0.stringMap(keyRule: DocumentDecoder.labelKeyProblem) }

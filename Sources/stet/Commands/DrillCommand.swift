@@ -39,6 +39,10 @@ struct DrillMonitorCommand: AsyncParsableCommand {
 
     @OptionGroup var planning: PlanningOptions
 
+    func validate() throws {
+        try GlobalOptions.checkSeconds(timeout, "--timeout", allowZero: true)
+    }
+
     @OptionGroup var global: GlobalOptions
 
     @OptionGroup var key: KeyOption
@@ -90,7 +94,7 @@ struct DrillMonitorCommand: AsyncParsableCommand {
                     if !seen { usleep(200_000) }
                 }
                 guard seen else {
-                    failures.append("\(notifierName): Alertmanager took the alert but does not show it after \(Int(timeout)) s")
+                    failures.append("\(notifierName): Alertmanager took the alert but does not show it after \(StetDuration(seconds: timeout))")
                     out.line(out.red("failed") + "  \(notifierName): not visible in \(base)/api/v2/alerts")
                     continue
                 }
@@ -107,7 +111,7 @@ struct DrillMonitorCommand: AsyncParsableCommand {
             kind: .result, release: release, resource: resource, action: "drill",
             reason: failures.isEmpty ? "every notifier took the test alert; resolved" : nil,
             outcome: failures.isEmpty ? .ok : .failed, error: failures.isEmpty ? nil : failures.joined(separator: "; "),
-            durationMs: Int(Date().timeIntervalSince(started) * 1000)))
+            durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
         if !failures.isEmpty { throw CommandFailure(status: ExitStatus.error, message: nil) }
         out.line("resolved the drill alert")
     }

@@ -53,6 +53,7 @@ struct RunCommand: AsyncParsableCommand {
     var listen: String?
 
     func validate() throws {
+        try GlobalOptions.checkSeconds(interval, "--interval", allowZero: false)
         if let poll, StetDuration(parsing: poll) == nil { throw ValidationError("--poll \(poll): expected a duration such as 30s") }
         if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
     }
