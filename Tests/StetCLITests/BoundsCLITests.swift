@@ -34,6 +34,21 @@ import Testing
         """
     }
 
+    /// Stops the replicas of `service` through Stet, and kills any left.
+    func cleanUp(_ service: String) {
+        _ = try? stet("down", environment: ci)
+        let folder = repo.stateDir + "/replicas/\(service)"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            guard let data = FileManager.default.contents(atPath: folder + "/" + name),
+                let record = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let pid = (record["pid"] as? NSNumber)?.int32Value, let start = (record["startTime"] as? NSNumber)?.uint64Value,
+                pid > 0, ProcessTable.isAlive(pid, startTime: start)
+            else { continue }
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+        }
+    }
+
     // MARK: - Durations, ports, options
 
     @Test func aThirtyDayHealthTimeoutIsRefusedWithTheBound() throws {
@@ -101,5 +116,95 @@ import Testing
         let run = try Binary.run(arguments, in: repo.root.path, environment: ci)
         #expect(run.status == 64, "\(run.combined)")
         #expect(run.stderr.contains(message), "\(run.combined)")
+    }
+
+    // MARK: - State files read back
+
+    /// A record whose numbers Stet could never have written is damaged: `status` says so
+    /// (exit 1) instead of trapping on `healthFailures + 1`.
+    @Test func impossibleNumbersInAReplicaRecordAreRefused() throws {
+        defer { cleanUp("odd") }
+        try repo.root.write("manifests/odd.yaml", Self.service("odd", tail: "  health:\n    tcp: {port: 1}\n"))
+        try repo.sign(["alice"])
+        let apply = try stet("apply", "--auto-approve", environment: ci)
+        #expect(apply.status == 0, "\(apply.combined)")
+        let path = repo.stateDir + "/replicas/odd/0.json"
+        let original = try #require(FileManager.default.contents(atPath: path))
+        let fields = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+        let cases: [(String, Any, String)] = [
+            ("healthFailures", Int.max, "healthFailures 9223372036854775807 is not from 0 to 9007199254740992"),
+            ("restarts", -1, "restarts -1 is not from 0 to 9007199254740992"),
+            ("port", 70_000, "port 70000 is not from 1 to 65535"),
+            ("stopTimeout", -1.5, "stopTimeout -1.5 is negative"),
+            ("pid", -5, "pid -5 is negative"),
+            ("service", "other", "it is the record of replica 0 of other, not of replica 0 of odd"),
+        ]
+        for (field, value, problem) in cases {
+            var changed = fields
+            changed[field] = value
+            try JSONSerialization.data(withJSONObject: changed).write(to: URL(fileURLWithPath: path))
+            let status = try stet("status")
+            #expect(status.status == 1, "\(field): \(status.combined)")
+            #expect(status.stderr.contains("state file replicas/odd/0.json is damaged: \(problem)"), "\(status.combined)")
+        }
+        try original.write(to: URL(fileURLWithPath: path))
+        let status = try stet("status")
+        #expect(status.status == 3, "\(status.combined)")
+        #expect(try stet("down", environment: ci).status == 0)
+    }
+
+    @Test func namesInStateFoldersThatStetWouldNotWriteArePassedOver() throws {
+        try repo.root.write("manifests/odd.yaml", Self.service("odd", replicas: 0))
+        try repo.sign(["alice"])
+        try repo.root.write(".stet/replicas/Bad_Name/0.json", "{}")
+        try repo.root.write(".stet/replicas/odd/+0.json", "{}")
+        try repo.root.write(".stet/backup/Bad_Name.json", "{}")
+        let plan = try stet("plan", "--json")
+        #expect(plan.status == 0, "\(plan.combined)")
+        let decoded = try JSONDecoder().decode(Plan.self, from: Data(plan.stdout.utf8))
+        #expect(decoded.changes.isEmpty && decoded.notices.isEmpty, "\(plan.stdout)")
+    }
+
+    // MARK: - Saved plans
+
+    /// `plan --out`, then the same plan changed by `edit` and signed again with the operator key.
+    func forgedPlan(_ edit: (inout Plan) -> Void) throws -> String {
+        #expect(try stet("plan", "--out", "p.json", environment: ci).status == 0)
+        let envelope = try Envelope(json: try #require(FileManager.default.contents(atPath: repo.root.file("p.json"))))
+        var plan = try JSONDecoder().decode(Plan.self, from: envelope.payload)
+        edit(&plan)
+        try repo.root.write("forged.json", try PlanFile.sign(plan, with: try PrivateKey(contentsOfFile: repo.privateKeyPath("ci"))))
+        return "forged.json"
+    }
+
+    @Test func aSavedPlanWhoseIDIsAPathIsRefusedBeforeAnythingIsWritten() throws {
+        defer { cleanUp("odd") }
+        try repo.root.write("manifests/odd.yaml", Self.service("odd"))
+        try repo.sign(["alice"])
+        let file = try forgedPlan { $0.id = "../../../x/y" }
+        let apply = try stet("apply", file, "--auto-approve", environment: ci)
+        #expect(apply.status == 10, "\(apply.combined)")
+        #expect(apply.stderr.contains("forged.json: the plan id \"../../../x/y\" is not plan- and 16 hex digits"), "\(apply.combined)")
+        #expect(!FileManager.default.fileExists(atPath: repo.root.file("x")))
+        #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/replicas/odd"))
+        #expect(((try? FileManager.default.contentsOfDirectory(atPath: repo.stateDir + "/plans/applied")) ?? []).isEmpty)
+        let refusals = try stet("audit", "list", "--json").stdout.split(separator: "\n").filter { $0.contains(#""kind":"refusal""#) }
+        #expect(refusals.count == 1)
+    }
+
+    @Test func aSavedPlanNamingAResourceOutOfFormIsRefused() throws {
+        defer { cleanUp("odd") }
+        try repo.root.write("manifests/odd.yaml", Self.service("odd"))
+        try repo.sign(["alice"])
+        let file = try forgedPlan { plan in
+            let change = plan.changes[0]
+            plan.changes[0] = Change(
+                resource: "Service/../odd", action: change.action, replica: change.replica, cause: change.cause, reason: change.reason,
+                before: change.before, after: change.after, disruption: change.disruption, precondition: change.precondition)
+        }
+        let apply = try stet("apply", file, "--auto-approve", environment: ci)
+        #expect(apply.status == 10, "\(apply.combined)")
+        #expect(apply.stderr.contains("the resource \"Service/../odd\" is not Kind/name with a DNS label as the name"), "\(apply.combined)")
+        #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/replicas/odd"))
     }
 }

@@ -55,4 +55,85 @@ import Testing
         #expect(RFC3339.format(Date(timeIntervalSince1970: .nan)) == "1970-01-01T00:00:00Z")
         #expect(RFC3339.format(Date(timeIntervalSince1970: 1_800_000_000.5), milliseconds: true) == "2027-01-15T08:00:00.500Z")
     }
+
+    // MARK: - Names that become paths
+
+    @Test(arguments: [
+        ("replicas/web/0.json", true), ("plans/applied/plan-0123456789abcdef", true), ("release.json", true),
+        ("../x", false), ("plans/applied/../../../x/y", false), ("/etc/passwd", false), ("", false), ("a//b", false),
+        ("a/./b", false), ("a/", false), ("a\u{0}b", false), (String(repeating: "x", count: 256), false),
+        (String(repeating: "x", count: 255), true),
+    ])
+    func stateKeysStayInsideTheStateDirectory(key: String, ok: Bool) {
+        #expect((StateKey.problem(key) == nil) == ok)
+    }
+
+    @Test func theFileStoreRefusesKeysThatLeaveIt() throws {
+        let dir = TemporaryDirectory()
+        let store = FileStateStore(root: dir.file("state"))
+        for key in ["../outside.json", "a/../../outside.json", "/tmp/outside.json"] {
+            #expect(throws: StateError.self) { try store.write(key, Data("x".utf8)) }
+            #expect(throws: StateError.self) { try store.read(key) }
+            #expect(throws: StateError.self) { try store.remove(key) }
+        }
+        #expect(throws: StateError.self) { try store.list("..") }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("outside.json")))
+        try store.write("inside/ok.json", Data("x".utf8))
+        #expect(try store.read("inside/ok.json") == Data("x".utf8))
+        try store.remove("inside/ok.json")
+        try store.remove("inside/ok.json")
+        #expect(try store.read("inside/ok.json") == nil)
+    }
+
+    @Test func namesAndIndexesAreCheckedBeforeTheyMakeKeys() {
+        #expect((try? StateKey.name("web-1")) == "web-1")
+        #expect((try? StateKey.name("plan-0123456789abcdef")) == "plan-0123456789abcdef")
+        for bad in ["..", "a/b", "Web", "", "-a", String(repeating: "a", count: 64), "a\u{0}"] {
+            #expect(throws: StateError.self) { try StateKey.name(bad) }
+        }
+        #expect(throws: StateError.self) { try StateKey.index(-1) }
+        #expect(throws: StateError.self) { try StateKey.index(Service.maximumReplicas) }
+        #expect(StateKey.index(parsing: "12") == 12)
+        for bad in ["+1", "01", "-1", "1000", "99999999999999999999", "x"] { #expect(StateKey.index(parsing: Substring(bad)) == nil) }
+    }
+
+    static func change(_ resource: String, _ action: String, replica: Int?) -> Change {
+        Change(resource: resource, action: action, replica: replica, cause: .config, reason: Reason("r", "r"), before: nil, after: nil,
+               disruption: .none, precondition: "sha256:00")
+    }
+
+    static func plan(id: String = "plan-0123456789abcdef", _ changes: [Change]) -> Plan {
+        Plan(id: id, createdAt: "2026-01-01T00:00:00Z", release: .init(version: 1, digest: "sha256:00"), changes: changes, notices: [])
+    }
+
+    @Test func aPlanInFormHasNoProblem() {
+        #expect(Self.plan([
+            Self.change("Service/web", "start-replica", replica: 0), Self.change("BackupPolicy/b", "remove-state", replica: nil),
+            Self.change("Monitor/m", "register-monitor", replica: nil),
+        ]).formProblem == nil)
+    }
+
+    @Test(arguments: [
+        (plan(id: "../../../x/y", []), "the plan id \"../../../x/y\" is not plan- and 16 hex digits"),
+        (plan(id: "plan-0123456789ABCDEF", []), "the plan id \"plan-0123456789ABCDEF\" is not plan- and 16 hex digits"),
+        (plan([change("Service/../../x", "start-replica", replica: 0)]),
+         "change \"Service/../../x#0:start-replica\": the resource \"Service/../../x\" is not Kind/name with a DNS label as the name"),
+        (plan([change("Notifier/n", "start-replica", replica: nil)]), "change \"Notifier/n:start-replica\": \"start-replica\" is not an action on Notifier"),
+        (plan([change("BackupPolicy/b", "start-replica", replica: nil)]),
+         "change \"BackupPolicy/b:start-replica\": \"start-replica\" is not an action on BackupPolicy"),
+        (plan([change("Service/web", "start-replica", replica: Int.max)]),
+         "change \"Service/web#9223372036854775807:start-replica\": a service change needs a replica from 0 to 999"),
+        (plan([change("Service/web", "start-replica", replica: nil)]),
+         "change \"Service/web:start-replica\": a service change needs a replica from 0 to 999"),
+        (plan([change("Monitor/m", "register-monitor", replica: 1)]), "change \"Monitor/m#1:register-monitor\": only service changes name a replica"),
+    ])
+    func aPlanOutOfFormSaysWhat(plan: Plan, problem: String) {
+        #expect(plan.formProblem == problem)
+    }
+
+    @Test func aChangeWhoseIDIsNotItsOwnIsOutOfForm() {
+        var change = Self.change("Service/web", "start-replica", replica: 0)
+        change.id = "../../x"
+        #expect(Self.plan([change]).formProblem == "change \"../../x\": expected the id Service/web#0:start-replica")
+    }
 }

@@ -49,14 +49,20 @@ public struct BackupProvider: Provider {
         var files: [String: File]
     }
 
-    static func key(_ name: String) -> String { "backup/\(name).json" }
-    static func manifestKey(_ name: String) -> String { "backup/\(name).manifest.json" }
+    /// `backup/NAME.json` and the others, for a policy name in form only.
+    static func key(_ name: String) throws -> String { "backup/\(try StateKey.name(name)).json" }
+    static func manifestKey(_ name: String) throws -> String { "backup/\(try StateKey.name(name)).manifest.json" }
+    static func scratchKey(_ name: String) throws -> String { "backup/scratch-\(try StateKey.name(name))" }
 
     public func record(_ name: String) throws -> Record? {
-        guard let data = try store.read(Self.key(name)) else { return nil }
-        do { return try JSONCoding.decoder.decode(Record.self, from: data) } catch {
-            throw StateError.corrupt(Self.key(name), "\(error)")
+        let key = try Self.key(name)
+        guard let data = try store.read(key) else { return nil }
+        let record: Record
+        do { record = try JSONCoding.decoder.decode(Record.self, from: data) } catch {
+            throw StateError.corrupt(key, "\(error)")
         }
+        guard record.name == name else { throw StateError.corrupt(key, "it is the record of \(record.name), not of \(name)") }
+        return record
     }
 
     func save(_ record: Record) throws { try store.write(Self.key(record.name), try JSONCoding.encoder.encode(record)) }
@@ -133,8 +139,10 @@ public struct BackupProvider: Provider {
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
         var observed = ObservedState()
         var names = Set(desired.backupPolicies.keys)
+        // Names Stet would not have written are not records, and are passed over.
         for file in try store.list("backup") where file.hasSuffix(".json") && !file.hasSuffix(".manifest.json") {
-            names.insert(String(file.dropLast(5)))
+            let name = String(file.dropLast(5))
+            if ResourceID.isValidName(name) { names.insert(name) }
         }
         for name in names.sorted() {
             let record = try record(name)
@@ -173,8 +181,8 @@ public struct BackupProvider: Provider {
         let name = String(change.resource.split(separator: "/").last ?? "")
         do {
             if change.action == BackupAction.removeState.rawValue {
-                unlink(store.path(Self.key(name)))
-                unlink(store.path(Self.manifestKey(name)))
+                try store.remove(Self.key(name))
+                try store.remove(Self.manifestKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
             }
             guard let policy = desired.backupPolicies[name] else { return .failed("\(change.resource) is not in the release") }
@@ -291,9 +299,13 @@ public struct BackupProvider: Provider {
 
     func check(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
-        let subset = "\(record.checkIndex % checkSubsets + 1)/\(checkSubsets)"
+        // The index only ever counts round the subsets, so no number in the record can grow
+        // without bound (or arrive negative) and trap.
+        let subsets = max(1, checkSubsets)
+        let index = (record.checkIndex % subsets + subsets) % subsets
+        let subset = "\(index + 1)/\(subsets)"
         let output = try restic.run(["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy))
-        record.checkIndex += 1
+        record.checkIndex = (index + 1) % subsets
         if let failure = Restic.failure(output, repository: repository) {
             let detail = failure.kind == .failed ? Self.checkErrors(output.stderr + String(decoding: output.stdout, as: UTF8.self)) : failure.message
             record.lastCheck = ObservedBackup.Verification(at: Date(), ok: false, detail: "check of data subset \(subset) failed: \(detail)")
@@ -314,7 +326,7 @@ public struct BackupProvider: Provider {
     func restoreTest(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         let name = policy.metadata.name
-        let scratch = store.path("backup/scratch-\(name)")
+        let scratch = try store.checkedPath(Self.scratchKey(name))
         let absoluteScratch = scratch.hasPrefix("/") ? scratch : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(scratch)
         try? FileManager.default.removeItem(atPath: absoluteScratch)
         defer { try? FileManager.default.removeItem(atPath: absoluteScratch) }
