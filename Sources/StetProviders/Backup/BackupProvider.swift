@@ -88,13 +88,43 @@ public struct BackupProvider: Provider {
         var files: [String]?
     }
 
-    /// One cache per repository and password: another password file is looked at afresh.
-    func cacheKey(_ repository: String, passwordFile: String) -> String {
-        let password = FileManager.default.contents(atPath: passwordFile).map { SHA256.hash($0).hexString } ?? "none"
-        return "backup/cache/" + SHA256.hash(Data((repository + "\n" + password).utf8)).hexString.prefix(16) + ".json"
+    static let cacheFolder = "backup/cache"
+    /// The key that names cache files: 32 random bytes, made once per state directory (0600).
+    static let cacheNameKey = "backup/cache.key"
+
+    /// One cache per repository and password: another password file is looked at afresh. The
+    /// name is an HMAC-SHA256 under this state directory's secret key, so it says nothing about
+    /// the password to whoever can list the folder (a plain hash of it could be checked against
+    /// guesses offline).
+    func cacheKey(_ repository: String, passwordFile: String) throws -> String {
+        let password = (try? SHA256.hash(fileAt: passwordFile)) ?? Data()
+        let name = HMAC.sha256(key: try cacheNameSecret(), Data((repository + "\n").utf8) + password)
+        return "\(Self.cacheFolder)/\(name.hexString).json"
     }
 
-    func invalidate(_ policy: BackupPolicy) { unlink(store.path(cacheKey(repository(policy), passwordFile: passwordFile(policy)))) }
+    /// The secret of `cacheNameKey`, made on first use. Made atomically (linked into place), so
+    /// two processes that start together agree on one key.
+    func cacheNameSecret() throws -> Data {
+        let path = try store.checkedPath(Self.cacheNameKey)
+        if let existing = try store.read(Self.cacheNameKey) {
+            guard existing.count == SHA256.byteCount else {
+                throw StateError.corrupt(path, "expected \(SHA256.byteCount) bytes, found \(existing.count); remove it and Stet makes a new one")
+            }
+            return existing
+        }
+        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
+        if try AtomicFile.create(HMAC.randomKey(), at: path, mode: 0o600) {
+            // Caches named under no key or another one are of no use now.
+            for name in try store.list(Self.cacheFolder) where name.hasSuffix(".json") {
+                try store.remove("\(Self.cacheFolder)/\(name)")
+            }
+        }
+        return try cacheNameSecret()
+    }
+
+    func invalidate(_ policy: BackupPolicy) {
+        if let key = try? cacheKey(repository(policy), passwordFile: passwordFile(policy)) { try? store.remove(key) }
+    }
 
     /// The snapshot files of a local repository, sorted; nil for other backends.
     func snapshotFiles(_ repository: String) -> [String]? {
@@ -106,7 +136,7 @@ public struct BackupProvider: Provider {
     /// younger than `cacheLifetime` and, for a local repository, while the repository's
     /// snapshot files are the same ones (so changes made outside Stet are seen at once).
     func snapshots(_ repository: String, passwordFile: String, now: Date) throws -> [String: [ObservedBackup.Snapshot]] {
-        let key = cacheKey(repository, passwordFile: passwordFile)
+        let key = try cacheKey(repository, passwordFile: passwordFile)
         let files = snapshotFiles(repository)
         if let data = try? store.read(key), let cache = try? JSONCoding.decoder.decode(Cache.self, from: data),
             now.timeIntervalSince(cache.at) < cacheLifetime, cache.files == files,
