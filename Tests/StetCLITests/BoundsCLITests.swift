@@ -207,4 +207,26 @@ import Testing
         #expect(apply.stderr.contains("the resource \"Service/../odd\" is not Kind/name with a DNS label as the name"), "\(apply.combined)")
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/replicas/odd"))
     }
+
+    // MARK: - Monitors
+
+    @Test func aMonitorEverySecondWithoutATimeoutProbesWithOneSecond() throws {
+        try repo.root.write("manifests/slow.yaml", """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: slow}
+            spec:
+              probe:
+                exec: {command: [sleep, "3"]}
+              interval: 1s
+
+            """)
+        let validate = try stet("validate")
+        #expect(validate.status == 0, "\(validate.combined)")
+        try repo.sign(["alice"])
+        // The probe takes 3 s: with the old 5 s default it would pass; with 1 s it times out.
+        let plan = try stet("plan")
+        #expect(plan.status == 0, "\(plan.combined)")
+        #expect(plan.stdout.contains("Monitor/slow  failing  timed out"), "\(plan.combined)")
+    }
 }

@@ -56,6 +56,35 @@ import Testing
         #expect(RFC3339.format(Date(timeIntervalSince1970: 1_800_000_000.5), milliseconds: true) == "2027-01-15T08:00:00.500Z")
     }
 
+    @Test func anUnsetMonitorTimeoutIsTheDefaultOrTheIntervalWhicheverIsShorter() throws {
+        func monitor(_ tail: String) throws -> Monitor? {
+            let text = """
+                apiVersion: stet/v1
+                kind: Monitor
+                metadata: {name: m}
+                spec:
+                  probe: {tcp: {address: "127.0.0.1:1"}}
+                \(tail)
+                """
+            return try ManifestLoader.decode(files: [("m.yaml", Data(text.utf8))]).monitors["m"]
+        }
+        #expect(try monitor("  interval: 1s\n")?.timeout == .seconds(1))
+        #expect(try monitor("  interval: 300ms\n")?.timeout == StetDuration(milliseconds: 300))
+        #expect(try monitor("  interval: 1m\n")?.timeout == .seconds(5))
+        #expect(try monitor("")?.timeout == .seconds(5))
+        #expect(try monitor("  interval: 1s\n  timeout: 500ms\n")?.timeout == StetDuration(milliseconds: 500))
+    }
+
+    @Test func anUnsetHealthTimeoutIsTheDefaultOrTheIntervalWhicheverIsShorter() throws {
+        func health(_ tail: String) throws -> Service.Health? {
+            let text = ManifestDecodingTests.service + "  health:\n    tcp: {}\n" + tail
+            return try ManifestLoader.decode(files: [("m.yaml", Data(text.utf8))]).services["web"]?.health
+        }
+        #expect(try health("    interval: 500ms\n")?.timeout == StetDuration(milliseconds: 500))
+        #expect(try health("    interval: 1m\n")?.timeout == .seconds(2))
+        #expect(try health("")?.timeout == .seconds(2))
+    }
+
     // MARK: - Names that become paths
 
     @Test(arguments: [

@@ -4,6 +4,7 @@ import StetCore
 enum ServiceDecoder {
     static let signals = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]
     static let defaultBackoff = (initial: StetDuration(milliseconds: 500), max: StetDuration.seconds(60))
+    static let defaultHealthTimeout = StetDuration.seconds(2)
 
     static func decode(_ cursor: Cursor, metadata: Metadata?) -> Service? {
         guard let spec = cursor.mapping() else { return nil }
@@ -81,7 +82,11 @@ enum ServiceDecoder {
             DocumentDecoder.decodeCheck($0.0, $0.1, forReplica: true)
         }
         let interval = health.field("interval", default: .seconds(10)) { $0.duration() }
-        let timeout = health.field("timeout", default: .seconds(2)) { $0.duration(atMost: .maximumTimeout) }
+        // Unset, the timeout is the default or the interval, whichever is shorter (as a
+        // monitor's): a check every 500ms times out after 500ms.
+        let timeout = health.field("timeout", default: min(defaultHealthTimeout, interval ?? defaultHealthTimeout)) {
+            $0.duration(atMost: .maximumTimeout)
+        }
         let threshold = health.field("failureThreshold", default: 3) { $0.int(in: 1...1000) }
         let startPeriod = health.field("startPeriod", default: .seconds(0)) { $0.duration(positive: false) }
         guard let check, let interval, let timeout, let threshold, let startPeriod else { return nil }
