@@ -186,8 +186,9 @@ struct ByteReader {
         var value = 0
         while index < bytes.count, (0x30...0x39).contains(bytes[index]) {
             let (product, overflow) = value.multipliedReportingOverflow(by: 10)
-            guard !overflow else { return nil }
-            value = product + Int(bytes[index] - 0x30)
+            let (sum, overflowSum) = product.addingReportingOverflow(Int(bytes[index] - 0x30))
+            guard !overflow, !overflowSum else { return nil }
+            value = sum
             index += 1
         }
         guard index > start, index - start == 1 || bytes[start] != 0x30 else { return nil }

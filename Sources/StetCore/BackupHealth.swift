@@ -21,7 +21,7 @@ public struct BackupHealth: Sendable, Equatable, Codable {
             break
         }
         if let newest = observed.newest {
-            let age = StetDuration(milliseconds: Int64(max(0, now.timeIntervalSince(newest)) * 1000)).rounded
+            let age = StetDuration(seconds: max(0, now.timeIntervalSince(newest))).rounded
             if now.timeIntervalSince(newest) < policy.rpo.seconds {
                 findings.append("newest snapshot \(age) old (RPO \(policy.rpo))")
             } else {

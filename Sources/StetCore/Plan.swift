@@ -139,6 +139,53 @@ public struct Plan: Codable, Hashable, Sendable {
 
     /// True when any change corrects drift.
     public var hasDrift: Bool { changes.contains { $0.cause == .drift } }
+
+    /// The form of a plan id, as the planner makes it: `plan-` and 16 lowercase hex digits.
+    public static func isValidID(_ id: String) -> Bool {
+        let bytes = Array(id.utf8)
+        guard bytes.count == 21, id.hasPrefix("plan-") else { return false }
+        return bytes.dropFirst(5).allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
+    }
+
+    /// What is out of form in a plan read from outside (a saved plan), or nil. Its id names a
+    /// file in the state directory and its resources name records, so both must be in the form
+    /// the planner makes before anything is done with them: the id (`isValidID`), each change's
+    /// resource (`Kind/name`, a DNS label), an action of that kind, a replica index for exactly
+    /// the service changes (below `Service.maximumReplicas`), and the change id they make.
+    public var formProblem: String? {
+        guard Self.isValidID(id) else { return "the plan id \"\(id.prefix(80))\" is not plan- and 16 hex digits" }
+        for change in changes {
+            let what = "change \"\(change.id.prefix(120))\""
+            guard let resource = ResourceID(parsing: change.resource) else {
+                return "\(what): the resource \"\(change.resource.prefix(120))\" is not Kind/name with a DNS label as the name"
+            }
+            let actions: [String]
+            switch resource.kind {
+            case .service: actions = ServiceAction.allCases.map(\.rawValue)
+            case .backupPolicy: actions = BackupAction.allCases.map(\.rawValue)
+            case .monitor: actions = MonitorAction.allCases.map(\.rawValue)
+            case .notifier: actions = []
+            }
+            guard actions.contains(change.action) else { return "\(what): \"\(change.action.prefix(40))\" is not an action on \(resource.kind.rawValue)" }
+            if resource.kind == .service {
+                guard let replica = change.replica, (0..<Service.maximumReplicas).contains(replica) else {
+                    return "\(what): a service change needs a replica from 0 to \(Service.maximumReplicas - 1)"
+                }
+            } else if change.replica != nil {
+                return "\(what): only service changes name a replica"
+            }
+            let expected = Change(
+                resource: change.resource, action: change.action, replica: change.replica, cause: change.cause, reason: change.reason,
+                before: nil, after: nil, disruption: change.disruption, precondition: change.precondition).id
+            guard change.id == expected else { return "\(what): expected the id \(expected)" }
+        }
+        for notice in notices {
+            guard ResourceID(parsing: notice.resource) != nil, notice.replica.map({ (0..<Service.maximumReplicas).contains($0) }) ?? true else {
+                return "the notice about \"\(notice.resource.prefix(120))\" does not name a resource in form"
+            }
+        }
+        return nil
+    }
 }
 
 /// What performing one change came to.

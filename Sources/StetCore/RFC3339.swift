@@ -5,7 +5,10 @@ public enum RFC3339 {
     /// UTC with a `Z`; `milliseconds` adds `.mmm` (audit entries, where order within a second
     /// matters to a reader).
     public static func format(_ date: Date, milliseconds: Bool = false) -> String {
-        let totalMilliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Years 0001 to 9999, what the format writes: a date beyond them (arithmetic on a number
+        // from outside) is written at the bound, and NaN as 1970, rather than trapping.
+        let bounded = min(max((date.timeIntervalSince1970 * 1000).rounded(.down), -62_135_596_800_000), 253_402_300_799_999)
+        let totalMilliseconds = Int64(saturating: bounded)
         var seconds = time_t(totalMilliseconds.quotientAndRemainder(dividingBy: 1000).quotient)
         var fraction = Int(totalMilliseconds % 1000)
         if fraction < 0 {

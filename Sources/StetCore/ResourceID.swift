@@ -22,6 +22,15 @@ public struct ResourceID: Hashable, Comparable, Sendable, Codable, CustomStringC
 
     public var description: String { "\(kind.rawValue)/\(name)" }
 
+    /// Reads `Kind/name` back (from a saved plan or a state file): nil unless the kind is one of
+    /// the four and the name is in form.
+    public init?(parsing text: String) {
+        guard let slash = text.firstIndex(of: "/"), let kind = ResourceKind(rawValue: String(text[..<slash])) else { return nil }
+        let name = String(text[text.index(after: slash)...])
+        guard Self.isValidName(name) else { return nil }
+        self.init(kind, name)
+    }
+
     public static func < (lhs: ResourceID, rhs: ResourceID) -> Bool {
         (lhs.kind, lhs.name) < (rhs.kind, rhs.name)
     }

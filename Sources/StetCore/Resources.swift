@@ -48,6 +48,9 @@ public enum Check: Hashable, Sendable, Codable {
 }
 
 public struct Service: Hashable, Sendable, Codable {
+    /// The most replicas a service may ask for; replica indexes are below it.
+    public static let maximumReplicas = 1000
+
     public struct Run: Hashable, Sendable, Codable {
         /// The run spec as deterministic text (JSON, sorted keys): replicas started from equal
         /// text are the same spec. Its SHA-256 is the replica's spec hash.

@@ -128,7 +128,7 @@ public struct Applier: Sendable {
         try audit.append(AuditRecord(
             kind: .result, release: release, plan: plan.id, change: change.id, resource: change.resource,
             action: change.action, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
-            outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(seconds * 1000)))
+            outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(saturating: seconds * 1000)))
         unlink(store.path(marker))
         try statusLock.withLock {
             try ResourceStatus.update(change.resource, in: store) { status in

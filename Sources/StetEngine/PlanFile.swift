@@ -26,8 +26,10 @@ public enum PlanFile {
         public var description: String { message }
     }
 
-    /// Reads a saved plan, requiring a valid signature by one of `trust`'s operator keys.
-    /// Returns the plan and the signer's name.
+    /// Reads a saved plan, requiring a valid signature by one of `trust`'s operator keys and
+    /// every id and name in the form the planner makes (`Plan.formProblem`): a signature says
+    /// who wrote the plan, not that its names are safe to use as paths. Returns the plan and
+    /// the signer's name.
     public static func open(_ data: Data, source: String, trust: AuditTrust) throws -> (Plan, signer: String) {
         let envelope: Envelope
         do {
@@ -47,6 +49,8 @@ public enum PlanFile {
             guard plan.formatVersion == Plan.currentFormat else {
                 throw Refused(message: "\(source): formatVersion \(plan.formatVersion) is not \(Plan.currentFormat)")
             }
+            // Its id and names become paths in the state directory: in form, or not at all.
+            if let problem = plan.formProblem { throw Refused(message: "\(source): \(problem)") }
             return (plan, trust.key(id: signer.keyID)?.name ?? signer.keyID)
         } catch let refused as Refused {
             throw refused

@@ -89,7 +89,7 @@ extension Planner {
             // Planned above.
         } else if let newest = observed?.newest {
             let age = now.timeIntervalSince(newest)
-            let ageText = StetDuration(milliseconds: Int64(max(0, age) * 1000)).rounded
+            let ageText = StetDuration(seconds: max(0, age)).rounded
             if age >= policy.rpo.seconds {
                 add(.backup, .drift, Reason("rpo-missed", "the newest snapshot is \(ageText) old, past the RPO of \(policy.rpo)"))
                 backingUp = true

@@ -23,6 +23,23 @@ public enum AtomicFile {
         try syncDirectory(directory.isEmpty ? "." : directory)
     }
 
+    /// Creates `path` with `data` unless it exists, atomically: written and fsynced under a
+    /// temporary name, then linked into place, which fails rather than replace a file made
+    /// meanwhile. Returns false when `path` existed (its content untouched).
+    @discardableResult
+    public static func create(_ data: Data, at path: String, mode: mode_t = 0o600) throws -> Bool {
+        let temporary = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        try write(data, to: temporary, mode: mode)
+        defer { unlink(temporary) }
+        guard link(temporary, path) == 0 else {
+            if errno == EEXIST { return false }
+            throw StateError.io("create \(path)", errno)
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        try syncDirectory(directory.isEmpty ? "." : directory)
+        return true
+    }
+
     /// Writes all of `data` to `fd`, resuming after short writes and interrupts. `path` names
     /// the file in errors.
     public static func writeAll(_ data: Data, to fd: Int32, path: String) throws {

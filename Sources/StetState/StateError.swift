@@ -5,6 +5,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
     private enum Base: Sendable {
         case io(Int32)
         case corrupt
+        case invalidKey
     }
 
     private let base: Base
@@ -18,5 +19,11 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
 
     public static func corrupt(_ path: String, _ detail: String) -> StateError {
         StateError(base: .corrupt, message: "state file \(path) is damaged: \(detail)")
+    }
+
+    /// A name or key that would leave the state directory, or is not in its form.
+    public static func invalidKey(_ key: String, _ problem: String) -> StateError {
+        let shown = key.utf8.count > 120 ? String(decoding: key.utf8.prefix(120), as: UTF8.self) + "…" : key
+        return StateError(base: .invalidKey, message: "\"\(shown)\" cannot name a file in the state directory: \(problem)")
     }
 }

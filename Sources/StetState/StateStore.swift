@@ -3,14 +3,16 @@ public import Foundation
 /// Where Stet keeps what it has decided: the accepted release, the pinned trust policy, and
 /// (later) per-resource records. Small on purpose: a cluster store can implement the same.
 ///
-/// Keys are `/`-separated relative paths (`release.json`, `trust/policy.json`). `write` is
-/// atomic: a reader sees the old value or the new one, and the new one survives a crash once
-/// `write` returns.
+/// Keys are `/`-separated relative paths (`release.json`, `trust/policy.json`), refused unless
+/// `StateKey.check` passes them. `write` is atomic: a reader sees the old value or the new
+/// one, and the new one survives a crash once `write` returns.
 public protocol StateStore: Sendable {
     func read(_ key: String) throws -> Data?
     func write(_ key: String, _ data: Data) throws
     /// The names directly inside `folder`, sorted; empty when it does not exist.
     func list(_ folder: String) throws -> [String]
+    /// Removes `key`; nothing when it does not exist.
+    func remove(_ key: String) throws
 }
 
 /// The state directory on the local disk (`--state-dir`, `STET_STATE_DIR`, default `./.stet`).
@@ -26,25 +28,38 @@ public struct FileStateStore: StateStore {
         FileStateStore(root: option ?? environment["STET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".stet")
     }
 
+    /// Where `key` is on disk. For names from outside, use `checkedPath`.
     public func path(_ key: String) -> String { (root as NSString).appendingPathComponent(key) }
 
+    /// Where `key` is on disk, once `StateKey.check` has passed it.
+    public func checkedPath(_ key: String) throws -> String { path(try StateKey.check(key)) }
+
     public func read(_ key: String) throws -> Data? {
-        let path = path(key)
+        let path = try checkedPath(key)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else { throw StateError.io("read \(path)", EACCES) }
         return data
     }
 
     public func list(_ folder: String) throws -> [String] {
-        let path = path(folder)
+        let path = try checkedPath(folder)
         guard FileManager.default.fileExists(atPath: path) else { return [] }
         return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
     }
 
     public func write(_ key: String, _ data: Data) throws {
-        let path = path(key)
+        let path = try checkedPath(key)
         try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
         try AtomicFile.write(data, to: path, mode: 0o600)
+    }
+
+    public func remove(_ key: String) throws {
+        let path = try checkedPath(key)
+        guard unlink(path) == 0 else {
+            if errno == ENOENT { return }
+            throw StateError.io("remove \(path)", errno)
+        }
+        try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
     }
 }
 
@@ -55,11 +70,23 @@ public final class MemoryStateStore: StateStore, @unchecked Sendable {
 
     public init() {}
 
-    public func read(_ key: String) throws -> Data? { lock.withLock { values[key] } }
+    public func read(_ key: String) throws -> Data? {
+        try StateKey.check(key)
+        return lock.withLock { values[key] }
+    }
 
-    public func write(_ key: String, _ data: Data) throws { lock.withLock { values[key] = data } }
+    public func write(_ key: String, _ data: Data) throws {
+        try StateKey.check(key)
+        lock.withLock { values[key] = data }
+    }
+
+    public func remove(_ key: String) throws {
+        try StateKey.check(key)
+        _ = lock.withLock { values.removeValue(forKey: key) }
+    }
 
     public func list(_ folder: String) throws -> [String] {
+        try StateKey.check(folder)
         let prefix = folder + "/"
         return lock.withLock {
             values.keys.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains("/") }

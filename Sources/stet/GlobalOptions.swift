@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StetCore
 import StetState
 
 /// Options that several commands share.
@@ -22,7 +23,7 @@ struct GlobalOptions: ParsableArguments {
         if let stateDir, stateDir.isEmpty || stateDir.utf8.contains(0) {
             throw ValidationError("--state-dir: expected a directory, found an empty name")
         }
-        try Seconds.check(lockTimeout, "--lock-timeout", 0...86_400)
+        try Seconds.check(lockTimeout, "--lock-timeout", 0...StetDuration.maximumTimeout.seconds)
     }
 }
 
@@ -31,7 +32,9 @@ struct GlobalOptions: ParsableArguments {
 enum Seconds {
     static func check(_ value: Double, _ option: String, _ range: ClosedRange<Double>) throws {
         guard value.isFinite, range.contains(value) else {
-            throw ValidationError("\(option) \(value): expected a number of seconds from \(range.lowerBound) to \(range.upperBound)")
+            func text(_ number: Double) -> String { String(format: "%g", number) }
+            throw ValidationError(
+                "\(option) \(text(value)): expected a number of seconds from \(text(range.lowerBound)) to \(text(range.upperBound))")
         }
     }
 }

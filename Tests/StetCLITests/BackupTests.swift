@@ -1,5 +1,6 @@
 import Foundation
 import StetCore
+import StetCrypto
 import StetPlanner
 import StetProviders
 import StetTesting
@@ -249,5 +250,46 @@ extension BackupTests {
         let entries = try stet("audit", "list", "--json").stdout
         #expect(entries.contains(#""action":"backup""#))
         #expect(entries.contains(#""via":"daemon""#))
+    }
+}
+
+extension BackupTests {
+    /// The snapshot cache of a repository is named by an HMAC under a random key kept in the
+    /// state directory, not by a hash of the repository and the password (which anyone who can
+    /// list the folder could check guesses against offline).
+    @Test func cacheNamesSayNothingAboutThePassword() throws {
+        try policy()
+        #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
+        _ = try plan()
+        func cacheNames(_ state: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: repo.root.file(state + "/backup/cache"))) ?? [])
+                .filter { $0.hasSuffix(".json") }.sorted()
+        }
+        let first = cacheNames(".stet")
+        #expect(first.count == 1)
+        // The name such a cache used to have: sha256(repo + "\n" + sha256hex(password file))[:16].
+        let passwordHash = SHA256.hash(try #require(repo.root.read("secrets/restic.pw"))).hexString
+        // Stet names the repository by its absolute path from its working directory (getcwd).
+        let repository = try #require(realpath(repo.root.file("backups/files"), nil).map { path in
+            defer { free(path) }
+            return String(cString: path)
+        })
+        let oldName = String(SHA256.hash(Data((repository + "\n" + passwordHash).utf8)).hexString.prefix(16)) + ".json"
+        #expect(!first.contains(oldName))
+        #expect(!first.contains { $0.contains(passwordHash.prefix(8)) })
+        // The key: 32 random bytes, readable by the owner only.
+        #expect(repo.root.read(".stet/backup/cache.key")?.count == 32)
+        var info = stat()
+        #expect(stat(repo.root.file(".stet/backup/cache.key"), &info) == 0 && info.st_mode & 0o777 == 0o600)
+        // Another state directory, the same repository and password: another name.
+        #expect(try stet("trust", "pin", "--state-dir", "other", environment: ci).status == 0)
+        let other = try stet("plan", "--state-dir", "other")
+        #expect(other.status == 0, "\(other.combined)")
+        let second = cacheNames("other")
+        #expect(second.count == 1 && second != first, "\(first) \(second)")
+        // Another password in the same file is not answered from the cache.
+        try repo.root.write("secrets/restic.pw", "not it\n", mode: 0o600)
+        let wrong = try stet("plan")
+        #expect(wrong.stdout.contains("does not hold its password"), "\(wrong.combined)")
     }
 }

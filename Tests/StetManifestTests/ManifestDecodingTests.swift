@@ -127,6 +127,16 @@ import Testing
          ["m.yaml:8:11: spec.health: expected exactly one of http, tcp, exec"]),
         Case(plus("  health: {tcp: {}, interval: 1s, timeout: 2s}\n"),
          ["m.yaml:8:44: spec.health.timeout: expected a timeout no longer than the interval (1s)"]),
+        Case(plus("  health: {tcp: {}, interval: 30d, timeout: 30d}\n"),
+         ["m.yaml:8:45: spec.health.timeout: expected a duration of at most 1d, found \"30d\""]),
+        Case(plus("    stopTimeout: 2d\n"),
+         ["m.yaml:8:18: spec.run.stopTimeout: expected a duration of at most 1d, found \"2d\""]),
+        Case(plus("    ports: {start: 65535}\n"),
+         ["m.yaml:8:20: spec.run.ports.start: expected a start of at most 65534 for 2 replicas: replica 1 would get PORT=65536, beyond 65535"]),
+        Case(plus("  health: {tcp: {port: 0}}\n"),
+         ["m.yaml:8:24: spec.health.tcp.port: expected a whole number from 1 to 65535, found \"0\""]),
+        Case(with("replicas: 2", "replicas: 1001"),
+         ["m.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"1001\""]),
         Case(plus("  restart: {backoff: {initial: 5s, max: 1s}}\n"),
          ["m.yaml:8:41: spec.restart.backoff.max: expected max (1s) to be at least initial (5s)"]),
         Case(plus("  drift: fix\n"),
@@ -208,6 +218,58 @@ import Testing
            webhook: {url: ftp://x}
 
          """, ["m.yaml:5:18: spec.webhook.url: expected an http:// or https:// URL, found \"ftp://x\""]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Notifier
+         metadata: {name: n}
+         spec:
+           alertmanager: {url: "http://127.0.0.1:0/"}
+
+         """, ["m.yaml:5:23: spec.alertmanager.url: expected a port from 1 to 65535 in \"http://127.0.0.1:0/\""]),
+        Case("""
+         apiVersion: stet/v1
+         kind: BackupPolicy
+         metadata: {name: b}
+         spec:
+           paths: [/data]
+           repository: {restic: {repo: /r, passwordFile: /p}}
+           every: 99999999999999999999d
+           rpo: 366d
+           verify: {check: 100000000000d}
+
+         """, [
+             "m.yaml:7:10: spec.every: expected a duration of at most 365d, found \"99999999999999999999d\"",
+             "m.yaml:8:8: spec.rpo: expected a duration of at most 365d, found \"366d\"",
+             "m.yaml:9:19: spec.verify.check: expected a duration of at most 365d, found \"100000000000d\"",
+         ]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Monitor
+         metadata: {name: m}
+         spec:
+           probe: {http: {url: "http://127.0.0.1:70000/"}}
+
+         """, ["m.yaml:5:23: spec.probe.http.url: expected a port from 1 to 65535 in \"http://127.0.0.1:70000/\""]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Monitor
+         metadata: {name: m}
+         spec:
+           probe: {tcp: {address: "127.0.0.1:1"}}
+           interval: 1s
+           timeout: 2s
+
+         """, ["m.yaml:7:12: spec.timeout: expected a timeout no longer than the interval (1s): probes never overlap"]),
+        Case("""
+         apiVersion: stet/v1
+         kind: Monitor
+         metadata: {name: m}
+         spec:
+           probe: {tcp: {address: "127.0.0.1:1"}}
+           interval: 30d
+           timeout: 2d
+
+         """, ["m.yaml:7:12: spec.timeout: expected a duration of at most 1d, found \"2d\""]),
         ]
 
     /// Wrong inputs and the exact messages they must give.

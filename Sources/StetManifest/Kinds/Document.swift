@@ -83,6 +83,30 @@ enum DocumentDecoder {
         return nil
     }
 
+    /// Why `url` is not an http:// or https:// URL with a host and, if it names one, a port
+    /// from 1 to 65535; nil when it is one.
+    static func urlProblem(_ url: String) -> String? {
+        let rest: Substring
+        if url.hasPrefix("http://") {
+            rest = url.dropFirst(7)
+        } else if url.hasPrefix("https://") {
+            rest = url.dropFirst(8)
+        } else {
+            return "expected an http:// or https:// URL, found \"\(url)\""
+        }
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if !authority.hasSuffix("]"), let colon = authority.lastIndex(of: ":") {
+            let port = authority[authority.index(after: colon)...]
+            guard port.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = Int(port), (1...65535).contains(value) else {
+                return "expected a port from 1 to 65535 in \"\(url)\""
+            }
+            guard colon > authority.startIndex else { return "expected a host in \"\(url)\"" }
+        } else if authority.isEmpty {
+            return "expected a host in \"\(url)\""
+        }
+        return nil
+    }
+
     /// A health check or probe target: `http`, `tcp` or `exec`.
     static func decodeCheck(_ kind: String, _ cursor: Cursor, forReplica: Bool) -> Check? {
         switch kind {
@@ -98,8 +122,8 @@ enum DocumentDecoder {
                 port = http.optional("port")?.int(in: 1...65535)
             } else {
                 url = http.required("url", "http://host:port/path")?.string()
-                if let u = url, !(u.hasPrefix("http://") || u.hasPrefix("https://")) {
-                    http.optional("url")?.error("expected an http:// or https:// URL, found \"\(u)\"")
+                if let u = url, let problem = urlProblem(u) {
+                    http.optional("url")?.error(problem)
                     url = nil
                 }
                 if url == nil { return nil }

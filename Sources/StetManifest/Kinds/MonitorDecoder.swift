@@ -2,6 +2,8 @@ import StetCore
 
 /// `kind: Monitor`: something to probe, and who hears when it fails.
 enum MonitorDecoder {
+    static let defaultTimeout = StetDuration.seconds(5)
+
     static func decode(_ cursor: Cursor, metadata: Metadata?, references: inout [(ResourceID, Cursor)]) -> Monitor? {
         guard let spec = cursor.mapping() else { return nil }
         defer { spec.finish() }
@@ -24,7 +26,11 @@ enum MonitorDecoder {
             }
         }
         let interval = spec.field("interval", default: .seconds(30)) { $0.duration() }
-        let timeout = spec.field("timeout", default: .seconds(5)) { $0.duration() }
+        // Unset, the timeout is the default or the interval, whichever is shorter (as
+        // Prometheus's scrape_timeout): a probe every second times out after a second.
+        let timeout = spec.field("timeout", default: min(defaultTimeout, interval ?? defaultTimeout)) {
+            $0.duration(atMost: .maximumTimeout)
+        }
         let pendingFor = spec.field("for", default: .seconds(0)) { $0.duration(positive: false) }
         let severity = spec.field("severity", default: .warning) { $0.oneOf(Monitor.Severity.self) }
         let labels = spec.field("labels", default: [:]) { $0.stringMap(keyRule: DocumentDecoder.labelKeyProblem) }

@@ -12,10 +12,10 @@ enum NotifierDecoder {
                 if let map = value.mapping() {
                     defer { map.finish() }
                     if let url = map.required("url", "an http:// or https:// URL")?.string() {
-                        if url.hasPrefix("http://") || url.hasPrefix("https://") {
-                            target = kind == "webhook" ? .webhook(url: url) : .alertmanager(url: url)
+                        if let problem = DocumentDecoder.urlProblem(url) {
+                            map.optional("url")?.error(problem)
                         } else {
-                            map.optional("url")?.error("expected an http:// or https:// URL, found \"\(url)\"")
+                            target = kind == "webhook" ? .webhook(url: url) : .alertmanager(url: url)
                         }
                     }
                 }

@@ -4,12 +4,13 @@ import StetCore
 enum ServiceDecoder {
     static let signals = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"]
     static let defaultBackoff = (initial: StetDuration(milliseconds: 500), max: StetDuration.seconds(60))
+    static let defaultHealthTimeout = StetDuration.seconds(2)
 
     static func decode(_ cursor: Cursor, metadata: Metadata?) -> Service? {
         guard let spec = cursor.mapping() else { return nil }
         defer { spec.finish() }
-        let replicas = spec.required("replicas", "how many copies run")?.int(in: 0...1000)
-        let run = spec.required("run", "command and how to run it").flatMap(decodeRun)
+        let replicas = spec.required("replicas", "how many copies run")?.int(in: 0...Service.maximumReplicas)
+        let run = spec.required("run", "command and how to run it").flatMap { decodeRun($0, replicas: replicas) }
         let health = spec.field("health", decodeHealth)
         let backoff = spec.field("restart", default: defaultBackoff) { cursor in
             guard let restart = cursor.mapping() else { return nil }
@@ -30,7 +31,9 @@ enum ServiceDecoder {
             backoffMax: backoff.max, maxUnavailable: maxUnavailable, drift: drift, protect: protect)
     }
 
-    static func decodeRun(_ cursor: Cursor) -> Service.Run? {
+    /// `replicas`, when known, bounds `ports.start`: replica *i* gets `start + i`, and the last
+    /// one's port must exist.
+    static func decodeRun(_ cursor: Cursor, replicas: Int?) -> Service.Run? {
         guard let run = cursor.mapping() else { return nil }
         defer { run.finish() }
         let command = run.required("command", "a list: program and arguments")?.stringList(nonEmpty: true)
@@ -39,7 +42,15 @@ enum ServiceDecoder {
         let portsStart = run.field("ports") { cursor -> Int? in
             guard let ports = cursor.mapping() else { return nil }
             defer { ports.finish() }
-            return ports.required("start", "the first replica's port")?.int(in: 1...65535)
+            guard let startCursor = ports.required("start", "the first replica's port"),
+                let start = startCursor.int(in: 1...65535)
+            else { return nil }
+            if let replicas, replicas > 1, start > 65536 - replicas {
+                startCursor.error("expected a start of at most \(65536 - replicas) for \(replicas) replicas: "
+                    + "replica \(replicas - 1) would get PORT=\(start + replicas - 1), beyond 65535")
+                return nil
+            }
+            return start
         }
         let stopSignal = run.field("stopSignal", default: "SIGTERM") { cursor -> String? in
             guard let text = cursor.string() else { return nil }
@@ -50,7 +61,7 @@ enum ServiceDecoder {
             }
             return signal
         }
-        let stopTimeout = run.field("stopTimeout", default: .seconds(10)) { $0.duration() }
+        let stopTimeout = run.field("stopTimeout", default: .seconds(10)) { $0.duration(atMost: .maximumTimeout) }
         guard let command, let workingDir, let env, let portsStart, let stopSignal, let stopTimeout else { return nil }
         return Service.Run(
             command: command, workingDir: workingDir, env: env, portsStart: portsStart, stopSignal: stopSignal,
@@ -71,7 +82,11 @@ enum ServiceDecoder {
             DocumentDecoder.decodeCheck($0.0, $0.1, forReplica: true)
         }
         let interval = health.field("interval", default: .seconds(10)) { $0.duration() }
-        let timeout = health.field("timeout", default: .seconds(2)) { $0.duration() }
+        // Unset, the timeout is the default or the interval, whichever is shorter (as a
+        // monitor's): a check every 500ms times out after 500ms.
+        let timeout = health.field("timeout", default: min(defaultHealthTimeout, interval ?? defaultHealthTimeout)) {
+            $0.duration(atMost: .maximumTimeout)
+        }
         let threshold = health.field("failureThreshold", default: 3) { $0.int(in: 1...1000) }
         let startPeriod = health.field("startPeriod", default: .seconds(0)) { $0.duration(positive: false) }
         guard let check, let interval, let timeout, let threshold, let startPeriod else { return nil }

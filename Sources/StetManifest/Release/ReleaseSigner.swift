@@ -69,6 +69,9 @@ public struct ReleaseSigner: Sendable {
                     warnings.append("release version \(existing.index.version) has expired; sign with --renew to extend it")
                 }
             } else {
+                guard existing.index.version < Int.max else {
+                    throw SigningError(message: "\(envelopePath): version \(existing.index.version) has no next version")
+                }
                 envelope = makeEnvelope(version: existing.index.version + 1, files: files, now: now)
             }
         } else {

@@ -113,10 +113,20 @@ struct Cursor {
         return scalar.string.lowercased() == "true"
     }
 
-    func duration(positive: Bool = true) -> StetDuration? {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str || Cursor.tagName(scalar) == .int,
-            let value = StetDuration(parsing: scalar.string)
-        else {
+    /// A duration no longer than `bound` (every duration has one: `StetDuration.maximum` at
+    /// most, so whatever uses it can represent it).
+    func duration(positive: Bool = true, atMost bound: StetDuration = .maximum) -> StetDuration? {
+        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str || Cursor.tagName(scalar) == .int else {
+            expected("a duration such as 500ms, 30s, 1h30m or 7d")
+            return nil
+        }
+        let value: StetDuration
+        switch StetDuration.parse(scalar.string) {
+        case .success(let parsed) where parsed <= bound: value = parsed
+        case .success, .failure(.tooLong):
+            expected("a duration of at most \(bound)")
+            return nil
+        case .failure(.malformed):
             expected("a duration such as 500ms, 30s, 1h30m or 7d")
             return nil
         }

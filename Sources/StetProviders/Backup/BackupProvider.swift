@@ -49,14 +49,20 @@ public struct BackupProvider: Provider {
         var files: [String: File]
     }
 
-    static func key(_ name: String) -> String { "backup/\(name).json" }
-    static func manifestKey(_ name: String) -> String { "backup/\(name).manifest.json" }
+    /// `backup/NAME.json` and the others, for a policy name in form only.
+    static func key(_ name: String) throws -> String { "backup/\(try StateKey.name(name)).json" }
+    static func manifestKey(_ name: String) throws -> String { "backup/\(try StateKey.name(name)).manifest.json" }
+    static func scratchKey(_ name: String) throws -> String { "backup/scratch-\(try StateKey.name(name))" }
 
     public func record(_ name: String) throws -> Record? {
-        guard let data = try store.read(Self.key(name)) else { return nil }
-        do { return try JSONCoding.decoder.decode(Record.self, from: data) } catch {
-            throw StateError.corrupt(Self.key(name), "\(error)")
+        let key = try Self.key(name)
+        guard let data = try store.read(key) else { return nil }
+        let record: Record
+        do { record = try JSONCoding.decoder.decode(Record.self, from: data) } catch {
+            throw StateError.corrupt(key, "\(error)")
         }
+        guard record.name == name else { throw StateError.corrupt(key, "it is the record of \(record.name), not of \(name)") }
+        return record
     }
 
     func save(_ record: Record) throws { try store.write(Self.key(record.name), try JSONCoding.encoder.encode(record)) }
@@ -82,13 +88,43 @@ public struct BackupProvider: Provider {
         var files: [String]?
     }
 
-    /// One cache per repository and password: another password file is looked at afresh.
-    func cacheKey(_ repository: String, passwordFile: String) -> String {
-        let password = FileManager.default.contents(atPath: passwordFile).map { SHA256.hash($0).hexString } ?? "none"
-        return "backup/cache/" + SHA256.hash(Data((repository + "\n" + password).utf8)).hexString.prefix(16) + ".json"
+    static let cacheFolder = "backup/cache"
+    /// The key that names cache files: 32 random bytes, made once per state directory (0600).
+    static let cacheNameKey = "backup/cache.key"
+
+    /// One cache per repository and password: another password file is looked at afresh. The
+    /// name is an HMAC-SHA256 under this state directory's secret key, so it says nothing about
+    /// the password to whoever can list the folder (a plain hash of it could be checked against
+    /// guesses offline).
+    func cacheKey(_ repository: String, passwordFile: String) throws -> String {
+        let password = (try? SHA256.hash(fileAt: passwordFile)) ?? Data()
+        let name = HMAC.sha256(key: try cacheNameSecret(), Data((repository + "\n").utf8) + password)
+        return "\(Self.cacheFolder)/\(name.hexString).json"
     }
 
-    func invalidate(_ policy: BackupPolicy) { unlink(store.path(cacheKey(repository(policy), passwordFile: passwordFile(policy)))) }
+    /// The secret of `cacheNameKey`, made on first use. Made atomically (linked into place), so
+    /// two processes that start together agree on one key.
+    func cacheNameSecret() throws -> Data {
+        let path = try store.checkedPath(Self.cacheNameKey)
+        if let existing = try store.read(Self.cacheNameKey) {
+            guard existing.count == SHA256.byteCount else {
+                throw StateError.corrupt(path, "expected \(SHA256.byteCount) bytes, found \(existing.count); remove it and Stet makes a new one")
+            }
+            return existing
+        }
+        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
+        if try AtomicFile.create(HMAC.randomKey(), at: path, mode: 0o600) {
+            // Caches named under no key or another one are of no use now.
+            for name in try store.list(Self.cacheFolder) where name.hasSuffix(".json") {
+                try store.remove("\(Self.cacheFolder)/\(name)")
+            }
+        }
+        return try cacheNameSecret()
+    }
+
+    func invalidate(_ policy: BackupPolicy) {
+        if let key = try? cacheKey(repository(policy), passwordFile: passwordFile(policy)) { try? store.remove(key) }
+    }
 
     /// The snapshot files of a local repository, sorted; nil for other backends.
     func snapshotFiles(_ repository: String) -> [String]? {
@@ -100,7 +136,7 @@ public struct BackupProvider: Provider {
     /// younger than `cacheLifetime` and, for a local repository, while the repository's
     /// snapshot files are the same ones (so changes made outside Stet are seen at once).
     func snapshots(_ repository: String, passwordFile: String, now: Date) throws -> [String: [ObservedBackup.Snapshot]] {
-        let key = cacheKey(repository, passwordFile: passwordFile)
+        let key = try cacheKey(repository, passwordFile: passwordFile)
         let files = snapshotFiles(repository)
         if let data = try? store.read(key), let cache = try? JSONCoding.decoder.decode(Cache.self, from: data),
             now.timeIntervalSince(cache.at) < cacheLifetime, cache.files == files,
@@ -133,8 +169,10 @@ public struct BackupProvider: Provider {
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
         var observed = ObservedState()
         var names = Set(desired.backupPolicies.keys)
+        // Names Stet would not have written are not records, and are passed over.
         for file in try store.list("backup") where file.hasSuffix(".json") && !file.hasSuffix(".manifest.json") {
-            names.insert(String(file.dropLast(5)))
+            let name = String(file.dropLast(5))
+            if ResourceID.isValidName(name) { names.insert(name) }
         }
         for name in names.sorted() {
             let record = try record(name)
@@ -173,8 +211,8 @@ public struct BackupProvider: Provider {
         let name = String(change.resource.split(separator: "/").last ?? "")
         do {
             if change.action == BackupAction.removeState.rawValue {
-                unlink(store.path(Self.key(name)))
-                unlink(store.path(Self.manifestKey(name)))
+                try store.remove(Self.key(name))
+                try store.remove(Self.manifestKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
             }
             guard let policy = desired.backupPolicies[name] else { return .failed("\(change.resource) is not in the release") }
@@ -291,9 +329,13 @@ public struct BackupProvider: Provider {
 
     func check(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
-        let subset = "\(record.checkIndex % checkSubsets + 1)/\(checkSubsets)"
+        // The index only ever counts round the subsets, so no number in the record can grow
+        // without bound (or arrive negative) and trap.
+        let subsets = max(1, checkSubsets)
+        let index = (record.checkIndex % subsets + subsets) % subsets
+        let subset = "\(index + 1)/\(subsets)"
         let output = try restic.run(["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy))
-        record.checkIndex += 1
+        record.checkIndex = (index + 1) % subsets
         if let failure = Restic.failure(output, repository: repository) {
             let detail = failure.kind == .failed ? Self.checkErrors(output.stderr + String(decoding: output.stdout, as: UTF8.self)) : failure.message
             record.lastCheck = ObservedBackup.Verification(at: Date(), ok: false, detail: "check of data subset \(subset) failed: \(detail)")
@@ -314,7 +356,7 @@ public struct BackupProvider: Provider {
     func restoreTest(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         let name = policy.metadata.name
-        let scratch = store.path("backup/scratch-\(name)")
+        let scratch = try store.checkedPath(Self.scratchKey(name))
         let absoluteScratch = scratch.hasPrefix("/") ? scratch : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(scratch)
         try? FileManager.default.removeItem(atPath: absoluteScratch)
         defer { try? FileManager.default.removeItem(atPath: absoluteScratch) }

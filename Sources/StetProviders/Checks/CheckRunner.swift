@@ -51,10 +51,13 @@ public struct CheckRunner: Sendable {
 
     static func endpoint(address: String?, port: Int?) -> (String, Int)? {
         if let address {
-            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else { return nil }
+            guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+                (1...65535).contains(port)
+            else { return nil }
             return (String(address[..<colon]), port)
         }
-        return port.map { ("127.0.0.1", $0) }
+        guard let port, (1...65535).contains(port) else { return nil }
+        return ("127.0.0.1", port)
     }
 
     /// `http://host[:port][/path]`.
@@ -66,12 +69,16 @@ public struct CheckRunner: Sendable {
         let parts = hostPort.split(separator: ":", maxSplits: 1)
         guard let host = parts.first, !host.isEmpty else { return nil }
         let port = parts.count == 2 ? Int(parts[1]) : 80
-        return port.map { (String(host), $0, path.isEmpty ? "/" : String(path)) }
+        guard let port, (1...65535).contains(port) else { return nil }
+        return (String(host), port, path.isEmpty ? "/" : String(path))
     }
 
-    private static func remaining(_ deadline: Date) -> Int32 { Int32(max(0, deadline.timeIntervalSinceNow * 1000)) }
+    /// poll(2)'s timeout until `deadline`: milliseconds, from 0 (past, or NaN) up to Int32.max,
+    /// whatever timeout made the deadline.
+    public static func remaining(_ deadline: Date) -> Int32 { Int32(saturating: max(0, deadline.timeIntervalSinceNow * 1000)) }
 
     public static func connect(host: String, port: Int, deadline: Date) -> Swift.Result<Int32, Failure> {
+        guard (1...65535).contains(port) else { return .failure(Failure(message: "\(host):\(port): not a port (1 to 65535)")) }
         var hints = addrinfo()
         hints.ai_family = AF_INET
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)

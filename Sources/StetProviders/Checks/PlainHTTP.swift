@@ -33,7 +33,7 @@ public enum PlainHTTP {
         var sent = 0
         while sent < request.count {
             var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            guard poll(&pfd, 1, Int32(max(0, deadline.timeIntervalSinceNow * 1000))) == 1 else {
+            guard poll(&pfd, 1, CheckRunner.remaining(deadline)) == 1 else {
                 return .failure(Failure(description: "timed out sending to \(url)"))
             }
             let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -44,7 +44,7 @@ public enum PlainHTTP {
         var buffer = [UInt8](repeating: 0, count: 16_384)
         while response.count < 4 << 20 {
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, Int32(max(0, deadline.timeIntervalSinceNow * 1000))) == 1 else {
+            guard poll(&pfd, 1, CheckRunner.remaining(deadline)) == 1 else {
                 return .failure(Failure(description: "timed out waiting for \(url)"))
             }
             let n = recv(fd, &buffer, buffer.count, 0)

@@ -42,7 +42,8 @@ public final class MonitorRegistry: Provider, @unchecked Sendable {
 
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
         var observed = ObservedState()
-        for (name, entry) in try load() {
+        // A name Stet would not have registered is not a monitor: passed over.
+        for (name, entry) in try load() where ResourceID.isValidName(name) {
             observed.monitors[name] = ObservedMonitor(name: name, specHash: entry.specHash, state: entry.state)
         }
         return observed

@@ -59,18 +59,45 @@ public struct ReplicaProvider: Provider {
         public var lastCheck: Date?
     }
 
-    static func key(_ service: String, _ index: Int) -> String { "replicas/\(service)/\(index).json" }
+    /// `replicas/SERVICE/INDEX.json`, for a service name in form and an index in range only.
+    static func key(_ service: String, _ index: Int) throws -> String {
+        "replicas/\(try StateKey.name(service))/\(try StateKey.index(index)).json"
+    }
+
+    /// The largest count a record holds (restarts, failed checks): 2^53, which every JSON reader
+    /// reads exactly and which no count reaches, so adding one never overflows.
+    public static let maximumCount = 1 << 53
+
+    /// What makes a record read back unusable, or nil: it must be the record of the key it was
+    /// read from, and every number in it one Stet could have written.
+    static func problem(_ record: Record, service: String, index: Int) -> String? {
+        if record.service != service || record.index != index {
+            return "it is the record of replica \(record.index) of \(record.service), not of replica \(index) of \(service)"
+        }
+        if record.pid < 0 { return "pid \(record.pid) is negative" }
+        if let port = record.port, !(1...65535).contains(port) { return "port \(port) is not from 1 to 65535" }
+        if !(0...maximumCount).contains(record.restarts) { return "restarts \(record.restarts) is not from 0 to \(maximumCount)" }
+        if !(0...maximumCount).contains(record.healthFailures) {
+            return "healthFailures \(record.healthFailures) is not from 0 to \(maximumCount)"
+        }
+        if let timeout = record.stopTimeout, !(timeout >= 0) { return "stopTimeout \(timeout) is negative" }
+        return nil
+    }
 
     /// The record of replica `index`. A record left pending (pid 0) by a start that was cut
     /// short comes back with the pid of the process that carries its instance, if any runs.
     public func record(_ service: String, _ index: Int) throws -> Record? {
-        guard let data = try store.read(Self.key(service, index)) else { return nil }
+        let key = try Self.key(service, index)
+        guard let data = try store.read(key) else { return nil }
         var record: Record
         do {
             record = try JSONCoding.decoder.decode(Record.self, from: data)
         } catch {
-            throw StateError.corrupt(Self.key(service, index), "\(error)")
+            throw StateError.corrupt(key, "\(error)")
         }
+        if let problem = Self.problem(record, service: service, index: index) { throw StateError.corrupt(key, problem) }
+        // Releases before timeouts had a bound may have recorded a longer one: stops wait a day at most.
+        record.stopTimeout = record.stopTimeout.map { min($0, StetDuration.maximumTimeout.seconds) }
         if record.pid == 0, let instance = record.instance {
             if let found = ProcessTable.find(instance: instance) {
                 record.pid = found.pid
@@ -86,18 +113,16 @@ public struct ReplicaProvider: Provider {
         try store.write(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
     }
 
-    func remove(_ service: String, _ index: Int) throws {
-        let path = store.path(Self.key(service, index))
-        if unlink(path) != 0, errno != ENOENT { throw StateError.io("remove \(path)", errno) }
-        try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
-    }
+    func remove(_ service: String, _ index: Int) throws { try store.remove(Self.key(service, index)) }
 
-    /// Every service with records, and its records by index.
+    /// Every service with records, and its records by index. Names in the folder that Stet
+    /// would not have written (a service name out of form, an index other than `0`, `1` …) are
+    /// not records and are passed over.
     public func records() throws -> [String: [Int: Record]] {
         var result: [String: [Int: Record]] = [:]
-        for service in try store.list("replicas") {
+        for service in try store.list("replicas") where ResourceID.isValidName(service) {
             for file in try store.list("replicas/\(service)") where file.hasSuffix(".json") {
-                guard let index = Int(file.dropLast(5)), let record = try record(service, index) else { continue }
+                guard let index = StateKey.index(parsing: file.dropLast(5)), let record = try record(service, index) else { continue }
                 result[service, default: [:]][index] = record
             }
         }
@@ -134,7 +159,7 @@ public struct ReplicaProvider: Provider {
                 let result = checks.run(
                     health.check, port: record.port, timeout: health.timeout.seconds,
                     environment: replicaEnvironment(record.service, record.index, port: record.port, env: [:]))
-                let failures = result.ok ? 0 : record.healthFailures + 1
+                let failures = result.ok ? 0 : min(record.healthFailures + 1, Self.maximumCount)
                 state = failures >= health.failureThreshold ? .unhealthy : (result.ok ? .healthy : .starting)
             }
         }
@@ -187,7 +212,8 @@ public struct ReplicaProvider: Provider {
         return environment
     }
 
-    /// Absolute, as the replica opens it after changing to its working directory.
+    /// Absolute, as the replica opens it after changing to its working directory. `service` and
+    /// `index` come from a record or the release, both checked (`key`).
     public func logPath(_ service: String, _ index: Int) -> String {
         let path = store.path("logs/\(service)-\(index).log")
         return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
@@ -196,6 +222,11 @@ public struct ReplicaProvider: Provider {
     /// Starts replica `index` unless the same spec already runs there.
     public func start(_ service: Service, _ index: Int, now: Date = Date()) throws -> ActionOutcome {
         let name = service.metadata.name
+        // The name and index make paths (record, log): checked before anything is written.
+        _ = try Self.key(name, index)
+        guard index < service.replicas else {
+            return .failed("replica \(index) is beyond the \(service.replicas) replicas the release asks for")
+        }
         let spec = Data(service.run.specText.utf8).sha256Reference
         let previous = try record(name, index)
         if let previous, ProcessTable.isAlive(previous.pid, startTime: previous.startTime) {
@@ -207,6 +238,7 @@ public struct ReplicaProvider: Provider {
             return .failed("replica \(index) still runs pid \(previous.pid) with another spec; replace it instead")
         }
         let port = service.run.portsStart.map { $0 + index }
+        if let port, !(1...65535).contains(port) { return .failed("replica \(index) would get PORT=\(port), beyond 65535") }
         try AtomicFile.makeDirectory(store.path("logs"))
         let logPath = logPath(name, index)
         rotate(logPath)
@@ -217,7 +249,7 @@ public struct ReplicaProvider: Provider {
         let instance = String(format: "%08x%08x", UInt32.random(in: 0...UInt32.max), UInt32.random(in: 0...UInt32.max))
         var record = Record(
             service: name, index: index, pid: 0, startTime: 0, specHash: spec, port: port, startedAt: now,
-            restarts: (previous?.restarts ?? -1) + 1, lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
+            restarts: min((previous?.restarts ?? -1) + 1, Self.maximumCount), lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
             instance: instance, stopSignal: service.run.stopSignal, stopTimeout: service.run.stopTimeout.seconds,
             healthFailures: 0, lastCheck: nil)
         try save(record)
@@ -236,7 +268,7 @@ public struct ReplicaProvider: Provider {
         let startTime = record.startTime
         try save(record)
         // A replica that fails at once (a typo in the command, a port in use) fails the action.
-        if startCheck > 0 { usleep(useconds_t(startCheck * 1e6)) }
+        if startCheck > 0 { usleep(useconds_t(saturating: startCheck * 1e6)) }
         if !ProcessTable.isAlive(pid, startTime: startTime) {
             record.lastExit = ProcessTable.reap(pid) ?? "ended at once"
             record.exitedAt = Date()
@@ -301,7 +333,7 @@ public struct ReplicaProvider: Provider {
             if last.ok { return .done("healthy (\(last.detail))") }
             try? await Task.sleep(nanoseconds: 100_000_000)
         }
-        return .failed("replica \(index) not healthy within \(Int(limit)) s: \(last.detail)")
+        return .failed("replica \(index) not healthy within \(StetDuration(seconds: limit).rounded): \(last.detail)")
     }
 
     /// Keeps a log file under `logLimit`: copies it to `.1` and truncates it in place (the

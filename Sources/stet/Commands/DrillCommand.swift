@@ -92,7 +92,7 @@ struct DrillMonitorCommand: AsyncParsableCommand {
                     if !seen { usleep(200_000) }
                 }
                 guard seen else {
-                    failures.append("\(notifierName): Alertmanager took the alert but does not show it after \(Int(timeout)) s")
+                    failures.append("\(notifierName): Alertmanager took the alert but does not show it after \(StetDuration(seconds: timeout))")
                     out.line(out.red("failed") + "  \(notifierName): not visible in \(base)/api/v2/alerts")
                     continue
                 }
@@ -109,7 +109,7 @@ struct DrillMonitorCommand: AsyncParsableCommand {
             kind: .result, release: release, resource: resource, action: "drill",
             reason: failures.isEmpty ? "every notifier took the test alert; resolved" : nil,
             outcome: failures.isEmpty ? .ok : .failed, error: failures.isEmpty ? nil : failures.joined(separator: "; "),
-            durationMs: Int(Date().timeIntervalSince(started) * 1000)))
+            durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
         if !failures.isEmpty { throw CommandFailure(status: ExitStatus.error, message: nil) }
         out.line("resolved the drill alert")
     }

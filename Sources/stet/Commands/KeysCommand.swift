@@ -156,12 +156,8 @@ struct KeysVerifierCommand: ParsableCommand {
 /// name, then linked into place (which fails if the name was taken meanwhile).
 enum NewFile {
     static func create(_ path: String, contents: Data, mode: mode_t) throws {
-        let temporary = path + ".tmp.\(getpid())"
-        try AtomicFile.write(contents, to: temporary, mode: mode)
-        defer { unlink(temporary) }
-        guard link(temporary, path) == 0 else {
-            throw CommandFailure(status: ExitStatus.error, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+        guard try AtomicFile.create(contents, at: path, mode: mode) else {
+            throw CommandFailure(status: ExitStatus.error, message: "cannot create \(path): \(String(cString: strerror(EEXIST)))")
         }
-        try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent)
     }
 }

@@ -74,12 +74,12 @@ struct RestoreCommand: AsyncParsableCommand {
             let detail = try provider.restore(backup, snapshot: snapshot, target: target, include: paths)
             try session.log.append(AuditRecord(
                 kind: .result, release: release, resource: resource, action: "restore", reason: detail, outcome: .ok,
-                durationMs: Int(Date().timeIntervalSince(started) * 1000)))
+                durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
             out.line(out.green("restored") + ": \(detail)")
         } catch {
             try session.log.append(AuditRecord(
                 kind: .result, release: release, resource: resource, action: "restore", outcome: .failed, error: "\(error)",
-                durationMs: Int(Date().timeIntervalSince(started) * 1000)))
+                durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
             throw CommandFailure(status: ExitStatus.error, message: "restore failed: \(error)")
         }
     }

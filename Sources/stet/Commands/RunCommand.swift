@@ -53,11 +53,11 @@ struct RunCommand: AsyncParsableCommand {
     var listen: String?
 
     func validate() throws {
-        try Seconds.check(interval, "--interval", 0.1...86_400)
+        try Seconds.check(interval, "--interval", 0.1...StetDuration.maximumTimeout.seconds)
         if budget < 0 { throw ValidationError("--budget \(budget): expected 0 or more corrective actions") }
         if let poll {
             guard let every = StetDuration(parsing: poll) else { throw ValidationError("--poll \(poll): expected a duration such as 30s") }
-            try Seconds.check(every.seconds, "--poll", 0.1...86_400)
+            try Seconds.check(every.seconds, "--poll", 0.1...StetDuration.maximumTimeout.seconds)
         }
         if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
     }

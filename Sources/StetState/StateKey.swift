@@ -1,0 +1,57 @@
+import StetCore
+
+/// Keys of the state store are `/`-separated paths relative to the state directory, and the
+/// names in them (services, backup policies, plan ids, replica indexes) come from manifests,
+/// saved plans, state files and directory listings. Every key passes here before it touches
+/// the filesystem, so no name, however it was made, reaches outside the state directory.
+public enum StateKey {
+    /// The longest key, and the longest component (as NAME_MAX).
+    static let maximumLength = 1024
+    static let maximumComponent = 255
+
+    /// Why `key` is not a key, or nil: it must be relative, and each component a plain name
+    /// (not empty, not `.` or `..`, no NUL, at most 255 bytes).
+    public static func problem(_ key: String) -> String? {
+        let bytes = key.utf8
+        guard !bytes.isEmpty, bytes.count <= maximumLength else { return "expected 1 to \(maximumLength) bytes" }
+        guard !bytes.contains(0) else { return "holds a NUL byte" }
+        guard bytes.first != UInt8(ascii: "/") else { return "is absolute" }
+        for component in key.split(separator: "/", omittingEmptySubsequences: false) {
+            guard !component.isEmpty else { return "has an empty component" }
+            guard component != ".", component != ".." else { return "has a \(component) component" }
+            guard component.utf8.count <= maximumComponent else { return "has a component longer than \(maximumComponent) bytes" }
+        }
+        return nil
+    }
+
+    /// `key`, or a `StateError` that names it and says what is wrong.
+    @discardableResult
+    public static func check(_ key: String) throws -> String {
+        if let problem = problem(key) { throw StateError.invalidKey(key, problem) }
+        return key
+    }
+
+    /// `name` when it is in the form of every name Stet puts into a key: a DNS label (resource
+    /// names, DESIGN.md section 4; plan ids are `plan-` and hex, which is one too).
+    public static func name(_ name: String) throws -> String {
+        guard ResourceID.isValidName(name) else {
+            throw StateError.invalidKey(name, "expected a DNS label (lowercase letters, digits and '-', 1 to 63 characters)")
+        }
+        return name
+    }
+
+    /// A replica index as a key component: 0 up to `Service.maximumReplicas`.
+    public static func index(_ index: Int) throws -> String {
+        guard (0..<Service.maximumReplicas).contains(index) else {
+            throw StateError.invalidKey(String(index), "expected a replica index from 0 to \(Service.maximumReplicas - 1)")
+        }
+        return String(index)
+    }
+
+    /// The index a file stem names (`3` of `3.json`), or nil unless it is exactly how `index`
+    /// writes one (no sign, no leading zero, in range).
+    public static func index(parsing stem: Substring) -> Int? {
+        guard let value = Int(stem), String(value) == stem, (0..<Service.maximumReplicas).contains(value) else { return nil }
+        return value
+    }
+}

@@ -1,0 +1,168 @@
+import Foundation
+import StetCore
+import StetManifest
+import StetState
+import StetTesting
+import Testing
+
+/// Numbers and names from outside: bounded, checked, never a trap.
+@Suite struct BoundsTests {
+    @Test(arguments: [
+        ("365d", StetDuration.ParseError?.none), ("52w1d", nil), ("366d", .tooLong), ("52w2d", .tooLong),
+        ("99999999999999999999d", .tooLong), ("99999999999999999999999999999999ms", .tooLong), ("100000000000d", .tooLong),
+        ("1d1", .malformed), ("99999999999999999999x", .malformed),
+    ] as [(String, StetDuration.ParseError?)])
+    func durationsLongerThanTheMaximumAreTooLong(text: String, error: StetDuration.ParseError?) {
+        switch StetDuration.parse(text) {
+        case .success(let duration):
+            #expect(error == nil)
+            #expect(duration <= StetDuration.maximum)
+        case .failure(let failure):
+            #expect(failure == error)
+        }
+    }
+
+    @Test func durationArithmeticSaturates() {
+        #expect(StetDuration.seconds(.max).milliseconds == .max)
+        #expect(StetDuration.seconds(.min).milliseconds == .min)
+        #expect(StetDuration(seconds: .nan).milliseconds == 0)
+        #expect(StetDuration(seconds: .infinity).milliseconds == .max)
+        #expect(StetDuration(seconds: 1.5).milliseconds == 1500)
+    }
+
+    @Test(arguments: [
+        (Double.nan, 0), (.infinity, Int32.max), (-.infinity, Int32.min), (1e300, Int32.max), (-1e300, Int32.min),
+        (2_147_483_647.9, Int32.max), (2_147_483_646.9, 2_147_483_646), (-3.7, -3), (0, 0),
+        // 30 days of milliseconds: what a 30-day timeout once asked poll(2) for.
+        (30 * 86_400_000, Int32.max),
+    ] as [(Double, Int32)])
+    func int32FromAnyDoubleSaturates(value: Double, expected: Int32) {
+        #expect(Int32(saturating: value) == expected)
+    }
+
+    @Test func wideIntegersSaturateToo() {
+        #expect(Int64(saturating: 9.3e18) == .max)
+        #expect(Int64(saturating: -9.3e18) == .min)
+        #expect(Int(saturating: Double(1 << 53)) == 1 << 53)
+        #expect(UInt32(saturating: -1) == 0)
+        #expect(Int.max.addingSaturating(1) == .max)
+        #expect(Int.min.addingSaturating(-1) == .min)
+    }
+
+    @Test func datesBeyondTheFormatAreWrittenAtItsBounds() {
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 1e300)) == "9999-12-31T23:59:59Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: -1e300)) == "0001-01-01T00:00:00Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: .nan)) == "1970-01-01T00:00:00Z")
+        #expect(RFC3339.format(Date(timeIntervalSince1970: 1_800_000_000.5), milliseconds: true) == "2027-01-15T08:00:00.500Z")
+    }
+
+    @Test func anUnsetMonitorTimeoutIsTheDefaultOrTheIntervalWhicheverIsShorter() throws {
+        func monitor(_ tail: String) throws -> Monitor? {
+            let text = """
+                apiVersion: stet/v1
+                kind: Monitor
+                metadata: {name: m}
+                spec:
+                  probe: {tcp: {address: "127.0.0.1:1"}}
+                \(tail)
+                """
+            return try ManifestLoader.decode(files: [("m.yaml", Data(text.utf8))]).monitors["m"]
+        }
+        #expect(try monitor("  interval: 1s\n")?.timeout == .seconds(1))
+        #expect(try monitor("  interval: 300ms\n")?.timeout == StetDuration(milliseconds: 300))
+        #expect(try monitor("  interval: 1m\n")?.timeout == .seconds(5))
+        #expect(try monitor("")?.timeout == .seconds(5))
+        #expect(try monitor("  interval: 1s\n  timeout: 500ms\n")?.timeout == StetDuration(milliseconds: 500))
+    }
+
+    @Test func anUnsetHealthTimeoutIsTheDefaultOrTheIntervalWhicheverIsShorter() throws {
+        func health(_ tail: String) throws -> Service.Health? {
+            let text = ManifestDecodingTests.service + "  health:\n    tcp: {}\n" + tail
+            return try ManifestLoader.decode(files: [("m.yaml", Data(text.utf8))]).services["web"]?.health
+        }
+        #expect(try health("    interval: 500ms\n")?.timeout == StetDuration(milliseconds: 500))
+        #expect(try health("    interval: 1m\n")?.timeout == .seconds(2))
+        #expect(try health("")?.timeout == .seconds(2))
+    }
+
+    // MARK: - Names that become paths
+
+    @Test(arguments: [
+        ("replicas/web/0.json", true), ("plans/applied/plan-0123456789abcdef", true), ("release.json", true),
+        ("../x", false), ("plans/applied/../../../x/y", false), ("/etc/passwd", false), ("", false), ("a//b", false),
+        ("a/./b", false), ("a/", false), ("a\u{0}b", false), (String(repeating: "x", count: 256), false),
+        (String(repeating: "x", count: 255), true),
+    ])
+    func stateKeysStayInsideTheStateDirectory(key: String, ok: Bool) {
+        #expect((StateKey.problem(key) == nil) == ok)
+    }
+
+    @Test func theFileStoreRefusesKeysThatLeaveIt() throws {
+        let dir = TemporaryDirectory()
+        let store = FileStateStore(root: dir.file("state"))
+        for key in ["../outside.json", "a/../../outside.json", "/tmp/outside.json"] {
+            #expect(throws: StateError.self) { try store.write(key, Data("x".utf8)) }
+            #expect(throws: StateError.self) { try store.read(key) }
+            #expect(throws: StateError.self) { try store.remove(key) }
+        }
+        #expect(throws: StateError.self) { try store.list("..") }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("outside.json")))
+        try store.write("inside/ok.json", Data("x".utf8))
+        #expect(try store.read("inside/ok.json") == Data("x".utf8))
+        try store.remove("inside/ok.json")
+        try store.remove("inside/ok.json")
+        #expect(try store.read("inside/ok.json") == nil)
+    }
+
+    @Test func namesAndIndexesAreCheckedBeforeTheyMakeKeys() {
+        #expect((try? StateKey.name("web-1")) == "web-1")
+        #expect((try? StateKey.name("plan-0123456789abcdef")) == "plan-0123456789abcdef")
+        for bad in ["..", "a/b", "Web", "", "-a", String(repeating: "a", count: 64), "a\u{0}"] {
+            #expect(throws: StateError.self) { try StateKey.name(bad) }
+        }
+        #expect(throws: StateError.self) { try StateKey.index(-1) }
+        #expect(throws: StateError.self) { try StateKey.index(Service.maximumReplicas) }
+        #expect(StateKey.index(parsing: "12") == 12)
+        for bad in ["+1", "01", "-1", "1000", "99999999999999999999", "x"] { #expect(StateKey.index(parsing: Substring(bad)) == nil) }
+    }
+
+    static func change(_ resource: String, _ action: String, replica: Int?) -> Change {
+        Change(resource: resource, action: action, replica: replica, cause: .config, reason: Reason("r", "r"), before: nil, after: nil,
+               disruption: .none, precondition: "sha256:00")
+    }
+
+    static func plan(id: String = "plan-0123456789abcdef", _ changes: [Change]) -> Plan {
+        Plan(id: id, createdAt: "2026-01-01T00:00:00Z", release: .init(version: 1, digest: "sha256:00"), changes: changes, notices: [])
+    }
+
+    @Test func aPlanInFormHasNoProblem() {
+        #expect(Self.plan([
+            Self.change("Service/web", "start-replica", replica: 0), Self.change("BackupPolicy/b", "remove-state", replica: nil),
+            Self.change("Monitor/m", "register-monitor", replica: nil),
+        ]).formProblem == nil)
+    }
+
+    @Test(arguments: [
+        (plan(id: "../../../x/y", []), "the plan id \"../../../x/y\" is not plan- and 16 hex digits"),
+        (plan(id: "plan-0123456789ABCDEF", []), "the plan id \"plan-0123456789ABCDEF\" is not plan- and 16 hex digits"),
+        (plan([change("Service/../../x", "start-replica", replica: 0)]),
+         "change \"Service/../../x#0:start-replica\": the resource \"Service/../../x\" is not Kind/name with a DNS label as the name"),
+        (plan([change("Notifier/n", "start-replica", replica: nil)]), "change \"Notifier/n:start-replica\": \"start-replica\" is not an action on Notifier"),
+        (plan([change("BackupPolicy/b", "start-replica", replica: nil)]),
+         "change \"BackupPolicy/b:start-replica\": \"start-replica\" is not an action on BackupPolicy"),
+        (plan([change("Service/web", "start-replica", replica: Int.max)]),
+         "change \"Service/web#9223372036854775807:start-replica\": a service change needs a replica from 0 to 999"),
+        (plan([change("Service/web", "start-replica", replica: nil)]),
+         "change \"Service/web:start-replica\": a service change needs a replica from 0 to 999"),
+        (plan([change("Monitor/m", "register-monitor", replica: 1)]), "change \"Monitor/m#1:register-monitor\": only service changes name a replica"),
+    ])
+    func aPlanOutOfFormSaysWhat(plan: Plan, problem: String) {
+        #expect(plan.formProblem == problem)
+    }
+
+    @Test func aChangeWhoseIDIsNotItsOwnIsOutOfForm() {
+        var change = Self.change("Service/web", "start-replica", replica: 0)
+        change.id = "../../x"
+        #expect(Self.plan([change]).formProblem == "change \"../../x\": expected the id Service/web#0:start-replica")
+    }
+}
