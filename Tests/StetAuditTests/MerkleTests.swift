@@ -6,7 +6,7 @@ import Testing
 /// RFC 6962 hashing and proofs, against the transparency-dev vectors and a recursive reference.
 @Suite struct MerkleTests {
     static let vectors = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../Vectors/merkle").standardized.path
+        .appendingPathComponent("../Vectors/merkle").standardized.path
 
     struct InclusionVector: Decodable {
         let leafIdx: UInt64

@@ -47,7 +47,7 @@ import Testing
     /// seed (RFC 8032 signatures are deterministic, so the bytes must match).
     @Test func ed25519MatchesSignedNoteReferenceVector() throws {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../../Vectors/signed-note").standardized.path
+            .appendingPathComponent("../Vectors/signed-note").standardized.path
         let skey = try String(contentsOfFile: folder + "/peterneumann.skey", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let vkey = try String(contentsOfFile: folder + "/peterneumann.vkey", encoding: .utf8)

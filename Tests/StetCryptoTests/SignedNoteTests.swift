@@ -5,7 +5,7 @@ import Testing
 /// The C2SP signed-note format, against the reference vector.
 @Suite struct SignedNoteTests {
     static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../Vectors/signed-note").standardized.path
+        .appendingPathComponent("../Vectors/signed-note").standardized.path
 
     static func read(_ name: String) throws -> String { try String(contentsOfFile: folder + "/" + name, encoding: .utf8) }
 
