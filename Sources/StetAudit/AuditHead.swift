@@ -17,19 +17,21 @@ enum AuditHead {
         var peaks: [String]
     }
 
-    static func store(_ position: AuditPosition, directory: String, fd: Int32, key: PrivateKey) throws {
+    static let key = AuditLog.folder + "/" + AuditLog.headName
+
+    static func store(_ position: AuditPosition, in store: FileStateStore, fd: Int32, key: PrivateKey) throws {
         let payload = Payload(
             size: position.size, bytes: position.bytes, prefixDigest: try prefixDigest(fd: fd, bytes: position.bytes).hexString,
             lastLeaf: position.prev, peaks: position.tree.peaks.map(\.hexString))
         var envelope = Envelope(payloadType: payloadType, payload: try JSONEncoder().encode(payload))
         try envelope.sign(with: key)
-        try AtomicFile.write(envelope.json(), to: (directory as NSString).appendingPathComponent(AuditLog.headName), mode: 0o600)
+        try store.write(Self.key, envelope.json())
     }
 
     /// The position recorded in the head, if the head is signed by a trusted key and the log
     /// still starts with exactly the bytes it describes; nil otherwise.
-    static func resume(directory: String, fd: Int32, trust: AuditTrust) throws -> AuditPosition? {
-        guard let data = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent(AuditLog.headName)),
+    static func resume(store: FileStateStore, fd: Int32, trust: AuditTrust) throws -> AuditPosition? {
+        guard let data = try store.read(Self.key),
             let envelope = try? Envelope(json: data), envelope.payloadType == payloadType,
             !envelope.validSigners(among: trust.keys.values.map(\.publicKey)).isEmpty,
             let payload = try? JSONDecoder().decode(Payload.self, from: envelope.payload),

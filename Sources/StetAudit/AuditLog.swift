@@ -7,16 +7,21 @@ import StetState
 /// write, keeping it in `log.jsonl.broken` and recording a `recovery` entry); each `append`
 /// writes a group of entries with one fsync. Writers in several processes take turns: each
 /// append holds an exclusive `flock` on the log, first reads and checks what others appended,
-/// then writes. A log that fails a check refuses every further append.
+/// then writes. A log that fails a check refuses every further append. The log and everything
+/// beside it are state files: never opened through a link, refused when another user could
+/// change them (`FileStateStore.open`).
 public final class AuditLog: @unchecked Sendable {
     public static let folder = "audit"
     public static let logName = "log.jsonl"
     public static let brokenName = "log.jsonl.broken"
     public static let headName = "head.json"
     public static let checkpointName = "checkpoint"
+    /// The log as a key of the state store.
+    public static let logKey = folder + "/" + logName
 
     public let directory: String
     public let origin: String
+    private let store: FileStateStore
     private let fd: Int32
     private let trust: AuditTrust
     private let key: PrivateKey
@@ -50,23 +55,22 @@ public final class AuditLog: @unchecked Sendable {
                 "key \(key.publicKey.keyID.prefix(16))… is not an operator key of the trust policy in force; "
                     + "audit entries, and so every action, must be signed by a key of the operator role")
         }
-        directory = Self.directory(in: stateDirectory)
+        store = FileStateStore(root: stateDirectory)
+        directory = try store.makeFolder(Self.folder)
         self.origin = origin
         self.trust = trust
         self.key = key
         self.release = release
         self.lockTimeout = lockTimeout
         actor = AuditEntry.Actor(keyid: key.publicKey.keyID, name: trusted.name, host: host, via: via)
-        try AtomicFile.makeDirectory(directory)
-        let logPath = (directory as NSString).appendingPathComponent(Self.logName)
-        let existed = FileManager.default.fileExists(atPath: logPath)
-        fd = Glibc.open(logPath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuditError.io("open \(logPath)", errno) }
+        guard let opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND, create: true) else {
+            throw AuditError.io("open \(store.path(Self.logKey))", ENOENT)
+        }
+        fd = opened
         position = .start
         do {
-            if !existed { try AtomicFile.syncDirectory(directory) }
             try withFileLock {
-                position = try AuditHead.resume(directory: directory, fd: fd, trust: trust) ?? .start
+                position = try AuditHead.resume(store: store, fd: fd, trust: trust) ?? .start
                 try catchUp(now: now)
             }
         } catch {
@@ -205,9 +209,11 @@ public final class AuditLog: @unchecked Sendable {
         var torn = Data(count: tornBytes)
         let n = torn.withUnsafeMutableBytes { pread(fd, $0.baseAddress, tornBytes, off_t(position.bytes)) }
         guard n == tornBytes else { throw AuditError.io("read the torn end of \(path)", n < 0 ? errno : EIO) }
-        let brokenPath = (directory as NSString).appendingPathComponent(Self.brokenName)
-        let broken = Glibc.open(brokenPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard broken >= 0 else { throw AuditError.io("open \(brokenPath)", errno) }
+        let brokenKey = Self.folder + "/" + Self.brokenName
+        let brokenPath = store.path(brokenKey)
+        guard let broken = try store.open(brokenKey, flags: O_WRONLY | O_APPEND, create: true) else {
+            throw AuditError.io("open \(brokenPath)", ENOENT)
+        }
         defer { Glibc.close(broken) }
         torn.append(0x0A)
         let written = torn.withUnsafeBytes { Glibc.write(broken, $0.baseAddress, $0.count) }
@@ -227,10 +233,8 @@ public final class AuditLog: @unchecked Sendable {
 
     private func storeCheckpoint(origin: String) throws -> SignedNote {
         let note = try Checkpoint(origin: origin, size: position.size, root: position.tree.root).signed(with: key)
-        try AuditHead.store(position, directory: directory, fd: fd, key: key)
-        try AtomicFile.write(
-            Data(note.rendered.utf8), to: (directory as NSString).appendingPathComponent(Self.checkpointName),
-            mode: 0o644)
+        try AuditHead.store(position, in: store, fd: fd, key: key)
+        try store.write(Self.folder + "/" + Self.checkpointName, Data(note.rendered.utf8))
         return note
     }
 

@@ -1,5 +1,6 @@
 public import Foundation
 import StetCrypto
+import StetState
 
 /// A read-only check of a whole log: every line (envelope, signature, payload, seq, chain),
 /// the Merkle root, and that the log still holds each given checkpoint's tree.
@@ -32,7 +33,8 @@ public struct AuditVerification: Sendable {
     /// Verifies `STATE/audit/log.jsonl` (an absent log is an empty one) against `checkpoints`
     /// (each a source name and its note text).
     public func verify(stateDirectory: String, checkpoints: [(source: String, note: String)]) throws -> Report {
-        let path = (AuditLog.directory(in: stateDirectory) as NSString).appendingPathComponent(AuditLog.logName)
+        let store = FileStateStore(root: stateDirectory)
+        let path = store.path(AuditLog.logKey)
         var parsed: [(source: String, checkpoint: Checkpoint, signer: String)] = []
         var results: [CheckpointResult] = []
         for (source, note) in checkpoints {
@@ -47,9 +49,7 @@ public struct AuditVerification: Sendable {
         var scanner = AuditScanner(trust: trust)
         scanner.rootsAt = Set(parsed.map(\.checkpoint.size))
         let scan: AuditScan
-        if FileManager.default.fileExists(atPath: path) {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw AuditError.io("open \(path)", errno) }
+        if let fd = try store.open(AuditLog.logKey, flags: O_RDONLY) {
             defer { close(fd) }
             scan = try scanner.scan(fd: fd, from: .start)
         } else {

@@ -5,6 +5,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
     private enum Base: Sendable {
         case io(Int32)
         case corrupt
+        case unsafe
     }
 
     private let base: Base
@@ -18,5 +19,11 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
 
     public static func corrupt(_ path: String, _ detail: String) -> StateError {
         StateError(base: .corrupt, message: "state file \(path) is damaged: \(detail)")
+    }
+
+    /// A state file or folder that someone other than Stet's user could change, or a link in
+    /// place of one: Stet refuses it rather than trust what it holds. `fix` says what to do.
+    public static func unsafe(_ path: String, _ problem: String, fix: String) -> StateError {
+        StateError(base: .unsafe, message: "refusing \(path): \(problem); \(fix)")
     }
 }

@@ -28,23 +28,18 @@ public struct FileStateStore: StateStore {
 
     public func path(_ key: String) -> String { (root as NSString).appendingPathComponent(key) }
 
-    public func read(_ key: String) throws -> Data? {
-        let path = path(key)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else { throw StateError.io("read \(path)", EACCES) }
-        return data
-    }
+    /// Every read, list and write first checks the folders on the way and the file itself
+    /// (`FileStateStore+Files.swift`): no links, nothing another user could change.
+    public func read(_ key: String) throws -> Data? { try readFile(key) }
 
     public func list(_ folder: String) throws -> [String] {
+        guard try checkFolders(to: folder, create: false) else { return [] }
         let path = path(folder)
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
         return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
     }
 
     public func write(_ key: String, _ data: Data) throws {
-        let path = path(key)
-        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
-        try AtomicFile.write(data, to: path, mode: 0o600)
+        try AtomicFile.write(data, to: try prepareWrite(key), mode: 0o600)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import StetAudit
 import StetCrypto
+import StetState
 import StetTesting
 import Testing
 
@@ -194,6 +195,80 @@ import Testing
         lines[0][lines[0].startIndex + 120] ^= 0x04
         try writeLines(lines)
         #expect(throws: AuditError.self) { try openLog() }
+    }
+
+    /// The audit files as bytes, to show that a refusal changed nothing.
+    func auditFiles() -> [String: Data] {
+        var files: [String: Data] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: state.path + "/audit")) ?? [] {
+            files[name] = FileManager.default.contents(atPath: state.path + "/audit/" + name)
+        }
+        return files
+    }
+
+    /// Files and folders another user could change, and links in place of state files, are
+    /// refused before anything is read or written, with the path and the fix.
+    @Test(arguments: ["state-0777", "audit-0777", "log-0666", "log-link", "log-dangling-link", "head-link"])
+    func unsafeStateIsRefused(_ how: String) throws {
+        try writeLog(2)
+        let audit = state.path + "/audit"
+        let copy = state.path + "/copy.jsonl"
+        var expected: [String]
+        switch how {
+        case "state-0777":
+            chmod(state.path, 0o777)
+            expected = ["refusing \(state.path):", "mode 0777", "chmod go-w \(state.path)"]
+        case "audit-0777":
+            chmod(audit, 0o777)
+            expected = ["refusing \(audit):", "chmod go-w \(audit)"]
+        case "log-0666":
+            chmod(logPath, 0o666)
+            expected = ["refusing \(logPath):", "mode 0666", "chmod go-w \(logPath)"]
+        case "log-link", "log-dangling-link":
+            try FileManager.default.moveItem(atPath: logPath, toPath: copy)
+            if how == "log-dangling-link" { try FileManager.default.removeItem(atPath: copy) }
+            try FileManager.default.createSymbolicLink(atPath: logPath, withDestinationPath: copy)
+            expected = ["refusing \(logPath):", "symbolic link"]
+        default:
+            let head = audit + "/head.json"
+            try FileManager.default.moveItem(atPath: head, toPath: state.path + "/head-copy.json")
+            try FileManager.default.createSymbolicLink(atPath: head, withDestinationPath: state.path + "/head-copy.json")
+            expected = ["refusing \(head):", "symbolic link"]
+        }
+        let before = auditFiles()
+        let copied = FileManager.default.contents(atPath: copy)
+        // Verification reads the log only; the writer reads the head too.
+        for attempt in how == "head-link" ? ["open"] : ["open", "verify"] {
+            do {
+                if attempt == "open" {
+                    _ = try openLog()
+                } else {
+                    _ = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+                }
+                Issue.record("\(attempt) accepted \(how)")
+            } catch let error as StateError {
+                for text in expected { #expect(error.message.contains(text), "\(attempt): \(error.message)") }
+            }
+        }
+        #expect(auditFiles() == before)
+        #expect(FileManager.default.contents(atPath: copy) == copied, "the link's target was written or created")
+    }
+
+    /// What Stet creates, only its user can read or change.
+    @Test func newStateIsPrivate() throws {
+        let root = state.path + "/new/state"
+        let log = try AuditLog(
+            stateDirectory: root, trust: trust, key: key, host: "h", via: "cli", release: .none, origin: "stet/test")
+        try log.append(Self.record(0))
+        try log.close()
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            lstat(path, &info)
+            return info.st_mode & 0o777
+        }
+        #expect(mode(root) == 0o700)
+        #expect(mode(root + "/audit") == 0o700)
+        for name in ["log.jsonl", "head.json", "checkpoint"] { #expect(mode(root + "/audit/" + name) == 0o600, "\(name)") }
     }
 
     @Test func aKeyOutsideTheOperatorRoleCannotWrite() throws {

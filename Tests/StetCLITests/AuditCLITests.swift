@@ -125,6 +125,39 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
     }
 
+    /// The audit files as bytes, to show that a refusal changed nothing.
+    func auditFiles() -> [String: Data] { repo.root.snapshot(".stet/audit") }
+
+    /// A state directory or audit file that others could change, or a link in place of one, is
+    /// refused (exit 1) with the path and the fix, and nothing is written.
+    @Test(arguments: ["state-0777", "log-0666", "log-link", "log-dangling-link"])
+    func unsafeStateIsRefused(_ how: String) throws {
+        try record(1)
+        let copy = repo.root.file("log-copy.jsonl")
+        let expected: String
+        switch how {
+        case "state-0777":
+            chmod(repo.stateDir, 0o777)
+            expected = "refusing .stet: group or others can write to it (mode 0777)"
+        case "log-0666":
+            chmod(logPath, 0o666)
+            expected = "chmod go-w .stet/audit/log.jsonl"
+        default:
+            try FileManager.default.moveItem(atPath: logPath, toPath: copy)
+            if how == "log-dangling-link" { try FileManager.default.removeItem(atPath: copy) }
+            try FileManager.default.createSymbolicLink(atPath: logPath, withDestinationPath: copy)
+            expected = "refusing .stet/audit/log.jsonl: it is a symbolic link"
+        }
+        let before = auditFiles()
+        let copied = FileManager.default.contents(atPath: copy)
+        for run in [try stet("audit", "record", "--action", "x", environment: ci), try stet("audit", "verify")] {
+            #expect(run.status == 1, "\(run.combined)")
+            #expect(run.stderr.contains(expected), "\(run.stderr)")
+        }
+        #expect(auditFiles() == before)
+        #expect(FileManager.default.contents(atPath: copy) == copied, "the link's target was written or created")
+    }
+
     /// A second writer waits for the lock, and gives up with exit 11 after --lock-timeout.
     @Test func aHeldLogMakesTheNextWriterWaitThenGiveUp() throws {
         try record(1)

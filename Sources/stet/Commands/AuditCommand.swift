@@ -29,9 +29,7 @@ struct AuditCommand: ParsableCommand {
     /// `visit`. A line that fails ends the scan with a refusal naming it.
     static func scan(_ global: GlobalOptions, trust: AuditTrust?, visit: (AuditScanner.Line) throws -> Bool) throws {
         let path = logPath(global)
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CommandFailure(status: ExitStatus.error, message: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard let fd = try global.store.open(AuditLog.logKey, flags: O_RDONLY) else { return }
         defer { close(fd) }
         let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start, visit: visit)
         if let failure = scan.failure {
