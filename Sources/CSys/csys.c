@@ -26,7 +26,8 @@ int stet_spawn(char *const argv[], char *const envp[], const char *cwd, const ch
     if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
     if (rc == 0 && cwd != NULL) rc = posix_spawn_file_actions_addchdir_np(&actions, cwd);
     if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_APPEND | O_CREAT, 0640);
+    /* Never through a link: a link planted in place of the log would make the child write anywhere. */
+    if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0600);
     if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, 1, 2);
     if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     if (rc == 0) rc = posix_spawnp(pid, argv[0], &actions, &attr, argv, envp);

@@ -42,8 +42,12 @@ public struct AuditFailure: Error, Equatable, Sendable, CustomStringConvertible 
         case chain
         /// The last line lacks its final newline: a write cut short by a crash.
         case torn
-        /// The log is shorter than a point it already reached.
+        /// The log is shorter than a point it already reached, or than its signed head or a
+        /// checkpoint says.
         case truncated
+        /// Every line verifies, but the log's history is not the one its signed head or a
+        /// checkpoint recorded.
+        case rewritten
     }
 
     /// 1-based line number in `log.jsonl`.

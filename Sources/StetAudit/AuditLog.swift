@@ -5,18 +5,24 @@ import StetState
 
 /// The writer of `STATE/audit/log.jsonl`. Opening it checks the log (and cuts off a torn last
 /// write, keeping it in `log.jsonl.broken` and recording a `recovery` entry); each `append`
-/// writes a group of entries with one fsync. Writers in several processes take turns: each
-/// append holds an exclusive `flock` on the log, first reads and checks what others appended,
-/// then writes. A log that fails a check refuses every further append.
+/// writes a group of entries with one fsync, then the signed head (`AuditHead`). Writers in
+/// several processes take turns: each append holds an exclusive `flock` on the log, first reads
+/// and checks what others appended, then writes. A log that fails a check, or holds fewer
+/// entries than its signed head or local checkpoint count (`AuditPromises`), refuses every
+/// further append. The log and everything beside it are state files: never opened through a
+/// link, refused when another user could change them (`FileStateStore.open`).
 public final class AuditLog: @unchecked Sendable {
     public static let folder = "audit"
     public static let logName = "log.jsonl"
     public static let brokenName = "log.jsonl.broken"
     public static let headName = "head.json"
     public static let checkpointName = "checkpoint"
+    /// The log as a key of the state store.
+    public static let logKey = folder + "/" + logName
 
     public let directory: String
     public let origin: String
+    private let store: FileStateStore
     private let fd: Int32
     private let trust: AuditTrust
     private let key: PrivateKey
@@ -25,6 +31,9 @@ public final class AuditLog: @unchecked Sendable {
     private let lockTimeout: Double
     private let mutex = NSLock()
     private var position: AuditPosition
+    /// SHA-256 of the log's bytes up to `position.bytes`, kept going so that each head costs
+    /// only the bytes appended since.
+    private var prefix = SHA256()
     private var closed = false
 
     public var path: String { (directory as NSString).appendingPathComponent(Self.logName) }
@@ -50,25 +59,27 @@ public final class AuditLog: @unchecked Sendable {
                 "key \(key.publicKey.keyID.prefix(16))… is not an operator key of the trust policy in force; "
                     + "audit entries, and so every action, must be signed by a key of the operator role")
         }
-        directory = Self.directory(in: stateDirectory)
+        store = FileStateStore(root: stateDirectory)
+        directory = try store.makeFolder(Self.folder)
         self.origin = origin
         self.trust = trust
         self.key = key
         self.release = release
         self.lockTimeout = lockTimeout
         actor = AuditEntry.Actor(keyid: key.publicKey.keyID, name: trusted.name, host: host, via: via)
-        try AtomicFile.makeDirectory(directory)
-        let logPath = (directory as NSString).appendingPathComponent(Self.logName)
-        let existed = FileManager.default.fileExists(atPath: logPath)
-        fd = Glibc.open(logPath, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AuditError.io("open \(logPath)", errno) }
+        let promises = try AuditPromises.load(from: store, trust: trust)
+        let logPath = store.path(Self.logKey)
+        var opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND)
+        if opened == nil {
+            // A log that is gone while its head or checkpoint counts entries was removed.
+            if let failure = promises.shortfall(size: nil) { throw AuditError.tampered(failure, path: logPath) }
+            opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND, create: true)
+        }
+        guard let opened else { throw AuditError.io("open \(logPath)", ENOENT) }
+        fd = opened
         position = .start
         do {
-            if !existed { try AtomicFile.syncDirectory(directory) }
-            try withFileLock {
-                position = try AuditHead.resume(directory: directory, fd: fd, trust: trust) ?? .start
-                try catchUp(now: now)
-            }
+            try withFileLock { try resume(promises: promises, now: now) }
         } catch {
             Glibc.close(fd)
             throw error
@@ -104,7 +115,7 @@ public final class AuditLog: @unchecked Sendable {
         try mutex.withLock {
             try withFileLock {
                 try catchUp(now: now)
-                return try storeCheckpoint(origin: origin ?? self.origin)
+                return try storeCheckpoint(origin: origin ?? self.origin, now: now)
             }
         }
     }
@@ -153,6 +164,15 @@ public final class AuditLog: @unchecked Sendable {
             throw error
         }
         position = next
+        prefix.update(bytes)
+        do {
+            try AuditHead.store(position, prefix: prefix, time: now, in: store, key: key)
+        } catch {
+            throw AuditError(
+                .io,
+                "entries \(entries[0].seq)-\(position.size - 1) were written to \(path), but its signed head could not be "
+                    + "updated: \(error)")
+        }
         return entries
     }
 
@@ -180,9 +200,36 @@ public final class AuditLog: @unchecked Sendable {
         return try results.map { try $0.get() }
     }
 
+    /// The first look at the log: resumes from the signed head when the log starts with the
+    /// bytes it hashed, checks the rest, and holds the log to its promises before anything is
+    /// written (a torn last line is recovered only after that).
+    private func resume(promises: AuditPromises, now: Date) throws {
+        var matched = true
+        if let head = promises.head {
+            if let (resumed, hasher) = try head.resume(fd: fd) {
+                position = resumed
+                prefix = hasher
+            } else {
+                matched = false
+            }
+        }
+        let scan = try scan()
+        if let failure = promises.shortfall(size: position.size) { throw AuditError.tampered(failure, path: path) }
+        // As many entries as the head counts, every line valid, and still not its bytes.
+        if !matched, let head = promises.head { throw AuditError.tampered(AuditPromises.rewritten(head), path: path) }
+        if scan.tornBytes > 0 { try recover(tornBytes: scan.tornBytes, now: now) }
+    }
+
     /// Reads and checks what other writers appended since this one last looked; cuts off a torn
     /// last write. Throws `tampered` when a line fails.
     private func catchUp(now: Date) throws {
+        let scan = try scan()
+        if scan.tornBytes > 0 { try recover(tornBytes: scan.tornBytes, now: now) }
+    }
+
+    /// Checks the lines past `position` and moves it (and `prefix`) to the last good one.
+    /// Throws `tampered` when a line fails or the log became shorter than what was checked.
+    private func scan() throws -> AuditScan {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw AuditError.io("stat \(path)", errno) }
         let length = Int(info.st_size)
@@ -193,11 +240,12 @@ public final class AuditLog: @unchecked Sendable {
                     message: "the log is \(length) bytes, shorter than the \(position.bytes) bytes already checked"),
                 path: path)
         }
-        guard length > position.bytes else { return }
+        guard length > position.bytes else { return AuditScan(position: position, failure: nil, tornBytes: 0) }
         let scan = try AuditScanner(trust: trust).scan(fd: fd, from: position)
+        prefix = try AuditHead.hashPrefix(fd: fd, from: position.bytes, to: scan.position.bytes, into: prefix)
         position = scan.position
         if let failure = scan.failure { throw AuditError.tampered(failure, path: path) }
-        if scan.tornBytes > 0 { try recover(tornBytes: scan.tornBytes, now: now) }
+        return scan
     }
 
     /// Moves a torn last write to `log.jsonl.broken`, cuts it from the log and records it.
@@ -205,9 +253,11 @@ public final class AuditLog: @unchecked Sendable {
         var torn = Data(count: tornBytes)
         let n = torn.withUnsafeMutableBytes { pread(fd, $0.baseAddress, tornBytes, off_t(position.bytes)) }
         guard n == tornBytes else { throw AuditError.io("read the torn end of \(path)", n < 0 ? errno : EIO) }
-        let brokenPath = (directory as NSString).appendingPathComponent(Self.brokenName)
-        let broken = Glibc.open(brokenPath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard broken >= 0 else { throw AuditError.io("open \(brokenPath)", errno) }
+        let brokenKey = Self.folder + "/" + Self.brokenName
+        let brokenPath = store.path(brokenKey)
+        guard let broken = try store.open(brokenKey, flags: O_WRONLY | O_APPEND, create: true) else {
+            throw AuditError.io("open \(brokenPath)", ENOENT)
+        }
         defer { Glibc.close(broken) }
         torn.append(0x0A)
         let written = torn.withUnsafeBytes { Glibc.write(broken, $0.baseAddress, $0.count) }
@@ -225,12 +275,10 @@ public final class AuditLog: @unchecked Sendable {
             now: now)
     }
 
-    private func storeCheckpoint(origin: String) throws -> SignedNote {
+    private func storeCheckpoint(origin: String, now: Date) throws -> SignedNote {
         let note = try Checkpoint(origin: origin, size: position.size, root: position.tree.root).signed(with: key)
-        try AuditHead.store(position, directory: directory, fd: fd, key: key)
-        try AtomicFile.write(
-            Data(note.rendered.utf8), to: (directory as NSString).appendingPathComponent(Self.checkpointName),
-            mode: 0o644)
+        try AuditHead.store(position, prefix: prefix, time: now, in: store, key: key)
+        try store.write(AuditPromises.checkpointKey, Data(note.rendered.utf8))
         return note
     }
 

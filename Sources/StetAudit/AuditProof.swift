@@ -1,5 +1,6 @@
 import Foundation
 import StetCrypto
+import StetState
 
 /// An inclusion proof of one entry in a signed checkpoint, self-contained: the entry's line,
 /// the audit path, and the checkpoint note. Anyone with the trust policy can check it offline.
@@ -20,9 +21,9 @@ public struct AuditProof: Codable, Equatable, Sendable {
 
     /// Builds the proof of entry `seq` in the checkpoint stored beside the log.
     public static func make(stateDirectory: String, seq: Int, trust: AuditTrust) throws -> AuditProof {
-        let directory = AuditLog.directory(in: stateDirectory)
-        let checkpointPath = (directory as NSString).appendingPathComponent(AuditLog.checkpointName)
-        guard let noteData = try? InputFile.read(checkpointPath, limit: InputFile.Limit.note, followSymlinks: false) else {
+        let store = FileStateStore(root: stateDirectory)
+        let checkpointPath = store.path(AuditLog.folder + "/" + AuditLog.checkpointName)
+        guard let noteData = try store.read(AuditLog.folder + "/" + AuditLog.checkpointName) else {
             throw AuditError(.invalid, "no checkpoint at \(checkpointPath): run `stet audit checkpoint` first")
         }
         let note = String(decoding: noteData, as: UTF8.self)
@@ -34,9 +35,8 @@ public struct AuditProof: Codable, Equatable, Sendable {
         }
         var builder = MerkleProofBuilder(ranges: MerkleProofShape.inclusion(index: seq, size: checkpoint.size))
         var line: AuditScanner.Line?
-        let path = (directory as NSString).appendingPathComponent(AuditLog.logName)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw AuditError.io("open \(path)", errno) }
+        let path = store.path(AuditLog.logKey)
+        guard let fd = try store.open(AuditLog.logKey, flags: O_RDONLY) else { throw AuditError.io("open \(path)", ENOENT) }
         defer { close(fd) }
         let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { visited in
             builder.add(leafHash: visited.leafHash)

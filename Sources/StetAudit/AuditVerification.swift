@@ -1,8 +1,10 @@
 public import Foundation
 import StetCrypto
+import StetState
 
 /// A read-only check of a whole log: every line (envelope, signature, payload, seq, chain),
-/// the Merkle root, and that the log still holds each given checkpoint's tree.
+/// the Merkle root, and that the log still holds the tree of its signed head, of its local
+/// checkpoint and of each given checkpoint.
 public struct AuditVerification: Sendable {
     public struct CheckpointResult: Sendable, Encodable {
         public let source: String
@@ -19,60 +21,113 @@ public struct AuditVerification: Sendable {
         public let root: Data
         public let failure: AuditFailure?
         public let tornBytes: Int
+        /// The state directory's own promises about the log (`AuditPromises`), when they are
+        /// there: its signed head (`audit/head.json`) and its local checkpoint.
+        public let head: CheckpointResult?
+        public let localCheckpoint: CheckpointResult?
         public let checkpoints: [CheckpointResult]
 
-        /// True when every line, and every checkpoint, holds.
-        public var passed: Bool { failure == nil && tornBytes == 0 && checkpoints.allSatisfy(\.consistent) }
+        public var promises: [CheckpointResult] { [head, localCheckpoint].compactMap { $0 } }
+
+        /// True when every line, every promise and every checkpoint holds.
+        public var passed: Bool {
+            failure == nil && tornBytes == 0 && promises.allSatisfy(\.consistent) && checkpoints.allSatisfy(\.consistent)
+        }
     }
 
     public let trust: AuditTrust
 
     public init(trust: AuditTrust) { self.trust = trust }
 
-    /// Verifies `STATE/audit/log.jsonl` (an absent log is an empty one) against `checkpoints`
-    /// (each a source name and its note text).
+    /// Verifies `STATE/audit/log.jsonl` against its signed head, its local checkpoint and
+    /// `checkpoints` (each a source name and its note text). An absent log is an empty one,
+    /// which fails only when a head or checkpoint counts entries.
     public func verify(stateDirectory: String, checkpoints: [(source: String, note: String)]) throws -> Report {
-        let path = (AuditLog.directory(in: stateDirectory) as NSString).appendingPathComponent(AuditLog.logName)
-        var parsed: [(source: String, checkpoint: Checkpoint, signer: String)] = []
-        var results: [CheckpointResult] = []
-        for (source, note) in checkpoints {
+        let store = FileStateStore(root: stateDirectory)
+        let path = store.path(AuditLog.logKey)
+        // The head and the local checkpoint are read like the others; a damaged one fails here
+        // as a writer refuses it.
+        var head: Result<AuditHead?, AuditError>
+        do {
+            head = .success(try AuditHead.load(from: store, trust: trust))
+        } catch let error as AuditError {
+            head = .failure(error)
+        }
+        var notes = checkpoints.map { (source: $0.source, note: $0.note, local: false) }
+        if let local = try store.read(AuditPromises.checkpointKey) {
+            notes.insert((store.path(AuditPromises.checkpointKey), String(decoding: local, as: UTF8.self), true), at: 0)
+        }
+        var parsed: [(source: String, checkpoint: Checkpoint, signer: String, local: Bool)] = []
+        var failed: [(result: CheckpointResult, local: Bool)] = []
+        for (source, note, local) in notes {
             do {
                 let (checkpoint, signer) = try Checkpoint.verify(note: note, trust: trust, source: source)
-                parsed.append((source, checkpoint, signer))
+                parsed.append((source, checkpoint, signer, local))
             } catch {
-                results.append(CheckpointResult(
-                    source: source, origin: nil, size: nil, signer: nil, consistent: false, message: "\(error)"))
+                failed.append((
+                    CheckpointResult(source: source, origin: nil, size: nil, signer: nil, consistent: false, message: "\(error)"),
+                    local))
             }
         }
         var scanner = AuditScanner(trust: trust)
         scanner.rootsAt = Set(parsed.map(\.checkpoint.size))
+        if case .success(let loaded?) = head { scanner.rootsAt.insert(loaded.size) }
         let scan: AuditScan
-        if FileManager.default.fileExists(atPath: path) {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            guard fd >= 0 else { throw AuditError.io("open \(path)", errno) }
+        let exists: Bool
+        if let fd = try store.open(AuditLog.logKey, flags: O_RDONLY) {
             defer { close(fd) }
+            exists = true
             scan = try scanner.scan(fd: fd, from: .start)
         } else {
+            exists = false
             scan = AuditScan(position: .start, failure: nil, tornBytes: 0, roots: [0: Merkle.emptyRoot])
         }
+        let size = exists ? scan.position.size : nil
         let roots = scan.roots
-        for (source, checkpoint, signer) in parsed {
-            let result: (Bool, String)
-            if let root = roots[checkpoint.size] {
-                result = root == checkpoint.root
-                    ? (true, "the log's first \(checkpoint.size) entries have this root")
-                    : (false, "the log's first \(checkpoint.size) entries have another root: history was rewritten since this checkpoint")
-            } else if scan.failure != nil {
-                result = (false, "not reached: the log fails before entry \(checkpoint.size)")
-            } else {
-                result = (false, "the checkpoint has \(checkpoint.size) entries, the log only \(scan.position.size): the log was truncated")
+
+        /// Whether the log holds a tree of `promised` entries with `root`; `source` names the
+        /// promise in messages.
+        func holds(promised: Int, root: Data, source: String) -> (Bool, String) {
+            if let have = roots[promised] {
+                return have == root
+                    ? (true, "the log's first \(promised) entries have this root")
+                    : (false, "the log's first \(promised) entries have another root: history was rewritten since it was signed")
             }
-            results.append(CheckpointResult(
-                source: source, origin: checkpoint.origin, size: checkpoint.size, signer: signer, consistent: result.0,
-                message: result.1))
+            if scan.failure != nil { return (false, "not reached: the log fails before entry \(promised)") }
+            let shortfall = AuditPromises.shortfall(size: size, promised: promised, by: source)
+            return (false, shortfall?.message ?? "the log does not reach \(promised) entries")
+        }
+
+        var headResult: CheckpointResult?
+        let headPath = store.path(AuditHead.key)
+        switch head {
+        case .failure(let error):
+            headResult = CheckpointResult(
+                source: headPath, origin: nil, size: nil, signer: nil, consistent: false, message: error.message)
+        case .success(let loaded?):
+            let (consistent, message) = holds(promised: loaded.size, root: loaded.tree.root, source: loaded.source)
+            headResult = CheckpointResult(
+                source: headPath, origin: nil, size: loaded.size, signer: loaded.signer, consistent: consistent,
+                message: message + (consistent ? loaded.time.map { " (head written \($0))" } ?? "" : ""))
+        case .success(nil):
+            break
+        }
+        var localResult: CheckpointResult?
+        var results: [CheckpointResult] = []
+        for (result, local) in failed {
+            if local { localResult = result } else { results.append(result) }
+        }
+        for (source, checkpoint, signer, local) in parsed {
+            let (consistent, message) = holds(
+                promised: checkpoint.size, root: checkpoint.root,
+                source: local ? AuditPromises.checkpointSource : "the checkpoint")
+            let result = CheckpointResult(
+                source: source, origin: checkpoint.origin, size: checkpoint.size, signer: signer, consistent: consistent,
+                message: message)
+            if local { localResult = result } else { results.append(result) }
         }
         return Report(
             path: path, size: scan.position.size, root: scan.position.tree.root, failure: scan.failure,
-            tornBytes: scan.tornBytes, checkpoints: results)
+            tornBytes: scan.tornBytes, head: headResult, localCheckpoint: localResult, checkpoints: results)
     }
 }

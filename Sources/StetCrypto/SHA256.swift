@@ -22,7 +22,20 @@ public final class SHA256 {
         }
     }
 
+    private init(context: OpaquePointer) { self.context = context }
+
     deinit { EVP_MD_CTX_free(context) }
+
+    /// An independent hasher in the same state: finalizing the copy leaves this one going, so a
+    /// digest of everything so far costs nothing more than what was added since.
+    public func copy() -> SHA256 {
+        guard let copy = EVP_MD_CTX_new() else { fatalError("OpenSSL cannot allocate a digest context: \(drainOpenSSLErrors())") }
+        guard EVP_MD_CTX_copy_ex(copy, context) == 1 else {
+            EVP_MD_CTX_free(copy)
+            fatalError("OpenSSL cannot copy a SHA-256 state: \(drainOpenSSLErrors())")
+        }
+        return SHA256(context: copy)
+    }
 
     /// Starts a new hash on the same context (cheaper than a new `SHA256` for many small inputs).
     public func reset() {

@@ -2,11 +2,13 @@ public import Foundation
 
 /// Writes files so that a crash leaves either the old content or the new, never a mix: write a
 /// temporary file beside the target, fsync it, rename it over the target, fsync the directory.
+/// The temporary file is always new (`O_EXCL | O_NOFOLLOW`): a file or link planted under its
+/// name fails the write instead of receiving it.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw StateError.io("create \(temporary)", errno) }
         var ok = false
         defer {

@@ -6,6 +6,7 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
         case io(Int32)
         case corrupt
         case invalidKey
+        case unsafe
     }
 
     private let base: Base
@@ -25,5 +26,11 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
     public static func invalidKey(_ key: String, _ problem: String) -> StateError {
         let shown = key.utf8.count > 120 ? String(decoding: key.utf8.prefix(120), as: UTF8.self) + "…" : key
         return StateError(base: .invalidKey, message: "\"\(shown)\" cannot name a file in the state directory: \(problem)")
+    }
+
+    /// A state file or folder that someone other than Stet's user could change, or a link in
+    /// place of one: Stet refuses it rather than trust what it holds. `fix` says what to do.
+    public static func unsafe(_ path: String, _ problem: String, fix: String) -> StateError {
+        StateError(base: .unsafe, message: "refusing \(path): \(problem); \(fix)")
     }
 }

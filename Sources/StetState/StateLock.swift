@@ -17,15 +17,14 @@ public final class StateLock: @unchecked Sendable {
 
     /// Takes the lock (`name` in the state directory), waiting up to `timeout` seconds.
     public init(store: FileStateStore, timeout: Double, name: String = "lock") throws {
-        try AtomicFile.makeDirectory(store.root)
         let path = store.path(name)
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StateError.io("open \(path)", errno) }
+        guard let fd = try store.open(name, flags: O_RDWR, create: true) else { throw StateError.io("open \(path)", ENOENT) }
+        self.fd = fd
         let deadline = Date().addingTimeInterval(timeout)
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
                 close(fd)
-                fd = -1
+                self.fd = -1
                 throw Held(path: path, timeout: timeout)
             }
             usleep(10_000)
@@ -34,8 +33,7 @@ public final class StateLock: @unchecked Sendable {
 
     /// True while some process holds the lock `name` (without taking it).
     public static func isHeld(store: FileStateStore, name: String) -> Bool {
-        let fd = open(store.path(name), O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { return false }
+        guard let fd = try? store.open(name, flags: O_RDWR) else { return false }
         defer { close(fd) }
         if flock(fd, LOCK_EX | LOCK_NB) == 0 {
             flock(fd, LOCK_UN)

@@ -34,23 +34,19 @@ public struct FileStateStore: StateStore {
     /// Where `key` is on disk, once `StateKey.check` has passed it.
     public func checkedPath(_ key: String) throws -> String { path(try StateKey.check(key)) }
 
-    public func read(_ key: String) throws -> Data? {
-        let path = try checkedPath(key)
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else { throw StateError.io("read \(path)", EACCES) }
-        return data
-    }
+    /// Every read, list and write first checks the key's form (`StateKey`), then the folders on
+    /// the way and the file itself (`FileStateStore+Files.swift`): no links, nothing another user
+    /// could change.
+    public func read(_ key: String) throws -> Data? { try readFile(try StateKey.check(key)) }
 
     public func list(_ folder: String) throws -> [String] {
-        let path = try checkedPath(folder)
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard try checkFolders(to: try StateKey.check(folder), create: false) else { return [] }
+        let path = path(folder)
         return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
     }
 
     public func write(_ key: String, _ data: Data) throws {
-        let path = try checkedPath(key)
-        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
-        try AtomicFile.write(data, to: path, mode: 0o600)
+        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600)
     }
 
     public func remove(_ key: String) throws {

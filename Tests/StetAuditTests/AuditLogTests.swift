@@ -1,6 +1,7 @@
 import Foundation
 import StetAudit
 import StetCrypto
+import StetState
 import StetTesting
 import Testing
 
@@ -95,15 +96,20 @@ import Testing
         #expect(scan.failure == nil && scan.position.size == 5)
     }
 
-    /// Truncating the last entry at every byte inside it is a torn write: cut off, kept in
-    /// log.jsonl.broken, recorded by a recovery entry, and everything before still verifies.
+    /// A crash while entry 2 was being written, at every byte inside it, is a torn write: cut
+    /// off, kept in log.jsonl.broken, recorded by a recovery entry, and everything before still
+    /// verifies. The head and checkpoint are those of before that append: they are written only
+    /// after the entry is fsynced, so no crash leaves one that counts a torn entry.
     @Test func crashAtEveryByteOfTheLastEntryIsRecovered() throws {
-        try writeLog(3)
+        try writeLog(2)
+        let promises = ["head.json", "checkpoint"].map { (state.path + "/audit/" + $0, FileManager.default.contents(atPath: state.path + "/audit/" + $0)) }
+        try writeLog(1)
         let original = try Data(contentsOf: URL(fileURLWithPath: logPath))
         let all = try lines()
         let lastStart = original.count - all[2].count - 1
         for cut in (lastStart + 1)..<(original.count) {
             try original.prefix(cut).write(to: URL(fileURLWithPath: logPath))
+            for (path, data) in promises { try #require(data).write(to: URL(fileURLWithPath: path)) }
             try? FileManager.default.removeItem(atPath: state.path + "/audit/log.jsonl.broken")
             let log = try openLog()
             try log.close()
@@ -194,6 +200,178 @@ import Testing
         lines[0][lines[0].startIndex + 120] ^= 0x04
         try writeLines(lines)
         #expect(throws: AuditError.self) { try openLog() }
+    }
+
+    /// The audit files as bytes, to show that a refusal changed nothing.
+    func auditFiles() -> [String: Data] {
+        var files: [String: Data] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: state.path + "/audit")) ?? [] {
+            files[name] = FileManager.default.contents(atPath: state.path + "/audit/" + name)
+        }
+        return files
+    }
+
+    /// Expects opening the log to be refused as tampering with a message holding `expected`,
+    /// and nothing in audit/ to change.
+    func expectRefused(_ expected: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+        let before = auditFiles()
+        do {
+            _ = try openLog()
+            Issue.record("the log was opened for appending", sourceLocation: sourceLocation)
+        } catch let error as AuditError {
+            #expect(error.code == .tampered, sourceLocation: sourceLocation)
+            for text in expected { #expect(error.message.contains(text), "\(error.message)", sourceLocation: sourceLocation) }
+        } catch {
+            Issue.record("unexpected \(error)", sourceLocation: sourceLocation)
+        }
+        #expect(auditFiles() == before, "a refused open changed audit/", sourceLocation: sourceLocation)
+    }
+
+    /// `head -n 4` of a 6-entry log: every remaining line verifies, but the signed head (written
+    /// after every append, so also when the writer never closed) and the local checkpoint
+    /// count 6. The writer refuses, and verification names the missing entries.
+    @Test(arguments: [true, false])
+    func aLogCutAtALineBoundaryIsRefused(closed: Bool) throws {
+        if closed {
+            try writeLog(6)
+        } else {
+            let log = try openLog()
+            for n in 0..<6 { try log.append(Self.record(n)) }
+        }
+        try writeLines(Array(try lines().prefix(4)))
+        expectRefused(["the log has 4 entries; its signed head of ", " says 6: entries 4-5 are missing"])
+
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(report.failure == nil && report.size == 4)
+        #expect(!report.passed)
+        #expect(report.head?.consistent == false)
+        #expect(report.head?.message.contains("says 6: entries 4-5 are missing") == true, "\(String(describing: report.head))")
+        if closed {
+            #expect(report.localCheckpoint?.message == "the log has 4 entries; its local checkpoint says 6: entries 4-5 are missing")
+            // Without the head, the local checkpoint alone still holds the log to 6 entries.
+            try FileManager.default.removeItem(atPath: state.path + "/audit/head.json")
+            expectRefused(["the log has 4 entries; its local checkpoint says 6: entries 4-5 are missing"])
+        }
+    }
+
+    /// Cutting inside the last entry the head counts is not a torn write: no crash leaves that.
+    @Test func aLogCutInsideAnEntryItsHeadCountsIsRefused() throws {
+        try writeLog(3)
+        let data = try Data(contentsOf: URL(fileURLWithPath: logPath))
+        try data.dropLast(10).write(to: URL(fileURLWithPath: logPath))
+        expectRefused(["the log has 2 entries; its signed head of ", " says 3: entry 2 is missing"])
+        #expect(!FileManager.default.fileExists(atPath: state.path + "/audit/log.jsonl.broken"))
+    }
+
+    /// A log removed while its head is there is not started again from entry 0.
+    @Test func aMissingLogWithAHeadIsRefused() throws {
+        try writeLog(3)
+        try FileManager.default.removeItem(atPath: logPath)
+        expectRefused(["there is no log file; its signed head of ", " says 3: entries 0-2 are missing"])
+        #expect(!FileManager.default.fileExists(atPath: logPath))
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(!report.passed)
+        #expect(report.head?.message.contains("there is no log file") == true)
+    }
+
+    /// A head that is not signed by an operator key is damage, not a reason to start over.
+    @Test(arguments: ["stranger", "garbage"])
+    func aHeadNotSignedByAnOperatorIsRefused(_ how: String) throws {
+        try writeLog(3)
+        let headPath = state.path + "/audit/head.json"
+        if how == "stranger" {
+            var envelope = try Envelope(json: try Data(contentsOf: URL(fileURLWithPath: headPath)))
+            envelope.signatures = []
+            try envelope.sign(with: stranger)
+            try envelope.json().write(to: URL(fileURLWithPath: headPath))
+        } else {
+            try Data("{}".utf8).write(to: URL(fileURLWithPath: headPath))
+        }
+        expectRefused(["head.json is damaged"])
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(!report.passed)
+        #expect(report.head?.consistent == false)
+    }
+
+    /// A history rewritten with the operator key, as long as the old one and valid line by
+    /// line, is still not the one the head hashed.
+    @Test func aHistoryRewrittenUnderItsHeadIsRefused() throws {
+        try writeLog(3)
+        let head = try Data(contentsOf: URL(fileURLWithPath: state.path + "/audit/head.json"))
+        try FileManager.default.removeItem(atPath: state.path + "/audit")
+        let log = try openLog()
+        try log.append((0..<4).map { Self.record($0 + 100) })
+        try log.close()
+        try head.write(to: URL(fileURLWithPath: state.path + "/audit/head.json"))
+        try FileManager.default.removeItem(atPath: state.path + "/audit/checkpoint")
+        expectRefused(["the log's first 3 entries are not the ones its signed head of "])
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(report.failure == nil && !report.passed)
+        #expect(report.head?.message.contains("rewritten") == true)
+    }
+
+    /// Files and folders another user could change, and links in place of state files, are
+    /// refused before anything is read or written, with the path and the fix.
+    @Test(arguments: ["state-0777", "audit-0777", "log-0666", "log-link", "log-dangling-link", "head-link"])
+    func unsafeStateIsRefused(_ how: String) throws {
+        try writeLog(2)
+        let audit = state.path + "/audit"
+        let copy = state.path + "/copy.jsonl"
+        var expected: [String]
+        switch how {
+        case "state-0777":
+            chmod(state.path, 0o777)
+            expected = ["refusing \(state.path):", "mode 0777", "chmod go-w \(state.path)"]
+        case "audit-0777":
+            chmod(audit, 0o777)
+            expected = ["refusing \(audit):", "chmod go-w \(audit)"]
+        case "log-0666":
+            chmod(logPath, 0o666)
+            expected = ["refusing \(logPath):", "mode 0666", "chmod go-w \(logPath)"]
+        case "log-link", "log-dangling-link":
+            try FileManager.default.moveItem(atPath: logPath, toPath: copy)
+            if how == "log-dangling-link" { try FileManager.default.removeItem(atPath: copy) }
+            try FileManager.default.createSymbolicLink(atPath: logPath, withDestinationPath: copy)
+            expected = ["refusing \(logPath):", "symbolic link"]
+        default:
+            let head = audit + "/head.json"
+            try FileManager.default.moveItem(atPath: head, toPath: state.path + "/head-copy.json")
+            try FileManager.default.createSymbolicLink(atPath: head, withDestinationPath: state.path + "/head-copy.json")
+            expected = ["refusing \(head):", "symbolic link"]
+        }
+        let before = auditFiles()
+        let copied = FileManager.default.contents(atPath: copy)
+        for attempt in ["open", "verify"] {
+            do {
+                if attempt == "open" {
+                    _ = try openLog()
+                } else {
+                    _ = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+                }
+                Issue.record("\(attempt) accepted \(how)")
+            } catch let error as StateError {
+                for text in expected { #expect(error.message.contains(text), "\(attempt): \(error.message)") }
+            }
+        }
+        #expect(auditFiles() == before)
+        #expect(FileManager.default.contents(atPath: copy) == copied, "the link's target was written or created")
+    }
+
+    /// What Stet creates, only its user can read or change.
+    @Test func newStateIsPrivate() throws {
+        let root = state.path + "/new/state"
+        let log = try AuditLog(
+            stateDirectory: root, trust: trust, key: key, host: "h", via: "cli", release: .none, origin: "stet/test")
+        try log.append(Self.record(0))
+        try log.close()
+        func mode(_ path: String) -> mode_t {
+            var info = stat()
+            lstat(path, &info)
+            return info.st_mode & 0o777
+        }
+        #expect(mode(root) == 0o700)
+        #expect(mode(root + "/audit") == 0o700)
+        for name in ["log.jsonl", "head.json", "checkpoint"] { #expect(mode(root + "/audit/" + name) == 0o600, "\(name)") }
     }
 
     @Test func aKeyOutsideTheOperatorRoleCannotWrite() throws {

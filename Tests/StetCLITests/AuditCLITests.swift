@@ -25,6 +25,8 @@ import Testing
 
     var logPath: String { repo.stateDir + "/audit/log.jsonl" }
 
+    func auditPath(_ name: String) -> String { repo.stateDir + "/audit/" + name }
+
     func record(_ count: Int, key: String = "ci") throws {
         for index in 0..<count {
             let run = try stet("audit", "record", "--action", "restart-by-hand", "--resource", "service/web",
@@ -88,8 +90,13 @@ import Testing
         #expect(verify.status == 0, "\(verify.combined)")
     }
 
+    /// A crash in the middle of the last `audit record`: its entry is torn, and its head and
+    /// checkpoint were never written (they are written only after the entry is fsynced).
     @Test func aTornWriteIsReportedThenRecoveredByTheNextWriter() throws {
-        try record(3)
+        try record(2)
+        let promises = try ["head.json", "checkpoint"].map { ($0, try Data(contentsOf: URL(fileURLWithPath: auditPath($0)))) }
+        try record(1)
+        for (name, data) in promises { try data.write(to: URL(fileURLWithPath: auditPath(name))) }
         let data = try Data(contentsOf: URL(fileURLWithPath: logPath))
         try data.dropLast(40).write(to: URL(fileURLWithPath: logPath))
         let verify = try stet("audit", "verify", "--json")
@@ -123,6 +130,77 @@ import Testing
         #expect(accept.status == 10)
         #expect(try Data(contentsOf: URL(fileURLWithPath: logPath)) == before)
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
+    }
+
+    /// The audit files as bytes, to show that a refusal changed nothing.
+    func auditFiles() -> [String: Data] { repo.root.snapshot(".stet/audit") }
+
+    /// `head -n 4` of a 6-entry log: every line left verifies, but the signed head and the local
+    /// checkpoint count 6. Verification names the missing entries; a writer appends nothing.
+    @Test func aLogCutAtALineBoundaryIsRefused() throws {
+        try record(5)
+        let lines = try Data(contentsOf: URL(fileURLWithPath: logPath)).split(separator: 0x0A)
+        #expect(lines.count == 6)
+        try Data(lines.prefix(4).map { Data($0) + [0x0A] }.joined()).write(to: URL(fileURLWithPath: logPath))
+        let before = auditFiles()
+
+        let verify = try stet("audit", "verify")
+        #expect(verify.status == 10, "\(verify.combined)")
+        #expect(verify.stdout.contains("head.json: inconsistent"), "\(verify.stdout)")
+        #expect(verify.stderr.contains("the log has 4 entries; its signed head of "), "\(verify.stderr)")
+        #expect(verify.stderr.contains(" says 6: entries 4-5 are missing"), "\(verify.stderr)")
+        let json = try stet("audit", "verify", "--json")
+        let report = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((report?["localCheckpoint"] as? [String: Any])?["message"] as? String
+            == "the log has 4 entries; its local checkpoint says 6: entries 4-5 are missing")
+
+        let append = try stet("audit", "record", "--action", "x", environment: ci)
+        #expect(append.status == 10, "\(append.combined)")
+        #expect(append.stderr.contains("says 6: entries 4-5 are missing"), "\(append.stderr)")
+        #expect(auditFiles() == before, "a refused writer changed the log, its head or its checkpoint")
+    }
+
+    /// Removing the log while its head is there does not start a new log at entry 0.
+    @Test func aDeletedLogIsRefused() throws {
+        try record(2)
+        try FileManager.default.removeItem(atPath: logPath)
+        let verify = try stet("audit", "verify")
+        #expect(verify.status == 10, "\(verify.combined)")
+        #expect(verify.stderr.contains("there is no log file; its signed head of "), "\(verify.stderr)")
+        let append = try stet("audit", "record", "--action", "x", environment: ci)
+        #expect(append.status == 10, "\(append.combined)")
+        #expect(append.stderr.contains("entries 0-2 are missing"), "\(append.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: logPath))
+    }
+
+    /// A state directory or audit file that others could change, or a link in place of one, is
+    /// refused (exit 1) with the path and the fix, and nothing is written.
+    @Test(arguments: ["state-0777", "log-0666", "log-link", "log-dangling-link"])
+    func unsafeStateIsRefused(_ how: String) throws {
+        try record(1)
+        let copy = repo.root.file("log-copy.jsonl")
+        let expected: String
+        switch how {
+        case "state-0777":
+            chmod(repo.stateDir, 0o777)
+            expected = "refusing .stet: group or others can write to it (mode 0777)"
+        case "log-0666":
+            chmod(logPath, 0o666)
+            expected = "chmod go-w .stet/audit/log.jsonl"
+        default:
+            try FileManager.default.moveItem(atPath: logPath, toPath: copy)
+            if how == "log-dangling-link" { try FileManager.default.removeItem(atPath: copy) }
+            try FileManager.default.createSymbolicLink(atPath: logPath, withDestinationPath: copy)
+            expected = "refusing .stet/audit/log.jsonl: it is a symbolic link"
+        }
+        let before = auditFiles()
+        let copied = FileManager.default.contents(atPath: copy)
+        for run in [try stet("audit", "record", "--action", "x", environment: ci), try stet("audit", "verify")] {
+            #expect(run.status == 1, "\(run.combined)")
+            #expect(run.stderr.contains(expected), "\(run.stderr)")
+        }
+        #expect(auditFiles() == before)
+        #expect(FileManager.default.contents(atPath: copy) == copied, "the link's target was written or created")
     }
 
     /// A second writer waits for the lock, and gives up with exit 11 after --lock-timeout.

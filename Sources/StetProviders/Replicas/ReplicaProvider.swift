@@ -239,7 +239,7 @@ public struct ReplicaProvider: Provider {
         }
         let port = service.run.portsStart.map { $0 + index }
         if let port, !(1...65535).contains(port) { return .failed("replica \(index) would get PORT=\(port), beyond 65535") }
-        try AtomicFile.makeDirectory(store.path("logs"))
+        try store.makeFolder("logs")
         let logPath = logPath(name, index)
         rotate(logPath)
         var directory = service.run.workingDir ?? "."
@@ -340,10 +340,14 @@ public struct ReplicaProvider: Provider {
     /// replica appends, so it writes on at the new end).
     public func rotate(_ path: String) {
         var info = stat()
-        guard stat(path, &info) == 0, Int(info.st_size) > logLimit else { return }
+        // Only a regular file of its own: a link in its place is neither read nor truncated.
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int(info.st_size) > logLimit else { return }
         let old = path + ".1"
         unlink(old)
         guard (try? FileManager.default.copyItem(atPath: path, toPath: old)) != nil else { return }
-        truncate(path, 0)
+        let fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        ftruncate(fd, 0)
+        close(fd)
     }
 }

@@ -29,9 +29,7 @@ struct AuditCommand: ParsableCommand {
     /// `visit`. A line that fails ends the scan with a refusal naming it.
     static func scan(_ global: GlobalOptions, trust: AuditTrust?, visit: (AuditScanner.Line) throws -> Bool) throws {
         let path = logPath(global)
-        guard FileManager.default.fileExists(atPath: path) else { return }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CommandFailure(status: ExitStatus.error, message: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard let fd = try global.store.open(AuditLog.logKey, flags: O_RDONLY) else { return }
         defer { close(fd) }
         let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start, visit: visit)
         if let failure = scan.failure {
@@ -209,9 +207,14 @@ struct AuditVerifyCommand: ParsableCommand {
             that all hold for this log hold for each other too. With --proof, checks only that proof, \
             offline: no log is needed.
 
+            The log's signed head (audit/head.json) and its local checkpoint are promises: a log with \
+            fewer entries than either, or none while either is there, was cut. A head or checkpoint \
+            that is not signed by an operator key fails too.
+
             EXIT STATUS
               0   everything holds
-              10  a line, a checkpoint or the proof fails (the first bad line is named)
+              1   a state file or folder is a link or writable by others (the error names it)
+              10  a line, the head, a checkpoint or the proof fails (the first bad line is named)
             """
     )
 
@@ -253,6 +256,8 @@ struct AuditVerifyCommand: ParsableCommand {
                 var root: String
                 var passed: Bool
                 var failure: Failure?
+                var head: AuditVerification.CheckpointResult?
+                var localCheckpoint: AuditVerification.CheckpointResult?
                 var checkpoints: [AuditVerification.CheckpointResult]
                 struct Failure: Encodable {
                     var line: Int
@@ -265,7 +270,7 @@ struct AuditVerifyCommand: ParsableCommand {
                     ? JSONReport.Failure(line: report.size + 1, check: AuditFailure.Check.torn.rawValue, message: tornMessage(report)) : nil)
             out.json(JSONReport(
                 log: report.path, entries: report.size, root: report.root.base64EncodedString(), passed: report.passed,
-                failure: failure, checkpoints: report.checkpoints))
+                failure: failure, head: report.head, localCheckpoint: report.localCheckpoint, checkpoints: report.checkpoints))
         } else {
             out.line("log          \(report.path)")
             out.line("entries      \(report.size) " + (report.failure == nil ? "checked: signatures, seq, chain" : "checked before the failure"))
@@ -275,16 +280,24 @@ struct AuditVerifyCommand: ParsableCommand {
             } else if report.tornBytes > 0 {
                 out.line("result       " + out.yellow("torn write") + ": \(tornMessage(report))")
             }
-            for checkpoint in report.checkpoints.sorted(by: { ($0.size ?? -1) < ($1.size ?? -1) }) {
+            func row(_ label: String, _ checkpoint: AuditVerification.CheckpointResult) {
                 let status = checkpoint.consistent ? out.green("consistent") : out.red("inconsistent")
-                out.line("checkpoint   \(checkpoint.source): \(status)"
+                out.line(label.padding(toLength: 13, withPad: " ", startingAt: 0) + "\(checkpoint.source): \(status)"
                     + (checkpoint.size.map { " (size \($0)" + (checkpoint.signer.map { ", signed by \($0))" } ?? ")") } ?? "")
                     + ": \(checkpoint.message)")
             }
-            if report.passed { out.line("result       " + out.green("verified")) }
+            if let head = report.head { row("head", head) }
+            if let local = report.localCheckpoint { row("checkpoint", local) }
+            for checkpoint in report.checkpoints.sorted(by: { ($0.size ?? -1) < ($1.size ?? -1) }) { row("checkpoint", checkpoint) }
+            if report.passed {
+                out.line("result       " + out.green("verified"))
+            } else if report.failure == nil, let broken = report.promises.first(where: { !$0.consistent }) {
+                out.line("result       " + out.red("cut or rewritten") + ": \(broken.message)")
+            }
         }
         guard report.passed else {
             let first = report.failure.map { "line \($0.line) fails its \($0.check.rawValue) check" }
+                ?? report.promises.first { !$0.consistent }?.message
                 ?? (report.tornBytes > 0 ? "line \(report.size + 1) is a torn write"
                     : "checkpoint \(report.checkpoints.first { !$0.consistent }?.source ?? "") is not consistent with the log")
             throw CommandFailure(status: ExitStatus.refused, message: "audit log verification failed: \(first)")
@@ -329,7 +342,9 @@ struct AuditCheckpointCommand: ParsableCommand {
 
             EXIT STATUS
               0   printed (and stored as STATE/audit/checkpoint)
-              10  the log fails verification, or the key is not an operator key
+              1   a state file or folder is a link or writable by others (the error names it)
+              10  the log fails verification (a bad line, or fewer entries than its signed head or \
+            local checkpoint count), or the key is not an operator key
               11  another stet process holds the log
             """
     )
@@ -412,7 +427,9 @@ struct AuditRecordCommand: ParsableCommand {
 
             EXIT STATUS
               0   recorded
-              10  the log fails verification, or the key is not an operator key
+              1   a state file or folder is a link or writable by others (the error names it)
+              10  the log fails verification (a bad line, or fewer entries than its signed head or \
+            local checkpoint count), or the key is not an operator key; nothing is appended
               11  another stet process holds the log
             """
     )

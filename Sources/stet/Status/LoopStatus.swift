@@ -105,9 +105,8 @@ struct LoopStatus: StatusSource {
 
     /// The last `count` entries, read from the end of the log file only.
     static func auditTail(store: FileStateStore, count: Int) -> [AuditEntry] {
-        let path = (AuditLog.directory(in: store.root) as NSString).appendingPathComponent(AuditLog.logName)
-        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
-        defer { try? handle.close() }
+        guard let fd = try? store.open(AuditLog.logKey, flags: O_RDONLY) else { return [] }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         let size = (try? handle.seekToEnd()) ?? 0
         let start = size > 262_144 ? size - 262_144 : 0
         try? handle.seek(toOffset: start)

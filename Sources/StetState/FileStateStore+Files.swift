@@ -1,0 +1,158 @@
+import Foundation
+
+/// The rules every path in the state directory keeps, checked before a state file is opened:
+///
+/// - the state directory and every folder in it are real directories, not links, owned by the
+///   user Stet runs as (or root) and not writable by group or others;
+/// - every state file is a regular file with the same owner and write rules, opened with
+///   `O_NOFOLLOW`: a link in place of a file (dangling or not) is refused, never followed;
+/// - Stet creates its folders 0700 and its files 0600.
+///
+/// Whoever can write to the state directory can change what Stet trusts and cut its audit log,
+/// so a folder or file that another user could change is refused, not repaired: the error says
+/// which path and the command that fixes it. Once no other user can write to a folder, nobody
+/// but Stet's own user can put a link there between a check and an open.
+extension FileStateStore {
+    /// Bigger files are not Stet's: reading one would only use memory.
+    public static let maximumFileSize = 256 << 20
+
+    /// Opens state file `key` with `flags` (`O_NOFOLLOW` and `O_CLOEXEC` are added) after checking
+    /// every folder from the state directory down to it. When `create` is true a missing file
+    /// is created 0600 (and missing folders 0700); otherwise a missing file, or a missing folder
+    /// on the way, returns nil.
+    public func open(_ key: String, flags: Int32, create: Bool = false) throws -> Int32? {
+        let path = path(try StateKey.check(key))
+        guard try checkFolders(to: (key as NSString).deletingLastPathComponent, create: create) else { return nil }
+        // O_NONBLOCK only for the open itself: a FIFO in place of a file must not block it.
+        let always = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+        var created = false
+        var fd = Glibc.open(path, flags | always)
+        if fd < 0, errno == ENOENT, create {
+            fd = Glibc.open(path, flags | always | O_CREAT | O_EXCL, 0o600)
+            if fd >= 0 {
+                created = true
+            } else if errno == EEXIST {
+                fd = Glibc.open(path, flags | always)
+            }
+        }
+        guard fd >= 0 else {
+            switch errno {
+            case ENOENT: return nil
+            case ELOOP: throw StateFileRules.link(path, folder: false)
+            default: throw StateError.io("open \(path)", errno)
+            }
+        }
+        do {
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw StateError.io("inspect \(path)", errno) }
+            try StateFileRules.check(path, info, folder: false)
+            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 else { throw StateError.io("set flags of \(path)", errno) }
+            if created { try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent) }
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// The folder `key` (and the state directory), checked, and created 0700 where missing.
+    @discardableResult
+    public func makeFolder(_ key: String) throws -> String {
+        _ = try checkFolders(to: try StateKey.check(key), create: true)
+        return path(key)
+    }
+
+    /// Checks that nothing in the way of a new `key` breaks the rules (creating its folders), so
+    /// that a write replaces only a regular file of Stet's own.
+    func prepareWrite(_ key: String) throws -> String {
+        let path = path(key)
+        _ = try checkFolders(to: (key as NSString).deletingLastPathComponent, create: true)
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            try StateFileRules.check(path, info, folder: false)
+        } else if errno != ENOENT {
+            throw StateError.io("inspect \(path)", errno)
+        }
+        return path
+    }
+
+    /// Reads a whole state file through `open`, at most `maximumFileSize` bytes.
+    func readFile(_ key: String) throws -> Data? {
+        guard let fd = try open(key, flags: O_RDONLY) else { return nil }
+        defer { Glibc.close(fd) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StateError.io("read \(path(key))", errno)
+            }
+            if n == 0 { return data }
+            data.append(contentsOf: buffer[0..<n])
+            guard data.count <= Self.maximumFileSize else {
+                throw StateError.corrupt(path(key), "more than \(Self.maximumFileSize >> 20) MiB, larger than any file Stet writes")
+            }
+        }
+    }
+
+    /// Checks the state directory and every folder below it on the way to `folder` ("" for the
+    /// state directory alone); creates missing ones when `create`. False when one is missing.
+    func checkFolders(to folder: String, create: Bool) throws -> Bool {
+        var path = root.isEmpty ? "." : root
+        while path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        guard try checkFolder(path, create: create) else { return false }
+        for component in folder.split(separator: "/") where component != "." {
+            path = (path as NSString).appendingPathComponent(String(component))
+            guard try checkFolder(path, create: create) else { return false }
+        }
+        return true
+    }
+
+    private func checkFolder(_ path: String, create: Bool) throws -> Bool {
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            guard errno == ENOENT else { throw StateError.io("inspect \(path)", errno) }
+            guard create else { return false }
+            try AtomicFile.makeDirectory(path, mode: 0o700)
+            guard lstat(path, &info) == 0 else { throw StateError.io("inspect \(path)", errno) }
+        }
+        try StateFileRules.check(path, info, folder: true)
+        return true
+    }
+}
+
+/// One check for every state file and folder (see `FileStateStore.open`).
+enum StateFileRules {
+    static func check(_ path: String, _ info: stat, folder: Bool) throws {
+        let type = info.st_mode & S_IFMT
+        if type == S_IFLNK { throw link(path, folder: folder) }
+        guard type == (folder ? S_IFDIR : S_IFREG) else {
+            throw StateError.unsafe(
+                path, folder ? "it is not a directory" : "it is not a regular file",
+                fix: "move it away; Stet keeps only its own folders and files in its state directory")
+        }
+        let me = geteuid()
+        guard info.st_uid == me || info.st_uid == 0 else {
+            throw StateError.unsafe(
+                path, "it belongs to uid \(info.st_uid), not to uid \(me) that Stet runs as (nor to root), so that user could change it",
+                fix: "run `chown \(me) \(path)` if it is Stet's, or use a state directory of Stet's own user")
+        }
+        guard info.st_mode & 0o022 == 0 else {
+            let mode = String(info.st_mode & 0o7777, radix: 8)
+            throw StateError.unsafe(
+                path,
+                "group or others can write to it (mode 0\(mode)), so they could "
+                    + (folder ? "replace what Stet trusts or cut its audit log" : "change it behind Stet's back"),
+                fix: "run `chmod go-w \(path)`")
+        }
+    }
+
+    static func link(_ path: String, folder: Bool) -> StateError {
+        StateError.unsafe(
+            path, "it is a symbolic link, and Stet follows no link in its state directory (a link can lead anywhere)",
+            fix: folder
+                ? "put the folder itself there (or pass the folder it leads to as --state-dir)"
+                : "put the file itself there, or remove the link")
+    }
+}
