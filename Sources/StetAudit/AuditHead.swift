@@ -66,7 +66,9 @@ struct AuditHead: Sendable {
         guard let signer = envelope.validSigners(among: trust.keys.values.map(\.publicKey)).first,
             let name = trust.key(id: signer.keyID)?.name
         else { throw damaged("no valid signature by an operator key of the trust policy") }
-        guard let payload = try? JSONDecoder().decode(Payload.self, from: envelope.payload) else {
+        guard (try? StrictJSON.checkUniqueKeys(envelope.payload)) != nil,
+            let payload = try? JSONDecoder().decode(Payload.self, from: envelope.payload)
+        else {
             throw damaged("the payload is not a head (size, bytes, prefixDigest, lastLeaf, peaks)")
         }
         let lastLeaf = payload.lastLeaf.isEmpty ? nil : Data(hexString: payload.lastLeaf)

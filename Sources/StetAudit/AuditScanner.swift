@@ -244,6 +244,13 @@ public struct AuditScanner: Sendable {
                 return checked
             }
         }
+        // One meaning only: a payload with a key twice could read differently to another tool.
+        do {
+            try StrictJSON.checkUniqueKeys(parts.payload)
+        } catch {
+            checked.failure = (.payload, "not strict JSON: \(error)")
+            return checked
+        }
         // Checking only, a payload in Stet's own field order needs just its chain fields; a
         // visitor needs the whole entry.
         let fast: (seq: Int, prevBytes: Data?, prevText: String?, keyMatches: Bool)? =

@@ -31,6 +31,22 @@ public enum StrictJSON {
         if let failure { throw failure }
     }
 
+    /// A string as found: its raw bytes `start..<end`, or `decoded` when it had escapes.
+    private struct Key {
+        let start: Int
+        let end: Int
+        let decoded: [UInt8]?
+
+        func bytes(in buffer: UnsafeBufferPointer<UInt8>) -> [UInt8] { decoded ?? Array(buffer[start..<end]) }
+
+        func equals(_ other: Key, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
+            if decoded == nil, other.decoded == nil {
+                return end - start == other.end - other.start && buffer[start..<end].elementsEqual(buffer[other.start..<other.end])
+            }
+            return bytes(in: buffer) == other.bytes(in: buffer)
+        }
+    }
+
     private struct Scanner {
         let bytes: UnsafeBufferPointer<UInt8>
         var position = 0
@@ -71,14 +87,28 @@ public enum StrictJSON {
                 position += 1
                 return
             }
-            var keys: Set<[UInt8]> = []
+            // Small objects (audit entries, plans) compare keys in place; large ones (a release
+            // index's files) through a set, so neither allocates much nor costs n².
+            var small: [Key] = []
+            var large: Set<[UInt8]>?
             while true {
                 skipSpace()
                 let start = position
                 guard current == UInt8(ascii: "\"") else { throw failure("expected a key in quotes") }
                 let key = try string()
-                guard keys.insert(key).inserted else {
-                    throw Failure(offset: start, message: "the key \"\(String(decoding: key, as: UTF8.self))\" appears twice in one object")
+                let duplicate: Bool
+                if large != nil {
+                    duplicate = !large!.insert(key.bytes(in: bytes)).inserted
+                } else if small.contains(where: { $0.equals(key, in: bytes) }) {
+                    duplicate = true
+                } else {
+                    duplicate = false
+                    small.append(key)
+                    if small.count > 16 { large = Set(small.map { $0.bytes(in: bytes) }) }
+                }
+                guard !duplicate else {
+                    throw Failure(
+                        offset: start, message: "the key \"\(String(decoding: key.bytes(in: bytes), as: UTF8.self))\" appears twice in one object")
                 }
                 skipSpace()
                 try expect(UInt8(ascii: ":"), "':'")
@@ -114,26 +144,32 @@ public enum StrictJSON {
             }
         }
 
-        /// A string's decoded UTF-8 bytes, so that `"a"` and `"\u0061"` are the same key.
-        mutating func string() throws(Failure) -> [UInt8] {
+        /// A string: where its raw bytes are, and its decoded UTF-8 bytes when it has escapes,
+        /// so that `"a"` and `"\u0061"` are the same key.
+        mutating func string() throws(Failure) -> Key {
             position += 1
-            var decoded: [UInt8] = []
+            let start = position
+            var decoded: [UInt8]?
             while let byte = current {
                 position += 1
                 switch byte {
                 case UInt8(ascii: "\""):
-                    guard String(validating: decoded, as: UTF8.self) != nil else { throw failure("a string that is not UTF-8") }
-                    return decoded
+                    let key = Key(start: start, end: position - 1, decoded: decoded)
+                    guard String(validating: key.bytes(in: bytes), as: UTF8.self) != nil else {
+                        throw failure("a string that is not UTF-8")
+                    }
+                    return key
                 case UInt8(ascii: "\\"):
+                    if decoded == nil { decoded = Array(bytes[start..<(position - 1)]) }
                     guard let escape = current else { break }
                     position += 1
                     switch escape {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
-                    case UInt8(ascii: "b"): decoded.append(0x08)
-                    case UInt8(ascii: "f"): decoded.append(0x0C)
-                    case UInt8(ascii: "n"): decoded.append(0x0A)
-                    case UInt8(ascii: "r"): decoded.append(0x0D)
-                    case UInt8(ascii: "t"): decoded.append(0x09)
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded!.append(escape)
+                    case UInt8(ascii: "b"): decoded!.append(0x08)
+                    case UInt8(ascii: "f"): decoded!.append(0x0C)
+                    case UInt8(ascii: "n"): decoded!.append(0x0A)
+                    case UInt8(ascii: "r"): decoded!.append(0x0D)
+                    case UInt8(ascii: "t"): decoded!.append(0x09)
                     case UInt8(ascii: "u"):
                         var scalar = try hex4()
                         if (0xD800...0xDBFF).contains(scalar) {
@@ -147,13 +183,13 @@ public enum StrictJSON {
                             throw failure("a lone surrogate in a string")
                         }
                         guard let unicode = Unicode.Scalar(scalar) else { throw failure("an invalid \\u escape") }
-                        decoded.append(contentsOf: Array(String(Character(unicode)).utf8))
+                        decoded!.append(contentsOf: Array(String(Character(unicode)).utf8))
                     default: throw failure("an invalid escape in a string")
                     }
                 case 0x00...0x1F:
                     throw failure("a control character in a string")
                 default:
-                    decoded.append(byte)
+                    decoded?.append(byte)
                 }
             }
             throw failure("a string without its closing quote")

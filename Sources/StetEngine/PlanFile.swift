@@ -45,6 +45,7 @@ public enum PlanFile {
             throw Refused(message: "\(source): not signed by an operator key of the trust policy")
         }
         do {
+            try StrictJSON.checkUniqueKeys(envelope.payload)
             let plan = try JSONDecoder().decode(Plan.self, from: envelope.payload)
             guard plan.formatVersion == Plan.currentFormat else {
                 throw Refused(message: "\(source): formatVersion \(plan.formatVersion) is not \(Plan.currentFormat)")

@@ -150,7 +150,7 @@ import Testing
         }
     }
 
-    @Test(arguments: ["delete", "swap", "duplicate", "stranger", "reorderedFields"])
+    @Test(arguments: ["delete", "swap", "duplicate", "stranger", "reorderedFields", "duplicatedKey"])
     func rewritesAreCaughtAtTheFirstBadLine(_ how: String) throws {
         try writeLog(4)
         var lines = try lines()
@@ -172,6 +172,16 @@ import Testing
             try envelope.sign(with: stranger)
             lines[2] = envelope.json()
             expected = (3, .signature)
+        case "duplicatedKey":
+            // Signed by the operator key, but a key twice: two readers could see two entries.
+            var envelope = try Envelope(json: lines[1])
+            let text = String(decoding: envelope.payload, as: UTF8.self)
+            envelope.payload = Data(text.replacingOccurrences(of: "{\"seq\":1,", with: "{\"seq\":1,\"seq\":1,").utf8)
+            #expect(envelope.payload.count > text.utf8.count)
+            envelope.signatures = []
+            try envelope.sign(with: key)
+            lines[1] = envelope.json()
+            expected = (2, .payload)
         default:
             let envelope = try Envelope(json: lines[1])
             lines[1] = envelope.json(pretty: true).split(separator: 0x0A).reduce(Data(), +)

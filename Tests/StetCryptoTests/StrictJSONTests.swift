@@ -1,0 +1,42 @@
+import Foundation
+import StetCrypto
+import Testing
+
+/// Signed JSON must mean one thing: well-formed, no key twice in an object (however spelt).
+@Suite struct StrictJSONTests {
+    @Test(arguments: [
+        #"{}"#, #"[]"#, #"{"a":1,"b":[1,2,{"a":2}],"c":{"a":null}}"#, #" {"a" : "x\"y" , "b":true,"c":false} "#,
+        #"{"e":-0.5e+10,"f":0,"g":"\u00e9\ud83d\ude00"}"#, #""just a string""#,
+    ])
+    func wellFormedJSONWithUniqueKeysPasses(json: String) throws {
+        try StrictJSON.checkUniqueKeys(Data(json.utf8))
+    }
+
+    @Test(arguments: [
+        (#"{"version":1,"version":9}"#, "appears twice"),
+        (#"{"a":{"x":1,"x":2}}"#, "appears twice"),
+        (#"{"a":1,"\u0061":2}"#, "appears twice"),
+        (#"{"a\/b":1,"a/b":2}"#, "appears twice"),
+        (#"{"a":1,}"#, "expected a key"),
+        (#"{"a":01}"#, "expected ',' or '}'"),
+        (#"{"a":"\ud800"}"#, "lone surrogate"),
+        (#"{"a":1} x"#, "after the JSON value"),
+        ("{\"a\":\"\u{1}\"}", "control character"),
+        (String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "nested deeper"),
+    ])
+    func everythingElseIsRefused(json: String, message: String) {
+        #expect {
+            try StrictJSON.checkUniqueKeys(Data(json.utf8))
+        } throws: { error in
+            (error as? StrictJSON.Failure)?.message.contains(message) == true
+        }
+    }
+
+    @Test func aLargeObjectWithOneDuplicateIsFound() {
+        var keys = (0..<50_000).map { "\"k\($0)\":\($0)" }
+        keys.append("\"k49999\":0")
+        #expect(throws: StrictJSON.Failure.self) { try StrictJSON.checkUniqueKeys(Data(("{" + keys.joined(separator: ",") + "}").utf8)) }
+        keys.removeLast()
+        #expect(throws: Never.self) { try StrictJSON.checkUniqueKeys(Data(("{" + keys.joined(separator: ",") + "}").utf8)) }
+    }
+}
