@@ -89,7 +89,7 @@ public struct ManifestDirectory: Sendable {
         if relative.unicodeScalars.contains(where: { TextEscaping.needsEscape($0, keepNewlines: false) }) {
             return "has a control or invisible formatting character in its name"
         }
-        if !Array(relative.utf8).elementsEqual(relative.precomposedStringWithCanonicalMapping.utf8) {
+        if !isASCII(relative), !Array(relative.utf8).elementsEqual(relative.precomposedStringWithCanonicalMapping.utf8) {
             return "has a name that is not in Unicode normal form C (NFC); rename it"
         }
         return nil
@@ -99,12 +99,15 @@ public struct ManifestDirectory: Sendable {
     public static func normalisationClash(_ names: [String]) -> (String, String)? {
         var seen: [[UInt8]: String] = [:]
         for name in names {
-            let normal = Array(name.precomposedStringWithCanonicalMapping.utf8)
+            // ASCII is its own normal form.
+            let normal = isASCII(name) ? Array(name.utf8) : Array(name.precomposedStringWithCanonicalMapping.utf8)
             if let first = seen[normal], !Array(first.utf8).elementsEqual(name.utf8) { return (first, name) }
             seen[normal] = name
         }
         return nil
     }
+
+    private static func isASCII(_ name: String) -> Bool { name.utf8.allSatisfy { $0 < 0x80 } }
 
     /// True for a relative, `/`-separated path with no empty, `.` or `..` component.
     public static func isSafeRelativePath(_ path: String) -> Bool {
