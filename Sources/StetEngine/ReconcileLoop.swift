@@ -247,16 +247,17 @@ public final class ReconcileLoop: @unchecked Sendable {
     }
 
     /// One pass over the dirty services: observe, plan, record drift, apply what may be applied.
+    /// Every replica found dead here joins the pass, whichever service made it run: the pass
+    /// records the exit, so no later look would see it as news.
     private func reconcile() async throws {
         let lock = try StateLock(store: store, timeout: options.lockTimeout)
         defer { lock.release() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
         defer { onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9) }
-        let services = dirty
         let withBackups = backupsDue
-        dirty = []
         backupsDue = false
-        try reapExited()
+        let services = dirty.union(try reapExited())
+        dirty = []
         let now = Date()
         var observed = try await provider.observe(desired, now: now)
         observed.services = observed.services.filter { services.contains($0.key) }
@@ -393,16 +394,20 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     // MARK: - Events
 
-    /// Records how replicas that ended ended (reaping this process's own children).
-    private func reapExited() throws {
+    /// Records how replicas that ended ended (reaping this process's own children), and returns
+    /// their services.
+    private func reapExited() throws -> Set<String> {
+        var ended: Set<String> = []
         for records in try provider.records().values {
             for var record in records.values where record.exitedAt == nil {
                 guard !ProcessTable.isAlive(record.pid, startTime: record.startTime) else { continue }
                 record.lastExit = ProcessTable.reap(record.pid) ?? "exited"
                 record.exitedAt = Date()
                 try provider.save(record)
+                ended.insert(record.service)
             }
         }
+        return ended
     }
 
     /// One pidfd per running replica; replicas that ended lose theirs.
