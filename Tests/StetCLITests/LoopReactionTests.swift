@@ -3,8 +3,11 @@ import StetProviders
 import StetTesting
 import Testing
 
-/// `stet run` reacts to a replica's exit whatever else it is doing: a pass that is correcting
-/// another service.
+/// `stet run` reacts to a replica's exit whatever else it is doing: a monitor's probe or a git
+/// fetch that has not finished, or a pass that is correcting another service. The slow work is
+/// held open by a file the test removes at the end (each holder gives up by itself after 30 s),
+/// so "the replica was replaced while the probe or fetch still ran" is an order of events, not a
+/// race against a clock.
 @Suite(.serialized) struct LoopReactionTests {
     var repo = RepositoryFixture()
     let ci = ["STET_KEY": "private/ci.key"]
@@ -47,6 +50,103 @@ import Testing
                 kill(replica.pid, SIGKILL)
             }
         }
+    }
+
+    /// A monitor whose exec probe runs until the test lets it finish: a replica killed meanwhile
+    /// is replaced before the probe ends.
+    @Test func aReplicaKilledDuringASlowProbeIsReplacedWhileTheProbeRuns() throws {
+        try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "probed", replicas: 2, port: 18600))
+        try repo.root.write("manifests/monitor.yaml", """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: slow}
+            spec:
+              probe:
+                exec: {command: [sh, -c, "touch probing; n=0; while [ -e hold ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done; rm -f probing"]}
+              interval: 60s
+              timeout: 60s
+              notify: [journal]
+            ---
+            apiVersion: stet/v1
+            kind: Notifier
+            metadata: {name: journal}
+            spec:
+              log: {}
+
+            """)
+        try repo.sign(["alice"])
+        #expect(try stet("trust", "pin", environment: ci).status == 0)
+        let hold = repo.root.file("hold")
+        let probing = repo.root.file("probing")
+        try repo.root.write("hold", "")
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        defer {
+            unlink(hold)
+            run.stop()
+            _ = try? stet("down", environment: ci)
+            Self.killLeftovers(repo.stateDir, ["probed"])
+        }
+        #expect(eventually { Self.answers(18600) && Self.answers(18601) }, "\(run.output)")
+        #expect(eventually { FileManager.default.fileExists(atPath: probing) }, "the probe did not start: \(run.output)")
+        let before = try #require(Self.replica(repo.stateDir, "probed", 0))
+        #expect(kill(before.pid, SIGKILL) == 0)
+        #expect(eventually(timeout: 15) { Self.replaced(repo.stateDir, "probed", 0, before: before, port: 18600) }, "\(run.output)")
+        #expect(FileManager.default.fileExists(atPath: probing), "the probe ended before the replica was replaced")
+        unlink(hold)
+        #expect(eventually { !FileManager.default.fileExists(atPath: probing) })
+        #expect(run.stop() == 0, "\(run.output)")
+    }
+
+    /// `stet run --source git:…` while `git fetch` hangs (a `git` early on PATH that waits before
+    /// running the real one): a replica killed meanwhile is replaced before the fetch ends.
+    @Test func aReplicaKilledDuringASlowGitFetchIsReplacedWhileTheFetchRuns() throws {
+        let host = TemporaryDirectory("stet-host")
+        let state = host.file(".stet")
+        try repo.root.write(".gitignore", "private/\n.stet/\n")
+        try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "fetched", replicas: 2, port: 18610))
+        try repo.sign(["alice"])
+        for arguments in [["init", "--quiet", "--initial-branch=main"], ["add", "-A"], ["commit", "--quiet", "-m", "signed release"]] {
+            let output = try StetTesting.run("git", ["-c", "user.email=review@example.org", "-c", "user.name=Review"] + arguments,
+                                             in: repo.root.path)
+            #expect(output.status == 0, "git \(arguments): \(output.combined)")
+        }
+        let fetching = host.file("fetching")
+        let hold = host.file("hold")
+        try host.write("bin/git", """
+            #!/bin/sh
+            case " $* " in
+            *" fetch "*)
+                touch '\(fetching)'
+                n=0
+                while [ -e '\(hold)' ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done
+                rm -f '\(fetching)' ;;
+            esac
+            exec '\(try which("git"))' "$@"
+
+            """, mode: 0o755)
+        let environment = [
+            "STET_KEY": repo.privateKeyPath("ci"), "STET_STATE_DIR": state,
+            "PATH": host.file("bin") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
+        ]
+        #expect(try Binary.run(["trust", "pin", repo.trustFile], in: host.path, environment: environment).status == 0)
+        let run = try BackgroundProcess(Binary.stet, ["run", "--source", "git:" + repo.root.path, "--poll", "1s"], in: host.path,
+                                        environment: environment)
+        defer {
+            unlink(hold)
+            run.stop()
+            _ = try? Binary.run(["down"], in: host.path, environment: environment)
+            Self.killLeftovers(state, ["fetched"])
+        }
+        #expect(eventually { Self.answers(18610) && Self.answers(18611) }, "\(run.output)")
+        try host.write("hold", "")
+        #expect(eventually { FileManager.default.fileExists(atPath: fetching) }, "no fetch started: \(run.output)")
+        let before = try #require(Self.replica(state, "fetched", 0))
+        #expect(kill(before.pid, SIGKILL) == 0)
+        #expect(eventually(timeout: 15) { Self.replaced(state, "fetched", 0, before: before, port: 18610) }, "\(run.output)")
+        #expect(FileManager.default.fileExists(atPath: fetching), "the fetch ended before the replica was replaced")
+        unlink(hold)
+        #expect(eventually { !FileManager.default.fileExists(atPath: fetching) })
+        #expect(run.stop() == 0, "\(run.output)")
     }
 
     /// A replica that dies while the loop waits for the state lock to correct another service:
