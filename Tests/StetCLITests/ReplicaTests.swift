@@ -61,7 +61,7 @@ import Testing
     /// Stops every replica, and kills any a failed test left.
     func cleanUp() {
         _ = try? stet("down", environment: ci)
-        for service in ["kill", "roll", "crash", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked"] {
+        for service in ["kill", "roll", "crash", "nostart", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked"] {
             for replica in replicas(service).values where ProcessTable.isAlive(replica.pid, startTime: replica.startTime) {
                 kill(-replica.pid, SIGKILL)
                 kill(replica.pid, SIGKILL)
@@ -150,6 +150,20 @@ import Testing
         #expect(drifts.allSatisfy { ($0["reason"] as? String)?.contains("exited 3") == true }, "\(drifts)")
         #expect(log.contains { $0["kind"] as? String == "alert" && ($0["reason"] as? String)?.contains("budget of 4") == true })
         #expect(run.stop() == 0)
+    }
+
+    /// `stet run` stopped by a signal exits 0 even when its last pass had a failed action; only
+    /// `--once` reports its pass in the exit status.
+    @Test func runStoppedByASignalExitsZeroAfterAFailedAction() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "nostart", replicas: 1, port: 18197, command: "[/nonexistent/stet-test-command]"))
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "60"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        #expect(try eventually { try entries().contains {
+            $0["kind"] as? String == "result" && $0["action"] as? String == "start-replica" && $0["outcome"] as? String == "failed"
+        } }, "\(run.output)")
+        #expect(run.stop() == 0, "\(run.output)")
+        #expect(try stet("run", "--once", environment: ci).status == 1)
     }
 
     /// A replica's pid reused by an unrelated process is not adopted and not killed.
