@@ -98,8 +98,20 @@ extension ReconcileLoop {
             }
         }
         for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
-            // A failed correction is retried after the backoff (backups at the next interval).
-            dirty.insert(String(result.change.resource.split(separator: "/").last ?? ""))
+            // A failed change is retried after the service's backoff, whatever its cause: a
+            // release whose command cannot start would otherwise be tried again at once, over
+            // and over (backups are retried at the next interval).
+            let name = String(result.change.resource.split(separator: "/").last ?? "")
+            if let until = backoff[name]?.until, until > now {
+                waiting[name] = until
+            } else {
+                let step = backOff(name, now: now)
+                waiting[name] = step.until
+                try ResourceStatus.update(result.change.resource, in: store) {
+                    $0.backoffUntil = step.until
+                    $0.backoffSeconds = step.delay
+                }
+            }
         }
         for change in allowed where change.resource.hasPrefix("Service/") {
             health.reset(ReplicaKey(service: String(change.resource.split(separator: "/").last ?? ""), index: change.replica ?? 0))
@@ -134,7 +146,6 @@ extension ReconcileLoop {
     /// Backoff and budget for a drift correction of `service`. Records the correction when it
     /// may go ahead.
     private func mayCorrect(_ service: String, change: Change, now: Date) throws -> Correction {
-        let spec = desired.services[service]
         let window = corrections[service, default: []].filter { now.timeIntervalSince($0) < 3600 }
         corrections[service] = window
         if window.count >= options.budget {
@@ -157,23 +168,30 @@ extension ReconcileLoop {
             return .never
         }
         budgetAlerted.remove(service)
-        var state = backoff[service, default: Backoff()]
-        if now < state.until { return .after(state.until) }
+        if let until = backoff[service]?.until, now < until { return .after(until) }
+        let step = backOff(service, now: now)
+        corrections[service, default: []].append(now)
+        try ResourceStatus.update(change.resource, in: store) {
+            $0.backoffUntil = step.until
+            $0.backoffSeconds = step.delay
+            $0.correctionsLastHour = window.count + 1
+            $0.budgetExhausted = false
+        }
+        return .now
+    }
+
+    /// The next step of `service`'s backoff, from `now`: the first is `restart.backoff.initial`;
+    /// each attempt soon after the last (the last one did not hold) doubles it, up to the maximum.
+    private func backOff(_ service: String, now: Date) -> (until: Date, delay: Double) {
+        let spec = desired.services[service]
         let initial = spec?.backoffInitial.seconds ?? 0.5
         let maximum = spec?.backoffMax.seconds ?? 60
-        // Drift soon after the last correction means the correction did not hold: back off more.
+        var state = backoff[service, default: Backoff()]
         state.attempts = now.timeIntervalSince(state.last) < max(maximum, 10) ? state.attempts + 1 : 1
         let delay = min(maximum, initial * pow(2, Double(min(state.attempts, 64) - 1)))
         state.last = now
         state.until = now.addingTimeInterval(delay)
         backoff[service] = state
-        corrections[service, default: []].append(now)
-        try ResourceStatus.update(change.resource, in: store) {
-            $0.backoffUntil = state.until
-            $0.backoffSeconds = delay
-            $0.correctionsLastHour = window.count + 1
-            $0.budgetExhausted = false
-        }
-        return .now
+        return (state.until, delay)
     }
 }

@@ -166,6 +166,34 @@ import Testing
         #expect(try stet("run", "--once", environment: ci).status == 1)
     }
 
+    /// A release whose command cannot be started: each failed start is retried after the
+    /// service's backoff, not at once (which wrote two audit entries per try, as fast as the
+    /// loop could go).
+    @Test func aCommandThatCannotStartIsRetriedAfterTheBackoff() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "nostart", replicas: 1, port: 18197, command: "[/nonexistent/stet-test-command]",
+                                        backoffInitial: "500ms", backoffMax: "1s"))
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "60"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        func failedStarts() throws -> [Date] {
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return try entries().filter {
+                $0["kind"] as? String == "result" && $0["action"] as? String == "start-replica" && $0["outcome"] as? String == "failed"
+            }.compactMap { ($0["time"] as? String).flatMap(format.date(from:)) }
+        }
+        #expect(try eventually(timeout: 30) { try failedStarts().count >= 4 }, "\(run.output)")
+        let times = try failedStarts()
+        // 500 ms, then 1 s: every try comes at least the first backoff after the one before.
+        for (earlier, later) in zip(times, times.dropFirst()) {
+            #expect(later.timeIntervalSince(earlier) >= 0.4, "tries at \(times)")
+        }
+        let statusFile = try #require(FileManager.default.contents(atPath: repo.stateDir + "/status/Service_nostart.json"))
+        let stored = try JSONSerialization.jsonObject(with: statusFile) as? [String: Any]
+        #expect(stored?["backoffSeconds"] as? Double == 1, "\(String(describing: stored))")
+        #expect(run.stop() == 0)
+    }
+
     /// A replica's pid reused by an unrelated process is not adopted and not killed.
     @Test func aReusedPidIsNeitherAdoptedNorKilled() throws {
         defer { cleanUp() }
