@@ -29,8 +29,11 @@ final class WorkerThreads: TaskExecutor, @unchecked Sendable {
         waiting.append(work)
         if waiting.count - next > idle, threads < limit {
             threads += 1
-            let thread = Thread { [self] in serve() }
-            thread.name = "\(name)-\(threads)"
+            let label = "\(name)-\(threads)"
+            let thread = Thread { [self] in
+                Thread.current.name = label
+                serve()
+            }
             thread.start()
         }
         condition.signal()
