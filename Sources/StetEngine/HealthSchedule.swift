@@ -4,7 +4,7 @@ import StetProviders
 
 /// When each watched replica's health check is due, and what the checks found. The checks run on
 /// the health threads; their results come back to the loop, which records them here: a replica
-/// at its failure threshold makes its service dirty. A replica's next check is planned from the
+/// reaching its failure threshold makes its service dirty. A replica's next check is planned from the
 /// start of its last, and a check still running is never started twice. The count of failures
 /// is kept here and written to the replica's record only when it changes. Used by the loop's
 /// thread only.
@@ -84,7 +84,9 @@ struct HealthSchedule {
 
     /// Records a check's result and plans the next check; the replica's record is written when
     /// the count of failures changes (and at its first check ever). Returns the service when the
-    /// replica reached its failure threshold.
+    /// replica has just reached its failure threshold: the pass that follows decides (corrects,
+    /// backs off, or finds the budget spent), and the failed checks after it change nothing that
+    /// pass did not already see.
     mutating func record(_ result: Result, desired: DesiredState, provider: ReplicaProvider, now: Date) -> String? {
         let key = result.replica
         guard let run = running[key], run.ticket == result.ticket else { return nil }
@@ -103,8 +105,9 @@ struct HealthSchedule {
             }
             target.recorded = true
         }
+        let crossed = count >= health.failureThreshold && target.failures < health.failureThreshold
         target.failures = count
         targets[key] = target
-        return count >= health.failureThreshold ? key.service : nil
+        return crossed ? key.service : nil
     }
 }
