@@ -30,7 +30,7 @@ final class LoopInbox: @unchecked Sendable {
                 _ = fcntl(fd, F_SETFL, O_NONBLOCK)
             }
         } else {
-            // No descriptors left: the loop then wakes only by its timeouts and pidfds.
+            // No descriptors left: the loop then looks at the inbox every 100 ms.
             fds = [-1, -1]
         }
         wakeDescriptor = fds[0]
