@@ -27,6 +27,8 @@ public final class MonitorEngine: @unchecked Sendable {
     /// Probes in flight, by monitor: when each was scheduled to start.
     private var running: [String: Date] = [:]
     private var changed = false
+    /// Alerts of transitions not saved yet, with their notifiers.
+    private var unsent: [(AlertMessage, [Notifier])] = []
     private var lastSave = Date.distantPast
     private let log: @Sendable (String) -> Void
 
@@ -119,7 +121,7 @@ public final class MonitorEngine: @unchecked Sendable {
 
     /// Records a probe's result: the alert state's transition, notifications, and the next
     /// probe, scheduled from the last scheduled start so a slow probe delays only itself.
-    /// States are written by `saveStates`.
+    /// States are written, and then the notifications sent, by `saveStates`.
     public func record(_ name: String, started: Date, _ result: ProbeRunner.Result, desired: DesiredState, now: Date = Date()) {
         guard let scheduled = running.removeValue(forKey: name), let monitor = desired.monitors[name], var entry = entries[name]
         else { return }
@@ -162,8 +164,15 @@ public final class MonitorEngine: @unchecked Sendable {
         var stored = (try? registry.load()) ?? [:]
         for (name, entry) in entries where stored[name] != nil { stored[name]!.state = entry.state; stored[name]!.lastSent = entry.lastSent }
         try? registry.save(stored)
+        // Then the notifications of what was saved: an alert a receiver shows is one the state
+        // file holds, and a restart does not send it again.
+        for (message, notifiers) in unsent {
+            for notifier in notifiers { queue.enqueue([message], to: notifier) }
+        }
+        unsent = []
     }
 
+    /// Queues the alert of `monitor` for its notifiers; it goes out once the states are saved.
     private func send(_ monitor: Monitor, _ state: AlertState, resolved: Bool, desired: DesiredState) {
         let message = AlertMessage(
             labels: AlertMessage.labels(for: monitor),
@@ -172,10 +181,7 @@ public final class MonitorEngine: @unchecked Sendable {
                 "description": "Stet's monitor \(monitor.metadata.name) has failed since \(state.activeAt.map { RFC3339.format($0) } ?? "?")",
             ],
             startsAt: RFC3339.format(state.activeAt ?? Date()), endsAt: resolved ? RFC3339.format(Date()) : nil)
-        for name in monitor.notify {
-            guard let notifier = desired.notifiers[name] else { continue }
-            queue.enqueue([message], to: notifier)
-        }
+        unsent.append((message, monitor.notify.compactMap { desired.notifiers[$0] }))
     }
 
     /// An alert about Stet itself (a refused release, an exhausted budget), to every notifier.
