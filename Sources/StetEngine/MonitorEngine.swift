@@ -110,8 +110,8 @@ public final class MonitorEngine: @unchecked Sendable {
     /// The due monitors, marked as running: (name, monitor, scheduled start).
     private func takeDue(_ desired: DesiredState, now: Date) -> [(String, Monitor, Date)] {
         var due: [(String, Monitor, Date)] = []
-        for (name, scheduled) in nextProbe.sorted(by: { $0.key < $1.key }) where scheduled <= now {
-            nextProbe[name] = nil
+        for name in nextProbe.filter({ $0.value <= now }).keys.sorted() {
+            guard let scheduled = nextProbe.removeValue(forKey: name) else { continue }
             guard let monitor = desired.monitors[name] else { continue }
             running[name] = scheduled
             due.append((name, monitor, scheduled))
