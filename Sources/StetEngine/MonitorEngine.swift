@@ -7,6 +7,11 @@ public import StetState
 /// Runs the registered monitors inside `stet run`: each probe on its interval with a little
 /// jitter, never overlapping itself, bounded by its timeout; alert states as Prometheus keeps
 /// them, saved on every change; notifications through a queue that retries and never blocks.
+///
+/// Probes run on threads of their own (`threads`), never on the caller's: `startDue` hands them
+/// out and returns at once, and each result comes back to `record`. The schedule and the alert
+/// states belong to one owner, the reconcile loop's thread, which makes every call but
+/// `queue`'s.
 public final class MonitorEngine: @unchecked Sendable {
     public let registry: MonitorRegistry
     let probes: ProbeRunner
@@ -15,8 +20,15 @@ public final class MonitorEngine: @unchecked Sendable {
     public var onProbe: (@Sendable (String, Date, Date) -> Void)?
     /// A firing alert is sent again this often, well within Alertmanager's resolve timeout (5 min).
     public var resendInterval: Double = 60
+    /// Where probes run: a slow probe holds one of these, never the loop.
+    let threads = WorkerThreads(name: "stet-probes", limit: 4)
     private var entries: [String: MonitorRegistry.Entry] = [:]
     private var nextProbe: [String: Date] = [:]
+    /// Probes in flight, by monitor: when each was scheduled to start.
+    private var running: [String: Date] = [:]
+    private var changed = false
+    /// Alerts of transitions not saved yet, with their notifiers.
+    private var unsent: [(AlertMessage, [Notifier])] = []
     private var lastSave = Date.distantPast
     private let log: @Sendable (String) -> Void
 
@@ -31,8 +43,10 @@ public final class MonitorEngine: @unchecked Sendable {
     public func sync(_ desired: DesiredState, now: Date = Date()) {
         entries = (try? registry.load()) ?? entries
         for name in Array(nextProbe.keys) where entries[name] == nil || desired.monitors[name] == nil { nextProbe[name] = nil }
+        // A probe in flight for a monitor that is gone is not recorded.
+        for name in Array(running.keys) where entries[name] == nil || desired.monitors[name] == nil { running[name] = nil }
         for (name, _) in entries {
-            guard let monitor = desired.monitors[name], nextProbe[name] == nil else { continue }
+            guard let monitor = desired.monitors[name], nextProbe[name] == nil, running[name] == nil else { continue }
             nextProbe[name] = now.addingTimeInterval(Self.jitter(monitor, name))
         }
     }
@@ -45,70 +59,120 @@ public final class MonitorEngine: @unchecked Sendable {
         return spread * Double(hash) / 65_536
     }
 
+    /// When the next probe that is not running is due.
     public var nextDue: Date? { nextProbe.values.min() }
 
-    /// Runs every probe that is due, all at once; each monitor's next probe is scheduled from
-    /// its last start, so a slow probe delays only itself and never overlaps itself.
-    public func runDue(_ desired: DesiredState, now: Date = Date()) async {
-        let due = nextProbe.filter { $0.value <= now }.keys.sorted()
-        guard !due.isEmpty else { return }
+    /// Probes started and not yet recorded.
+    public var probesInFlight: Int { running.count }
+
+    /// Starts every probe that is due on the probe threads and returns at once. Each result is
+    /// handed to `deliver` (on a probe thread) with the time the probe started, for the owner to
+    /// pass to `record`.
+    public func startDue(
+        _ desired: DesiredState, now: Date = Date(), deliver: @escaping @Sendable (String, Date, ProbeRunner.Result) -> Void
+    ) {
         let probes = self.probes
         let onProbe = self.onProbe
-        let scheduled = nextProbe
-        let results = await withTaskGroup(of: (String, ProbeRunner.Result)?.self) { group in
-            for name in due {
-                guard let monitor = desired.monitors[name] else { continue }
-                group.addTask {
-                    if let onProbe, let due = scheduled[name] { onProbe(name, due, Date()) }
-                    return (name, await probes.probe(monitor, desired: desired))
-                }
+        for (name, monitor, scheduled) in takeDue(desired, now: now) {
+            Task(executorPreference: threads) {
+                let started = Date()
+                onProbe?(name, scheduled, started)
+                deliver(name, started, await probes.probe(monitor, desired: desired, now: started))
             }
-            var results: [(String, ProbeRunner.Result)] = []
-            for await result in group { if let result { results.append(result) } }
-            return results
-        }
-        var changed = false
-        let finished = Date()
-        for (name, result) in results {
-            guard let monitor = desired.monitors[name], var entry = entries[name] else { continue }
-            var start = nextProbe[name] ?? now
-            repeat { start = start.addingTimeInterval(monitor.interval.seconds) } while start <= finished
-            nextProbe[name] = start
-            let transition = entry.state.record(ok: result.ok, detail: result.detail, durationMs: result.durationMs, at: now, pendingFor: monitor.pendingFor)
-            switch transition {
-            case .firing:
-                send(monitor, entry.state, resolved: false, desired: desired)
-                entry.lastSent = now
-                log("monitor \(name) firing: \(result.detail)")
-                changed = true
-            case .resolved:
-                var resolved = entry.state
-                resolved.activeAt = entries[name]?.state.activeAt
-                send(monitor, resolved, resolved: true, desired: desired)
-                entry.lastSent = nil
-                log("monitor \(name) resolved")
-                changed = true
-            case .pending, .cleared:
-                changed = true
-            case .none:
-                if entry.state.phase == .firing, now.timeIntervalSince(entry.lastSent ?? .distantPast) >= resendInterval {
-                    send(monitor, entry.state, resolved: false, desired: desired)
-                    entry.lastSent = now
-                    changed = true
-                }
-            }
-            entries[name] = entry
-        }
-        // States are saved on every change, and the last probes every few seconds for `status`.
-        if changed || finished.timeIntervalSince(lastSave) >= 5 {
-            lastSave = finished
-            // Keep registrations made meanwhile; write only the states.
-            var stored = (try? registry.load()) ?? [:]
-            for (name, entry) in entries where stored[name] != nil { stored[name]!.state = entry.state; stored[name]!.lastSent = entry.lastSent }
-            try? registry.save(stored)
         }
     }
 
+    /// Runs every probe that is due, all at once on the probe threads, and records the results
+    /// (`stet-bench monitors` steps the engine with this).
+    public func runDue(_ desired: DesiredState, now: Date = Date()) async {
+        let due = takeDue(desired, now: now)
+        guard !due.isEmpty else { return }
+        let probes = self.probes
+        let onProbe = self.onProbe
+        let results = await withTaskExecutorPreference(threads) {
+            await withTaskGroup(of: (String, Date, ProbeRunner.Result).self) { group in
+                for (name, monitor, scheduled) in due {
+                    group.addTask {
+                        let started = Date()
+                        onProbe?(name, scheduled, started)
+                        return (name, started, await probes.probe(monitor, desired: desired, now: started))
+                    }
+                }
+                var results: [(String, Date, ProbeRunner.Result)] = []
+                for await result in group { results.append(result) }
+                return results
+            }
+        }
+        for (name, started, result) in results { record(name, started: started, result, desired: desired) }
+        saveStates()
+    }
+
+    /// The due monitors, marked as running: (name, monitor, scheduled start).
+    private func takeDue(_ desired: DesiredState, now: Date) -> [(String, Monitor, Date)] {
+        var due: [(String, Monitor, Date)] = []
+        for name in nextProbe.filter({ $0.value <= now }).keys.sorted() {
+            guard let scheduled = nextProbe.removeValue(forKey: name) else { continue }
+            guard let monitor = desired.monitors[name] else { continue }
+            running[name] = scheduled
+            due.append((name, monitor, scheduled))
+        }
+        return due
+    }
+
+    /// Records a probe's result: the alert state's transition, notifications, and the next
+    /// probe, scheduled from the last scheduled start so a slow probe delays only itself.
+    /// States are written, and then the notifications sent, by `saveStates`.
+    public func record(_ name: String, started: Date, _ result: ProbeRunner.Result, desired: DesiredState, now: Date = Date()) {
+        guard let scheduled = running.removeValue(forKey: name), let monitor = desired.monitors[name], var entry = entries[name]
+        else { return }
+        var next = scheduled
+        repeat { next = next.addingTimeInterval(monitor.interval.seconds) } while next <= now
+        nextProbe[name] = next
+        let transition = entry.state.record(
+            ok: result.ok, detail: result.detail, durationMs: result.durationMs, at: started, pendingFor: monitor.pendingFor)
+        switch transition {
+        case .firing:
+            send(monitor, entry.state, resolved: false, desired: desired)
+            entry.lastSent = started
+            log("monitor \(name) firing: \(result.detail)")
+            changed = true
+        case .resolved:
+            var resolved = entry.state
+            resolved.activeAt = entries[name]?.state.activeAt
+            send(monitor, resolved, resolved: true, desired: desired)
+            entry.lastSent = nil
+            log("monitor \(name) resolved")
+            changed = true
+        case .pending, .cleared:
+            changed = true
+        case .none:
+            if entry.state.phase == .firing, started.timeIntervalSince(entry.lastSent ?? .distantPast) >= resendInterval {
+                send(monitor, entry.state, resolved: false, desired: desired)
+                entry.lastSent = started
+                changed = true
+            }
+        }
+        entries[name] = entry
+    }
+
+    /// Saves the alert states when one changed, and the last probes every few seconds for
+    /// `status`; registrations made meanwhile are kept.
+    public func saveStates(now: Date = Date()) {
+        guard changed || now.timeIntervalSince(lastSave) >= 5 else { return }
+        changed = false
+        lastSave = now
+        var stored = (try? registry.load()) ?? [:]
+        for (name, entry) in entries where stored[name] != nil { stored[name]!.state = entry.state; stored[name]!.lastSent = entry.lastSent }
+        try? registry.save(stored)
+        // Then the notifications of what was saved: an alert a receiver shows is one the state
+        // file holds, and a restart does not send it again.
+        for (message, notifiers) in unsent {
+            for notifier in notifiers { queue.enqueue([message], to: notifier) }
+        }
+        unsent = []
+    }
+
+    /// Queues the alert of `monitor` for its notifiers; it goes out once the states are saved.
     private func send(_ monitor: Monitor, _ state: AlertState, resolved: Bool, desired: DesiredState) {
         let message = AlertMessage(
             labels: AlertMessage.labels(for: monitor),
@@ -117,10 +181,7 @@ public final class MonitorEngine: @unchecked Sendable {
                 "description": "Stet's monitor \(monitor.metadata.name) has failed since \(state.activeAt.map { RFC3339.format($0) } ?? "?")",
             ],
             startsAt: RFC3339.format(state.activeAt ?? Date()), endsAt: resolved ? RFC3339.format(Date()) : nil)
-        for name in monitor.notify {
-            guard let notifier = desired.notifiers[name] else { continue }
-            queue.enqueue([message], to: notifier)
-        }
+        unsent.append((message, monitor.notify.compactMap { desired.notifiers[$0] }))
     }
 
     /// An alert about Stet itself (a refused release, an exhausted budget), to every notifier.

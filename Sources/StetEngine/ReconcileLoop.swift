@@ -1,11 +1,8 @@
-import CSys
 public import Foundation
 public import StetAudit
 public import StetCore
-import StetCrypto
-public import StetManifest
-import StetPlanner
-public import StetProviders
+import StetManifest
+import StetProviders
 public import StetState
 
 /// `stet run` (DESIGN.md section 8): keeps the host matching the accepted release. Level-
@@ -13,9 +10,16 @@ public import StetState
 /// exit (a pidfd per replica, seen at once), a health check or a backoff coming due, a new
 /// release (checked every `interval`), and SIGTERM/SIGINT/SIGHUP.
 ///
-/// One pass at a time holds the state lock. Corrections of drift back off per service
-/// (`restart.backoff`), and at most `budget` corrections per service per hour are made; past it
-/// Stet stops correcting that service, records an alert and shows it in `status`.
+/// One thread reacts: the one running `run()`. It waits in `poll` on the replicas' pidfds and a
+/// wake pipe, and runs one pass at a time under the state lock. Whatever may be slow (health
+/// checks, monitor probes, fetching and verifying a release) runs on threads of its own and hands
+/// its result back through the inbox, so a replica's exit is reacted to whatever else is going
+/// on (DESIGN.md principle 8). Every replica found dead, by whichever path sees it first, is
+/// corrected or held back by an explicit decision (backoff or budget).
+///
+/// Corrections of drift back off per service (`restart.backoff`), and at most `budget`
+/// corrections per service per hour are made; past it Stet stops correcting that service,
+/// records an alert and shows it in `status`.
 public final class ReconcileLoop: @unchecked Sendable {
     public struct Options: Sendable {
         public var manifests: String
@@ -34,13 +38,24 @@ public final class ReconcileLoop: @unchecked Sendable {
         }
     }
 
-    /// What the loop says as it works (for the terminal or a log).
-    public var log: @Sendable (String) -> Void = { _ in }
-    /// Told each action's outcome, and each pass's duration (for metrics).
-    public var onAction: @Sendable (Change, ActionOutcome) -> Void = { _, _ in }
-    public var onPass: @Sendable (Double) -> Void = { _ in }
+    /// What the loop says as it works (for the terminal or a log). Set before `run()`.
+    public var log: @Sendable (String) -> Void {
+        get { hooks.log }
+        set { hooks.log = newValue }
+    }
+    /// Told each action's outcome, and each pass's duration (for metrics). Set before `run()`.
+    public var onAction: @Sendable (Change, ActionOutcome) -> Void {
+        get { hooks.onAction }
+        set { hooks.onAction = newValue }
+    }
+    public var onPass: @Sendable (Double) -> Void {
+        get { hooks.onPass }
+        set { hooks.onPass = newValue }
+    }
     /// The release in force, readable from other threads (the status server).
     public let current = Current()
+    /// The monitors of the release in force; its notification counts are read by the status server.
+    public let monitors: MonitorEngine
 
     public final class Current: @unchecked Sendable {
         private let lock = NSLock()
@@ -50,40 +65,62 @@ public final class ReconcileLoop: @unchecked Sendable {
         func set(_ desired: DesiredState, _ release: AuditEntry.Release) { lock.withLock { value = (desired, release) } }
     }
 
+    /// The hooks, called from the loop's and the workers' threads.
+    final class Hooks: @unchecked Sendable {
+        private let lock = NSLock()
+        private var values: (log: @Sendable (String) -> Void, onAction: @Sendable (Change, ActionOutcome) -> Void, onPass: @Sendable (Double) -> Void) =
+            ({ _ in }, { _, _ in }, { _ in })
+        var log: @Sendable (String) -> Void {
+            get { lock.withLock { values.log } }
+            set { lock.withLock { values.log = newValue } }
+        }
+        var onAction: @Sendable (Change, ActionOutcome) -> Void {
+            get { lock.withLock { values.onAction } }
+            set { lock.withLock { values.onAction = newValue } }
+        }
+        var onPass: @Sendable (Double) -> Void {
+            get { lock.withLock { values.onPass } }
+            set { lock.withLock { values.onPass = newValue } }
+        }
+    }
+
     let options: Options
     let store: FileStateStore
     let audit: AuditLog
+    let hooks = Hooks()
     var provider: ReplicaProvider
     let backups: BackupProvider
-    public private(set) var monitors: MonitorEngine!
+    let inbox = LoopInbox()
+    let releases: ReleaseWatcher
+    /// Where health checks run, and where releases are fetched and verified.
+    let healthThreads = WorkerThreads(name: "stet-health", limit: 4)
+    let releaseThread = WorkerThreads(name: "stet-release", limit: 1)
+
+    // Everything below belongs to the thread running `run()`.
+
+    var desired = DesiredState()
+    var release = AuditEntry.Release.none
+    /// Services to reconcile in the next pass.
+    var dirty: Set<String> = []
     /// Backup policies are looked at on every release check (`interval`): what is due is done.
-    private var backupsDue = true
-
-    private var desired = DesiredState()
-    private var release = AuditEntry.Release.none
-    private var seenReleaseDigest: String?
-    private var refusedDigests: Set<String> = []
-    private var nextReleaseCheck = Date.distantPast
-    private var dirty: Set<String> = []
-    private var watchers: [String: Watcher] = [:]
-    private var healthDue: [String: Date] = [:]
-    private var healthFailures: [String: Int] = [:]
-    private var backoff: [String: Backoff] = [:]
-    private var corrections: [String: [Date]] = [:]
-    private var budgetAlerted: Set<String> = []
-    private var reportedNotices: Set<String> = []
-    private var stopping = false
-    private let wake: (read: Int32, write: Int32)
+    var backupsDue = true
+    var stopping = false
+    var failedLastPass = false
+    var nextReleaseCheck = Date.distantPast
+    var releaseCheckRunning = false
+    var seenReleaseDigest: String?
+    var refusedDigests: Set<String> = []
+    let watchers = ReplicaWatchers()
+    var health = HealthSchedule()
+    /// Resources held back by a backoff, and when they may be corrected again (services by
+    /// name, backup policies by resource id).
+    var waiting: [String: Date] = [:]
+    var backoff: [String: Backoff] = [:]
+    var corrections: [String: [Date]] = [:]
+    var budgetAlerted: Set<String> = []
+    var reportedNotices: Set<String> = []
+    var consecutiveFailures: [String: Int] = [:]
     private var signalSources: [any DispatchSourceSignal] = []
-    private var failedLastPass = false
-    private var consecutiveFailures: [String: Int] = [:]
-
-    struct Watcher {
-        let fd: Int32
-        let pid: Int32
-        let service: String
-        let index: Int
-    }
 
     struct Backoff {
         var attempts = 0
@@ -99,313 +136,109 @@ public final class ReconcileLoop: @unchecked Sendable {
         provider.checkHealth = false
         provider.startCheck = 0
         backups = BackupProvider(store: store, baseDirectory: baseDirectory)
-        monitors = nil
-        var fds: [Int32] = [0, 0]
-        pipe(&fds)
-        for fd in fds {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-        }
-        wake = (fds[0], fds[1])
+        let hooks = self.hooks
+        monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: { hooks.log($0) })
+        releases = ReleaseWatcher(manifests: options.manifests, trustFile: options.trustFile, source: options.source, store: store)
     }
 
     deinit {
-        for watcher in watchers.values { close(watcher.fd) }
-        close(wake.read)
-        close(wake.write)
+        for source in signalSources { source.cancel() }
     }
 
     /// Runs until SIGTERM or SIGINT (or one pass with `once`). Returns false when the last
     /// pass had a failed action (for `--once`'s exit status).
     public func run() async throws -> Bool {
-        let log = self.log
-        monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: log)
         installSignalHandlers()
         if let accepted = try AcceptedRelease.load(from: store) {
             release = AuditEntry.Release(
                 version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
         }
-        try withLock { try Applier.recoverInterrupted(store: store, audit: audit, release: release) }
-        try await checkRelease(force: true)
+        _ = try withLock { try Applier.recoverInterrupted(store: store, audit: audit, release: release) }
+        // The first pass needs the release: the first check is made here, before it.
+        nextReleaseCheck = Date().addingTimeInterval(options.interval)
+        try take(releases.check(after: nil, force: true))
         dirty = Set(desired.services.keys).union(try provider.records().keys)
-        var watchersStale = true
-        while !stopping {
+        while true {
             if !dirty.isEmpty || backupsDue {
                 try await reconcile()
-                watchersStale = true
                 monitors.sync(desired)
                 if options.once { break }
-            }
-            // Records change only in a pass: watchers are re-read only after one.
-            if watchersStale {
+                // Records change only in a pass: watchers are re-read only after one.
                 syncWatchers()
-                watchersStale = false
             }
+            // Signals and results that came meanwhile, before more work is handed out.
+            try handle(inbox.drain())
+            if stopping { break }
+            startDueWork()
             waitForEvents()
-            await monitors.runDue(desired)
-            runDueHealthChecks()
-            if Date() >= nextReleaseCheck { try await checkRelease(force: false) }
         }
+        finishInFlight(within: 10)
         try audit.checkpoint()
         return !failedLastPass
     }
 
-    // MARK: - Release
-
-    /// A cheap fingerprint of the manifest directory: the envelope's digest and every file's
-    /// name, size and modification time. Any change means verifying the release again (a new
-    /// signed release, or a file edited without signing).
-    private func releaseFingerprint() -> String {
-        let root = options.manifests
-        let envelope = FileManager.default.contents(atPath: (root as NSString).appendingPathComponent(ReleaseIndex.envelopeName))
-        var text = envelope.map { $0.sha256Reference } ?? "no envelope"
-        let names = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).sorted()
-        for name in names {
-            var info = stat()
-            guard lstat((root as NSString).appendingPathComponent(name), &info) == 0 else { continue }
-            text += "\n\(name) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec) \(info.st_mode)"
-        }
-        return Data(text.utf8).sha256Reference
-    }
-
-    /// Verifies the release when the manifest directory changed (or `force`): accepts a new
-    /// one, or records the refusal once and keeps the release in force. Nothing is torn down.
-    private func checkRelease(force: Bool) async throws {
-        nextReleaseCheck = Date().addingTimeInterval(options.interval)
-        backupsDue = true
-        // Replicas write their logs directly; keep each under its size cap.
-        for watcher in watchers.values { provider.rotate(provider.logPath(watcher.service, watcher.index)) }
-        var gate = ReleaseGate(manifests: options.manifests, trustFile: options.trustFile, store: store)
-        var commit: String?
-        let digest: String
-        if let source = options.source {
-            // From git: fetch, and look at a commit once.
-            do {
-                let head = try source.fetch()
-                guard force || head != seenReleaseDigest else { return }
-                try source.checkout(head)
-                commit = head
-                digest = head
-                gate = source.gate()
-            } catch {
-                log("git source \(source.url): \(error)")
-                return
-            }
-        } else {
-            digest = releaseFingerprint()
-            guard force || digest != seenReleaseDigest else { return }
-        }
-        seenReleaseDigest = digest
-        gate.trustOnFirstUse = false
-        do {
-            let decision = try gate.resolveTrust(acting: true)
-            let passed = try gate.verify(trust: decision, now: Date())
-            let report = passed.release.report
-            let new = AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit)
-            if new != release || decision.needsPinning {
-                try withLock {
-                    try audit.append(AuditRecord(
-                        kind: .release, release: new, action: "accept-release",
-                        reason: "release version \(new.version) accepted by the reconcile loop" + (commit.map { " from commit \($0)" } ?? ""),
-                        outcome: .ok))
-                    try gate.accept(passed, now: Date())
-                    if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
-                }
-                log("accepted release version \(new.version)" + (commit.map { " from commit \($0)" } ?? ""))
-            }
-            release = new
-            desired = passed.desired
-            current.set(desired, release)
-            dirty.formUnion(desired.services.keys)
-        } catch let refused as ReleaseGate.Refused {
-            guard !refusedDigests.contains(digest) else { return }
-            refusedDigests.insert(digest)
-            try audit.append(AuditRecord(
-                kind: .refusal, release: release, action: "accept-release",
-                reason: "the release in " + (commit.map { "commit \($0) of \(options.source?.url ?? "")" } ?? options.manifests)
-                    + " was refused; release version \(release.version) stays in force",
-                outcome: .failed, error: "\(refused.error.code.rawValue): \(refused.error.message)"))
-            log("refused the release in \(options.manifests): \(refused.error.message); keeping version \(release.version)")
-            monitors?.selfAlert(
-                "StetReleaseRefused", summary: "stet refused the release in \(options.manifests): \(refused.error.message)", desired: desired)
-        } catch let invalid as ManifestError {
-            guard !refusedDigests.contains(digest) else { return }
-            refusedDigests.insert(digest)
-            try audit.append(AuditRecord(
-                kind: .refusal, release: release, action: "accept-release",
-                reason: "the signed release in \(options.manifests) has manifests that do not parse", outcome: .failed,
-                error: invalid.description))
-        }
-    }
-
-    // MARK: - Reconcile
-
-    private func withLock<T>(_ body: () throws -> T) throws -> T {
-        let lock = try StateLock(store: store, timeout: options.lockTimeout)
-        defer { lock.release() }
-        return try body()
-    }
-
-    /// One pass over the dirty services: observe, plan, record drift, apply what may be applied.
-    private func reconcile() async throws {
-        let lock = try StateLock(store: store, timeout: options.lockTimeout)
-        defer { lock.release() }
-        let passStarted = DispatchTime.now().uptimeNanoseconds
-        defer { onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9) }
-        let services = dirty
-        let withBackups = backupsDue
-        dirty = []
-        backupsDue = false
-        try reapExited()
-        let now = Date()
-        var observed = try await provider.observe(desired, now: now)
-        observed.services = observed.services.filter { services.contains($0.key) }
-        var scoped = desired
-        scoped.services = desired.services.filter { services.contains($0.key) }
-        if withBackups {
-            observed.backups = try await backups.observe(desired, now: now).backups
-            observed.monitors = try await monitors.registry.observe(desired, now: now).monitors
-        } else {
-            scoped.backupPolicies = [:]
-            scoped.monitors = [:]
-        }
-        let plan = Planner(prune: options.prune).plan(
-            desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
-        var allowed: [Change] = []
-        var decisions: [String: Correction] = [:]
-        for change in plan.changes {
-            // Services are keyed by name; other kinds by their resource id.
-            let name = change.resource.hasPrefix("Service/") ? String(change.resource.split(separator: "/").last ?? "") : change.resource
-            guard change.cause == .drift else {
-                allowed.append(change)
-                continue
-            }
-            try audit.append(AuditRecord(
-                kind: .drift, release: release, change: change.id, resource: change.resource, action: change.action,
-                cause: change.cause.rawValue, reason: change.reason.message))
-            // One backoff decision per service and pass: every replica that needs it is corrected.
-            let decision = try decisions[name] ?? mayCorrect(name, change: change, now: now)
-            if decisions[name] == nil {
-                decisions[name] = decision
-            } else if decision == .now {
-                corrections[name, default: []].append(now)
-            }
-            switch decision {
-            case .now: allowed.append(change)
-            case .later: dirtyAfterBackoff.insert(name)
-            case .never: break
-            }
-        }
-        for notice in plan.notices {
-            let key = "\(notice.resource)#\(notice.replica ?? -1):\(notice.reason.code)"
-            guard !reportedNotices.contains(key) else { continue }
-            reportedNotices.insert(key)
-            try audit.append(AuditRecord(
-                kind: .drift, release: release, resource: notice.resource,
-                reason: notice.reason.message + (notice.mode.map { " (drift: \($0.rawValue), not corrected)" } ?? "")))
-        }
-        failedLastPass = false
-        guard !allowed.isEmpty else { return }
-        var toApply = plan
-        toApply.changes = allowed
-        var host = HostProvider(store: store)
-        host.replicas = provider
-        host.backups = backups
-        host.monitors = monitors.registry
-        let applier = Applier(provider: host, audit: audit, store: store, release: release)
-        let log = self.log
-        let onAction = self.onAction
-        let report = try await applier.apply(toApply, desired: desired) { result in
-            onAction(result.change, result.outcome)
-            log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
-        }
-        failedLastPass = report.failed
-        // A provider that fails the same resource three times running is alerted on, once.
-        for result in report.results {
-            let key = result.change.resource
-            if result.outcome.ok {
-                consecutiveFailures[key] = 0
-            } else {
-                consecutiveFailures[key, default: 0] += 1
-                if consecutiveFailures[key] == 3 {
-                    monitors?.selfAlert(
-                        "StetProviderFailing",
-                        summary: "\(key) failed three times running: \(result.outcome.error ?? "")", desired: desired)
-                }
-            }
-        }
-        for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
-            // A failed correction is retried after the backoff (backups at the next interval).
-            dirty.insert(String(result.change.resource.split(separator: "/").last ?? ""))
-        }
-        for change in allowed {
-            healthFailures["\(change.resource.split(separator: "/").last ?? "")#\(change.replica ?? 0)"] = 0
-        }
-    }
-
-    /// Backoff and budget for a drift correction of `service`. Records the correction when it
-    /// may go ahead.
-    enum Correction { case now, later, never }
-
-    private func mayCorrect(_ service: String, change: Change, now: Date) throws -> Correction {
-        let spec = desired.services[service]
-        let window = corrections[service, default: []].filter { now.timeIntervalSince($0) < 3600 }
-        corrections[service] = window
-        if window.count >= options.budget {
-            if !budgetAlerted.contains(service) {
-                budgetAlerted.insert(service)
-                try audit.append(AuditRecord(
-                    kind: .alert, release: release, resource: change.resource, action: "self-heal-budget",
-                    reason: "\(window.count) corrective actions in the last hour reached the budget of \(options.budget); "
-                        + "Stet stops correcting \(change.resource) until the hour has passed or a release changes it",
-                    outcome: .failed))
-                try ResourceStatus.update(change.resource, in: store) {
-                    $0.budgetExhausted = true
-                    $0.correctionsLastHour = window.count
-                }
-                log("self-heal budget of \(change.resource) exhausted")
-                monitors?.selfAlert(
-                    "StetSelfHealBudgetExhausted", summary: "stet stopped correcting \(change.resource) after \(window.count) corrections in an hour",
-                    desired: desired)
-            }
-            return .never
-        }
-        budgetAlerted.remove(service)
-        var state = backoff[service, default: Backoff()]
-        if now < state.until { return .later }
-        let initial = spec?.backoffInitial.seconds ?? 0.5
-        let maximum = spec?.backoffMax.seconds ?? 60
-        // Drift soon after the last correction means the correction did not hold: back off more.
-        state.attempts = now.timeIntervalSince(state.last) < max(maximum, 10) ? state.attempts + 1 : 1
-        let delay = min(maximum, initial * pow(2, Double(state.attempts - 1)))
-        state.last = now
-        state.until = now.addingTimeInterval(delay)
-        backoff[service] = state
-        corrections[service, default: []].append(now)
-        try ResourceStatus.update(change.resource, in: store) {
-            $0.backoffUntil = state.until
-            $0.backoffSeconds = delay
-            $0.correctionsLastHour = window.count + 1
-            $0.budgetExhausted = false
-        }
-        return .now
-    }
-
     // MARK: - Events
 
-    /// Records how replicas that ended ended (reaping this process's own children).
-    private func reapExited() throws {
-        for records in try provider.records().values {
-            for var record in records.values where record.exitedAt == nil {
-                guard !ProcessTable.isAlive(record.pid, startTime: record.startTime) else { continue }
-                record.lastExit = ProcessTable.reap(record.pid) ?? "exited"
-                record.exitedAt = Date()
-                try provider.save(record)
+    /// Takes in what other threads posted.
+    private func handle(_ events: [LoopInbox.Event]) throws {
+        var probed = false
+        for event in events {
+            switch event {
+            case .stop:
+                stopping = true
+            case .checkRelease:
+                nextReleaseCheck = .distantPast
+            case .health(let result):
+                if let service = health.record(result, desired: desired, provider: provider, now: Date()) { dirty.insert(service) }
+            case .probe(let name, let started, let result):
+                monitors.record(name, started: started, result, desired: desired)
+                probed = true
+            case .release(let outcome):
+                releaseCheckRunning = false
+                if !stopping { try take(outcome) }
             }
+        }
+        if probed { monitors.saveStates() }
+    }
+
+    /// Hands out the work that is due: health checks, probes, a release check. Returns at once.
+    private func startDueWork() {
+        let now = Date()
+        let inbox = self.inbox
+        if !releaseCheckRunning, now >= nextReleaseCheck { startReleaseCheck(now: now) }
+        health.startDue(now: now, desired: desired, provider: provider, on: healthThreads) { inbox.post(.health($0)) }
+        monitors.startDue(desired, now: now) { inbox.post(.probe(name: $0, started: $1, result: $2)) }
+    }
+
+    /// Sleeps in `poll` until a replica exits, something is posted, or the next thing is due.
+    private func waitForEvents() {
+        let now = Date()
+        var due = releaseCheckRunning ? Date.distantFuture : nextReleaseCheck
+        for date in [health.nextDue, monitors.nextDue, waiting.values.min()].compactMap({ $0 }) where date < due { due = date }
+        var timeout = dirty.isEmpty && !backupsDue ? Self.milliseconds(from: now, to: due) : 0
+        // Without a wake pipe, results are picked up by looking often.
+        if inbox.wakeDescriptor < 0 { timeout = min(timeout, 100) }
+        for (key, pid) in watchers.wait(wake: inbox.wakeDescriptor, timeout: timeout) {
+            log("replica \(key) (pid \(pid)) ended")
+            health.forget(key)
+            dirty.insert(key.service)
+        }
+        let later = Date()
+        for (key, date) in waiting where date <= later {
+            waiting[key] = nil
+            if key.hasPrefix("BackupPolicy/") { backupsDue = true } else { dirty.insert(key) }
         }
     }
 
-    /// One pidfd per running replica; replicas that ended lose theirs.
+    /// `poll`'s timeout until `due`: at least 0, at most an hour.
+    static func milliseconds(from now: Date, to due: Date) -> Int32 {
+        let seconds = due.timeIntervalSince(now)
+        guard seconds > 0 else { return 0 }
+        return Int32(min(seconds, 3600) * 1000)
+    }
+
+    /// One pidfd per running replica; a replica found gone whose exit no pass recorded makes
+    /// its service dirty; health checks follow the watched replicas.
     private func syncWatchers() {
         let records: [String: [Int: ReplicaProvider.Record]]
         do {
@@ -414,136 +247,130 @@ public final class ReconcileLoop: @unchecked Sendable {
             log("cannot read the replica records: \(error)")
             return
         }
-        var wanted: Set<String> = []
-        for (service, byIndex) in records {
-            for (index, record) in byIndex {
-                guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
-                    // Ended since the last pass (before a watcher could see it): look again.
-                    if record.exitedAt == nil { dirty.insert(service) }
-                    continue
-                }
-                let key = "\(service)#\(index)"
-                wanted.insert(key)
-                if let watcher = watchers[key], watcher.pid == record.pid { continue }
-                if let old = watchers[key] { close(old.fd) }
-                let fd = stet_pidfd_open(record.pid)
-                // The pid may have been reused between the check and the open: check again.
-                guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
-                    if fd >= 0 { close(fd) }
-                    dirty.insert(service)
-                    continue
-                }
-                guard fd >= 0 else {
-                    // No pidfd (an old kernel): this replica is polled instead.
-                    polled[key] = (record.pid, record.startTime, service)
-                    continue
-                }
-                polled[key] = nil
-                watchers[key] = Watcher(fd: fd, pid: record.pid, service: service, index: index)
-                if let health = desired.services[service]?.health, healthDue[key] == nil {
-                    healthDue[key] = max(record.startedAt.addingTimeInterval(health.startPeriod.seconds), Date())
-                }
-            }
-        }
-        for (key, watcher) in watchers where !wanted.contains(key) {
-            close(watcher.fd)
-            watchers[key] = nil
-            healthDue[key] = nil
-        }
+        let changes = watchers.sync(records)
+        dirty.formUnion(changes.unrecorded)
+        let now = Date()
+        for key in changes.stopped { health.forget(key) }
+        for record in changes.watched { health.watch(record, health: desired.services[record.service]?.health, now: now) }
     }
 
-    /// Sleeps in `poll` until a replica exits, a signal arrives, or the next thing is due.
-    private func waitForEvents() {
-        let now = Date()
-        var due = nextReleaseCheck
-        for date in healthDue.values where date < due { due = date }
-        if let next = monitors?.nextDue, next < due { due = next }
-        for (service, state) in backoff where state.until > now && dirtyAfterBackoff.contains(service) && state.until < due {
-            due = state.until
-        }
-        let keys = Array(watchers.keys)
-        var fds = [pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)]
-            + keys.map { pollfd(fd: watchers[$0]!.fd, events: Int16(POLLIN), revents: 0) }
-        var timeout = dirty.isEmpty ? Int32(max(0, min(due.timeIntervalSince(now), 3600)) * 1000) : 0
-        if !polled.isEmpty { timeout = min(timeout, 250) }
-        let ready = poll(&fds, nfds_t(fds.count), timeout)
-        for (key, process) in polled where !ProcessTable.isAlive(process.pid, startTime: process.startTime) {
-            polled[key] = nil
-            dirty.insert(process.service)
-        }
-        guard ready > 0 else {
-            promoteBackedOff()
-            return
-        }
-        if fds[0].revents != 0 {
-            var buffer = [UInt8](repeating: 0, count: 64)
-            _ = read(wake.read, &buffer, buffer.count)
-        }
-        for (offset, key) in keys.enumerated() where fds[offset + 1].revents != 0 {
-            let watcher = watchers[key]!
-            log("replica \(key) (pid \(watcher.pid)) ended")
-            close(watcher.fd)
-            watchers[key] = nil
-            healthDue[key] = nil
-            dirty.insert(watcher.service)
-        }
-        promoteBackedOff()
-    }
-
-    /// Replicas watched by polling `/proc`, where pidfds are not available.
-    private var polled: [String: (pid: Int32, startTime: UInt64, service: String)] = [:]
-
-    /// Services whose drift waits for a backoff to end.
-    private var dirtyAfterBackoff: Set<String> = []
-
-    private func promoteBackedOff() {
-        let now = Date()
-        for key in dirtyAfterBackoff where (backoff[key]?.until ?? .distantPast) <= now {
-            if key.hasPrefix("BackupPolicy/") { backupsDue = true } else { dirty.insert(key) }
-            dirtyAfterBackoff.remove(key)
-        }
-    }
-
-    /// Runs the health checks that are due; a replica crossing its failure threshold makes its
-    /// service dirty.
-    private func runDueHealthChecks() {
-        let now = Date()
-        for (key, due) in healthDue where due <= now {
-            guard let watcher = watchers[key], let service = desired.services[watcher.service], let health = service.health,
-                var record = try? provider.record(watcher.service, watcher.index)
-            else {
-                healthDue[key] = nil
-                continue
+    /// Waits up to `seconds` for the checks, probes and release check still running, so that
+    /// none is left behind (an exec probe's process, a git fetch) when `run` returns.
+    private func finishInFlight(within seconds: Double) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while health.inFlight > 0 || monitors.probesInFlight > 0 || releaseCheckRunning {
+            let now = Date()
+            guard now < deadline else {
+                log("stopping with work still running: \(health.inFlight) health checks, \(monitors.probesInFlight) probes"
+                    + (releaseCheckRunning ? ", a release check" : ""))
+                return
             }
-            let result = provider.checks.run(
-                health.check, port: record.port, timeout: health.timeout.seconds,
-                environment: provider.replicaEnvironment(watcher.service, watcher.index, port: record.port, env: service.run.env))
-            let failures = result.ok ? 0 : (healthFailures[key] ?? record.healthFailures) + 1
-            let changed = failures != record.healthFailures || record.lastCheck == nil
-            healthFailures[key] = failures
-            healthDue[key] = now.addingTimeInterval(health.interval.seconds)
-            if changed {
-                record.healthFailures = failures
-                record.lastCheck = now
-                try? provider.save(record)
-            }
-            if failures >= health.failureThreshold { dirty.insert(watcher.service) }
+            var wake = pollfd(fd: inbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&wake, 1, min(Self.milliseconds(from: now, to: deadline), 100))
+            try? handle(inbox.drain())
         }
     }
 
     private func installSignalHandlers() {
+        let inbox = self.inbox
         for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            let write = wake.write
-            source.setEventHandler { [unowned self] in
-                if number != SIGHUP { self.stopping = true } else { self.nextReleaseCheck = .distantPast }
-                var byte: UInt8 = 1
-                _ = Glibc.write(write, &byte, 1)
-            }
+            source.setEventHandler { inbox.post(number == SIGHUP ? .checkRelease : .stop) }
             source.resume()
             signalSources.append(source)
         }
     }
-}
 
+    // MARK: - Release
+
+    /// Starts a release check on the release thread, and makes the pass that follows look at
+    /// the backups.
+    private func startReleaseCheck(now: Date) {
+        nextReleaseCheck = now.addingTimeInterval(options.interval)
+        releaseCheckRunning = true
+        backupsDue = true
+        // Replicas write their logs directly; keep each under its size cap.
+        for key in watchers.keys { provider.rotate(provider.logPath(key.service, key.index)) }
+        let (releases, inbox, seen) = (self.releases, self.inbox, seenReleaseDigest)
+        releaseThread.submit { inbox.post(.release(releases.check(after: seen, force: false))) }
+    }
+
+    /// Acts on a release check: accepts a new release, or records a refusal once and keeps the
+    /// release in force. Nothing is torn down.
+    private func take(_ outcome: ReleaseWatcher.Outcome) throws {
+        let seen: ReleaseWatcher.Seen
+        switch outcome {
+        case .unchanged:
+            return
+        case .unreachable(let message):
+            log("git source \(options.source?.url ?? options.manifests): \(message)")
+            return
+        case .failed(let error):
+            throw error
+        case .passed(_, let what), .refused(_, let what), .invalid(_, let what):
+            seen = what
+        }
+        seenReleaseDigest = seen.digest
+        let commit = seen.commit
+        switch outcome {
+        case .passed(let passed, _):
+            let report = passed.release.report
+            let new = AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit)
+            if new != release || passed.trust.needsPinning {
+                let accepted = try withLock { () -> Bool in
+                    // Verified on another thread: a release accepted meanwhile by another command wins.
+                    if let stored = try AcceptedRelease.load(from: store),
+                        stored.version > new.version || (stored.version == new.version && stored.digest != new.digest)
+                    {
+                        return false
+                    }
+                    try audit.append(AuditRecord(
+                        kind: .release, release: new, action: "accept-release",
+                        reason: "release version \(new.version) accepted by the reconcile loop" + (commit.map { " from commit \($0)" } ?? ""),
+                        outcome: .ok))
+                    try seen.gate.accept(passed, now: Date())
+                    if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
+                    return true
+                }
+                guard accepted else {
+                    // Look again against the release now accepted.
+                    seenReleaseDigest = nil
+                    nextReleaseCheck = .distantPast
+                    return
+                }
+                log("accepted release version \(new.version)" + (commit.map { " from commit \($0)" } ?? ""))
+            }
+            release = new
+            desired = passed.desired
+            current.set(desired, release)
+            dirty.formUnion(desired.services.keys)
+        case .refused(let refused, _):
+            guard !refusedDigests.contains(seen.digest) else { return }
+            refusedDigests.insert(seen.digest)
+            try audit.append(AuditRecord(
+                kind: .refusal, release: release, action: "accept-release",
+                reason: "the release in " + (commit.map { "commit \($0) of \(options.source?.url ?? "")" } ?? options.manifests)
+                    + " was refused; release version \(release.version) stays in force",
+                outcome: .failed, error: "\(refused.error.code.rawValue): \(refused.error.message)"))
+            log("refused the release in \(options.manifests): \(refused.error.message); keeping version \(release.version)")
+            monitors.selfAlert(
+                "StetReleaseRefused", summary: "stet refused the release in \(options.manifests): \(refused.error.message)", desired: desired)
+        case .invalid(let invalid, _):
+            guard !refusedDigests.contains(seen.digest) else { return }
+            refusedDigests.insert(seen.digest)
+            try audit.append(AuditRecord(
+                kind: .refusal, release: release, action: "accept-release",
+                reason: "the signed release in \(options.manifests) has manifests that do not parse", outcome: .failed,
+                error: invalid.description))
+        case .unchanged, .unreachable, .failed:
+            return
+        }
+    }
+
+    func withLock<T>(_ body: () throws -> T) throws -> T {
+        let lock = try StateLock(store: store, timeout: options.lockTimeout)
+        defer { lock.release() }
+        return try body()
+    }
+}

@@ -61,7 +61,7 @@ import Testing
     /// Stops every replica, and kills any a failed test left.
     func cleanUp() {
         _ = try? stet("down", environment: ci)
-        for service in ["kill", "roll", "crash", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked"] {
+        for service in ["kill", "roll", "crash", "nostart", "sick", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked"] {
             for replica in replicas(service).values where ProcessTable.isAlive(replica.pid, startTime: replica.startTime) {
                 kill(-replica.pid, SIGKILL)
                 kill(replica.pid, SIGKILL)
@@ -149,6 +149,69 @@ import Testing
         #expect(drifts.count >= 4)
         #expect(drifts.allSatisfy { ($0["reason"] as? String)?.contains("exited 3") == true }, "\(drifts)")
         #expect(log.contains { $0["kind"] as? String == "alert" && ($0["reason"] as? String)?.contains("budget of 4") == true })
+        #expect(run.stop() == 0)
+    }
+
+    /// `stet run` stopped by a signal exits 0 even when its last pass had a failed action; only
+    /// `--once` reports its pass in the exit status.
+    @Test func runStoppedByASignalExitsZeroAfterAFailedAction() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "nostart", replicas: 1, port: 18197, command: "[/nonexistent/stet-test-command]"))
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "60"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        #expect(try eventually { try entries().contains {
+            $0["kind"] as? String == "result" && $0["action"] as? String == "start-replica" && $0["outcome"] as? String == "failed"
+        } }, "\(run.output)")
+        #expect(run.stop() == 0, "\(run.output)")
+        #expect(try stet("run", "--once", environment: ci).status == 1)
+    }
+
+    /// A release whose command cannot be started: each failed start is retried after the
+    /// service's backoff, not at once (which wrote two audit entries per try, as fast as the
+    /// loop could go).
+    @Test func aCommandThatCannotStartIsRetriedAfterTheBackoff() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "nostart", replicas: 1, port: 18197, command: "[/nonexistent/stet-test-command]",
+                                        backoffInitial: "500ms", backoffMax: "1s"))
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "60"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        func failedStarts() throws -> [Date] {
+            let format = ISO8601DateFormatter()
+            format.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            return try entries().filter {
+                $0["kind"] as? String == "result" && $0["action"] as? String == "start-replica" && $0["outcome"] as? String == "failed"
+            }.compactMap { ($0["time"] as? String).flatMap(format.date(from:)) }
+        }
+        #expect(try eventually(timeout: 30) { try failedStarts().count >= 4 }, "\(run.output)")
+        let times = try failedStarts()
+        // 500 ms, then 1 s: every try comes at least the first backoff after the one before.
+        for (earlier, later) in zip(times, times.dropFirst()) {
+            #expect(later.timeIntervalSince(earlier) >= 0.4, "tries at \(times)")
+        }
+        let statusFile = try #require(FileManager.default.contents(atPath: repo.stateDir + "/status/Service_nostart.json"))
+        let stored = try JSONSerialization.jsonObject(with: statusFile) as? [String: Any]
+        #expect(stored?["backoffSeconds"] as? Double == 1, "\(String(describing: stored))")
+        #expect(run.stop() == 0)
+    }
+
+    /// A replica that stays unhealthy once its service's budget is spent: its failed checks do
+    /// not plan the service again and again (each pass wrote a drift entry). Its health check
+    /// notes each run in a file, so the test counts checks, not seconds.
+    @Test func anUnhealthyReplicaPastItsBudgetIsNotPlannedOnEveryCheck() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "sick", replicas: 1, port: 18198, command: "[sh, -c, 'exec sleep 300']",
+                                        backoffInitial: "50ms", backoffMax: "100ms")
+            .replacingOccurrences(of: "http: {path: /}", with: #"exec: {command: [sh, -c, "echo x >> checks; exit 1"]}"#)
+            .replacingOccurrences(of: "startPeriod: 3s", with: "startPeriod: 0s"))
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "60", "--budget", "1"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        func drifts() throws -> Int { try entries().filter { $0["kind"] as? String == "drift" }.count }
+        func checks() -> Int { repo.root.read("checks").map { $0.filter { $0 == 0x0A }.count } ?? 0 }
+        #expect(try eventually(timeout: 60) { try entries().contains { $0["kind"] as? String == "alert" } }, "\(run.output)")
+        let before = (drifts: try drifts(), checks: checks())
+        #expect(eventually { checks() >= before.checks + 10 }, "\(run.output)")
+        let after = try entries().filter { $0["kind"] as? String == "drift" }
+        #expect(after.count <= before.drifts + 1, "\(after)")
         #expect(run.stop() == 0)
     }
 

@@ -124,7 +124,8 @@ struct RunCommand: AsyncParsableCommand {
         _ = await server?.result
         try session.close()
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: stopped")
-        if !ok { throw CommandFailure(status: ExitStatus.error, message: nil) }
+        // Stopped by a signal is a success; only `--once` reports its pass.
+        if once, !ok { throw CommandFailure(status: ExitStatus.error, message: nil) }
     }
 }
 

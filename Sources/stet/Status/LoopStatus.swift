@@ -43,11 +43,10 @@ struct LoopStatus: StatusSource {
                     .set(to: state.phase.rawValue == phase ? 1 : 0)
             }
         }
-        if let counts = loop.monitors?.queue.snapshot {
-            metrics.gauge("notifications_delivered", "Notifications delivered since start.").set(to: Double(counts.delivered))
-            metrics.gauge("notifications_failed_attempts", "Failed delivery attempts since start.").set(to: Double(counts.failedAttempts))
-            metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(counts.waiting))
-        }
+        let counts = loop.monitors.queue.snapshot
+        metrics.gauge("notifications_delivered", "Notifications delivered since start.").set(to: Double(counts.delivered))
+        metrics.gauge("notifications_failed_attempts", "Failed delivery attempts since start.").set(to: Double(counts.failedAttempts))
+        metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(counts.waiting))
     }
 
     func statusJSON() async -> Data {
