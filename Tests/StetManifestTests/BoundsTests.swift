@@ -166,3 +166,32 @@ import Testing
         #expect(Self.plan([change]).formProblem == "change \"../../x\": expected the id Service/web#0:start-replica")
     }
 }
+
+/// RFC 3339 times as Stet reads them, against Foundation's own formatter.
+@Suite struct RFC3339Tests {
+    @Test(arguments: [
+        "2026-11-29T10:00:00Z", "2026-11-29T10:00:00.129Z", "1970-01-01T00:00:00Z", "2000-02-29T23:59:59.999999999Z",
+        "2026-11-29T10:00:00+02:00", "2026-11-29T10:00:00-05:30", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z",
+        "1969-12-31T23:59:59.5Z", "2026-03-01t00:00:00z",
+    ])
+    func parsesWhatFoundationParses(text: String) throws {
+        let parsed = try #require(RFC3339.parse(text))
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        // Foundation keeps milliseconds, and counts days before 1583 by the Julian calendar;
+        // RFC 3339 (and gmtime) use the proleptic Gregorian one.
+        if !text.hasPrefix("0001"), let expected = formatter.date(from: text.uppercased()) {
+            #expect(abs(parsed.timeIntervalSince(expected)) < 0.002)
+        }
+        #expect(RFC3339.parse(RFC3339.format(parsed, milliseconds: true)).map { abs($0.timeIntervalSince(parsed)) < 0.001 } == true)
+    }
+
+    @Test(arguments: [
+        "", "2026-11-29", "2026-11-29T10:00:00", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-11-31T00:00:00Z",
+        "2026-11-29T24:00:00Z", "2026-11-29T10:60:00Z", "2026-11-29T10:00:60Z", "2026-11-29T10:00:00.Z", "2026-11-29T10:00:00Zx",
+        "2026-11-29 10:00:00Z", "+2026-11-29T10:00:00Z", "2026-11-29T10:00:00+2:00", "0000-01-01T00:00:00Z",
+    ])
+    func refusesEverythingElse(text: String) {
+        #expect(RFC3339.parse(text) == nil)
+    }
+}
