@@ -204,7 +204,6 @@ final class MappingReader {
 
     init(mapping: Node.Mapping, cursor: Cursor) {
         self.cursor = cursor
-        var seen: [String: Mark?] = [:]
         for (keyNode, valueNode) in mapping {
             let keyCursor = Cursor(node: keyNode, field: cursor.field, sink: cursor.sink)
             guard case .scalar(let scalar) = keyNode, Cursor.tagName(scalar) != .null else {
@@ -213,12 +212,11 @@ final class MappingReader {
             }
             let name = scalar.string
             let child = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
-            if let first = seen[name] {
-                let at = first.map { " (first at line \($0.line))" } ?? ""
+            if let first = positions[name] {
+                let at = entries[first].0.cursor.mark.map { " (first at line \($0.line))" } ?? ""
                 Cursor(node: keyNode, field: child, sink: cursor.sink).error("duplicate field\(at)")
                 continue
             }
-            seen[name] = keyNode.mark
             positions[name] = entries.count
             entries.append((Key(text: name, cursor: Cursor(node: keyNode, field: child, sink: cursor.sink)),
                             Cursor(node: valueNode, field: child, sink: cursor.sink)))
