@@ -219,6 +219,23 @@ import Testing
         #expect(twice.stderr.contains("appears twice"))
     }
 
+    /// `K.yaml` and `\u{212A}.yaml` (KELVIN SIGN) are two names to a reviewer's JSON tool and
+    /// one key to Swift, which compares strings by canonical equivalence: Stet's decoder kept
+    /// one of the two digests. Keys equal in Unicode normal form are duplicates.
+    @Test mutating func aFileListedTwiceUnderUnicodeEquivalentNamesIsRefused() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.root.write("manifests/K.yaml", Samples.notifier(name: "ops-log"))
+        let listed = try #require(repo.root.read("manifests/K.yaml")).sha256Reference
+        let other = Data(Samples.notifier(name: "other").utf8).sha256Reference
+        let now = Date()
+        try signIndex(
+            "{\"created\":\"\(RFC3339.format(now.addingTimeInterval(-60)))\",\"expires\":\"\(RFC3339.format(now.addingTimeInterval(86_400)))\","
+                + "\"files\":{\"K.yaml\":\"\(listed)\",\"\\u212A.yaml\":\"\(other)\"},\"type\":\"stet.release/v1\",\"version\":1}")
+        let verify = try stet("verify")
+        #expect(verify.status == 10, "\(verify.combined)")
+        #expect(verify.stderr.contains("appears twice"), "\(verify.stderr)")
+    }
+
     @Test(arguments: [
         ["run", "--interval", "0"], ["run", "--interval", "nan"], ["run", "--interval", "1e-300"], ["run", "--interval", "inf"],
         ["status", "--state-dir", ""], ["status", "--lock-timeout=-1"], ["run", "--poll", "0s", "--source", "git:/nowhere"],
