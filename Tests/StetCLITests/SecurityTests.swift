@@ -123,6 +123,44 @@ import Testing
         #expect(reasons.contains { $0.contains(fake) })
     }
 
+    /// JSON is written as its encoder made it: escaping text for a terminal inside it turned a
+    /// U+202E of a manifest into `\u{202e}`, which is not JSON, and `plan --json` and `audit list
+    /// --json` could not be read.
+    @Test mutating func jsonOutputKeepsOutsideTextExactly() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        let repository = "/nonexistent/b\u{202E}evil\n<details>"
+        let password = try repo.root.write("restic.password", "secret\n", mode: 0o600)
+        try repo.root.write("manifests/b.yaml", """
+            apiVersion: stet/v1
+            kind: BackupPolicy
+            metadata: {name: data}
+            spec:
+              paths: [/nonexistent/data]
+              repository:
+                restic: {repo: "/nonexistent/b\\u202Eevil\\n<details>", passwordFile: \(password)}
+              every: 1h
+              rpo: 2h
+              retention: {last: 5}
+              verify: {check: 1d, restoreTest: 7d}
+
+            """)
+        try repo.sign(["alice"])
+        let plan = try stet("plan", "--json")
+        #expect(plan.status == 0, "\(plan.combined)")
+        let json = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any]
+        let reasons = (json?["changes"] as? [[String: Any]] ?? []).compactMap { ($0["reason"] as? [String: Any])?["message"] as? String }
+        #expect(reasons.contains("the repository \(repository) does not exist yet"), "\(plan.stdout)")
+        let text = try stet("plan")
+        #expect(text.stdout.contains("/nonexistent/b\\u{202e}evil\\n<details> does not exist yet"), "\(text.stdout)")
+
+        #expect(try stet("trust", "pin", environment: ci).status == 0)
+        #expect(try stet("audit", "record", "--action", "note", "--reason", "right\u{202E}left", environment: ci).status == 0)
+        let list = try stet("audit", "list", "--json")
+        let entries = list.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(entries.count == 2 && entries.allSatisfy { $0 != nil }, "\(list.stdout)")
+        #expect(entries.last??["reason"] as? String == "right\u{202E}left")
+    }
+
     // MARK: - 10–12. Smaller ones
 
     @Test mutating func aLookAlikeNameBesideTheSignedOneIsRefused() throws {
