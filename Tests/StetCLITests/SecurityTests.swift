@@ -161,6 +161,27 @@ import Testing
         #expect(entries.last??["reason"] as? String == "right\u{202E}left")
     }
 
+    /// Whoever can write to the folder that holds the state directory can rename the state
+    /// directory away and put another in its place (an older copy: an older accepted release,
+    /// a shorter log), or swap in a link between Stet's checks and its opens. The folders above
+    /// the state directory must be as safe as the state directory itself (a sticky folder such
+    /// as /tmp, where nobody renames another's entries, is).
+    @Test mutating func aStateDirectoryInAFolderOthersCanWriteIsRefused() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try FileManager.default.createDirectory(atPath: repo.root.file("shared/deeper"), withIntermediateDirectories: true)
+        chmod(repo.root.file("shared"), 0o777)
+        for state in ["shared/.stet", "shared/deeper/.stet"] {
+            let pin = try stet("trust", "pin", "--state-dir", state, environment: ci)
+            #expect(pin.status == 1, "\(pin.combined)")
+            #expect(pin.stderr.contains("shared: group or others can write to it (mode 0777)"), "\(pin.stderr)")
+            #expect(pin.stderr.contains("chmod go-w"), "\(pin.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: repo.root.file(state)))
+        }
+        chmod(repo.root.file("shared"), 0o1777)
+        let sticky = try stet("trust", "pin", "--state-dir", "shared/deeper/.stet", environment: ci)
+        #expect(sticky.status == 0, "\(sticky.combined)")
+    }
+
     // MARK: - 10–12. Smaller ones
 
     @Test mutating func aLookAlikeNameBesideTheSignedOneIsRefused() throws {
