@@ -182,6 +182,27 @@ import Testing
         #expect(sticky.status == 0, "\(sticky.combined)")
     }
 
+    /// trust.yaml's key paths must stay inside its folder, and a link is no way out: a key
+    /// file that was a link to any file Stet's user can read (a key elsewhere, `/proc/kmsg`)
+    /// was read and parsed, and whether it parsed told the pusher what that file held.
+    @Test mutating func aKeyFileThatLeadsOutOfItsFolderIsRefused() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.writeManifests()
+        try repo.sign(["alice"])
+        #expect(try stet("verify").status == 0)
+        try FileManager.default.moveItem(atPath: repo.root.file("keys/alice.pub"), toPath: repo.root.file("elsewhere.pub"))
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("keys/alice.pub"), withDestinationPath: "../elsewhere.pub")
+        let verify = try stet("verify")
+        #expect(verify.status == 1, "\(verify.combined)")
+        #expect(verify.stderr.contains("keys/trust.yaml:"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("alice.pub leads outside"), "\(verify.stderr)")
+        // A link that stays inside the folder is a key file like any other.
+        try FileManager.default.removeItem(atPath: repo.root.file("keys/alice.pub"))
+        try FileManager.default.moveItem(atPath: repo.root.file("elsewhere.pub"), toPath: repo.root.file("keys/alice-2026.pub"))
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("keys/alice.pub"), withDestinationPath: "alice-2026.pub")
+        #expect(try stet("verify").status == 0)
+    }
+
     // MARK: - 10–12. Smaller ones
 
     @Test mutating func aLookAlikeNameBesideTheSignedOneIsRefused() throws {
