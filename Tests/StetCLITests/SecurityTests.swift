@@ -203,6 +203,23 @@ import Testing
         #expect(try stet("verify").status == 0)
     }
 
+    /// The repository's trust.yaml is parsed before anything is verified, and a parse error
+    /// quotes what it found: a trust.yaml that was a link to a file of the host (a restic
+    /// password file) printed the start of that file in the refusal, in CI logs.
+    @Test mutating func aTrustPolicyThatIsALinkIsRefusedWithoutReadingItsTarget() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.writeManifests()
+        try repo.sign(["alice"])
+        try repo.root.write("host-secret.password", "hunter2-the-password\n", mode: 0o600)
+        try FileManager.default.removeItem(atPath: repo.trustFile)
+        try FileManager.default.createSymbolicLink(atPath: repo.trustFile, withDestinationPath: "../host-secret.password")
+        let verify = try stet("verify")
+        #expect(verify.status == 1, "\(verify.combined)")
+        #expect(!verify.combined.contains("hunter2"), "\(verify.combined)")
+        #expect(verify.stderr.contains("keys/trust.yaml"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("symbolic link"), "\(verify.stderr)")
+    }
+
     // MARK: - 10–12. Smaller ones
 
     @Test mutating func aLookAlikeNameBesideTheSignedOneIsRefused() throws {

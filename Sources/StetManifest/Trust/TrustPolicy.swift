@@ -52,11 +52,13 @@ public struct TrustPolicy: Sendable {
 
     /// Reads `keys/trust.yaml` and the public key files it names (relative to its folder, and
     /// inside it even through symbolic links: a key file is never read from anywhere else).
-    /// Errors list every problem with `file:line:column`.
+    /// Errors list every problem with `file:line:column`. The policy file itself may not be a
+    /// symbolic link: it is parsed before anything is verified and its errors quote what they
+    /// found, so a link pushed in its place would print the start of any file Stet can read.
     public static func load(file: String) throws -> TrustPolicy {
         let bytes: Data
         do {
-            guard let read = try InputFile.read(file, limit: InputFile.Limit.trustPolicy) else {
+            guard let read = try InputFile.read(file, limit: InputFile.Limit.trustPolicy, followSymlinks: false) else {
                 throw ManifestError([Diagnostic(
                     location: SourceLocation(file: file, line: 1, column: 1), field: "",
                     message: "cannot read the trust policy (create it, or pass --trust FILE)")])
