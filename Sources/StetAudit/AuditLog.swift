@@ -67,12 +67,18 @@ public final class AuditLog: @unchecked Sendable {
         self.release = release
         self.lockTimeout = lockTimeout
         actor = AuditEntry.Actor(keyid: key.publicKey.keyID, name: trusted.name, host: host, via: via)
-        let promises = try AuditPromises.load(from: store, trust: trust)
+        var promises = try AuditPromises.load(from: store, trust: trust)
         let logPath = store.path(Self.logKey)
         var opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND)
         if opened == nil {
-            // A log that is gone while its head or checkpoint counts entries was removed.
+            // A log that is gone while its head or checkpoint counts entries, or while the state
+            // holds what only a log records, was removed.
             if let failure = promises.shortfall(size: nil) { throw AuditError.tampered(failure, path: logPath) }
+            // The head of the empty log comes first: no crash leaves a log without its head.
+            if promises.head == nil {
+                try AuditHead.store(.start, prefix: SHA256(), time: now, in: store, key: key)
+                promises = try AuditPromises.load(from: store, trust: trust)
+            }
             opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND, create: true)
         }
         guard let opened else { throw AuditError.io("open \(logPath)", ENOENT) }

@@ -8,14 +8,32 @@ import StetState
 /// a line past them but never leave the log shorter: a log that falls short, or is gone while
 /// either is there, was cut. Writers refuse to append to it and `stet audit verify` fails.
 ///
+/// A writer signs the head of an empty log before it creates the log file, so no crash leaves
+/// a log without its head: a log found without one had it removed, and with it the count it
+/// must keep. Nor is a state directory that has accepted a release or pinned a trust policy
+/// without a log: both are recorded in the log before they are written (`recorded`).
+///
 /// They are kept beside the log, so whoever can replace all three with older copies can still
 /// shorten the log unseen; checkpoints kept off the host (`audit verify --checkpoint`) catch
 /// that.
 struct AuditPromises {
     var head: AuditHead?
     var checkpoint: Checkpoint?
+    /// The path of a state file that Stet writes only after the log has recorded it (the
+    /// accepted release, the pinned trust policy), when one is there.
+    var recorded: String?
 
     static let checkpointKey = AuditLog.folder + "/" + AuditLog.checkpointName
+
+    /// State files written only after an entry that records them: while one is there, the log
+    /// has entries.
+    static let recordedFirst = [AcceptedRelease.key, StateKey.pinnedTrust]
+
+    /// The first of `recordedFirst` in `store`, as a path.
+    static func recordedState(in store: FileStateStore) throws -> String? {
+        for key in recordedFirst where try store.read(key) != nil { return store.path(key) }
+        return nil
+    }
 
     /// Reads both. A head or checkpoint that is there but not signed by a key of `trust` is
     /// damage (`tampered`): it is not set aside.
@@ -33,18 +51,39 @@ struct AuditPromises {
                         + "is investigated (`stet audit verify`)")
             }
         }
-        return AuditPromises(head: head, checkpoint: checkpoint)
+        return AuditPromises(head: head, checkpoint: checkpoint, recorded: try recordedState(in: store))
     }
 
     /// How the local checkpoint is named in messages.
     static let checkpointSource = "its local checkpoint"
 
-    /// Nil when a log of `size` entries (nil: there is no log file) keeps both promises;
-    /// otherwise the failure naming the larger promise and the entries missing.
+    /// Nil when a log of `size` entries (nil: there is no log file) keeps both promises and
+    /// has its head; otherwise the failure naming the larger promise and the entries missing,
+    /// or the head that is missing.
     func shortfall(size: Int?) -> AuditFailure? {
         let promises = [head.map { ($0.size, $0.source) }, checkpoint.map { ($0.size, Self.checkpointSource) }].compactMap { $0 }
-        guard let largest = promises.max(by: { $0.0 < $1.0 }) else { return nil }
-        return Self.shortfall(size: size, promised: largest.0, by: largest.1)
+        if let largest = promises.max(by: { $0.0 < $1.0 }), let failure = Self.shortfall(size: size, promised: largest.0, by: largest.1) {
+            return failure
+        }
+        return head == nil ? Self.headMissing(size: size, recorded: recorded) : nil
+    }
+
+    /// The failure when there is no head although a log (of `size` entries) or a state file
+    /// recorded in it (`recorded`) is there; nil when nothing was ever written.
+    static func headMissing(size: Int?, recorded: String?) -> AuditFailure? {
+        if let size {
+            return AuditFailure(
+                line: size + 1, check: .truncated,
+                message: "the log has \(size) \(size == 1 ? "entry" : "entries") but no signed head: Stet signs the head before "
+                    + "the log's first entry, so it was removed, and with it the count of entries the log must keep")
+        }
+        if let recorded {
+            return AuditFailure(
+                line: 1, check: .truncated,
+                message: "there is no log file and no signed head, but \(recorded) is there, which Stet writes only after "
+                    + "the log has recorded it: the log was removed")
+        }
+        return nil
     }
 
     /// The one way Stet says a log is shorter than something promised: "the log has 4 entries;

@@ -41,7 +41,8 @@ public struct AuditVerification: Sendable {
 
     /// Verifies `STATE/audit/log.jsonl` against its signed head, its local checkpoint and
     /// `checkpoints` (each a source name and its note text). An absent log is an empty one,
-    /// which fails only when a head or checkpoint counts entries.
+    /// which fails only when a head or checkpoint counts entries, or the state directory holds
+    /// what only a log records. A log without its head fails.
     public func verify(stateDirectory: String, checkpoints: [(source: String, note: String)]) throws -> Report {
         let store = FileStateStore(root: stateDirectory)
         let path = store.path(AuditLog.logKey)
@@ -110,7 +111,11 @@ public struct AuditVerification: Sendable {
                 source: headPath, origin: nil, size: loaded.size, signer: loaded.signer, consistent: consistent,
                 message: message + (consistent ? loaded.time.map { " (head written \($0))" } ?? "" : ""))
         case .success(nil):
-            break
+            // No crash leaves a log, or what only a log records, without its head.
+            if let missing = AuditPromises.headMissing(size: size, recorded: try AuditPromises.recordedState(in: store)) {
+                headResult = CheckpointResult(
+                    source: headPath, origin: nil, size: nil, signer: nil, consistent: false, message: missing.message)
+            }
         }
         var localResult: CheckpointResult?
         var results: [CheckpointResult] = []

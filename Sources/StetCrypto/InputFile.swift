@@ -53,7 +53,10 @@ public enum InputFile {
         while total < data.count {
             let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, $0.count - total) }
             if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
+                if errno == EINTR { continue }
+                // Only a special file that calls itself regular (/proc/kmsg, a tracing pipe) has
+                // nothing to read yet: asking again would spin for ever.
+                if errno == EAGAIN { throw Failure(path: path, message: "is not an ordinary file: it has nothing to read yet") }
                 throw Failure(path: path, message: "cannot read: \(String(cString: strerror(errno)))")
             }
             if n == 0 { break }

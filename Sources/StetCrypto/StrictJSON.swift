@@ -4,6 +4,11 @@ public import Foundation
 /// same key twice, nesting at most `maximumDepth`. Foundation's decoders keep one of two
 /// duplicated keys silently, so a payload `{"version": 1, "version": 9}` could mean one thing
 /// to Stet and another to a reviewer's tool; signed payloads are refused instead.
+///
+/// "The same key" is what Swift's `String` calls equal: keys are compared after escapes are
+/// decoded and in Unicode normal form C. Swift compares strings by canonical equivalence, so
+/// `"K.yaml"` and `"\u212A.yaml"` (KELVIN SIGN) are one key of a `[String: String]` to Stet's
+/// decoder, which keeps one of the two, and two keys to any other reader.
 public enum StrictJSON {
     public struct Failure: Error, CustomStringConvertible, Sendable, Equatable {
         /// Byte offset of the problem.
@@ -31,7 +36,8 @@ public enum StrictJSON {
         if let failure { throw failure }
     }
 
-    /// A string as found: its raw bytes `start..<end`, or `decoded` when it had escapes.
+    /// A string as found: its raw bytes `start..<end`, or `decoded` when it had escapes (or, for
+    /// a key that is not ASCII, its normal form C).
     private struct Key {
         let start: Int
         let end: Int
@@ -95,7 +101,7 @@ public enum StrictJSON {
                 skipSpace()
                 let start = position
                 guard current == UInt8(ascii: "\"") else { throw failure("expected a key in quotes") }
-                let key = try string()
+                let key = try string(isKey: true)
                 let duplicate: Bool
                 if large != nil {
                     duplicate = !large!.insert(key.bytes(in: bytes)).inserted
@@ -145,8 +151,9 @@ public enum StrictJSON {
         }
 
         /// A string: where its raw bytes are, and its decoded UTF-8 bytes when it has escapes,
-        /// so that `"a"` and `"\u0061"` are the same key.
-        mutating func string() throws(Failure) -> Key {
+        /// so that `"a"` and `"\u0061"` are the same key. A key that is not ASCII is compared in
+        /// normal form C, so that canonically equivalent spellings are the same key too.
+        mutating func string(isKey: Bool = false) throws(Failure) -> Key {
             position += 1
             let start = position
             var decoded: [UInt8]?
@@ -155,8 +162,10 @@ public enum StrictJSON {
                 switch byte {
                 case UInt8(ascii: "\""):
                     let key = Key(start: start, end: position - 1, decoded: decoded)
-                    guard String(validating: key.bytes(in: bytes), as: UTF8.self) != nil else {
-                        throw failure("a string that is not UTF-8")
+                    let raw = key.bytes(in: bytes)
+                    guard let text = String(validating: raw, as: UTF8.self) else { throw failure("a string that is not UTF-8") }
+                    if isKey, raw.contains(where: { $0 >= 0x80 }) {
+                        return Key(start: key.start, end: key.end, decoded: Array(text.precomposedStringWithCanonicalMapping.utf8))
                     }
                     return key
                 case UInt8(ascii: "\\"):

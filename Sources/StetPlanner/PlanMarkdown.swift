@@ -1,6 +1,11 @@
 public import StetCore
 
 /// A plan as a pull request comment: a summary table by cause, then the changes per resource.
+///
+/// Reasons quote text from outside (a repository string from a manifest, restic's errors, how a
+/// replica ended), and the comment is rendered as Markdown with HTML: such text could end its
+/// table row, add a heading, an image that calls out, a link with misleading words, or a
+/// `<details>` that folds away every change after it. Each cell is therefore text only (`cell`).
 public enum PlanMarkdown {
     public static func render(_ plan: Plan) -> String {
         var lines = ["### stet plan for release version \(plan.release.version)", ""]
@@ -14,7 +19,6 @@ public enum PlanMarkdown {
         }
         if !plan.notices.isEmpty { lines.append("| notices | \(plan.notices.count) |") }
         lines += ["", "| resource | action | cause | why |", "|---|---|---|---|"]
-        func cell(_ text: String) -> String { text.replacingOccurrences(of: "|", with: "\\|") }
         for change in plan.changes {
             let target = change.replica.map { "#\($0)" } ?? ""
             lines.append("| `\(change.resource)\(target)` | \(change.action) | \(change.cause.rawValue) | \(cell(change.reason.message)) |")
@@ -24,5 +28,21 @@ public enum PlanMarkdown {
         }
         lines += ["", "<sub>plan \(plan.id), release digest `\(plan.release.digest)`</sub>", ""]
         return lines.joined(separator: "\n")
+    }
+
+    /// Characters that Markdown (GitHub's, with tables and strikethrough) or HTML read as markup
+    /// inside a table cell.
+    static let markup: Set<Character> = ["\\", "`", "*", "_", "~", "[", "]", "<", ">", "&", "|"]
+
+    /// `text` as the text of one table cell, shown as written: control characters, newlines and
+    /// invisible formatting escaped as on a terminal (`TextEscaping`), then every character of
+    /// `markup` escaped with a backslash.
+    static func cell(_ text: String) -> String {
+        var out = ""
+        for character in TextEscaping.escape(text) {
+            if markup.contains(character) { out.append("\\") }
+            out.append(character)
+        }
+        return out
     }
 }

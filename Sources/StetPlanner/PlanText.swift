@@ -1,7 +1,9 @@
 public import StetCore
 
 /// A plan as people read it: like a careful diff, grouped by resource, one line per change
-/// with its cause and reason, and a summary of counts by cause.
+/// with its cause and reason, and a summary of counts by cause. Reasons quote text from outside
+/// (a manifest's repository string, restic's errors), which is escaped as on a terminal
+/// (`TextEscaping`): one change is one line, whatever its reason holds.
 public struct PlanText: Sendable {
     /// Colours a marker or a word; identity when not on a terminal.
     public var paint: @Sendable (_ text: String, _ colour: Colour) -> String = { text, _ in text }
@@ -28,7 +30,7 @@ public struct PlanText: Sendable {
                 let plain = "  \(marker) \(change.action) \(target)"
                 lines.append("  \(paint(marker, colour)) \(change.action) \(target)"
                     + String(repeating: " ", count: max(1, 36 - plain.count))
-                    + "(\(change.cause.rawValue): \(change.reason.message))")
+                    + "(\(change.cause.rawValue): \(TextEscaping.escape(change.reason.message)))")
                 if let before = change.before?["spec"], let after = change.after?["spec"], before != after {
                     lines.append(paint("      spec \(before.suffix(12)) → \(after.suffix(12))", .dim))
                 }
@@ -36,7 +38,7 @@ public struct PlanText: Sendable {
             for notice in plan.notices where notice.resource == resource {
                 let target = notice.replica.map { "\(name)#\($0)" } ?? name
                 let why = notice.mode.map { "drift, \($0.rawValue): not corrected" } ?? "left alone"
-                lines.append("  \(paint("!", .yellow)) \(target) \(why): \(notice.reason.message)")
+                lines.append("  \(paint("!", .yellow)) \(target) \(why): \(TextEscaping.escape(notice.reason.message))")
             }
         }
         lines.append(summary(plan))

@@ -1,7 +1,11 @@
 import Foundation
+import Synchronization
 
 /// The rules every path in the state directory keeps, checked before a state file is opened:
 ///
+/// - the folders that hold the state directory, from `/` down, are owned by the user Stet runs
+///   as (or root) and not writable by group or others unless sticky (as /tmp), since whoever can
+///   write to one could rename the state directory away and put another (or a link) in its place;
 /// - the state directory and every folder in it are real directories, not links, owned by the
 ///   user Stet runs as (or root) and not writable by group or others;
 /// - every state file is a regular file with the same owner and write rules, opened with
@@ -101,6 +105,7 @@ extension FileStateStore {
     func checkFolders(to folder: String, create: Bool) throws -> Bool {
         var path = root.isEmpty ? "." : root
         while path.count > 1, path.hasSuffix("/") { path.removeLast() }
+        try StateFileRules.checkHolders(of: path)
         guard try checkFolder(path, create: create) else { return false }
         for component in folder.split(separator: "/") where component != "." {
             path = (path as NSString).appendingPathComponent(String(component))
@@ -146,6 +151,62 @@ enum StateFileRules {
                     + (folder ? "replace what Stet trusts or cut its audit log" : "change it behind Stet's back"),
                 fix: "run `chmod go-w \(path)`")
         }
+    }
+
+    /// Parents of state directories whose folders passed `checkHolders` in this process. A folder
+    /// that only Stet's user or root can write stays so unless one of them changes it.
+    private static let checkedHolders = Mutex<Set<String>>([])
+
+    /// Checks the folders that hold `stateDirectory`: those on its path from `/` and those on
+    /// the real path of its parent (where links on the way lead). Each that exists must be owned
+    /// by Stet's user or root, and not writable by group or others unless it is sticky, where
+    /// nobody renames or removes another's entries. Links on the way are judged by the folder
+    /// that holds them. Folders Stet creates itself are 0700.
+    static func checkHolders(of stateDirectory: String) throws {
+        let absolute = stateDirectory.hasPrefix("/") ? stateDirectory : FileManager.default.currentDirectoryPath + "/" + stateDirectory
+        let parent = (absolute as NSString).deletingLastPathComponent
+        guard !checkedHolders.withLock({ $0.contains(parent) }) else { return }
+        var folders = prefixes(of: parent)
+        if let resolved = realpath(parent, nil) {
+            folders += prefixes(of: String(cString: resolved))
+            free(resolved)
+        }
+        let me = geteuid()
+        for folder in folders {
+            var info = stat()
+            guard lstat(folder, &info) == 0 else {
+                if errno == ENOENT { continue }
+                throw StateError.io("inspect \(folder)", errno)
+            }
+            guard info.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard info.st_uid == me || info.st_uid == 0 else {
+                throw StateError.unsafe(
+                    folder,
+                    "it holds the state directory \(stateDirectory) and belongs to uid \(info.st_uid), not to uid \(me) that "
+                        + "Stet runs as (nor to root), so that user could put another state directory in its place",
+                    fix: "use a state directory in a folder of Stet's own user")
+            }
+            guard info.st_mode & 0o022 == 0 || info.st_mode & S_ISVTX != 0 else {
+                let mode = String(info.st_mode & 0o7777, radix: 8)
+                throw StateError.unsafe(
+                    folder,
+                    "group or others can write to it (mode 0\(mode)) and it holds the state directory \(stateDirectory), so "
+                        + "they could rename the state directory away and put another (or a link) in its place",
+                    fix: "run `chmod go-w \(folder)`, or use a state directory in a folder of Stet's own user")
+            }
+        }
+        checkedHolders.withLock { _ = $0.insert(parent) }
+    }
+
+    /// `/`, `/a`, `/a/b` … `path` (absolute), without empty or `.` components.
+    private static func prefixes(of path: String) -> [String] {
+        var result = ["/"]
+        var current = ""
+        for component in path.split(separator: "/") where component != "." {
+            current += "/" + component
+            result.append(current)
+        }
+        return result
     }
 
     static func link(_ path: String, folder: Bool) -> StateError {

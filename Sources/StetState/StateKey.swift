@@ -5,6 +5,10 @@ import StetCore
 /// saved plans, state files and directory listings. Every key passes here before it touches
 /// the filesystem, so no name, however it was made, reaches outside the state directory.
 public enum StateKey {
+    /// The pinned trust policy. `PinnedTrust` (StetManifest) keeps it; the audit log looks for
+    /// it too, since a policy is pinned only after the log has recorded it.
+    public static let pinnedTrust = "trust/policy.json"
+
     /// The longest key, and the longest component (as NAME_MAX).
     static let maximumLength = 1024
     static let maximumComponent = 255

@@ -71,6 +71,10 @@ enum ReplicaBenchmark {
         let trust = AuditTrust([(name: "ops", publicKey: key.publicKey)])
         let store = FileStateStore(root: repo.stateDir)
         let policy = try TrustPolicy.load(file: repo.trustFile)
+        // As `stet trust pin` does: the log records the pin before the policy is pinned.
+        let log = try AuditLog(stateDirectory: store.root, trust: trust, key: key, host: "bench", via: "cli", release: .none)
+        try log.append(AuditRecord(kind: .result, release: .none, action: "pin-trust", reason: "pinned for the benchmark", outcome: .ok))
+        try log.close()
         try PinnedTrust.save(policy, to: store, now: Date())
 
         func release(replicas: Int, interval: String) throws {

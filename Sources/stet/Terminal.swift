@@ -65,7 +65,11 @@ struct Terminal: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        let data = (try? encoder.encode(value)) ?? Data("null".utf8)
-        writeRaw(String(decoding: data, as: UTF8.self) + "\n")
+        json(data: (try? encoder.encode(value)) ?? Data("null".utf8))
     }
+
+    /// JSON as an encoder made it, then a newline. The encoder escaped control characters
+    /// itself; escaping its text again for a terminal (`write`, `line`) would change the values
+    /// it holds and could make it invalid (a U+202E in a value would become `\u{202e}`).
+    func json(data: Data) { writeRaw(String(decoding: data, as: UTF8.self) + "\n") }
 }

@@ -284,6 +284,44 @@ import Testing
         #expect(report.head?.message.contains("there is no log file") == true)
     }
 
+    /// Without its head and checkpoint, a cut log passed as one that crashed before its first
+    /// head was written. The head is written before the first entry: a log without one was cut.
+    @Test func aLogWithoutItsHeadIsRefused() throws {
+        try writeLog(6)
+        for name in ["head.json", "checkpoint"] { try FileManager.default.removeItem(atPath: state.path + "/audit/" + name) }
+        try writeLines(Array(try lines().prefix(4)))
+        expectRefused(["the log has 4 entries but no signed head"])
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(report.failure == nil && report.size == 4)
+        #expect(!report.passed)
+        #expect(report.head?.consistent == false)
+        #expect(report.head?.message.contains("no signed head") == true, "\(String(describing: report.head))")
+    }
+
+    /// A new log has its head (of 0 entries) before its first entry; a crash between the two
+    /// leaves a head of 0 entries and no log, which starts a log as usual.
+    @Test func aNewLogIsHeadedBeforeItsFirstEntry() throws {
+        let log = try openLog()
+        #expect(FileManager.default.fileExists(atPath: state.path + "/audit/head.json"))
+        #expect(log.size == 0)
+        try FileManager.default.removeItem(atPath: logPath)
+        let reopened = try openLog()
+        try reopened.append(Self.record(0))
+        #expect(reopened.size == 1)
+    }
+
+    /// A state directory that holds an accepted release had a log: Stet records a release in
+    /// the log before it writes `release.json`.
+    @Test func aRemovedAuditFolderBesideAnAcceptedReleaseIsRefused() throws {
+        try writeLog(3)
+        try AcceptedRelease(version: 3, digest: "sha256:abc", acceptedAt: Date()).save(to: FileStateStore(root: state.path))
+        try FileManager.default.removeItem(atPath: state.path + "/audit")
+        expectRefused(["there is no log file and no signed head, but ", "release.json"])
+        #expect(!FileManager.default.fileExists(atPath: logPath))
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(!report.passed)
+    }
+
     /// A head that is not signed by an operator key is damage, not a reason to start over.
     @Test(arguments: ["stranger", "garbage"])
     func aHeadNotSignedByAnOperatorIsRefused(_ how: String) throws {

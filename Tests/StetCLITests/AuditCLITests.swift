@@ -173,6 +173,42 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: logPath))
     }
 
+    /// Removing the head and the local checkpoint took both length promises away, and a log
+    /// without them was taken as one that crashed before its first head: `head -n 3` of it then
+    /// verified, and the next writer wrote entry 3 over the gap. The head is written before the
+    /// log's first entry, so no crash leaves a log without one.
+    @Test func aLogCutAfterItsHeadAndCheckpointWereRemovedIsRefused() throws {
+        try record(5)
+        try FileManager.default.removeItem(atPath: auditPath("head.json"))
+        try FileManager.default.removeItem(atPath: auditPath("checkpoint"))
+        let lines = try Data(contentsOf: URL(fileURLWithPath: logPath)).split(separator: 0x0A)
+        try Data(lines.prefix(3).map { Data($0) + [0x0A] }.joined()).write(to: URL(fileURLWithPath: logPath))
+        let before = auditFiles()
+
+        let verify = try stet("audit", "verify")
+        #expect(verify.status == 10, "\(verify.combined)")
+        #expect(verify.stderr.contains("no signed head"), "\(verify.stderr)")
+        let append = try stet("audit", "record", "--action", "x", environment: ci)
+        #expect(append.status == 10, "\(append.combined)")
+        #expect(append.stderr.contains("no signed head"), "\(append.stderr)")
+        #expect(auditFiles() == before, "a refused writer changed the log")
+    }
+
+    /// Removing the whole audit folder: the accepted release and the pinned trust policy are
+    /// written only after the log records them, so a state directory holding either had a log.
+    @Test func aRemovedAuditFolderIsRefused() throws {
+        #expect(try stet("verify", "--accept", environment: ci).status == 0)
+        try record(2)
+        try FileManager.default.removeItem(atPath: repo.stateDir + "/audit")
+        let verify = try stet("audit", "verify")
+        #expect(verify.status == 10, "\(verify.combined)")
+        #expect(verify.stderr.contains("release.json"), "\(verify.stderr)")
+        let append = try stet("audit", "record", "--action", "x", environment: ci)
+        #expect(append.status == 10, "\(append.combined)")
+        #expect(append.stderr.contains("release.json"), "\(append.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: logPath))
+    }
+
     /// A state directory or audit file that others could change, or a link in place of one, is
     /// refused (exit 1) with the path and the fix, and nothing is written.
     @Test(arguments: ["state-0777", "log-0666", "log-link", "log-dangling-link"])
@@ -248,9 +284,16 @@ import Testing
         #expect(both.status == 0, "\(both.combined)")
         #expect(both.stdout.contains("cp1: consistent (size 3, signed by ci)"))
 
-        // Rewrite history with the same key: a valid log by itself, but not the one cp1 saw.
+        // Rewrite history with the same key: a valid log with its own head and checkpoint, made
+        // in another state directory and put in place of this one's, but not the log cp1 saw.
+        let other = repo.root.file("other-state")
+        #expect(try stet("trust", "pin", "--state-dir", other, environment: ci).status == 0)
+        for index in 0..<6 {
+            let run = try stet("audit", "record", "--state-dir", other, "--action", "restart-by-hand", "--reason", "other \(index)", environment: ci)
+            #expect(run.status == 0, "\(run.combined)")
+        }
         try FileManager.default.removeItem(atPath: repo.stateDir + "/audit")
-        try record(6)
+        try FileManager.default.copyItem(atPath: other + "/audit", toPath: repo.stateDir + "/audit")
         let rewritten = try stet("audit", "verify", "--checkpoint", "cp1")
         #expect(rewritten.status == 10)
         #expect(rewritten.stdout.contains("cp1: inconsistent"))

@@ -62,9 +62,15 @@ import Testing
         // Beside them, the log's own signed head and local checkpoint.
         #expect(rows.count == 5, "\(together.stdout)")
 
-        // History rewritten on the host (signed with the same key): the older checkpoints catch it.
+        // History rewritten on the host (signed with the same key, with its own head and local
+        // checkpoint, made in another state directory): the older checkpoints catch it.
+        let other = repo.root.file("other-state")
+        #expect(try stet("trust", "pin", "--state-dir", other, environment: ci).status == 0)
+        for action in ["x", "y", "z", "w"] {
+            #expect(try stet("audit", "record", "--state-dir", other, "--action", action, environment: ci).status == 0)
+        }
         try FileManager.default.removeItem(atPath: repo.stateDir + "/audit")
-        for action in ["x", "y", "z", "w"] { #expect(try stet("audit", "record", "--action", action, environment: ci).status == 0) }
+        try FileManager.default.copyItem(atPath: other + "/audit", toPath: repo.stateDir + "/audit")
         let rewritten = try stet("audit", "verify", "--checkpoints", "anchors")
         #expect(rewritten.status == 10)
         #expect(rewritten.stdout.contains("anchors/1-host-a: inconsistent"), "\(rewritten.stdout)")

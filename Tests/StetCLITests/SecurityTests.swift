@@ -123,6 +123,103 @@ import Testing
         #expect(reasons.contains { $0.contains(fake) })
     }
 
+    /// JSON is written as its encoder made it: escaping text for a terminal inside it turned a
+    /// U+202E of a manifest into `\u{202e}`, which is not JSON, and `plan --json` and `audit list
+    /// --json` could not be read.
+    @Test mutating func jsonOutputKeepsOutsideTextExactly() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        let repository = "/nonexistent/b\u{202E}evil\n<details>"
+        let password = try repo.root.write("restic.password", "secret\n", mode: 0o600)
+        try repo.root.write("manifests/b.yaml", """
+            apiVersion: stet/v1
+            kind: BackupPolicy
+            metadata: {name: data}
+            spec:
+              paths: [/nonexistent/data]
+              repository:
+                restic: {repo: "/nonexistent/b\\u202Eevil\\n<details>", passwordFile: \(password)}
+              every: 1h
+              rpo: 2h
+              retention: {last: 5}
+              verify: {check: 1d, restoreTest: 7d}
+
+            """)
+        try repo.sign(["alice"])
+        let plan = try stet("plan", "--json")
+        #expect(plan.status == 0, "\(plan.combined)")
+        let json = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any]
+        let reasons = (json?["changes"] as? [[String: Any]] ?? []).compactMap { ($0["reason"] as? [String: Any])?["message"] as? String }
+        #expect(reasons.contains("the repository \(repository) does not exist yet"), "\(plan.stdout)")
+        let text = try stet("plan")
+        #expect(text.stdout.contains("/nonexistent/b\\u{202e}evil\\n<details> does not exist yet"), "\(text.stdout)")
+
+        #expect(try stet("trust", "pin", environment: ci).status == 0)
+        #expect(try stet("audit", "record", "--action", "note", "--reason", "right\u{202E}left", environment: ci).status == 0)
+        let list = try stet("audit", "list", "--json")
+        let entries = list.stdout.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(entries.count == 2 && entries.allSatisfy { $0 != nil }, "\(list.stdout)")
+        #expect(entries.last??["reason"] as? String == "right\u{202E}left")
+    }
+
+    /// Whoever can write to the folder that holds the state directory can rename the state
+    /// directory away and put another in its place (an older copy: an older accepted release,
+    /// a shorter log), or swap in a link between Stet's checks and its opens. The folders above
+    /// the state directory must be as safe as the state directory itself (a sticky folder such
+    /// as /tmp, where nobody renames another's entries, is).
+    @Test mutating func aStateDirectoryInAFolderOthersCanWriteIsRefused() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try FileManager.default.createDirectory(atPath: repo.root.file("shared/deeper"), withIntermediateDirectories: true)
+        chmod(repo.root.file("shared"), 0o777)
+        for state in ["shared/.stet", "shared/deeper/.stet"] {
+            let pin = try stet("trust", "pin", "--state-dir", state, environment: ci)
+            #expect(pin.status == 1, "\(pin.combined)")
+            #expect(pin.stderr.contains("shared: group or others can write to it (mode 0777)"), "\(pin.stderr)")
+            #expect(pin.stderr.contains("chmod go-w"), "\(pin.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: repo.root.file(state)))
+        }
+        chmod(repo.root.file("shared"), 0o1777)
+        let sticky = try stet("trust", "pin", "--state-dir", "shared/deeper/.stet", environment: ci)
+        #expect(sticky.status == 0, "\(sticky.combined)")
+    }
+
+    /// trust.yaml's key paths must stay inside its folder, and a link is no way out: a key
+    /// file that was a link to any file Stet's user can read (a key elsewhere, `/proc/kmsg`)
+    /// was read and parsed, and whether it parsed told the pusher what that file held.
+    @Test mutating func aKeyFileThatLeadsOutOfItsFolderIsRefused() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.writeManifests()
+        try repo.sign(["alice"])
+        #expect(try stet("verify").status == 0)
+        try FileManager.default.moveItem(atPath: repo.root.file("keys/alice.pub"), toPath: repo.root.file("elsewhere.pub"))
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("keys/alice.pub"), withDestinationPath: "../elsewhere.pub")
+        let verify = try stet("verify")
+        #expect(verify.status == 1, "\(verify.combined)")
+        #expect(verify.stderr.contains("keys/trust.yaml:"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("alice.pub leads outside"), "\(verify.stderr)")
+        // A link that stays inside the folder is a key file like any other.
+        try FileManager.default.removeItem(atPath: repo.root.file("keys/alice.pub"))
+        try FileManager.default.moveItem(atPath: repo.root.file("elsewhere.pub"), toPath: repo.root.file("keys/alice-2026.pub"))
+        try FileManager.default.createSymbolicLink(atPath: repo.root.file("keys/alice.pub"), withDestinationPath: "alice-2026.pub")
+        #expect(try stet("verify").status == 0)
+    }
+
+    /// The repository's trust.yaml is parsed before anything is verified, and a parse error
+    /// quotes what it found: a trust.yaml that was a link to a file of the host (a restic
+    /// password file) printed the start of that file in the refusal, in CI logs.
+    @Test mutating func aTrustPolicyThatIsALinkIsRefusedWithoutReadingItsTarget() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.writeManifests()
+        try repo.sign(["alice"])
+        try repo.root.write("host-secret.password", "hunter2-the-password\n", mode: 0o600)
+        try FileManager.default.removeItem(atPath: repo.trustFile)
+        try FileManager.default.createSymbolicLink(atPath: repo.trustFile, withDestinationPath: "../host-secret.password")
+        let verify = try stet("verify")
+        #expect(verify.status == 1, "\(verify.combined)")
+        #expect(!verify.combined.contains("hunter2"), "\(verify.combined)")
+        #expect(verify.stderr.contains("keys/trust.yaml"), "\(verify.stderr)")
+        #expect(verify.stderr.contains("symbolic link"), "\(verify.stderr)")
+    }
+
     // MARK: - 10–12. Smaller ones
 
     @Test mutating func aLookAlikeNameBesideTheSignedOneIsRefused() throws {
@@ -217,6 +314,23 @@ import Testing
         let twice = try stet("verify")
         #expect(twice.status == 10)
         #expect(twice.stderr.contains("appears twice"))
+    }
+
+    /// `K.yaml` and `\u{212A}.yaml` (KELVIN SIGN) are two names to a reviewer's JSON tool and
+    /// one key to Swift, which compares strings by canonical equivalence: Stet's decoder kept
+    /// one of the two digests. Keys equal in Unicode normal form are duplicates.
+    @Test mutating func aFileListedTwiceUnderUnicodeEquivalentNamesIsRefused() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        try repo.root.write("manifests/K.yaml", Samples.notifier(name: "ops-log"))
+        let listed = try #require(repo.root.read("manifests/K.yaml")).sha256Reference
+        let other = Data(Samples.notifier(name: "other").utf8).sha256Reference
+        let now = Date()
+        try signIndex(
+            "{\"created\":\"\(RFC3339.format(now.addingTimeInterval(-60)))\",\"expires\":\"\(RFC3339.format(now.addingTimeInterval(86_400)))\","
+                + "\"files\":{\"K.yaml\":\"\(listed)\",\"\\u212A.yaml\":\"\(other)\"},\"type\":\"stet.release/v1\",\"version\":1}")
+        let verify = try stet("verify")
+        #expect(verify.status == 10, "\(verify.combined)")
+        #expect(verify.stderr.contains("appears twice"), "\(verify.stderr)")
     }
 
     @Test(arguments: [

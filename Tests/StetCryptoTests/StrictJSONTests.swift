@@ -17,6 +17,10 @@ import Testing
         (#"{"a":{"x":1,"x":2}}"#, "appears twice"),
         (#"{"a":1,"\u0061":2}"#, "appears twice"),
         (#"{"a\/b":1,"a/b":2}"#, "appears twice"),
+        // One key to Swift (canonical equivalence), two to other readers.
+        (#"{"K.yaml":1,"\u212A.yaml":2}"#, "appears twice"),
+        ("{\"caf\u{E9}\":1,\"cafe\u{301}\":2}", "appears twice"),
+        ("{" + (0..<20).map { "\"k\($0)\":0," }.joined() + "\"\u{212B}\":1,\"A\u{30A}\":2}", "appears twice"),
         (#"{"a":1,}"#, "expected a key"),
         (#"{"a":01}"#, "expected ',' or '}'"),
         (#"{"a":"\ud800"}"#, "lone surrogate"),

@@ -85,6 +85,56 @@ import Testing
         try Self.compare(PlanText().render(plan), file: "plan.txt")
     }
 
+    /// A plan whose reasons quote hostile text from outside (a repository string in a manifest,
+    /// restic's or a replica's error): newlines, a heading, HTML that hides what follows or
+    /// loads an image, a link with misleading text, a table cell cut by `|`.
+    static func hostilePlan() -> Plan {
+        let hostile = "/srv/b\n\n## Approved by security\n<img src=https://evil.example/x.png> [all good](https://evil.example) "
+            + "<details><summary>x | `y` *z* &lt;\u{202E}"
+        let change = Change(
+            resource: "BackupPolicy/data", action: "init-repository", replica: nil, cause: .config,
+            reason: Reason("new-policy", "the repository \(hostile) does not exist yet"), before: nil, after: nil,
+            disruption: .none, precondition: "sha256:00")
+        let notice = Notice(resource: "Service/web", replica: 0, mode: .warn, reason: Reason("replica-exited", "exited\n  + start-replica fake"))
+        return Plan(id: "plan-0123456789abcdef", createdAt: "2026-01-01T00:00:00Z", release: release, changes: [change], notices: [notice])
+    }
+
+    /// The text plan stays one line per change and notice: text from outside cannot add lines.
+    @Test func reasonsCannotAddLinesToTheTextPlan() {
+        let text = PlanText().render(Self.hostilePlan())
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        #expect(lines.count == 5, "\(text)")
+        #expect(!lines.contains { $0.hasPrefix("##") || $0.hasPrefix("<") || $0.hasPrefix("  + start-replica fake") })
+        #expect(text.contains(#"\n\n## Approved by security\n<img"#))
+        #expect(!text.unicodeScalars.contains("\u{202E}"))
+    }
+
+    /// The markdown plan is posted to pull requests: text from outside stays inside its table
+    /// cell, as text (no heading, HTML, image, link, emphasis or code that it did not have).
+    @Test func reasonsCannotAddMarkupToTheMarkdownPlan() {
+        let markdown = PlanMarkdown.render(Self.hostilePlan())
+        let lines = markdown.split(separator: "\n", omittingEmptySubsequences: false)
+        let table = lines.drop { !$0.hasPrefix("| resource |") }.prefix { !$0.isEmpty }
+        #expect(table.count == 4, "\(markdown)")
+        for row in table.dropFirst(2) {
+            #expect(row.hasPrefix("| `") && row.hasSuffix(" |"), "\(row)")
+            // Four cells: every other pipe is escaped.
+            #expect(row.replacingOccurrences(of: "\\|", with: "").filter { $0 == "|" }.count == 5, "\(row)")
+        }
+        /// True when `markup` occurs without a backslash before it.
+        func unescaped(_ markup: String) -> Bool {
+            var rest = markdown[...]
+            while let range = rest.range(of: markup) {
+                if range.lowerBound == markdown.startIndex || markdown[markdown.index(before: range.lowerBound)] != "\\" { return true }
+                rest = markdown[range.upperBound...]
+            }
+            return false
+        }
+        for markup in ["<img", "<details", "[all", "](", "*z", "`y", "&lt;"] { #expect(!unescaped(markup), "\(markup) in \(markdown)") }
+        #expect(!markdown.unicodeScalars.contains("\u{202E}"))
+        #expect(markdown.contains(#"\<img src=https://evil.example/x.png\> \[all good\](https://evil.example)"#), "\(markdown)")
+    }
+
     @Test func theSameInputGivesTheSameBytes() throws {
         let (desired, observed) = Self.fixture()
         let first = try Self.json(Planner().plan(desired: desired, observed: observed, release: Self.release, now: Self.now))

@@ -58,7 +58,8 @@ public struct ReleaseGate: Sendable {
         let pinned = try PinnedTrust.load(from: store)
         let rotation: Data?
         do {
-            rotation = try InputFile.read(rotationPath, limit: InputFile.Limit.trustPolicy)
+            // Not through a link, as trust.yaml (`TrustPolicy.load`).
+            rotation = try InputFile.read(rotationPath, limit: InputFile.Limit.trustPolicy, followSymlinks: false)
         } catch {
             throw Refused(error: VerificationError(.rotationMalformed, error.description), report: nil, trust: nil)
         }

@@ -6,7 +6,7 @@ public import StetState
 /// with the key material itself, so that editing `keys/` in a repository changes nothing until
 /// a rotation signed by the pinned root keys says so.
 public enum PinnedTrust {
-    public static let key = "trust/policy.json"
+    public static let key = StateKey.pinnedTrust
 
     private struct Stored: Codable {
         struct StoredKey: Codable {

@@ -50,12 +50,15 @@ public struct TrustPolicy: Sendable {
             }
     }
 
-    /// Reads `keys/trust.yaml` and the public key files it names (relative to its folder).
-    /// Errors list every problem with `file:line:column`.
+    /// Reads `keys/trust.yaml` and the public key files it names (relative to its folder, and
+    /// inside it even through symbolic links: a key file is never read from anywhere else).
+    /// Errors list every problem with `file:line:column`. The policy file itself may not be a
+    /// symbolic link: it is parsed before anything is verified and its errors quote what they
+    /// found, so a link pushed in its place would print the start of any file Stet can read.
     public static func load(file: String) throws -> TrustPolicy {
         let bytes: Data
         do {
-            guard let read = try InputFile.read(file, limit: InputFile.Limit.trustPolicy) else {
+            guard let read = try InputFile.read(file, limit: InputFile.Limit.trustPolicy, followSymlinks: false) else {
                 throw ManifestError([Diagnostic(
                     location: SourceLocation(file: file, line: 1, column: 1), field: "",
                     message: "cannot read the trust policy (create it, or pass --trust FILE)")])
@@ -65,13 +68,31 @@ public struct TrustPolicy: Sendable {
             throw ManifestError([Diagnostic(location: SourceLocation(file: file, line: 1, column: 1), field: "", message: error.message)])
         }
         let folder = (file as NSString).deletingLastPathComponent
+        let directory = ManifestDirectory(path: folder.isEmpty ? "." : folder)
         return try parse(bytes, file: file) { relative in
-            try? InputFile.read(folder.isEmpty ? relative : folder + "/" + relative, limit: InputFile.Limit.key)
+            let path = directory.path + "/" + relative
+            var info = stat()
+            guard lstat(path, &info) == 0 else { return nil }
+            guard directory.staysInside(relative) else {
+                throw KeyFileProblem(message: "public key file \(relative) leads outside \(directory.path) through a symbolic link")
+            }
+            do throws(InputFile.Failure) {
+                return try InputFile.read(path, limit: InputFile.Limit.key)
+            } catch {
+                throw KeyFileProblem(message: error.description)
+            }
         }
     }
 
-    /// Parses policy bytes; `loadKey` returns the PEM of a `publicKey` path, nil if unreadable.
-    public static func parse(_ bytes: Data, file: String, loadKey: (String) -> Data?) throws -> TrustPolicy {
+    /// Why a key file named by the policy cannot be used, besides not being there.
+    public struct KeyFileProblem: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Parses policy bytes; `loadKey` returns the PEM of a `publicKey` path, nil when there is no
+    /// such file, or throws why it cannot be used.
+    public static func parse(_ bytes: Data, file: String, loadKey: (String) throws -> Data?) throws -> TrustPolicy {
         let sink = DiagnosticSink(file: file)
         var policy: TrustPolicy?
         if bytes.count > InputFile.Limit.trustPolicy {
@@ -92,7 +113,7 @@ public struct TrustPolicy: Sendable {
         return policy
     }
 
-    static func decode(_ root: Cursor, digest: String, loadKey: (String) -> Data?) -> TrustPolicy? {
+    static func decode(_ root: Cursor, digest: String, loadKey: (String) throws -> Data?) -> TrustPolicy? {
         guard let document = root.mapping() else { return nil }
         defer { document.finish() }
         if let api = document.required("apiVersion", "stet/v1")?.string(), api != "stet/v1" {
@@ -138,7 +159,7 @@ public struct TrustPolicy: Sendable {
         return TrustPolicy(version: version, keys: keys, roles: roles, digest: digest)
     }
 
-    static func decodeKey(_ name: String, _ cursor: Cursor, loadKey: (String) -> Data?) -> Key? {
+    static func decodeKey(_ name: String, _ cursor: Cursor, loadKey: (String) throws -> Data?) -> Key? {
         guard let entry = cursor.mapping() else { return nil }
         defer { entry.finish() }
         let file = entry.required("publicKey", "a PEM public key file, relative to the policy's folder")?.string()
@@ -149,7 +170,14 @@ public struct TrustPolicy: Sendable {
                 "expected a path relative to the policy's folder, without '..', found \"\(TextEscaping.excerpt(file, limit: 80))\"")
             return nil
         }
-        guard let pem = loadKey(file) else {
+        let loaded: Data?
+        do {
+            loaded = try loadKey(file)
+        } catch {
+            entry.optional("publicKey")?.error("\(error)")
+            return nil
+        }
+        guard let pem = loaded else {
             entry.optional("publicKey")?.error("cannot read public key file \(file)")
             return nil
         }

@@ -121,7 +121,7 @@ struct AuditListCommand: ParsableCommand {
             if let resource, entry.resource != resource { return true }
             if let cutoff, let time = RFC3339.parse(entry.time), time < cutoff { return true }
             if global.json {
-                out.line(String(decoding: try encoder.encode(entry), as: UTF8.self))
+                out.json(data: try encoder.encode(entry))
             } else {
                 out.line(AuditCommand.row(entry, out))
             }
@@ -408,11 +408,11 @@ struct AuditProveCommand: ParsableCommand {
         let proof = try AuditProof.make(stateDirectory: global.store.root, seq: seq, trust: try AuditCommand.trust(global))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(proof) + Data("\n".utf8)
+        let data = try encoder.encode(proof)
         if let out {
-            try AtomicFile.write(data, to: out, mode: 0o644)
+            try AtomicFile.write(data + Data("\n".utf8), to: out, mode: 0o644)
         } else {
-            Terminal.standardOutput.write(String(decoding: data, as: UTF8.self))
+            Terminal.standardOutput.json(data: data)
         }
     }
 }

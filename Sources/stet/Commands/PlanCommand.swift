@@ -157,7 +157,7 @@ struct PlanCommand: AsyncParsableCommand {
             try session.close()
         }
         if global.json || format == .json {
-            Terminal.standardOutput.write(String(decoding: try PlanFile.json(plan, pretty: true), as: UTF8.self) + "\n")
+            Terminal.standardOutput.json(data: try PlanFile.json(plan, pretty: true))
         } else if format == .markdown {
             Terminal.standardOutput.write(PlanMarkdown.render(plan))
         } else {
