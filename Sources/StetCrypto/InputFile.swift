@@ -8,8 +8,8 @@ public enum InputFile {
     public enum Limit {
         /// `release.dsse.json`: an index of 100,000 files is about 12 MB of base64.
         public static let releaseEnvelope = 16 << 20
-        /// One manifest file.
-        public static let manifest = 4 << 20
+        /// One manifest file (10,000 services fit in one).
+        public static let manifest = 1 << 20
         /// `trust.yaml` and `trust.dsse.json`.
         public static let trustPolicy = 1 << 20
         /// A PEM key file.
