@@ -157,11 +157,14 @@ public enum StrictJSON {
             position += 1
             let start = position
             var decoded: [UInt8]?
+            // ASCII without escapes, by far the most common string, needs no copy to check.
+            var plainASCII = true
             while let byte = current {
                 position += 1
                 switch byte {
                 case UInt8(ascii: "\""):
                     let key = Key(start: start, end: position - 1, decoded: decoded)
+                    if plainASCII { return key }
                     let raw = key.bytes(in: bytes)
                     guard let text = String(validating: raw, as: UTF8.self) else { throw failure("a string that is not UTF-8") }
                     if isKey, raw.contains(where: { $0 >= 0x80 }) {
@@ -169,6 +172,7 @@ public enum StrictJSON {
                     }
                     return key
                 case UInt8(ascii: "\\"):
+                    plainASCII = false
                     if decoded == nil { decoded = Array(bytes[start..<(position - 1)]) }
                     guard let escape = current else { break }
                     position += 1
@@ -198,6 +202,7 @@ public enum StrictJSON {
                 case 0x00...0x1F:
                     throw failure("a control character in a string")
                 default:
+                    if byte >= 0x80 { plainASCII = false }
                     decoded?.append(byte)
                 }
             }
