@@ -84,12 +84,9 @@ public final class AuditLog: @unchecked Sendable {
         guard let opened else { throw AuditError.io("open \(logPath)", ENOENT) }
         fd = opened
         position = .start
-        do {
-            try withFileLock { try resume(promises: promises, now: now) }
-        } catch {
-            Glibc.close(fd)
-            throw error
-        }
+        // A throwing init still runs deinit, which closes `fd`: closing it here too would close
+        // whatever file another thread opened under the same number meanwhile.
+        try withFileLock { try resume(promises: promises, now: now) }
     }
 
     deinit {
