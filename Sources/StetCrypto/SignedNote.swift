@@ -20,6 +20,11 @@ public struct SignedNote: Equatable, Sendable {
         self.signatures = signatures
     }
 
+    /// True when `text` has the shape of a signed note (a blank line followed by a line that
+    /// starts with `— `): worth checking, and an error when it does not verify. Anything else
+    /// (a README beside the notes) is not a note at all.
+    public static func looksSigned(_ text: String) -> Bool { text.contains("\n\n\u{2014} ") }
+
     /// The note as it is written: text, blank line, signature lines.
     public var rendered: String {
         text + "\n" + signatures.map { "— \($0.name) \(($0.keyID + $0.signature).base64EncodedString())\n" }.joined()

@@ -55,12 +55,23 @@ import Testing
         #expect(try stet("audit", "checkpoint", "--out", "anchors/2-host-a", environment: ci).status == 0)
         #expect(try stet("audit", "record", "--action", "two", environment: ci).status == 0)
         #expect(try stet("audit", "checkpoint", "--out", "anchors/3-ci", environment: ci).status == 0)
+        // Files that are not signed notes (kept beside the checkpoints in git) are passed over.
+        try repo.root.write("anchors/README.md", "# Checkpoints\n\nOne file per host and per CI run.\n")
+        try repo.root.write("anchors/.gitkeep", "")
         let together = try stet("audit", "verify", "--checkpoints", "anchors")
         #expect(together.status == 0, "\(together.combined)")
+        #expect(together.stdout.contains("skipped      anchors/README.md: not a signed note"), "\(together.stdout)")
         let rows = together.stdout.split(separator: "\n").filter { $0.contains(": consistent") }
         #expect(rows.filter { $0.contains("anchors/") }.count == 3, "\(together.stdout)")
         // Beside them, the log's own signed head and local checkpoint.
         #expect(rows.count == 5, "\(together.stdout)")
+
+        // A signed note that does not verify is still refused, not skipped.
+        let third = try #require(repo.root.read("anchors/3-ci"))
+        try repo.root.write("anchors/3-ci", Data(String(decoding: third, as: UTF8.self).replacingOccurrences(of: "\n3\n", with: "\n2\n").utf8))
+        let damaged = try stet("audit", "verify", "--checkpoints", "anchors")
+        #expect(damaged.status == 10, "\(damaged.combined)")
+        try repo.root.write("anchors/3-ci", third)
 
         // History rewritten on the host (signed with the same key, with its own head and local
         // checkpoint, made in another state directory): the older checkpoints catch it.

@@ -203,8 +203,9 @@ struct AuditVerifyCommand: ParsableCommand {
             Checks every line: Stet's envelope form, the signature by an operator key of the trust \
             policy (the pinned one and those pinned before it), seq, the chain of prev hashes; then \
             computes the Merkle root, and checks that the log still holds each --checkpoint's tree. \
-            --checkpoints DIR checks every file of a directory, oldest (smallest) to newest: checkpoints \
-            that all hold for this log hold for each other too. With --proof, checks only that proof, \
+            --checkpoints DIR checks every signed note of a directory, oldest (smallest) to newest: \
+            checkpoints that all hold for this log hold for each other too. Other files there (a \
+            README) are passed over and listed as skipped. With --proof, checks only that proof, \
             offline: no log is needed.
 
             The log's signed head (audit/head.json) and its local checkpoint are promises: a log with \
@@ -223,7 +224,7 @@ struct AuditVerifyCommand: ParsableCommand {
     @Option(name: .customLong("checkpoint"), help: ArgumentHelp("A checkpoint taken earlier (repeatable).", valueName: "file"))
     var checkpoints: [String] = []
 
-    @Option(name: .customLong("checkpoints"), help: ArgumentHelp("A directory of checkpoints (e.g. one kept in git by CI, one per host); every file is checked.", valueName: "dir"))
+    @Option(name: .customLong("checkpoints"), help: ArgumentHelp("A directory of checkpoints (e.g. one kept in git by CI, one per host); every signed note in it is checked.", valueName: "dir"))
     var checkpointsDir: String?
 
     @Option(help: ArgumentHelp("An inclusion proof from `stet audit prove`.", valueName: "file"))
@@ -237,16 +238,31 @@ struct AuditVerifyCommand: ParsableCommand {
             return
         }
         var notes: [(source: String, note: String)] = []
-        var files = checkpoints
+        for file in checkpoints {
+            let data = try readInput(file, limit: InputFile.Limit.note, what: "checkpoint")
+            notes.append((file, String(decoding: data, as: UTF8.self)))
+        }
+        // A directory kept in git holds other files too (a README, .gitkeep): only signed notes
+        // are checkpoints to check; every other file is passed over and said so.
+        var skipped: [(file: String, why: String)] = []
         if let checkpointsDir {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: checkpointsDir) else {
                 throw CommandFailure(status: ExitStatus.error, message: "cannot read the checkpoint directory \(checkpointsDir)")
             }
-            files += names.filter { !$0.hasPrefix(".") }.sorted().map { (checkpointsDir as NSString).appendingPathComponent($0) }
-        }
-        for file in files {
-            let data = try readInput(file, limit: InputFile.Limit.note, what: "checkpoint")
-            notes.append((file, String(decoding: data, as: UTF8.self)))
+            for name in names.filter({ !$0.hasPrefix(".") }).sorted() {
+                let file = (checkpointsDir as NSString).appendingPathComponent(name)
+                do {
+                    guard let data = try InputFile.read(file, limit: InputFile.Limit.note) else { continue }
+                    let text = String(decoding: data, as: UTF8.self)
+                    guard SignedNote.looksSigned(text) else {
+                        skipped.append((file, "not a signed note"))
+                        continue
+                    }
+                    notes.append((file, text))
+                } catch {
+                    skipped.append((file, error.message))
+                }
+            }
         }
         let report = try AuditVerification(trust: trust).verify(stateDirectory: global.store.root, checkpoints: notes)
         if global.json {
@@ -259,6 +275,11 @@ struct AuditVerifyCommand: ParsableCommand {
                 var head: AuditVerification.CheckpointResult?
                 var localCheckpoint: AuditVerification.CheckpointResult?
                 var checkpoints: [AuditVerification.CheckpointResult]
+                var skipped: [Skipped]
+                struct Skipped: Encodable {
+                    var file: String
+                    var reason: String
+                }
                 struct Failure: Encodable {
                     var line: Int
                     var check: String
@@ -270,7 +291,8 @@ struct AuditVerifyCommand: ParsableCommand {
                     ? JSONReport.Failure(line: report.size + 1, check: AuditFailure.Check.torn.rawValue, message: tornMessage(report)) : nil)
             out.json(JSONReport(
                 log: report.path, entries: report.size, root: report.root.base64EncodedString(), passed: report.passed,
-                failure: failure, head: report.head, localCheckpoint: report.localCheckpoint, checkpoints: report.checkpoints))
+                failure: failure, head: report.head, localCheckpoint: report.localCheckpoint, checkpoints: report.checkpoints,
+                skipped: skipped.map { JSONReport.Skipped(file: $0.file, reason: $0.why) }))
         } else {
             out.line("log          \(report.path)")
             out.line("entries      \(report.size) " + (report.failure == nil ? "checked: signatures, seq, chain" : "checked before the failure"))
@@ -289,6 +311,7 @@ struct AuditVerifyCommand: ParsableCommand {
             if let head = report.head { row("head", head) }
             if let local = report.localCheckpoint { row("checkpoint", local) }
             for checkpoint in report.checkpoints.sorted(by: { ($0.size ?? -1) < ($1.size ?? -1) }) { row("checkpoint", checkpoint) }
+            for (file, why) in skipped { out.line("skipped      \(file): \(why)") }
             if report.passed {
                 out.line("result       " + out.green("verified"))
             } else if report.failure == nil, let broken = report.promises.first(where: { !$0.consistent }) {
