@@ -26,6 +26,29 @@ import Testing
         #expect(again.stderr.contains("never overwrites"))
     }
 
+    /// A failure part-way leaves nothing behind, so the retry works once the cause is gone.
+    @Test func initIsAllOrNothing() throws {
+        // .gitignore as a folder: the last step fails, after the key and the files were made.
+        try FileManager.default.createDirectory(atPath: repo.root.file(".gitignore"), withIntermediateDirectories: true)
+        let failed = try stet("init", "--name", "dana", "--private-dir", "private")
+        #expect(failed.status == 1, "\(failed.combined)")
+        for leftover in ["keys", "manifests", "private"] {
+            #expect(!FileManager.default.fileExists(atPath: repo.root.file(leftover)), "\(leftover) was left behind")
+        }
+        try FileManager.default.removeItem(atPath: repo.root.file(".gitignore"))
+        let retried = try stet("init", "--name", "dana", "--private-dir", "private")
+        #expect(retried.status == 0, "\(retried.combined)")
+        #expect(try stet("validate").status == 0)
+        // A dangling link where a file would go counts as a file that exists: refused up front.
+        let other = TemporaryDirectory()
+        try FileManager.default.createDirectory(atPath: other.file("keys"), withIntermediateDirectories: true)
+        #expect(symlink("/nonexistent/trust.yaml", other.file("keys/trust.yaml")) == 0)
+        let linked = try Binary.run(["init", "--name", "dana", "--private-dir", "private"], in: other.path)
+        #expect(linked.status == 1)
+        #expect(linked.stderr.contains("exists already"))
+        #expect(!FileManager.default.fileExists(atPath: other.file("keys/dana.pub")))
+    }
+
     @Test mutating func verifySaysWhoMustStillSign() throws {
         try repo.writeTrust(root: (1, ["alice"]), release: (2, ["alice", "bob", "carol"]), operator: (1, ["ci"]))
         try repo.writeManifests()

@@ -40,32 +40,47 @@ struct InitCommand: ParsableCommand {
         ]
         for relative in files.keys.sorted() + ["keys/\(user).pub"] {
             let path = (root as NSString).appendingPathComponent(relative)
-            if FileManager.default.fileExists(atPath: path) {
+            // lstat: a dangling link counts as a file that exists.
+            var info = stat()
+            if lstat(path, &info) == 0 {
                 throw CommandFailure(status: ExitStatus.error, message: "\(path) exists already; stet init never overwrites a file")
             }
         }
         let privateFolder = privateDir ?? KeysGenerateCommand.defaultPrivateDir()
         let privatePath = (privateFolder as NSString).appendingPathComponent("\(user).key")
-        let key: PrivateKey
-        if FileManager.default.fileExists(atPath: privatePath) {
-            key = try PrivateKey(contentsOfFile: privatePath)
-        } else {
-            key = try PrivateKey.generate()
-            try AtomicFile.makeDirectory(privateFolder, mode: 0o700)
-            try NewFile.create(privatePath, contents: try key.pem(), mode: 0o600)
-        }
-        for folder in ["manifests", "keys"] { try AtomicFile.makeDirectory((root as NSString).appendingPathComponent(folder), mode: 0o755) }
-        try NewFile.create((root as NSString).appendingPathComponent("keys/\(user).pub"), contents: try key.publicKey.pem(), mode: 0o644)
-        for (relative, text) in files.sorted(by: { $0.key < $1.key }) {
-            try NewFile.create((root as NSString).appendingPathComponent(relative), contents: Data(text.utf8), mode: 0o644)
-        }
-        let ignore = (root as NSString).appendingPathComponent(".gitignore")
-        var existing = (try? String(contentsOfFile: ignore, encoding: .utf8)) ?? ""
-        let wanted = ["/.stet/", "*.key"].filter { entry in !existing.split(separator: "\n").contains { $0 == entry } }
-        if !wanted.isEmpty {
-            if !existing.isEmpty && !existing.hasSuffix("\n") { existing += "\n" }
-            existing += "# Stet: the state directory and private keys stay out of git\n" + wanted.joined(separator: "\n") + "\n"
-            try AtomicFile.write(Data(existing.utf8), to: ignore, mode: 0o644)
+        // All or nothing: what this run made is removed again if a later step fails, so a retry
+        // does not stop at a half-made repository.
+        var made = Undo()
+        do {
+            let key: PrivateKey
+            if FileManager.default.fileExists(atPath: privatePath) {
+                key = try PrivateKey(contentsOfFile: privatePath)
+            } else {
+                key = try PrivateKey.generate()
+                try made.folder(privateFolder, mode: 0o700)
+                try NewFile.create(privatePath, contents: try key.pem(), mode: 0o600)
+                made.files.append(privatePath)
+            }
+            for folder in ["manifests", "keys"] { try made.folder((root as NSString).appendingPathComponent(folder), mode: 0o755) }
+            let publicPath = (root as NSString).appendingPathComponent("keys/\(user).pub")
+            try NewFile.create(publicPath, contents: try key.publicKey.pem(), mode: 0o644)
+            made.files.append(publicPath)
+            for (relative, text) in files.sorted(by: { $0.key < $1.key }) {
+                let path = (root as NSString).appendingPathComponent(relative)
+                try NewFile.create(path, contents: Data(text.utf8), mode: 0o644)
+                made.files.append(path)
+            }
+            let ignore = (root as NSString).appendingPathComponent(".gitignore")
+            var existing = (try? String(contentsOfFile: ignore, encoding: .utf8)) ?? ""
+            let wanted = ["/.stet/", "*.key"].filter { entry in !existing.split(separator: "\n").contains { $0 == entry } }
+            if !wanted.isEmpty {
+                if !existing.isEmpty && !existing.hasSuffix("\n") { existing += "\n" }
+                existing += "# Stet: the state directory and private keys stay out of git\n" + wanted.joined(separator: "\n") + "\n"
+                try AtomicFile.write(Data(existing.utf8), to: ignore, mode: 0o644)
+            }
+        } catch {
+            made.undo()
+            throw error
         }
         let out = Terminal.standardOutput
         out.line(out.green("initialised") + " \(root)")
@@ -112,4 +127,28 @@ struct InitCommand: ParsableCommand {
             startPeriod: 5s
 
         """
+}
+
+/// What `stet init` made so far, to remove again when a later step fails: files, then the
+/// folders it created (only while they are empty), newest first.
+private struct Undo {
+    var files: [String] = []
+    var folders: [String] = []
+
+    /// Makes `path` (and missing parents), remembering each folder this call created.
+    mutating func folder(_ path: String, mode: mode_t) throws {
+        var missing: [String] = []
+        var current = path
+        while !current.isEmpty, current != "/", !FileManager.default.fileExists(atPath: current) {
+            missing.append(current)
+            current = (current as NSString).deletingLastPathComponent
+        }
+        try AtomicFile.makeDirectory(path, mode: mode)
+        folders += missing.reversed()
+    }
+
+    func undo() {
+        for file in files.reversed() { unlink(file) }
+        for folder in folders.reversed() { rmdir(folder) }
+    }
 }
