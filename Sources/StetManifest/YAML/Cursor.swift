@@ -91,6 +91,12 @@ struct Cursor {
             error("expected a non-empty string")
             return nil
         }
+        // A NUL would cut the text short wherever it meets C (a command line, an environment,
+        // a path), silently: refused wherever it stands.
+        if scalar.string.utf8.contains(0) {
+            error("expected text without a NUL character")
+            return nil
+        }
         return scalar.string
     }
 
@@ -212,6 +218,10 @@ final class MappingReader {
             }
             let name = scalar.string
             let child = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
+            if name.utf8.contains(0) {
+                Cursor(node: keyNode, field: child, sink: cursor.sink).error("expected a field name without a NUL character")
+                continue
+            }
             if let first = positions[name] {
                 let at = entries[first].0.cursor.mark.map { " (first at line \($0.line))" } ?? ""
                 Cursor(node: keyNode, field: child, sink: cursor.sink).error("duplicate field\(at)")
