@@ -195,3 +195,46 @@ import Testing
         #expect(RFC3339.parse(text) == nil)
     }
 }
+
+/// One URL form for probes and notifiers, decided by `validate` exactly as at run time.
+@Suite struct HTTPURLTests {
+    @Test(arguments: [
+        ("http://127.0.0.1:9093/api/v2/alerts", "127.0.0.1", 9093, "/api/v2/alerts"),
+        ("http://example.org", "example.org", 80, "/"),
+        ("http://[::1]:8080/health?full=1", "::1", 8080, "/health?full=1"),
+        ("http://host?x=1", "host", 80, "/?x=1"),
+    ])
+    func accepted(text: String, host: String, port: Int, target: String) throws {
+        let url = try HTTPURL.parse(text).get()
+        #expect(url.host == host && url.port == port && url.target == target)
+    }
+
+    @Test(arguments: [
+        ("https://hooks.example.org/x", "uses https"),
+        ("http://user:pw@host/", "names a user or password"),
+        ("http://host:0/", "expected a port from 1 to 65535"),
+        ("http://host:99999/", "expected a port from 1 to 65535"),
+        ("http://[::1/", "without its ']'"),
+        ("http://[zz]/", "IPv6 address that is not one"),
+        ("http://host/a b", "spaces"),
+        ("http://host/#frag", "fragment"),
+        ("http:///path", "expected a host name"),
+        ("ftp://host/", "starting with http://"),
+        ("http://-host/", "expected a host name"),
+    ])
+    func refused(text: String, reason: String) {
+        guard case .failure(let problem) = HTTPURL.parse(text) else {
+            Issue.record("\(text) was accepted")
+            return
+        }
+        #expect(problem.reason.contains(reason), "\(problem.reason)")
+    }
+
+    @Test func validateRefusesWhatRunTimeCannotUse() throws {
+        let repo = RepositoryFixture()
+        for url in ["https://hooks.example.org/x", "http://user:pw@127.0.0.1:9/"] {
+            try repo.root.write("manifests/n.yaml", "apiVersion: stet/v1\nkind: Notifier\nmetadata: {name: n}\nspec:\n  webhook: {url: \"\(url)\"}\n")
+            #expect(throws: ManifestError.self) { try ManifestLoader.load(directory: repo.manifests) }
+        }
+    }
+}

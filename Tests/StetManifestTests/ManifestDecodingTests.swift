@@ -221,7 +221,7 @@ import Testing
          spec:
            webhook: {url: ftp://x}
 
-         """, ["m.yaml:5:18: spec.webhook.url: expected an http:// or https:// URL, found \"ftp://x\""]),
+         """, ["m.yaml:5:18: spec.webhook.url: \"ftp://x\" expected a URL starting with http://"]),
         Case("""
          apiVersion: stet/v1
          kind: Notifier
@@ -229,7 +229,7 @@ import Testing
          spec:
            alertmanager: {url: "http://127.0.0.1:0/"}
 
-         """, ["m.yaml:5:23: spec.alertmanager.url: expected a port from 1 to 65535 in \"http://127.0.0.1:0/\""]),
+         """, ["m.yaml:5:23: spec.alertmanager.url: \"http://127.0.0.1:0/\" expected a port from 1 to 65535, found \"0\""]),
         Case("""
          apiVersion: stet/v1
          kind: BackupPolicy
@@ -253,7 +253,7 @@ import Testing
          spec:
            probe: {http: {url: "http://127.0.0.1:70000/"}}
 
-         """, ["m.yaml:5:23: spec.probe.http.url: expected a port from 1 to 65535 in \"http://127.0.0.1:70000/\""]),
+         """, ["m.yaml:5:23: spec.probe.http.url: \"http://127.0.0.1:70000/\" expected a port from 1 to 65535, found \"70000\""]),
         Case("""
          apiVersion: stet/v1
          kind: Monitor

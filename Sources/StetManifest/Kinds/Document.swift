@@ -83,28 +83,10 @@ enum DocumentDecoder {
         return nil
     }
 
-    /// Why `url` is not an http:// or https:// URL with a host and, if it names one, a port
-    /// from 1 to 65535; nil when it is one.
+    /// Why `url` is not a URL Stet's probes and notifiers can use (`HTTPURL`); nil when it is.
     static func urlProblem(_ url: String) -> String? {
-        let rest: Substring
-        if url.hasPrefix("http://") {
-            rest = url.dropFirst(7)
-        } else if url.hasPrefix("https://") {
-            rest = url.dropFirst(8)
-        } else {
-            return "expected an http:// or https:// URL, found \"\(url)\""
-        }
-        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        if !authority.hasSuffix("]"), let colon = authority.lastIndex(of: ":") {
-            let port = authority[authority.index(after: colon)...]
-            guard port.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let value = Int(port), (1...65535).contains(value) else {
-                return "expected a port from 1 to 65535 in \"\(url)\""
-            }
-            guard colon > authority.startIndex else { return "expected a host in \"\(url)\"" }
-        } else if authority.isEmpty {
-            return "expected a host in \"\(url)\""
-        }
-        return nil
+        guard case .failure(let problem) = HTTPURL.parse(url) else { return nil }
+        return "\"\(TextEscaping.excerpt(url, limit: 80))\" \(problem.reason)"
     }
 
     /// A health check or probe target: `http`, `tcp` or `exec`.
@@ -118,7 +100,10 @@ enum DocumentDecoder {
             var port: Int?
             if forReplica {
                 path = http.optional("path")?.string()
-                if let p = path, !p.hasPrefix("/") { http.optional("path")?.error("expected a path starting with /"); path = nil }
+                if let p = path, !p.hasPrefix("/") || p.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value >= 0x7F }) {
+                    http.optional("path")?.error("expected a path starting with / in printable ASCII without spaces (percent-encode the rest)")
+                    path = nil
+                }
                 port = http.optional("port")?.int(in: 1...65535)
             } else {
                 url = http.required("url", "http://host:port/path")?.string()

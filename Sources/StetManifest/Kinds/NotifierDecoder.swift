@@ -11,7 +11,7 @@ enum NotifierDecoder {
             case "alertmanager", "webhook":
                 if let map = value.mapping() {
                     defer { map.finish() }
-                    if let url = map.required("url", "an http:// or https:// URL")?.string() {
+                    if let url = map.required("url", "an http:// URL")?.string() {
                         if let problem = DocumentDecoder.urlProblem(url) {
                             map.optional("url")?.error(problem)
                         } else {

@@ -61,17 +61,15 @@ public struct CheckRunner: Sendable {
     }
 
     /// `http://host[:port][/path]`.
+    /// Host, port and request target of an `http://` URL in the one form `validate` accepts
+    /// (`HTTPURL`); nil for anything else.
     public static func parse(url: String) -> (host: String, port: Int, path: String)? {
-        guard url.hasPrefix("http://") else { return nil }
-        let rest = url.dropFirst(7)
-        let hostPort = rest.prefix { $0 != "/" }
-        let path = rest.dropFirst(hostPort.count)
-        let parts = hostPort.split(separator: ":", maxSplits: 1)
-        guard let host = parts.first, !host.isEmpty else { return nil }
-        let port = parts.count == 2 ? Int(parts[1]) : 80
-        guard let port, (1...65535).contains(port) else { return nil }
-        return (String(host), port, path.isEmpty ? "/" : String(path))
+        guard case .success(let parsed) = HTTPURL.parse(url) else { return nil }
+        return (parsed.host, parsed.port, parsed.target)
     }
+
+    /// `host:port` as a Host header or a message writes it: an IPv6 address in brackets.
+    public static func authority(_ host: String, _ port: Int) -> String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
     /// poll(2)'s timeout until `deadline`: milliseconds, from 0 (past, or NaN) up to Int32.max,
     /// whatever timeout made the deadline.
@@ -80,14 +78,14 @@ public struct CheckRunner: Sendable {
     public static func connect(host: String, port: Int, deadline: Date) -> Swift.Result<Int32, Failure> {
         guard (1...65535).contains(port) else { return .failure(Failure(message: "\(host):\(port): not a port (1 to 65535)")) }
         var hints = addrinfo()
-        hints.ai_family = AF_INET
+        hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
         guard getaddrinfo(host, String(port), &hints, &list) == 0, let info = list else {
             return .failure(Failure(message: "cannot resolve \(host)"))
         }
         defer { freeaddrinfo(list) }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return .failure(Failure(message: "socket: \(String(cString: strerror(errno)))")) }
         if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0 {
             guard errno == EINPROGRESS else {
@@ -120,7 +118,7 @@ public struct CheckRunner: Sendable {
         case .failure(let error): return Result(ok: false, detail: error.message)
         }
         defer { close(fd) }
-        let request = Array("GET \(target.path) HTTP/1.0\r\nHost: \(target.host):\(target.port)\r\nUser-Agent: stet\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array("GET \(target.path) HTTP/1.0\r\nHost: \(CheckRunner.authority(target.host, target.port))\r\nUser-Agent: stet\r\nConnection: close\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
             var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)

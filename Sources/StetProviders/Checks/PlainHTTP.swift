@@ -24,7 +24,7 @@ public enum PlainHTTP {
         case .failure(let error): return .failure(Failure(description: error.message))
         }
         defer { close(fd) }
-        var request = Data("\(method) \(target.path) HTTP/1.0\r\nHost: \(target.host):\(target.port)\r\nUser-Agent: stet\r\n".utf8)
+        var request = Data("\(method) \(target.path) HTTP/1.0\r\nHost: \(CheckRunner.authority(target.host, target.port))\r\nUser-Agent: stet\r\n".utf8)
         if let body {
             request.append(Data("Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n".utf8))
         }
