@@ -30,6 +30,10 @@ struct AuditHead: Sendable {
         /// The time of the restart entry that begins `log.jsonl`, which names the segment;
         /// absent for a log never restarted.
         var segment: String?
+        /// The tree's peaks and the last leaf hash before `log.jsonl`'s first line, when `base`
+        /// is not 0: a writer resumes the file from here without reading the damaged files.
+        var startPeaks: [String]?
+        var startLeaf: String?
     }
 
     let size: Int
@@ -42,6 +46,9 @@ struct AuditHead: Sendable {
     let base: Int
     /// The restart time that names the segment it describes (nil: the first segment).
     let segment: String?
+    /// Where that file begins: its first entry's seq (`base`), the tree and the last leaf
+    /// before it.
+    let start: AuditPosition
     /// Name of the operator key that signed it.
     let signer: String
 
@@ -50,13 +57,15 @@ struct AuditHead: Sendable {
 
     /// Signs and writes the head for `position`; `prefix` has hashed exactly its bytes.
     static func store(
-        _ position: AuditPosition, segment: String?, prefix: SHA256, time: Date, in store: FileStateStore, key: PrivateKey
+        _ position: AuditPosition, start: AuditPosition, segment: String?, prefix: SHA256, time: Date, in store: FileStateStore,
+        key: PrivateKey
     ) throws {
         let payload = Payload(
             size: position.size, bytes: position.bytes, prefixDigest: prefix.copy().finalize().hexString,
             lastLeaf: position.prev, peaks: position.tree.peaks.map(\.hexString),
-            time: RFC3339.format(time, milliseconds: true), base: position.base == 0 ? nil : position.base,
-            segment: segment)
+            time: RFC3339.format(time, milliseconds: true), base: start.size == 0 ? nil : start.size,
+            segment: segment, startPeaks: start.size == 0 ? nil : start.tree.peaks.map(\.hexString),
+            startLeaf: start.size == 0 ? nil : start.prev)
         var envelope = Envelope(payloadType: payloadType, payload: try JSONEncoder().encode(payload))
         try envelope.sign(with: key)
         try store.write(Self.key, envelope.json())
@@ -90,11 +99,21 @@ struct AuditHead: Sendable {
             let tree = MerkleAccumulator(size: payload.size, peaks: payload.peaks.compactMap { Data(hexString: $0) }),
             payload.lastLeaf.isEmpty || lastLeaf?.count == Merkle.hashSize, (payload.size == 0) == (lastLeaf == nil),
             payload.time.map({ RFC3339.parse($0) != nil }) ?? true,
-            (0...payload.size).contains(payload.base ?? 0), payload.segment.map({ RFC3339.parse($0) != nil }) ?? true
+            (0...payload.size).contains(payload.base ?? 0), payload.segment.map({ RFC3339.parse($0) != nil }) ?? true,
+            let start = Self.start(base: payload.base ?? 0, peaks: payload.startPeaks, leaf: payload.startLeaf)
         else { throw damaged("its sizes, digests or tree do not fit together") }
         return AuditHead(
             size: payload.size, bytes: payload.bytes, prefixDigest: digest, lastLeaf: lastLeaf, tree: tree, time: payload.time,
-            base: payload.base ?? 0, segment: payload.segment, signer: name)
+            base: payload.base ?? 0, segment: payload.segment, start: start, signer: name)
+    }
+
+    /// The position where the file begins, from a head's `base`, `startPeaks` and `startLeaf`.
+    private static func start(base: Int, peaks: [String]?, leaf: String?) -> AuditPosition? {
+        guard base > 0 else { return peaks == nil && leaf == nil ? .start : nil }
+        guard let peaks, let leaf, let lastLeaf = Data(hexString: leaf), lastLeaf.count == Merkle.hashSize,
+            let tree = MerkleAccumulator(size: base, peaks: peaks.compactMap { Data(hexString: $0) })
+        else { return nil }
+        return AuditPosition(size: base, bytes: 0, tree: tree, lastLeaf: lastLeaf, base: base)
     }
 
     /// The position to resume from, and a hasher that has hashed the bytes before it, when

@@ -44,6 +44,8 @@ public final class AuditLog: @unchecked Sendable {
     /// The time of the restart that begins the file (`AuditHead.segment`); nil for a log never
     /// restarted.
     private var segment: String?
+    /// Where the file begins: the entries, tree and last leaf before its first line.
+    private var start = AuditPosition.start
     /// The file must be looked at afresh before anything is appended: just opened, or another
     /// writer restarted the log meanwhile.
     private var needsResume = true
@@ -92,7 +94,7 @@ public final class AuditLog: @unchecked Sendable {
             if let failure = promises.shortfall(size: nil) { throw AuditError.tampered(failure, path: logPath) }
             // The head of the empty log comes first: no crash leaves a log without its head.
             if promises.head == nil {
-                try AuditHead.store(.start, segment: nil, prefix: SHA256(), time: now, in: store, key: key)
+                try AuditHead.store(.start, start: .start, segment: nil, prefix: SHA256(), time: now, in: store, key: key)
                 promises = try AuditPromises.load(from: store, trust: trust)
             }
             opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND, create: true)
@@ -166,7 +168,7 @@ public final class AuditLog: @unchecked Sendable {
         position = next
         prefix.update(bytes)
         do {
-            try AuditHead.store(position, segment: segment, prefix: prefix, time: now, in: store, key: key)
+            try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
         } catch {
             throw AuditError(
                 .io,
@@ -227,30 +229,39 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     /// The first look at the file: resumes from the signed head when the log starts with the
-    /// bytes it hashed (otherwise from where the file begins in the history, checking every
-    /// earlier segment), checks the rest, and holds the log to its promises before anything is
-    /// written. A line that fails restarts the log; a torn last line is recovered.
+    /// bytes it hashed (otherwise from where the head says the file begins; a head of an earlier
+    /// segment is taken over only after every earlier segment is checked), checks the rest, and
+    /// holds the log to its promises before anything is written. A line that fails restarts the
+    /// log; a torn last line is recovered.
     private func resume(now: Date) throws {
         let promises = try AuditPromises.load(from: store, trust: trust)
-        segment = try AuditSegments.restart(fd: fd, trust: trust)?.time
-        position = .start
-        prefix = SHA256()
         var head = promises.head
-        var resumed = false
+        switch try AuditSegments.firstLine(fd: fd, trust: trust) {
+        case .restart(let entry):
+            segment = entry.time
+        case .damaged where head?.segment != nil:
+            // The restart entry itself is damaged: the file is still the segment its head
+            // describes, and the head says where it begins.
+            segment = head?.segment
+        default:
+            segment = nil
+        }
+        prefix = SHA256()
         var matched = true
         if let loaded = head, loaded.segment == segment {
+            // The head says where the file begins: no earlier (damaged) file is read.
+            start = loaded.start
+            position = start
             if let (at, hasher) = try loaded.resume(fd: fd) {
                 position = at
                 prefix = hasher
-                resumed = true
             } else {
                 matched = false
             }
-        }
-        if !resumed {
+        } else {
             let before = try AuditSegments.before(fd: fd, store: store, trust: trust)
             if let failure = before.failure { throw AuditError.tampered(failure, path: path) }
-            if let loaded = head, loaded.segment != segment {
+            if let loaded = head {
                 // The head describes another segment. An earlier one: a restart stopped before it
                 // wrote its new head, which this writer writes now. Any other: an older log was
                 // put back in place of the one the head describes.
@@ -265,7 +276,8 @@ public final class AuditLog: @unchecked Sendable {
                 }
                 head = nil
             }
-            position = before.position
+            start = before.position
+            position = start
         }
         let scan = try scanFile()
         if let failure = scan.failure {
@@ -292,7 +304,7 @@ public final class AuditLog: @unchecked Sendable {
         if scan.tornBytes > 0 {
             try recover(tornBytes: scan.tornBytes, now: now)
         } else if superseded {
-            try AuditHead.store(position, segment: segment, prefix: prefix, time: now, in: store, key: key)
+            try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
         }
     }
 
@@ -370,9 +382,9 @@ public final class AuditLog: @unchecked Sendable {
         var handedOver = false
         defer { if !handedOver { Glibc.close(newFD) } }
         guard flock(newFD, LOCK_EX | LOCK_NB) == 0 else { throw AuditError.io("lock \(store.path(newKey))", errno) }
-        var start = position
-        start.bytes = 0
-        start.base = position.size
+        var begins = position
+        begins.bytes = 0
+        begins.base = position.size
         let lastGood = position.size == 0 ? "no entry before it was good"
             : "its last good entry is \(position.size - 1) (leaf hash \(position.prev))"
         let lost = head.map { $0.size > position.size ? "; \($0.source) counted \($0.size) entries: entries \(position.size)-\($0.size - 1) are only in the damaged file" : "" } ?? ""
@@ -381,7 +393,7 @@ public final class AuditLog: @unchecked Sendable {
         let record = AuditRecord(
             kind: .recovery, release: release, action: AuditSegments.restartAction, reason: reason, outcome: .ok,
             error: "\(failure.check.rawValue): \(String(failure.message.prefix(300)))")
-        let (bytes, _, next) = try prepare([record], after: start, time: time)
+        let (bytes, _, next) = try prepare([record], after: begins, time: time)
         try AtomicFile.writeAll(bytes, to: newFD, path: store.path(newKey))
         guard fsync(newFD) == 0 else { throw AuditError.io("fsync \(store.path(newKey))", errno) }
         // 4. It takes the log's name; from here on it is the log, and this writer holds its lock.
@@ -391,12 +403,13 @@ public final class AuditLog: @unchecked Sendable {
         fd = newFD
         handedOver = true
         position = next
+        start = begins
         prefix = SHA256()
         prefix.update(bytes)
         segment = time
         // 5. Its head.
-        try AuditHead.store(position, segment: segment, prefix: prefix, time: now, in: store, key: key)
-        found.append(AuditDamage(time: time, damagedPath: damagedPath, failure: failure, firstSeq: start.base, summary: reason))
+        try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
+        found.append(AuditDamage(time: time, damagedPath: damagedPath, failure: failure, firstSeq: begins.base, summary: reason))
         if found.count > 100 { found.removeFirst(found.count - 100) }
     }
 
@@ -429,7 +442,7 @@ public final class AuditLog: @unchecked Sendable {
 
     private func storeCheckpoint(origin: String, now: Date) throws -> SignedNote {
         let note = try Checkpoint(origin: origin, size: position.size, root: position.tree.root).signed(with: key)
-        try AuditHead.store(position, segment: segment, prefix: prefix, time: now, in: store, key: key)
+        try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
         try store.write(AuditPromises.checkpointKey, Data(note.rendered.utf8))
         return note
     }

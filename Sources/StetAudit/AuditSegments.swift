@@ -31,10 +31,28 @@ enum AuditSegments {
         damagedFolder + "/log-" + time.filter { $0 != "-" && $0 != ":" } + ".jsonl"
     }
 
+    /// What begins a log file.
+    enum FirstLine {
+        /// No complete line.
+        case none
+        /// A line that is not a valid entry (the scan says why).
+        case damaged
+        /// An entry that is not a restart.
+        case entry
+        /// A restart entry.
+        case restart(AuditEntry)
+    }
+
     /// The entry that begins the file open at `fd` when it is a restart signed by an operator
     /// key of `trust` (nil: any signature, for listing); nil for anything else (a first segment,
     /// an empty file, a first line that fails, which the scan reports).
     static func restart(fd: Int32, trust: AuditTrust?) throws -> AuditEntry? {
+        if case .restart(let entry) = try firstLine(fd: fd, trust: trust) { return entry }
+        return nil
+    }
+
+    /// The first line of the file open at `fd`, checked with `trust` (nil: any signature).
+    static func firstLine(fd: Int32, trust: AuditTrust?) throws -> FirstLine {
         var buffer = Data(count: AuditScanner.maximumLineLength + 1)
         let n = buffer.withUnsafeMutableBytes { raw -> Int in
             while true {
@@ -45,7 +63,7 @@ enum AuditSegments {
         }
         guard n >= 0 else { throw AuditError.io("read the audit log", errno) }
         buffer.count = n
-        guard let newline = buffer.firstIndex(of: 0x0A) else { return nil }
+        guard let newline = buffer.firstIndex(of: 0x0A) else { return .none }
         let parts: AuditLine.Parts? = buffer[..<newline].withUnsafeBytes { raw in
             if case .success(let parts) = AuditLine.parse(raw) { return parts }
             return nil
@@ -54,10 +72,10 @@ enum AuditSegments {
             trust.map({ trust in
                 trust.key(id: parts.keyID).map { $0.publicKey.isValidSignature(parts.signature, for: parts.signedBytes) } ?? false
             }) ?? true,
-            let entry = try? AuditEntry.decode(payload: parts.payload),
-            entry.kind == .recovery, entry.action == restartAction, RFC3339.parse(entry.time) != nil
-        else { return nil }
-        return entry
+            let entry = try? AuditEntry.decode(payload: parts.payload)
+        else { return .damaged }
+        guard entry.kind == .recovery, entry.action == restartAction, RFC3339.parse(entry.time) != nil else { return .entry }
+        return .restart(entry)
     }
 
     /// The history before the file open at `fd`, scanned.

@@ -159,6 +159,27 @@ import Testing
         #expect(broken.failure?.message.contains("which is missing") == true, "\(String(describing: broken.failure))")
     }
 
+    /// The restart entry itself damaged: the head still says where the file begins, so the
+    /// writer restarts again after entry 2 without reading the damaged files, and goes on.
+    /// History before it can no longer be followed, and verification says so.
+    @Test func aDamagedRestartEntryRestartsAgain() throws {
+        try writeLog(3)
+        try appendGarbage()
+        try writeLog(1, from: 3)
+        var data = try Data(contentsOf: URL(fileURLWithPath: logPath))
+        data[data.startIndex + 150] ^= 0x01
+        try data.write(to: URL(fileURLWithPath: logPath))
+        let log = try openLog()
+        #expect(log.damages.map(\.firstSeq) == [3])
+        #expect(log.damages.first?.failure?.line == 1)
+        try log.append(Self.record(4))
+        try log.close()
+        #expect(try firstEntry().seq == 3)
+        #expect(try openLog().size == 5)
+        let report = try AuditVerification(trust: trust).verify(stateDirectory: state.path, checkpoints: [])
+        #expect(report.failure != nil && !report.passed)
+    }
+
     /// A restart stopped after the new log took its name but before its head was written: the
     /// next writer takes the new log up (the old head describes an earlier segment) and writes
     /// its head.
