@@ -3,37 +3,146 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
-int stet_spawn(char *const argv[], char *const envp[], const char *cwd, const char *log_path, pid_t *pid) {
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t actions;
-    int rc = posix_spawnattr_init(&attr);
-    if (rc != 0) return rc;
-    rc = posix_spawn_file_actions_init(&actions);
-    if (rc != 0) {
-        posix_spawnattr_destroy(&attr);
-        return rc;
+/* posix_spawn cannot change the user, so this forks. Between fork and exec the child of a
+   threaded process may only make async-signal-safe calls: everything below is a system call
+   (the user switch too, made with raw syscalls that change only the calling thread, which is
+   the child's only one), and PATH is walked in a buffer on the stack. */
+
+static void child_fail(int report, int error) {
+    while (write(report, &error, sizeof error) < 0 && errno == EINTR) {}
+    _exit(127);
+}
+
+/* Closes every descriptor from `low` up, except `keep`. */
+static void close_from(int low, int keep, long max_fd) {
+    if (keep > low && syscall(SYS_close_range, (unsigned)low, (unsigned)keep - 1, 0) != 0) {
+        for (int fd = low; fd < keep; fd++) close(fd);
     }
-    sigset_t all, none;
-    sigfillset(&all);
+    if (syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0) != 0) {
+        for (long fd = keep + 1; fd < max_fd; fd++) close((int)fd);
+    }
+}
+
+static void child_exec(char *const argv[], char *const envp[], const char *cwd, int log_fd,
+                       const struct stet_identity *identity, int report, const char *path, long max_fd) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    /* Stet ignores SIGTERM and SIGPIPE (service lifecycle, NIO): a replica must not inherit that. */
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, NULL);
+    }
+    if (setsid() < 0) child_fail(report, errno);
+    int null_fd = open("/dev/null", O_RDONLY);
+    if (null_fd < 0) child_fail(report, errno);
+    if (null_fd != 0) {
+        if (dup2(null_fd, 0) < 0) child_fail(report, errno);
+        close(null_fd);
+    }
+    if (dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0) child_fail(report, errno);
+    close_from(3, report, max_fd);
+    if (identity != NULL) {
+        if (syscall(SYS_setgroups, identity->ngroups, identity->groups) != 0) child_fail(report, errno);
+        if (syscall(SYS_setresgid, identity->gid, identity->gid, identity->gid) != 0) child_fail(report, errno);
+        if (syscall(SYS_setresuid, identity->uid, identity->uid, identity->uid) != 0) child_fail(report, errno);
+    }
+    if (cwd != NULL && chdir(cwd) != 0) child_fail(report, errno);
+    sigset_t none;
     sigemptyset(&none);
-    rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    if (rc == 0) rc = posix_spawnattr_setsigdefault(&attr, &all);
-    if (rc == 0) rc = posix_spawnattr_setsigmask(&attr, &none);
-    if (rc == 0 && cwd != NULL) rc = posix_spawn_file_actions_addchdir_np(&actions, cwd);
-    if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    /* Never through a link: a link planted in place of the log would make the child write anywhere. */
-    if (rc == 0) rc = posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW, 0600);
-    if (rc == 0) rc = posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-    if (rc == 0) rc = posix_spawnp(pid, argv[0], &actions, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    return rc;
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (strchr(argv[0], '/') != NULL) {
+        execve(argv[0], argv, envp);
+        child_fail(report, errno);
+    }
+    /* As execvp: try each PATH entry (empty means "."), remember EACCES, give up on errors
+       other than "not here". */
+    char buffer[PATH_MAX];
+    size_t name_length = strlen(argv[0]);
+    int denied = 0;
+    const char *entry = path;
+    for (;;) {
+        const char *end = strchr(entry, ':');
+        size_t length = end != NULL ? (size_t)(end - entry) : strlen(entry);
+        const char *folder = length == 0 ? "." : entry;
+        size_t folder_length = length == 0 ? 1 : length;
+        if (folder_length + 1 + name_length < sizeof buffer) {
+            memcpy(buffer, folder, folder_length);
+            buffer[folder_length] = '/';
+            memcpy(buffer + folder_length + 1, argv[0], name_length + 1);
+            execve(buffer, argv, envp);
+            switch (errno) {
+            case EACCES: denied = 1; break;
+            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: case ELOOP: case ENAMETOOLONG: break;
+            default: child_fail(report, errno);
+            }
+        }
+        if (end == NULL) break;
+        entry = end + 1;
+    }
+    child_fail(report, denied ? EACCES : ENOENT);
+}
+
+int stet_spawn_as(char *const argv[], char *const envp[], const char *cwd, const char *log_path,
+                  const struct stet_identity *identity, pid_t *pid) {
+    if (argv == NULL || argv[0] == NULL) return EINVAL;
+    const char *path = getenv("PATH");
+    if (path == NULL) path = "/bin:/usr/bin";
+    struct rlimit limit;
+    long max_fd = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < (1 << 20)) {
+        max_fd = (long)limit.rlim_cur;
+    }
+    /* Never through a link: a link planted in place of the log would make the child write
+       anywhere. Opened here, as Stet's user: the child gets the descriptor, not the path. */
+    int log_fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (log_fd < 0) return errno;
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
+        int error = errno;
+        close(log_fd);
+        return error;
+    }
+    /* Blocked across fork, so no handler of Stet's runs in the child before it resets them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid_t child = fork();
+    if (child == 0) child_exec(argv, envp, cwd, log_fd, identity, pipe_fds[1], path, max_fd);
+    int fork_error = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(pipe_fds[1]);
+    close(log_fd);
+    if (child < 0) {
+        close(pipe_fds[0]);
+        return fork_error;
+    }
+    /* The report pipe closes on exec (nothing read) or carries the errno of the failed step. */
+    int child_error = 0;
+    ssize_t n;
+    do {
+        n = read(pipe_fds[0], &child_error, sizeof child_error);
+    } while (n < 0 && errno == EINTR);
+    close(pipe_fds[0]);
+    if (n == (ssize_t)sizeof child_error) {
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+        return child_error != 0 ? child_error : EINVAL;
+    }
+    *pid = child;
+    return 0;
+}
+
+int stet_spawn(char *const argv[], char *const envp[], const char *cwd, const char *log_path, pid_t *pid) {
+    return stet_spawn_as(argv, envp, cwd, log_path, NULL, pid);
 }
 
 int stet_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

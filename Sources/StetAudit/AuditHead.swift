@@ -24,6 +24,16 @@ struct AuditHead: Sendable {
         var peaks: [String]
         /// When it was written (RFC 3339 UTC); absent from heads written before it was added.
         var time: String?
+        /// The `seq` of `log.jsonl`'s first line when the log was restarted after damage
+        /// (`AuditRestart`); absent for 0.
+        var base: Int?
+        /// The time of the restart entry that begins `log.jsonl`, which names the segment;
+        /// absent for a log never restarted.
+        var segment: String?
+        /// The tree's peaks and the last leaf hash before `log.jsonl`'s first line, when `base`
+        /// is not 0: a writer resumes the file from here without reading the damaged files.
+        var startPeaks: [String]?
+        var startLeaf: String?
     }
 
     let size: Int
@@ -32,6 +42,13 @@ struct AuditHead: Sendable {
     let lastLeaf: Data?
     let tree: MerkleAccumulator
     let time: String?
+    /// The `seq` of the first line of the log file it describes.
+    let base: Int
+    /// The restart time that names the segment it describes (nil: the first segment).
+    let segment: String?
+    /// Where that file begins: its first entry's seq (`base`), the tree and the last leaf
+    /// before it.
+    let start: AuditPosition
     /// Name of the operator key that signed it.
     let signer: String
 
@@ -39,11 +56,16 @@ struct AuditHead: Sendable {
     var source: String { "its signed head" + (time.map { " of \($0)" } ?? "") }
 
     /// Signs and writes the head for `position`; `prefix` has hashed exactly its bytes.
-    static func store(_ position: AuditPosition, prefix: SHA256, time: Date, in store: FileStateStore, key: PrivateKey) throws {
+    static func store(
+        _ position: AuditPosition, start: AuditPosition, segment: String?, prefix: SHA256, time: Date, in store: FileStateStore,
+        key: PrivateKey
+    ) throws {
         let payload = Payload(
             size: position.size, bytes: position.bytes, prefixDigest: prefix.copy().finalize().hexString,
             lastLeaf: position.prev, peaks: position.tree.peaks.map(\.hexString),
-            time: RFC3339.format(time, milliseconds: true))
+            time: RFC3339.format(time, milliseconds: true), base: start.size == 0 ? nil : start.size,
+            segment: segment, startPeaks: start.size == 0 ? nil : start.tree.peaks.map(\.hexString),
+            startLeaf: start.size == 0 ? nil : start.prev)
         var envelope = Envelope(payloadType: payloadType, payload: try JSONEncoder().encode(payload))
         try envelope.sign(with: key)
         try store.write(Self.key, envelope.json())
@@ -76,11 +98,22 @@ struct AuditHead: Sendable {
             let digest = Data(hexString: payload.prefixDigest), digest.count == SHA256.byteCount,
             let tree = MerkleAccumulator(size: payload.size, peaks: payload.peaks.compactMap { Data(hexString: $0) }),
             payload.lastLeaf.isEmpty || lastLeaf?.count == Merkle.hashSize, (payload.size == 0) == (lastLeaf == nil),
-            payload.time.map({ RFC3339.parse($0) != nil }) ?? true
+            payload.time.map({ RFC3339.parse($0) != nil }) ?? true,
+            (0...payload.size).contains(payload.base ?? 0), payload.segment.map({ RFC3339.parse($0) != nil }) ?? true,
+            let start = Self.start(base: payload.base ?? 0, peaks: payload.startPeaks, leaf: payload.startLeaf)
         else { throw damaged("its sizes, digests or tree do not fit together") }
         return AuditHead(
             size: payload.size, bytes: payload.bytes, prefixDigest: digest, lastLeaf: lastLeaf, tree: tree, time: payload.time,
-            signer: name)
+            base: payload.base ?? 0, segment: payload.segment, start: start, signer: name)
+    }
+
+    /// The position where the file begins, from a head's `base`, `startPeaks` and `startLeaf`.
+    private static func start(base: Int, peaks: [String]?, leaf: String?) -> AuditPosition? {
+        guard base > 0 else { return peaks == nil && leaf == nil ? .start : nil }
+        guard let peaks, let leaf, let lastLeaf = Data(hexString: leaf), lastLeaf.count == Merkle.hashSize,
+            let tree = MerkleAccumulator(size: base, peaks: peaks.compactMap { Data(hexString: $0) })
+        else { return nil }
+        return AuditPosition(size: base, bytes: 0, tree: tree, lastLeaf: lastLeaf, base: base)
     }
 
     /// The position to resume from, and a hasher that has hashed the bytes before it, when
@@ -92,7 +125,7 @@ struct AuditHead: Sendable {
         guard Int(info.st_size) >= bytes else { return nil }
         let hasher = try Self.hashPrefix(fd: fd, from: 0, to: bytes, into: SHA256())
         guard hasher.copy().finalize() == prefixDigest else { return nil }
-        return (AuditPosition(size: size, bytes: bytes, tree: tree, lastLeaf: lastLeaf), hasher)
+        return (AuditPosition(size: size, bytes: bytes, tree: tree, lastLeaf: lastLeaf, base: base), hasher)
     }
 
     /// Feeds bytes `start..<end` of the file to `hasher` and returns it.

@@ -7,10 +7,16 @@ import StetState
 /// write, keeping it in `log.jsonl.broken` and recording a `recovery` entry); each `append`
 /// writes a group of entries with one fsync, then the signed head (`AuditHead`). Writers in
 /// several processes take turns: each append holds an exclusive `flock` on the log, first reads
-/// and checks what others appended, then writes. A log that fails a check, or holds fewer
-/// entries than its signed head or local checkpoint count (`AuditPromises`), refuses every
-/// further append. The log and everything beside it are state files: never opened through a
-/// link, refused when another user could change them (`FileStateStore.open`).
+/// and checks what others appended, then writes.
+///
+/// A complete line that fails a check is damage, and damage must not stop Stet from acting: the
+/// writer keeps the damaged file as `audit/damaged/log-<time>.jsonl` and restarts the log with a
+/// `recovery` entry that continues the chain from the last good entry (`AuditRestart`); each
+/// restart is reported in `damages`. A log shorter than what its signed head or local
+/// checkpoint count (`AuditPromises`), cut below its head, missing, or rewritten under its head
+/// is refused as before: nothing more is appended. The log and everything beside it are state
+/// files: never opened through a link, refused when another user could change them
+/// (`FileStateStore.open`).
 public final class AuditLog: @unchecked Sendable {
     public static let folder = "audit"
     public static let logName = "log.jsonl"
@@ -23,7 +29,7 @@ public final class AuditLog: @unchecked Sendable {
     public let directory: String
     public let origin: String
     private let store: FileStateStore
-    private let fd: Int32
+    private var fd: Int32
     private let trust: AuditTrust
     private let key: PrivateKey
     private let actor: AuditEntry.Actor
@@ -35,10 +41,22 @@ public final class AuditLog: @unchecked Sendable {
     /// only the bytes appended since.
     private var prefix = SHA256()
     private var closed = false
+    /// The time of the restart that begins the file (`AuditHead.segment`); nil for a log never
+    /// restarted.
+    private var segment: String?
+    /// Where the file begins: the entries, tree and last leaf before its first line.
+    private var start = AuditPosition.start
+    /// The file must be looked at afresh before anything is appended: just opened, or another
+    /// writer restarted the log meanwhile.
+    private var needsResume = true
+    private var resumedOnce = false
+    private var found: [AuditDamage] = []
 
     public var path: String { (directory as NSString).appendingPathComponent(Self.logName) }
     /// Entries in the log as this writer last saw it.
     public var size: Int { mutex.withLock { position.size } }
+    /// Every restart after damage this writer made or saw since it was opened, oldest first.
+    public var damages: [AuditDamage] { mutex.withLock { found } }
 
     /// Paths of the audit files inside a state directory.
     public static func directory(in stateDirectory: String) -> String {
@@ -76,7 +94,7 @@ public final class AuditLog: @unchecked Sendable {
             if let failure = promises.shortfall(size: nil) { throw AuditError.tampered(failure, path: logPath) }
             // The head of the empty log comes first: no crash leaves a log without its head.
             if promises.head == nil {
-                try AuditHead.store(.start, prefix: SHA256(), time: now, in: store, key: key)
+                try AuditHead.store(.start, start: .start, segment: nil, prefix: SHA256(), time: now, in: store, key: key)
                 promises = try AuditPromises.load(from: store, trust: trust)
             }
             opened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND, create: true)
@@ -86,7 +104,7 @@ public final class AuditLog: @unchecked Sendable {
         position = .start
         // A throwing init still runs deinit, which closes `fd`: closing it here too would close
         // whatever file another thread opened under the same number meanwhile.
-        try withFileLock { try resume(promises: promises, now: now) }
+        try withFileLock(now: now) {}
     }
 
     deinit {
@@ -99,7 +117,7 @@ public final class AuditLog: @unchecked Sendable {
     public func append(_ records: [AuditRecord], now: Date = Date()) throws -> [AuditEntry] {
         guard !records.isEmpty else { return [] }
         return try mutex.withLock {
-            try withFileLock {
+            try withFileLock(now: now) {
                 try catchUp(now: now)
                 return try write(records, now: now)
             }
@@ -116,7 +134,7 @@ public final class AuditLog: @unchecked Sendable {
     @discardableResult
     public func checkpoint(origin: String? = nil, now: Date = Date()) throws -> SignedNote {
         try mutex.withLock {
-            try withFileLock {
+            try withFileLock(now: now) {
                 try catchUp(now: now)
                 return try storeCheckpoint(origin: origin ?? self.origin, now: now)
             }
@@ -137,8 +155,34 @@ public final class AuditLog: @unchecked Sendable {
 
     private func write(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] {
         guard !closed else { throw AuditError(.io, "the audit log is closed") }
-        let time = RFC3339.format(now, milliseconds: true)
-        var next = position
+        let (bytes, entries, next) = try prepare(records, after: position, time: RFC3339.format(now, milliseconds: true))
+        do {
+            try AtomicFile.writeAll(bytes, to: fd, path: path)
+            guard fsync(fd) == 0 else { throw AuditError.io("fsync \(path)", errno) }
+        } catch {
+            // Leave no partial entry behind: the next writer would take it for a torn write.
+            _ = ftruncate(fd, off_t(position.bytes))
+            _ = fsync(fd)
+            throw error
+        }
+        position = next
+        prefix.update(bytes)
+        do {
+            try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
+        } catch {
+            throw AuditError(
+                .io,
+                "entries \(entries[0].seq)-\(position.size - 1) were written to \(path), but its signed head could not be "
+                    + "updated: \(error)")
+        }
+        return entries
+    }
+
+    /// The signed lines of `records` as entries following `start`, and the position after them.
+    private func prepare(_ records: [AuditRecord], after start: AuditPosition, time: String) throws
+        -> (bytes: Data, entries: [AuditEntry], next: AuditPosition)
+    {
+        var next = start
         var entries: [AuditEntry] = []
         var payloads: [Data] = []
         // The chain is sequential (each prev is the leaf hash before it); the signatures are
@@ -157,26 +201,7 @@ public final class AuditLog: @unchecked Sendable {
         var bytes = Data(capacity: lines.reduce(0) { $0 + $1.count })
         for line in lines { bytes.append(line) }
         next.bytes += bytes.count
-        do {
-            try AtomicFile.writeAll(bytes, to: fd, path: path)
-            guard fsync(fd) == 0 else { throw AuditError.io("fsync \(path)", errno) }
-        } catch {
-            // Leave no partial entry behind: the next writer would take it for a torn write.
-            _ = ftruncate(fd, off_t(position.bytes))
-            _ = fsync(fd)
-            throw error
-        }
-        position = next
-        prefix.update(bytes)
-        do {
-            try AuditHead.store(position, prefix: prefix, time: now, in: store, key: key)
-        } catch {
-            throw AuditError(
-                .io,
-                "entries \(entries[0].seq)-\(position.size - 1) were written to \(path), but its signed head could not be "
-                    + "updated: \(error)")
-        }
-        return entries
+        return (bytes, entries, next)
     }
 
     /// Signed lines for `payloads`, in order; on all cores when there are many.
@@ -203,43 +228,113 @@ public final class AuditLog: @unchecked Sendable {
         return try results.map { try $0.get() }
     }
 
-    /// The first look at the log: resumes from the signed head when the log starts with the
-    /// bytes it hashed, checks the rest, and holds the log to its promises before anything is
-    /// written (a torn last line is recovered only after that).
-    private func resume(promises: AuditPromises, now: Date) throws {
+    /// The first look at the file: resumes from the signed head when the log starts with the
+    /// bytes it hashed (otherwise from where the head says the file begins; a head of an earlier
+    /// segment is taken over only after every earlier segment is checked), checks the rest, and
+    /// holds the log to its promises before anything is written. A line that fails restarts the
+    /// log; a torn last line is recovered.
+    private func resume(now: Date) throws {
+        let promises = try AuditPromises.load(from: store, trust: trust)
+        var head = promises.head
+        switch try AuditSegments.firstLine(fd: fd, trust: trust) {
+        case .restart(let entry):
+            segment = entry.time
+        case .damaged where head?.segment != nil:
+            // The restart entry itself is damaged: the file is still the segment its head
+            // describes, and the head says where it begins.
+            segment = head?.segment
+        default:
+            segment = nil
+        }
+        prefix = SHA256()
         var matched = true
-        if let head = promises.head {
-            if let (resumed, hasher) = try head.resume(fd: fd) {
-                position = resumed
+        if let loaded = head, loaded.segment == segment {
+            // The head says where the file begins: no earlier (damaged) file is read.
+            start = loaded.start
+            position = start
+            if let (at, hasher) = try loaded.resume(fd: fd) {
+                position = at
                 prefix = hasher
             } else {
                 matched = false
             }
+        } else {
+            let before = try AuditSegments.before(fd: fd, store: store, trust: trust)
+            if let failure = before.failure { throw AuditError.tampered(failure, path: path) }
+            if let loaded = head {
+                // The head describes another segment. An earlier one: a restart stopped before it
+                // wrote its new head, which this writer writes now. Any other: an older log was
+                // put back in place of the one the head describes.
+                guard loaded.segment == nil || before.restarts.contains(where: { $0.entry.time == loaded.segment }) else {
+                    throw AuditError.tampered(
+                        AuditFailure(
+                            line: 1, check: .rewritten,
+                            message: "the log " + (segment.map { "restarted after damage at \($0)" } ?? "is the first segment")
+                                + ", but \(loaded.source) describes the log restarted at \(loaded.segment ?? "-"): an older log "
+                                + "was put back"),
+                        path: path)
+                }
+                head = nil
+            }
+            start = before.position
+            position = start
         }
-        let scan = try scan()
-        if let failure = promises.shortfall(size: position.size) { throw AuditError.tampered(failure, path: path) }
-        // As many entries as the head counts, every line valid, and still not its bytes.
-        if !matched, let head = promises.head { throw AuditError.tampered(AuditPromises.rewritten(head), path: path) }
-        if scan.tornBytes > 0 { try recover(tornBytes: scan.tornBytes, now: now) }
+        let scan = try scanFile()
+        if let failure = scan.failure {
+            // Damage restarts the log, unless the file is shorter than its head: it was cut, and
+            // a cut stays a refusal.
+            if let head, head.bytes > fileLength() { throw AuditError.tampered(failure, path: path) }
+            // A log without its head had it removed: that stays a refusal too.
+            if promises.head == nil, let missing = AuditPromises.headMissing(size: position.size, recorded: promises.recorded) {
+                throw AuditError.tampered(missing, path: path)
+            }
+            try restart(after: failure, head: head, now: now)
+            return
+        }
+        let superseded = promises.head != nil && head == nil
+        if !superseded {
+            if let failure = promises.shortfall(size: position.size) { throw AuditError.tampered(failure, path: path) }
+            // As many entries as the head counts, every line valid, and still not its bytes.
+            if !matched, let head { throw AuditError.tampered(AuditPromises.rewritten(head), path: path) }
+        } else if let checkpoint = promises.checkpoint,
+            let failure = AuditPromises.shortfall(size: position.size, promised: checkpoint.size, by: AuditPromises.checkpointSource)
+        {
+            throw AuditError.tampered(failure, path: path)
+        }
+        if scan.tornBytes > 0 {
+            try recover(tornBytes: scan.tornBytes, now: now)
+        } else if superseded {
+            try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
+        }
     }
 
     /// Reads and checks what other writers appended since this one last looked; cuts off a torn
-    /// last write. Throws `tampered` when a line fails.
+    /// last write, restarts the log after a line that fails.
     private func catchUp(now: Date) throws {
-        let scan = try scan()
-        if scan.tornBytes > 0 { try recover(tornBytes: scan.tornBytes, now: now) }
+        let scan = try scanFile()
+        if let failure = scan.failure {
+            try restart(after: failure, head: nil, now: now)
+        } else if scan.tornBytes > 0 {
+            try recover(tornBytes: scan.tornBytes, now: now)
+        }
     }
 
-    /// Checks the lines past `position` and moves it (and `prefix`) to the last good one.
-    /// Throws `tampered` when a line fails or the log became shorter than what was checked.
-    private func scan() throws -> AuditScan {
+    private func fileLength() -> Int {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int(info.st_size) : 0
+    }
+
+    /// Checks the lines past `position` and moves it (and `prefix`) to the last good one; the
+    /// scan names the line that failed, if one did. Throws `tampered` when the log became
+    /// shorter than what was checked.
+    private func scanFile() throws -> AuditScan {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw AuditError.io("stat \(path)", errno) }
         let length = Int(info.st_size)
         if length < position.bytes {
             throw AuditError.tampered(
                 AuditFailure(
-                    line: position.size, check: .truncated,
+                    line: position.nextLine, check: .truncated,
                     message: "the log is \(length) bytes, shorter than the \(position.bytes) bytes already checked"),
                 path: path)
         }
@@ -247,8 +342,75 @@ public final class AuditLog: @unchecked Sendable {
         let scan = try AuditScanner(trust: trust).scan(fd: fd, from: position)
         prefix = try AuditHead.hashPrefix(fd: fd, from: position.bytes, to: scan.position.bytes, into: prefix)
         position = scan.position
-        if let failure = scan.failure { throw AuditError.tampered(failure, path: path) }
         return scan
+    }
+
+    /// Restarts the log after `failure`: keeps the whole file as `audit/damaged/log-<time>.jsonl`
+    /// (the local checkpoint, which counts its entries, beside it), and puts in its place a new
+    /// file whose first entry is a `recovery` entry continuing the chain from the last good
+    /// entry. Each step leaves a state the next writer handles: the damaged log again, or the
+    /// new one with the old head (`resume`).
+    private func restart(after failure: AuditFailure, head: AuditHead?, now: Date) throws {
+        // Names must not repeat and restart times grow along the chain, whatever the clock did.
+        var date = now
+        if let segment, let last = RFC3339.parse(segment), date <= last.addingTimeInterval(0.001) {
+            date = last.addingTimeInterval(0.002)
+        }
+        let time = RFC3339.format(date, milliseconds: true)
+        let damagedKey = AuditSegments.damagedKey(time: time)
+        let damagedPath = store.path(damagedKey)
+        let folder = try store.makeFolder(AuditSegments.damagedFolder)
+        let length = fileLength()
+        let digest = try AuditHead.hashPrefix(fd: fd, from: 0, to: length, into: SHA256()).finalize()
+        // 1. The damaged file keeps its bytes under a second name: nothing is copied.
+        guard link(path, damagedPath) == 0 else { throw AuditError.io("keep the damaged log as \(damagedPath)", errno) }
+        try AtomicFile.syncDirectory(folder)
+        // 2. The local checkpoint counts entries of the damaged file: it goes with it.
+        let checkpointPath = store.path(AuditPromises.checkpointKey)
+        if try store.read(AuditPromises.checkpointKey) != nil {
+            let kept = store.path(AuditSegments.damagedFolder + "/checkpoint-" + time.filter { $0 != "-" && $0 != ":" })
+            guard rename(checkpointPath, kept) == 0 else { throw AuditError.io("move \(checkpointPath) to \(kept)", errno) }
+            try AtomicFile.syncDirectory(folder)
+            try AtomicFile.syncDirectory(directory)
+        }
+        // 3. The new file, written and locked before it takes the log's name.
+        let newKey = Self.folder + "/" + Self.logName + ".restart"
+        try store.remove(newKey)
+        guard let newFD = try store.open(newKey, flags: O_RDWR | O_APPEND, create: true) else {
+            throw AuditError.io("create \(store.path(newKey))", ENOENT)
+        }
+        var handedOver = false
+        defer { if !handedOver { Glibc.close(newFD) } }
+        guard flock(newFD, LOCK_EX | LOCK_NB) == 0 else { throw AuditError.io("lock \(store.path(newKey))", errno) }
+        var begins = position
+        begins.bytes = 0
+        begins.base = position.size
+        let lastGood = position.size == 0 ? "no entry before it was good"
+            : "its last good entry is \(position.size - 1) (leaf hash \(position.prev))"
+        let lost = head.map { $0.size > position.size ? "; \($0.source) counted \($0.size) entries: entries \(position.size)-\($0.size - 1) are only in the damaged file" : "" } ?? ""
+        let reason = "line \(failure.line) of the log failed its \(failure.check.rawValue) check; the log as it was (\(length) bytes, "
+            + "sha256:\(digest.hexString)) is kept as \(damagedKey) and continues here from entry \(position.size); \(lastGood)\(lost)"
+        let record = AuditRecord(
+            kind: .recovery, release: release, action: AuditSegments.restartAction, reason: reason, outcome: .ok,
+            error: "\(failure.check.rawValue): \(String(failure.message.prefix(300)))")
+        let (bytes, _, next) = try prepare([record], after: begins, time: time)
+        try AtomicFile.writeAll(bytes, to: newFD, path: store.path(newKey))
+        guard fsync(newFD) == 0 else { throw AuditError.io("fsync \(store.path(newKey))", errno) }
+        // 4. It takes the log's name; from here on it is the log, and this writer holds its lock.
+        guard rename(store.path(newKey), path) == 0 else { throw AuditError.io("rename \(store.path(newKey)) to \(path)", errno) }
+        try AtomicFile.syncDirectory(directory)
+        Glibc.close(fd)
+        fd = newFD
+        handedOver = true
+        position = next
+        start = begins
+        prefix = SHA256()
+        prefix.update(bytes)
+        segment = time
+        // 5. Its head.
+        try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
+        found.append(AuditDamage(time: time, damagedPath: damagedPath, failure: failure, firstSeq: begins.base, summary: reason))
+        if found.count > 100 { found.removeFirst(found.count - 100) }
     }
 
     /// Moves a torn last write to `log.jsonl.broken`, cuts it from the log and records it.
@@ -280,24 +442,79 @@ public final class AuditLog: @unchecked Sendable {
 
     private func storeCheckpoint(origin: String, now: Date) throws -> SignedNote {
         let note = try Checkpoint(origin: origin, size: position.size, root: position.tree.root).signed(with: key)
-        try AuditHead.store(position, prefix: prefix, time: now, in: store, key: key)
+        try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
         try store.write(AuditPromises.checkpointKey, Data(note.rendered.utf8))
         return note
     }
 
-    /// Runs `body` holding the exclusive lock on the log file, waiting up to `lockTimeout`.
-    private func withFileLock<T>(_ body: () throws -> T) throws -> T {
+    /// Runs `body` holding the exclusive lock on the log file, waiting up to `lockTimeout`. The
+    /// lock that counts is the one on the file named `log.jsonl`: when another writer restarted
+    /// the log meanwhile, this writer opens the new file, locks it and looks at it afresh.
+    private func withFileLock<T>(now: Date, _ body: () throws -> T) throws -> T {
         let deadline = Date().addingTimeInterval(lockTimeout)
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR else { throw AuditError.io("lock \(path)", errno) }
-            guard Date() < deadline else {
-                throw AuditError(
-                    .locked,
-                    "another stet process has held \(path) for more than \(lockTimeout) s (--lock-timeout); try again when it is done")
+        while true {
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                guard errno == EWOULDBLOCK || errno == EINTR else { throw AuditError.io("lock \(path)", errno) }
+                guard Date() < deadline else {
+                    throw AuditError(
+                        .locked,
+                        "another stet process has held \(path) for more than \(lockTimeout) s (--lock-timeout); try again when it is done")
+                }
+                usleep(2_000)
             }
-            usleep(2_000)
+            if try holdsTheLog() { break }
+            flock(fd, LOCK_UN)
+            guard let reopened = try store.open(Self.logKey, flags: O_RDWR | O_APPEND) else {
+                throw AuditError.tampered(
+                    AuditFailure(line: position.nextLine, check: .truncated, message: "the log file was removed while Stet wrote it"),
+                    path: path)
+            }
+            Glibc.close(fd)
+            fd = reopened
+            needsResume = true
         }
+        // `fd` as it is when the body ends: a restart in the body hands over the new file's lock.
         defer { flock(fd, LOCK_UN) }
+        if needsResume {
+            let seen = segment
+            let reopened = resumedOnce
+            try resume(now: now)
+            needsResume = false
+            resumedOnce = true
+            if reopened, let segment, segment != seen, !found.contains(where: { $0.time == segment }),
+                let entry = try AuditSegments.restart(fd: fd, trust: trust)
+            {
+                // Restarted by another writer: reported here as well.
+                found.append(AuditDamage(
+                    time: segment, damagedPath: store.path(AuditSegments.damagedKey(time: segment)), failure: nil,
+                    firstSeq: entry.seq, summary: entry.reason ?? ""))
+            }
+        }
         return try body()
     }
+
+    /// Whether `fd` is the file named `log.jsonl`.
+    private func holdsTheLog() throws -> Bool {
+        var mine = stat(), named = stat()
+        guard fstat(fd, &mine) == 0 else { throw AuditError.io("stat \(path)", errno) }
+        guard lstat(path, &named) == 0 else {
+            if errno == ENOENT { return false }
+            throw AuditError.io("stat \(path)", errno)
+        }
+        return mine.st_dev == named.st_dev && mine.st_ino == named.st_ino
+    }
+}
+
+/// A restart of the log after damage (`AuditRestart`), as a writer reports it.
+public struct AuditDamage: Sendable, Equatable {
+    /// The restart's time, which also names the damaged file.
+    public let time: String
+    /// Where the damaged log is kept.
+    public let damagedPath: String
+    /// The check that failed; nil when another writer restarted the log and this one saw it.
+    public let failure: AuditFailure?
+    /// The first entry of the new segment (the restart entry's `seq`).
+    public let firstSeq: Int
+    /// The restart entry's reason.
+    public let summary: String
 }

@@ -38,7 +38,7 @@ public struct AuditProof: Codable, Equatable, Sendable {
         let path = store.path(AuditLog.logKey)
         guard let fd = try store.open(AuditLog.logKey, flags: O_RDONLY) else { throw AuditError.io("open \(path)", ENOENT) }
         defer { close(fd) }
-        let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { visited in
+        let (scan, _) = try AuditSegments.scanAll(fd: fd, store: store, trust: trust) { visited in
             builder.add(leafHash: visited.leafHash)
             if visited.entry.seq == seq { line = visited }
             if visited.tree.size == checkpoint.size {

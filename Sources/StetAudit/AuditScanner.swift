@@ -10,13 +10,20 @@ public struct AuditPosition: Sendable, Equatable {
     public var tree: MerkleAccumulator
     /// Leaf hash of entry `size - 1`; nil for an empty log.
     public var lastLeaf: Data?
+    /// The `seq` of the file's first line: 0, or where a log restarted after damage begins
+    /// (`AuditRestart`). Line numbers count from it.
+    public var base: Int
 
-    public init(size: Int, bytes: Int, tree: MerkleAccumulator, lastLeaf: Data?) {
+    public init(size: Int, bytes: Int, tree: MerkleAccumulator, lastLeaf: Data?, base: Int = 0) {
         self.size = size
         self.bytes = bytes
         self.tree = tree
         self.lastLeaf = lastLeaf
+        self.base = base
     }
+
+    /// The 1-based line number, in its file, of entry `size`.
+    public var nextLine: Int { size - base + 1 }
 
     public static let start = AuditPosition(size: 0, bytes: 0, tree: MerkleAccumulator(), lastLeaf: nil)
 
@@ -49,6 +56,8 @@ public struct AuditScanner: Sendable {
     public var workers = ProcessInfo.processInfo.activeProcessorCount
     /// Tree sizes whose roots the scan records (to check checkpoints in the same pass).
     public var rootsAt: Set<Int> = []
+    /// Stop once the log holds this many entries (where a restart took over), nil: at the end.
+    public var stopAt: Int?
     /// Longer lines are not Stet's.
     public static let maximumLineLength = 1 << 20
 
@@ -70,7 +79,7 @@ public struct AuditScanner: Sendable {
 
     /// One checked line, as a visitor sees it.
     public struct Line {
-        /// 1-based line number (`seq + 1`).
+        /// 1-based line number in its file (`seq + 1` in a log never restarted).
         public let number: Int
         public let entry: AuditEntry
         public let leafHash: Data
@@ -99,7 +108,9 @@ public struct AuditScanner: Sendable {
         var pending = Data()
         let workers = max(1, self.workers)
         let pool = VerifierPool()
+        func reachedStop() -> Bool { stopAt.map { position.size >= $0 } ?? false }
         while true {
+            if reachedStop() { return AuditScan(position: position, failure: nil, tornBytes: 0, roots: roots) }
             let block = try read(fd: fd, at: offset, count: blockSize)
             offset += block.count
             if block.isEmpty {
@@ -119,18 +130,22 @@ public struct AuditScanner: Sendable {
                 lineStart = index
             }
             pending = chunk.subdata(in: lineStart..<chunk.count)
-            if pending.count > Self.maximumLineLength {
-                return AuditScan(
+            // The complete lines before an overlong one are checked first: they may be good.
+            func overlong() -> AuditScan {
+                AuditScan(
                     position: position,
                     failure: AuditFailure(
-                        line: position.size + lines.count + 1, check: .envelope,
-                        message: "longer than \(Self.maximumLineLength) bytes"),
+                        line: position.nextLine, check: .envelope, message: "longer than \(Self.maximumLineLength) bytes"),
                     tornBytes: 0, roots: roots)
             }
-            if lines.isEmpty { continue }
+            if lines.isEmpty {
+                if pending.count > Self.maximumLineLength { return overlong() }
+                continue
+            }
             let results = check(lines, in: chunk, firstSeq: position.size, workers: workers, decode: visit != nil, pool: pool)
             for (index, result) in results.enumerated() {
-                let lineNumber = position.size + 1
+                if reachedStop() { return AuditScan(position: position, failure: nil, tornBytes: 0, roots: roots) }
+                let lineNumber = position.nextLine
                 if let (check, message) = result.failure {
                     return AuditScan(
                         position: position, failure: AuditFailure(line: lineNumber, check: check, message: message),
@@ -165,6 +180,10 @@ public struct AuditScanner: Sendable {
                 {
                     return AuditScan(position: position, failure: nil, tornBytes: 0, roots: roots)
                 }
+            }
+            if pending.count > Self.maximumLineLength {
+                if reachedStop() { return AuditScan(position: position, failure: nil, tornBytes: 0, roots: roots) }
+                return overlong()
             }
         }
     }

@@ -26,12 +26,17 @@ public struct AuditVerification: Sendable {
         public let head: CheckpointResult?
         public let localCheckpoint: CheckpointResult?
         public let checkpoints: [CheckpointResult]
+        /// Where the log was restarted after damage, oldest first: every segment verifies and the
+        /// chain runs on across each restart, but the damage happened (and is kept).
+        public let restarts: [AuditRestart]
 
         public var promises: [CheckpointResult] { [head, localCheckpoint].compactMap { $0 } }
 
-        /// True when every line, every promise and every checkpoint holds.
+        /// True when every line, every promise and every checkpoint holds, and the log was
+        /// never damaged.
         public var passed: Bool {
-            failure == nil && tornBytes == 0 && promises.allSatisfy(\.consistent) && checkpoints.allSatisfy(\.consistent)
+            failure == nil && tornBytes == 0 && restarts.isEmpty && promises.allSatisfy(\.consistent)
+                && checkpoints.allSatisfy(\.consistent)
         }
     }
 
@@ -40,7 +45,8 @@ public struct AuditVerification: Sendable {
     public init(trust: AuditTrust) { self.trust = trust }
 
     /// Verifies `STATE/audit/log.jsonl` against its signed head, its local checkpoint and
-    /// `checkpoints` (each a source name and its note text). An absent log is an empty one,
+    /// `checkpoints` (each a source name and its note text), and every segment before it when
+    /// it was restarted after damage (`AuditRestart`). An absent log is an empty one,
     /// which fails only when a head or checkpoint counts entries, or the state directory holds
     /// what only a log records. A log without its head fails.
     public func verify(stateDirectory: String, checkpoints: [(source: String, note: String)]) throws -> Report {
@@ -75,10 +81,11 @@ public struct AuditVerification: Sendable {
         if case .success(let loaded?) = head { scanner.rootsAt.insert(loaded.size) }
         let scan: AuditScan
         let exists: Bool
+        var restarts: [AuditRestart] = []
         if let fd = try store.open(AuditLog.logKey, flags: O_RDONLY) {
             defer { close(fd) }
             exists = true
-            scan = try scanner.scan(fd: fd, from: .start)
+            (scan, restarts) = try AuditSegments.scanAll(fd: fd, store: store, trust: trust, rootsAt: scanner.rootsAt)
         } else {
             exists = false
             scan = AuditScan(position: .start, failure: nil, tornBytes: 0, roots: [0: Merkle.emptyRoot])
@@ -133,6 +140,6 @@ public struct AuditVerification: Sendable {
         }
         return Report(
             path: path, size: scan.position.size, root: scan.position.tree.root, failure: scan.failure,
-            tornBytes: scan.tornBytes, head: headResult, localCheckpoint: localResult, checkpoints: results)
+            tornBytes: scan.tornBytes, head: headResult, localCheckpoint: localResult, checkpoints: results, restarts: restarts)
     }
 }

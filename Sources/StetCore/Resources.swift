@@ -67,10 +67,13 @@ public struct Service: Hashable, Sendable, Codable {
         public var portsStart: Int?
         public var stopSignal: String
         public var stopTimeout: StetDuration
+        /// The user replicas run as when Stet is root (nil: the dedicated `stet-replica`).
+        /// Part of the spec text only when set, so specs without it keep their hash.
+        public var user: String?
 
         public init(
             command: [String], workingDir: String? = nil, env: [String: String] = [:], portsStart: Int? = nil,
-            stopSignal: String = "SIGTERM", stopTimeout: StetDuration = .seconds(10)
+            stopSignal: String = "SIGTERM", stopTimeout: StetDuration = .seconds(10), user: String? = nil
         ) {
             self.command = command
             self.workingDir = workingDir
@@ -78,6 +81,7 @@ public struct Service: Hashable, Sendable, Codable {
             self.portsStart = portsStart
             self.stopSignal = stopSignal
             self.stopTimeout = stopTimeout
+            self.user = user
         }
     }
 

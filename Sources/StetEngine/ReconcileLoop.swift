@@ -120,6 +120,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     var budgetAlerted: Set<String> = []
     var reportedNotices: Set<String> = []
     var consecutiveFailures: [String: Int] = [:]
+    /// Restarts of the audit log after damage already alerted on (by restart time).
+    var alertedDamage: Set<String> = []
     private var signalSources: [any DispatchSourceSignal] = []
 
     struct Backoff {
@@ -159,9 +161,11 @@ public final class ReconcileLoop: @unchecked Sendable {
         try take(releases.check(after: nil, force: true))
         dirty = Set(desired.services.keys).union(try provider.records().keys)
         while true {
+            alertAuditDamage()
             if !dirty.isEmpty || backupsDue {
                 try await reconcile()
                 monitors.sync(desired)
+                alertAuditDamage()
                 if options.once { break }
                 // Records change only in a pass: watchers are re-read only after one.
                 syncWatchers()
@@ -175,6 +179,20 @@ public final class ReconcileLoop: @unchecked Sendable {
         finishInFlight(within: 10)
         try audit.checkpoint()
         return !failedLastPass
+    }
+
+    /// A damaged audit log does not stop the loop: the log restarts after it (`AuditLog`),
+    /// and every restart is alerted on, once.
+    func alertAuditDamage() {
+        for damage in audit.damages where !alertedDamage.contains(damage.time) {
+            alertedDamage.insert(damage.time)
+            log("the audit log was damaged; it restarted at \(damage.time): \(damage.summary)")
+            monitors.selfAlert(
+                "StetAuditDamaged",
+                summary: "the audit log was damaged and restarted at \(damage.time) from entry \(damage.firstSeq); the damaged "
+                    + "log is kept as \(damage.damagedPath): \(damage.summary)",
+                desired: desired)
+        }
     }
 
     // MARK: - Events

@@ -10,6 +10,10 @@ public final class TemporaryDirectory: @unchecked Sendable {
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed: \(String(cString: strerror(errno)))")
         path = String(cString: made!)
+        // Readable and enterable by others (not writable): when the tests run as root, replicas
+        // run as the unprivileged `stet-replica` and must enter their working directory here.
+        // The state directory inside stays 0700.
+        chmod(path, 0o755)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }

@@ -55,6 +55,10 @@ struct OperatorSession {
             stateDirectory: store.root, trust: try AuditContext.trust(global: global, inForce: policy).trust, key: key,
             host: Checkpoint.hostName, via: via, release: AuditContext.acceptedRelease(store),
             lockTimeout: global.lockTimeout)
+        // The command goes on: the log restarted after the damage, which stays visible.
+        for damage in log.damages {
+            Terminal.standardError.warning("the audit log was damaged and restarted at \(damage.time): \(damage.summary)")
+        }
     }
 
     /// Records a refusal under the release in force.

@@ -191,25 +191,31 @@ import Testing
         let failure = try #require(try scan().failure)
         #expect(failure.line == expected.line)
         #expect(failure.check == expected.check)
-        // A writer refuses to append to it, naming the line.
-        do {
-            _ = try openLog()
-            Issue.record("a tampered log was opened for appending")
-        } catch let error as AuditError {
-            #expect(error.code == .tampered)
-            #expect(error.message.contains("line \(expected.line)"))
+        if how == "delete" {
+            // Shorter than its signed head: a cut, which a writer refuses, naming the line.
+            expectRefused(["line \(expected.line)"])
+            return
         }
+        // Damage: a writer keeps the damaged log and restarts after the last good entry.
+        let log = try openLog()
+        let damage = try #require(log.damages.first)
+        #expect(log.damages.count == 1)
+        #expect(damage.failure?.line == expected.line && damage.failure?.check == expected.check)
+        #expect(damage.firstSeq == expected.line - 1)
+        #expect(log.size == expected.line)
     }
 
     /// The signed head lets a writer skip signature checks, never the check itself: a change
-    /// to an already-checked line is still refused.
+    /// to an already-checked line is still found (and the log restarts before it).
     @Test func theResumePointDoesNotHideTampering() throws {
         try writeLog(3)
         #expect(FileManager.default.fileExists(atPath: state.path + "/audit/head.json"))
         var lines = try lines()
         lines[0][lines[0].startIndex + 120] ^= 0x04
         try writeLines(lines)
-        #expect(throws: AuditError.self) { try openLog() }
+        let log = try openLog()
+        #expect(log.damages.map(\.firstSeq) == [0])
+        #expect(log.damages.first?.failure?.line == 1)
     }
 
     /// The audit files as bytes, to show that a refusal changed nothing.

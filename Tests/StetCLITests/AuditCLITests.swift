@@ -112,7 +112,10 @@ import Testing
         #expect(try stet("audit", "verify").status == 0)
     }
 
-    @Test func aTamperedLogFailsVerificationAndRefusesEveryAppend() throws {
+    /// A line that fails its check fails verification; the next writer keeps the damaged log
+    /// whole in audit/damaged/, restarts the log after the last good entry and acts, and
+    /// verification then reports the damage and the log since.
+    @Test func aDamagedLineFailsVerificationAndTheNextWriterRestartsTheLog() throws {
         try record(4)
         var lines = try Data(contentsOf: URL(fileURLWithPath: logPath)).split(separator: 0x0A).map { Data($0) }
         lines[2][lines[2].startIndex + 200] ^= 0x01
@@ -124,12 +127,22 @@ import Testing
         #expect(verify.stdout.contains("line 3 fails"))
         #expect(verify.stderr.contains("line 3"))
         let append = try stet("audit", "record", "--action", "x", environment: ci)
-        #expect(append.status == 10)
-        #expect(append.stderr.contains("line 3"))
+        #expect(append.status == 0, "\(append.combined)")
+        #expect(append.stderr.contains("the audit log was damaged and restarted at "), "\(append.stderr)")
+        #expect(append.stderr.contains("line 3 of the log failed its"), "\(append.stderr)")
+        let damaged = try FileManager.default.contentsOfDirectory(atPath: repo.stateDir + "/audit/damaged").filter { $0.hasPrefix("log-") }
+        #expect(damaged.count == 1)
+        #expect(FileManager.default.contents(atPath: repo.stateDir + "/audit/damaged/" + (damaged.first ?? "")) == before)
         let accept = try stet("verify", "--accept", environment: ci)
-        #expect(accept.status == 10)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: logPath)) == before)
-        #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
+        #expect(accept.status == 0, "\(accept.combined)")
+        #expect(FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
+        let after = try stet("audit", "verify")
+        #expect(after.status == 10)
+        #expect(after.stdout.contains("log starts after damage at "), "\(after.stdout)")
+        #expect(after.stderr.contains("the log starts after damage at "), "\(after.stderr)")
+        let entries = try listed()
+        #expect(entries.map { $0["seq"] as? Int } == Array(0..<entries.count).map { $0 as Int? })
+        #expect(entries.dropFirst(2).first?["action"] as? String == "start-after-damage")
     }
 
     /// The audit files as bytes, to show that a refusal changed nothing.

@@ -1,14 +1,31 @@
 #ifndef STET_CSYS_H
 #define STET_CSYS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
-/* What Swift's Glibc module does not show: detached spawning and pidfds. */
+/* What Swift's Glibc module does not show: detached spawning as another user, and pidfds. */
 
-/* Starts `argv[0]` (looked up in PATH) in a new session, with every signal at its default and
-   none blocked, in `cwd`, standard input from /dev/null, standard output and error appended to
-   `log_path` (created 0600, never through a link), and no other descriptor inherited. Returns 0
-   and the pid, or an errno value. */
+/* The user a spawned process runs as: its uid, primary gid and supplementary groups. */
+struct stet_identity {
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t ngroups;
+};
+
+/* Starts `argv[0]` (looked up in the caller's PATH when it has no '/') in a new session, with
+   every signal at its default and none blocked, standard input from /dev/null, standard output
+   and error appended to `log_path` (opened by the caller's user before the switch: created
+   0600, never through a link, so the child holds only the descriptor), no other descriptor
+   inherited, then, when `identity` is not NULL, with exactly its groups, gid and uid (real,
+   effective and saved), and only then in `cwd`, so the child enters only a folder that user
+   may enter. Returns 0 and the pid once the program runs, or the errno value of the step that
+   failed (the child is then reaped). */
+int stet_spawn_as(char *const argv[], char *const envp[], const char *cwd, const char *log_path,
+                  const struct stet_identity *identity, pid_t *pid);
+
+/* stet_spawn_as as Stet's own user. */
 int stet_spawn(char *const argv[], char *const envp[], const char *cwd, const char *log_path, pid_t *pid);
 
 /* pidfd_open(2); -1 and errno on failure. */

@@ -62,10 +62,38 @@ enum ServiceDecoder {
             return signal
         }
         let stopTimeout = run.field("stopTimeout", default: .seconds(10)) { $0.duration(atMost: .maximumTimeout) }
-        guard let command, let workingDir, let env, let portsStart, let stopSignal, let stopTimeout else { return nil }
+        let user = run.field("user") { cursor -> String? in
+            guard let name = cursor.string() else { return nil }
+            if let problem = userProblem(name) {
+                cursor.error(problem)
+                return nil
+            }
+            return name
+        }
+        guard let command, let workingDir, let env, let portsStart, let stopSignal, let stopTimeout, let user else { return nil }
         return Service.Run(
             command: command, workingDir: workingDir, env: env, portsStart: portsStart, stopSignal: stopSignal,
-            stopTimeout: stopTimeout)
+            stopTimeout: stopTimeout, user: user)
+    }
+
+    /// A user name as useradd takes it (a lower-case letter or `_`, then up to 31 lower-case
+    /// letters, digits, `_` or `-`), and not root: a replica running as root could change
+    /// Stet's state and audit log.
+    static func userProblem(_ name: String) -> String? {
+        let bytes = Array(name.utf8)
+        func allowed(_ byte: UInt8, first: Bool) -> Bool {
+            (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || (!first && ((byte >= 0x30 && byte <= 0x39) || byte == 0x2D))
+        }
+        guard (1...32).contains(bytes.count), allowed(bytes[0], first: true), bytes.dropFirst().allSatisfy({ allowed($0, first: false) })
+        else {
+            let shown = name.count > 40 ? String(name.prefix(40)) + "…" : name
+            return "expected a user name (a lower-case letter or '_', then up to 31 lower-case letters, digits, '_' or '-'), "
+                + "found \"\(shown)\""
+        }
+        if name == "root" {
+            return "expected an unprivileged user: a replica running as root could change Stet's state and audit log"
+        }
+        return nil
     }
 
     static func envKeyProblem(_ key: String) -> String? {

@@ -185,11 +185,13 @@ public struct CheckRunner: Sendable {
     }
 }
 
-/// Starting processes through `stet_spawn` (own session, default signals, log file).
+/// Starting processes through `stet_spawn_as` (own session, default signals, log file), as
+/// Stet's own user or, given an `identity`, as that user.
 enum Spawn {
-    static func start(_ command: [String], environment: [String: String], workingDirectory: String?, logPath: String, pid: inout pid_t)
-        -> Int32
-    {
+    static func start(
+        _ command: [String], environment: [String: String], workingDirectory: String?, logPath: String,
+        identity: ReplicaUser? = nil, pid: inout pid_t
+    ) -> Int32 {
         let argv = command.map { strdup($0) } + [nil]
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -198,7 +200,11 @@ enum Spawn {
         }
         return argv.withUnsafeBufferPointer { a in
             envp.withUnsafeBufferPointer { e in
-                stet_spawn(a.baseAddress, e.baseAddress, workingDirectory, logPath, &pid)
+                guard let identity else { return stet_spawn(a.baseAddress, e.baseAddress, workingDirectory, logPath, &pid) }
+                return identity.groups.withUnsafeBufferPointer { groups in
+                    var who = stet_identity(uid: identity.uid, gid: identity.gid, groups: groups.baseAddress, ngroups: groups.count)
+                    return stet_spawn_as(a.baseAddress, e.baseAddress, workingDirectory, logPath, &who, &pid)
+                }
             }
         }
     }

@@ -239,6 +239,13 @@ public struct ReplicaProvider: Provider {
         }
         let port = service.run.portsStart.map { $0 + index }
         if let port, !(1...65535).contains(port) { return .failed("replica \(index) would get PORT=\(port), beyond 65535") }
+        // Never as Stet's own user when Stet is root: the replica could change Stet's state.
+        let user: ReplicaUser?
+        do {
+            user = try ReplicaUser.resolve(service.run.user)
+        } catch {
+            return .failed("cannot start replica \(index): \(error)")
+        }
         try store.makeFolder("logs")
         let logPath = logPath(name, index)
         rotate(logPath)
@@ -256,10 +263,13 @@ public struct ReplicaProvider: Provider {
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
         var pid: pid_t = 0
-        let rc = Spawn.start(service.run.command, environment: environment, workingDirectory: directory, logPath: logPath, pid: &pid)
+        let rc = Spawn.start(
+            service.run.command, environment: environment, workingDirectory: directory, logPath: logPath, identity: user, pid: &pid)
         guard rc == 0 else {
             try remove(name, index)
-            return .failed("cannot start \(service.run.command[0]) in \(directory): \(String(cString: strerror(rc)))")
+            return .failed(
+                "cannot start \(service.run.command[0]) in \(directory)" + (user.map { " as user \($0.name)" } ?? "")
+                    + ": \(String(cString: strerror(rc)))")
         }
         // The start time is read right after the spawn; a process that is already gone leaves
         // no start time, and is recorded as exited.
@@ -275,7 +285,7 @@ public struct ReplicaProvider: Provider {
             try save(record)
             return .failed("replica \(index) \(record.lastExit!) right after starting (see \(logPath))")
         }
-        return .done("started pid \(pid)" + (port.map { " on port \($0)" } ?? ""))
+        return .done("started pid \(pid)" + (port.map { " on port \($0)" } ?? "") + (user.map { " as user \($0.name)" } ?? ""))
     }
 
     /// Stops replica `index`: its stop signal to the whole session, the stop timeout, then

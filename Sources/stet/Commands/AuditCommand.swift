@@ -31,7 +31,10 @@ struct AuditCommand: ParsableCommand {
         let path = logPath(global)
         guard let fd = try global.store.open(AuditLog.logKey, flags: O_RDONLY) else { return }
         defer { close(fd) }
-        let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start, visit: visit)
+        // Every segment: a log restarted after damage lists its earlier good entries too.
+        let (scan, _) = try withoutActuallyEscaping(visit) { visit in
+            try AuditScanner(trust: trust).scanHistory(fd: fd, stateDirectory: global.store.root, visit: visit)
+        }
         if let failure = scan.failure {
             throw CommandFailure(status: ExitStatus.refused, message: "\(path) \(failure); run `stet audit verify`")
         }
@@ -212,10 +215,16 @@ struct AuditVerifyCommand: ParsableCommand {
             fewer entries than either, or none while either is there, was cut. A head or checkpoint \
             that is not signed by an operator key fails too.
 
+            A log that Stet restarted after damage (a line that failed a check) is checked across \
+            every restart: the damaged files kept in audit/damaged/ up to their last good entry, and \
+            the chain from there. The damage is reported ("log starts after damage at TIME; earlier \
+            entries in FILE") and the exit status is 10, even when everything since verifies.
+
             EXIT STATUS
               0   everything holds
               1   a state file or folder is a link or writable by others (the error names it)
-              10  a line, the head, a checkpoint or the proof fails (the first bad line is named)
+              10  a line, the head, a checkpoint or the proof fails (the first bad line is named), or \
+            the log was restarted after damage
             """
     )
 
@@ -280,6 +289,13 @@ struct AuditVerifyCommand: ParsableCommand {
                     var file: String
                     var reason: String
                 }
+                var restarts: [Restart]
+                struct Restart: Encodable {
+                    var time: String
+                    var seq: Int
+                    var damaged: String
+                    var reason: String
+                }
                 struct Failure: Encodable {
                     var line: Int
                     var check: String
@@ -292,7 +308,10 @@ struct AuditVerifyCommand: ParsableCommand {
             out.json(JSONReport(
                 log: report.path, entries: report.size, root: report.root.base64EncodedString(), passed: report.passed,
                 failure: failure, head: report.head, localCheckpoint: report.localCheckpoint, checkpoints: report.checkpoints,
-                skipped: skipped.map { JSONReport.Skipped(file: $0.file, reason: $0.why) }))
+                skipped: skipped.map { JSONReport.Skipped(file: $0.file, reason: $0.why) },
+                restarts: report.restarts.map {
+                    JSONReport.Restart(time: $0.entry.time, seq: $0.entry.seq, damaged: $0.damagedPath, reason: $0.entry.reason ?? "")
+                }))
         } else {
             out.line("log          \(report.path)")
             out.line("entries      \(report.size) " + (report.failure == nil ? "checked: signatures, seq, chain" : "checked before the failure"))
@@ -308,6 +327,10 @@ struct AuditVerifyCommand: ParsableCommand {
                     + (checkpoint.size.map { " (size \($0)" + (checkpoint.signer.map { ", signed by \($0))" } ?? ")") } ?? "")
                     + ": \(checkpoint.message)")
             }
+            for restart in report.restarts {
+                out.line("damage       " + out.yellow("log starts after damage at \(restart.entry.time)")
+                    + "; earlier entries in \(restart.damagedPath) (entries before \(restart.entry.seq) checked there)")
+            }
             if let head = report.head { row("head", head) }
             if let local = report.localCheckpoint { row("checkpoint", local) }
             for checkpoint in report.checkpoints.sorted(by: { ($0.size ?? -1) < ($1.size ?? -1) }) { row("checkpoint", checkpoint) }
@@ -316,11 +339,15 @@ struct AuditVerifyCommand: ParsableCommand {
                 out.line("result       " + out.green("verified"))
             } else if report.failure == nil, let broken = report.promises.first(where: { !$0.consistent }) {
                 out.line("result       " + out.red("cut or rewritten") + ": \(broken.message)")
+            } else if report.failure == nil, report.tornBytes == 0, let last = report.restarts.last {
+                out.line("result       " + out.red("damaged") + ": the log since \(last.entry.time) verifies and continues the chain; "
+                    + "the damage is kept in \(last.damagedPath)")
             }
         }
         guard report.passed else {
             let first = report.failure.map { "line \($0.line) fails its \($0.check.rawValue) check" }
                 ?? report.promises.first { !$0.consistent }?.message
+                ?? report.restarts.last.map { "the log starts after damage at \($0.entry.time); earlier entries in \($0.damagedPath)" }
                 ?? (report.tornBytes > 0 ? "line \(report.size + 1) is a torn write"
                     : "checkpoint \(report.checkpoints.first { !$0.consistent }?.source ?? "") is not consistent with the log")
             throw CommandFailure(status: ExitStatus.refused, message: "audit log verification failed: \(first)")
