@@ -144,7 +144,29 @@ public struct BackupProvider: Provider {
         {
             return cache.snapshots
         }
-        let output = try restic.run(["snapshots", "--json"], repository: repository, passwordFile: passwordFile)
+        var byPolicy: [String: [ObservedBackup.Snapshot]] = [:]
+        for snapshot in try listSnapshots(repository, passwordFile: passwordFile, tag: nil) {
+            for tag in snapshot.tags where tag.hasPrefix("stet:") {
+                byPolicy[String(tag.dropFirst(5)), default: []].append(ObservedBackup.Snapshot(id: snapshot.id, time: snapshot.time))
+            }
+        }
+        for name in byPolicy.keys { byPolicy[name]!.sort { $0.time < $1.time } }
+        try store.write(key, try JSONCoding.encoder.encode(Cache(at: now, snapshots: byPolicy, files: files)))
+        return byPolicy
+    }
+
+    struct ListedSnapshot {
+        let id: String
+        let time: Date
+        let tags: [String]
+    }
+
+    /// `restic snapshots --json` (only those tagged `tag`, when given), within the deadline for
+    /// looking.
+    func listSnapshots(_ repository: String, passwordFile: String, tag: String?) throws -> [ListedSnapshot] {
+        let output = try restic.run(
+            ["snapshots", "--json"] + (tag.map { ["--tag", $0] } ?? []), repository: repository, passwordFile: passwordFile,
+            timeout: restic.deadlines.look)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         struct Listed: Decodable {
             let id: String
@@ -152,16 +174,39 @@ public struct BackupProvider: Provider {
             let tags: [String]?
         }
         let listed = try JSONDecoder().decode([Listed]?.self, from: output.stdout) ?? []
-        var byPolicy: [String: [ObservedBackup.Snapshot]] = [:]
-        for snapshot in listed {
-            guard let time = Restic.date(snapshot.time) else { continue }
-            for tag in snapshot.tags ?? [] where tag.hasPrefix("stet:") {
-                byPolicy[String(tag.dropFirst(5)), default: []].append(ObservedBackup.Snapshot(id: snapshot.id, time: time))
+        return listed.compactMap { snapshot in
+            Restic.date(snapshot.time).map { ListedSnapshot(id: snapshot.id, time: $0, tags: snapshot.tags ?? []) }
+        }
+    }
+
+    /// Repositories looked at at once by `observe`.
+    static let observeWidth = 8
+
+    /// The snapshot lists of several repositories, each opened once, up to `observeWidth` at
+    /// once: repositories that do not answer cost one deadline together, not one each.
+    func snapshots(of sources: [Source], now: Date) -> [Source: Result<[String: [ObservedBackup.Snapshot]], any Error>] {
+        let results = SourceResults()
+        let width = DispatchSemaphore(value: Self.observeWidth)
+        let group = DispatchGroup()
+        for source in sources {
+            width.wait()
+            group.enter()
+            DispatchQueue.global().async {
+                defer {
+                    width.signal()
+                    group.leave()
+                }
+                results.set(source, Result { try self.snapshots(source.repository, passwordFile: source.passwordFile, now: now) })
             }
         }
-        for name in byPolicy.keys { byPolicy[name]!.sort { $0.time < $1.time } }
-        try store.write(key, try JSONCoding.encoder.encode(Cache(at: now, snapshots: byPolicy, files: files)))
-        return byPolicy
+        group.wait()
+        return results.all
+    }
+
+    /// A repository as one password opens it.
+    struct Source: Hashable, Sendable {
+        let repository: String
+        let passwordFile: String
     }
 
     // MARK: - Observe
@@ -174,6 +219,8 @@ public struct BackupProvider: Provider {
             let name = String(file.dropLast(5))
             if ResourceID.isValidName(name) { names.insert(name) }
         }
+        let sources = Set(desired.backupPolicies.values.map { Source(repository: repository($0), passwordFile: passwordFile($0)) })
+        let lists = snapshots(of: sources.sorted { ($0.repository, $0.passwordFile) < ($1.repository, $1.passwordFile) }, now: now)
         for name in names.sorted() {
             let record = try record(name)
             guard let policy = desired.backupPolicies[name] else {
@@ -186,16 +233,17 @@ public struct BackupProvider: Provider {
                 }
                 continue
             }
-            let repository = repository(policy)
             var state = ObservedBackup.Repository.ready
             var snapshots: [ObservedBackup.Snapshot] = []
-            do {
-                snapshots = try self.snapshots(repository, passwordFile: passwordFile(policy), now: now)[name] ?? []
-            } catch let failure as Restic.Failure {
+            switch lists[Source(repository: repository(policy), passwordFile: passwordFile(policy))] {
+            case .success(let byPolicy): snapshots = byPolicy[name] ?? []
+            case .failure(let failure as Restic.Failure):
                 switch failure.kind {
                 case .missingRepository: state = .missing
                 default: state = .unreadable(failure.message)
                 }
+            case .failure(let error): throw error
+            case nil: state = .unreadable("not looked at")
             }
             observed.backups[name] = ObservedBackup(
                 name: name, repository: state, snapshots: snapshots, known: record?.known ?? false, lastBackup: record?.lastBackup,
@@ -238,7 +286,7 @@ public struct BackupProvider: Provider {
     func initialise(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         defer { invalidate(policy) }
-        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy))
+        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(probe, repository: repository) {
             guard failure.kind == .missingRepository else {
                 // There but not opening: never initialise over it.
@@ -248,7 +296,7 @@ public struct BackupProvider: Provider {
             record.known = true
             return .done("\(repository) is initialised already")
         }
-        let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         record.known = true
         return .done("initialised \(repository)")
@@ -271,7 +319,8 @@ public struct BackupProvider: Provider {
         hasher.start()
         var arguments = ["backup", "--json", "--tag", "stet:\(policy.metadata.name)"]
         for pattern in policy.exclude { arguments += ["--exclude", pattern] }
-        let output = try restic.run(arguments + paths, repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            arguments + paths, repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
         done.wait()
         let manifest = manifestBox.files
         if let failure = Restic.failure(output, repository: repository, allowed: [3]) { throw failure }
@@ -311,7 +360,8 @@ public struct BackupProvider: Provider {
             if let value { arguments += [flag, String(value)] }
         }
         guard arguments.count > 6 else { return .done("no retention rules") }
-        let output = try restic.run(arguments + ["--prune"], repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            arguments + ["--prune"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.verify)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         // `forget --prune` prints prune's text after the JSON line.
         struct Group: Decodable {
@@ -334,7 +384,8 @@ public struct BackupProvider: Provider {
         let subsets = max(1, checkSubsets)
         let index = (record.checkIndex % subsets + subsets) % subsets
         let subset = "\(index + 1)/\(subsets)"
-        let output = try restic.run(["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            ["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.verify)
         record.checkIndex = (index + 1) % subsets
         if let failure = Restic.failure(output, repository: repository) {
             let detail = failure.kind == .failed ? Self.checkErrors(output.stderr + String(decoding: output.stdout, as: UTF8.self)) : failure.message
@@ -368,7 +419,7 @@ public struct BackupProvider: Provider {
         // restic checks every restored file against the repository's content hashes (--verify).
         let output = try restic.run(
             ["restore", "latest", "--tag", "stet:\(name)", "--target", absoluteScratch, "--verify"], repository: repository,
-            passwordFile: passwordFile(policy))
+            passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
         let text = String(decoding: output.stdout, as: UTF8.self)
         if let range = text.range(of: "<Snapshot ") { restored = String(text[range.upperBound...].prefix { $0 != " " }) }
         if let failure = Restic.failure(output, repository: repository) {
@@ -429,7 +480,8 @@ public struct BackupProvider: Provider {
         let repository = repository(policy)
         var arguments = ["restore", snapshot, "--target", target, "--tag", "stet:\(policy.metadata.name)", "--verify"]
         for path in include { arguments += ["--include", path] }
-        let output = try restic.run(arguments, repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            arguments, repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         return String(decoding: output.stdout, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "restored"
     }
@@ -459,6 +511,15 @@ public struct HostProvider: Provider {
         if change.resource.hasPrefix("Monitor/") { return await monitors.perform(change, desired: desired) }
         return await replicas.perform(change, desired: desired)
     }
+}
+
+private final class SourceResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [BackupProvider.Source: Result<[String: [ObservedBackup.Snapshot]], any Error>] = [:]
+    func set(_ source: BackupProvider.Source, _ result: Result<[String: [ObservedBackup.Snapshot]], any Error>) {
+        lock.withLock { results[source] = result }
+    }
+    var all: [BackupProvider.Source: Result<[String: [ObservedBackup.Snapshot]], any Error>] { lock.withLock { results } }
 }
 
 private final class ManifestBox: @unchecked Sendable {
