@@ -96,9 +96,8 @@ public struct BackupProvider: Provider {
     /// name is an HMAC-SHA256 under this state directory's secret key, so it says nothing about
     /// the password to whoever can list the folder (a plain hash of it could be checked against
     /// guesses offline).
-    func cacheKey(_ repository: String, passwordFile: String) throws -> String {
-        let password = (try? SHA256.hash(fileAt: passwordFile)) ?? Data()
-        let name = HMAC.sha256(key: try cacheNameSecret(), Data((repository + "\n").utf8) + password)
+    func cacheKey(_ repository: String, password: Data) throws -> String {
+        let name = HMAC.sha256(key: try cacheNameSecret(), Data((repository + "\n").utf8) + SHA256.hash(password))
         return "\(Self.cacheFolder)/\(name.hexString).json"
     }
 
@@ -123,7 +122,8 @@ public struct BackupProvider: Provider {
     }
 
     func invalidate(_ policy: BackupPolicy) {
-        if let key = try? cacheKey(repository(policy), passwordFile: passwordFile(policy)) { try? store.remove(key) }
+        guard let password = try? Restic.password(passwordFile(policy)) else { return }
+        if let key = try? cacheKey(repository(policy), password: password) { try? store.remove(key) }
     }
 
     /// The snapshot files of a local repository, sorted; nil for other backends.
@@ -136,7 +136,7 @@ public struct BackupProvider: Provider {
     /// younger than `cacheLifetime` and, for a local repository, while the repository's
     /// snapshot files are the same ones (so changes made outside Stet are seen at once).
     func snapshots(_ repository: String, passwordFile: String, now: Date) throws -> [String: [ObservedBackup.Snapshot]] {
-        let key = try cacheKey(repository, passwordFile: passwordFile)
+        let key = try cacheKey(repository, password: try Restic.password(passwordFile))
         let files = snapshotFiles(repository)
         if let data = try? store.read(key), let cache = try? JSONCoding.decoder.decode(Cache.self, from: data),
             now.timeIntervalSince(cache.at) < cacheLifetime, cache.files == files,

@@ -1,4 +1,5 @@
 public import Foundation
+import StetCrypto
 
 /// restic as a subprocess. The password reaches restic only through `RESTIC_PASSWORD_FILE` in
 /// its environment: never on a command line (where `ps` shows it), never in Stet's output.
@@ -40,6 +41,9 @@ public struct Restic: Sendable {
             case notInstalled = "not-installed"
             /// The command passed its deadline and was stopped.
             case notAnswering = "not-answering"
+            /// The password file is not one Stet hands to restic (not a regular file, or open to
+            /// group or others).
+            case passwordFile = "password-file"
             /// Stet is stopping and stopped restic.
             case stopped
             case failed
@@ -51,9 +55,10 @@ public struct Restic: Sendable {
     }
 
     /// Runs `restic -r REPOSITORY ARGUMENTS` with the password file in the environment, for at
-    /// most `timeout` seconds. Throws `Failure` (`notAnswering`, `stopped`) when
+    /// most `timeout` seconds. Throws `Failure` (`notAnswering`, `stopped`, `passwordFile`) when
     /// restic could not run to its end; a restic that ended is returned as it ended.
     public func run(_ arguments: [String], repository: String, passwordFile: String, timeout: Double) throws -> Subprocess.Output {
+        _ = try Self.password(passwordFile)
         var environment = ProcessInfo.processInfo.environment.filter {
             ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "RESTIC_CACHE_DIR"].contains($0.key)
         }
@@ -96,6 +101,36 @@ public struct Restic: Sendable {
             return Failure(kind: .locked, message: "\(repository) is locked by another restic process: \(last)")
         }
         return Failure(kind: .failed, message: "restic exited \(output.status): \(last)")
+    }
+
+    /// The largest password file Stet hands to restic.
+    static let passwordLimit = 64 << 10
+
+    /// The password file's bytes, after the checks a key file gets: a regular file (a FIFO would
+    /// hold restic, and Stet with it, until someone writes to it), of at most `passwordLimit`
+    /// bytes, readable by its owner only.
+    public static func password(_ path: String) throws(Failure) -> Data {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw Failure(kind: .passwordFile, message: "cannot read the password file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw Failure(kind: .passwordFile, message: "the password file \(path) is not a regular file")
+        }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw Failure(
+                kind: .passwordFile,
+                message: "the password file \(path) is open to group or others (mode \(String(mode, radix: 8))); run `chmod 600 \(path)`")
+        }
+        let data: Data?
+        do {
+            data = try InputFile.read(path, limit: passwordLimit)
+        } catch {
+            throw Failure(kind: .passwordFile, message: "the password file \(error.description)")
+        }
+        guard let data else { throw Failure(kind: .passwordFile, message: "the password file \(path) does not exist") }
+        return data
     }
 
     static func locate(_ program: String) throws -> String {
