@@ -73,10 +73,11 @@ public struct BackupProvider: Provider {
 
     public func passwordFile(_ policy: BackupPolicy) -> String { resolve(policy.passwordFile, backend: false) }
 
+    /// Local paths come out absolute and clean (`filepath.Clean`), as restic names them: the
+    /// files Stet lists for a snapshot then carry the names restic gives them.
     func resolve(_ path: String, backend: Bool) -> String {
-        if path.hasPrefix("/") { return path }
-        if backend, let colon = path.firstIndex(of: ":"), !path[..<colon].contains("/") { return path }
-        return (baseDirectory as NSString).appendingPathComponent(path)
+        if backend, !path.hasPrefix("/"), let colon = path.firstIndex(of: ":"), !path[..<colon].contains("/") { return path }
+        return ResticExclude.clean(path.hasPrefix("/") ? path : baseDirectory + "/" + path)
     }
 
     // MARK: - Snapshot cache
@@ -434,15 +435,15 @@ public struct BackupProvider: Provider {
             let problems = ProblemList()
             DispatchQueue.concurrentPerform(iterations: entries.count) { index in
                 let (path, file) = entries[index]
-                let copy = absoluteScratch + path
-                var info = stat()
-                if stat(copy, &info) != 0 {
+                guard let copy = Self.digest(ofFileAt: absoluteScratch + path) else {
                     problems.add(index, "\(path) is missing from the restore")
-                } else if abs(Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9 - file.modified) > 0.001 {
+                    return
+                }
+                if abs(copy.modified - file.modified) > 0.001 {
                     // Changed while the backup read it: restic's --verify vouches for this one.
-                } else if Int(info.st_size) != file.size {
-                    problems.add(index, "\(path) restored with \(info.st_size) bytes, \(file.size) were backed up")
-                } else if (try? SHA256.hash(fileAt: copy).hexString) != file.sha256 {
+                } else if copy.size != file.size {
+                    problems.add(index, "\(path) restored with \(copy.size) bytes, \(file.size) were backed up")
+                } else if copy.sha256 != file.sha256 {
                     problems.add(index, "\(path) restored with other content than was backed up")
                 }
             }
@@ -455,24 +456,51 @@ public struct BackupProvider: Provider {
         return .done(record.lastRestoreTest!.detail)
     }
 
-    /// Size, modification time and SHA-256 of every regular file under `paths`.
+    /// Size, modification time and SHA-256 of every regular file restic backs up from `paths`
+    /// (absolute and clean): restic's walk (an excluded directory is not entered, links are not
+    /// followed) with restic's meaning of the exclude patterns (`ResticExclude`), so the list
+    /// holds exactly the files the snapshot holds.
     static func manifest(of paths: [String], excluding patterns: [String]) -> [String: Manifest.File] {
+        let exclude = ResticExclude(patterns)
         var files: [String: Manifest.File] = [:]
         func add(_ path: String) {
+            guard !exclude.excludes(path) else { return }
             var info = stat()
             guard lstat(path, &info) == 0 else { return }
-            let name = (path as NSString).lastPathComponent
-            if patterns.contains(where: { fnmatch($0, name, 0) == 0 || fnmatch($0, path, 0) == 0 }) { return }
             if (info.st_mode & S_IFMT) == S_IFDIR {
-                for child in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] { add(path + "/" + child) }
-            } else if (info.st_mode & S_IFMT) == S_IFREG, let digest = try? SHA256.hash(fileAt: path) {
-                files[path] = Manifest.File(
-                    size: Int(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9,
-                    sha256: digest.hexString)
+                for child in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+                    add(path == "/" ? "/" + child : path + "/" + child)
+                }
+            } else if (info.st_mode & S_IFMT) == S_IFREG, let file = digest(ofFileAt: path) {
+                files[path] = file
             }
         }
         for path in paths { add(path) }
         return files
+    }
+
+    /// Size, modification time and SHA-256 of the regular file at `path`, all through one
+    /// descriptor opened without following a link or waiting: a link or a FIFO put in the
+    /// file's place meanwhile is passed over, never followed or waited on.
+    static func digest(ofFileAt path: String) -> Manifest.File? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let count = read(fd, buffer.baseAddress, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+        return Manifest.File(
+            size: Int(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9,
+            sha256: hasher.finalize().hexString)
     }
 
     /// Restores a snapshot (`latest` or an id) into `target`, optionally only `include` paths.
