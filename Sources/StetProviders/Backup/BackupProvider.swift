@@ -503,15 +503,61 @@ public struct BackupProvider: Provider {
             sha256: hasher.finalize().hexString)
     }
 
-    /// Restores a snapshot (`latest` or an id) into `target`, optionally only `include` paths.
-    public func restore(_ policy: BackupPolicy, snapshot: String, target: String, include: [String]) throws -> String {
+    // MARK: - Restore
+
+    /// A snapshot name `stet restore` takes: `latest`, or a snapshot id or a prefix of one.
+    public static func isSnapshotName(_ name: String) -> Bool {
+        name == "latest" || ((1...64).contains(name.utf8.count) && name.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+    }
+
+    /// A snapshot that is not one of the policy's, or not there at all.
+    public struct SnapshotRefused: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// The snapshot `name` (`latest`, an id or a prefix of one) among the snapshots tagged for
+    /// `policy`, read from the repository now. Another policy's snapshot is refused, so a restore
+    /// never takes other data than the policy's and records it under the policy.
+    public func snapshot(_ policy: BackupPolicy, named name: String) throws -> ObservedBackup.Snapshot {
+        guard Self.isSnapshotName(name) else {
+            throw SnapshotRefused(description: "\(name) is not a snapshot name: expected latest or a snapshot id (hexadecimal)")
+        }
+        let tag = "stet:\(policy.metadata.name)"
+        let listed = try listSnapshots(repository(policy), passwordFile: passwordFile(policy), tag: tag)
+            .filter { $0.tags.contains(tag) }
+        if name == "latest" {
+            guard let newest = listed.max(by: { $0.time < $1.time }) else {
+                throw SnapshotRefused(description: "\(policy.metadata.name) has no snapshot in \(repository(policy))")
+            }
+            return ObservedBackup.Snapshot(id: newest.id, time: newest.time)
+        }
+        let matching = listed.filter { $0.id.hasPrefix(name) }
+        guard let found = matching.first else {
+            throw SnapshotRefused(
+                description: "snapshot \(name) is not a snapshot of \(policy.metadata.name) (none tagged \(tag) has that id); "
+                    + "a policy restores only its own snapshots")
+        }
+        guard matching.count == 1 else {
+            throw SnapshotRefused(description: "snapshot \(name) is ambiguous: \(matching.prefix(3).map(\.id).joined(separator: ", ")) …")
+        }
+        return ObservedBackup.Snapshot(id: found.id, time: found.time)
+    }
+
+    /// Restores `snapshot` (found by `snapshot(_:named:)`) into `target`, optionally only the
+    /// `include` paths. restic writes into a fresh directory and Stet moves the result into
+    /// place (`RestoreTarget`), so no link in the target is ever followed.
+    public func restore(_ policy: BackupPolicy, snapshot: ObservedBackup.Snapshot, into target: RestoreTarget, include: [String]) throws -> String {
         let repository = repository(policy)
-        var arguments = ["restore", snapshot, "--target", target, "--tag", "stet:\(policy.metadata.name)", "--verify"]
+        var arguments = ["restore", snapshot.id, "--verify"]
         for path in include { arguments += ["--include", path] }
-        let output = try restic.run(
-            arguments, repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
-        if let failure = Restic.failure(output, repository: repository) { throw failure }
-        return String(decoding: output.stdout, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "restored"
+        let placed = try target.restore { staging in
+            let output = try restic.run(
+                arguments + ["--target", staging], repository: repository, passwordFile: passwordFile(policy),
+                timeout: restic.deadlines.transfer)
+            if let failure = Restic.failure(output, repository: repository) { throw failure }
+        }
+        return "snapshot \(snapshot.id.prefix(8)) of \(RFC3339.format(snapshot.time)) restored into \(target.path) and verified"
+            + " (\(placed.moved) entries put in place, \(placed.merged) folders merged)"
     }
 }
 
