@@ -284,9 +284,19 @@ public struct BackupProvider: Provider {
         }
     }
 
+    /// Repositories being initialised by this process (the state lock keeps other processes
+    /// out). Two policies of one new repository both plan `init-repository`, and the applier
+    /// runs them at once: two `restic init` racing fail one policy's backup, or leave a key
+    /// that does not open the config. The second one waits, then finds the repository made.
+    private static let initialising = RepositoryLocks()
+
     func initialise(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         defer { invalidate(policy) }
+        return try Self.initialising.with(repository) { try initialiseAlone(policy, repository, &record) }
+    }
+
+    private func initialiseAlone(_ policy: BackupPolicy, _ repository: String, _ record: inout Record) throws -> ActionOutcome {
         let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(probe, repository: repository) {
             guard failure.kind == .missingRepository else {
@@ -584,6 +594,24 @@ public struct HostProvider: Provider {
         if change.resource.hasPrefix("BackupPolicy/") { return await backups.perform(change, desired: desired) }
         if change.resource.hasPrefix("Monitor/") { return await monitors.perform(change, desired: desired) }
         return await replicas.perform(change, desired: desired)
+    }
+}
+
+/// One lock per repository, made on first use.
+private final class RepositoryLocks: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var locks: [String: NSLock] = [:]
+
+    func with<T>(_ repository: String, _ body: () throws -> T) rethrows -> T {
+        let lock = mutex.withLock {
+            if let lock = locks[repository] { return lock }
+            let lock = NSLock()
+            locks[repository] = lock
+            return lock
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
     }
 }
 
