@@ -1,4 +1,5 @@
 import Foundation
+import StetCore
 import StetProviders
 
 /// What other threads tell the reconcile loop: signals, and the results of the slow work it
@@ -14,6 +15,11 @@ final class LoopInbox: @unchecked Sendable {
         case health(HealthSchedule.Result)
         case probe(name: String, started: Date, result: ProbeRunner.Result)
         case release(ReleaseWatcher.Outcome)
+        /// A backup pass's plan (it holds a share of the state lock), or why there is none (it
+        /// holds none).
+        case backupPlan(Result<Plan, any Error>)
+        /// What a backup pass applied.
+        case backupsApplied(Result<Applier.Report, any Error>)
     }
 
     /// The end of the wake pipe that `poll` watches.

@@ -10,9 +10,13 @@ extension ReconcileLoop {
     /// One pass over the dirty services: observe, plan, record drift, apply what may be applied.
     /// Every replica found dead here joins the pass, whichever service made it run: the pass
     /// records the exit, so no later look would see it as news.
+    ///
+    /// Backup policies are not part of it: a pass that looks at them hands them to the backup
+    /// pass (`startBackupPass`), so restic never stands between a replica's exit and its
+    /// correction.
     func reconcile() async throws {
-        let lock = try StateLock(store: store, timeout: options.lockTimeout)
-        defer { lock.release() }
+        try stateLock.acquire(store: store, timeout: options.lockTimeout)
+        defer { stateLock.release() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let onPass = self.onPass
         defer { onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9) }
@@ -25,15 +29,47 @@ extension ReconcileLoop {
         observed.services = observed.services.filter { services.contains($0.key) }
         var scoped = desired
         scoped.services = desired.services.filter { services.contains($0.key) }
+        scoped.backupPolicies = [:]
         if withBackups {
-            observed.backups = try await backups.observe(desired, now: now).backups
             observed.monitors = try await monitors.registry.observe(desired, now: now).monitors
+            startBackupPass()
         } else {
-            scoped.backupPolicies = [:]
             scoped.monitors = [:]
         }
         let plan = Planner(prune: options.prune).plan(
             desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
+        let allowed = try admit(plan, now: now)
+        failedLastPass = false
+        guard !allowed.isEmpty else { return }
+        var toApply = plan
+        toApply.changes = allowed
+        let report = try await applier().apply(toApply, desired: desired, progress: progress)
+        failedLastPass = report.failed
+        recordOutcomes(report)
+        for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
+            // A failed change is retried after the service's backoff, whatever its cause: a
+            // release whose command cannot start would otherwise be tried again at once, over
+            // and over (backups are retried at the next interval).
+            let name = String(result.change.resource.split(separator: "/").last ?? "")
+            if let until = backoff[name]?.until, until > now {
+                waiting[name] = until
+            } else {
+                let step = backOff(name, now: now)
+                waiting[name] = step.until
+                try ResourceStatus.update(result.change.resource, in: store) {
+                    $0.backoffUntil = step.until
+                    $0.backoffSeconds = step.delay
+                }
+            }
+        }
+        for change in allowed where change.resource.hasPrefix("Service/") {
+            health.reset(ReplicaKey(service: String(change.resource.split(separator: "/").last ?? ""), index: change.replica ?? 0))
+        }
+    }
+
+    /// The changes of `plan` that may go ahead now. Drift is recorded, and corrected only as
+    /// backoff and budget allow; notices are recorded once. The same rules for every pass.
+    func admit(_ plan: Plan, now: Date) throws -> [Change] {
         var allowed: [Change] = []
         var decisions: [String: Correction] = [:]
         for change in plan.changes {
@@ -67,23 +103,31 @@ extension ReconcileLoop {
                 kind: .drift, release: release, resource: notice.resource,
                 reason: notice.reason.message + (notice.mode.map { " (drift: \($0.rawValue), not corrected)" } ?? "")))
         }
-        failedLastPass = false
-        guard !allowed.isEmpty else { return }
-        var toApply = plan
-        toApply.changes = allowed
+        return allowed
+    }
+
+    /// The applier of the loop's passes, with the loop's providers.
+    func applier() -> Applier {
         var host = HostProvider(store: store)
         host.replicas = provider
         host.backups = backups
         host.monitors = monitors.registry
-        let applier = Applier(provider: host, audit: audit, store: store, release: release)
+        return Applier(provider: host, audit: audit, store: store, release: release)
+    }
+
+    /// Tells the hooks about each action as it ends (called on the thread that applies).
+    var progress: @Sendable (Applier.Result) -> Void {
         let log = self.log
         let onAction = self.onAction
-        let report = try await applier.apply(toApply, desired: desired) { result in
+        return { result in
             onAction(result.change, result.outcome)
             log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
         }
-        failedLastPass = report.failed
-        // A provider that fails the same resource three times running is alerted on, once.
+    }
+
+    /// Counts failures per resource: a provider that fails the same resource three times
+    /// running is alerted on, once.
+    func recordOutcomes(_ report: Applier.Report) {
         for result in report.results {
             let key = result.change.resource
             if result.outcome.ok {
@@ -96,25 +140,6 @@ extension ReconcileLoop {
                         summary: "\(key) failed three times running: \(result.outcome.error ?? "")", desired: desired)
                 }
             }
-        }
-        for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
-            // A failed change is retried after the service's backoff, whatever its cause: a
-            // release whose command cannot start would otherwise be tried again at once, over
-            // and over (backups are retried at the next interval).
-            let name = String(result.change.resource.split(separator: "/").last ?? "")
-            if let until = backoff[name]?.until, until > now {
-                waiting[name] = until
-            } else {
-                let step = backOff(name, now: now)
-                waiting[name] = step.until
-                try ResourceStatus.update(result.change.resource, in: store) {
-                    $0.backoffUntil = step.until
-                    $0.backoffSeconds = step.delay
-                }
-            }
-        }
-        for change in allowed where change.resource.hasPrefix("Service/") {
-            health.reset(ReplicaKey(service: String(change.resource.split(separator: "/").last ?? ""), index: change.replica ?? 0))
         }
     }
 

@@ -95,6 +95,11 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// Where health checks run, and where releases are fetched and verified.
     let healthThreads = WorkerThreads(name: "stet-health", limit: 4)
     let releaseThread = WorkerThreads(name: "stet-release", limit: 1)
+    /// Where backup policies are observed and their changes applied (restic), as many at once
+    /// as the applier works on.
+    let backupThreads = WorkerThreads(name: "stet-backup", limit: 4)
+    /// The state lock, shared by the service pass and the backup pass of this process.
+    let stateLock = SharedStateLock()
 
     // Everything below belongs to the thread running `run()`.
 
@@ -104,6 +109,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     var dirty: Set<String> = []
     /// Backup policies are looked at on every release check (`interval`): what is due is done.
     var backupsDue = true
+    /// A backup pass is out (`ReconcileLoop+Backups.swift`); it holds a share of `stateLock`.
+    var backupPassRunning = false
     var stopping = false
     var failedLastPass = false
     var nextReleaseCheck = Date.distantPast
@@ -166,7 +173,10 @@ public final class ReconcileLoop: @unchecked Sendable {
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()
-                if options.once { break }
+                if options.once {
+                    try waitForBackupPass()
+                    break
+                }
                 // Records change only in a pass: watchers are re-read only after one.
                 syncWatchers()
             }
@@ -198,7 +208,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     // MARK: - Events
 
     /// Takes in what other threads posted.
-    private func handle(_ events: [LoopInbox.Event]) throws {
+    func handle(_ events: [LoopInbox.Event]) throws {
         var probed = false
         for event in events {
             switch event {
@@ -214,6 +224,10 @@ public final class ReconcileLoop: @unchecked Sendable {
             case .release(let outcome):
                 releaseCheckRunning = false
                 if !stopping { try take(outcome) }
+            case .backupPlan(let plan):
+                try takeBackupPlan(plan)
+            case .backupsApplied(let report):
+                takeBackupReport(report)
             }
         }
         if probed { monitors.saveStates() }
@@ -272,15 +286,25 @@ public final class ReconcileLoop: @unchecked Sendable {
         for record in changes.watched { health.watch(record, health: desired.services[record.service]?.health, now: now) }
     }
 
-    /// Waits up to `seconds` for the checks, probes and release check still running, so that
-    /// none is left behind (an exec probe's process, a git fetch) when `run` returns.
+    /// Waits up to `seconds` for the checks, probes, release check and backup pass still
+    /// running, so that none is left behind (an exec probe's process, a git fetch) when `run`
+    /// returns. A backup pass still out then has its restic processes stopped, and a few
+    /// seconds more to record their results.
     private func finishInFlight(within seconds: Double) {
-        let deadline = Date().addingTimeInterval(seconds)
-        while health.inFlight > 0 || monitors.probesInFlight > 0 || releaseCheckRunning {
+        var deadline = Date().addingTimeInterval(seconds)
+        var resticStopped = false
+        while health.inFlight > 0 || monitors.probesInFlight > 0 || releaseCheckRunning || backupPassRunning {
             let now = Date()
+            if now >= deadline, backupPassRunning, !resticStopped {
+                log("stopping the backups still running")
+                stopBackups()
+                resticStopped = true
+                deadline = Date().addingTimeInterval(5)
+                continue
+            }
             guard now < deadline else {
                 log("stopping with work still running: \(health.inFlight) health checks, \(monitors.probesInFlight) probes"
-                    + (releaseCheckRunning ? ", a release check" : ""))
+                    + (releaseCheckRunning ? ", a release check" : "") + (backupPassRunning ? ", a backup pass" : ""))
                 return
             }
             var wake = pollfd(fd: inbox.wakeDescriptor, events: Int16(POLLIN), revents: 0)
@@ -387,8 +411,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     }
 
     func withLock<T>(_ body: () throws -> T) throws -> T {
-        let lock = try StateLock(store: store, timeout: options.lockTimeout)
-        defer { lock.release() }
+        try stateLock.acquire(store: store, timeout: options.lockTimeout)
+        defer { stateLock.release() }
         return try body()
     }
 }

@@ -28,7 +28,7 @@ enum BackupBenchmark {
         let password = work.file("pw")
         let restic = Restic()
         func direct(_ arguments: [String], _ repository: String) throws -> Restic.Output {
-            let output = try restic.run(arguments, repository: repository, passwordFile: password)
+            let output = try restic.run(arguments, repository: repository, passwordFile: password, timeout: restic.deadlines.transfer)
             if let failure = Restic.failure(output, repository: repository) { throw failure }
             return output
         }

@@ -293,3 +293,21 @@ extension BackupTests {
         #expect(wrong.stdout.contains("does not hold its password"), "\(wrong.combined)")
     }
 }
+
+extension BackupTests {
+    /// Two new policies on one new repository: both plan `init-repository` and the applier runs
+    /// them at once. The one whose `restic init` loses the race finds the repository made and
+    /// goes on, instead of failing its init and skipping its backup.
+    @Test func twoNewPoliciesOnOneNewRepositoryAreBothBackedUp() throws {
+        try repo.root.write("other-data/o.txt", "other\n")
+        try repo.root.write("manifests/backup.yaml", Samples.backupPolicy(
+            name: "files", repository: "backups/files", passwordFile: "secrets/restic.pw", paths: ["data"])
+            + "---\n" + Samples.backupPolicy(
+                name: "other", repository: "backups/files", passwordFile: "secrets/restic.pw", paths: ["other-data"]))
+        try repo.sign(["alice"])
+        let apply = try stet("apply", "--auto-approve", environment: ci)
+        #expect(apply.status == 0, "\(apply.combined)")
+        #expect(try snapshotIDs().count == 1)
+        #expect(try restic("snapshots", "--json", "--tag", "stet:other").stdout.contains("\"id\""))
+    }
+}

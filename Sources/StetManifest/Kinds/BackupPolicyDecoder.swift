@@ -7,7 +7,7 @@ enum BackupPolicyDecoder {
         guard let spec = cursor.mapping() else { return nil }
         defer { spec.finish() }
         let paths = spec.required("paths", "a list of files or directories")?.stringList(nonEmpty: true)
-        let exclude = spec.field("exclude", default: []) { $0.stringList() }
+        let exclude = spec.field("exclude", default: [], decodeExclude)
         let repository = spec.required("repository", "restic: {repo, passwordFile}").flatMap(decodeRepository)
         let every = spec.required("every", "how often to back up, e.g. 1h")?.duration()
         let rpo = spec.required("rpo", "the oldest the newest backup may be, e.g. 2h")?.duration()
@@ -26,6 +26,21 @@ enum BackupPolicyDecoder {
             metadata: metadata, paths: paths, exclude: exclude, resticRepository: repository.repo,
             passwordFile: repository.passwordFile, every: every, rpo: rpo, retention: retention,
             checkEvery: verify.check, restoreTestEvery: verify.restoreTest, drift: drift, protect: protect)
+    }
+
+    /// restic's exclude patterns (`ResticExclude`): one that restic would refuse is an error here.
+    static func decodeExclude(_ cursor: Cursor) -> [String]? {
+        guard let items = cursor.list() else { return nil }
+        var patterns: [String] = []
+        for item in items {
+            guard let pattern = item.string() else { continue }
+            if let problem = ResticExclude.problem(in: pattern) {
+                item.error("expected a restic exclude pattern: \(problem)")
+                continue
+            }
+            patterns.append(pattern)
+        }
+        return patterns.count == items.count ? patterns : nil
     }
 
     static func decodeRepository(_ cursor: Cursor) -> (repo: String, passwordFile: String)? {

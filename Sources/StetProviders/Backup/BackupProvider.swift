@@ -73,10 +73,11 @@ public struct BackupProvider: Provider {
 
     public func passwordFile(_ policy: BackupPolicy) -> String { resolve(policy.passwordFile, backend: false) }
 
+    /// Local paths come out absolute and clean (`filepath.Clean`), as restic names them: the
+    /// files Stet lists for a snapshot then carry the names restic gives them.
     func resolve(_ path: String, backend: Bool) -> String {
-        if path.hasPrefix("/") { return path }
-        if backend, let colon = path.firstIndex(of: ":"), !path[..<colon].contains("/") { return path }
-        return (baseDirectory as NSString).appendingPathComponent(path)
+        if backend, !path.hasPrefix("/"), let colon = path.firstIndex(of: ":"), !path[..<colon].contains("/") { return path }
+        return ResticExclude.clean(path.hasPrefix("/") ? path : baseDirectory + "/" + path)
     }
 
     // MARK: - Snapshot cache
@@ -96,9 +97,8 @@ public struct BackupProvider: Provider {
     /// name is an HMAC-SHA256 under this state directory's secret key, so it says nothing about
     /// the password to whoever can list the folder (a plain hash of it could be checked against
     /// guesses offline).
-    func cacheKey(_ repository: String, passwordFile: String) throws -> String {
-        let password = (try? SHA256.hash(fileAt: passwordFile)) ?? Data()
-        let name = HMAC.sha256(key: try cacheNameSecret(), Data((repository + "\n").utf8) + password)
+    func cacheKey(_ repository: String, password: Data) throws -> String {
+        let name = HMAC.sha256(key: try cacheNameSecret(), Data((repository + "\n").utf8) + SHA256.hash(password))
         return "\(Self.cacheFolder)/\(name.hexString).json"
     }
 
@@ -123,7 +123,8 @@ public struct BackupProvider: Provider {
     }
 
     func invalidate(_ policy: BackupPolicy) {
-        if let key = try? cacheKey(repository(policy), passwordFile: passwordFile(policy)) { try? store.remove(key) }
+        guard let password = try? Restic.password(passwordFile(policy)) else { return }
+        if let key = try? cacheKey(repository(policy), password: password) { try? store.remove(key) }
     }
 
     /// The snapshot files of a local repository, sorted; nil for other backends.
@@ -136,7 +137,7 @@ public struct BackupProvider: Provider {
     /// younger than `cacheLifetime` and, for a local repository, while the repository's
     /// snapshot files are the same ones (so changes made outside Stet are seen at once).
     func snapshots(_ repository: String, passwordFile: String, now: Date) throws -> [String: [ObservedBackup.Snapshot]] {
-        let key = try cacheKey(repository, passwordFile: passwordFile)
+        let key = try cacheKey(repository, password: try Restic.password(passwordFile))
         let files = snapshotFiles(repository)
         if let data = try? store.read(key), let cache = try? JSONCoding.decoder.decode(Cache.self, from: data),
             now.timeIntervalSince(cache.at) < cacheLifetime, cache.files == files,
@@ -144,7 +145,29 @@ public struct BackupProvider: Provider {
         {
             return cache.snapshots
         }
-        let output = try restic.run(["snapshots", "--json"], repository: repository, passwordFile: passwordFile)
+        var byPolicy: [String: [ObservedBackup.Snapshot]] = [:]
+        for snapshot in try listSnapshots(repository, passwordFile: passwordFile, tag: nil) {
+            for tag in snapshot.tags where tag.hasPrefix("stet:") {
+                byPolicy[String(tag.dropFirst(5)), default: []].append(ObservedBackup.Snapshot(id: snapshot.id, time: snapshot.time))
+            }
+        }
+        for name in byPolicy.keys { byPolicy[name]!.sort { $0.time < $1.time } }
+        try store.write(key, try JSONCoding.encoder.encode(Cache(at: now, snapshots: byPolicy, files: files)))
+        return byPolicy
+    }
+
+    struct ListedSnapshot {
+        let id: String
+        let time: Date
+        let tags: [String]
+    }
+
+    /// `restic snapshots --json` (only those tagged `tag`, when given), within the deadline for
+    /// looking.
+    func listSnapshots(_ repository: String, passwordFile: String, tag: String?) throws -> [ListedSnapshot] {
+        let output = try restic.run(
+            ["snapshots", "--json"] + (tag.map { ["--tag", $0] } ?? []), repository: repository, passwordFile: passwordFile,
+            timeout: restic.deadlines.look)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         struct Listed: Decodable {
             let id: String
@@ -152,16 +175,39 @@ public struct BackupProvider: Provider {
             let tags: [String]?
         }
         let listed = try JSONDecoder().decode([Listed]?.self, from: output.stdout) ?? []
-        var byPolicy: [String: [ObservedBackup.Snapshot]] = [:]
-        for snapshot in listed {
-            guard let time = Restic.date(snapshot.time) else { continue }
-            for tag in snapshot.tags ?? [] where tag.hasPrefix("stet:") {
-                byPolicy[String(tag.dropFirst(5)), default: []].append(ObservedBackup.Snapshot(id: snapshot.id, time: time))
+        return listed.compactMap { snapshot in
+            Restic.date(snapshot.time).map { ListedSnapshot(id: snapshot.id, time: $0, tags: snapshot.tags ?? []) }
+        }
+    }
+
+    /// Repositories looked at at once by `observe`.
+    static let observeWidth = 8
+
+    /// The snapshot lists of several repositories, each opened once, up to `observeWidth` at
+    /// once: repositories that do not answer cost one deadline together, not one each.
+    func snapshots(of sources: [Source], now: Date) -> [Source: Result<[String: [ObservedBackup.Snapshot]], any Error>] {
+        let results = SourceResults()
+        let width = DispatchSemaphore(value: Self.observeWidth)
+        let group = DispatchGroup()
+        for source in sources {
+            width.wait()
+            group.enter()
+            DispatchQueue.global().async {
+                defer {
+                    width.signal()
+                    group.leave()
+                }
+                results.set(source, Result { try self.snapshots(source.repository, passwordFile: source.passwordFile, now: now) })
             }
         }
-        for name in byPolicy.keys { byPolicy[name]!.sort { $0.time < $1.time } }
-        try store.write(key, try JSONCoding.encoder.encode(Cache(at: now, snapshots: byPolicy, files: files)))
-        return byPolicy
+        group.wait()
+        return results.all
+    }
+
+    /// A repository as one password opens it.
+    struct Source: Hashable, Sendable {
+        let repository: String
+        let passwordFile: String
     }
 
     // MARK: - Observe
@@ -174,6 +220,8 @@ public struct BackupProvider: Provider {
             let name = String(file.dropLast(5))
             if ResourceID.isValidName(name) { names.insert(name) }
         }
+        let sources = Set(desired.backupPolicies.values.map { Source(repository: repository($0), passwordFile: passwordFile($0)) })
+        let lists = snapshots(of: sources.sorted { ($0.repository, $0.passwordFile) < ($1.repository, $1.passwordFile) }, now: now)
         for name in names.sorted() {
             let record = try record(name)
             guard let policy = desired.backupPolicies[name] else {
@@ -186,16 +234,17 @@ public struct BackupProvider: Provider {
                 }
                 continue
             }
-            let repository = repository(policy)
             var state = ObservedBackup.Repository.ready
             var snapshots: [ObservedBackup.Snapshot] = []
-            do {
-                snapshots = try self.snapshots(repository, passwordFile: passwordFile(policy), now: now)[name] ?? []
-            } catch let failure as Restic.Failure {
+            switch lists[Source(repository: repository(policy), passwordFile: passwordFile(policy))] {
+            case .success(let byPolicy): snapshots = byPolicy[name] ?? []
+            case .failure(let failure as Restic.Failure):
                 switch failure.kind {
                 case .missingRepository: state = .missing
                 default: state = .unreadable(failure.message)
                 }
+            case .failure(let error): throw error
+            case nil: state = .unreadable("not looked at")
             }
             observed.backups[name] = ObservedBackup(
                 name: name, repository: state, snapshots: snapshots, known: record?.known ?? false, lastBackup: record?.lastBackup,
@@ -235,10 +284,20 @@ public struct BackupProvider: Provider {
         }
     }
 
+    /// Repositories being initialised by this process (the state lock keeps other processes
+    /// out). Two policies of one new repository both plan `init-repository`, and the applier
+    /// runs them at once: two `restic init` racing fail one policy's backup, or leave a key
+    /// that does not open the config. The second one waits, then finds the repository made.
+    private static let initialising = RepositoryLocks()
+
     func initialise(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         defer { invalidate(policy) }
-        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy))
+        return try Self.initialising.with(repository) { try initialiseAlone(policy, repository, &record) }
+    }
+
+    private func initialiseAlone(_ policy: BackupPolicy, _ repository: String, _ record: inout Record) throws -> ActionOutcome {
+        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(probe, repository: repository) {
             guard failure.kind == .missingRepository else {
                 // There but not opening: never initialise over it.
@@ -248,7 +307,7 @@ public struct BackupProvider: Provider {
             record.known = true
             return .done("\(repository) is initialised already")
         }
-        let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         record.known = true
         return .done("initialised \(repository)")
@@ -271,7 +330,8 @@ public struct BackupProvider: Provider {
         hasher.start()
         var arguments = ["backup", "--json", "--tag", "stet:\(policy.metadata.name)"]
         for pattern in policy.exclude { arguments += ["--exclude", pattern] }
-        let output = try restic.run(arguments + paths, repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            arguments + paths, repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
         done.wait()
         let manifest = manifestBox.files
         if let failure = Restic.failure(output, repository: repository, allowed: [3]) { throw failure }
@@ -311,7 +371,8 @@ public struct BackupProvider: Provider {
             if let value { arguments += [flag, String(value)] }
         }
         guard arguments.count > 6 else { return .done("no retention rules") }
-        let output = try restic.run(arguments + ["--prune"], repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            arguments + ["--prune"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.verify)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         // `forget --prune` prints prune's text after the JSON line.
         struct Group: Decodable {
@@ -334,7 +395,8 @@ public struct BackupProvider: Provider {
         let subsets = max(1, checkSubsets)
         let index = (record.checkIndex % subsets + subsets) % subsets
         let subset = "\(index + 1)/\(subsets)"
-        let output = try restic.run(["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy))
+        let output = try restic.run(
+            ["check", "--read-data-subset", subset], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.verify)
         record.checkIndex = (index + 1) % subsets
         if let failure = Restic.failure(output, repository: repository) {
             let detail = failure.kind == .failed ? Self.checkErrors(output.stderr + String(decoding: output.stdout, as: UTF8.self)) : failure.message
@@ -368,7 +430,7 @@ public struct BackupProvider: Provider {
         // restic checks every restored file against the repository's content hashes (--verify).
         let output = try restic.run(
             ["restore", "latest", "--tag", "stet:\(name)", "--target", absoluteScratch, "--verify"], repository: repository,
-            passwordFile: passwordFile(policy))
+            passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
         let text = String(decoding: output.stdout, as: UTF8.self)
         if let range = text.range(of: "<Snapshot ") { restored = String(text[range.upperBound...].prefix { $0 != " " }) }
         if let failure = Restic.failure(output, repository: repository) {
@@ -383,15 +445,15 @@ public struct BackupProvider: Provider {
             let problems = ProblemList()
             DispatchQueue.concurrentPerform(iterations: entries.count) { index in
                 let (path, file) = entries[index]
-                let copy = absoluteScratch + path
-                var info = stat()
-                if stat(copy, &info) != 0 {
+                guard let copy = Self.digest(ofFileAt: absoluteScratch + path) else {
                     problems.add(index, "\(path) is missing from the restore")
-                } else if abs(Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9 - file.modified) > 0.001 {
+                    return
+                }
+                if abs(copy.modified - file.modified) > 0.001 {
                     // Changed while the backup read it: restic's --verify vouches for this one.
-                } else if Int(info.st_size) != file.size {
-                    problems.add(index, "\(path) restored with \(info.st_size) bytes, \(file.size) were backed up")
-                } else if (try? SHA256.hash(fileAt: copy).hexString) != file.sha256 {
+                } else if copy.size != file.size {
+                    problems.add(index, "\(path) restored with \(copy.size) bytes, \(file.size) were backed up")
+                } else if copy.sha256 != file.sha256 {
                     problems.add(index, "\(path) restored with other content than was backed up")
                 }
             }
@@ -404,34 +466,108 @@ public struct BackupProvider: Provider {
         return .done(record.lastRestoreTest!.detail)
     }
 
-    /// Size, modification time and SHA-256 of every regular file under `paths`.
+    /// Size, modification time and SHA-256 of every regular file restic backs up from `paths`
+    /// (absolute and clean): restic's walk (an excluded directory is not entered, links are not
+    /// followed) with restic's meaning of the exclude patterns (`ResticExclude`), so the list
+    /// holds exactly the files the snapshot holds.
     static func manifest(of paths: [String], excluding patterns: [String]) -> [String: Manifest.File] {
+        let exclude = ResticExclude(patterns)
         var files: [String: Manifest.File] = [:]
         func add(_ path: String) {
+            guard !exclude.excludes(path) else { return }
             var info = stat()
             guard lstat(path, &info) == 0 else { return }
-            let name = (path as NSString).lastPathComponent
-            if patterns.contains(where: { fnmatch($0, name, 0) == 0 || fnmatch($0, path, 0) == 0 }) { return }
             if (info.st_mode & S_IFMT) == S_IFDIR {
-                for child in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] { add(path + "/" + child) }
-            } else if (info.st_mode & S_IFMT) == S_IFREG, let digest = try? SHA256.hash(fileAt: path) {
-                files[path] = Manifest.File(
-                    size: Int(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9,
-                    sha256: digest.hexString)
+                for child in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
+                    add(path == "/" ? "/" + child : path + "/" + child)
+                }
+            } else if (info.st_mode & S_IFMT) == S_IFREG, let file = digest(ofFileAt: path) {
+                files[path] = file
             }
         }
         for path in paths { add(path) }
         return files
     }
 
-    /// Restores a snapshot (`latest` or an id) into `target`, optionally only `include` paths.
-    public func restore(_ policy: BackupPolicy, snapshot: String, target: String, include: [String]) throws -> String {
+    /// Size, modification time and SHA-256 of the regular file at `path`, all through one
+    /// descriptor opened without following a link or waiting: a link or a FIFO put in the
+    /// file's place meanwhile is passed over, never followed or waited on.
+    static func digest(ofFileAt path: String) -> Manifest.File? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let hasher = SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let count = read(fd, buffer.baseAddress, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { break }
+            hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        }
+        return Manifest.File(
+            size: Int(info.st_size), modified: Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9,
+            sha256: hasher.finalize().hexString)
+    }
+
+    // MARK: - Restore
+
+    /// A snapshot name `stet restore` takes: `latest`, or a snapshot id or a prefix of one.
+    public static func isSnapshotName(_ name: String) -> Bool {
+        name == "latest" || ((1...64).contains(name.utf8.count) && name.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+    }
+
+    /// A snapshot that is not one of the policy's, or not there at all.
+    public struct SnapshotRefused: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// The snapshot `name` (`latest`, an id or a prefix of one) among the snapshots tagged for
+    /// `policy`, read from the repository now. Another policy's snapshot is refused, so a restore
+    /// never takes other data than the policy's and records it under the policy.
+    public func snapshot(_ policy: BackupPolicy, named name: String) throws -> ObservedBackup.Snapshot {
+        guard Self.isSnapshotName(name) else {
+            throw SnapshotRefused(description: "\(name) is not a snapshot name: expected latest or a snapshot id (hexadecimal)")
+        }
+        let tag = "stet:\(policy.metadata.name)"
+        let listed = try listSnapshots(repository(policy), passwordFile: passwordFile(policy), tag: tag)
+            .filter { $0.tags.contains(tag) }
+        if name == "latest" {
+            guard let newest = listed.max(by: { $0.time < $1.time }) else {
+                throw SnapshotRefused(description: "\(policy.metadata.name) has no snapshot in \(repository(policy))")
+            }
+            return ObservedBackup.Snapshot(id: newest.id, time: newest.time)
+        }
+        let matching = listed.filter { $0.id.hasPrefix(name) }
+        guard let found = matching.first else {
+            throw SnapshotRefused(
+                description: "snapshot \(name) is not a snapshot of \(policy.metadata.name) (none tagged \(tag) has that id); "
+                    + "a policy restores only its own snapshots")
+        }
+        guard matching.count == 1 else {
+            throw SnapshotRefused(description: "snapshot \(name) is ambiguous: \(matching.prefix(3).map(\.id).joined(separator: ", ")) …")
+        }
+        return ObservedBackup.Snapshot(id: found.id, time: found.time)
+    }
+
+    /// Restores `snapshot` (found by `snapshot(_:named:)`) into `target`, optionally only the
+    /// `include` paths. restic writes into a fresh directory and Stet moves the result into
+    /// place (`RestoreTarget`), so no link in the target is ever followed.
+    public func restore(_ policy: BackupPolicy, snapshot: ObservedBackup.Snapshot, into target: RestoreTarget, include: [String]) throws -> String {
         let repository = repository(policy)
-        var arguments = ["restore", snapshot, "--target", target, "--tag", "stet:\(policy.metadata.name)", "--verify"]
+        var arguments = ["restore", snapshot.id, "--verify"]
         for path in include { arguments += ["--include", path] }
-        let output = try restic.run(arguments, repository: repository, passwordFile: passwordFile(policy))
-        if let failure = Restic.failure(output, repository: repository) { throw failure }
-        return String(decoding: output.stdout, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "restored"
+        let placed = try target.restore { staging in
+            let output = try restic.run(
+                arguments + ["--target", staging], repository: repository, passwordFile: passwordFile(policy),
+                timeout: restic.deadlines.transfer)
+            if let failure = Restic.failure(output, repository: repository) { throw failure }
+        }
+        return "snapshot \(snapshot.id.prefix(8)) of \(RFC3339.format(snapshot.time)) restored into \(target.path) and verified"
+            + " (\(placed.moved) entries put in place, \(placed.merged) folders merged)"
     }
 }
 
@@ -459,6 +595,33 @@ public struct HostProvider: Provider {
         if change.resource.hasPrefix("Monitor/") { return await monitors.perform(change, desired: desired) }
         return await replicas.perform(change, desired: desired)
     }
+}
+
+/// One lock per repository, made on first use.
+private final class RepositoryLocks: @unchecked Sendable {
+    private let mutex = NSLock()
+    private var locks: [String: NSLock] = [:]
+
+    func with<T>(_ repository: String, _ body: () throws -> T) rethrows -> T {
+        let lock = mutex.withLock {
+            if let lock = locks[repository] { return lock }
+            let lock = NSLock()
+            locks[repository] = lock
+            return lock
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+}
+
+private final class SourceResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [BackupProvider.Source: Result<[String: [ObservedBackup.Snapshot]], any Error>] = [:]
+    func set(_ source: BackupProvider.Source, _ result: Result<[String: [ObservedBackup.Snapshot]], any Error>) {
+        lock.withLock { results[source] = result }
+    }
+    var all: [BackupProvider.Source: Result<[String: [ObservedBackup.Snapshot]], any Error>] { lock.withLock { results } }
 }
 
 private final class ManifestBox: @unchecked Sendable {

@@ -1,15 +1,35 @@
 public import Foundation
+import StetCrypto
 
 /// restic as a subprocess. The password reaches restic only through `RESTIC_PASSWORD_FILE` in
 /// its environment: never on a command line (where `ps` shows it), never in Stet's output.
 /// Both outputs are read to their end, so restic never meets a closed pipe (which would leave
 /// a stale lock in the repository).
+///
+/// Every run has a deadline (DESIGN.md principle 8): a repository that accepts connections and
+/// never answers would otherwise hold Stet for good. At the deadline restic's whole process group
+/// is killed (`Subprocess`), and the run fails as `notAnswering`.
 public struct Restic: Sendable {
     public var executable: String
+    public var deadlines = Deadlines()
 
     public init(executable: String = "restic") { self.executable = executable }
 
     public typealias Output = Subprocess.Output
+
+    /// How long each kind of restic command may run, in seconds.
+    public struct Deadlines: Sendable {
+        /// Reading the snapshot list or the config, and `init`: a repository that needs longer
+        /// for these is not answering. `status` and `plan` wait at most this long per repository.
+        public var look: Double = 30
+        /// `check` of one data subset and `forget --prune`.
+        public var verify: Double = 6 * 3600
+        /// `backup` and `restore` (and the restore test): bounded, but long enough for a first
+        /// backup of a large tree.
+        public var transfer: Double = 24 * 3600
+
+        public init() {}
+    }
 
     /// Why restic failed, told apart by its exit status and standard error (restic 0.14 exits 1
     /// for all three of the first).
@@ -19,6 +39,13 @@ public struct Restic: Sendable {
             case missingRepository = "missing-repository"
             case locked
             case notInstalled = "not-installed"
+            /// The command passed its deadline and was stopped.
+            case notAnswering = "not-answering"
+            /// The password file is not one Stet hands to restic (not a regular file, or open to
+            /// group or others).
+            case passwordFile = "password-file"
+            /// Stet is stopping and stopped restic.
+            case stopped
             case failed
         }
 
@@ -27,13 +54,34 @@ public struct Restic: Sendable {
         public var description: String { message }
     }
 
-    /// Runs `restic -r REPOSITORY ARGUMENTS` with the password file in the environment.
-    public func run(_ arguments: [String], repository: String, passwordFile: String) throws -> Subprocess.Output {
+    /// Runs `restic -r REPOSITORY ARGUMENTS` with the password file in the environment, for at
+    /// most `timeout` seconds. Throws `Failure` (`notAnswering`, `stopped`, `passwordFile`) when
+    /// restic could not run to its end; a restic that ended is returned as it ended.
+    public func run(_ arguments: [String], repository: String, passwordFile: String, timeout: Double) throws -> Subprocess.Output {
+        _ = try Self.password(passwordFile)
         var environment = ProcessInfo.processInfo.environment.filter {
             ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "RESTIC_CACHE_DIR"].contains($0.key)
         }
         environment["RESTIC_PASSWORD_FILE"] = passwordFile
-        return try Subprocess.run(try Self.locate(executable), ["-r", repository] + arguments, environment: environment)
+        // Marks this process's restic runs, so that stopping Stet can stop them too.
+        environment[Running.variable] = Running.token
+        // `backup --json` reports progress 60 times a second by default: once in 10 s keeps the
+        // output of a day-long backup small.
+        if arguments.first == "backup" { environment["RESTIC_PROGRESS_FPS"] = "0.1" }
+        let executable = try Self.locate(executable)
+        guard !Running.isStopping else { throw Failure(kind: .stopped, message: "not started: Stet is stopping") }
+        let output: Subprocess.Output
+        do {
+            output = try Subprocess.run(executable, ["-r", repository] + arguments, environment: environment, timeout: timeout)
+        } catch let stopped as Subprocess.Stopped {
+            throw Failure(
+                kind: .notAnswering,
+                message: "repository not answering: restic \(arguments.first ?? "") on \(repository) \(stopped.description)")
+        }
+        if Running.isStopping, output.status != 0 {
+            throw Failure(kind: .stopped, message: "restic \(arguments.first ?? "") on \(repository) was stopped: Stet is stopping")
+        }
+        return output
     }
 
     /// The failure an output means, or nil when restic succeeded (`allowed` lists other exit
@@ -55,6 +103,36 @@ public struct Restic: Sendable {
         return Failure(kind: .failed, message: "restic exited \(output.status): \(last)")
     }
 
+    /// The largest password file Stet hands to restic.
+    static let passwordLimit = 64 << 10
+
+    /// The password file's bytes, after the checks a key file gets: a regular file (a FIFO would
+    /// hold restic, and Stet with it, until someone writes to it), of at most `passwordLimit`
+    /// bytes, readable by its owner only.
+    public static func password(_ path: String) throws(Failure) -> Data {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            throw Failure(kind: .passwordFile, message: "cannot read the password file \(path): \(String(cString: strerror(errno)))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw Failure(kind: .passwordFile, message: "the password file \(path) is not a regular file")
+        }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw Failure(
+                kind: .passwordFile,
+                message: "the password file \(path) is open to group or others (mode \(String(mode, radix: 8))); run `chmod 600 \(path)`")
+        }
+        let data: Data?
+        do {
+            data = try InputFile.read(path, limit: passwordLimit)
+        } catch {
+            throw Failure(kind: .passwordFile, message: "the password file \(error.description)")
+        }
+        guard let data else { throw Failure(kind: .passwordFile, message: "the password file \(path) does not exist") }
+        return data
+    }
+
     static func locate(_ program: String) throws -> String {
         if program.hasPrefix("/") { return program }
         for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
@@ -72,4 +150,59 @@ public struct Restic: Sendable {
         formatter.formatOptions = [.withInternetDateTime]
         return formatter.date(from: text)
     }
+
+    // MARK: - Stopping
+
+    /// Stops every restic this process started and refuses to start more: for a daemon that is
+    /// shutting down with a backup still running. Each is asked to end (restic then removes its
+    /// lock from the repository), and killed with its process group after `grace` seconds.
+    public static func stopAll(grace: Double = 2) {
+        Running.stop()
+        let deadline = Date().addingTimeInterval(grace)
+        var signal = SIGTERM
+        while true {
+            let running = Running.processes()
+            if running.isEmpty { return }
+            for pid in running {
+                _ = kill(-pid, signal)
+                _ = kill(pid, signal)
+            }
+            if signal == SIGKILL { return }
+            if Date() >= deadline { signal = SIGKILL } else { usleep(50_000) }
+        }
+    }
+}
+
+/// The restic runs of this process, found by a variable in their environment (restic's helpers,
+/// such as ssh for an sftp repository, inherit it).
+enum Running {
+    static let variable = "STET_RESTIC_RUN"
+    static let token = "\(getpid())-\(UUID().uuidString)"
+    private static let state = StopFlag()
+
+    static var isStopping: Bool { state.value }
+    static func stop() { state.set() }
+
+    /// Live processes carrying this process's token.
+    static func processes() -> [pid_t] {
+        let marker = Array("\(variable)=\(token)".utf8)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        var found: [pid_t] = []
+        for name in names {
+            guard let pid = Int32(name), pid > 0, let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
+            if environ.split(separator: 0).contains(where: { $0.elementsEqual(marker) }),
+                let entry = ProcessTable.entry(pid), entry.state != "Z", entry.state != "X"
+            {
+                found.append(pid)
+            }
+        }
+        return found
+    }
+}
+
+private final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stopping = false
+    var value: Bool { lock.withLock { stopping } }
+    func set() { lock.withLock { stopping = true } }
 }

@@ -14,12 +14,17 @@ struct RestoreCommand: AsyncParsableCommand {
         discussion: """
             Restores the newest snapshot of POLICY (or --snapshot ID) from its restic repository \
             into --target, checking restored content against the repository (restic --verify). \
-            Refuses a target that is not empty unless --force. Recorded in the audit log (intent \
-            and result) under the operator key.
+            Only snapshots tagged for POLICY are restored: another policy's snapshot is refused. \
+            restic writes into a fresh folder that Stet makes inside the target, and Stet moves \
+            the result into place without following any symbolic link it finds in the target \
+            (a link is replaced, never written through). Refuses a target that is a symbolic \
+            link, and one that is not empty unless --force. Recorded in the audit log (intent \
+            and result, or the refusal) under the operator key.
 
             EXIT STATUS
               0   restored
-              1   error (a non-empty target, restic failed: wrong password, missing repository, a lock)
+              1   error (a non-empty target, a snapshot not of POLICY, restic failed: wrong
+                  password, missing repository, a lock, a repository not answering)
               10  the release or the audit log was refused
             """
     )
@@ -27,7 +32,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Argument(help: "The backup policy's name.")
     var policy: String
 
-    @Option(help: ArgumentHelp("Snapshot id, or latest.", valueName: "id"))
+    @Option(help: ArgumentHelp("Snapshot id (or a prefix of one) of POLICY, or latest.", valueName: "id"))
     var snapshot = "latest"
 
     @Option(help: ArgumentHelp("Directory to restore into (the snapshot's absolute paths are recreated inside it).", valueName: "dir"))
@@ -46,6 +51,12 @@ struct RestoreCommand: AsyncParsableCommand {
 
     @OptionGroup var key: KeyOption
 
+    func validate() throws {
+        guard BackupProvider.isSnapshotName(snapshot) else {
+            throw ValidationError("--snapshot \(snapshot): expected latest or a snapshot id (hexadecimal)")
+        }
+    }
+
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let gate = ReleaseGate(manifests: manifests, trustFile: global.trust, store: global.store)
@@ -55,23 +66,32 @@ struct RestoreCommand: AsyncParsableCommand {
         guard let backup = passed.desired.backupPolicies[policy] else {
             throw CommandFailure(status: ExitStatus.error, message: "no backup policy \(policy) in the release")
         }
-        let contents = (try? FileManager.default.contentsOfDirectory(atPath: target)) ?? []
-        if !contents.isEmpty && !force {
-            try session.refused(action: "restore", reason: "restore of \(policy) into \(target) refused", error: "the target is not empty")
-            throw CommandFailure(status: ExitStatus.error, message: "\(target) is not empty: pass --force to restore into it anyway")
+        let provider = BackupProvider(store: global.store)
+        let destination: RestoreTarget
+        let chosen: ObservedBackup.Snapshot
+        do {
+            destination = try RestoreTarget(target, force: force)
+            chosen = try provider.snapshot(backup, named: snapshot)
+        } catch let refused as RestoreTarget.Refused {
+            try session.refused(action: "restore", reason: "restore of \(policy) into \(target) refused", error: refused.reason)
+            throw CommandFailure(status: ExitStatus.error, message: refused.description)
+        } catch let refused as BackupProvider.SnapshotRefused {
+            try session.refused(action: "restore", reason: "restore of \(policy) snapshot \(snapshot) refused", error: refused.description)
+            throw CommandFailure(status: ExitStatus.error, message: refused.description)
+        } catch {
+            // Nothing was restored: an error (a repository not answering, a wrong password), not a refusal.
+            throw CommandFailure(status: ExitStatus.error, message: "cannot restore: \(error)")
         }
         let resource = ResourceID(.backupPolicy, policy).description
         let release = AuditContext.acceptedRelease(global.store)
         try session.log.append(AuditRecord(
             kind: .intent, release: release, resource: resource, action: "restore",
-            reason: "restore snapshot \(snapshot) into \(target)" + (paths.isEmpty ? "" : " (only \(paths.joined(separator: ", ")))")))
+            reason: "restore snapshot \(chosen.id) into \(target)" + (paths.isEmpty ? "" : " (only \(paths.joined(separator: ", ")))")))
         let out = Terminal.standardOutput
-        out.line("restoring \(snapshot) of \(resource) into \(target) …")
+        out.line("restoring snapshot \(chosen.id.prefix(8)) of \(resource) into \(target) …")
         let started = Date()
-        let provider = BackupProvider(store: global.store)
         do {
-            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            let detail = try provider.restore(backup, snapshot: snapshot, target: target, include: paths)
+            let detail = try provider.restore(backup, snapshot: chosen, into: destination, include: paths)
             try session.log.append(AuditRecord(
                 kind: .result, release: release, resource: resource, action: "restore", reason: detail, outcome: .ok,
                 durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
