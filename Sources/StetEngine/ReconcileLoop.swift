@@ -193,6 +193,10 @@ public final class ReconcileLoop: @unchecked Sendable {
             case .probe(let name, let started, let result):
                 monitors.record(name, started: started, result, desired: desired)
                 probed = true
+            case .release(.failed(let error)):
+                // Nothing was judged: the release in force stays, the next check looks again.
+                releaseCheckRunning = false
+                log("cannot check the release in \(options.manifests): \(error); version \(release.version) stays in force")
             case .release(let outcome):
                 releaseCheckRunning = false
                 if !stopping { try take(outcome) }

@@ -20,8 +20,9 @@ struct RunCommand: AsyncParsableCommand {
             it. Corrections back off per service (restart.backoff) and stop after --budget per \
             service per hour, with an alert entry. A new signed release is picked up by digest \
             (checked every --interval, or at once on SIGHUP); a release that does not verify is \
-            refused and recorded, and the one in force stays. SIGTERM or SIGINT: the current \
-            actions finish, then exit 0. Replicas keep running.
+            refused and recorded, and the one in force stays; a release file the host cannot read \
+            (an I/O error) is no refusal: it is logged and looked at again at the next check. \
+            SIGTERM or SIGINT: the current actions finish, then exit 0. Replicas keep running.
 
             EXIT STATUS
               0   stopped by a signal (or --once: the pass succeeded)
