@@ -1,6 +1,8 @@
 public import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 public import Prometheus
 
 /// What `stet run --listen` serves. The engine fills the metrics and renders the status; the
@@ -38,22 +40,62 @@ public final class StetMetrics: Sendable {
 }
 
 /// The HTTP endpoints of `stet run --listen`: `/metrics`, `/healthz`, `/status`, and `/`.
+///
+/// Clients share the process with the loop, so they get a bounded part of it: at most
+/// `Limits.connections` connections at once (further clients wait in the listen backlog, using
+/// none of Stet's descriptors, until one closes), and each has `Limits.clientSeconds` for every
+/// request (`ClientDeadline`). A server that fails (its port taken, a descriptor missing) is
+/// started again after a pause; it never ends the loop.
 public enum StatusServer {
-    /// Serves until the task is cancelled. `onRunning` is told the bound port.
-    public static func run(host: String, port: Int, metrics: StetMetrics, source: some StatusSource,
-                           onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws
-    {
+    public struct Limits: Sendable, Equatable {
+        /// Connections served at once.
+        public var connections: Int
+        /// Seconds a client has to send a request and receive its answer, from connecting or
+        /// from its previous answer.
+        public var clientSeconds: Int64 = 10
+
+        public init(connections: Int, clientSeconds: Int64 = 10) {
+            self.connections = connections
+            self.clientSeconds = clientSeconds
+        }
+
+        /// A quarter of the open-file limit, at most 256 and at least 4: under systemd's default
+        /// soft limit of 1,024, 768 descriptors stay the loop's whatever clients do.
+        public static func share(ofOpenFiles limit: Int) -> Limits {
+            Limits(connections: min(256, max(4, limit / 4)))
+        }
+    }
+
+    /// Serves until the task is cancelled. `onRunning` is told the bound port; `log` hears why a
+    /// server stopped, before it is started again (after 1 s, doubling up to a minute).
+    public static func run(
+        host: String, port: Int, limits: Limits, metrics: StetMetrics, source: some StatusSource,
+        log: @escaping @Sendable (String) -> Void = { _ in }, onRunning: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async {
+        var pause = 1.0
+        while !Task.isCancelled {
+            do {
+                try await serve(host: host, port: port, limits: limits, metrics: metrics, source: source, onRunning: onRunning)
+            } catch {
+                if Task.isCancelled { return }
+                log("the status server on \(host):\(port) stopped: \(error); starting it again in \(Int(pause)) s")
+            }
+            try? await Task.sleep(for: .seconds(pause))
+            pause = min(pause * 2, 60)
+        }
+    }
+
+    private static func serve(
+        host: String, port: Int, limits: Limits, metrics: StetMetrics, source: some StatusSource,
+        onRunning: @escaping @Sendable (Int) -> Void
+    ) async throws {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
             await source.refresh(metrics)
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: metrics.text)))
+            return text(metrics.text, type: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/healthz") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
+            text("ok\n", type: "text/plain; charset=utf-8")
         }
         router.get("/status") { _, _ -> Response in
             var headers = HTTPFields()
@@ -61,16 +103,25 @@ public enum StatusServer {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await source.statusJSON())))
         }
         router.get("/") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/html; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: await source.statusPage())))
+            text(await source.statusPage(), type: "text/html; charset=utf-8")
         }
         // Quiet: Stet reports through its own log; a cancelled server is a normal stop.
         var logger = Logger(label: "stet.server")
         logger.logLevel = .critical
+        let seconds = limits.clientSeconds
         let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "stet"),
+            router: router,
+            server: .http1(configuration: .init(additionalChannelHandlers: [ClientDeadline(seconds: seconds)])),
+            configuration: .init(
+                address: .hostname(host, port: port), serverName: "stet",
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
             onServerRunning: { channel in onRunning(channel.localAddress?.port ?? port) }, logger: logger)
         try await app.run()
+    }
+
+    private static func text(_ body: String, type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 }
