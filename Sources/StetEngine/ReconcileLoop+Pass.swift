@@ -14,8 +14,11 @@ extension ReconcileLoop {
         let lock = try StateLock(store: store, timeout: options.lockTimeout)
         defer { lock.release() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
-        let onPass = self.onPass
-        defer { onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9) }
+        let (onPass, lastObservation) = (self.onPass, self.lastObservation)
+        defer {
+            lastObservation.passEnded()
+            onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9)
+        }
         let withBackups = backupsDue
         backupsDue = false
         let services = dirty.union(try reapExited())
@@ -27,6 +30,7 @@ extension ReconcileLoop {
         scoped.services = desired.services.filter { services.contains($0.key) }
         if withBackups {
             observed.backups = try await backups.observe(desired, now: now).backups
+            lastObservation.record(backups: observed.backups)
             observed.monitors = try await monitors.registry.observe(desired, now: now).monitors
         } else {
             scoped.backupPolicies = [:]

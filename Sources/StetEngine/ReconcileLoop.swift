@@ -56,6 +56,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     public let current = Current()
     /// The monitors of the release in force; its notification counts are read by the status server.
     public let monitors: MonitorEngine
+    /// What the passes observed, for the status server, which never observes by itself.
+    public let lastObservation = LastObservation()
 
     public final class Current: @unchecked Sendable {
         private let lock = NSLock()

@@ -5,15 +5,30 @@ import Logging
 import NIOCore
 public import Prometheus
 
-/// What `stet run --listen` serves. The engine fills the metrics and renders the status; the
-/// server only answers.
+/// What `stet run --listen` serves, built from what the reconcile loop last observed and
+/// recorded. The server asks for a new snapshot at most once per `version` and second, whatever
+/// the number of requests: a request never starts work of its own (no restic, no health check).
 public protocol StatusSource: Sendable {
-    /// Brings the gauges up to date just before a scrape.
-    func refresh(_ metrics: StetMetrics) async
+    /// Changes whenever there is something new to show (the loop finished a pass). Read on
+    /// every request: it must cost nothing.
+    var version: Int { get }
+    /// Everything served, from the loop's records and last observation; never observes itself.
+    func snapshot() async -> StatusSnapshot
+}
+
+public struct StatusSnapshot: Sendable {
     /// The JSON of `stet status`.
-    func statusJSON() async -> Data
+    public var statusJSON: Data
     /// The status page (HTML, no external assets).
-    func statusPage() async -> String
+    public var page: String
+    /// Sets the gauges to this snapshot's values.
+    public var gauges: @Sendable (StetMetrics) -> Void
+
+    public init(statusJSON: Data, page: String, gauges: @escaping @Sendable (StetMetrics) -> Void) {
+        self.statusJSON = statusJSON
+        self.page = page
+        self.gauges = gauges
+    }
 }
 
 /// Stet's own metrics, in Prometheus's text format (names `stet_…`, counters ending in `_total`).
@@ -72,10 +87,11 @@ public enum StatusServer {
         host: String, port: Int, limits: Limits, metrics: StetMetrics, source: some StatusSource,
         log: @escaping @Sendable (String) -> Void = { _ in }, onRunning: @escaping @Sendable (Int) -> Void = { _ in }
     ) async {
+        let cache = SnapshotCache(source: source, metrics: metrics)
         var pause = 1.0
         while !Task.isCancelled {
             do {
-                try await serve(host: host, port: port, limits: limits, metrics: metrics, source: source, onRunning: onRunning)
+                try await serve(host: host, port: port, limits: limits, metrics: metrics, cache: cache, onRunning: onRunning)
             } catch {
                 if Task.isCancelled { return }
                 log("the status server on \(host):\(port) stopped: \(error); starting it again in \(Int(pause)) s")
@@ -86,12 +102,12 @@ public enum StatusServer {
     }
 
     private static func serve(
-        host: String, port: Int, limits: Limits, metrics: StetMetrics, source: some StatusSource,
+        host: String, port: Int, limits: Limits, metrics: StetMetrics, cache: SnapshotCache,
         onRunning: @escaping @Sendable (Int) -> Void
     ) async throws {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
-            await source.refresh(metrics)
+            _ = await cache.snapshot()
             return text(metrics.text, type: "text/plain; version=0.0.4; charset=utf-8")
         }
         router.get("/healthz") { _, _ -> Response in
@@ -100,10 +116,10 @@ public enum StatusServer {
         router.get("/status") { _, _ -> Response in
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await source.statusJSON())))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: await cache.snapshot().statusJSON)))
         }
         router.get("/") { _, _ -> Response in
-            text(await source.statusPage(), type: "text/html; charset=utf-8")
+            text(await cache.snapshot().page, type: "text/html; charset=utf-8")
         }
         // Quiet: Stet reports through its own log; a cancelled server is a normal stop.
         var logger = Logger(label: "stet.server")
@@ -123,5 +139,33 @@ public enum StatusServer {
         var headers = HTTPFields()
         headers[.contentType] = type
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// The snapshot requests are answered from: built again only when the source's version moved or
+/// a second passed, once for all the requests waiting on it.
+actor SnapshotCache {
+    private let source: any StatusSource
+    private let metrics: StetMetrics
+    private var current: (snapshot: StatusSnapshot, version: Int, at: ContinuousClock.Instant)?
+    private var building: Task<StatusSnapshot, Never>?
+
+    init(source: any StatusSource, metrics: StetMetrics) {
+        self.source = source
+        self.metrics = metrics
+    }
+
+    func snapshot() async -> StatusSnapshot {
+        let version = source.version
+        if let current, current.version == version, ContinuousClock.now - current.at < .seconds(1) { return current.snapshot }
+        if let building { return await building.value }
+        let source = self.source
+        let task = Task { await source.snapshot() }
+        building = task
+        let snapshot = await task.value
+        building = nil
+        current = (snapshot, version, ContinuousClock.now)
+        snapshot.gauges(metrics)
+        return snapshot
     }
 }

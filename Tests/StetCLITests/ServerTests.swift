@@ -215,4 +215,75 @@ import Testing
         #expect(Self.get("/healthz")?.status == 200)
         #expect(run.stop() == 0, "\(run.output)")
     }
+
+    /// 40 clients asking for /status, /metrics and / while the backup repository is unreadable
+    /// (a restic that logs its calls, says "wrong password", and while `hold` exists waits first):
+    /// the answers come from the loop's last look, so no request runs restic, and a replica killed
+    /// meanwhile is replaced while restic would still be held.
+    @Test func statusRequestsNeverRunResticAndDoNotHoldUpHealing() throws {
+        let calls = repo.root.file("restic-calls")
+        let hold = repo.root.file("hold")
+        try repo.root.write("bin/restic", """
+            #!/bin/sh
+            echo "$*" >> '\(calls)'
+            n=0
+            while [ -e '\(hold)' ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done
+            echo 'Fatal: wrong password or no key found' >&2
+            exit 1
+
+            """, mode: 0o755)
+        try repo.root.write("repo/config", "not a repository")
+        try repo.root.write("restic-password", "secret\n", mode: 0o600)
+        try repo.root.write("data/file", "data\n")
+        try repo.root.write("manifests/backup.yaml", Samples.backupPolicy(
+            name: "data", repository: repo.root.file("repo"), passwordFile: "restic-password", paths: ["data"]))
+        try repo.sign(["alice"])
+        var environment = ci
+        environment["PATH"] = repo.root.file("bin") + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "3600", "--listen", "127.0.0.1:\(Self.listen)"],
+                                        in: repo.root.path, environment: environment)
+        let stop = StopFlag()
+        let requests = DispatchGroup()
+        defer {
+            stop.set()
+            requests.wait()
+            unlink(hold)
+            run.stop()
+            _ = try? stet("down", environment: ci)
+            LoopReactionTests.killLeftovers(repo.stateDir, ["web"])
+        }
+        func resticCalls() -> Int { (try? String(contentsOfFile: calls, encoding: .utf8))?.split(separator: "\n").count ?? 0 }
+        // The loop has looked at the repository, and /status shows what it found.
+        #expect(eventually {
+            let body = Self.get("/status")?.body ?? Data()
+            return String(decoding: body, as: UTF8.self).contains("does not hold its password") && Self.answers(18320)
+        }, "\(run.output)")
+        let looked = resticCalls()
+        #expect(looked >= 1)
+        try repo.root.write("hold", "")
+        for index in 0..<40 {
+            requests.enter()
+            DispatchQueue.global().async {
+                let path = ["/status", "/metrics", "/"][index % 3]
+                while !stop.isSet { _ = Self.get(path) }
+                requests.leave()
+            }
+        }
+        let before = try #require(replica())
+        #expect(kill(before.pid, SIGKILL) == 0)
+        #expect(eventually { LoopReactionTests.replaced(repo.stateDir, "web", 0, before: before, port: 18320) }, "\(run.output)")
+        stop.set()
+        requests.wait()
+        unlink(hold)
+        #expect(resticCalls() == looked, "requests ran restic: \((try? String(contentsOfFile: calls, encoding: .utf8)) ?? "")")
+        #expect(run.stop() == 0, "\(run.output)")
+    }
+}
+
+/// A flag set once by the test, read by its helper threads.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.withLock { value } }
+    func set() { lock.withLock { value = true } }
 }

@@ -51,7 +51,7 @@ struct RunCommand: AsyncParsableCommand {
     var poll: String?
 
     @Option(help: ArgumentHelp(
-        "Serve /metrics, /healthz, /status and a status page on HOST:PORT (e.g. 127.0.0.1:9464), "
+        "Serve /metrics, /healthz, /status and a status page on HOST:PORT (e.g. 127.0.0.1:9464): what the loop last saw, "
             + "to at most 256 clients at once (a quarter of the open-file limit), each with 10 s per request.",
         valueName: "host:port"))
     var listen: String?
