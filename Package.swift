@@ -76,7 +76,7 @@ let package = Package(
             name: "stet-bench",
             dependencies: [
                 "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
-                "StetTesting",
+                "StetServer", "StetTesting",
             ],
             swiftSettings: strict
         ),
