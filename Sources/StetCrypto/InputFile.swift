@@ -23,8 +23,31 @@ public enum InputFile {
     public struct Failure: Error, CustomStringConvertible, Sendable, Equatable {
         public let path: String
         public let message: String
+        /// The system's error number when the host could not open or read the file (no
+        /// descriptor or memory left, no permission, a device error): the file itself may be
+        /// fine, so such a failure says nothing about its content and decides nothing. Nil when
+        /// the failure is the file's: not there as a regular file, too large, a link.
+        public let hostError: Int32?
+
+        public init(path: String, message: String, hostError: Int32? = nil) {
+            self.path = path
+            self.message = message
+            self.hostError = hostError
+        }
+
+        /// A failure of the system call that returned `code`: the host's when `code` is one of
+        /// `hostErrors`, the file's otherwise.
+        public init(path: String, _ operation: String, errorNumber code: Int32) {
+            self.init(path: path, message: "\(operation): \(String(cString: strerror(code)))",
+                      hostError: InputFile.hostErrors.contains(code) ? code : nil)
+        }
+
         public var description: String { "\(path): \(message)" }
     }
+
+    /// Error numbers that say the host could not read a file now, whatever the file holds.
+    /// Anything else (ENOTDIR, ENXIO, ELOOP, ENAMETOOLONG …) is a property of the path.
+    public static let hostErrors: Set<Int32> = [EMFILE, ENFILE, ENOMEM, ENOBUFS, EIO, EACCES, EPERM, EINTR, ESTALE, ETIMEDOUT, ENOLCK]
 
     /// The bytes of the regular file at `path`, nil when nothing is there. Throws when it is not
     /// a regular file (a directory, a FIFO, a device), is larger than `limit`, or cannot be
@@ -36,13 +59,11 @@ public enum InputFile {
             let code = errno
             if code == ENOENT { return nil }
             if code == ELOOP { throw Failure(path: path, message: "is a symbolic link, which is not accepted here") }
-            throw Failure(path: path, message: "cannot open: \(String(cString: strerror(code)))")
+            throw Failure(path: path, "cannot open", errorNumber: code)
         }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw Failure(path: path, message: "cannot read: \(String(cString: strerror(errno)))")
-        }
+        guard fstat(fd, &info) == 0 else { throw Failure(path: path, "cannot read", errorNumber: errno) }
         guard info.st_mode & S_IFMT == S_IFREG else { throw Failure(path: path, message: "is not a regular file") }
         guard info.st_size <= limit else {
             throw Failure(path: path, message: "is \(info.st_size) bytes; at most \(limit) are accepted")
@@ -57,7 +78,7 @@ public enum InputFile {
                 // Only a special file that calls itself regular (/proc/kmsg, a tracing pipe) has
                 // nothing to read yet: asking again would spin for ever.
                 if errno == EAGAIN { throw Failure(path: path, message: "is not an ordinary file: it has nothing to read yet") }
-                throw Failure(path: path, message: "cannot read: \(String(cString: strerror(errno)))")
+                throw Failure(path: path, "cannot read", errorNumber: errno)
             }
             if n == 0 { break }
             total += n

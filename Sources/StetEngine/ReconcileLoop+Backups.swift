@@ -19,6 +19,7 @@ extension ReconcileLoop {
         scoped.backupPolicies = desired.backupPolicies
         let (backups, inbox, lock, store, timeout) = (self.backups, self.inbox, self.stateLock, self.store, options.lockTimeout)
         let (prune, release) = (options.prune, Plan.Release(version: release.version, digest: release.digest))
+        let lastObservation = self.lastObservation
         Task(executorPreference: backupThreads) { [scoped] in
             do {
                 try lock.acquire(store: store, timeout: timeout)
@@ -29,6 +30,7 @@ extension ReconcileLoop {
             do {
                 let now = Date()
                 let observed = try await backups.observe(scoped, now: now)
+                lastObservation.record(backups: observed.backups)
                 inbox.post(.backupPlan(.success(Planner(prune: prune).plan(desired: scoped, observed: observed, release: release, now: now))))
             } catch {
                 lock.release()

@@ -18,8 +18,11 @@ extension ReconcileLoop {
         try stateLock.acquire(store: store, timeout: options.lockTimeout)
         defer { stateLock.release() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
-        let onPass = self.onPass
-        defer { onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9) }
+        let (onPass, lastObservation) = (self.onPass, self.lastObservation)
+        defer {
+            lastObservation.passEnded()
+            onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9)
+        }
         let withBackups = backupsDue
         backupsDue = false
         let services = dirty.union(try reapExited())

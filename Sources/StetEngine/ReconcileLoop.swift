@@ -56,6 +56,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     public let current = Current()
     /// The monitors of the release in force; its notification counts are read by the status server.
     public let monitors: MonitorEngine
+    /// What the passes observed, for the status server, which never observes by itself.
+    public let lastObservation = LastObservation()
 
     public final class Current: @unchecked Sendable {
         private let lock = NSLock()
@@ -221,6 +223,10 @@ public final class ReconcileLoop: @unchecked Sendable {
             case .probe(let name, let started, let result):
                 monitors.record(name, started: started, result, desired: desired)
                 probed = true
+            case .release(.failed(let error)):
+                // Nothing was judged: the release in force stays, the next check looks again.
+                releaseCheckRunning = false
+                log("cannot check the release in \(options.manifests): \(error); version \(release.version) stays in force")
             case .release(let outcome):
                 releaseCheckRunning = false
                 if !stopping { try take(outcome) }

@@ -30,7 +30,8 @@ struct ReleaseWatcher: Sendable {
         case refused(ReleaseGate.Refused, Seen)
         /// A signed release whose manifests do not parse.
         case invalid(ManifestError, Seen)
-        /// The state directory could not be read.
+        /// The host could not read a file of the release or of the state directory (an I/O
+        /// error, no descriptor left): nothing was judged, and it is no refusal.
         case failed(any Error)
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import StetCore
+import StetCrypto
 
 /// The files of a manifest directory that a release covers: every `.yaml`/`.yml` file below it,
 /// by `/`-separated path relative to it. Hidden entries (names starting with `.`) are skipped by
@@ -29,13 +30,7 @@ public struct ManifestDirectory: Sendable {
 
     private func walk(relative: String, into listing: inout Listing) throws {
         let directory = relative.isEmpty ? path : path + "/" + relative
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: directory)
-        } catch {
-            throw ManifestDirectoryError(message: "cannot read manifest directory \(directory): \(describe(error))")
-        }
-        for name in names where !name.hasPrefix(".") {
+        for name in try Self.names(in: directory) where !name.hasPrefix(".") {
             let child = relative.isEmpty ? name : relative + "/" + name
             var info = stat()
             guard lstat(path + "/" + child, &info) == 0 else { continue }
@@ -53,6 +48,30 @@ public struct ManifestDirectory: Sendable {
             default:
                 break
             }
+        }
+    }
+
+    /// The names in `directory`. Throws `InputFile.Failure` when the host cannot list it now
+    /// (`hostError`: no descriptor left, an I/O error), `ManifestDirectoryError` otherwise.
+    private static func names(in directory: String) throws -> [String] {
+        guard let stream = opendir(directory) else {
+            let code = errno
+            let failure = InputFile.Failure(path: directory, "cannot list", errorNumber: code)
+            if failure.hostError != nil { throw failure }
+            throw ManifestDirectoryError(message: "cannot read manifest directory \(directory): \(String(cString: strerror(code)))")
+        }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(stream) else {
+                let code = errno
+                // Only the host fails here (an I/O error): the directory opened.
+                guard code == 0 else { throw InputFile.Failure(path: directory, message: "cannot list: \(String(cString: strerror(code)))", hostError: code) }
+                return names
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != ".", name != ".." { names.append(name) }
         }
     }
 
@@ -121,13 +140,4 @@ public struct ManifestDirectory: Sendable {
 public struct ManifestDirectoryError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public var description: String { message }
-}
-
-func describe(_ error: any Error) -> String {
-    if let cocoa = error as? CocoaError, let underlying = cocoa.userInfo[NSUnderlyingErrorKey] as? NSError,
-        underlying.domain == NSPOSIXErrorDomain
-    {
-        return String(cString: strerror(Int32(underlying.code)))
-    }
-    return "\(error)"
 }

@@ -32,7 +32,7 @@ enum ReleaseBenchmark {
             let before = Measure.peakResidentBytes()
             var resources = 0
             times.append(try Measure.seconds {
-                let outcome = ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify()
+                let outcome = try ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify()
                 let release = try outcome.result.get()
                 resources = try release.desiredState().resourceIDs.count
             })

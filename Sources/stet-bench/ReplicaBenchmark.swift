@@ -55,14 +55,16 @@ enum PlanBenchmark {
     }
 }
 
-/// `stet-bench replicas`: the reconcile loop on real processes, in this process.
+/// `stet-bench replicas [KILLS] [--hostile]`: the reconcile loop on real processes, in this process.
 /// - Kill a replica 50 times: from the kill to the replacement started, and to healthy, beside
 ///   systemd's default restart delay (RestartSec=100ms). Targets: p50 under 50 ms, p99 under 150 ms.
 /// - 50 replicas idle with their health checks: CPU and memory of the loop. Targets: under 2 % of
 ///   one core, under 60 MB.
+/// - `--hostile`: the kills again with hostile neighbours running (`HostileNeighbours`).
 enum ReplicaBenchmark {
     static func run(_ arguments: [String]) async throws {
-        let kills = arguments.first.flatMap(Int.init) ?? 50
+        let hostile = arguments.contains("--hostile")
+        let kills = arguments.lazy.compactMap { Int($0) }.first ?? 50
         let me = ProcessInfo.processInfo.arguments[0]
         let binary = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
         var repo = RepositoryFixture(root: TemporaryDirectory("stet-bench-replicas"))
@@ -110,6 +112,9 @@ enum ReplicaBenchmark {
         let (loop, task) = try start(repo: repo, store: store, trust: trust, key: key, budget: kills * 4)
         defer { task.cancel() }
         guard waitFor(seconds: 20, { healthy(provider, 0) && healthy(provider, 1) }) else { throw TestFailure("the replicas did not come up") }
+        let neighbours = hostile ? try await HostileNeighbours(loop: loop) : nil
+        defer { neighbours?.stop() }
+        let mode = hostile ? " (hostile)" : ""
         var toStart: [Double] = []
         var toHealthy: [Double] = []
         for _ in 0..<kills {
@@ -133,12 +138,12 @@ enum ReplicaBenchmark {
         toStart.sort()
         toHealthy.sort()
         func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
-        Measure.row("kill → replacement started, p50 (\(kills) kills)", String(format: "%.1f ms", percentile(toStart, 0.5)),
+        Measure.row("kill → replacement started\(mode), p50 (\(kills) kills)", String(format: "%.1f ms", percentile(toStart, 0.5)),
                     "systemd 100 ms", String(format: "%.2f (target < 50 ms)", percentile(toStart, 0.5) / 100))
-        Measure.row("kill → replacement started, p99", String(format: "%.1f ms", percentile(toStart, 0.99)),
+        Measure.row("kill → replacement started\(mode), p99", String(format: "%.1f ms", percentile(toStart, 0.99)),
                     "systemd 100 ms", String(format: "%.2f (target < 150 ms)", percentile(toStart, 0.99) / 100))
-        Measure.row("kill → replacement healthy, p50", String(format: "%.1f ms", percentile(toHealthy, 0.5)))
-        Measure.row("kill → replacement healthy, p99", String(format: "%.1f ms", percentile(toHealthy, 0.99)))
+        Measure.row("kill → replacement healthy\(mode), p50", String(format: "%.1f ms", percentile(toHealthy, 0.5)))
+        Measure.row("kill → replacement healthy\(mode), p99", String(format: "%.1f ms", percentile(toHealthy, 0.99)))
 
         // Idle with 50 replicas and their health checks.
         try release(replicas: 50, interval: "5s")

@@ -47,7 +47,9 @@ enum ExitStatus {
             // One line per problem: a problem's own text never starts a line.
             for line in manifest.lines { Terminal.standardError.line(line) }
             return Self.error
-        case is CryptoError, is StateError, is SigningError, is ManifestDirectoryError:
+        case is CryptoError, is StateError, is SigningError, is ManifestDirectoryError, is InputFile.Failure:
+            // An InputFile.Failure here is a file the host could not read (no descriptor left,
+            // an I/O error) or one a command cannot take: an error, never a refusal.
             Terminal.standardError.line("stet: \(error)")
             return Self.error
         default:

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import StetServer
 
 @main
 struct Stet: AsyncParsableCommand {
@@ -28,6 +29,9 @@ struct Stet: AsyncParsableCommand {
 
     /// Runs the command and turns every error into its exit status, here and only here.
     static func main() async {
+        // systemd's default soft limit (1,024) is far below its hard limit; the daemon's clients,
+        // replicas and state files share what is allowed.
+        OpenFileLimit.raise()
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -175,7 +175,7 @@ import Testing
         for _ in 0..<1500 {
             let mutated = mutator.mutate(original)
             try mutated.write(to: URL(fileURLWithPath: path))
-            let outcome = ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify()
+            let outcome = try ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify()
             if case .success(let release) = outcome.result {
                 // Still accepted only if the signed content is exactly the original.
                 let originalEnvelope = try Envelope(json: original)

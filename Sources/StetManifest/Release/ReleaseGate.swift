@@ -7,6 +7,12 @@ public import StetState
 /// rotated, or pinned now on first use), verify the release against it, parse its manifests,
 /// and, when asked to accept, record the release and any new pinned policy. A refusal writes
 /// nothing to the state directory.
+///
+/// Refused or unreadable: a release or policy that was read and failed a check is `Refused`
+/// (recorded, exit 10). A file the host could not read (no descriptor left, no permission, an
+/// I/O error) throws its `InputFile.Failure` (`hostError` set), and a state file `StateError`:
+/// nothing was judged, so nothing is recorded as refused and what is in force stays (exit 1;
+/// the loop tries again at its next check).
 public struct ReleaseGate: Sendable {
     public var manifests: String
     /// The repository's `trust.yaml`; its folder also holds the public keys and `trust.dsse.json`.
@@ -39,7 +45,8 @@ public struct ReleaseGate: Sendable {
 
     /// Verifies the release; with `accept`, records it (and pins the trust policy it was
     /// verified with, if that is new). Throws `Refused`, `ManifestError` (a signed release whose
-    /// manifests do not parse), or `StateError`.
+    /// manifests do not parse, or a trust policy that does not), `InputFile.Failure` (the host
+    /// could not read a file), or `StateError`.
     public func open(accept: Bool, now: Date) throws -> Passed {
         let passed = try verify(trust: try resolveTrust(acting: accept), now: now)
         if accept { try self.accept(passed, now: now) }
@@ -47,12 +54,19 @@ public struct ReleaseGate: Sendable {
     }
 
     /// The trust policy in force: pinned, rotated from the pinned one, or pinned now on first
-    /// use. Writes nothing. Throws `Refused` (without a report).
+    /// use. Writes nothing. Throws `Refused` (without a report), `ManifestError` (a repository
+    /// policy that does not parse), `InputFile.Failure` or `StateError` (unreadable).
     public func resolveTrust(acting: Bool) throws -> TrustDecision {
         let rotationPath = ((trustFile as NSString).deletingLastPathComponent as NSString)
             .appendingPathComponent(TrustRotation.envelopeName)
         for path in [trustFile, rotationPath] {
             if let escape = leavesRoot(path) { throw Refused(error: escape, report: nil, trust: nil) }
+        }
+        var info = stat()
+        if lstat(trustFile, &info) != 0 {
+            // Absent is an answer; a folder the host cannot look into is not.
+            let failure = InputFile.Failure(path: trustFile, "cannot look up", errorNumber: errno)
+            if failure.hostError != nil { throw failure }
         }
         let repository: TrustPolicy? = FileManager.default.fileExists(atPath: trustFile) ? try TrustPolicy.load(file: trustFile) : nil
         let pinned = try PinnedTrust.load(from: store)
@@ -61,6 +75,7 @@ public struct ReleaseGate: Sendable {
             // Not through a link, as trust.yaml (`TrustPolicy.load`).
             rotation = try InputFile.read(rotationPath, limit: InputFile.Limit.trustPolicy, followSymlinks: false)
         } catch {
+            if error.hostError != nil { throw error }
             throw Refused(error: VerificationError(.rotationMalformed, error.description), report: nil, trust: nil)
         }
         do {
@@ -80,7 +95,7 @@ public struct ReleaseGate: Sendable {
             report.refused = ReleaseReport.Refusal(code: escape.code.rawValue, message: escape.message)
             throw Refused(error: escape, report: report, trust: decision)
         }
-        let outcome = ReleaseVerifier(
+        let outcome = try ReleaseVerifier(
             directory: manifests, trust: decision.policy, accepted: try AcceptedRelease.load(from: store), now: now
         ).verify()
         let release: VerifiedRelease

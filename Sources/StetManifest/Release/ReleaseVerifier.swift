@@ -1,5 +1,5 @@
 public import Foundation
-import StetCrypto
+public import StetCrypto
 public import StetState
 public import StetCore
 
@@ -78,29 +78,44 @@ public struct ReleaseVerifier: Sendable {
         public var result: Result<VerifiedRelease, VerificationError>
     }
 
-    public func verify() -> Outcome {
+    /// The verdict on the release. Throws, deciding nothing, when the host could not read a file
+    /// of it (`InputFile.Failure` with a `hostError`: no descriptor left, an I/O error): the
+    /// release may well be good, and such a failure is never a refusal.
+    public func verify() throws(InputFile.Failure) -> Outcome {
         var report = ReleaseReport(directory: directory, threshold: trust.threshold(of: .release))
+        var unreadable: InputFile.Failure?
         do {
-            let release = try check(&report)
+            let release = try check(&report, unreadable: &unreadable)
             return Outcome(report: report, result: .success(release))
         } catch {
+            if let unreadable { throw unreadable }
             report.refused = ReleaseReport.Refusal(code: error.code.rawValue, message: error.message)
             return Outcome(report: report, result: .failure(error))
         }
     }
 
+    /// Reads a file of the release: nil when it is not there; a refusal with `code` when it is
+    /// not a file Stet takes (not regular, too large). When the host could not read it, the
+    /// failure goes to `unreadable` and ends the check; `verify` throws it instead of refusing.
+    private func read(
+        _ path: String, limit: Int, refusing code: VerificationError.Code, unreadable: inout InputFile.Failure?
+    ) throws(VerificationError) -> Data? {
+        do {
+            return try InputFile.read(path, limit: limit)
+        } catch {
+            if error.hostError != nil { unreadable = error }
+            throw VerificationError(code, error.description)
+        }
+    }
+
     private func path(_ relative: String) -> String { ManifestLoader.join(directory, relative) }
 
-    private func check(_ report: inout ReleaseReport) throws(VerificationError) -> VerifiedRelease {
+    /// Throws the refusal; a file the host could not read ends it too, and is in `unreadable`.
+    private func check(_ report: inout ReleaseReport, unreadable: inout InputFile.Failure?) throws(VerificationError) -> VerifiedRelease {
         let envelopePath = path(ReleaseIndex.envelopeName)
         // 1. The envelope parses and has the release payload type.
-        let read: Data?
-        do {
-            read = try InputFile.read(envelopePath, limit: InputFile.Limit.releaseEnvelope)
-        } catch {
-            throw VerificationError(.envelopeMalformed, error.description)
-        }
-        guard let bytes = read else {
+        guard let bytes = try read(envelopePath, limit: InputFile.Limit.releaseEnvelope, refusing: .envelopeMalformed, unreadable: &unreadable)
+        else {
             throw VerificationError(
                 .envelopeMissing, "\(envelopePath) does not exist or cannot be read; sign a release with `stet release sign`")
         }
@@ -196,6 +211,9 @@ public struct ReleaseVerifier: Sendable {
         let listing: ManifestDirectory.Listing
         do {
             listing = try dir.list()
+        } catch let failure as InputFile.Failure {
+            unreadable = failure
+            throw VerificationError(.fileMissing, failure.description)
         } catch {
             throw VerificationError(.fileMissing, "\(error)")
         }
@@ -231,13 +249,8 @@ public struct ReleaseVerifier: Sendable {
         var files: [(name: String, bytes: Data)] = []
         for relative in index.files.keys.sorted() {
             let full = path(relative)
-            let read: Data?
-            do {
-                read = try InputFile.read(full, limit: ManifestLoader.maximumFileSize)
-            } catch {
-                throw VerificationError(.fileUnreadable, error.description)
-            }
-            guard let content = read else {
+            guard let content = try read(full, limit: ManifestLoader.maximumFileSize, refusing: .fileUnreadable, unreadable: &unreadable)
+            else {
                 throw VerificationError(.fileMissing, "\(full) is listed in the release but does not exist")
             }
             let actual = content.sha256Reference

@@ -20,7 +20,8 @@ public struct VerificationError: Error, CustomStringConvertible, Sendable, Equat
         public static let fileMissing = Code(rawValue: "file-missing")
         public static let fileModified = Code(rawValue: "file-modified")
         public static let fileUnlisted = Code(rawValue: "file-unlisted")
-        /// A listed file that is not a regular file, is larger than a manifest may be, or cannot be read.
+        /// A listed file that is not a regular file or is larger than a manifest may be. (A file
+        /// the host could not read is no refusal: `InputFile.Failure` with a `hostError`.)
         public static let fileUnreadable = Code(rawValue: "file-unreadable")
         public static let unsafePath = Code(rawValue: "unsafe-path")
         public static let symlinkEscape = Code(rawValue: "symlink-escape")

@@ -55,6 +55,9 @@ public struct TrustPolicy: Sendable {
     /// Errors list every problem with `file:line:column`. The policy file itself may not be a
     /// symbolic link: it is parsed before anything is verified and its errors quote what they
     /// found, so a link pushed in its place would print the start of any file Stet can read.
+    ///
+    /// Throws `ManifestError` for what the files say (or lack), and `InputFile.Failure` when the
+    /// host could not read one of them (`hostError`): that is no judgement on the policy.
     public static func load(file: String) throws -> TrustPolicy {
         let bytes: Data
         do {
@@ -65,22 +68,34 @@ public struct TrustPolicy: Sendable {
             }
             bytes = read
         } catch let error as InputFile.Failure {
+            if error.hostError != nil { throw error }
             throw ManifestError([Diagnostic(location: SourceLocation(file: file, line: 1, column: 1), field: "", message: error.message)])
         }
         let folder = (file as NSString).deletingLastPathComponent
         let directory = ManifestDirectory(path: folder.isEmpty ? "." : folder)
-        return try parse(bytes, file: file) { relative in
-            let path = directory.path + "/" + relative
-            var info = stat()
-            guard lstat(path, &info) == 0 else { return nil }
-            guard directory.staysInside(relative) else {
-                throw KeyFileProblem(message: "public key file \(relative) leads outside \(directory.path) through a symbolic link")
+        var unreadable: InputFile.Failure?
+        do {
+            return try parse(bytes, file: file) { relative in
+                let path = directory.path + "/" + relative
+                var info = stat()
+                guard lstat(path, &info) == 0 else {
+                    let failure = InputFile.Failure(path: path, "cannot look up", errorNumber: errno)
+                    if failure.hostError != nil, unreadable == nil { unreadable = failure }
+                    return nil
+                }
+                guard directory.staysInside(relative) else {
+                    throw KeyFileProblem(message: "public key file \(relative) leads outside \(directory.path) through a symbolic link")
+                }
+                do throws(InputFile.Failure) {
+                    return try InputFile.read(path, limit: InputFile.Limit.key)
+                } catch {
+                    if error.hostError != nil, unreadable == nil { unreadable = error }
+                    throw KeyFileProblem(message: error.description)
+                }
             }
-            do throws(InputFile.Failure) {
-                return try InputFile.read(path, limit: InputFile.Limit.key)
-            } catch {
-                throw KeyFileProblem(message: error.description)
-            }
+        } catch {
+            // A key file the host could not read makes the policy's errors meaningless.
+            throw unreadable ?? error
         }
     }
 

@@ -20,8 +20,9 @@ struct RunCommand: AsyncParsableCommand {
             it. Corrections back off per service (restart.backoff) and stop after --budget per \
             service per hour, with an alert entry. A new signed release is picked up by digest \
             (checked every --interval, or at once on SIGHUP); a release that does not verify is \
-            refused and recorded, and the one in force stays. SIGTERM or SIGINT: the current \
-            actions finish, then exit 0. Replicas keep running.
+            refused and recorded, and the one in force stays; a release file the host cannot read \
+            (an I/O error) is no refusal: it is logged and looked at again at the next check. \
+            SIGTERM or SIGINT: the current actions finish, then exit 0. Replicas keep running.
 
             EXIT STATUS
               0   stopped by a signal (or --once: the pass succeeded)
@@ -49,7 +50,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("With --source: how often to fetch (a duration, e.g. 30s; default: --interval).", valueName: "duration"))
     var poll: String?
 
-    @Option(help: ArgumentHelp("Serve /metrics, /healthz, /status and a status page on HOST:PORT (e.g. 127.0.0.1:9464).", valueName: "host:port"))
+    @Option(help: ArgumentHelp(
+        "Serve /metrics, /healthz, /status and a status page on HOST:PORT (e.g. 127.0.0.1:9464): what the loop last saw, "
+            + "to at most 256 clients at once (a quarter of the open-file limit), each with 10 s per request.",
+        valueName: "host:port"))
     var listen: String?
 
     func validate() throws {
@@ -96,13 +100,15 @@ struct RunCommand: AsyncParsableCommand {
         let actions = ActionCounter(metrics: metrics)
         loop.onAction = { change, outcome in actions.record(change, outcome) }
         loop.onPass = { seconds in metrics.reconcileSeconds.record(.milliseconds(Int64(seconds * 1000))) }
-        var server: Task<Void, any Error>?
+        var server: Task<Void, Never>?
         if let listen, let (host, port) = Self.address(listen) {
+            // Clients get a quarter of the descriptors at most: the rest stay the loop's.
+            let limits = StatusServer.Limits.share(ofOpenFiles: OpenFileLimit.current)
             let source = LoopStatus(loop: loop, store: global.store, audit: session.log)
             let log = loop.log
             server = Task {
-                try await StatusServer.run(host: host, port: port, metrics: metrics, source: source) { bound in
-                    log("serving http://\(host):\(bound)/ (/metrics, /healthz, /status)")
+                await StatusServer.run(host: host, port: port, limits: limits, metrics: metrics, source: source, log: log) { bound in
+                    log("serving http://\(host):\(bound)/ (/metrics, /healthz, /status) to at most \(limits.connections) clients at once")
                 }
             }
         }
@@ -121,7 +127,7 @@ struct RunCommand: AsyncParsableCommand {
             throw damaged
         }
         server?.cancel()
-        _ = await server?.result
+        await server?.value
         try session.close()
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: stopped")
         // Stopped by a signal is a success; only `--once` reports its pass.

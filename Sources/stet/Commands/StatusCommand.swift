@@ -70,13 +70,15 @@ struct StatusCommand: AsyncParsableCommand {
         var loopRunning: Bool
     }
 
-    /// Everything `status` shows, for the command, `/status` and the status page.
-    /// `liveChecks` runs each replica's health check now; the status server passes false and
-    /// reads the health the reconcile loop recorded, so a scrape costs no probing.
-    static func report(desired: DesiredState, store: FileStateStore, liveChecks: Bool = true) async throws -> Report {
-        var provider = HostProvider(store: store)
-        provider.replicas.checkHealth = liveChecks
-        let observed = try await provider.observe(desired, now: Date())
+    /// Everything `status` shows, observed now (each replica's health check run, each backup
+    /// repository opened). The status server does not observe: it passes what the reconcile
+    /// loop last observed and recorded to `report(desired:observed:store:)`.
+    static func report(desired: DesiredState, store: FileStateStore) async throws -> Report {
+        report(desired: desired, observed: try await HostProvider(store: store).observe(desired, now: Date()), store: store)
+    }
+
+    /// Everything `status` shows, from `observed`: for the command, `/status` and the status page.
+    static func report(desired: DesiredState, observed: ObservedState, store: FileStateStore) -> Report {
         var lines: [ServiceLine] = []
         for name in Set(desired.services.keys).union(observed.services.keys).sorted() {
             let resource = ResourceID(.service, name).description

@@ -7,17 +7,51 @@ import StetProviders
 import StetServer
 import StetState
 
-/// What `stet run --listen` serves: metrics and status of the loop's release and host.
+/// What `stet run --listen` serves: metrics and status of the loop's release and host, from what
+/// the loop recorded and last observed. Building a snapshot reads the replica records (no health
+/// check), the backups as the loop's last pass found them (no restic), the monitors' saved
+/// states and the end of the audit log; the server builds one at most once per pass and second.
 struct LoopStatus: StatusSource {
     let loop: ReconcileLoop
     let store: FileStateStore
     let audit: AuditLog
 
-    func refresh(_ metrics: StetMetrics) async {
+    var version: Int { loop.lastObservation.passes }
+
+    func snapshot() async -> StatusSnapshot {
         let desired = loop.current.desired
-        metrics.gauge("release_version", "Version of the release in force.").set(to: Double(loop.current.release.version))
-        metrics.gauge("audit_entries", "Entries in the audit log.").set(to: Double(audit.size))
-        guard let report = try? await StatusCommand.report(desired: desired, store: store, liveChecks: false) else { return }
+        let report = try? await observedReport(desired)
+        let release = loop.current.release.version
+        let entries = audit.size
+        let counts = loop.monitors.queue.snapshot
+        let notifications = (delivered: counts.delivered, failedAttempts: counts.failedAttempts, waiting: counts.waiting)
+        return StatusSnapshot(
+            statusJSON: Self.json(report), page: statusPage(report, release: release),
+            gauges: { metrics in
+                Self.setGauges(metrics, report: report, release: release, auditEntries: entries, notifications: notifications)
+            })
+    }
+
+    /// The status report from the loop's records and last observation; observes nothing.
+    private func observedReport(_ desired: DesiredState) async throws -> StatusCommand.Report {
+        var replicas = ReplicaProvider(store: store)
+        replicas.checkHealth = false
+        var observed = try await replicas.observe(desired, now: Date())
+        observed.backups = loop.lastObservation.backups
+        observed.monitors = try await MonitorRegistry(store: store).observe(desired, now: Date()).monitors
+        return StatusCommand.report(desired: desired, observed: observed, store: store)
+    }
+
+    private static func setGauges(
+        _ metrics: StetMetrics, report: StatusCommand.Report?, release: Int, auditEntries: Int,
+        notifications: (delivered: Int, failedAttempts: Int, waiting: Int)
+    ) {
+        metrics.gauge("release_version", "Version of the release in force.").set(to: Double(release))
+        metrics.gauge("audit_entries", "Entries in the audit log.").set(to: Double(auditEntries))
+        metrics.gauge("notifications_delivered", "Notifications delivered since start.").set(to: Double(notifications.delivered))
+        metrics.gauge("notifications_failed_attempts", "Failed delivery attempts since start.").set(to: Double(notifications.failedAttempts))
+        metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(notifications.waiting))
+        guard let report else { return }
         for service in report.services {
             let labels = [("service", service.resource.split(separator: "/").last.map(String.init) ?? "")]
             metrics.gauge("replicas_desired", "Replicas the release promises.", labels).set(to: Double(service.promised))
@@ -43,24 +77,17 @@ struct LoopStatus: StatusSource {
                     .set(to: state.phase.rawValue == phase ? 1 : 0)
             }
         }
-        let counts = loop.monitors.queue.snapshot
-        metrics.gauge("notifications_delivered", "Notifications delivered since start.").set(to: Double(counts.delivered))
-        metrics.gauge("notifications_failed_attempts", "Failed delivery attempts since start.").set(to: Double(counts.failedAttempts))
-        metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(counts.waiting))
     }
 
-    func statusJSON() async -> Data {
-        guard let report = try? await StatusCommand.report(desired: loop.current.desired, store: store, liveChecks: false) else {
-            return Data("{}".utf8)
-        }
+    private static func json(_ report: StatusCommand.Report?) -> Data {
+        guard let report else { return Data("{}".utf8) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return (try? encoder.encode(report)) ?? Data("{}".utf8)
     }
 
-    func statusPage() async -> String {
-        let report = try? await StatusCommand.report(desired: loop.current.desired, store: store, liveChecks: false)
+    private func statusPage(_ report: StatusCommand.Report?, release: Int) -> String {
         func html(_ text: String) -> String {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
         }
@@ -91,7 +118,7 @@ struct LoopStatus: StatusSource {
             table{border-collapse:collapse;margin-bottom:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
             .ok{color:#0a0;font-weight:600}.bad{color:#c00;font-weight:600}h1{font-size:20px}td:nth-child(2){white-space:nowrap}
             </style></head><body>
-            <h1>stet — release version \(loop.current.release.version)</h1>
+            <h1>stet — release version \(release)</h1>
             <table><tr><th>resource</th><th>health</th><th>detail</th></tr>
             \(rows.joined(separator: "\n"))
             </table>
