@@ -1,0 +1,118 @@
+import Foundation
+import StetTesting
+import Testing
+
+/// Nothing a notifier or a probe does can kill, freeze or silence Stet (DESIGN.md principle 8):
+/// notifiers that do not read their alert, that hang, or that never answer; exec probes that
+/// leave children behind or write without end.
+@Suite(.serialized) struct NeighbourTests {
+    var repo = RepositoryFixture()
+    let ci = ["STET_KEY": "private/ci.key"]
+    /// A label value of 80,000 characters: an alert larger than a pipe holds (64 KiB).
+    static let longLabel = String(repeating: "x", count: 80_000)
+
+    init() throws {
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ci"]))
+        #expect(try stet("trust", "pin", environment: ci).status == 0)
+    }
+
+    func stet(_ arguments: String..., environment: [String: String] = [:]) throws -> ProcessOutput {
+        try Binary.run(arguments, in: repo.root.path, environment: environment)
+    }
+
+    /// A monitor whose probe fails at once (nothing listens on port 1) and fires at once.
+    static func failingMonitor(_ name: String, notify: [String], note: String = "short") -> String {
+        """
+        apiVersion: stet/v1
+        kind: Monitor
+        metadata: {name: \(name)}
+        spec:
+          probe:
+            tcp: {address: "127.0.0.1:1"}
+          interval: 1s
+          timeout: 500ms
+          for: 0s
+          labels: {note: \(note)}
+          notify: [\(notify.joined(separator: ", "))]
+
+        """
+    }
+
+    static func execNotifier(_ name: String, _ command: String) -> String {
+        "apiVersion: stet/v1\nkind: Notifier\nmetadata: {name: \(name)}\nspec:\n  exec: {command: \(command)}\n"
+    }
+
+    static let journal = "apiVersion: stet/v1\nkind: Notifier\nmetadata: {name: journal}\nspec:\n  log: {}\n"
+
+    /// The pid a command wrote to `file` in the repository, once it is there.
+    func writtenPID(in file: String) -> Int32? {
+        var pid: Int32?
+        _ = eventually(timeout: 10) {
+            pid = repo.root.read(file).flatMap { Int32(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return pid != nil
+        }
+        return pid
+    }
+
+    static func isGone(_ pid: Int32) -> Bool { kill(pid, 0) != 0 && errno == ESRCH }
+
+    // MARK: - Probes
+
+    /// An exec probe's children (`sleep 41 &`, or `setsid` out of its group) outlived it; every
+    /// process a probe starts ends with it.
+    @Test(.timeLimit(.minutes(1))) func anExecProbeLeavesNoProcessBehind() throws {
+        try repo.root.write("manifests/monitors.yaml", """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: background}
+            spec:
+              probe:
+                exec: {command: [sh, -c, 'sleep 41 & echo $! > background.pid; echo x']}
+              interval: 60s
+              timeout: 20s
+            ---
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: escaped}
+            spec:
+              probe:
+                exec: {command: [sh, -c, 'setsid sh -c "echo \\$$ > escaped.pid; exec sleep 41" & while [ ! -s escaped.pid ]; do sleep 0.01; done; echo x']}
+              interval: 60s
+              timeout: 20s
+
+            """)
+        try repo.sign(["alice"])
+        // `plan` probes each monitor once when no loop runs.
+        let plan = try stet("plan")
+        #expect(plan.status == 0, "\(plan.combined)")
+        #expect(plan.stdout.contains("Monitor/background  ok"), "\(plan.combined)")
+        #expect(plan.stdout.contains("Monitor/escaped  ok"), "\(plan.combined)")
+        for name in ["background", "escaped"] {
+            let pid = try #require(writtenPID(in: "\(name).pid"))
+            #expect(Self.isGone(pid), "the \(name) probe's child is still running")
+            if !Self.isGone(pid) { kill(pid, SIGKILL) }
+        }
+    }
+
+    /// An exec probe that writes without end (300 MB) wrote it all to a scratch file; its output
+    /// is read through a pipe, and more than 1 MiB stops it and fails the probe.
+    @Test func anExecProbeThatWritesWithoutEndIsCapped() throws {
+        try repo.root.write("manifests/monitors.yaml", """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: flood}
+            spec:
+              probe:
+                exec: {command: [sh, -c, 'head -c 300000000 /dev/zero; echo done']}
+              interval: 60s
+              timeout: 30s
+
+            """)
+        try repo.sign(["alice"])
+        try FileManager.default.createDirectory(atPath: repo.root.file("scratch"), withIntermediateDirectories: true)
+        let plan = try stet("plan", environment: ["TMPDIR": repo.root.file("scratch")])
+        #expect(plan.status == 0, "\(plan.combined)")
+        #expect(plan.stdout.contains("Monitor/flood  failing  wrote more than 1048576 bytes of output; stopped"), "\(plan.combined)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: repo.root.file("scratch")).isEmpty)
+    }
+}
