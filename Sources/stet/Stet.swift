@@ -28,6 +28,9 @@ struct Stet: AsyncParsableCommand {
 
     /// Runs the command and turns every error into its exit status, here and only here.
     static func main() async {
+        // A reader that goes away (a notifier that exits without reading, `stet … | head`) is an
+        // error on that write, never the end of Stet. Children get SIGPIPE back (Subprocess).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -56,6 +56,83 @@ import Testing
 
     static func isGone(_ pid: Int32) -> Bool { kill(pid, 0) != 0 && errno == ESRCH }
 
+    // MARK: - Notifiers
+
+    /// `exec: {command: ["true"]}` exits without reading its standard input: writing an alert to
+    /// it killed `stet drill` with SIGPIPE (exit 141), every time with a large alert and now and
+    /// then with a small one. It is that notifier's failure, named, and the others still deliver.
+    @Test func aNotifierThatDoesNotReadItsAlertFailsAloneInADrill() throws {
+        try repo.root.write("manifests/monitors.yaml", [
+            Self.failingMonitor("large", notify: ["truth", "journal"], note: Self.longLabel),
+            Self.failingMonitor("small", notify: ["truth"]),
+            Self.execNotifier("truth", "[\"true\"]"), Self.journal,
+        ].joined(separator: "---\n"))
+        try repo.sign(["alice"])
+        let drill = try stet("drill", "monitor", "large", environment: ci)
+        #expect(drill.status == 1, "\(drill.combined)")
+        #expect(drill.stdout.contains("failed  truth: true exited without reading the alert"), "\(drill.combined)")
+        #expect(drill.stdout.contains("delivered  journal"), "\(drill.combined)")
+        for _ in 0..<5 {
+            let small = try stet("drill", "monitor", "small", environment: ci)
+            #expect(small.status == 1, "\(small.combined)")
+            #expect(small.stdout.contains("failed  truth: true exited without reading the alert"), "\(small.combined)")
+        }
+        let log = try stet("audit", "list", "--json").stdout
+        #expect(log.contains("true exited without reading the alert"))
+    }
+
+    /// The same notifier under `stet run`: the loop keeps running and alerting the others.
+    @Test func aNotifierThatDoesNotReadItsAlertDoesNotStopTheLoop() throws {
+        try repo.root.write("manifests/monitors.yaml", [
+            Self.failingMonitor("large", notify: ["truth", "journal"], note: Self.longLabel),
+            Self.execNotifier("truth", "[\"true\"]"), Self.journal,
+        ].joined(separator: "---\n"))
+        try repo.sign(["alice"])
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        #expect(eventually(timeout: 20) { run.output.contains("alert firing: StetMonitorFailing monitor=large") }, "\(run.output.suffix(2000))")
+        #expect(eventually(timeout: 20) { run.output.contains("notifier truth failed (true exited without reading the alert") },
+                "\(run.output.suffix(2000))")
+        #expect(run.isRunning)
+        #expect(run.stop() == 0, "\(run.output.suffix(2000))")
+    }
+
+    /// A notifier that sleeps: an alert larger than a pipe blocked `drill` for ever, and a small
+    /// one left the notifier running (its SIGTERM was blocked). Its deadline stops it, with
+    /// everything it started.
+    @Test(.timeLimit(.minutes(1))) func aNotifierThatHangsIsStoppedAtItsDeadline() throws {
+        try repo.root.write("manifests/monitors.yaml", [
+            Self.failingMonitor("large", notify: ["sleeper"], note: Self.longLabel),
+            Self.failingMonitor("small", notify: ["napper"]),
+            Self.execNotifier("sleeper", "[sh, -c, 'echo $$ > sleeper.pid; exec sleep 30']"),
+            Self.execNotifier("napper", "[sh, -c, 'sleep 30 & echo $! > napper.pid; exec sleep 30']"),
+        ].joined(separator: "---\n"))
+        try repo.sign(["alice"])
+        for (monitor, notifier) in [("large", "sleeper"), ("small", "napper")] {
+            let drill = try stet("drill", "monitor", monitor, environment: ci)
+            #expect(drill.status == 1, "\(drill.combined)")
+            #expect(drill.stdout.contains("failed  \(notifier): sh did not finish within 3 s; stopped"), "\(drill.combined)")
+            let pid = try #require(writtenPID(in: "\(notifier).pid"))
+            #expect(Self.isGone(pid), "the \(notifier) notifier's process outlived the drill")
+        }
+    }
+
+    /// Exec notifiers got Stet's whole environment, STET_KEY and STET_STATE_DIR included; they
+    /// get only PATH, HOME, the language and time zone settings and TMPDIR.
+    @Test func anExecNotifierSeesNoneOfStetsEnvironment() throws {
+        try repo.root.write("manifests/monitors.yaml", [
+            Self.failingMonitor("watched", notify: ["dump"]),
+            Self.execNotifier("dump", "[sh, -c, 'env > notifier.env; cat > /dev/null']"),
+        ].joined(separator: "---\n"))
+        try repo.sign(["alice"])
+        let drill = try stet("drill", "monitor", "watched", environment: ci.merging(["STET_STATE_DIR": ".stet", "SECRET_TOKEN": "t0p"]) { $1 })
+        #expect(drill.status == 0, "\(drill.combined)")
+        let environment = String(decoding: repo.root.read("notifier.env") ?? Data(), as: UTF8.self)
+        #expect(environment.contains("PATH="), "\(environment)")
+        #expect(!environment.contains("STET_"), "\(environment)")
+        #expect(!environment.contains("SECRET_TOKEN"), "\(environment)")
+    }
+
     // MARK: - Probes
 
     /// An exec probe's children (`sleep 41 &`, or `setsid` out of its group) outlived it; every
