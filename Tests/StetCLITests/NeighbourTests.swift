@@ -133,6 +133,27 @@ import Testing
         #expect(!environment.contains("SECRET_TOKEN"), "\(environment)")
     }
 
+    /// A webhook whose receiver accepts and never answers shared one queue with every other
+    /// notifier: each of its alerts held the queue for its 3 s timeout, so twenty of them kept the
+    /// log's alerts back for a minute. Each notifier now has its own queue.
+    @Test func aStuckNotifierDoesNotHoldBackAnotherNotifiersAlerts() throws {
+        let stuck = try SilentListener()
+        defer { stuck.stop() }
+        let names = (1...20).map { String(format: "m-%02d", $0) }
+        try repo.root.write("manifests/monitors.yaml", (names.map { Self.failingMonitor($0, notify: ["stuck", "journal"]) } + [
+            "apiVersion: stet/v1\nkind: Notifier\nmetadata: {name: stuck}\nspec:\n  webhook: {url: \"http://127.0.0.1:\(stuck.port)/\"}\n",
+            Self.journal,
+        ]).joined(separator: "---\n"))
+        try repo.sign(["alice"])
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        #expect(eventually(timeout: 20) { stuck.accepted > 0 }, "\(run.output.suffix(2000))")
+        // Twenty alerts to the stuck webhook take it a minute at least; the log's come meanwhile.
+        #expect(eventually(timeout: 20) { names.allSatisfy { run.output.contains("alert firing: StetMonitorFailing monitor=\($0) ") } },
+                "\(run.output.suffix(3000))")
+        #expect(run.stop() == 0, "\(run.output.suffix(2000))")
+    }
+
     // MARK: - Probes
 
     /// An exec probe's children (`sleep 41 &`, or `setsid` out of its group) outlived it; every
