@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "StetTesting",
-            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest"],
+            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest", "StetProviders"],
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),

@@ -193,14 +193,29 @@ public final class MonitorEngine: @unchecked Sendable {
     }
 }
 
-/// Notifications waiting for their receivers: sent on a queue of their own, retried with
-/// backoff (1 s doubling to 60 s) while a receiver is down, at most `limit` kept (the oldest
-/// dropped first), every outcome counted.
+/// Notifications waiting for their receivers. Each notifier has a lane of its own (DESIGN.md
+/// principle 8): a serial queue that sends its alerts in order, at most `limit` waiting (the
+/// oldest dropped first, and counted). A failed send pauses only that lane, for 1 s doubling to
+/// 60 s, before the same alert is tried again; so a receiver that hangs or is down costs its own
+/// alerts one attempt per pause, and every other notifier's alerts go out meanwhile. Each send is
+/// bounded by the sender's timeout.
 public final class NotificationQueue: @unchecked Sendable {
     struct Item {
+        let number: Int
         let alerts: [AlertMessage]
         let notifier: Notifier
-        var attempts: Int
+    }
+
+    /// One notifier's alerts. Guarded by the queue's lock.
+    final class Lane: @unchecked Sendable {
+        let worker: DispatchQueue
+        var items: [Item] = []
+        /// Failed sends in a row.
+        var failures = 0
+        /// A drain is running or waiting to retry: enqueueing need not start one.
+        var active = false
+
+        init(_ name: String) { worker = DispatchQueue(label: "stet.notifications.\(name)") }
     }
 
     public struct Counts: Sendable, Equatable {
@@ -212,10 +227,11 @@ public final class NotificationQueue: @unchecked Sendable {
 
     private let sender: NotifierSender
     private let log: @Sendable (String) -> Void
-    private let worker = DispatchQueue(label: "stet.notifications")
     private let lock = NSLock()
-    private var items: [Item] = []
+    private var lanes: [String: Lane] = [:]
+    private var numbered = 0
     private var counts = Counts()
+    /// Alerts each notifier keeps waiting at most.
     public var limit = 1000
 
     init(sender: NotifierSender, log: @escaping @Sendable (String) -> Void) {
@@ -223,37 +239,56 @@ public final class NotificationQueue: @unchecked Sendable {
         self.log = log
     }
 
-    public var snapshot: Counts { lock.withLock { var counts = self.counts; counts.waiting = items.count; return counts } }
-
-    public func enqueue(_ alerts: [AlertMessage], to notifier: Notifier) {
+    public var snapshot: Counts {
         lock.withLock {
-            if items.count >= limit {
-                items.removeFirst()
-                counts.dropped += 1
-            }
-            items.append(Item(alerts: alerts, notifier: notifier, attempts: 0))
+            var counts = self.counts
+            counts.waiting = lanes.values.reduce(0) { $0 + $1.items.count }
+            return counts
         }
-        worker.async { self.drain() }
     }
 
-    /// Sends what waits, in order; a failed item goes back with its delay.
-    private func drain() {
-        while let item = lock.withLock({ items.isEmpty ? nil : items.removeFirst() }) {
+    public func enqueue(_ alerts: [AlertMessage], to notifier: Notifier) {
+        let name = notifier.metadata.name
+        let (lane, start) = lock.withLock { () -> (Lane, Bool) in
+            let lane = lanes[name] ?? Lane(name)
+            lanes[name] = lane
+            if lane.items.count >= max(1, limit) {
+                lane.items.removeFirst()
+                counts.dropped += 1
+            }
+            numbered += 1
+            lane.items.append(Item(number: numbered, alerts: alerts, notifier: notifier))
+            defer { lane.active = true }
+            return (lane, !lane.active)
+        }
+        if start { lane.worker.async { self.drain(lane) } }
+    }
+
+    /// Sends the lane's alerts in order until it is empty, or a send fails: then the lane waits
+    /// its delay and tries the same alert again.
+    private func drain(_ lane: Lane) {
+        while let item = lock.withLock({ () -> Item? in
+            if lane.items.isEmpty { lane.active = false }
+            return lane.items.first
+        }) {
             if let error = sender.send(item.alerts, to: item.notifier) {
-                var retry = item
-                retry.attempts += 1
-                lock.withLock { counts.failedAttempts += 1 }
-                let delay = min(60, pow(2, Double(retry.attempts - 1)))
-                if retry.attempts == 1 || retry.attempts % 10 == 0 {
+                let failures = lock.withLock { () -> Int in
+                    counts.failedAttempts += 1
+                    lane.failures += 1
+                    return lane.failures
+                }
+                let delay = min(60, pow(2, Double(min(failures, 16) - 1)))
+                if failures == 1 || failures % 10 == 0 {
                     log("notifier \(item.notifier.metadata.name) failed (\(error)); retrying in \(Int(delay)) s")
                 }
-                let again = retry
-                worker.asyncAfter(deadline: .now() + delay) {
-                    self.lock.withLock { self.items.insert(again, at: 0) }
-                    self.drain()
-                }
-            } else {
-                lock.withLock { counts.delivered += 1 }
+                lane.worker.asyncAfter(deadline: .now() + delay) { self.drain(lane) }
+                return
+            }
+            lock.withLock {
+                // Dropped meanwhile to make room? Then it is no longer first.
+                if lane.items.first?.number == item.number { lane.items.removeFirst() }
+                lane.failures = 0
+                counts.delivered += 1
             }
         }
     }

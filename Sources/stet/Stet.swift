@@ -32,6 +32,9 @@ struct Stet: AsyncParsableCommand {
         // systemd's default soft limit (1,024) is far below its hard limit; the daemon's clients,
         // replicas and state files share what is allowed.
         OpenFileLimit.raise()
+        // A reader that goes away (a notifier that exits without reading, `stet … | head`) is an
+        // error on that write, never the end of Stet. Children get SIGPIPE back (Subprocess).
+        signal(SIGPIPE, SIG_IGN)
         do {
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -152,41 +152,51 @@ public struct CheckRunner: Sendable {
         return Result(ok: true, detail: "status \(status)")
     }
 
+    /// Output an exec check may write, both streams together; more stops it and fails the check.
+    static let maximumExecOutput = 1 << 20
+    /// Of that output, the first bytes kept in the result.
+    static let keptExecOutput = 2048
+
+    /// Runs `command` through the one subprocess runner: its own process group, killed with
+    /// everything it started (`sleep 60 &`, `setsid …`) when it ends or at the deadline; output
+    /// read through a pipe and capped, never written to a file.
     static func exec(_ command: [String], environment: [String: String], workingDirectory: String?, deadline: Date) -> Result {
-        guard !command.isEmpty else { return Result(ok: false, detail: "empty command") }
-        // Output goes to a scratch file, of which the first 2 KiB are kept in the result.
-        let output = NSTemporaryDirectory() + "/stet-check-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
-        defer { unlink(output) }
-        var pid: pid_t = 0
-        let rc = Spawn.start(command, environment: environment, workingDirectory: workingDirectory, logPath: output, pid: &pid)
-        guard rc == 0 else { return Result(ok: false, detail: "cannot start \(command[0]): \(String(cString: strerror(rc)))") }
+        guard let program = command.first else { return Result(ok: false, detail: "empty command") }
+        var kept = Data()
+        var total = 0
         func captured() -> String {
-            guard let handle = FileHandle(forReadingAtPath: output) else { return "" }
-            defer { try? handle.close() }
-            let text = String(decoding: (try? handle.read(upToCount: 2048)) ?? Data(), as: UTF8.self)
-                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = String(decoding: kept, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             return text.isEmpty ? "" : ": " + text.replacingOccurrences(of: "\n", with: " | ")
         }
-        var status: Int32 = 0
-        while true {
-            let done = waitpid(pid, &status, WNOHANG)
-            if done == pid { break }
-            if Date() >= deadline {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                waitpid(pid, &status, 0)
-                return Result(ok: false, detail: "timed out" + captured())
-            }
-            usleep(5_000)
+        let job = Subprocess.Command(
+            program, Array(command.dropFirst()), environment: environment, directory: workingDirectory,
+            timeout: max(0, deadline.timeIntervalSinceNow), mergeStandardError: true)
+        let ending: Subprocess.Ending
+        do {
+            ending = try Subprocess.execute(
+                job,
+                standardOutput: { chunk in
+                    total += chunk.count
+                    if kept.count < keptExecOutput { kept.append(chunk.prefix(keptExecOutput - kept.count)) }
+                    if total > maximumExecOutput {
+                        throw Subprocess.Stopped(description: "wrote more than \(maximumExecOutput) bytes of output; stopped")
+                    }
+                },
+                standardError: { _ in })
+        } catch let stopped as Subprocess.Stopped where total > maximumExecOutput {
+            return Result(ok: false, detail: stopped.description)
+        } catch is Subprocess.Stopped {
+            return Result(ok: false, detail: "timed out" + captured())
+        } catch {
+            return Result(ok: false, detail: "\(error)")
         }
-        let code = (status >> 8) & 0xFF
-        if status & 0x7F != 0 { return Result(ok: false, detail: "killed by signal \(status & 0x7F)" + captured()) }
-        return Result(ok: code == 0, detail: "exit \(code)" + captured())
+        if let signal = ending.signal { return Result(ok: false, detail: "killed by signal \(signal)" + captured()) }
+        return Result(ok: ending.status == 0, detail: "exit \(ending.status)" + captured())
     }
 }
 
-/// Starting processes through `stet_spawn_as` (own session, default signals, log file), as
-/// Stet's own user or, given an `identity`, as that user.
+/// Starting replicas through `stet_spawn_as` (own session, default signals, log file), as
+/// Stet's own user or, given an `identity`, as that user: processes that outlive the call.
 enum Spawn {
     static func start(
         _ command: [String], environment: [String: String], workingDirectory: String?, logPath: String,

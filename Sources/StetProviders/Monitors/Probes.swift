@@ -96,24 +96,30 @@ public struct NotifierSender: Sendable {
         }
     }
 
+    /// Runs an exec notifier with the alert on standard input, through the one subprocess
+    /// runner: a plain environment (never Stet's key or state directory), the alert written
+    /// within the deadline, the command and everything it started killed at the deadline. It
+    /// took the alert when it read all of it and exited 0; a command that ends without reading
+    /// it (`true`), or stops reading, failed.
     static func run(_ command: [String], input: Data, timeout: Double) -> String? {
-        guard !command.isEmpty else { return "empty command" }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        let stdin = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return "cannot start \(command[0]): \(error)" }
-        stdin.fileHandleForWriting.write(input)
-        try? stdin.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
-        if process.isRunning {
-            process.terminate()
-            return "\(command[0]) did not finish within \(timeout) s"
+        guard let program = command.first else { return "empty command" }
+        var said = KeptText(limit: 100)
+        let job = Subprocess.Command(
+            program, Array(command.dropFirst()), environment: Subprocess.plainEnvironment(), input: .bytes(input), timeout: timeout,
+            mergeStandardError: true)
+        let ending: Subprocess.Ending
+        do {
+            ending = try Subprocess.execute(job, standardOutput: { said.append($0) }, standardError: { _ in })
+        } catch let stopped as Subprocess.Stopped {
+            return "\(program) \(stopped.description)"
+        } catch {
+            return "\(error)"
         }
-        return process.terminationStatus == 0 ? nil : "\(command[0]) exited \(process.terminationStatus)"
+        let output = said.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard ending.status == 0 else { return "\(program) exited \(ending.status)" + (output.isEmpty ? "" : ": \(output)") }
+        guard ending.unreadInput == 0 else {
+            return "\(program) exited without reading the alert (\(ending.unreadInput) of \(input.count) bytes unread)"
+        }
+        return nil
     }
 }
