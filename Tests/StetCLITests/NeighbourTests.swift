@@ -1,4 +1,5 @@
 import Foundation
+import StetProviders
 import StetTesting
 import Testing
 
@@ -212,5 +213,67 @@ import Testing
         #expect(plan.status == 0, "\(plan.combined)")
         #expect(plan.stdout.contains("Monitor/flood  failing  wrote more than 1048576 bytes of output; stopped"), "\(plan.combined)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: repo.root.file("scratch")).isEmpty)
+    }
+
+    /// Fifty HTTP monitors against a receiver that accepts and never answers (timeout 5 s) held
+    /// Swift's cooperative pool, which the passes use, and a killed replica came back after
+    /// 16 s instead of 0.1 s. Probes run on Stet's own threads; a replica killed while every
+    /// probe thread is stuck comes back as it does without them.
+    @Test func fiftyProbesThatNeverAnswerDoNotDelayARestart() throws {
+        let silent = try SilentListener()
+        defer { silent.stop() }
+        let port = 18650
+        try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "steady", replicas: 2, port: port))
+        try repo.sign(["alice"])
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        defer {
+            run.stop()
+            _ = try? stet("down", environment: ci)
+        }
+        #expect(eventually(timeout: 30) { Self.answers(port) && Self.answers(port + 1) }, "\(run.output.suffix(2000))")
+        #expect(try restarts(port: port), "without the probes: \(run.output.suffix(2000))")
+
+        try repo.root.write("manifests/hostile.yaml", (1...50).map { index in
+            """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: hostile-\(index)}
+            spec:
+              probe:
+                http: {url: "http://127.0.0.1:\(silent.port)/"}
+              interval: 5s
+              timeout: 5s
+
+            """
+        }.joined(separator: "---\n"))
+        try repo.sign(["alice"])
+        // Every probe thread is held by a probe that will not be answered.
+        #expect(eventually(timeout: 30) { silent.accepted >= 8 }, "\(run.output.suffix(2000))")
+        #expect(try restarts(port: port), "with fifty probes that never answer: \(run.output.suffix(2000))")
+        #expect(run.stop() == 0, "\(run.output.suffix(2000))")
+    }
+
+    struct Replica: Decodable {
+        let pid: Int32
+        let startTime: UInt64
+    }
+
+    func replica(_ service: String, _ index: Int) -> Replica? {
+        repo.root.read(".stet/replicas/\(service)/\(index).json").flatMap { try? JSONDecoder().decode(Replica.self, from: $0) }
+    }
+
+    static func answers(_ port: Int) -> Bool {
+        CheckRunner().run(.http(url: nil, path: "/", port: port, expectStatus: nil, bodyContains: nil), port: port, timeout: 0.5).ok
+    }
+
+    /// Kills replica 0 of `steady` and waits (10 s at most, a hundred times what it takes) for
+    /// another process to answer on its port.
+    func restarts(port: Int) throws -> Bool {
+        let before = try #require(replica("steady", 0))
+        kill(before.pid, SIGKILL)
+        return eventually(timeout: 10) {
+            guard let after = replica("steady", 0), after.pid != before.pid, after.pid != 0 else { return false }
+            return ProcessTable.isAlive(after.pid, startTime: after.startTime) && Self.answers(port)
+        }
     }
 }
