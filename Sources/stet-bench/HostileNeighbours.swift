@@ -4,17 +4,25 @@ import StetServer
 import StetTesting
 
 /// `stet-bench replicas --hostile`: the neighbours the loop must outlive while it replaces killed
-/// replicas (DESIGN.md principle 8). Here: the status server the daemon runs with `--listen`,
-/// held by 1,000 clients that connect and never send a request (more than systemd's default
-/// soft limit of 1,024 descriptors would allow without a bound).
+/// replicas (DESIGN.md principle 8), all at once:
+/// - the status server the daemon runs with `--listen`, held by 1,000 clients that connect and
+///   never send a request (more than systemd's default soft limit of 1,024 descriptors would
+///   allow without a bound);
+/// - 50 monitors whose HTTP probes go to a listener that accepts and never answers (timeout 5 s,
+///   firing at the first failure);
+/// - the notifier of those alerts, a command that never reads its input and runs until its
+///   deadline.
 final class HostileNeighbours {
+    static let idleClientCount = 1000
+    static let probeCount = 50
+
     let idleClients: IdleClients
+    let silent: SilentListener
     let server: Task<Void, Never>
     let port: Int
 
-    static let idleClientCount = 1000
-
-    /// Starts the status server beside `loop` (on a free port) and fills it with idle clients.
+    /// Starts the status server beside `loop` (on a free port), fills it with idle clients and
+    /// opens the listener the probes will wait on. The monitors start with `manifests`.
     init(loop: ReconcileLoop) async throws {
         let limits = StatusServer.Limits.share(ofOpenFiles: OpenFileLimit.raise())
         let bound = BoundPort()
@@ -32,11 +40,48 @@ final class HostileNeighbours {
         }
         self.port = port
         idleClients = IdleClients(port: port, count: Self.idleClientCount)
-        print("hostile: \(Self.idleClientCount) idle clients on the status port (the server serves \(limits.connections) at once)")
+        silent = try SilentListener()
+    }
+
+    /// The monitors and their notifier, for the release.
+    var manifests: String {
+        let monitors = (1...Self.probeCount).map { index in
+            """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: hostile-\(index)}
+            spec:
+              probe:
+                http: {url: "http://127.0.0.1:\(silent.port)/"}
+              interval: 5s
+              timeout: 5s
+              for: 0s
+              notify: [deaf]
+
+            """
+        }
+        let notifier = """
+            apiVersion: stet/v1
+            kind: Notifier
+            metadata: {name: deaf}
+            spec:
+              exec: {command: [sleep, "3600"]}
+
+            """
+        return (monitors + [notifier]).joined(separator: "---\n")
+    }
+
+    /// True once the probes hold what they hold: every probe thread has waited out a probe (so
+    /// alerts are firing) and waits on another.
+    var engaged: Bool { silent.accepted >= 8 }
+
+    var description: String {
+        "\(Self.idleClientCount) idle clients on the status port, \(Self.probeCount) probes never answered, their notifier never reads"
     }
 
     func stop() {
         idleClients.closeAll()
+        silent.stop()
         server.cancel()
     }
 

@@ -60,7 +60,8 @@ enum PlanBenchmark {
 ///   systemd's default restart delay (RestartSec=100ms). Targets: p50 under 50 ms, p99 under 150 ms.
 /// - 50 replicas idle with their health checks: CPU and memory of the loop. Targets: under 2 % of
 ///   one core, under 60 MB.
-/// - `--hostile`: the kills again with hostile neighbours running (`HostileNeighbours`).
+/// - `--hostile`: the kills again while neighbours misbehave (`HostileNeighbours`), each figure
+///   beside the quiet one of the same run: DESIGN.md principle 8 says they change nothing.
 enum ReplicaBenchmark {
     static func run(_ arguments: [String]) async throws {
         let hostile = arguments.contains("--hostile")
@@ -112,38 +113,23 @@ enum ReplicaBenchmark {
         let (loop, task) = try start(repo: repo, store: store, trust: trust, key: key, budget: kills * 4)
         defer { task.cancel() }
         guard waitFor(seconds: 20, { healthy(provider, 0) && healthy(provider, 1) }) else { throw TestFailure("the replicas did not come up") }
-        let neighbours = hostile ? try await HostileNeighbours(loop: loop) : nil
-        defer { neighbours?.stop() }
-        let mode = hostile ? " (hostile)" : ""
-        var toStart: [Double] = []
-        var toHealthy: [Double] = []
-        for _ in 0..<kills {
-            guard let before = try provider.record("bench", 0) else { throw TestFailure("no record") }
-            let killed = DispatchTime.now().uptimeNanoseconds
-            kill(before.pid, SIGKILL)
-            var started: UInt64 = 0
-            while DispatchTime.now().uptimeNanoseconds - killed < 10_000_000_000 {
-                if let after = try? provider.record("bench", 0), after.pid != before.pid, after.pid != 0 {
-                    started = DispatchTime.now().uptimeNanoseconds
-                    break
-                }
-                usleep(200)
-            }
-            guard started > 0 else { throw TestFailure("replica 0 was not replaced within 10 s") }
-            toStart.append(Double(started - killed) / 1e6)
-            guard waitFor(seconds: 10, { healthy(provider, 0) }) else { throw TestFailure("replica 0 did not become healthy") }
-            toHealthy.append(Double(DispatchTime.now().uptimeNanoseconds - killed) / 1e6)
-            usleep(30_000)
+        let quiet = try measureKills(kills, provider: provider)
+        quiet.print(kills: kills)
+        if hostile {
+            let neighbours = try await HostileNeighbours(loop: loop)
+            try repo.root.write("manifests/hostile.yaml", neighbours.manifests)
+            try repo.sign(["alice"])
+            kill(getpid(), SIGHUP)
+            guard waitFor(seconds: 60, { neighbours.engaged }) else { throw TestFailure("the hostile neighbours were not engaged") }
+            let measured = try measureKills(kills, provider: provider)
+            print()
+            print("the same, with \(neighbours.description):")
+            measured.print(kills: kills, beside: quiet)
+            neighbours.stop()
+            unlink(repo.root.file("manifests/hostile.yaml"))
+            try repo.sign(["alice"])
+            print()
         }
-        toStart.sort()
-        toHealthy.sort()
-        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
-        Measure.row("kill → replacement started\(mode), p50 (\(kills) kills)", String(format: "%.1f ms", percentile(toStart, 0.5)),
-                    "systemd 100 ms", String(format: "%.2f (target < 50 ms)", percentile(toStart, 0.5) / 100))
-        Measure.row("kill → replacement started\(mode), p99", String(format: "%.1f ms", percentile(toStart, 0.99)),
-                    "systemd 100 ms", String(format: "%.2f (target < 150 ms)", percentile(toStart, 0.99) / 100))
-        Measure.row("kill → replacement healthy\(mode), p50", String(format: "%.1f ms", percentile(toHealthy, 0.5)))
-        Measure.row("kill → replacement healthy\(mode), p99", String(format: "%.1f ms", percentile(toHealthy, 0.99)))
 
         // Idle with 50 replicas and their health checks.
         try release(replicas: 50, interval: "5s")
@@ -165,6 +151,61 @@ enum ReplicaBenchmark {
         _ = try await task.value
         // Stop every replica.
         for index in 0..<50 { _ = try provider.stop("bench", index, timeout: 2) }
+    }
+
+    /// Kill → replacement started and → healthy, in milliseconds, sorted.
+    struct KillFigures {
+        var toStart: [Double] = []
+        var toHealthy: [Double] = []
+
+        func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
+
+        /// The rows; with `quiet`, each figure beside the quiet one of the same run.
+        func print(kills: Int, beside quiet: KillFigures? = nil) {
+            func row(_ label: String, _ values: [Double], _ quietValues: [Double]?, _ p: Double, target: Double?) {
+                let value = percentile(values, p)
+                if let quietValues {
+                    let reference = percentile(quietValues, p)
+                    Measure.row(label, String(format: "%.1f ms", value), String(format: "quiet %.1f ms", reference),
+                                String(format: "%+.1f ms (%.2f of quiet)", value - reference, value / reference))
+                } else if let target {
+                    Measure.row(label, String(format: "%.1f ms", value), "systemd 100 ms",
+                                String(format: "%.2f (target < %.0f ms)", value / 100, target))
+                } else {
+                    Measure.row(label, String(format: "%.1f ms", value))
+                }
+            }
+            row("kill → replacement started, p50 (\(kills) kills)", toStart, quiet?.toStart, 0.5, target: 50)
+            row("kill → replacement started, p99", toStart, quiet?.toStart, 0.99, target: 150)
+            row("kill → replacement healthy, p50", toHealthy, quiet?.toHealthy, 0.5, target: nil)
+            row("kill → replacement healthy, p99", toHealthy, quiet?.toHealthy, 0.99, target: nil)
+        }
+    }
+
+    /// Kills replica 0 `kills` times, each time once it is healthy again.
+    static func measureKills(_ kills: Int, provider: ReplicaProvider) throws -> KillFigures {
+        var figures = KillFigures()
+        for _ in 0..<kills {
+            guard let before = try provider.record("bench", 0) else { throw TestFailure("no record") }
+            let killed = DispatchTime.now().uptimeNanoseconds
+            kill(before.pid, SIGKILL)
+            var started: UInt64 = 0
+            while DispatchTime.now().uptimeNanoseconds - killed < 30_000_000_000 {
+                if let after = try? provider.record("bench", 0), after.pid != before.pid, after.pid != 0 {
+                    started = DispatchTime.now().uptimeNanoseconds
+                    break
+                }
+                usleep(200)
+            }
+            guard started > 0 else { throw TestFailure("replica 0 was not replaced within 30 s") }
+            figures.toStart.append(Double(started - killed) / 1e6)
+            guard waitFor(seconds: 30, { healthy(provider, 0) }) else { throw TestFailure("replica 0 did not become healthy") }
+            figures.toHealthy.append(Double(DispatchTime.now().uptimeNanoseconds - killed) / 1e6)
+            usleep(30_000)
+        }
+        figures.toStart.sort()
+        figures.toHealthy.sort()
+        return figures
     }
 
     static func healthy(_ provider: ReplicaProvider, _ index: Int) -> Bool {
