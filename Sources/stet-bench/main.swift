@@ -13,8 +13,6 @@ let suites: [String: ([String]) async throws -> Void] = [
     "http-replica": { try HTTPReplica.run($0) },
 ]
 
-// One line at a time, also into a file or a pipe: a long suite shows its figures as they come.
-setvbuf(stdout, nil, _IOLBF, 0)
 let arguments = CommandLine.arguments.dropFirst()
 guard let name = arguments.first, let suite = suites[name] else {
     FileHandle.standardError.write(Data("usage: stet-bench \(suites.keys.filter { $0 != "http-replica" }.sorted().joined(separator: "|"))\n".utf8))
