@@ -82,7 +82,7 @@ let package = Package(
         ),
         .target(
             name: "StetTesting",
-            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest", "StetProviders"],
+            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest"],
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),

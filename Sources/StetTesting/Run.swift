@@ -1,5 +1,4 @@
 public import Foundation
-import StetProviders
 
 /// The result of a finished process.
 public struct ProcessOutput: Sendable {
@@ -16,27 +15,48 @@ public struct ProcessOutput: Sendable {
     public var combined: String { stdout + stderr }
 }
 
-/// Runs a program to completion through Stet's own runner (its own process group, killed with
-/// everything it started at the deadline), with `input` as standard input (or none), capturing
-/// both outputs whole. `timeout` bounds the run: a process still running then is killed and the
-/// call fails.
+/// Runs a program to completion with `input` as standard input (or none), capturing both
+/// outputs. `timeout` bounds the wait: a process still running then is killed and the call fails.
+///
+/// A plain child, not a job of Stet's runner: what the program starts to outlive it (the
+/// replicas of `stet apply`) must survive it, as it does for an operator.
 public func run(
     _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
     input: Data? = nil, timeout: TimeInterval = 120
 ) throws -> ProcessOutput {
-    let program = executable.hasPrefix("/") ? executable : try which(executable)
-    var stdout = Data(), stderr = Data()
-    let command = Subprocess.Command(
-        program, arguments, environment: testEnvironment(environment), directory: directory, input: input.map { .bytes($0) } ?? .none,
-        timeout: timeout)
-    let ending: Subprocess.Ending
-    do {
-        ending = try Subprocess.execute(command, standardOutput: { stdout.append($0) }, standardError: { stderr.append($0) })
-    } catch let stopped as Subprocess.Stopped {
-        throw TestFailure("\(executable) \(arguments.joined(separator: " ")) \(stopped)")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    process.environment = testEnvironment(environment)
+    let out = Pipe(), err = Pipe(), inPipe = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = inPipe
+    try process.run()
+    if let input { inPipe.fileHandleForWriting.write(input) }
+    try? inPipe.fileHandleForWriting.close()
+    // Read both pipes while the process runs, so a large output never blocks it.
+    let collected = Collected()
+    let group = DispatchGroup()
+    for (index, pipe) in [out, err].enumerated() {
+        group.enter()
+        DispatchQueue.global().async {
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            collected.set(index, data)
+            group.leave()
+        }
     }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        throw TestFailure("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
+    }
+    process.waitUntilExit()
     return ProcessOutput(
-        status: ending.status, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+        status: process.terminationStatus, stdout: String(decoding: collected.get(0), as: UTF8.self),
+        stderr: String(decoding: collected.get(1), as: UTF8.self))
 }
 
 /// This process's environment for a program under test: no colour, no state directory or key
@@ -62,4 +82,11 @@ public func which(_ program: String) throws -> String {
 public struct TestFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+private final class Collected: @unchecked Sendable {
+    private var values: [Int: Data] = [:]
+    private let lock = NSLock()
+    func set(_ index: Int, _ data: Data) { lock.withLock { values[index] = data } }
+    func get(_ index: Int) -> Data { lock.withLock { values[index] ?? Data() } }
 }
