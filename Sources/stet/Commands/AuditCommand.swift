@@ -27,16 +27,13 @@ struct AuditCommand: ParsableCommand {
 
     /// Scans the log with `trust` (nil: without checking signatures), handing each entry to
     /// `visit`. A line that fails ends the scan with a refusal naming it.
-    static func scan(_ global: GlobalOptions, trust: AuditTrust?, visit: (AuditScanner.Line) throws -> Bool) throws {
-        let path = logPath(global)
-        guard let fd = try global.store.open(AuditLog.logKey, flags: O_RDONLY) else { return }
-        defer { close(fd) }
-        // Every segment: a log restarted after damage lists its earlier good entries too.
-        let (scan, _) = try withoutActuallyEscaping(visit) { visit in
-            try AuditScanner(trust: trust).scanHistory(fd: fd, stateDirectory: global.store.root, visit: visit)
-        }
-        if let failure = scan.failure {
-            throw CommandFailure(status: ExitStatus.refused, message: "\(path) \(failure); run `stet audit verify`")
+    /// The log's reader; a log that fails a check where the reader got to is refused (exit 10)
+    /// after what was read before it.
+    static func read(_ global: GlobalOptions, trust: AuditTrust?, _ body: (AuditReader) throws -> Void) throws {
+        do {
+            try body(AuditReader(store: global.store, trust: trust))
+        } catch let damaged as AuditReader.Damaged {
+            throw CommandFailure(status: ExitStatus.refused, message: "\(damaged); run `stet audit verify`")
         }
     }
 
@@ -117,19 +114,17 @@ struct AuditListCommand: ParsableCommand {
         let out = Terminal.standardOutput
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
+        let filter = AuditReader.Filter(kind: wanted, resource: resource, since: cutoff)
         var shown = 0
-        try AuditCommand.scan(global, trust: nil) { line in
-            let entry = line.entry
-            if let wanted, entry.kind != wanted { return true }
-            if let resource, entry.resource != resource { return true }
-            if let cutoff, let time = RFC3339.parse(entry.time), time < cutoff { return true }
-            if global.json {
-                out.json(data: try encoder.encode(entry))
-            } else {
-                out.line(AuditCommand.row(entry, out))
+        try AuditCommand.read(global, trust: nil) { reader in
+            try reader.entries(filter) { entry in
+                if global.json {
+                    out.json(data: try encoder.encode(entry))
+                } else {
+                    out.line(AuditCommand.row(entry, out))
+                }
+                shown += 1
             }
-            shown += 1
-            return true
         }
         if !global.json && shown == 0 { Terminal.standardError.line("no entries") }
     }
@@ -157,10 +152,7 @@ struct AuditShowCommand: ParsableCommand {
     func run() throws {
         let trust = try AuditCommand.trust(global)
         var found: AuditScanner.Line?
-        try AuditCommand.scan(global, trust: trust) { line in
-            if line.entry.seq == seq { found = line }
-            return found == nil
-        }
+        try AuditCommand.read(global, trust: trust) { found = try $0.line(seq: seq) }
         guard let found else {
             throw CommandFailure(status: ExitStatus.error, message: "no audit entry \(seq) in \(AuditCommand.logPath(global))")
         }

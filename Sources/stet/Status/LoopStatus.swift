@@ -106,7 +106,7 @@ struct LoopStatus: StatusSource {
             rows.append("<tr><td>\(html(monitor.resource))</td><td>\(badge(phase == "inactive", phase == "inactive" ? "ok" : phase))</td><td>"
                 + html(monitor.state?.lastDetail ?? "") + "</td></tr>")
         }
-        let tail = Self.auditTail(store: store, count: 15).map { entry in
+        let tail = AuditReader(store: store).tail(15).map { entry in
             "<tr><td>\(entry.seq)</td><td>\(html(entry.time))</td><td>\(html(entry.kind.rawValue))</td><td>\(html(entry.resource ?? ""))</td><td>"
                 + html([entry.action, entry.outcome?.rawValue, entry.reason ?? entry.error].compactMap { $0 }.joined(separator: " · ")) + "</td></tr>"
         }
@@ -127,21 +127,5 @@ struct LoopStatus: StatusSource {
             \(tail.joined(separator: "\n"))
             </table></body></html>
             """
-    }
-
-    /// The last `count` entries, read from the end of the log file only.
-    static func auditTail(store: FileStateStore, count: Int) -> [AuditEntry] {
-        guard let fd = try? store.open(AuditLog.logKey, flags: O_RDONLY) else { return [] }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        let size = (try? handle.seekToEnd()) ?? 0
-        let start = size > 262_144 ? size - 262_144 : 0
-        try? handle.seek(toOffset: start)
-        let data = (try? handle.readToEnd()) ?? Data()
-        var lines = data.split(separator: 0x0A)
-        if start > 0, !lines.isEmpty { lines.removeFirst() }
-        return lines.suffix(count).compactMap { line in
-            guard let envelope = try? Envelope(json: Data(line)) else { return nil }
-            return try? AuditEntry.decode(payload: envelope.payload)
-        }
     }
 }
