@@ -101,7 +101,9 @@ let package = Package(
         ),
         .testTarget(
             name: "StetEngineTests",
-            dependencies: ["StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetTesting"],
+            dependencies: [
+                "StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetServer", "StetTesting",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -28,91 +28,10 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    struct ReplicaLine: Encodable {
-        var index: Int
-        var pid: Int32
-        var port: Int?
-        var status: String
-        var health: String
-        var restarts: Int
-        var lastExit: String?
-    }
-
-    struct ServiceLine: Encodable {
-        var resource: String
-        var promised: Int
-        var ready: Int
-        var met: Bool
-        var replicas: [ReplicaLine]
-        var status: ResourceStatus
-    }
-
-    struct BackupLine: Encodable {
-        var resource: String
-        var healthy: Bool
-        var findings: [String]
-        var snapshots: Int
-        /// The newest snapshot's time.
-        var newest: Date?
-        var status: ResourceStatus
-    }
-
-    struct MonitorLine: Encodable {
-        var resource: String
-        var registered: Bool
-        var state: AlertState?
-    }
-
-    struct Report: Encodable {
-        var services: [ServiceLine]
-        var backups: [BackupLine]
-        var monitors: [MonitorLine]
-        var loopRunning: Bool
-    }
-
-    /// Everything `status` shows, observed now (each replica's health check run, each backup
-    /// repository opened). The status server does not observe: it passes what the reconcile
-    /// loop last observed and recorded to `report(desired:observed:store:)`.
-    static func report(desired: DesiredState, store: FileStateStore) async throws -> Report {
-        report(desired: desired, observed: try await HostProvider(store: store).observe(desired, now: Date()), store: store)
-    }
-
-    /// Everything `status` shows, from `observed`: for the command, `/status` and the status page.
-    static func report(desired: DesiredState, observed: ObservedState, store: FileStateStore) -> Report {
-        var lines: [ServiceLine] = []
-        for name in Set(desired.services.keys).union(observed.services.keys).sorted() {
-            let resource = ResourceID(.service, name).description
-            let promised = desired.services[name]?.replicas ?? 0
-            let replicas = (observed.services[name]?.replicas ?? [:]).values.sorted { $0.index < $1.index }
-            let ready = observed.services[name]?.ready(promised: promised) ?? 0
-            lines.append(ServiceLine(
-                resource: resource, promised: promised, ready: ready, met: ready >= promised,
-                replicas: replicas.map {
-                    ReplicaLine(index: $0.index, pid: $0.pid, port: $0.port, status: $0.status.rawValue, health: $0.health.rawValue,
-                                restarts: $0.restarts, lastExit: $0.lastExit)
-                },
-                status: ResourceStatus.load(resource, from: store)))
-        }
-        var backups: [BackupLine] = []
-        for name in desired.backupPolicies.keys.sorted() {
-            let resource = ResourceID(.backupPolicy, name).description
-            let health = BackupHealth.evaluate(desired.backupPolicies[name]!, observed.backups[name], now: Date())
-            backups.append(BackupLine(
-                resource: resource, healthy: health.healthy, findings: health.findings,
-                snapshots: observed.backups[name]?.snapshots.count ?? 0, newest: observed.backups[name]?.newest, status: ResourceStatus.load(resource, from: store)))
-        }
-        let monitors = desired.monitors.keys.sorted().map { name in
-            MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,
-                        state: observed.monitors[name]?.state)
-        }
-        return Report(
-            services: lines, backups: backups, monitors: monitors, loopRunning: StateLock.isHeld(store: store, name: "run.lock"))
-    }
-
     func run() async throws {
         let (gate, _) = try planning.gate(global)
         let desired = try gate.open(accept: false, now: Date()).desired
-        let report = try await Self.report(desired: desired, store: global.store)
+        let report = try await StatusReport.observe(desired: desired, store: global.store)
         let (lines, backups, monitors, loopRunning) = (report.services, report.backups, report.monitors, report.loopRunning)
         let out = Terminal.standardOutput
         if global.json {
@@ -167,7 +86,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
             if lines.isEmpty && backups.isEmpty { out.line("No services or backup policies.") }
         }
-        if lines.contains(where: { !$0.met }) || backups.contains(where: { !$0.healthy }) {
+        if !report.promisesMet {
             throw CommandFailure(status: ExitStatus.drift, message: nil)
         }
     }

@@ -19,8 +19,7 @@ struct LoopStatus: StatusSource {
     var version: Int { loop.lastObservation.passes }
 
     func snapshot() async -> StatusSnapshot {
-        let desired = loop.current.desired
-        let report = try? await observedReport(desired)
+        let report = try? await loop.statusReport()
         let release = loop.current.release.version
         let entries = audit.size
         let counts = loop.monitors.queue.snapshot
@@ -32,18 +31,8 @@ struct LoopStatus: StatusSource {
             })
     }
 
-    /// The status report from the loop's records and last observation; observes nothing.
-    private func observedReport(_ desired: DesiredState) async throws -> StatusCommand.Report {
-        var replicas = ReplicaProvider(store: store)
-        replicas.checkHealth = false
-        var observed = try await replicas.observe(desired, now: Date())
-        observed.backups = loop.lastObservation.backups
-        observed.monitors = try await MonitorRegistry(store: store).observe(desired, now: Date()).monitors
-        return StatusCommand.report(desired: desired, observed: observed, store: store)
-    }
-
     private static func setGauges(
-        _ metrics: StetMetrics, report: StatusCommand.Report?, release: Int, auditEntries: Int,
+        _ metrics: StetMetrics, report: StatusReport?, release: Int, auditEntries: Int,
         notifications: (delivered: Int, failedAttempts: Int, waiting: Int)
     ) {
         metrics.gauge("release_version", "Version of the release in force.").set(to: Double(release))
@@ -79,7 +68,7 @@ struct LoopStatus: StatusSource {
         }
     }
 
-    private static func json(_ report: StatusCommand.Report?) -> Data {
+    private static func json(_ report: StatusReport?) -> Data {
         guard let report else { return Data("{}".utf8) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
@@ -87,45 +76,29 @@ struct LoopStatus: StatusSource {
         return (try? encoder.encode(report)) ?? Data("{}".utf8)
     }
 
-    private func statusPage(_ report: StatusCommand.Report?, release: Int) -> String {
-        func html(_ text: String) -> String {
-            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-        }
-        func badge(_ ok: Bool, _ text: String) -> String { "<span class=\"\(ok ? "ok" : "bad")\">\(html(text))</span>" }
-        var rows: [String] = []
+    private func statusPage(_ report: StatusReport?, release: Int) -> String {
+        var resources: [StatusPage.Resource] = []
         for service in report?.services ?? [] {
-            rows.append("<tr><td>\(html(service.resource))</td><td>\(badge(service.met, "\(service.ready)/\(service.promised) ready"))</td><td>"
-                + html(service.status.lastAction.map { "\($0): \(service.status.lastOutcome ?? "")" } ?? "") + "</td></tr>")
+            resources.append(StatusPage.Resource(
+                name: service.resource, ok: service.met, badge: "\(service.ready)/\(service.promised) ready",
+                detail: service.status.lastAction.map { "\($0): \(service.status.lastOutcome ?? "")" } ?? ""))
         }
         for backup in report?.backups ?? [] {
-            rows.append("<tr><td>\(html(backup.resource))</td><td>\(badge(backup.healthy, backup.healthy ? "healthy" : "unhealthy"))</td><td>"
-                + html(backup.findings.joined(separator: "; ")) + "</td></tr>")
+            resources.append(StatusPage.Resource(
+                name: backup.resource, ok: backup.healthy, badge: backup.healthy ? "healthy" : "unhealthy",
+                detail: backup.findings.joined(separator: "; ")))
         }
         for monitor in report?.monitors ?? [] {
             let phase = monitor.state?.phase.rawValue ?? "not registered"
-            rows.append("<tr><td>\(html(monitor.resource))</td><td>\(badge(phase == "inactive", phase == "inactive" ? "ok" : phase))</td><td>"
-                + html(monitor.state?.lastDetail ?? "") + "</td></tr>")
+            resources.append(StatusPage.Resource(
+                name: monitor.resource, ok: phase == "inactive", badge: phase == "inactive" ? "ok" : phase,
+                detail: monitor.state?.lastDetail ?? ""))
         }
-        let tail = AuditReader(store: store).tail(15).map { entry in
-            "<tr><td>\(entry.seq)</td><td>\(html(entry.time))</td><td>\(html(entry.kind.rawValue))</td><td>\(html(entry.resource ?? ""))</td><td>"
-                + html([entry.action, entry.outcome?.rawValue, entry.reason ?? entry.error].compactMap { $0 }.joined(separator: " · ")) + "</td></tr>"
+        let audit = AuditReader(store: store).tail(15).map { entry in
+            StatusPage.AuditRow(
+                seq: entry.seq, time: entry.time, kind: entry.kind.rawValue, resource: entry.resource ?? "",
+                what: [entry.action, entry.outcome?.rawValue, entry.reason ?? entry.error].compactMap { $0 }.joined(separator: " · "))
         }
-        return """
-            <!doctype html>
-            <html lang="en"><head><meta charset="utf-8"><title>stet status</title>
-            <style>
-            body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
-            table{border-collapse:collapse;margin-bottom:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
-            .ok{color:#0a0;font-weight:600}.bad{color:#c00;font-weight:600}h1{font-size:20px}td:nth-child(2){white-space:nowrap}
-            </style></head><body>
-            <h1>stet — release version \(release)</h1>
-            <table><tr><th>resource</th><th>health</th><th>detail</th></tr>
-            \(rows.joined(separator: "\n"))
-            </table>
-            <h2>audit log, newest last</h2>
-            <table><tr><th>seq</th><th>time</th><th>kind</th><th>resource</th><th>what</th></tr>
-            \(tail.joined(separator: "\n"))
-            </table></body></html>
-            """
+        return StatusPage.html(release: release, resources: resources, audit: audit)
     }
 }

@@ -1,0 +1,106 @@
+public import Foundation
+public import StetCore
+public import StetState
+import StetProviders
+
+/// Everything `stet status` shows, per resource: what was promised beside what runs. Built by
+/// the command from a fresh observation (`observe`), and by the status server from what the
+/// reconcile loop last observed and recorded (`ReconcileLoop.statusReport`): one report, one
+/// JSON, whichever asks.
+public struct StatusReport: Encodable, Sendable {
+    public var services: [ServiceLine]
+    public var backups: [BackupLine]
+    public var monitors: [MonitorLine]
+    public var loopRunning: Bool
+
+    public struct ReplicaLine: Encodable, Sendable {
+        public var index: Int
+        public var pid: Int32
+        public var port: Int?
+        public var status: String
+        public var health: String
+        public var restarts: Int
+        public var lastExit: String?
+    }
+
+    public struct ServiceLine: Encodable, Sendable {
+        public var resource: String
+        public var promised: Int
+        public var ready: Int
+        public var met: Bool
+        public var replicas: [ReplicaLine]
+        public var status: ResourceStatus
+    }
+
+    public struct BackupLine: Encodable, Sendable {
+        public var resource: String
+        public var healthy: Bool
+        public var findings: [String]
+        public var snapshots: Int
+        /// The newest snapshot's time.
+        public var newest: Date?
+        public var status: ResourceStatus
+    }
+
+    public struct MonitorLine: Encodable, Sendable {
+        public var resource: String
+        public var registered: Bool
+        public var state: AlertState?
+    }
+
+    /// Every promise met: each service has its replicas ready, each backup policy is healthy.
+    public var promisesMet: Bool { services.allSatisfy(\.met) && backups.allSatisfy(\.healthy) }
+
+    /// Observes now (each replica's health check run, each backup repository opened) and
+    /// reports.
+    public static func observe(desired: DesiredState, store: FileStateStore, now: Date = Date()) async throws -> StatusReport {
+        StatusReport(desired: desired, observed: try await HostProvider(store: store).observe(desired, now: now), store: store, now: now)
+    }
+
+    /// The report of `observed`, with each resource's last action, backoff and budget from
+    /// `store`.
+    public init(desired: DesiredState, observed: ObservedState, store: FileStateStore, now: Date = Date()) {
+        services = Set(desired.services.keys).union(observed.services.keys).sorted().map { name in
+            let resource = ResourceID(.service, name).description
+            let promised = desired.services[name]?.replicas ?? 0
+            let replicas = (observed.services[name]?.replicas ?? [:]).values.sorted { $0.index < $1.index }
+            let ready = observed.services[name]?.ready(promised: promised) ?? 0
+            return ServiceLine(
+                resource: resource, promised: promised, ready: ready, met: ready >= promised,
+                replicas: replicas.map {
+                    ReplicaLine(index: $0.index, pid: $0.pid, port: $0.port, status: $0.status.rawValue, health: $0.health.rawValue,
+                                restarts: $0.restarts, lastExit: $0.lastExit)
+                },
+                status: ResourceStatus.load(resource, from: store))
+        }
+        backups = desired.backupPolicies.sorted { $0.key < $1.key }.map { name, policy in
+            let resource = ResourceID(.backupPolicy, name).description
+            let observedBackup = observed.backups[name]
+            let health = BackupHealth.evaluate(policy, observedBackup, now: now)
+            return BackupLine(
+                resource: resource, healthy: health.healthy, findings: health.findings, snapshots: observedBackup?.snapshots.count ?? 0,
+                newest: observedBackup?.newest, status: ResourceStatus.load(resource, from: store))
+        }
+        monitors = desired.monitors.keys.sorted().map { name in
+            MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,
+                        state: observed.monitors[name]?.state)
+        }
+        loopRunning = StateLock.isHeld(store: store, name: "run.lock")
+    }
+}
+
+extension ReconcileLoop {
+    /// The status report from the loop's records and last observation; observes nothing (no
+    /// health check, no restic, no probe), so a client of the status server never costs the
+    /// loop work of its own.
+    public func statusReport() async throws -> StatusReport {
+        let desired = current.desired
+        var replicas = ReplicaProvider(store: store)
+        replicas.checkHealth = false
+        let now = Date()
+        var observed = try await replicas.observe(desired, now: now)
+        observed.backups = lastObservation.backups
+        observed.monitors = try await MonitorRegistry(store: store).observe(desired, now: now).monitors
+        return StatusReport(desired: desired, observed: observed, store: store, now: now)
+    }
+}
