@@ -59,52 +59,17 @@ struct DrillMonitorCommand: AsyncParsableCommand {
         try session.log.append(AuditRecord(
             kind: .intent, release: release, resource: resource, action: "drill",
             reason: "test alert through \(monitor.notify.joined(separator: ", "))"))
-        var labels = AlertMessage.labels(for: monitor)
-        labels["alertname"] = "StetDrill"
-        labels["drill"] = "true"
         let started = Date()
-        var alert = AlertMessage(
-            labels: labels, annotations: ["summary": "drill: a test alert for monitor \(name), sent by stet drill"],
-            startsAt: RFC3339.format(started))
         let out = Terminal.standardOutput
-        let sender = NotifierSender { Terminal.standardError.line($0) }
-        var failures: [String] = []
-        for notifierName in monitor.notify {
-            guard let notifier = passed.desired.notifiers[notifierName] else { continue }
-            if let error = sender.send([alert], to: notifier) {
-                failures.append("\(notifierName): \(error)")
-                out.line(out.red("failed") + "  \(notifierName): \(error)")
-                continue
-            }
-            if case .alertmanager(let url) = notifier.target {
-                let base = url.hasSuffix("/") ? String(url.dropLast()) : url
-                let deadline = Date().addingTimeInterval(timeout)
-                var seen = false
-                while !seen && Date() < deadline {
-                    if case .success(let response) = PlainHTTP.request("GET", base + "/api/v2/alerts", timeout: 2),
-                        let alerts = try? JSONSerialization.jsonObject(with: response.body) as? [[String: Any]]
-                    {
-                        seen = alerts.contains {
-                            let found = $0["labels"] as? [String: String]
-                            return found?["alertname"] == "StetDrill" && found?["monitor"] == name
-                        }
-                    }
-                    if !seen { usleep(200_000) }
-                }
-                guard seen else {
-                    failures.append("\(notifierName): Alertmanager took the alert but does not show it after \(StetDuration(seconds: timeout))")
-                    out.line(out.red("failed") + "  \(notifierName): not visible in \(base)/api/v2/alerts")
-                    continue
-                }
-                out.line(out.green("delivered") + "  \(notifierName): visible in \(base)/api/v2/alerts")
+        let drill = MonitorDrill(sender: NotifierSender { Terminal.standardError.line($0) }, timeout: timeout)
+        let deliveries = drill.run(monitor, notifiers: passed.desired.notifiers, now: started) { delivery in
+            if let failure = delivery.failure {
+                out.line(out.red("failed") + "  \(delivery.notifier): \(failure)")
             } else {
-                out.line(out.green("delivered") + "  \(notifierName)")
+                out.line(out.green("delivered") + "  \(delivery.notifier)" + (delivery.confirmedAt.map { ": visible in \($0)" } ?? ""))
             }
         }
-        alert.endsAt = RFC3339.format(Date())
-        for notifierName in monitor.notify {
-            if let notifier = passed.desired.notifiers[notifierName] { _ = sender.send([alert], to: notifier) }
-        }
+        let failures = deliveries.compactMap { delivery in delivery.failure.map { "\(delivery.notifier): \($0)" } }
         try session.log.append(AuditRecord(
             kind: .result, release: release, resource: resource, action: "drill",
             reason: failures.isEmpty ? "every notifier took the test alert; resolved" : nil,
