@@ -1,5 +1,5 @@
 public import Foundation
-import StetCrypto
+public import StetCrypto
 import StetState
 
 /// A read-only check of a whole log: every line (envelope, signature, payload, seq, chain),
@@ -31,6 +31,22 @@ public struct AuditVerification: Sendable {
         public let restarts: [AuditRestart]
 
         public var promises: [CheckpointResult] { [head, localCheckpoint].compactMap { $0 } }
+
+        /// What went wrong first, in a sentence, or nil when the report passed.
+        public var firstProblem: String? {
+            guard !passed else { return nil }
+            return failure.map { "line \($0.line) fails its \($0.check.rawValue) check" }
+                ?? promises.first { !$0.consistent }?.message
+                ?? restarts.last.map { "the log starts after damage at \($0.entry.time); earlier entries in \($0.damagedPath)" }
+                ?? (tornBytes > 0 ? "line \(size + 1) is a torn write"
+                    : "checkpoint \(checkpoints.first { !$0.consistent }?.source ?? "") is not consistent with the log")
+        }
+
+        /// What the bytes past the last complete line are, and what the next writer does.
+        public var tornMessage: String {
+            "the last \(tornBytes) bytes lack a final newline (a write cut short by a crash); the next writer cuts "
+                + "them off into \(AuditLog.brokenName) and records a recovery entry"
+        }
 
         /// True when every line, every promise and every checkpoint holds, and the log was
         /// never damaged.
@@ -141,5 +157,39 @@ public struct AuditVerification: Sendable {
         return Report(
             path: path, size: scan.position.size, root: scan.position.tree.root, failure: scan.failure,
             tornBytes: scan.tornBytes, head: headResult, localCheckpoint: localResult, checkpoints: results, restarts: restarts)
+    }
+}
+
+extension AuditVerification {
+    /// The checkpoints of a directory (one kept in git by CI, one per host): every signed note in
+    /// it, by name. Other files (a README, .gitkeep) are not checkpoints: they are passed over
+    /// and listed with the reason, never counted as failures. Hidden files are not looked at.
+    public struct CheckpointDirectory: Sendable {
+        public var notes: [(source: String, note: String)] = []
+        public var skipped: [(file: String, reason: String)] = []
+
+        /// Reads `directory`; throws `InputFile.Failure` when it cannot be listed.
+        public init(_ directory: String) throws {
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            } catch {
+                throw InputFile.Failure(path: directory, message: "cannot read the checkpoint directory")
+            }
+            for name in names.filter({ !$0.hasPrefix(".") }).sorted() {
+                let file = (directory as NSString).appendingPathComponent(name)
+                do {
+                    guard let data = try InputFile.read(file, limit: InputFile.Limit.note) else { continue }
+                    let text = String(decoding: data, as: UTF8.self)
+                    guard SignedNote.looksSigned(text) else {
+                        skipped.append((file, "not a signed note"))
+                        continue
+                    }
+                    notes.append((file, text))
+                } catch {
+                    skipped.append((file, error.message))
+                }
+            }
+        }
     }
 }
