@@ -62,3 +62,23 @@ public final class SilentListener: @unchecked Sendable {
         close(fd)
     }
 }
+
+extension Samples {
+    /// `count` monitors (`hostile-1` …) whose HTTP probes go to `port` every 5 s with a 5 s
+    /// timeout; with `notify`, each fires at its first failure and alerts that notifier.
+    public static func silentMonitors(_ count: Int, port: Int, notify: String? = nil) -> String {
+        (1...max(1, count)).map { index in
+            """
+            apiVersion: stet/v1
+            kind: Monitor
+            metadata: {name: hostile-\(index)}
+            spec:
+              probe:
+                http: {url: "http://127.0.0.1:\(port)/"}
+              interval: 5s
+              timeout: 5s
+            \(notify.map { "  for: 0s\n  notify: [\($0)]\n" } ?? "")
+            """
+        }.joined(separator: "---\n")
+    }
+}

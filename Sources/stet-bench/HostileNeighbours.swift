@@ -45,21 +45,7 @@ final class HostileNeighbours {
 
     /// The monitors and their notifier, for the release.
     var manifests: String {
-        let monitors = (1...Self.probeCount).map { index in
-            """
-            apiVersion: stet/v1
-            kind: Monitor
-            metadata: {name: hostile-\(index)}
-            spec:
-              probe:
-                http: {url: "http://127.0.0.1:\(silent.port)/"}
-              interval: 5s
-              timeout: 5s
-              for: 0s
-              notify: [deaf]
-
-            """
-        }
+        let monitors = Samples.silentMonitors(Self.probeCount, port: silent.port, notify: "deaf")
         let notifier = """
             apiVersion: stet/v1
             kind: Notifier
@@ -68,7 +54,7 @@ final class HostileNeighbours {
               exec: {command: [sleep, "3600"]}
 
             """
-        return (monitors + [notifier]).joined(separator: "---\n")
+        return monitors + "---\n" + notifier
     }
 
     /// True once the probes hold what they hold: every probe thread has waited out a probe (so

@@ -233,19 +233,7 @@ import Testing
         #expect(eventually(timeout: 30) { Self.answers(port) && Self.answers(port + 1) }, "\(run.output.suffix(2000))")
         #expect(try restarts(port: port), "without the probes: \(run.output.suffix(2000))")
 
-        try repo.root.write("manifests/hostile.yaml", (1...50).map { index in
-            """
-            apiVersion: stet/v1
-            kind: Monitor
-            metadata: {name: hostile-\(index)}
-            spec:
-              probe:
-                http: {url: "http://127.0.0.1:\(silent.port)/"}
-              interval: 5s
-              timeout: 5s
-
-            """
-        }.joined(separator: "---\n"))
+        try repo.root.write("manifests/hostile.yaml", Samples.silentMonitors(50, port: silent.port))
         try repo.sign(["alice"])
         // Every probe thread is held by a probe that will not be answered.
         #expect(eventually(timeout: 30) { silent.accepted >= 8 }, "\(run.output.suffix(2000))")
