@@ -4,16 +4,16 @@ import StetCrypto
 
 extension Planner {
     func backupPlan(_ policy: BackupPolicy, _ observed: ObservedBackup?, now: Date, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.backupPolicy, policy.metadata.name).description
+        let resource = ResourceID(.backupPolicy, policy.metadata.name)
         let facts = observed?.facts ?? "absent"
         let precondition = Data(facts.utf8).sha256Reference
         func add(_ action: BackupAction, _ cause: ChangeCause, _ reason: Reason, disruption: Disruption = .none) {
             if cause == .drift, policy.drift != .correct {
-                notices.append(Notice(resource: resource, replica: nil, mode: policy.drift, reason: reason))
+                notices.append(Notice(resource: resource, mode: policy.drift, reason: reason))
                 return
             }
             changes.append(Change(
-                resource: resource, action: action.rawValue, replica: nil, cause: cause, reason: reason, before: nil,
+                resource: resource, action: .backup(action), cause: cause, reason: reason, before: nil,
                 after: action == .backup ? ["repository": policy.resticRepository, "paths": policy.paths.joined(separator: ",")] : nil,
                 disruption: disruption, precondition: precondition))
         }
@@ -21,7 +21,7 @@ extension Planner {
         var backingUp = false
         switch observed?.repository ?? .missing {
         case .unreadable(let error):
-            notices.append(Notice(resource: resource, replica: nil, mode: nil, reason: Reason("repository-unreadable", error)))
+            notices.append(Notice(resource: resource, mode: nil, reason: Reason("repository-unreadable", error)))
             return
         case .missing:
             let cause: ChangeCause = known ? .drift : .config
@@ -71,17 +71,17 @@ extension Planner {
     }
 
     func removedBackup(_ observed: ObservedBackup, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.backupPolicy, observed.name).description
+        let resource = ResourceID(.backupPolicy, observed.name)
         guard prune, !observed.protect else {
             notices.append(Notice(
-                resource: resource, replica: nil, mode: nil,
+                resource: resource, mode: nil,
                 reason: Reason(observed.protect ? "protected" : "not-in-release",
                     "not in the release: no longer scheduled; its repository and snapshots are kept"
                         + (observed.protect ? " (protected)" : "; --prune forgets Stet's state for it"))))
             return
         }
         changes.append(Change(
-            resource: resource, action: BackupAction.removeState.rawValue, replica: nil, cause: .config,
+            resource: resource, action: .backup(.removeState), cause: .config,
             reason: Reason("removed", "not in the release: Stet forgets its schedule; the repository and snapshots are kept"),
             before: nil, after: nil, disruption: .none, precondition: Data(observed.facts.utf8).sha256Reference))
     }

@@ -22,8 +22,10 @@ public struct HostProvider: Provider {
     }
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        if change.resource.hasPrefix("BackupPolicy/") { return await backups.perform(change, desired: desired) }
-        if change.resource.hasPrefix("Monitor/") { return await monitors.perform(change, desired: desired) }
-        return await replicas.perform(change, desired: desired)
+        switch change.resource.kind {
+        case .backupPolicy: await backups.perform(change, desired: desired)
+        case .monitor: await monitors.perform(change, desired: desired)
+        case .service, .notifier: await replicas.perform(change, desired: desired)
+        }
     }
 }

@@ -257,9 +257,10 @@ public struct BackupProvider: Provider {
     // MARK: - Perform
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        let name = String(change.resource.split(separator: "/").last ?? "")
+        guard case .backup(let action) = change.action else { return .failed("\(change.id): not a backup change") }
+        let name = change.resource.name
         do {
-            if change.action == BackupAction.removeState.rawValue {
+            if action == .removeState {
                 try store.remove(Self.key(name))
                 try store.remove(Self.manifestKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
@@ -269,13 +270,13 @@ public struct BackupProvider: Provider {
             record.repository = repository(policy)
             record.protect = policy.protect
             defer { try? save(record) }
-            switch BackupAction(rawValue: change.action) {
+            switch action {
             case .initRepository: return try initialise(policy, &record)
             case .backup: return try backup(policy, &record)
             case .forget: return try forget(policy, &record)
             case .check: return try check(policy, &record)
             case .restoreTest: return try restoreTest(policy, &record)
-            case .removeState, nil: return .failed("unknown action \(change.action)")
+            case .removeState: return .failed("unknown action \(change.action)")
             }
         } catch let failure as Restic.Failure {
             return .failed(failure.message)

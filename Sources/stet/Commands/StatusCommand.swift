@@ -39,7 +39,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     struct ServiceLine: Encodable {
-        var resource: String
+        var resource: ResourceID
         var promised: Int
         var ready: Int
         var met: Bool
@@ -48,7 +48,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     struct BackupLine: Encodable {
-        var resource: String
+        var resource: ResourceID
         var healthy: Bool
         var findings: [String]
         var snapshots: Int
@@ -58,7 +58,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     struct MonitorLine: Encodable {
-        var resource: String
+        var resource: ResourceID
         var registered: Bool
         var state: AlertState?
     }
@@ -81,7 +81,7 @@ struct StatusCommand: AsyncParsableCommand {
     static func report(desired: DesiredState, observed: ObservedState, store: FileStateStore) -> Report {
         var lines: [ServiceLine] = []
         for name in Set(desired.services.keys).union(observed.services.keys).sorted() {
-            let resource = ResourceID(.service, name).description
+            let resource = ResourceID(.service, name)
             let promised = desired.services[name]?.replicas ?? 0
             let replicas = (observed.services[name]?.replicas ?? [:]).values.sorted { $0.index < $1.index }
             let ready = observed.services[name]?.ready(promised: promised) ?? 0
@@ -95,14 +95,14 @@ struct StatusCommand: AsyncParsableCommand {
         }
         var backups: [BackupLine] = []
         for name in desired.backupPolicies.keys.sorted() {
-            let resource = ResourceID(.backupPolicy, name).description
+            let resource = ResourceID(.backupPolicy, name)
             let health = BackupHealth.evaluate(desired.backupPolicies[name]!, observed.backups[name], now: Date())
             backups.append(BackupLine(
                 resource: resource, healthy: health.healthy, findings: health.findings,
                 snapshots: observed.backups[name]?.snapshots.count ?? 0, newest: observed.backups[name]?.newest, status: ResourceStatus.load(resource, from: store)))
         }
         let monitors = desired.monitors.keys.sorted().map { name in
-            MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,
+            MonitorLine(resource: ResourceID(.monitor, name), registered: observed.monitors[name] != nil,
                         state: observed.monitors[name]?.state)
         }
         return Report(

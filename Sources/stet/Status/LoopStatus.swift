@@ -53,12 +53,12 @@ struct LoopStatus: StatusSource {
         metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(notifications.waiting))
         guard let report else { return }
         for service in report.services {
-            let labels = [("service", service.resource.split(separator: "/").last.map(String.init) ?? "")]
+            let labels = [("service", service.resource.name)]
             metrics.gauge("replicas_desired", "Replicas the release promises.", labels).set(to: Double(service.promised))
             metrics.gauge("replicas_ready", "Replicas running and passing their health check.", labels).set(to: Double(service.ready))
         }
         for backup in report.backups {
-            let name = backup.resource.split(separator: "/").last.map(String.init) ?? ""
+            let name = backup.resource.name
             metrics.gauge("backup_healthy", "1 when the newest snapshot is within the RPO and the last check and restore test passed.",
                           [("policy", name)]).set(to: backup.healthy ? 1 : 0)
             if let newest = backup.newest {
@@ -67,7 +67,7 @@ struct LoopStatus: StatusSource {
             }
         }
         for monitor in report.monitors {
-            let name = monitor.resource.split(separator: "/").last.map(String.init) ?? ""
+            let name = monitor.resource.name
             guard let state = monitor.state else { continue }
             metrics.gauge("probe_success", "1 when the monitor's last probe succeeded.", [("monitor", name)]).set(to: state.lastOK == true ? 1 : 0)
             metrics.gauge("probe_duration_seconds", "Duration of the monitor's last probe.", [("monitor", name)])
@@ -94,16 +94,16 @@ struct LoopStatus: StatusSource {
         func badge(_ ok: Bool, _ text: String) -> String { "<span class=\"\(ok ? "ok" : "bad")\">\(html(text))</span>" }
         var rows: [String] = []
         for service in report?.services ?? [] {
-            rows.append("<tr><td>\(html(service.resource))</td><td>\(badge(service.met, "\(service.ready)/\(service.promised) ready"))</td><td>"
+            rows.append("<tr><td>\(html(service.resource.description))</td><td>\(badge(service.met, "\(service.ready)/\(service.promised) ready"))</td><td>"
                 + html(service.status.lastAction.map { "\($0): \(service.status.lastOutcome ?? "")" } ?? "") + "</td></tr>")
         }
         for backup in report?.backups ?? [] {
-            rows.append("<tr><td>\(html(backup.resource))</td><td>\(badge(backup.healthy, backup.healthy ? "healthy" : "unhealthy"))</td><td>"
+            rows.append("<tr><td>\(html(backup.resource.description))</td><td>\(badge(backup.healthy, backup.healthy ? "healthy" : "unhealthy"))</td><td>"
                 + html(backup.findings.joined(separator: "; ")) + "</td></tr>")
         }
         for monitor in report?.monitors ?? [] {
             let phase = monitor.state?.phase.rawValue ?? "not registered"
-            rows.append("<tr><td>\(html(monitor.resource))</td><td>\(badge(phase == "inactive", phase == "inactive" ? "ok" : phase))</td><td>"
+            rows.append("<tr><td>\(html(monitor.resource.description))</td><td>\(badge(phase == "inactive", phase == "inactive" ? "ok" : phase))</td><td>"
                 + html(monitor.state?.lastDetail ?? "") + "</td></tr>")
         }
         let tail = Self.auditTail(store: store, count: 15).map { entry in
