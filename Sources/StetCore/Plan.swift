@@ -28,41 +28,16 @@ public struct Reason: Codable, Hashable, Sendable {
     }
 }
 
-/// The actions Stet takes on services.
-public enum ServiceAction: String, Codable, Sendable, CaseIterable {
-    case startReplica = "start-replica"
-    case replaceReplica = "replace-replica"
-    case stopReplica = "stop-replica"
-}
-
-/// The actions Stet takes on backup policies.
-public enum BackupAction: String, Codable, Sendable, CaseIterable {
-    case initRepository = "init-repository"
-    case backup
-    case forget
-    case check
-    case restoreTest = "restore-test"
-    /// Forget Stet's own state for a policy removed from the release (`--prune`); the
-    /// repository and its snapshots are never touched.
-    case removeState = "remove-state"
-}
-
-/// The actions Stet takes on monitors (registering them with the reconcile loop).
-public enum MonitorAction: String, Codable, Sendable, CaseIterable {
-    case registerMonitor = "register-monitor"
-    case updateMonitor = "update-monitor"
-    case unregisterMonitor = "unregister-monitor"
-}
-
 /// One change of a plan (DESIGN.md section 6).
-public struct Change: Codable, Hashable, Sendable {
-    /// Unique within a plan and stable for the same input: `Service/web#1:start-replica`.
-    public var id: String
-    /// `Kind/name`.
-    public var resource: String
-    public var action: String
-    /// The replica a service change is about.
-    public var replica: Int?
+///
+/// Plain data: `resource` and `action` stay typed from the planner to the provider, and are
+/// written as text only at the edges (the plan JSON, audit entries, the terminal).
+public struct Change: Hashable, Sendable {
+    /// The replica a service change is about (`Service/web#1`), or the resource of any other
+    /// change (`BackupPolicy/data`).
+    public var resource: ResourceID
+    /// An action of the resource's kind.
+    public var action: ChangeAction
     public var cause: ChangeCause
     public var reason: Reason
     public var before: [String: String]?
@@ -72,13 +47,11 @@ public struct Change: Codable, Hashable, Sendable {
     public var precondition: String
 
     public init(
-        resource: String, action: String, replica: Int?, cause: ChangeCause, reason: Reason,
+        resource: ResourceID, action: ChangeAction, cause: ChangeCause, reason: Reason,
         before: [String: String]?, after: [String: String]?, disruption: Disruption, precondition: String
     ) {
-        self.id = "\(resource)\(replica.map { "#\($0)" } ?? ""):\(action)"
         self.resource = resource
         self.action = action
-        self.replica = replica
         self.cause = cause
         self.reason = reason
         self.before = before
@@ -86,20 +59,22 @@ public struct Change: Codable, Hashable, Sendable {
         self.disruption = disruption
         self.precondition = precondition
     }
+
+    /// Unique within a plan and stable for the same input: `Service/web#1:start-replica`.
+    public var id: String { "\(resource):\(action)" }
 }
 
 /// Drift that a resource's `drift: warn` or `drift: observe` says not to correct, and resources
 /// left alone (removed without `--prune`, or protected).
-public struct Notice: Codable, Hashable, Sendable {
-    public var resource: String
-    public var replica: Int?
+public struct Notice: Hashable, Sendable {
+    /// The resource, or the replica of a service, the notice is about.
+    public var resource: ResourceID
     /// `warn`, `observe`, or nil for a resource left alone.
     public var mode: DriftMode?
     public var reason: Reason
 
-    public init(resource: String, replica: Int?, mode: DriftMode?, reason: Reason) {
+    public init(resource: ResourceID, mode: DriftMode?, reason: Reason) {
         self.resource = resource
-        self.replica = replica
         self.mode = mode
         self.reason = reason
     }
@@ -107,7 +82,7 @@ public struct Notice: Codable, Hashable, Sendable {
 
 /// A plan (DESIGN.md section 7, a contract when saved): ordered changes from one release and
 /// one observation.
-public struct Plan: Codable, Hashable, Sendable {
+public struct Plan: Hashable, Sendable {
     public struct Release: Codable, Hashable, Sendable {
         public var version: Int
         public var digest: String
@@ -145,46 +120,6 @@ public struct Plan: Codable, Hashable, Sendable {
         let bytes = Array(id.utf8)
         guard bytes.count == 21, id.hasPrefix("plan-") else { return false }
         return bytes.dropFirst(5).allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-    }
-
-    /// What is out of form in a plan read from outside (a saved plan), or nil. Its id names a
-    /// file in the state directory and its resources name records, so both must be in the form
-    /// the planner makes before anything is done with them: the id (`isValidID`), each change's
-    /// resource (`Kind/name`, a DNS label), an action of that kind, a replica index for exactly
-    /// the service changes (below `Service.maximumReplicas`), and the change id they make.
-    public var formProblem: String? {
-        guard Self.isValidID(id) else { return "the plan id \"\(id.prefix(80))\" is not plan- and 16 hex digits" }
-        for change in changes {
-            let what = "change \"\(change.id.prefix(120))\""
-            guard let resource = ResourceID(parsing: change.resource) else {
-                return "\(what): the resource \"\(change.resource.prefix(120))\" is not Kind/name with a DNS label as the name"
-            }
-            let actions: [String]
-            switch resource.kind {
-            case .service: actions = ServiceAction.allCases.map(\.rawValue)
-            case .backupPolicy: actions = BackupAction.allCases.map(\.rawValue)
-            case .monitor: actions = MonitorAction.allCases.map(\.rawValue)
-            case .notifier: actions = []
-            }
-            guard actions.contains(change.action) else { return "\(what): \"\(change.action.prefix(40))\" is not an action on \(resource.kind.rawValue)" }
-            if resource.kind == .service {
-                guard let replica = change.replica, (0..<Service.maximumReplicas).contains(replica) else {
-                    return "\(what): a service change needs a replica from 0 to \(Service.maximumReplicas - 1)"
-                }
-            } else if change.replica != nil {
-                return "\(what): only service changes name a replica"
-            }
-            let expected = Change(
-                resource: change.resource, action: change.action, replica: change.replica, cause: change.cause, reason: change.reason,
-                before: nil, after: nil, disruption: change.disruption, precondition: change.precondition).id
-            guard change.id == expected else { return "\(what): expected the id \(expected)" }
-        }
-        for notice in notices {
-            guard ResourceID(parsing: notice.resource) != nil, notice.replica.map({ (0..<Service.maximumReplicas).contains($0) }) ?? true else {
-                return "the notice about \"\(notice.resource.prefix(120))\" does not name a resource in form"
-            }
-        }
-        return nil
     }
 }
 

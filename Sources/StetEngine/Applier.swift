@@ -18,7 +18,7 @@ public struct Applier: Sendable {
     /// Resources worked on at once.
     public var concurrency = 4
     /// Actions whose failure does not stop the rest of their resource.
-    static let independent: Set<String> = [BackupAction.forget.rawValue, BackupAction.check.rawValue, BackupAction.restoreTest.rawValue]
+    static let independent: Set<ChangeAction> = [.backup(.forget), .backup(.check), .backup(.restoreTest)]
 
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
@@ -46,17 +46,16 @@ public struct Applier: Sendable {
     /// Applies `plan`'s changes; `progress` hears each change as it ends.
     public func apply(_ plan: Plan, desired: DesiredState, progress: @escaping @Sendable (Result) -> Void = { _ in }) async throws -> Report {
         var report = Report()
-        let byResource = Dictionary(grouping: plan.changes, by: \.resource)
+        let byResource = Dictionary(grouping: plan.changes, by: \.resource.whole)
         // Kinds in plan order; resources of one kind concurrently, at most `concurrency` at once.
-        var kinds: [String] = []
-        for change in plan.changes {
-            let kind = String(change.resource.split(separator: "/").first ?? "")
-            if !kinds.contains(kind) { kinds.append(kind) }
+        var kinds: [ResourceKind] = []
+        for change in plan.changes where !kinds.contains(change.resource.kind) {
+            kinds.append(change.resource.kind)
         }
         for kind in kinds {
-            var resources: [String] = []
-            for change in plan.changes where change.resource.hasPrefix(kind + "/") && !resources.contains(change.resource) {
-                resources.append(change.resource)
+            var resources: [ResourceID] = []
+            for change in plan.changes where change.resource.kind == kind && !resources.contains(change.resource.whole) {
+                resources.append(change.resource.whole)
             }
             var pending = resources[...]
             try await withThrowingTaskGroup(of: Report.self) { group in
@@ -85,11 +84,10 @@ public struct Applier: Sendable {
         while index < changes.count {
             // Consecutive replacements go in waves of maxUnavailable; everything else one by one.
             var wave = [changes[index]]
-            if changes[index].action == ServiceAction.replaceReplica.rawValue {
-                let name = String(changes[index].resource.split(separator: "/").last ?? "")
-                let width = max(1, desired.services[name]?.maxUnavailable ?? 1)
+            if changes[index].action == .service(.replaceReplica) {
+                let width = max(1, desired.services[changes[index].resource.name]?.maxUnavailable ?? 1)
                 while wave.count < width, index + wave.count < changes.count,
-                    changes[index + wave.count].action == ServiceAction.replaceReplica.rawValue
+                    changes[index + wave.count].action == .service(.replaceReplica)
                 {
                     wave.append(changes[index + wave.count])
                 }
@@ -118,20 +116,21 @@ public struct Applier: Sendable {
 
     private func perform(_ change: Change, plan: Plan, desired: DesiredState) async throws -> Result {
         try audit.append(AuditRecord(
-            kind: .intent, release: release, plan: plan.id, change: change.id, resource: change.resource,
-            action: change.action, cause: change.cause.rawValue, reason: change.reason.message))
+            kind: .intent, release: release, plan: plan.id, change: change.id, resource: change.resource.whole.description,
+            action: change.action.rawValue, cause: change.cause.rawValue, reason: change.reason.message))
         let marker = Self.inflightKey(change)
-        try store.write(marker, try JSONCoding.encoder.encode(Inflight(plan: plan.id, change: change.id, resource: change.resource, action: change.action)))
+        try store.write(marker, try JSONCoding.encoder.encode(Inflight(
+            plan: plan.id, change: change.id, resource: change.resource.whole.description, action: change.action.rawValue)))
         let started = DispatchTime.now().uptimeNanoseconds
         let outcome = await provider.perform(change, desired: desired)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         try audit.append(AuditRecord(
-            kind: .result, release: release, plan: plan.id, change: change.id, resource: change.resource,
-            action: change.action, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
+            kind: .result, release: release, plan: plan.id, change: change.id, resource: change.resource.whole.description,
+            action: change.action.rawValue, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
             outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(saturating: seconds * 1000)))
         unlink(store.path(marker))
         try statusLock.withLock {
-            try ResourceStatus.update(change.resource, in: store) { status in
+            try ResourceStatus.update(change.resource.whole, in: store) { status in
             status.lastAction = change.id
             status.lastOutcome = outcome.ok ? "ok" : "failed"
             status.lastError = outcome.error

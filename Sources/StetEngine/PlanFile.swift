@@ -27,7 +27,7 @@ public enum PlanFile {
     }
 
     /// Reads a saved plan, requiring a valid signature by one of `trust`'s operator keys and
-    /// every id and name in the form the planner makes (`Plan.formProblem`): a signature says
+    /// every id and name in the form the planner makes (`PlanFormError`): a signature says
     /// who wrote the plan, not that its names are safe to use as paths. Returns the plan and
     /// the signer's name.
     public static func open(_ data: Data, source: String, trust: AuditTrust) throws -> (Plan, signer: String) {
@@ -46,15 +46,11 @@ public enum PlanFile {
         }
         do {
             try StrictJSON.checkUniqueKeys(envelope.payload)
+            // Its id and names become paths in the state directory: decoding checks their form.
             let plan = try JSONDecoder().decode(Plan.self, from: envelope.payload)
-            guard plan.formatVersion == Plan.currentFormat else {
-                throw Refused(message: "\(source): formatVersion \(plan.formatVersion) is not \(Plan.currentFormat)")
-            }
-            // Its id and names become paths in the state directory: in form, or not at all.
-            if let problem = plan.formProblem { throw Refused(message: "\(source): \(problem)") }
             return (plan, trust.key(id: signer.keyID)?.name ?? signer.keyID)
-        } catch let refused as Refused {
-            throw refused
+        } catch let problem as PlanFormError {
+            throw Refused(message: "\(source): \(problem)")
         } catch {
             throw Refused(message: "\(source): the payload is not a plan: \(error)")
         }

@@ -49,24 +49,24 @@ extension ReconcileLoop {
         let report = try await applier().apply(toApply, desired: desired, progress: progress)
         failedLastPass = report.failed
         recordOutcomes(report)
-        for result in report.results where !result.outcome.ok && result.change.resource.hasPrefix("Service/") {
+        for result in report.results where !result.outcome.ok && result.change.resource.kind == .service {
             // A failed change is retried after the service's backoff, whatever its cause: a
             // release whose command cannot start would otherwise be tried again at once, over
             // and over (backups are retried at the next interval).
-            let name = String(result.change.resource.split(separator: "/").last ?? "")
-            if let until = backoff[name]?.until, until > now {
-                waiting[name] = until
+            let service = result.change.resource.whole
+            if let until = backoff[service]?.until, until > now {
+                waiting[service] = until
             } else {
-                let step = backOff(name, now: now)
-                waiting[name] = step.until
-                try ResourceStatus.update(result.change.resource, in: store) {
+                let step = backOff(service, now: now)
+                waiting[service] = step.until
+                try ResourceStatus.update(service, in: store) {
                     $0.backoffUntil = step.until
                     $0.backoffSeconds = step.delay
                 }
             }
         }
-        for change in allowed where change.resource.hasPrefix("Service/") {
-            health.reset(ReplicaKey(service: String(change.resource.split(separator: "/").last ?? ""), index: change.replica ?? 0))
+        for change in allowed where change.resource.kind == .service {
+            health.reset(ReplicaKey(service: change.resource.name, index: change.resource.replica ?? 0))
         }
     }
 
@@ -74,36 +74,36 @@ extension ReconcileLoop {
     /// backoff and budget allow; notices are recorded once. The same rules for every pass.
     func admit(_ plan: Plan, now: Date) throws -> [Change] {
         var allowed: [Change] = []
-        var decisions: [String: Correction] = [:]
+        var decisions: [ResourceID: Correction] = [:]
         for change in plan.changes {
-            // Services are keyed by name; other kinds by their resource id.
-            let name = change.resource.hasPrefix("Service/") ? String(change.resource.split(separator: "/").last ?? "") : change.resource
+            // Backoff and budget are kept per resource, whichever of its replicas drifted.
+            let resource = change.resource.whole
             guard change.cause == .drift else {
                 allowed.append(change)
                 continue
             }
             try audit.append(AuditRecord(
-                kind: .drift, release: release, change: change.id, resource: change.resource, action: change.action,
+                kind: .drift, release: release, change: change.id, resource: resource.description, action: change.action.rawValue,
                 cause: change.cause.rawValue, reason: change.reason.message))
             // One backoff decision per service and pass: every replica that needs it is corrected.
-            let decision = try decisions[name] ?? mayCorrect(name, change: change, now: now)
-            if decisions[name] == nil {
-                decisions[name] = decision
+            let decision = try decisions[resource] ?? mayCorrect(resource, now: now)
+            if decisions[resource] == nil {
+                decisions[resource] = decision
             } else if decision == .now {
-                corrections[name, default: []].append(now)
+                corrections[resource, default: []].append(now)
             }
             switch decision {
             case .now: allowed.append(change)
-            case .after(let date): waiting[name] = date
+            case .after(let date): waiting[resource] = date
             case .never: break
             }
         }
         for notice in plan.notices {
-            let key = "\(notice.resource)#\(notice.replica ?? -1):\(notice.reason.code)"
+            let key = "\(notice.resource):\(notice.reason.code)"
             guard !reportedNotices.contains(key) else { continue }
             reportedNotices.insert(key)
             try audit.append(AuditRecord(
-                kind: .drift, release: release, resource: notice.resource,
+                kind: .drift, release: release, resource: notice.resource.whole.description,
                 reason: notice.reason.message + (notice.mode.map { " (drift: \($0.rawValue), not corrected)" } ?? "")))
         }
         return allowed
@@ -132,7 +132,7 @@ extension ReconcileLoop {
     /// running is alerted on, once.
     func recordOutcomes(_ report: Applier.Report) {
         for result in report.results {
-            let key = result.change.resource
+            let key = result.change.resource.whole
             if result.outcome.ok {
                 consecutiveFailures[key] = 0
             } else {
@@ -171,35 +171,35 @@ extension ReconcileLoop {
         case never
     }
 
-    /// Backoff and budget for a drift correction of `service`. Records the correction when it
+    /// Backoff and budget for a drift correction of `resource`. Records the correction when it
     /// may go ahead.
-    private func mayCorrect(_ service: String, change: Change, now: Date) throws -> Correction {
-        let window = corrections[service, default: []].filter { now.timeIntervalSince($0) < 3600 }
-        corrections[service] = window
+    private func mayCorrect(_ resource: ResourceID, now: Date) throws -> Correction {
+        let window = corrections[resource, default: []].filter { now.timeIntervalSince($0) < 3600 }
+        corrections[resource] = window
         if window.count >= options.budget {
-            if !budgetAlerted.contains(service) {
-                budgetAlerted.insert(service)
+            if !budgetAlerted.contains(resource) {
+                budgetAlerted.insert(resource)
                 try audit.append(AuditRecord(
-                    kind: .alert, release: release, resource: change.resource, action: "self-heal-budget",
+                    kind: .alert, release: release, resource: resource.description, action: "self-heal-budget",
                     reason: "\(window.count) corrective actions in the last hour reached the budget of \(options.budget); "
-                        + "Stet stops correcting \(change.resource) until the hour has passed or a release changes it",
+                        + "Stet stops correcting \(resource) until the hour has passed or a release changes it",
                     outcome: .failed))
-                try ResourceStatus.update(change.resource, in: store) {
+                try ResourceStatus.update(resource, in: store) {
                     $0.budgetExhausted = true
                     $0.correctionsLastHour = window.count
                 }
-                log("self-heal budget of \(change.resource) exhausted")
+                log("self-heal budget of \(resource) exhausted")
                 monitors.selfAlert(
-                    "StetSelfHealBudgetExhausted", summary: "stet stopped correcting \(change.resource) after \(window.count) corrections in an hour",
+                    "StetSelfHealBudgetExhausted", summary: "stet stopped correcting \(resource) after \(window.count) corrections in an hour",
                     desired: desired)
             }
             return .never
         }
-        budgetAlerted.remove(service)
-        if let until = backoff[service]?.until, now < until { return .after(until) }
-        let step = backOff(service, now: now)
-        corrections[service, default: []].append(now)
-        try ResourceStatus.update(change.resource, in: store) {
+        budgetAlerted.remove(resource)
+        if let until = backoff[resource]?.until, now < until { return .after(until) }
+        let step = backOff(resource, now: now)
+        corrections[resource, default: []].append(now)
+        try ResourceStatus.update(resource, in: store) {
             $0.backoffUntil = step.until
             $0.backoffSeconds = step.delay
             $0.correctionsLastHour = window.count + 1
@@ -208,18 +208,19 @@ extension ReconcileLoop {
         return .now
     }
 
-    /// The next step of `service`'s backoff, from `now`: the first is `restart.backoff.initial`;
-    /// each attempt soon after the last (the last one did not hold) doubles it, up to the maximum.
-    private func backOff(_ service: String, now: Date) -> (until: Date, delay: Double) {
-        let spec = desired.services[service]
+    /// The next step of `resource`'s backoff, from `now`: the first is a service's
+    /// `restart.backoff.initial` (0.5 s for other kinds); each attempt soon after the last (the
+    /// last one did not hold) doubles it, up to the maximum (60 s for other kinds).
+    private func backOff(_ resource: ResourceID, now: Date) -> (until: Date, delay: Double) {
+        let spec = resource.kind == .service ? desired.services[resource.name] : nil
         let initial = spec?.backoffInitial.seconds ?? 0.5
         let maximum = spec?.backoffMax.seconds ?? 60
-        var state = backoff[service, default: Backoff()]
+        var state = backoff[resource, default: Backoff()]
         state.attempts = now.timeIntervalSince(state.last) < max(maximum, 10) ? state.attempts + 1 : 1
         let delay = min(maximum, initial * pow(2, Double(min(state.attempts, 64) - 1)))
         state.last = now
         state.until = now.addingTimeInterval(delay)
-        backoff[service] = state
+        backoff[resource] = state
         return (state.until, delay)
     }
 }

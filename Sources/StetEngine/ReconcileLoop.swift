@@ -121,14 +121,13 @@ public final class ReconcileLoop: @unchecked Sendable {
     var refusedDigests: Set<String> = []
     let watchers = ReplicaWatchers()
     var health = HealthSchedule()
-    /// Resources held back by a backoff, and when they may be corrected again (services by
-    /// name, backup policies by resource id).
-    var waiting: [String: Date] = [:]
-    var backoff: [String: Backoff] = [:]
-    var corrections: [String: [Date]] = [:]
-    var budgetAlerted: Set<String> = []
+    /// Resources held back by a backoff, and when they may be corrected again.
+    var waiting: [ResourceID: Date] = [:]
+    var backoff: [ResourceID: Backoff] = [:]
+    var corrections: [ResourceID: [Date]] = [:]
+    var budgetAlerted: Set<ResourceID> = []
     var reportedNotices: Set<String> = []
-    var consecutiveFailures: [String: Int] = [:]
+    var consecutiveFailures: [ResourceID: Int] = [:]
     /// Restarts of the audit log after damage already alerted on (by restart time).
     var alertedDamage: Set<String> = []
     private var signalSources: [any DispatchSourceSignal] = []
@@ -264,7 +263,11 @@ public final class ReconcileLoop: @unchecked Sendable {
         let later = Date()
         for (key, date) in waiting where date <= later {
             waiting[key] = nil
-            if key.hasPrefix("BackupPolicy/") { backupsDue = true } else { dirty.insert(key) }
+            switch key.kind {
+            case .service: dirty.insert(key.name)
+            // Backup policies (and monitors) are planned when backups are due.
+            case .backupPolicy, .monitor, .notifier: backupsDue = true
+            }
         }
     }
 

@@ -1,10 +1,11 @@
 public import Foundation
+public import StetCore
 public import StetState
 
 /// What `stet status` shows beside the observed world: each resource's last action, and the
 /// reconcile loop's backoff and self-heal budget (`STATE/status/KIND_NAME.json`).
 public struct ResourceStatus: Codable, Sendable, Equatable {
-    public var resource: String
+    public var resource: ResourceID
     public var lastAction: String?
     public var lastOutcome: String?
     public var lastError: String?
@@ -16,13 +17,13 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
     public var correctionsLastHour: Int?
     public var budgetExhausted: Bool?
 
-    public init(resource: String) { self.resource = resource }
+    public init(resource: ResourceID) { self.resource = resource }
 
-    static func key(_ resource: String) -> String {
-        "status/" + String(resource.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
+    static func key(_ resource: ResourceID) -> String {
+        "status/" + String(resource.description.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
     }
 
-    public static func load(_ resource: String, from store: FileStateStore) -> ResourceStatus {
+    public static func load(_ resource: ResourceID, from store: FileStateStore) -> ResourceStatus {
         guard let data = try? store.read(key(resource)), let status = try? JSONCoding.decoder.decode(ResourceStatus.self, from: data)
         else { return ResourceStatus(resource: resource) }
         return status
@@ -33,7 +34,7 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
     }
 
     /// Updates the stored status of `resource` with `change`.
-    public static func update(_ resource: String, in store: FileStateStore, _ change: (inout ResourceStatus) -> Void) throws {
+    public static func update(_ resource: ResourceID, in store: FileStateStore, _ change: (inout ResourceStatus) -> Void) throws {
         var status = load(resource, from: store)
         change(&status)
         try status.save(to: store)

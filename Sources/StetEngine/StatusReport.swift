@@ -24,7 +24,7 @@ public struct StatusReport: Encodable, Sendable {
     }
 
     public struct ServiceLine: Encodable, Sendable {
-        public var resource: String
+        public var resource: ResourceID
         public var promised: Int
         public var ready: Int
         public var met: Bool
@@ -33,7 +33,7 @@ public struct StatusReport: Encodable, Sendable {
     }
 
     public struct BackupLine: Encodable, Sendable {
-        public var resource: String
+        public var resource: ResourceID
         public var healthy: Bool
         public var findings: [String]
         public var snapshots: Int
@@ -43,7 +43,7 @@ public struct StatusReport: Encodable, Sendable {
     }
 
     public struct MonitorLine: Encodable, Sendable {
-        public var resource: String
+        public var resource: ResourceID
         public var registered: Bool
         public var state: AlertState?
     }
@@ -61,7 +61,7 @@ public struct StatusReport: Encodable, Sendable {
     /// `store`.
     public init(desired: DesiredState, observed: ObservedState, store: FileStateStore, now: Date = Date()) {
         services = Set(desired.services.keys).union(observed.services.keys).sorted().map { name in
-            let resource = ResourceID(.service, name).description
+            let resource = ResourceID(.service, name)
             let promised = desired.services[name]?.replicas ?? 0
             let replicas = (observed.services[name]?.replicas ?? [:]).values.sorted { $0.index < $1.index }
             let ready = observed.services[name]?.ready(promised: promised) ?? 0
@@ -74,7 +74,7 @@ public struct StatusReport: Encodable, Sendable {
                 status: ResourceStatus.load(resource, from: store))
         }
         backups = desired.backupPolicies.sorted { $0.key < $1.key }.map { name, policy in
-            let resource = ResourceID(.backupPolicy, name).description
+            let resource = ResourceID(.backupPolicy, name)
             let observedBackup = observed.backups[name]
             let health = BackupHealth.evaluate(policy, observedBackup, now: now)
             return BackupLine(
@@ -82,7 +82,7 @@ public struct StatusReport: Encodable, Sendable {
                 newest: observedBackup?.newest, status: ResourceStatus.load(resource, from: store))
         }
         monitors = desired.monitors.keys.sorted().map { name in
-            MonitorLine(resource: ResourceID(.monitor, name).description, registered: observed.monitors[name] != nil,
+            MonitorLine(resource: ResourceID(.monitor, name), registered: observed.monitors[name] != nil,
                         state: observed.monitors[name]?.state)
         }
         loopRunning = StateLock.isHeld(store: store, name: "run.lock")

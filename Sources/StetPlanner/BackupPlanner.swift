@@ -1,70 +1,19 @@
-public import Foundation
-public import StetCore
+import Foundation
+import StetCore
 import StetCrypto
-
-/// Restic's retention rules (`forget --keep-last/hourly/daily/weekly/monthly`), computed the way
-/// restic computes them, so a plan knows whether `forget` would remove anything.
-public enum RetentionPolicy {
-    /// The ids of the snapshots `retention` keeps. Restic walks the snapshots newest first;
-    /// each rule keeps a snapshot when its time falls in another bucket (hour, day, ISO week,
-    /// month) than the last one it kept, until its count is used up.
-    public static func keep(_ snapshots: [ObservedBackup.Snapshot], _ retention: BackupPolicy.Retention,
-                            calendar: Calendar = .current) -> Set<String>
-    {
-        let newestFirst = snapshots.sorted { $0.time > $1.time }
-        var rules: [(count: Int, bucket: (Date, Int) -> Int, last: Int?)] = []
-        if let last = retention.last { rules.append((last, { _, index in index }, nil)) }
-        func key(_ components: Set<Calendar.Component>, _ combine: @escaping (DateComponents) -> Int) -> (Date, Int) -> Int {
-            { date, _ in combine(calendar.dateComponents(components, from: date)) }
-        }
-        if let hourly = retention.hourly {
-            rules.append((hourly, key([.year, .month, .day, .hour]) { ($0.year! * 10_000 + $0.month! * 100 + $0.day!) * 100 + $0.hour! }, nil))
-        }
-        if let daily = retention.daily {
-            rules.append((daily, key([.year, .month, .day]) { $0.year! * 10_000 + $0.month! * 100 + $0.day! }, nil))
-        }
-        if let weekly = retention.weekly {
-            var iso = Calendar(identifier: .iso8601)
-            iso.timeZone = calendar.timeZone
-            rules.append((weekly, { date, _ in
-                let parts = iso.dateComponents([.yearForWeekOfYear, .weekOfYear], from: date)
-                return parts.yearForWeekOfYear! * 100 + parts.weekOfYear!
-            }, nil))
-        }
-        if let monthly = retention.monthly {
-            rules.append((monthly, key([.year, .month]) { $0.year! * 100 + $0.month! }, nil))
-        }
-        var kept: Set<String> = []
-        for (index, snapshot) in newestFirst.enumerated() {
-            for rule in rules.indices where rules[rule].count > 0 {
-                let value = rules[rule].bucket(snapshot.time, index)
-                if value != rules[rule].last {
-                    kept.insert(snapshot.id)
-                    rules[rule].last = value
-                    rules[rule].count -= 1
-                }
-            }
-        }
-        return kept
-    }
-
-    public static func isEmpty(_ retention: BackupPolicy.Retention) -> Bool {
-        [retention.last, retention.hourly, retention.daily, retention.weekly, retention.monthly].allSatisfy { $0 == nil }
-    }
-}
 
 extension Planner {
     func backupPlan(_ policy: BackupPolicy, _ observed: ObservedBackup?, now: Date, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.backupPolicy, policy.metadata.name).description
+        let resource = ResourceID(.backupPolicy, policy.metadata.name)
         let facts = observed?.facts ?? "absent"
         let precondition = Data(facts.utf8).sha256Reference
         func add(_ action: BackupAction, _ cause: ChangeCause, _ reason: Reason, disruption: Disruption = .none) {
             if cause == .drift, policy.drift != .correct {
-                notices.append(Notice(resource: resource, replica: nil, mode: policy.drift, reason: reason))
+                notices.append(Notice(resource: resource, mode: policy.drift, reason: reason))
                 return
             }
             changes.append(Change(
-                resource: resource, action: action.rawValue, replica: nil, cause: cause, reason: reason, before: nil,
+                resource: resource, action: .backup(action), cause: cause, reason: reason, before: nil,
                 after: action == .backup ? ["repository": policy.resticRepository, "paths": policy.paths.joined(separator: ",")] : nil,
                 disruption: disruption, precondition: precondition))
         }
@@ -72,7 +21,7 @@ extension Planner {
         var backingUp = false
         switch observed?.repository ?? .missing {
         case .unreadable(let error):
-            notices.append(Notice(resource: resource, replica: nil, mode: nil, reason: Reason("repository-unreadable", error)))
+            notices.append(Notice(resource: resource, mode: nil, reason: Reason("repository-unreadable", error)))
             return
         case .missing:
             let cause: ChangeCause = known ? .drift : .config
@@ -122,51 +71,18 @@ extension Planner {
     }
 
     func removedBackup(_ observed: ObservedBackup, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.backupPolicy, observed.name).description
+        let resource = ResourceID(.backupPolicy, observed.name)
         guard prune, !observed.protect else {
             notices.append(Notice(
-                resource: resource, replica: nil, mode: nil,
+                resource: resource, mode: nil,
                 reason: Reason(observed.protect ? "protected" : "not-in-release",
                     "not in the release: no longer scheduled; its repository and snapshots are kept"
                         + (observed.protect ? " (protected)" : "; --prune forgets Stet's state for it"))))
             return
         }
         changes.append(Change(
-            resource: resource, action: BackupAction.removeState.rawValue, replica: nil, cause: .config,
+            resource: resource, action: .backup(.removeState), cause: .config,
             reason: Reason("removed", "not in the release: Stet forgets its schedule; the repository and snapshots are kept"),
             before: nil, after: nil, disruption: .none, precondition: Data(observed.facts.utf8).sha256Reference))
-    }
-}
-
-extension Planner {
-    /// Monitors: registered with the loop when new, updated when their spec changed, and
-    /// unregistered (with `--prune`) when gone from the release.
-    func monitorPlan(_ desired: DesiredState, _ observed: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
-        for name in desired.monitors.keys.sorted() {
-            let monitor = desired.monitors[name]!
-            let resource = ResourceID(.monitor, name).description
-            let spec = Data(monitor.specText.utf8).sha256Reference
-            let registered = observed.monitors[name]
-            guard registered?.specHash != spec else { continue }
-            changes.append(Change(
-                resource: resource,
-                action: (registered == nil ? MonitorAction.registerMonitor : MonitorAction.updateMonitor).rawValue, replica: nil,
-                cause: .config,
-                reason: registered == nil ? Reason("new-monitor", "not yet probed by stet run") : Reason("spec-changed", "the monitor's spec changed"),
-                before: registered.map { ["spec": $0.specHash] }, after: ["spec": spec], disruption: .none,
-                precondition: Data((registered?.specHash ?? "absent").utf8).sha256Reference))
-        }
-        for name in observed.monitors.keys.sorted() where desired.monitors[name] == nil {
-            let resource = ResourceID(.monitor, name).description
-            guard prune else {
-                notices.append(Notice(resource: resource, replica: nil, mode: nil,
-                    reason: Reason("not-in-release", "not in the release: still probed (plan with --prune to unregister it)")))
-                continue
-            }
-            changes.append(Change(
-                resource: resource, action: MonitorAction.unregisterMonitor.rawValue, replica: nil, cause: .config,
-                reason: Reason("removed", "the monitor is no longer in the release"), before: ["spec": observed.monitors[name]!.specHash],
-                after: nil, disruption: .none, precondition: Data(observed.monitors[name]!.specHash.utf8).sha256Reference))
-        }
     }
 }

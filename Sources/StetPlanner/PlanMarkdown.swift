@@ -20,11 +20,10 @@ public enum PlanMarkdown {
         if !plan.notices.isEmpty { lines.append("| notices | \(plan.notices.count) |") }
         lines += ["", "| resource | action | cause | why |", "|---|---|---|---|"]
         for change in plan.changes {
-            let target = change.replica.map { "#\($0)" } ?? ""
-            lines.append("| `\(change.resource)\(target)` | \(change.action) | \(change.cause.rawValue) | \(cell(change.reason.message)) |")
+            lines.append("| `\(change.resource)` | \(change.action) | \(change.cause.rawValue) | \(cell(change.reason.message)) |")
         }
         for notice in plan.notices {
-            lines.append("| `\(notice.resource)\(notice.replica.map { "#\($0)" } ?? "")` | — | \(notice.mode?.rawValue ?? "notice") | \(cell(notice.reason.message)) |")
+            lines.append("| `\(notice.resource)` | — | \(notice.mode?.rawValue ?? "notice") | \(cell(notice.reason.message)) |")
         }
         lines += ["", "<sub>plan \(plan.id), release digest `\(plan.release.digest)`</sub>", ""]
         return lines.joined(separator: "\n")

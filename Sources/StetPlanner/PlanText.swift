@@ -14,19 +14,18 @@ public struct PlanText: Sendable {
 
     public func render(_ plan: Plan) -> String {
         var lines: [String] = []
-        let resources = (plan.changes.map(\.resource) + plan.notices.map(\.resource)).reduce(into: [String]()) {
+        let resources = (plan.changes.map(\.resource.whole) + plan.notices.map(\.resource.whole)).reduce(into: [ResourceID]()) {
             if !$0.contains($1) { $0.append($1) }
         }
         for resource in resources {
-            lines.append(resource)
-            let name = resource.split(separator: "/").last.map(String.init) ?? resource
-            for change in plan.changes where change.resource == resource {
+            lines.append(resource.description)
+            for change in plan.changes where change.resource.whole == resource {
                 let (marker, colour): (String, Colour) = switch change.action {
-                case ServiceAction.startReplica.rawValue, BackupAction.initRepository.rawValue, BackupAction.backup.rawValue: ("+", .green)
-                case ServiceAction.stopReplica.rawValue, BackupAction.forget.rawValue, BackupAction.removeState.rawValue: ("-", .red)
+                case .service(.startReplica), .backup(.initRepository), .backup(.backup): ("+", .green)
+                case .service(.stopReplica), .backup(.forget), .backup(.removeState): ("-", .red)
                 default: ("~", .yellow)
                 }
-                let target = change.replica.map { "\(name)#\($0)" } ?? name
+                let target = Self.target(change.resource)
                 let plain = "  \(marker) \(change.action) \(target)"
                 lines.append("  \(paint(marker, colour)) \(change.action) \(target)"
                     + String(repeating: " ", count: max(1, 36 - plain.count))
@@ -35,14 +34,19 @@ public struct PlanText: Sendable {
                     lines.append(paint("      spec \(before.suffix(12)) → \(after.suffix(12))", .dim))
                 }
             }
-            for notice in plan.notices where notice.resource == resource {
-                let target = notice.replica.map { "\(name)#\($0)" } ?? name
+            for notice in plan.notices where notice.resource.whole == resource {
+                let target = Self.target(notice.resource)
                 let why = notice.mode.map { "drift, \($0.rawValue): not corrected" } ?? "left alone"
                 lines.append("  \(paint("!", .yellow)) \(target) \(why): \(TextEscaping.escape(notice.reason.message))")
             }
         }
         lines.append(summary(plan))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The name, with the replica's index for a replica (`web#1`).
+    static func target(_ resource: ResourceID) -> String {
+        resource.replica.map { "\(resource.name)#\($0)" } ?? resource.name
     }
 
     public func summary(_ plan: Plan) -> String {

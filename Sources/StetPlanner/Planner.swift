@@ -36,36 +36,32 @@ public struct Planner: Sendable {
     /// Resources by kind (backups before services, monitors last), then name, then action
     /// (start before replace before stop), then replica.
     static func order(_ a: Change, _ b: Change) -> Bool {
-        func kindRank(_ resource: String) -> Int {
-            switch resource.split(separator: "/").first {
-            case "BackupPolicy": 0
-            case "Service": 1
-            case "Monitor": 2
-            default: 3
+        func kindRank(_ kind: ResourceKind) -> Int {
+            switch kind {
+            case .backupPolicy: 0
+            case .service: 1
+            case .monitor: 2
+            case .notifier: 3
             }
         }
-        func actionRank(_ action: String) -> Int {
-            ServiceAction.allCases.firstIndex { $0.rawValue == action } ?? BackupAction.allCases.firstIndex { $0.rawValue == action }
-                ?? MonitorAction.allCases.firstIndex { $0.rawValue == action } ?? 99
-        }
-        return (kindRank(a.resource), a.resource, actionRank(a.action), a.replica ?? -1)
-            < (kindRank(b.resource), b.resource, actionRank(b.action), b.replica ?? -1)
+        return (kindRank(a.resource.kind), a.resource.name, a.action.rank, a.resource.replica ?? -1)
+            < (kindRank(b.resource.kind), b.resource.name, b.action.rank, b.resource.replica ?? -1)
     }
 
     private func servicePlan(_ service: Service, _ observed: ObservedService?, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.service, service.metadata.name).description
+        let resource = ResourceID(.service, service.metadata.name)
         let spec = Data(service.run.specText.utf8).sha256Reference
         let replicas = observed?.replicas ?? [:]
         func add(_ action: ServiceAction, _ index: Int, _ cause: ChangeCause, _ reason: Reason, _ replica: ObservedReplica?,
                  disruption: Disruption = .none, healthMatters: Bool = false)
         {
             if cause == .drift, service.drift != .correct {
-                notices.append(Notice(resource: resource, replica: index, mode: service.drift, reason: reason))
+                notices.append(Notice(resource: resource.replica(index), mode: service.drift, reason: reason))
                 return
             }
             let facts = replica?.facts(includingHealth: healthMatters) ?? "absent"
             changes.append(Change(
-                resource: resource, action: action.rawValue, replica: index, cause: cause, reason: reason,
+                resource: resource.replica(index), action: .service(action), cause: cause, reason: reason,
                 before: replica.map { ["spec": $0.specHash, "pid": String($0.pid), "status": $0.status.rawValue] },
                 after: action == .stopReplica ? nil : ["spec": spec, "port": service.run.portsStart.map { String($0 + index) } ?? ""],
                 disruption: disruption, precondition: Data(facts.utf8).sha256Reference))
@@ -100,10 +96,10 @@ public struct Planner: Sendable {
     }
 
     private func removedService(_ observed: ObservedService, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.service, observed.name).description
+        let resource = ResourceID(.service, observed.name)
         guard prune, !observed.protect else {
             notices.append(Notice(
-                resource: resource, replica: nil, mode: nil,
+                resource: resource, mode: nil,
                 reason: observed.protect
                     ? Reason("protected", "not in the release but protected: left running")
                     : Reason("not-in-release", "not in the release: left running (plan with --prune to stop it)")))
@@ -111,7 +107,7 @@ public struct Planner: Sendable {
         }
         for (index, replica) in observed.replicas.sorted(by: { $0.key < $1.key }) {
             changes.append(Change(
-                resource: resource, action: ServiceAction.stopReplica.rawValue, replica: index, cause: .config,
+                resource: resource.replica(index), action: .service(.stopReplica), cause: .config,
                 reason: Reason("removed", "the service is no longer in the release"),
                 before: ["spec": replica.specHash, "pid": String(replica.pid), "status": replica.status.rawValue], after: nil,
                 disruption: replica.status == .running ? .restart : .none,

@@ -46,7 +46,7 @@ public enum StateKey {
 
     /// A replica index as a key component: 0 up to `Service.maximumReplicas`.
     public static func index(_ index: Int) throws -> String {
-        guard (0..<Service.maximumReplicas).contains(index) else {
+        guard ResourceID.isValidReplica(index) else {
             throw StateError.invalidKey(String(index), "expected a replica index from 0 to \(Service.maximumReplicas - 1)")
         }
         return String(index)
@@ -54,8 +54,5 @@ public enum StateKey {
 
     /// The index a file stem names (`3` of `3.json`), or nil unless it is exactly how `index`
     /// writes one (no sign, no leading zero, in range).
-    public static func index(parsing stem: Substring) -> Int? {
-        guard let value = Int(stem), String(value) == stem, (0..<Service.maximumReplicas).contains(value) else { return nil }
-        return value
-    }
+    public static func index(parsing stem: Substring) -> Int? { ResourceID.replicaIndex(parsing: stem) }
 }

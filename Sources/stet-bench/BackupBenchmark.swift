@@ -52,7 +52,7 @@ enum BackupBenchmark {
             every: .seconds(3600), rpo: .seconds(7200), restoreTestEvery: .seconds(86_400))
         desired.backupPolicies["bench"] = policy
         func change(_ action: BackupAction) -> Change {
-            Change(resource: "BackupPolicy/bench", action: action.rawValue, replica: nil, cause: .schedule,
+            Change(resource: ResourceID(.backupPolicy, "bench"), action: .backup(action), cause: .schedule,
                    reason: Reason("bench", "bench"), before: nil, after: nil, disruption: .none, precondition: "")
         }
         var outcome = ActionOutcome.failed("not run")

@@ -147,7 +147,7 @@ import Testing
         #expect(RetentionPolicy.keep(snapshots, BackupPolicy.Retention(last: 2, hourly: 3, daily: 3, weekly: 2)) == resticKeeps)
 
         let plan = try plan()
-        #expect(plan.changes.contains { $0.action == "forget" && $0.reason.message.contains("removes \(all.count - resticKeeps.count) of \(all.count)") })
+        #expect(plan.changes.contains { $0.action == .backup(.forget) && $0.reason.message.contains("removes \(all.count - resticKeeps.count) of \(all.count)") })
         #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
         // The apply backs up if one is due, then forgets: what remains is exactly what the rules
         // keep of the old snapshots plus any new one.
@@ -157,7 +157,7 @@ import Testing
         }
         let listed = try JSONDecoder().decode([Listed].self, from: Data(try restic("snapshots", "--json", "--tag", "stet:files").stdout.utf8))
         let fresh = listed.filter { id in !all.contains { $0.id == id.id } }
-        #expect(fresh.count == (plan.changes.contains { $0.action == "backup" } ? 1 : 0))
+        #expect(fresh.count == (plan.changes.contains { $0.action == .backup(.backup) } ? 1 : 0))
         let withFresh = snapshots + fresh.map {
             ObservedBackup.Snapshot(id: $0.id, time: formatter.date(from: $0.time) ?? ISO8601DateFormatter().date(from: $0.time)!)
         }

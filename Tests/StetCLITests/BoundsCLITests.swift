@@ -192,20 +192,60 @@ import Testing
         #expect(refusals.count == 1)
     }
 
+    /// A saved plan whose payload JSON `edit` changed (where the typed plan cannot say it),
+    /// signed by the ci key.
+    func forgedPayload(_ edit: (inout [String: Any]) -> Void) throws -> String {
+        #expect(try stet("plan", "--out", "p.json", environment: ci).status == 0)
+        let envelope = try Envelope(json: try #require(FileManager.default.contents(atPath: repo.root.file("p.json"))))
+        var plan = try #require(try JSONSerialization.jsonObject(with: envelope.payload) as? [String: Any])
+        edit(&plan)
+        var forged = Envelope(payloadType: PlanFile.payloadType, payload: try JSONSerialization.data(withJSONObject: plan, options: [.sortedKeys]))
+        try forged.sign(with: try PrivateKey(contentsOfFile: repo.privateKeyPath("ci")))
+        try repo.root.write("forged.json", forged.json(pretty: true))
+        return "forged.json"
+    }
+
+    /// Changes the first change of a plan's payload JSON.
+    static func editFirstChange(_ plan: inout [String: Any], _ edit: (inout [String: Any]) -> Void) {
+        var changes = plan["changes"] as? [[String: Any]] ?? []
+        guard !changes.isEmpty else { return }
+        edit(&changes[0])
+        plan["changes"] = changes
+    }
+
     @Test func aSavedPlanNamingAResourceOutOfFormIsRefused() throws {
         defer { cleanUp("odd") }
         try repo.root.write("manifests/odd.yaml", Self.service("odd"))
         try repo.sign(["alice"])
-        let file = try forgedPlan { plan in
-            let change = plan.changes[0]
-            plan.changes[0] = Change(
-                resource: "Service/../odd", action: change.action, replica: change.replica, cause: change.cause, reason: change.reason,
-                before: change.before, after: change.after, disruption: change.disruption, precondition: change.precondition)
+        let file = try forgedPayload { plan in
+            Self.editFirstChange(&plan) {
+                $0["resource"] = "Service/../odd"
+                $0["id"] = "Service/../odd#0:start-replica"
+            }
         }
         let apply = try stet("apply", file, "--auto-approve", environment: ci)
         #expect(apply.status == 10, "\(apply.combined)")
         #expect(apply.stderr.contains("the resource \"Service/../odd\" is not Kind/name with a DNS label as the name"), "\(apply.combined)")
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/replicas/odd"))
+    }
+
+    @Test func aSavedPlanWithAnUnknownActionIsRefused() throws {
+        defer { cleanUp("odd") }
+        try repo.root.write("manifests/odd.yaml", Self.service("odd"))
+        try repo.sign(["alice"])
+        let file = try forgedPayload { plan in
+            Self.editFirstChange(&plan) {
+                $0["action"] = "delete-everything"
+                $0["id"] = "Service/odd#0:delete-everything"
+            }
+        }
+        let apply = try stet("apply", file, "--auto-approve", environment: ci)
+        #expect(apply.status == 10, "\(apply.combined)")
+        #expect(apply.stderr.contains(
+            "forged.json: change \"Service/odd#0:delete-everything\": \"delete-everything\" is not an action on Service"), "\(apply.combined)")
+        #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/replicas/odd"))
+        let refusals = try stet("audit", "list", "--json").stdout.split(separator: "\n").filter { $0.contains(#""kind":"refusal""#) }
+        #expect(refusals.count == 1)
     }
 
     // MARK: - Monitors

@@ -53,7 +53,7 @@ import Testing
         _ = try await applier.apply(plan(desired, provider), desired: desired)
         desired.services["web"] = Self.service("web", replicas: 5, maxUnavailable: width, command: "v2")
         let rollout = plan(desired, provider)
-        #expect(rollout.changes.count == 5 && rollout.changes.allSatisfy { $0.action == "replace-replica" })
+        #expect(rollout.changes.count == 5 && rollout.changes.allSatisfy { $0.action == .service(.replaceReplica) })
         let fresh = MemoryProvider(provider.state)
         let report = try await Applier(provider: fresh, audit: log, store: store, release: .none).apply(rollout, desired: desired)
         #expect(!report.failed)

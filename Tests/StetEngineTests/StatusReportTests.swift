@@ -38,7 +38,7 @@ import Testing
         observed.services["db"] = ObservedService(name: "db", replicas: [0: Self.replica(0)])
         observed.services["gone"] = ObservedService(name: "gone", replicas: [0: Self.replica(0)])
         let report = StatusReport(desired: desired, observed: observed, store: FileStateStore(root: state.path), now: Self.now)
-        #expect(report.services.map(\.resource) == ["Service/db", "Service/gone", "Service/web"])
+        #expect(report.services.map(\.resource.description) == ["Service/db", "Service/gone", "Service/web"])
         let web = try #require(report.services.last)
         #expect(web.promised == 3 && web.ready == 1 && !web.met)
         #expect(web.replicas.map(\.index) == [0, 1, 2, 3])

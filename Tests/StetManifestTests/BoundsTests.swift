@@ -126,20 +126,94 @@ import Testing
         for bad in ["+1", "01", "-1", "1000", "99999999999999999999", "x"] { #expect(StateKey.index(parsing: Substring(bad)) == nil) }
     }
 
-    static func change(_ resource: String, _ action: String, replica: Int?) -> Change {
-        Change(resource: resource, action: action, replica: replica, cause: .config, reason: Reason("r", "r"), before: nil, after: nil,
-               disruption: .none, precondition: "sha256:00")
+    // MARK: - Resources, actions and plans from outside
+
+    @Test func resourceIDsReadBackWhatTheyWrite() {
+        let ids = [
+            ResourceID(.service, "web"), ResourceID(.service, "web", replica: 0), ResourceID(.service, "a", replica: Service.maximumReplicas - 1),
+            ResourceID(.backupPolicy, "data"), ResourceID(.monitor, "m"), ResourceID(.notifier, String(repeating: "n", count: 63)),
+        ]
+        for id in ids {
+            #expect(ResourceID(parsing: id.description) == id, "\(id)")
+            #expect(ResourceID(validating: id.kind, id.name, replica: id.replica) == id)
+        }
+        #expect(ResourceID(.service, "web", replica: 1).description == "Service/web#1")
+        #expect(ResourceID(.service, "web", replica: 1).whole.description == "Service/web")
+        #expect(ResourceID(.service, "web").replica(2) == ResourceID(parsing: "Service/web#2"))
     }
 
-    static func plan(id: String = "plan-0123456789abcdef", _ changes: [Change]) -> Plan {
-        Plan(id: id, createdAt: "2026-01-01T00:00:00Z", release: .init(version: 1, digest: "sha256:00"), changes: changes, notices: [])
+    @Test(arguments: [
+        "", "/", "Service", "Service/", "/web", "service/web", "Service/Web", "Service/-web", "Service/web-", "Service/we_b",
+        "Service/../x", "Service/web/x", "Service/" + String(repeating: "a", count: 64), "Service/web#", "Service/web#-1", "Service/web#+1",
+        "Service/web#01", "Service/web#1000", "Service/web#99999999999999999999", "Service/web#1#2", "Service/web#1 ", "BackupPolicy/data#0",
+        "Monitor/m#0", "Notifier/n#1", "Service/web\u{0}", "Service/wéb", "Service/web#١", "Secret/x", String(repeating: "Service/", count: 10_000),
+    ])
+    func resourceIDsOutOfFormAreRefused(text: String) {
+        #expect(ResourceID(parsing: text) == nil)
     }
 
-    @Test func aPlanInFormHasNoProblem() {
-        #expect(Self.plan([
+    @Test func replicasAreIndexesOfServicesOnly() {
+        #expect(ResourceID(validating: .service, "web", replica: -1) == nil)
+        #expect(ResourceID(validating: .service, "web", replica: Service.maximumReplicas) == nil)
+        #expect(ResourceID(validating: .service, "web", replica: Int.max) == nil)
+        #expect(ResourceID(validating: .backupPolicy, "data", replica: 0) == nil)
+        #expect(ResourceID(validating: .service, "Web") == nil)
+    }
+
+    @Test func actionsAreReadOnlyForTheirKind() {
+        for action in ServiceAction.allCases { #expect(ChangeAction(action.rawValue, on: .service) == .service(action)) }
+        for action in BackupAction.allCases { #expect(ChangeAction(action.rawValue, on: .backupPolicy) == .backup(action)) }
+        for action in MonitorAction.allCases { #expect(ChangeAction(action.rawValue, on: .monitor) == .monitor(action)) }
+        #expect(ChangeAction("start-replica", on: .backupPolicy) == nil)
+        #expect(ChangeAction("backup", on: .service) == nil)
+        #expect(ChangeAction("register-monitor", on: .notifier) == nil)
+        #expect(ChangeAction("Start-Replica", on: .service) == nil)
+        #expect(ChangeAction("", on: .service) == nil)
+    }
+
+    /// A change of a saved plan as JSON, with the id its parts make unless `id` is given.
+    static func change(_ resource: String, _ action: String, replica: Int?, id: String? = nil) -> [String: any Sendable] {
+        var change: [String: any Sendable] = [
+            "id": id ?? "\(resource)\(replica.map { "#\($0)" } ?? ""):\(action)", "resource": resource, "action": action,
+            "cause": "config", "reason": ["code": "r", "message": "r"], "disruption": "none", "precondition": "sha256:00",
+        ]
+        if let replica { change["replica"] = replica }
+        return change
+    }
+
+    /// A saved plan's payload.
+    static func plan(id: String = "plan-0123456789abcdef", _ changes: [[String: any Sendable]], notices: [[String: any Sendable]] = []) -> Data {
+        let plan: [String: Any] = [
+            "formatVersion": 1, "id": id, "createdAt": "2026-01-01T00:00:00Z", "release": ["version": 1, "digest": "sha256:00"],
+            "changes": changes, "notices": notices,
+        ]
+        return (try? JSONSerialization.data(withJSONObject: plan, options: [.sortedKeys])) ?? Data()
+    }
+
+    /// What reading `payload` as a plan says is out of form; nil when it is a plan.
+    static func problem(_ payload: Data) -> String? {
+        do {
+            _ = try JSONDecoder().decode(Plan.self, from: payload)
+            return nil
+        } catch let problem as PlanFormError {
+            return problem.description
+        } catch {
+            return "not a form problem: \(error)"
+        }
+    }
+
+    @Test func aPlanInFormReadsBack() throws {
+        let payload = Self.plan([
             Self.change("Service/web", "start-replica", replica: 0), Self.change("BackupPolicy/b", "remove-state", replica: nil),
             Self.change("Monitor/m", "register-monitor", replica: nil),
-        ]).formProblem == nil)
+        ], notices: [["resource": "Service/web", "replica": 1, "mode": "warn", "reason": ["code": "r", "message": "r"]]])
+        #expect(Self.problem(payload) == nil)
+        let plan = try JSONDecoder().decode(Plan.self, from: payload)
+        #expect(plan.changes.map(\.resource) == [
+            ResourceID(.service, "web", replica: 0), ResourceID(.backupPolicy, "b"), ResourceID(.monitor, "m"),
+        ])
+        #expect(plan.changes.map(\.action) == [.service(.startReplica), .backup(.removeState), .monitor(.registerMonitor)])
+        #expect(plan.notices.map(\.resource) == [ResourceID(.service, "web", replica: 1)])
     }
 
     @Test(arguments: [
@@ -147,23 +221,42 @@ import Testing
         (plan(id: "plan-0123456789ABCDEF", []), "the plan id \"plan-0123456789ABCDEF\" is not plan- and 16 hex digits"),
         (plan([change("Service/../../x", "start-replica", replica: 0)]),
          "change \"Service/../../x#0:start-replica\": the resource \"Service/../../x\" is not Kind/name with a DNS label as the name"),
+        (plan([change("Service/web#0", "start-replica", replica: 0)]),
+         "change \"Service/web#0#0:start-replica\": the resource \"Service/web#0\" is not Kind/name with a DNS label as the name"),
         (plan([change("Notifier/n", "start-replica", replica: nil)]), "change \"Notifier/n:start-replica\": \"start-replica\" is not an action on Notifier"),
         (plan([change("BackupPolicy/b", "start-replica", replica: nil)]),
          "change \"BackupPolicy/b:start-replica\": \"start-replica\" is not an action on BackupPolicy"),
+        (plan([change("Service/web", "restart-everything", replica: 0)]),
+         "change \"Service/web#0:restart-everything\": \"restart-everything\" is not an action on Service"),
         (plan([change("Service/web", "start-replica", replica: Int.max)]),
          "change \"Service/web#9223372036854775807:start-replica\": a service change needs a replica from 0 to 999"),
+        (plan([change("Service/web", "start-replica", replica: -1)]),
+         "change \"Service/web#-1:start-replica\": a service change needs a replica from 0 to 999"),
         (plan([change("Service/web", "start-replica", replica: nil)]),
          "change \"Service/web:start-replica\": a service change needs a replica from 0 to 999"),
         (plan([change("Monitor/m", "register-monitor", replica: 1)]), "change \"Monitor/m#1:register-monitor\": only service changes name a replica"),
+        (plan([change("Service/web", "start-replica", replica: 0, id: "../../x")]), "change \"../../x\": expected the id Service/web#0:start-replica"),
+        (plan([], notices: [["resource": "Service/../x", "reason": ["code": "r", "message": "r"]]]),
+         "the notice about \"Service/../x\" does not name a resource in form"),
+        (plan([], notices: [["resource": "Service/web", "replica": 1000, "reason": ["code": "r", "message": "r"]]]),
+         "the notice about \"Service/web\" does not name a resource in form"),
     ])
-    func aPlanOutOfFormSaysWhat(plan: Plan, problem: String) {
-        #expect(plan.formProblem == problem)
+    func aPlanOutOfFormSaysWhat(payload: Data, problem: String) {
+        #expect(Self.problem(payload) == problem)
     }
 
-    @Test func aChangeWhoseIDIsNotItsOwnIsOutOfForm() {
-        var change = Self.change("Service/web", "start-replica", replica: 0)
-        change.id = "../../x"
-        #expect(Self.plan([change]).formProblem == "change \"../../x\": expected the id Service/web#0:start-replica")
+    /// Numbers beyond Int and texts of any size are refused by decoding, never a trap.
+    @Test func hostileNumbersInAPlanAreRefused() throws {
+        let change = #"{"id":"Service/web#0:start-replica","resource":"Service/web","action":"start-replica","replica":REPLICA,"#
+            + #""cause":"config","reason":{"code":"r","message":"r"},"disruption":"none","precondition":"sha256:00"}"#
+        for replica in ["99999999999999999999", "1e300", "-1e300", "0.5", "\"0\""] {
+            let payload = #"{"formatVersion":1,"id":"plan-0123456789abcdef","createdAt":"x","release":{"version":1,"digest":"d"},"#
+                + #""changes":["# + change.replacingOccurrences(of: "REPLICA", with: replica) + #"],"notices":[]}"#
+            #expect(throws: (any Error).self) { try JSONDecoder().decode(Plan.self, from: Data(payload.utf8)) }
+        }
+        let long = String(repeating: "Service/", count: 100_000)
+        #expect(Self.problem(Self.plan([Self.change(long, "start-replica", replica: 0)]))?.hasSuffix(
+            "is not Kind/name with a DNS label as the name") == true)
     }
 }
 

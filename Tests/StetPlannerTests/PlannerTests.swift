@@ -85,6 +85,46 @@ import Testing
         try Self.compare(PlanText().render(plan), file: "plan.txt")
     }
 
+    /// The plan format is a contract: the expected plan, read and written again, is the same
+    /// bytes (resources, replicas, actions and ids as text, absent fields absent).
+    @Test func theExpectedPlanReadsBackToTheSameBytes() throws {
+        let text = try String(contentsOfFile: Self.expected + "/plan.json", encoding: .utf8)
+        let plan = try JSONDecoder().decode(Plan.self, from: Data(text.utf8))
+        #expect(try Self.json(plan) == text)
+        #expect(plan.changes.contains { $0.resource == ResourceID(.service, "web", replica: 1) && $0.action == .service(.startReplica) })
+    }
+
+    /// One change of each kind, and notices with and without a replica, as the plan format
+    /// writes them.
+    @Test func changesOfEveryKindAreWrittenAsBefore() throws {
+        let reason = Reason("r", "m")
+        let plan = Plan(id: "plan-0123456789abcdef", createdAt: "2026-01-01T00:00:00Z", release: Self.release, changes: [
+            Change(resource: ResourceID(.service, "web", replica: 2), action: .service(.replaceReplica), cause: .drift, reason: reason,
+                   before: ["spec": "a"], after: ["spec": "b"], disruption: .restart, precondition: "sha256:01"),
+            Change(resource: ResourceID(.backupPolicy, "data"), action: .backup(.restoreTest), cause: .schedule, reason: reason,
+                   before: nil, after: nil, disruption: .none, precondition: "sha256:02"),
+            Change(resource: ResourceID(.monitor, "up"), action: .monitor(.unregisterMonitor), cause: .config, reason: reason,
+                   before: nil, after: nil, disruption: .none, precondition: "sha256:03"),
+        ], notices: [
+            Notice(resource: ResourceID(.service, "web", replica: 0), mode: .warn, reason: reason),
+            Notice(resource: ResourceID(.backupPolicy, "old"), mode: nil, reason: reason),
+        ])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json = String(decoding: try encoder.encode(plan), as: UTF8.self)
+        let digest = Self.release.digest
+        #expect(json == #"{"changes":[{"action":"replace-replica","after":{"spec":"b"},"before":{"spec":"a"},"cause":"drift","#
+            + #""disruption":"restart","id":"Service/web#2:replace-replica","precondition":"sha256:01","reason":{"code":"r","message":"m"},"#
+            + #""replica":2,"resource":"Service/web"},{"action":"restore-test","cause":"schedule","disruption":"none","#
+            + #""id":"BackupPolicy/data:restore-test","precondition":"sha256:02","reason":{"code":"r","message":"m"},"#
+            + #""resource":"BackupPolicy/data"},{"action":"unregister-monitor","cause":"config","disruption":"none","#
+            + #""id":"Monitor/up:unregister-monitor","precondition":"sha256:03","reason":{"code":"r","message":"m"},"resource":"Monitor/up"}],"#
+            + #""createdAt":"2026-01-01T00:00:00Z","formatVersion":1,"id":"plan-0123456789abcdef","#
+            + #""notices":[{"mode":"warn","reason":{"code":"r","message":"m"},"replica":0,"resource":"Service/web"},"#
+            + #"{"reason":{"code":"r","message":"m"},"resource":"BackupPolicy/old"}],"release":{"digest":"\#(digest)","version":4}}"#)
+        #expect(try JSONDecoder().decode(Plan.self, from: Data(json.utf8)) == plan)
+    }
+
     /// A plan whose reasons quote hostile text from outside (a repository string in a manifest,
     /// restic's or a replica's error): newlines, a heading, HTML that hides what follows or
     /// loads an image, a link with misleading text, a table cell cut by `|`.
@@ -92,10 +132,10 @@ import Testing
         let hostile = "/srv/b\n\n## Approved by security\n<img src=https://evil.example/x.png> [all good](https://evil.example) "
             + "<details><summary>x | `y` *z* &lt;\u{202E}"
         let change = Change(
-            resource: "BackupPolicy/data", action: "init-repository", replica: nil, cause: .config,
+            resource: ResourceID(.backupPolicy, "data"), action: .backup(.initRepository), cause: .config,
             reason: Reason("new-policy", "the repository \(hostile) does not exist yet"), before: nil, after: nil,
             disruption: .none, precondition: "sha256:00")
-        let notice = Notice(resource: "Service/web", replica: 0, mode: .warn, reason: Reason("replica-exited", "exited\n  + start-replica fake"))
+        let notice = Notice(resource: ResourceID(.service, "web", replica: 0), mode: .warn, reason: Reason("replica-exited", "exited\n  + start-replica fake"))
         return Plan(id: "plan-0123456789abcdef", createdAt: "2026-01-01T00:00:00Z", release: release, changes: [change], notices: [notice])
     }
 
@@ -168,7 +208,7 @@ import Testing
             "Service/web#3:stop-replica config scale-down",
         ])
         #expect(plan.changes.first { $0.id == "Service/api#0:replace-replica" }?.disruption == .restart)
-        #expect(plan.notices.map { "\($0.resource) \($0.mode?.rawValue ?? "-") \($0.reason.code)" } == [
+        #expect(plan.notices.map { "\($0.resource.whole) \($0.mode?.rawValue ?? "-") \($0.reason.code)" } == [
             "Service/quiet warn replica-exited", "Service/keep - protected",
         ])
     }
@@ -176,8 +216,8 @@ import Testing
     @Test func withoutPruneNothingIsRemoved() {
         let (desired, observed) = Self.fixture()
         let plan = Planner().plan(desired: desired, observed: observed, release: Self.release, now: Self.now)
-        #expect(!plan.changes.contains { $0.resource == "Service/old" })
-        #expect(plan.notices.contains { $0.resource == "Service/old" && $0.reason.code == "not-in-release" })
+        #expect(!plan.changes.contains { $0.resource.whole == ResourceID(.service, "old") })
+        #expect(plan.notices.contains { $0.resource == ResourceID(.service, "old") && $0.reason.code == "not-in-release" })
     }
 
     @Test func observeModeOnlyRecordsAndAMatchingWorldIsInSync() {

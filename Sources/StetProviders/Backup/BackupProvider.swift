@@ -257,9 +257,10 @@ public struct BackupProvider: Provider {
     // MARK: - Perform
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        let name = String(change.resource.split(separator: "/").last ?? "")
+        guard case .backup(let action) = change.action else { return .failed("\(change.id): not a backup change") }
+        let name = change.resource.name
         do {
-            if change.action == BackupAction.removeState.rawValue {
+            if action == .removeState {
                 try store.remove(Self.key(name))
                 try store.remove(Self.manifestKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
@@ -269,13 +270,13 @@ public struct BackupProvider: Provider {
             record.repository = repository(policy)
             record.protect = policy.protect
             defer { try? save(record) }
-            switch BackupAction(rawValue: change.action) {
+            switch action {
             case .initRepository: return try initialise(policy, &record)
             case .backup: return try backup(policy, &record)
             case .forget: return try forget(policy, &record)
             case .check: return try check(policy, &record)
             case .restoreTest: return try restoreTest(policy, &record)
-            case .removeState, nil: return .failed("unknown action \(change.action)")
+            case .removeState: return .failed("unknown action \(change.action)")
             }
         } catch let failure as Restic.Failure {
             return .failed(failure.message)
@@ -568,32 +569,6 @@ public struct BackupProvider: Provider {
         }
         return "snapshot \(snapshot.id.prefix(8)) of \(RFC3339.format(snapshot.time)) restored into \(target.path) and verified"
             + " (\(placed.moved) entries put in place, \(placed.merged) folders merged)"
-    }
-}
-
-/// Every provider of this host behind one: services to the replicas, backup policies to restic.
-public struct HostProvider: Provider {
-    public var replicas: ReplicaProvider
-    public var backups: BackupProvider
-    public var monitors: MonitorRegistry
-
-    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
-        replicas = ReplicaProvider(store: store, baseDirectory: baseDirectory)
-        backups = BackupProvider(store: store, baseDirectory: baseDirectory)
-        monitors = MonitorRegistry(store: store)
-    }
-
-    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
-        var observed = try await replicas.observe(desired, now: now)
-        observed.backups = try await backups.observe(desired, now: now).backups
-        observed.monitors = try await monitors.observe(desired, now: now).monitors
-        return observed
-    }
-
-    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        if change.resource.hasPrefix("BackupPolicy/") { return await backups.perform(change, desired: desired) }
-        if change.resource.hasPrefix("Monitor/") { return await monitors.perform(change, desired: desired) }
-        return await replicas.perform(change, desired: desired)
     }
 }
 

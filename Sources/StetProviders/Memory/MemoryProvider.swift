@@ -31,9 +31,10 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
         return lock.withLock {
             running -= 1
             if failing.contains(change.id) { return .failed("\(change.id) failed as told") }
-            let name = String(change.resource.split(separator: "/").last ?? "")
-            guard let index = change.replica else { return .failed("no replica") }
-            switch ServiceAction(rawValue: change.action) {
+            let name = change.resource.name
+            guard let index = change.resource.replica else { return .failed("no replica") }
+            guard case .service(let action) = change.action else { return .failed("unknown action") }
+            switch action {
             case .startReplica, .replaceReplica:
                 guard let service = desired.services[name] else { return .failed("not in the release") }
                 var observed = world.services[name] ?? ObservedService(name: name)
@@ -48,8 +49,6 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
                 world.services[name]?.replicas[index] = nil
                 if world.services[name]?.replicas.isEmpty == true { world.services[name] = nil }
                 return .done("stopped")
-            case nil:
-                return .failed("unknown action")
             }
         }
     }

@@ -50,23 +50,22 @@ public final class MonitorRegistry: Provider, @unchecked Sendable {
     }
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        let name = String(change.resource.split(separator: "/").last ?? "")
+        guard case .monitor(let action) = change.action else { return .failed("\(change.id): not a monitor change") }
+        let name = change.resource.name
         do {
             var entries = try load()
-            switch MonitorAction(rawValue: change.action) {
+            switch action {
             case .registerMonitor, .updateMonitor:
                 guard let monitor = desired.monitors[name] else { return .failed("\(change.resource) is not in the release") }
                 var entry = entries[name] ?? Entry(specHash: "", state: AlertState(), lastSent: nil)
                 entry.specHash = Self.specHash(monitor)
                 entries[name] = entry
                 try save(entries)
-                return .done(change.action == MonitorAction.registerMonitor.rawValue ? "registered" : "updated; its alert state carries on")
+                return .done(action == .registerMonitor ? "registered" : "updated; its alert state carries on")
             case .unregisterMonitor:
                 entries[name] = nil
                 try save(entries)
                 return .done("unregistered")
-            case nil:
-                return .failed("unknown action \(change.action)")
             }
         } catch {
             return .failed("\(error)")

@@ -177,16 +177,17 @@ public struct ReplicaProvider: Provider {
     // MARK: - Perform
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        guard let index = change.replica, let name = change.resource.split(separator: "/").last.map(String.init) else {
+        guard let index = change.resource.replica, case .service(let action) = change.action else {
             return .failed("\(change.id): not a replica change")
         }
+        let name = change.resource.name
         do {
-            switch ServiceAction(rawValue: change.action) {
+            switch action {
             case .startReplica:
-                guard let service = desired.services[name] else { return .failed("\(change.resource) is not in the release") }
+                guard let service = desired.services[name] else { return .failed("\(change.resource.whole) is not in the release") }
                 return try start(service, index)
             case .replaceReplica:
-                guard let service = desired.services[name] else { return .failed("\(change.resource) is not in the release") }
+                guard let service = desired.services[name] else { return .failed("\(change.resource.whole) is not in the release") }
                 let stopped = try stop(name, index, signalName: service.run.stopSignal, timeout: service.run.stopTimeout.seconds)
                 guard stopped.ok else { return stopped }
                 let started = try start(service, index)
@@ -196,8 +197,6 @@ public struct ReplicaProvider: Provider {
             case .stopReplica:
                 let run = desired.services[name]?.run
                 return try stop(name, index, signalName: run?.stopSignal, timeout: run?.stopTimeout.seconds)
-            case nil:
-                return .failed("unknown action \(change.action)")
             }
         } catch {
             return .failed("\(error)")

@@ -304,14 +304,15 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let observed = try await provider.observe(desired, now: Date())
         for change in plan.changes {
-            let name = String(change.resource.split(separator: "/").last ?? "")
+            let name = change.resource.name
             let facts: String
-            if change.resource.hasPrefix("BackupPolicy/") {
+            switch change.resource.kind {
+            case .backupPolicy:
                 facts = observed.backups[name]?.facts ?? "absent"
-            } else if change.resource.hasPrefix("Monitor/") {
+            case .monitor:
                 facts = observed.monitors[name]?.specHash ?? "absent"
-            } else {
-                let replica = change.replica.flatMap { observed.services[name]?.replicas[$0] }
+            case .service, .notifier:
+                let replica = change.resource.replica.flatMap { observed.services[name]?.replicas[$0] }
                 facts = replica?.facts(includingHealth: change.reason.code == "replica-unhealthy") ?? "absent"
             }
             if Data(facts.utf8).sha256Reference != change.precondition {

@@ -146,7 +146,7 @@ final class ActionCounter: @unchecked Sendable {
 
     func record(_ change: Change, _ outcome: ActionOutcome) {
         metrics.counter("actions", "Actions taken by the reconcile loop.", [
-            ("kind", String(change.resource.split(separator: "/").first ?? "")), ("action", change.action), ("cause", change.cause.rawValue),
+            ("kind", change.resource.kind.rawValue), ("action", change.action.rawValue), ("cause", change.cause.rawValue),
             ("outcome", outcome.ok ? "ok" : "failed"),
         ]).increment()
     }

@@ -42,12 +42,12 @@ struct LoopStatus: StatusSource {
         metrics.gauge("notifications_waiting", "Notifications waiting for their receiver.").set(to: Double(notifications.waiting))
         guard let report else { return }
         for service in report.services {
-            let labels = [("service", service.resource.split(separator: "/").last.map(String.init) ?? "")]
+            let labels = [("service", service.resource.name)]
             metrics.gauge("replicas_desired", "Replicas the release promises.", labels).set(to: Double(service.promised))
             metrics.gauge("replicas_ready", "Replicas running and passing their health check.", labels).set(to: Double(service.ready))
         }
         for backup in report.backups {
-            let name = backup.resource.split(separator: "/").last.map(String.init) ?? ""
+            let name = backup.resource.name
             metrics.gauge("backup_healthy", "1 when the newest snapshot is within the RPO and the last check and restore test passed.",
                           [("policy", name)]).set(to: backup.healthy ? 1 : 0)
             if let newest = backup.newest {
@@ -56,7 +56,7 @@ struct LoopStatus: StatusSource {
             }
         }
         for monitor in report.monitors {
-            let name = monitor.resource.split(separator: "/").last.map(String.init) ?? ""
+            let name = monitor.resource.name
             guard let state = monitor.state else { continue }
             metrics.gauge("probe_success", "1 when the monitor's last probe succeeded.", [("monitor", name)]).set(to: state.lastOK == true ? 1 : 0)
             metrics.gauge("probe_duration_seconds", "Duration of the monitor's last probe.", [("monitor", name)])
@@ -80,18 +80,18 @@ struct LoopStatus: StatusSource {
         var resources: [StatusPage.Resource] = []
         for service in report?.services ?? [] {
             resources.append(StatusPage.Resource(
-                name: service.resource, ok: service.met, badge: "\(service.ready)/\(service.promised) ready",
+                name: service.resource.description, ok: service.met, badge: "\(service.ready)/\(service.promised) ready",
                 detail: service.status.lastAction.map { "\($0): \(service.status.lastOutcome ?? "")" } ?? ""))
         }
         for backup in report?.backups ?? [] {
             resources.append(StatusPage.Resource(
-                name: backup.resource, ok: backup.healthy, badge: backup.healthy ? "healthy" : "unhealthy",
+                name: backup.resource.description, ok: backup.healthy, badge: backup.healthy ? "healthy" : "unhealthy",
                 detail: backup.findings.joined(separator: "; ")))
         }
         for monitor in report?.monitors ?? [] {
             let phase = monitor.state?.phase.rawValue ?? "not registered"
             resources.append(StatusPage.Resource(
-                name: monitor.resource, ok: phase == "inactive", badge: phase == "inactive" ? "ok" : phase,
+                name: monitor.resource.description, ok: phase == "inactive", badge: phase == "inactive" ? "ok" : phase,
                 detail: monitor.state?.lastDetail ?? ""))
         }
         let audit = AuditReader(store: store).tail(15).map { entry in

@@ -1,0 +1,31 @@
+public import Foundation
+public import StetCore
+public import StetState
+
+/// Every provider of this host behind one: services to the replicas, backup policies to restic.
+public struct HostProvider: Provider {
+    public var replicas: ReplicaProvider
+    public var backups: BackupProvider
+    public var monitors: MonitorRegistry
+
+    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+        replicas = ReplicaProvider(store: store, baseDirectory: baseDirectory)
+        backups = BackupProvider(store: store, baseDirectory: baseDirectory)
+        monitors = MonitorRegistry(store: store)
+    }
+
+    public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        var observed = try await replicas.observe(desired, now: now)
+        observed.backups = try await backups.observe(desired, now: now).backups
+        observed.monitors = try await monitors.observe(desired, now: now).monitors
+        return observed
+    }
+
+    public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        switch change.resource.kind {
+        case .backupPolicy: await backups.perform(change, desired: desired)
+        case .monitor: await monitors.perform(change, desired: desired)
+        case .service, .notifier: await replicas.perform(change, desired: desired)
+        }
+    }
+}
