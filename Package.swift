@@ -86,6 +86,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),
+        .testTarget(name: "StetStateTests", dependencies: ["StetState", "StetTesting"], swiftSettings: strict),
         .testTarget(
             name: "StetManifestTests",
             dependencies: ["StetManifest", "StetState", "StetTesting"],

@@ -7,10 +7,10 @@ public import StetState
 /// restart of `stet run` neither resets a pending timer nor fires a firing alert again.
 public final class MonitorRegistry: Provider, @unchecked Sendable {
     public static let key = "monitors.json"
-    public let store: FileStateStore
+    public let store: any StateStore
     private let lock = NSLock()
 
-    public init(store: FileStateStore) { self.store = store }
+    public init(store: any StateStore) { self.store = store }
 
     public struct Entry: Codable, Sendable, Equatable {
         public var specHash: String

@@ -8,7 +8,7 @@ public import StetState
 /// (it outlives the command that started it), recorded in `STATE/replicas/SERVICE/INDEX.json`
 /// with its pid **and** start time, so a reused pid is never taken for a replica.
 public struct ReplicaProvider: Provider {
-    public let store: FileStateStore
+    public let store: any StateStore
     /// Relative `workingDir`s are resolved against this (the repository root).
     public let baseDirectory: String
     /// The environment replicas inherit (PATH, HOME, LANG), before the manifest's `env`.
@@ -23,7 +23,7 @@ public struct ReplicaProvider: Provider {
     public var startCheck = 0.15
     public let checks = CheckRunner()
 
-    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
+    public init(store: any StateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
                 environment: [String: String] = ProcessInfo.processInfo.environment)
     {
         self.store = store
@@ -212,11 +212,11 @@ public struct ReplicaProvider: Provider {
         return environment
     }
 
-    /// Absolute, as the replica opens it after changing to its working directory. `service` and
-    /// `index` come from a record or the release, both checked (`key`).
-    public func logPath(_ service: String, _ index: Int) -> String {
-        let path = store.path("logs/\(service)-\(index).log")
-        return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    /// Absolute, as the replica opens it after changing to its working directory: a file on
+    /// this host's disk (`StateStore.localPath`), whose `logs` folder is checked and made here.
+    /// `service` and `index` come from a record or the release, both checked (`key`).
+    public func logPath(_ service: String, _ index: Int) throws -> String {
+        try store.localPath("logs/\(try StateKey.name(service))-\(try StateKey.index(index)).log")
     }
 
     /// Starts replica `index` unless the same spec already runs there.
@@ -246,8 +246,7 @@ public struct ReplicaProvider: Provider {
         } catch {
             return .failed("cannot start replica \(index): \(error)")
         }
-        try store.makeFolder("logs")
-        let logPath = logPath(name, index)
+        let logPath = try logPath(name, index)
         rotate(logPath)
         var directory = service.run.workingDir ?? "."
         if !directory.hasPrefix("/") { directory = (baseDirectory as NSString).appendingPathComponent(directory) }
@@ -335,7 +334,7 @@ public struct ReplicaProvider: Provider {
         var last = CheckRunner.Result(ok: false, detail: "not checked")
         while Date() < deadline {
             guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
-                return .failed("replica \(index) exited before it was healthy (see \(logPath(service.metadata.name, index)))")
+                return .failed("replica \(index) exited before it was healthy (see \((try? logPath(service.metadata.name, index)) ?? "its log"))")
             }
             last = checks.run(
                 health.check, port: record.port, timeout: health.timeout.seconds,
