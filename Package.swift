@@ -101,6 +101,11 @@ let package = Package(
             name: "StetPlannerTests", dependencies: ["StetPlanner", "StetCore", "StetCrypto"], swiftSettings: strict
         ),
         .testTarget(
+            name: "StetProvidersTests",
+            dependencies: ["StetProviders", "StetPlanner", "StetCore", "StetCrypto", "StetState", "StetTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "StetEngineTests",
             dependencies: ["StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetTesting"],
             swiftSettings: strict

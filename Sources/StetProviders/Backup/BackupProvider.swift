@@ -256,7 +256,12 @@ public struct BackupProvider: Provider {
 
     // MARK: - Perform
 
+    /// A failure names the policy (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         let name = String(change.resource.split(separator: "/").last ?? "")
         do {
             if change.action == BackupAction.removeState.rawValue {
@@ -264,7 +269,7 @@ public struct BackupProvider: Provider {
                 try store.remove(Self.manifestKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
             }
-            guard let policy = desired.backupPolicies[name] else { return .failed("\(change.resource) is not in the release") }
+            guard let policy = desired.backupPolicies[name] else { return .failed("not in the release") }
             var record = try record(name) ?? Record(name: name, repository: repository(policy))
             record.repository = repository(policy)
             record.protect = policy.protect

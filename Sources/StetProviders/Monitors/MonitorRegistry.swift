@@ -49,19 +49,29 @@ public final class MonitorRegistry: Provider, @unchecked Sendable {
         return observed
     }
 
+    /// Registering a monitor as it is registered already, or unregistering one that is not,
+    /// changes nothing and says so. A failure names the monitor (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         let name = String(change.resource.split(separator: "/").last ?? "")
         do {
             var entries = try load()
             switch MonitorAction(rawValue: change.action) {
             case .registerMonitor, .updateMonitor:
-                guard let monitor = desired.monitors[name] else { return .failed("\(change.resource) is not in the release") }
+                guard let monitor = desired.monitors[name] else { return .failed("not in the release") }
                 var entry = entries[name] ?? Entry(specHash: "", state: AlertState(), lastSent: nil)
+                guard entry.specHash != Self.specHash(monitor) else {
+                    return .done(change.action == MonitorAction.registerMonitor.rawValue ? "already registered" : "already up to date")
+                }
                 entry.specHash = Self.specHash(monitor)
                 entries[name] = entry
                 try save(entries)
                 return .done(change.action == MonitorAction.registerMonitor.rawValue ? "registered" : "updated; its alert state carries on")
             case .unregisterMonitor:
+                guard entries[name] != nil else { return .done("was not registered") }
                 entries[name] = nil
                 try save(entries)
                 return .done("unregistered")

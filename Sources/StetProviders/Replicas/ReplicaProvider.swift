@@ -176,17 +176,22 @@ public struct ReplicaProvider: Provider {
 
     // MARK: - Perform
 
+    /// A failure names the replica (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         guard let index = change.replica, let name = change.resource.split(separator: "/").last.map(String.init) else {
-            return .failed("\(change.id): not a replica change")
+            return .failed("not a replica change")
         }
         do {
             switch ServiceAction(rawValue: change.action) {
             case .startReplica:
-                guard let service = desired.services[name] else { return .failed("\(change.resource) is not in the release") }
+                guard let service = desired.services[name] else { return .failed("not in the release") }
                 return try start(service, index)
             case .replaceReplica:
-                guard let service = desired.services[name] else { return .failed("\(change.resource) is not in the release") }
+                guard let service = desired.services[name] else { return .failed("not in the release") }
                 let stopped = try stop(name, index, signalName: service.run.stopSignal, timeout: service.run.stopTimeout.seconds)
                 guard stopped.ok else { return stopped }
                 let started = try start(service, index)
