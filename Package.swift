@@ -86,6 +86,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),
+        .testTarget(name: "StetStateTests", dependencies: ["StetState", "StetTesting"], swiftSettings: strict),
         .testTarget(
             name: "StetManifestTests",
             dependencies: ["StetManifest", "StetState", "StetTesting"],
@@ -98,6 +99,11 @@ let package = Package(
         ),
         .testTarget(
             name: "StetPlannerTests", dependencies: ["StetPlanner", "StetCore", "StetCrypto"], swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StetProvidersTests",
+            dependencies: ["StetProviders", "StetPlanner", "StetCore", "StetCrypto", "StetState", "StetTesting"],
+            swiftSettings: strict
         ),
         .testTarget(
             name: "StetEngineTests",

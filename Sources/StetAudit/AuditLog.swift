@@ -124,11 +124,6 @@ public final class AuditLog: @unchecked Sendable {
         }
     }
 
-    @discardableResult
-    public func append(_ record: AuditRecord, now: Date = Date()) throws -> AuditEntry {
-        try append([record], now: now)[0]
-    }
-
     /// Signs and stores a checkpoint of the log as it is now (`audit/checkpoint`) and the
     /// resume point that lets the next writer skip re-verifying signatures (`audit/head.json`).
     @discardableResult

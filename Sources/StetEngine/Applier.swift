@@ -12,8 +12,8 @@ public import StetState
 /// `interrupted` by `recoverInterrupted` at the next start.
 public struct Applier: Sendable {
     public let provider: any Provider
-    public let audit: AuditLog
-    public let store: FileStateStore
+    public let audit: any AuditSink
+    public let store: any StateStore
     public let release: AuditEntry.Release
     /// Resources worked on at once.
     public var concurrency = 4
@@ -23,7 +23,7 @@ public struct Applier: Sendable {
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
 
-    public init(provider: any Provider, audit: AuditLog, store: FileStateStore, release: AuditEntry.Release) {
+    public init(provider: any Provider, audit: any AuditSink, store: any StateStore, release: AuditEntry.Release) {
         self.provider = provider
         self.audit = audit
         self.store = store
@@ -128,7 +128,7 @@ public struct Applier: Sendable {
             kind: .result, release: release, plan: plan.id, change: change.id, resource: change.resource.whole.description,
             action: change.action.rawValue, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
             outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(saturating: seconds * 1000)))
-        unlink(store.path(marker))
+        try? store.remove(marker)
         try statusLock.withLock {
             try ResourceStatus.update(change.resource.whole, in: store) { status in
             status.lastAction = change.id
@@ -163,7 +163,7 @@ public struct Applier: Sendable {
     /// Records every action that began (intent written) but never ended as `interrupted`, then
     /// forgets it: the next observation decides what is still needed. Returns how many.
     @discardableResult
-    public static func recoverInterrupted(store: FileStateStore, audit: AuditLog, release: AuditEntry.Release) throws -> Int {
+    public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: AuditEntry.Release) throws -> Int {
         var count = 0
         for name in try store.list(inflightFolder) where name.hasSuffix(".json") {
             let key = inflightFolder + "/" + name
@@ -173,7 +173,7 @@ public struct Applier: Sendable {
                 kind: .result, release: release, plan: inflight?.plan, change: inflight?.change, resource: inflight?.resource,
                 action: inflight?.action,
                 reason: "stet stopped before this action ended; the world is observed again", outcome: .interrupted))
-            unlink(store.path(key))
+            try? store.remove(key)
             count += 1
         }
         return count

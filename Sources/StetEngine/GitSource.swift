@@ -19,6 +19,9 @@ public struct GitSource: Sendable {
     public let branch: String
     /// The manifest directory inside the repository, normalised ("" for the repository's root).
     public let path: String
+    /// The state directory itself, not any `StateStore`: git works in folders on this host's
+    /// disk (the mirror and the work tree are paths git is given, not keys), and only a local
+    /// source of releases has them. A fleet takes its releases from its own store.
     public let store: FileStateStore
     /// Seconds any one git command may take before its process group is killed.
     public var timeout: Double = 300
@@ -178,12 +181,12 @@ public struct GitSource: Sendable {
     }
 
     /// Records that the release with `digest` came from `commit`.
-    public static func recordAccepted(digest: String, commit: String, store: FileStateStore) throws {
+    public static func recordAccepted(digest: String, commit: String, store: any StateStore) throws {
         try store.write(acceptedKey, try JSONCoding.encoder.encode(Accepted(digest: digest, commit: commit)))
     }
 
     /// The commit of the accepted release, when it came from git.
-    public static func acceptedCommit(digest: String, store: FileStateStore) -> String? {
+    public static func acceptedCommit(digest: String, store: any StateStore) -> String? {
         guard let data = try? store.read(acceptedKey), let accepted = try? JSONCoding.decoder.decode(Accepted.self, from: data),
             accepted.digest == digest
         else { return nil }

@@ -32,7 +32,7 @@ public final class MonitorEngine: @unchecked Sendable {
     private var lastSave = Date.distantPast
     private let log: @Sendable (String) -> Void
 
-    public init(store: FileStateStore, replicas: ReplicaProvider, backups: BackupProvider, log: @escaping @Sendable (String) -> Void) {
+    public init(store: any StateStore, replicas: ReplicaProvider, backups: BackupProvider, log: @escaping @Sendable (String) -> Void) {
         registry = MonitorRegistry(store: store)
         probes = ProbeRunner(replicas: replicas, backups: backups)
         queue = NotificationQueue(sender: NotifierSender(log: log), log: log)

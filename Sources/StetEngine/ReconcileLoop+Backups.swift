@@ -17,12 +17,12 @@ extension ReconcileLoop {
         backupPassRunning = true
         var scoped = DesiredState()
         scoped.backupPolicies = desired.backupPolicies
-        let (backups, inbox, lock, store, timeout) = (self.backups, self.inbox, self.stateLock, self.store, options.lockTimeout)
+        let (backups, inbox, lock, timeout) = (self.backups, self.inbox, self.stateLock, options.lockTimeout)
         let (prune, release) = (options.prune, Plan.Release(version: release.version, digest: release.digest))
         let lastObservation = self.lastObservation
         Task(executorPreference: backupThreads) { [scoped] in
             do {
-                try lock.acquire(store: store, timeout: timeout)
+                try lock.acquire(timeout: timeout)
             } catch {
                 inbox.post(.backupPlan(.failure(error)))
                 return

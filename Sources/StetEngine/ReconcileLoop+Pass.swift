@@ -15,7 +15,7 @@ extension ReconcileLoop {
     /// pass (`startBackupPass`), so restic never stands between a replica's exit and its
     /// correction.
     func reconcile() async throws {
-        try stateLock.acquire(store: store, timeout: options.lockTimeout)
+        try stateLock.acquire(timeout: options.lockTimeout)
         defer { stateLock.release() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let (onPass, lastObservation) = (self.onPass, self.lastObservation)

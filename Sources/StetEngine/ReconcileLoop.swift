@@ -87,8 +87,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     }
 
     let options: Options
-    let store: FileStateStore
-    let audit: AuditLog
+    let store: any StateStore
+    let audit: any AuditSink
     let hooks = Hooks()
     var provider: ReplicaProvider
     let backups: BackupProvider
@@ -101,7 +101,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// as the applier works on.
     let backupThreads = WorkerThreads(name: "stet-backup", limit: 4)
     /// The state lock, shared by the service pass and the backup pass of this process.
-    let stateLock = SharedStateLock()
+    let stateLock: SharedStateLock
 
     // Everything below belongs to the thread running `run()`.
 
@@ -138,10 +138,11 @@ public final class ReconcileLoop: @unchecked Sendable {
         var last = Date.distantPast
     }
 
-    public init(options: Options, store: FileStateStore, audit: AuditLog, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+    public init(options: Options, store: any StateStore, audit: any AuditSink, baseDirectory: String = FileManager.default.currentDirectoryPath) {
         self.options = options
         self.store = store
         self.audit = audit
+        stateLock = SharedStateLock(store.lock("lock"))
         provider = ReplicaProvider(store: store, baseDirectory: baseDirectory)
         provider.checkHealth = false
         provider.startCheck = 0
@@ -342,7 +343,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         releaseCheckRunning = true
         backupsDue = true
         // Replicas write their logs directly; keep each under its size cap.
-        for key in watchers.keys { provider.rotate(provider.logPath(key.service, key.index)) }
+        for key in watchers.keys { if let path = try? provider.logPath(key.service, key.index) { provider.rotate(path) } }
         let (releases, inbox, seen) = (self.releases, self.inbox, seenReleaseDigest)
         releaseThread.submit { inbox.post(.release(releases.check(after: seen, force: false))) }
     }
@@ -420,7 +421,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     }
 
     func withLock<T>(_ body: () throws -> T) throws -> T {
-        try stateLock.acquire(store: store, timeout: options.lockTimeout)
+        try stateLock.acquire(timeout: options.lockTimeout)
         defer { stateLock.release() }
         return try body()
     }

@@ -12,7 +12,7 @@ struct ReleaseWatcher: Sendable {
     let manifests: String
     let trustFile: String
     let source: GitSource?
-    let store: FileStateStore
+    let store: any StateStore
 
     /// What was looked at: the commit (git) or the fingerprint (directory), to be looked at once.
     struct Seen: Sendable {

@@ -23,18 +23,18 @@ public struct ResourceStatus: Codable, Sendable, Equatable {
         "status/" + String(resource.description.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
     }
 
-    public static func load(_ resource: ResourceID, from store: FileStateStore) -> ResourceStatus {
+    public static func load(_ resource: ResourceID, from store: any StateStore) -> ResourceStatus {
         guard let data = try? store.read(key(resource)), let status = try? JSONCoding.decoder.decode(ResourceStatus.self, from: data)
         else { return ResourceStatus(resource: resource) }
         return status
     }
 
-    public func save(to store: FileStateStore) throws {
+    public func save(to store: any StateStore) throws {
         try store.write(Self.key(resource), try JSONCoding.encoder.encode(self))
     }
 
     /// Updates the stored status of `resource` with `change`.
-    public static func update(_ resource: ResourceID, in store: FileStateStore, _ change: (inout ResourceStatus) -> Void) throws {
+    public static func update(_ resource: ResourceID, in store: any StateStore, _ change: (inout ResourceStatus) -> Void) throws {
         var status = load(resource, from: store)
         change(&status)
         try status.save(to: store)

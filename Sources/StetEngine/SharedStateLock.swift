@@ -1,20 +1,22 @@
 import Foundation
 import StetState
 
-/// The state lock (`STATE/lock`) held for the whole process by whichever of its threads needs
-/// it. The loop's service pass and its backup pass work on different resources and may overlap;
-/// together they keep other processes (`stet apply`) out. A `flock` belongs to an open file, so
-/// two threads of one process each opening the lock would wait for each other: they share one.
-final class SharedStateLock: @unchecked Sendable {
+/// The state lock held for the whole process by whichever of its threads needs it. The loop's
+/// service pass and its backup pass work on different resources and may overlap; together they
+/// keep other processes (`stet apply`) out. A `flock` belongs to an open file, so two threads of
+/// one process each opening the lock would wait for each other: they share one hold of `lock`.
+final class SharedStateLock: Lock, @unchecked Sendable {
     private let mutex = NSLock()
     private var holders = 0
-    private var lock: StateLock?
+    private let lock: any Lock
+
+    init(_ lock: any Lock) { self.lock = lock }
 
     /// Takes a share, taking the lock itself for the first one (waiting up to `timeout` seconds
-    /// for another process, as `StateLock` does).
-    func acquire(store: FileStateStore, timeout: Double) throws {
+    /// for another process).
+    func acquire(timeout: Double) throws {
         try mutex.withLock {
-            if holders == 0 { lock = try StateLock(store: store, timeout: timeout) }
+            if holders == 0 { try lock.acquire(timeout: timeout) }
             holders += 1
         }
     }
@@ -24,10 +26,7 @@ final class SharedStateLock: @unchecked Sendable {
         mutex.withLock {
             guard holders > 0 else { return }
             holders -= 1
-            if holders == 0 {
-                lock?.release()
-                lock = nil
-            }
+            if holders == 0 { lock.release() }
         }
     }
 }

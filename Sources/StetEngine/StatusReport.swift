@@ -53,13 +53,13 @@ public struct StatusReport: Encodable, Sendable {
 
     /// Observes now (each replica's health check run, each backup repository opened) and
     /// reports.
-    public static func observe(desired: DesiredState, store: FileStateStore, now: Date = Date()) async throws -> StatusReport {
+    public static func observe(desired: DesiredState, store: any StateStore, now: Date = Date()) async throws -> StatusReport {
         StatusReport(desired: desired, observed: try await HostProvider(store: store).observe(desired, now: now), store: store, now: now)
     }
 
     /// The report of `observed`, with each resource's last action, backoff and budget from
     /// `store`.
-    public init(desired: DesiredState, observed: ObservedState, store: FileStateStore, now: Date = Date()) {
+    public init(desired: DesiredState, observed: ObservedState, store: any StateStore, now: Date = Date()) {
         services = Set(desired.services.keys).union(observed.services.keys).sorted().map { name in
             let resource = ResourceID(.service, name)
             let promised = desired.services[name]?.replicas ?? 0
@@ -85,7 +85,8 @@ public struct StatusReport: Encodable, Sendable {
             MonitorLine(resource: ResourceID(.monitor, name), registered: observed.monitors[name] != nil,
                         state: observed.monitors[name]?.state)
         }
-        loopRunning = StateLock.isHeld(store: store, name: "run.lock")
+        // Only a state directory on disk has a `stet run` that holds its lock.
+        loopRunning = (store as? FileStateStore).map { StateLock.isHeld(store: $0, name: "run.lock") } ?? false
     }
 }
 

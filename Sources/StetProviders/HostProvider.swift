@@ -8,7 +8,7 @@ public struct HostProvider: Provider {
     public var backups: BackupProvider
     public var monitors: MonitorRegistry
 
-    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+    public init(store: any StateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
         replicas = ReplicaProvider(store: store, baseDirectory: baseDirectory)
         backups = BackupProvider(store: store, baseDirectory: baseDirectory)
         monitors = MonitorRegistry(store: store)

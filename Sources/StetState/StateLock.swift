@@ -1,33 +1,42 @@
 public import Foundation
 
-/// The one lock on a state directory (`STATE/lock`, DESIGN.md section 8): `apply` and each
-/// reconcile pass hold it, so two of them never act at once. Released on `release()` or when
-/// the process ends.
-public final class StateLock: @unchecked Sendable {
+/// The state directory's lock of one name (`STATE/lock`, DESIGN.md section 8): a `flock` on that
+/// file, waited for up to a timeout. Released on `release()` or when the process ends.
+public final class StateLock: Lock, @unchecked Sendable {
     /// Another process held the lock for the whole timeout.
-    public struct Held: Error, CustomStringConvertible, Sendable {
-        public let path: String
-        public let timeout: Double
-        public var description: String {
-            "another stet process holds \(path) (waited \(timeout) s, --lock-timeout); try again when it is done"
-        }
+    public typealias Held = LockHeld
+
+    private let store: FileStateStore
+    private let name: String
+    private let mutex = NSLock()
+    private var fd: Int32 = -1
+
+    /// The lock `name` of the state directory, not taken yet.
+    public init(store: FileStateStore, name: String = "lock") {
+        self.store = store
+        self.name = name
     }
 
-    private var fd: Int32
-
     /// Takes the lock (`name` in the state directory), waiting up to `timeout` seconds.
-    public init(store: FileStateStore, timeout: Double, name: String = "lock") throws {
-        let path = store.path(name)
-        guard let fd = try store.open(name, flags: O_RDWR, create: true) else { throw StateError.io("open \(path)", ENOENT) }
-        self.fd = fd
-        let deadline = Date().addingTimeInterval(timeout)
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
-                close(fd)
-                self.fd = -1
-                throw Held(path: path, timeout: timeout)
+    public convenience init(store: FileStateStore, timeout: Double, name: String = "lock") throws {
+        self.init(store: store, name: name)
+        try acquire(timeout: timeout)
+    }
+
+    public func acquire(timeout: Double) throws {
+        try mutex.withLock {
+            guard fd < 0 else { return }
+            let path = store.path(name)
+            guard let fd = try store.open(name, flags: O_RDWR, create: true) else { throw StateError.io("open \(path)", ENOENT) }
+            let deadline = Date().addingTimeInterval(timeout)
+            while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+                guard errno == EWOULDBLOCK || errno == EINTR, Date() < deadline else {
+                    close(fd)
+                    throw Held(path: path, timeout: timeout)
+                }
+                usleep(10_000)
             }
-            usleep(10_000)
+            self.fd = fd
         }
     }
 
@@ -43,10 +52,12 @@ public final class StateLock: @unchecked Sendable {
     }
 
     public func release() {
-        guard fd >= 0 else { return }
-        flock(fd, LOCK_UN)
-        close(fd)
-        fd = -1
+        mutex.withLock {
+            guard fd >= 0 else { return }
+            flock(fd, LOCK_UN)
+            close(fd)
+            fd = -1
+        }
     }
 
     deinit { release() }

@@ -4,6 +4,7 @@ import StetCore
 import StetCrypto
 import StetEngine
 import StetProviders
+import StetState
 import StetTesting
 import Testing
 
@@ -361,7 +362,7 @@ import Testing
     }
 
     @Test func logsAreKeptUnderTheirCap() throws {
-        var provider = ReplicaProvider(store: .init(root: repo.stateDir))
+        var provider = ReplicaProvider(store: FileStateStore(root: repo.stateDir))
         provider.logLimit = 1000
         let path = repo.root.file("big.log")
         try Data(repeating: 65, count: 1500).write(to: URL(fileURLWithPath: path))

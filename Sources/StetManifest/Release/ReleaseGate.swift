@@ -17,14 +17,14 @@ public struct ReleaseGate: Sendable {
     public var manifests: String
     /// The repository's `trust.yaml`; its folder also holds the public keys and `trust.dsse.json`.
     public var trustFile: String
-    public var store: FileStateStore
+    public var store: any StateStore
     public var trustOnFirstUse = false
     /// When the manifests come from a tree Stet unpacked (a git commit): the manifest directory
     /// and the trust policy must lead, through every symbolic link, to this folder or below it.
     /// A link out of it is refused like one out of the manifest directory.
     public var root: String?
 
-    public init(manifests: String, trustFile: String, store: FileStateStore) {
+    public init(manifests: String, trustFile: String, store: any StateStore) {
         self.manifests = manifests
         self.trustFile = trustFile
         self.store = store
@@ -82,7 +82,7 @@ public struct ReleaseGate: Sendable {
             return try TrustResolver.resolve(
                 repository: repository, rotation: rotation,
                 pinned: pinned, acting: acting, trustOnFirstUse: trustOnFirstUse,
-                stateDirectory: store.root)
+                stateDirectory: store.location)
         } catch {
             throw Refused(error: error, report: nil, trust: nil)
         }

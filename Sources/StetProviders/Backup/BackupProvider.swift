@@ -10,14 +10,14 @@ public import StetState
 /// older than `cacheLifetime`, so observing many policies does not open every repository on
 /// every pass.
 public struct BackupProvider: Provider {
-    public let store: FileStateStore
+    public let store: any StateStore
     public let baseDirectory: String
     public var restic = Restic()
     public var cacheLifetime: Double = 300
     /// `check --read-data-subset n/N`: every pack is read over this many checks.
     public var checkSubsets = 5
 
-    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+    public init(store: any StateStore, baseDirectory: String = FileManager.default.currentDirectoryPath) {
         self.store = store
         self.baseDirectory = baseDirectory
     }
@@ -105,15 +105,15 @@ public struct BackupProvider: Provider {
     /// The secret of `cacheNameKey`, made on first use. Made atomically (linked into place), so
     /// two processes that start together agree on one key.
     func cacheNameSecret() throws -> Data {
-        let path = try store.checkedPath(Self.cacheNameKey)
         if let existing = try store.read(Self.cacheNameKey) {
             guard existing.count == SHA256.byteCount else {
-                throw StateError.corrupt(path, "expected \(SHA256.byteCount) bytes, found \(existing.count); remove it and Stet makes a new one")
+                throw StateError.corrupt(
+                    "\(store.location)/\(Self.cacheNameKey)",
+                    "expected \(SHA256.byteCount) bytes, found \(existing.count); remove it and Stet makes a new one")
             }
             return existing
         }
-        try AtomicFile.makeDirectory((path as NSString).deletingLastPathComponent)
-        if try AtomicFile.create(HMAC.randomKey(), at: path, mode: 0o600) {
+        if try store.create(Self.cacheNameKey, HMAC.randomKey()) {
             // Caches named under no key or another one are of no use now.
             for name in try store.list(Self.cacheFolder) where name.hasSuffix(".json") {
                 try store.remove("\(Self.cacheFolder)/\(name)")
@@ -256,8 +256,13 @@ public struct BackupProvider: Provider {
 
     // MARK: - Perform
 
+    /// A failure names the policy (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        guard case .backup(let action) = change.action else { return .failed("\(change.id): not a backup change") }
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        guard case .backup(let action) = change.action else { return .failed("not a backup change") }
         let name = change.resource.name
         do {
             if action == .removeState {
@@ -265,7 +270,7 @@ public struct BackupProvider: Provider {
                 try store.remove(Self.manifestKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
             }
-            guard let policy = desired.backupPolicies[name] else { return .failed("\(change.resource) is not in the release") }
+            guard let policy = desired.backupPolicies[name] else { return .failed("not in the release") }
             var record = try record(name) ?? Record(name: name, repository: repository(policy))
             record.repository = repository(policy)
             record.protect = policy.protect
@@ -419,8 +424,8 @@ public struct BackupProvider: Provider {
     func restoreTest(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         let name = policy.metadata.name
-        let scratch = try store.checkedPath(Self.scratchKey(name))
-        let absoluteScratch = scratch.hasPrefix("/") ? scratch : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(scratch)
+        // restic writes the restored files by path: a folder on this host's disk.
+        let absoluteScratch = try store.localPath(Self.scratchKey(name))
         try? FileManager.default.removeItem(atPath: absoluteScratch)
         defer { try? FileManager.default.removeItem(atPath: absoluteScratch) }
         var restored = "latest"

@@ -4,6 +4,8 @@ import StetCrypto
 
 /// An in-memory world for planner and engine tests only: replicas are entries in a table. It
 /// records what was performed, how many changes ran at once, and fails the changes it is told to.
+/// It keeps the provider contract as the host's providers do (`StetProvidersTests`): starting a
+/// replica that runs its spec already, or stopping one that does not run, changes nothing.
 public final class MemoryProvider: Provider, @unchecked Sendable {
     private let lock = NSLock()
     private var world: ObservedState
@@ -22,6 +24,10 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState { state }
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         lock.withLock {
             running += 1
             mostAtOnce = max(mostAtOnce, running)
@@ -30,22 +36,29 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
         try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
         return lock.withLock {
             running -= 1
-            if failing.contains(change.id) { return .failed("\(change.id) failed as told") }
+            if failing.contains(change.id) { return .failed("failed as told") }
             let name = change.resource.name
             guard let index = change.resource.replica else { return .failed("no replica") }
             guard case .service(let action) = change.action else { return .failed("unknown action") }
             switch action {
             case .startReplica, .replaceReplica:
                 guard let service = desired.services[name] else { return .failed("not in the release") }
+                let spec = Data(service.run.specText.utf8).sha256Reference
                 var observed = world.services[name] ?? ObservedService(name: name)
+                if action == .startReplica, let running = observed.replicas[index],
+                    running.status == .running, running.specHash == spec
+                {
+                    return .done("already running as pid \(running.pid)")
+                }
                 let restarts = observed.replicas[index].map { $0.restarts + 1 } ?? 0
                 observed.replicas[index] = ObservedReplica(
                     index: index, status: .running, pid: Int32(1000 + performed.count), startTime: UInt64(performed.count),
-                    specHash: Data(service.run.specText.utf8).sha256Reference, port: service.run.portsStart.map { $0 + index },
+                    specHash: spec, port: service.run.portsStart.map { $0 + index },
                     health: .healthy, restarts: restarts, lastExit: nil, startedAt: Date(timeIntervalSince1970: 0))
                 world.services[name] = observed
                 return .done("started")
             case .stopReplica:
+                guard world.services[name]?.replicas[index] != nil else { return .done("replica \(index) was not running") }
                 world.services[name]?.replicas[index] = nil
                 if world.services[name]?.replicas.isEmpty == true { world.services[name] = nil }
                 return .done("stopped")

@@ -7,10 +7,10 @@ public import StetState
 /// restart of `stet run` neither resets a pending timer nor fires a firing alert again.
 public final class MonitorRegistry: Provider, @unchecked Sendable {
     public static let key = "monitors.json"
-    public let store: FileStateStore
+    public let store: any StateStore
     private let lock = NSLock()
 
-    public init(store: FileStateStore) { self.store = store }
+    public init(store: any StateStore) { self.store = store }
 
     public struct Entry: Codable, Sendable, Equatable {
         public var specHash: String
@@ -49,20 +49,30 @@ public final class MonitorRegistry: Provider, @unchecked Sendable {
         return observed
     }
 
+    /// Registering a monitor as it is registered already, or unregistering one that is not,
+    /// changes nothing and says so. A failure names the monitor (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
-        guard case .monitor(let action) = change.action else { return .failed("\(change.id): not a monitor change") }
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        guard case .monitor(let action) = change.action else { return .failed("not a monitor change") }
         let name = change.resource.name
         do {
             var entries = try load()
             switch action {
             case .registerMonitor, .updateMonitor:
-                guard let monitor = desired.monitors[name] else { return .failed("\(change.resource) is not in the release") }
+                guard let monitor = desired.monitors[name] else { return .failed("not in the release") }
                 var entry = entries[name] ?? Entry(specHash: "", state: AlertState(), lastSent: nil)
+                guard entry.specHash != Self.specHash(monitor) else {
+                    return .done(action == .registerMonitor ? "already registered" : "already up to date")
+                }
                 entry.specHash = Self.specHash(monitor)
                 entries[name] = entry
                 try save(entries)
                 return .done(action == .registerMonitor ? "registered" : "updated; its alert state carries on")
             case .unregisterMonitor:
+                guard entries[name] != nil else { return .done("was not registered") }
                 entries[name] = nil
                 try save(entries)
                 return .done("unregistered")

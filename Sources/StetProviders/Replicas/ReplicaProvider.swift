@@ -8,7 +8,7 @@ public import StetState
 /// (it outlives the command that started it), recorded in `STATE/replicas/SERVICE/INDEX.json`
 /// with its pid **and** start time, so a reused pid is never taken for a replica.
 public struct ReplicaProvider: Provider {
-    public let store: FileStateStore
+    public let store: any StateStore
     /// Relative `workingDir`s are resolved against this (the repository root).
     public let baseDirectory: String
     /// The environment replicas inherit (PATH, HOME, LANG), before the manifest's `env`.
@@ -23,7 +23,7 @@ public struct ReplicaProvider: Provider {
     public var startCheck = 0.15
     public let checks = CheckRunner()
 
-    public init(store: FileStateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
+    public init(store: any StateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
                 environment: [String: String] = ProcessInfo.processInfo.environment)
     {
         self.store = store
@@ -176,18 +176,23 @@ public struct ReplicaProvider: Provider {
 
     // MARK: - Perform
 
+    /// A failure names the replica (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
+        await performing(change, desired: desired).naming(change)
+    }
+
+    private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         guard let index = change.resource.replica, case .service(let action) = change.action else {
-            return .failed("\(change.id): not a replica change")
+            return .failed("not a replica change")
         }
         let name = change.resource.name
         do {
             switch action {
             case .startReplica:
-                guard let service = desired.services[name] else { return .failed("\(change.resource.whole) is not in the release") }
+                guard let service = desired.services[name] else { return .failed("not in the release") }
                 return try start(service, index)
             case .replaceReplica:
-                guard let service = desired.services[name] else { return .failed("\(change.resource.whole) is not in the release") }
+                guard let service = desired.services[name] else { return .failed("not in the release") }
                 let stopped = try stop(name, index, signalName: service.run.stopSignal, timeout: service.run.stopTimeout.seconds)
                 guard stopped.ok else { return stopped }
                 let started = try start(service, index)
@@ -211,11 +216,11 @@ public struct ReplicaProvider: Provider {
         return environment
     }
 
-    /// Absolute, as the replica opens it after changing to its working directory. `service` and
-    /// `index` come from a record or the release, both checked (`key`).
-    public func logPath(_ service: String, _ index: Int) -> String {
-        let path = store.path("logs/\(service)-\(index).log")
-        return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    /// Absolute, as the replica opens it after changing to its working directory: a file on
+    /// this host's disk (`StateStore.localPath`), whose `logs` folder is checked and made here.
+    /// `service` and `index` come from a record or the release, both checked (`key`).
+    public func logPath(_ service: String, _ index: Int) throws -> String {
+        try store.localPath("logs/\(try StateKey.name(service))-\(try StateKey.index(index)).log")
     }
 
     /// Starts replica `index` unless the same spec already runs there.
@@ -245,8 +250,7 @@ public struct ReplicaProvider: Provider {
         } catch {
             return .failed("cannot start replica \(index): \(error)")
         }
-        try store.makeFolder("logs")
-        let logPath = logPath(name, index)
+        let logPath = try logPath(name, index)
         rotate(logPath)
         var directory = service.run.workingDir ?? "."
         if !directory.hasPrefix("/") { directory = (baseDirectory as NSString).appendingPathComponent(directory) }
@@ -334,7 +338,7 @@ public struct ReplicaProvider: Provider {
         var last = CheckRunner.Result(ok: false, detail: "not checked")
         while Date() < deadline {
             guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
-                return .failed("replica \(index) exited before it was healthy (see \(logPath(service.metadata.name, index)))")
+                return .failed("replica \(index) exited before it was healthy (see \((try? logPath(service.metadata.name, index)) ?? "its log"))")
             }
             last = checks.run(
                 health.check, port: record.port, timeout: health.timeout.seconds,

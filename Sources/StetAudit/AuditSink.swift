@@ -1,0 +1,37 @@
+public import Foundation
+public import StetCrypto
+
+/// Where the engine records what it decides and does (DESIGN.md sections 9 and 12): entries
+/// appended in order, each chained to the one before and signed, with checkpoints of the whole.
+/// The state directory's signed log implements it (`AuditLog`), an in-memory log serves engine
+/// tests (`MemoryAuditSink`), and a cluster's audit sink can implement the same.
+///
+/// Contract: `append` writes its records as consecutive entries that count as written once it
+/// returns, or throws and writes none of them; the engine acts only after its intent is
+/// appended. After `close`, appends throw.
+public protocol AuditSink: AnyObject, Sendable {
+    /// Appends `records` as consecutive entries; returns them as written.
+    @discardableResult
+    func append(_ records: [AuditRecord], now: Date) throws -> [AuditEntry]
+    /// Signs and keeps a checkpoint of the log as it is now (`origin` nil: the sink's own).
+    @discardableResult
+    func checkpoint(origin: String?, now: Date) throws -> SignedNote
+    /// Keeps a checkpoint and lets the log go.
+    func close() throws
+    /// Entries in the log as this writer last saw it.
+    var size: Int { get }
+    /// Every restart after damage this writer made or saw, oldest first.
+    var damages: [AuditDamage] { get }
+}
+
+extension AuditSink {
+    @discardableResult
+    public func append(_ record: AuditRecord, now: Date = Date()) throws -> AuditEntry {
+        try append([record], now: now)[0]
+    }
+
+    @discardableResult
+    public func checkpoint() throws -> SignedNote { try checkpoint(origin: nil, now: Date()) }
+}
+
+extension AuditLog: AuditSink {}

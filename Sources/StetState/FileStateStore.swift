@@ -1,0 +1,63 @@
+public import Foundation
+
+/// The state directory on the local disk (`--state-dir`, `STET_STATE_DIR`, default `./.stet`).
+/// Every path keeps the rules of `FileStateStore+Files.swift`.
+public struct FileStateStore: StateStore {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    /// The state directory named by `option`, else `STET_STATE_DIR`, else `./.stet`.
+    public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> FileStateStore
+    {
+        FileStateStore(root: option ?? environment["STET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".stet")
+    }
+
+    public var location: String { root }
+
+    /// Where `key` is on disk. For names from outside, use `checkedPath`.
+    public func path(_ key: String) -> String { (root as NSString).appendingPathComponent(key) }
+
+    /// Where `key` is on disk, once `StateKey.check` has passed it.
+    public func checkedPath(_ key: String) throws -> String { path(try StateKey.check(key)) }
+
+    /// Every read, list and write first checks the key's form (`StateKey`), then the folders on
+    /// the way and the file itself (`FileStateStore+Files.swift`): no links, nothing another user
+    /// could change.
+    public func read(_ key: String) throws -> Data? { try readFile(try StateKey.check(key)) }
+
+    public func list(_ folder: String) throws -> [String] {
+        guard try checkFolders(to: try StateKey.check(folder), create: false) else { return [] }
+        let path = path(folder)
+        return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
+    }
+
+    public func write(_ key: String, _ data: Data) throws {
+        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600)
+    }
+
+    /// Written under a temporary name and linked into place (`AtomicFile.create`): a link fails
+    /// rather than replace a file another process made meanwhile.
+    public func create(_ key: String, _ data: Data) throws -> Bool {
+        try AtomicFile.create(data, at: try prepareWrite(try StateKey.check(key)), mode: 0o600)
+    }
+
+    public func remove(_ key: String) throws {
+        let path = try checkedPath(key)
+        guard unlink(path) == 0 else {
+            if errno == ENOENT { return }
+            throw StateError.io("remove \(path)", errno)
+        }
+        try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// A `flock` on the file `name` in the state directory (`StateLock`).
+    public func lock(_ name: String) -> any Lock { StateLock(store: self, name: name) }
+
+    public func localPath(_ key: String) throws -> String {
+        _ = try checkFolders(to: (try StateKey.check(key) as NSString).deletingLastPathComponent, create: true)
+        let path = path(key)
+        return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
+}
