@@ -289,7 +289,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         dirty.formUnion(changes.unrecorded)
         let now = Date()
         for key in changes.stopped { health.forget(key) }
-        for record in changes.watched { health.watch(record, health: desired.services[record.service]?.health, now: now) }
+        for record in changes.watched { health.watch(record, service: desired.services[record.service], provider: provider, now: now) }
     }
 
     /// Waits up to `seconds` for the checks, probes, release check and backup pass still
