@@ -5,8 +5,9 @@ import StetProviders
 /// When each watched replica's health check is due, and what the checks found. The checks run on
 /// the health threads; their results come back to the loop, which records them here: a replica
 /// reaching its failure threshold makes its service dirty. A replica's next check is planned from the
-/// start of its last, and a check still running is never started twice. The count of failures
-/// is kept here and written to the replica's record only when it changes. Used by the loop's
+/// start of its last, and a check still running is never started twice. The check itself and
+/// the counting are `ReplicaHealth`'s, as in plan, apply and status; the count of failures is
+/// kept here and written to the replica's record only when it changes. Used by the loop's
 /// thread only.
 struct HealthSchedule {
     /// A check's outcome, for the replica (pid and start time) it was run against.
@@ -41,15 +42,17 @@ struct HealthSchedule {
     /// Follows a watched replica: plans its first check after its start period, or a check when
     /// none is planned or running (a release that adds a check to a running service is followed
     /// too).
-    mutating func watch(_ record: ReplicaProvider.Record, health: Service.Health?, now: Date) {
+    mutating func watch(_ record: ReplicaProvider.Record, service: Service?, provider: ReplicaProvider, now: Date) {
         let key = ReplicaKey(service: record.service, index: record.index)
         if targets[key]?.pid != record.pid || targets[key]?.startTime != record.startTime {
             targets[key] = Target(
                 pid: record.pid, startTime: record.startTime, port: record.port, failures: record.healthFailures,
                 recorded: record.lastCheck != nil)
         }
-        guard let health, due[key] == nil, running[key] == nil else { return }
-        due[key] = max(record.startedAt.addingTimeInterval(health.startPeriod.seconds), now)
+        guard let service, let health = provider.health(of: service, index: record.index, port: record.port), due[key] == nil,
+            running[key] == nil
+        else { return }
+        due[key] = health.firstCheck(startedAt: record.startedAt, now: now)
     }
 
     /// Stops checking a replica that is no longer watched; a check in flight is ignored.
@@ -69,15 +72,16 @@ struct HealthSchedule {
     ) {
         for (key, date) in due where date <= now {
             due[key] = nil
-            guard let service = desired.services[key.service], let health = service.health, let target = targets[key] else { continue }
+            guard let target = targets[key], let service = desired.services[key.service],
+                let health = provider.health(of: service, index: key.index, port: target.port)
+            else { continue }
             tickets += 1
             running[key] = (tickets, now)
             let ticket = tickets
             let checks = provider.checks
-            let environment = provider.replicaEnvironment(key.service, key.index, port: target.port, env: service.run.env)
             threads.submit {
-                let result = checks.run(health.check, port: target.port, timeout: health.timeout.seconds, environment: environment)
-                deliver(Result(replica: key, pid: target.pid, startTime: target.startTime, ticket: ticket, ok: result.ok))
+                let ok = health.check(with: checks).ok
+                deliver(Result(replica: key, pid: target.pid, startTime: target.startTime, ticket: ticket, ok: ok))
             }
         }
     }
@@ -91,11 +95,11 @@ struct HealthSchedule {
         let key = result.replica
         guard let run = running[key], run.ticket == result.ticket else { return nil }
         running[key] = nil
-        guard let health = desired.services[key.service]?.health, var target = targets[key], target.pid == result.pid,
-            target.startTime == result.startTime
+        guard var target = targets[key], target.pid == result.pid, target.startTime == result.startTime,
+            let service = desired.services[key.service], let health = provider.health(of: service, index: key.index, port: target.port)
         else { return nil }
-        due[key] = max(run.started.addingTimeInterval(health.interval.seconds), now)
-        let count = result.ok ? 0 : target.failures + 1
+        due[key] = health.nextCheck(after: run.started, now: now)
+        let count = ReplicaHealth.failures(after: result.ok, following: target.failures)
         if count != target.failures || !target.recorded {
             // The replica may have been replaced since the watchers looked: only its own record is written.
             if var record = try? provider.record(key.service, key.index), record.pid == result.pid, record.startTime == result.startTime {
@@ -105,7 +109,7 @@ struct HealthSchedule {
             }
             target.recorded = true
         }
-        let crossed = count >= health.failureThreshold && target.failures < health.failureThreshold
+        let crossed = health.reachesThreshold(from: target.failures, to: count)
         target.failures = count
         targets[key] = target
         return crossed ? key.service : nil

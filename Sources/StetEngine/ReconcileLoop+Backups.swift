@@ -7,9 +7,9 @@ import StetProviders
 /// for a backup, and a repository that does not answer costs its whole deadline: a replica's
 /// exit must wait for neither. So a backup pass observes and plans the policies on a
 /// `stet-backup` thread; the loop's thread decides what may go ahead (drift recorded, backoff
-/// and budget, as in every pass: `admit`); the changes are applied on the backup threads; the
-/// outcomes come back to the loop's thread. One backup pass at a time; it holds a share of the
-/// state lock from its start to its end.
+/// and budget, as in every pass: `Reconciler.admit`); the changes are applied on the backup
+/// threads; the outcomes come back to the loop's thread. One backup pass at a time; it holds a
+/// share of the state lock from its start to its end.
 extension ReconcileLoop {
     /// Starts a backup pass unless one is out (the next release check looks again).
     func startBackupPass() {
@@ -53,16 +53,17 @@ extension ReconcileLoop {
             plan = planned
         }
         guard !stopping else { return endBackupPass() }
-        let allowed: [Change]
+        let admission: Reconciler.Admission
         do {
-            allowed = try admit(plan, now: Date())
+            admission = try reconciler.admit(plan, desired: desired, release: release, now: Date())
         } catch {
             endBackupPass()
             throw error
         }
-        guard !allowed.isEmpty else { return endBackupPass() }
+        waiting.merge(admission.retry) { $1 }
+        guard !admission.allowed.isEmpty else { return endBackupPass() }
         var toApply = plan
-        toApply.changes = allowed
+        toApply.changes = admission.allowed
         let (applier, progress, desired, inbox) = (applier(), progress, desired, inbox)
         Task(executorPreference: backupThreads) {
             let report: Result<Applier.Report, any Error>
@@ -81,7 +82,7 @@ extension ReconcileLoop {
         switch result {
         case .success(let report):
             if report.failed { failedLastPass = true }
-            recordOutcomes(report)
+            reconciler.recordOutcomes(report, desired: desired)
         case .failure(let error):
             failedLastPass = true
             log("backup pass failed: \(error)")

@@ -1,11 +1,11 @@
 import Foundation
 import StetAudit
 import StetCore
-import StetPlanner
 import StetProviders
 import StetState
 
-/// One pass of the loop, and the correction policy (backoff and budget) it applies.
+/// One pass of the loop: what only the host's loop does around the `Reconciler` (the state lock,
+/// exits reaped, the backup pass handed out, health counts reset, the hooks told).
 extension ReconcileLoop {
     /// One pass over the dirty services: observe, plan, record drift, apply what may be applied.
     /// Every replica found dead here joins the pass, whichever service made it run: the pass
@@ -27,122 +27,36 @@ extension ReconcileLoop {
         backupsDue = false
         let services = dirty.union(try reapExited())
         dirty = []
-        let now = Date()
-        var observed = try await provider.observe(desired, now: now)
-        observed.services = observed.services.filter { services.contains($0.key) }
-        var scoped = desired
-        scoped.services = desired.services.filter { services.contains($0.key) }
-        scoped.backupPolicies = [:]
-        if withBackups {
-            observed.monitors = try await monitors.registry.observe(desired, now: now).monitors
-            startBackupPass()
-        } else {
-            scoped.monitors = [:]
-        }
-        let plan = Planner(prune: options.prune).plan(
-            desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
-        let allowed = try admit(plan, now: now)
-        failedLastPass = false
-        guard !allowed.isEmpty else { return }
-        var toApply = plan
-        toApply.changes = allowed
-        let report = try await applier().apply(toApply, desired: desired, progress: progress)
-        failedLastPass = report.failed
-        recordOutcomes(report)
-        for result in report.results where !result.outcome.ok && result.change.resource.kind == .service {
-            // A failed change is retried after the service's backoff, whatever its cause: a
-            // release whose command cannot start would otherwise be tried again at once, over
-            // and over (backups are retried at the next interval).
-            let service = result.change.resource.whole
-            if let until = backoff[service]?.until, until > now {
-                waiting[service] = until
-            } else {
-                let step = backOff(service, now: now)
-                waiting[service] = step.until
-                try ResourceStatus.update(service, in: store) {
-                    $0.backoffUntil = step.until
-                    $0.backoffSeconds = step.delay
-                }
-            }
-        }
-        for change in allowed where change.resource.kind == .service {
+        if withBackups { startBackupPass() }
+        let outcome = try await reconciler.reconcile(
+            services, monitors: withBackups, desired: desired, release: release,
+            provider: PassProvider(host: host(), monitors: withBackups), now: Date())
+        waiting.merge(outcome.retry) { $1 }
+        failedLastPass = outcome.failed
+        for change in outcome.allowed where change.resource.kind == .service {
             health.reset(ReplicaKey(service: change.resource.name, index: change.resource.replica ?? 0))
         }
     }
 
-    /// The changes of `plan` that may go ahead now. Drift is recorded, and corrected only as
-    /// backoff and budget allow; notices are recorded once. The same rules for every pass.
-    func admit(_ plan: Plan, now: Date) throws -> [Change] {
-        var allowed: [Change] = []
-        var decisions: [ResourceID: Correction] = [:]
-        for change in plan.changes {
-            // Backoff and budget are kept per resource, whichever of its replicas drifted.
-            let resource = change.resource.whole
-            guard change.cause == .drift else {
-                allowed.append(change)
-                continue
-            }
-            try audit.append(AuditRecord(
-                kind: .drift, release: release, change: change.id, resource: resource.description, action: change.action.rawValue,
-                cause: change.cause.rawValue, reason: change.reason.message))
-            // One backoff decision per service and pass: every replica that needs it is corrected.
-            let decision = try decisions[resource] ?? mayCorrect(resource, now: now)
-            if decisions[resource] == nil {
-                decisions[resource] = decision
-            } else if decision == .now {
-                corrections[resource, default: []].append(now)
-            }
-            switch decision {
-            case .now: allowed.append(change)
-            case .after(let date): waiting[resource] = date
-            case .never: break
-            }
-        }
-        for notice in plan.notices {
-            let key = "\(notice.resource):\(notice.reason.code)"
-            guard !reportedNotices.contains(key) else { continue }
-            reportedNotices.insert(key)
-            try audit.append(AuditRecord(
-                kind: .drift, release: release, resource: notice.resource.whole.description,
-                reason: notice.reason.message + (notice.mode.map { " (drift: \($0.rawValue), not corrected)" } ?? "")))
-        }
-        return allowed
-    }
-
-    /// The applier of the loop's passes, with the loop's providers.
-    func applier() -> Applier {
+    /// Every provider of this host, as the loop's passes use them.
+    func host() -> HostProvider {
         var host = HostProvider(store: store)
         host.replicas = provider
         host.backups = backups
         host.monitors = monitors.registry
-        return Applier(provider: host, audit: audit, store: store, release: release)
+        return host
     }
+
+    /// The applier of the backup passes, with the loop's providers.
+    func applier() -> Applier { Applier(provider: host(), audit: audit, store: store, release: release) }
 
     /// Tells the hooks about each action as it ends (called on the thread that applies).
-    var progress: @Sendable (Applier.Result) -> Void {
-        let log = self.log
-        let onAction = self.onAction
-        return { result in
-            onAction(result.change, result.outcome)
-            log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
-        }
-    }
+    var progress: @Sendable (Applier.Result) -> Void { Self.progress(hooks) }
 
-    /// Counts failures per resource: a provider that fails the same resource three times
-    /// running is alerted on, once.
-    func recordOutcomes(_ report: Applier.Report) {
-        for result in report.results {
-            let key = result.change.resource.whole
-            if result.outcome.ok {
-                consecutiveFailures[key] = 0
-            } else {
-                consecutiveFailures[key, default: 0] += 1
-                if consecutiveFailures[key] == 3 {
-                    monitors.selfAlert(
-                        "StetProviderFailing",
-                        summary: "\(key) failed three times running: \(result.outcome.error ?? "")", desired: desired)
-                }
-            }
+    static func progress(_ hooks: Hooks) -> @Sendable (Applier.Result) -> Void {
+        { result in
+            hooks.onAction(result.change, result.outcome)
+            hooks.log("\(result.outcome.ok ? "ok" : "failed")  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")")
         }
     }
 
@@ -161,66 +75,20 @@ extension ReconcileLoop {
         }
         return ended
     }
+}
 
-    /// Whether a drift correction may go ahead now, or when to look again.
-    enum Correction: Equatable {
-        case now
-        /// Backing off: the resource is looked at again at that time.
-        case after(Date)
-        /// The budget is spent.
-        case never
+/// The host as the loop's service pass observes it: the replicas always, the registered
+/// monitors only in the passes that look at them (those after a release check). Backup policies
+/// are the backup pass's, and observing them could wait on restic. Changes go to every provider.
+struct PassProvider: Provider {
+    let host: HostProvider
+    let monitors: Bool
+
+    func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        var observed = try await host.replicas.observe(desired, now: now)
+        if monitors { observed.monitors = try await host.monitors.observe(desired, now: now).monitors }
+        return observed
     }
 
-    /// Backoff and budget for a drift correction of `resource`. Records the correction when it
-    /// may go ahead.
-    private func mayCorrect(_ resource: ResourceID, now: Date) throws -> Correction {
-        let window = corrections[resource, default: []].filter { now.timeIntervalSince($0) < 3600 }
-        corrections[resource] = window
-        if window.count >= options.budget {
-            if !budgetAlerted.contains(resource) {
-                budgetAlerted.insert(resource)
-                try audit.append(AuditRecord(
-                    kind: .alert, release: release, resource: resource.description, action: "self-heal-budget",
-                    reason: "\(window.count) corrective actions in the last hour reached the budget of \(options.budget); "
-                        + "Stet stops correcting \(resource) until the hour has passed or a release changes it",
-                    outcome: .failed))
-                try ResourceStatus.update(resource, in: store) {
-                    $0.budgetExhausted = true
-                    $0.correctionsLastHour = window.count
-                }
-                log("self-heal budget of \(resource) exhausted")
-                monitors.selfAlert(
-                    "StetSelfHealBudgetExhausted", summary: "stet stopped correcting \(resource) after \(window.count) corrections in an hour",
-                    desired: desired)
-            }
-            return .never
-        }
-        budgetAlerted.remove(resource)
-        if let until = backoff[resource]?.until, now < until { return .after(until) }
-        let step = backOff(resource, now: now)
-        corrections[resource, default: []].append(now)
-        try ResourceStatus.update(resource, in: store) {
-            $0.backoffUntil = step.until
-            $0.backoffSeconds = step.delay
-            $0.correctionsLastHour = window.count + 1
-            $0.budgetExhausted = false
-        }
-        return .now
-    }
-
-    /// The next step of `resource`'s backoff, from `now`: the first is a service's
-    /// `restart.backoff.initial` (0.5 s for other kinds); each attempt soon after the last (the
-    /// last one did not hold) doubles it, up to the maximum (60 s for other kinds).
-    private func backOff(_ resource: ResourceID, now: Date) -> (until: Date, delay: Double) {
-        let spec = resource.kind == .service ? desired.services[resource.name] : nil
-        let initial = spec?.backoffInitial.seconds ?? 0.5
-        let maximum = spec?.backoffMax.seconds ?? 60
-        var state = backoff[resource, default: Backoff()]
-        state.attempts = now.timeIntervalSince(state.last) < max(maximum, 10) ? state.attempts + 1 : 1
-        let delay = min(maximum, initial * pow(2, Double(min(state.attempts, 64) - 1)))
-        state.last = now
-        state.until = now.addingTimeInterval(delay)
-        backoff[resource] = state
-        return (state.until, delay)
-    }
+    func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome { await host.perform(change, desired: desired) }
 }

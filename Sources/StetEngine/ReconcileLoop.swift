@@ -11,7 +11,8 @@ public import StetState
 /// release (checked every `interval`), and SIGTERM/SIGINT/SIGHUP.
 ///
 /// One thread reacts: the one running `run()`. It waits in `poll` on the replicas' pidfds and a
-/// wake pipe, and runs one pass at a time under the state lock. Whatever may be slow (health
+/// wake pipe, and runs one pass at a time under the state lock (the `Reconciler`: observe, plan,
+/// admit, apply). Whatever may be slow (health
 /// checks, monitor probes, fetching and verifying a release) runs on threads of its own and hands
 /// its result back through the inbox, so a replica's exit is reacted to whatever else is going
 /// on (DESIGN.md principle 8). Every replica found dead, by whichever path sees it first, is
@@ -19,7 +20,7 @@ public import StetState
 ///
 /// Corrections of drift back off per service (`restart.backoff`), and at most `budget`
 /// corrections per service per hour are made; past it Stet stops correcting that service,
-/// records an alert and shows it in `status`.
+/// records an alert and shows it in `status` (`CorrectionPolicy`, applied by the `Reconciler`).
 public final class ReconcileLoop: @unchecked Sendable {
     public struct Options: Sendable {
         public var manifests: String
@@ -123,20 +124,11 @@ public final class ReconcileLoop: @unchecked Sendable {
     var health = HealthSchedule()
     /// Resources held back by a backoff, and when they may be corrected again.
     var waiting: [ResourceID: Date] = [:]
-    var backoff: [ResourceID: Backoff] = [:]
-    var corrections: [ResourceID: [Date]] = [:]
-    var budgetAlerted: Set<ResourceID> = []
-    var reportedNotices: Set<String> = []
-    var consecutiveFailures: [ResourceID: Int] = [:]
+    /// Observes, plans, admits (backoff and budget) and applies; keeps the correction policy.
+    let reconciler: Reconciler
     /// Restarts of the audit log after damage already alerted on (by restart time).
     var alertedDamage: Set<String> = []
     private var signalSources: [any DispatchSourceSignal] = []
-
-    struct Backoff {
-        var attempts = 0
-        var until = Date.distantPast
-        var last = Date.distantPast
-    }
 
     public init(options: Options, store: any StateStore, audit: any AuditSink, baseDirectory: String = FileManager.default.currentDirectoryPath) {
         self.options = options
@@ -150,6 +142,12 @@ public final class ReconcileLoop: @unchecked Sendable {
         let hooks = self.hooks
         monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: { hooks.log($0) })
         releases = ReleaseWatcher(manifests: options.manifests, trustFile: options.trustFile, source: options.source, store: store)
+        var passHooks = Reconciler.Hooks()
+        passHooks.log = { hooks.log($0) }
+        passHooks.progress = Self.progress(hooks)
+        let monitors = self.monitors
+        passHooks.selfAlert = { name, summary, desired in monitors.selfAlert(name, summary: summary, desired: desired) }
+        reconciler = Reconciler(audit: audit, store: store, budget: options.budget, prune: options.prune, hooks: passHooks)
     }
 
     deinit {
@@ -293,7 +291,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         dirty.formUnion(changes.unrecorded)
         let now = Date()
         for key in changes.stopped { health.forget(key) }
-        for record in changes.watched { health.watch(record, health: desired.services[record.service]?.health, now: now) }
+        for record in changes.watched { health.watch(record, service: desired.services[record.service], provider: provider, now: now) }
     }
 
     /// Waits up to `seconds` for the checks, probes, release check and backup pass still

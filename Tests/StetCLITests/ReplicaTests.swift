@@ -62,7 +62,7 @@ import Testing
     /// Stops every replica, and kills any a failed test left.
     func cleanUp() {
         _ = try? stet("down", environment: ci)
-        for service in ["kill", "roll", "crash", "nostart", "sick", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked"] {
+        for service in ["kill", "roll", "crash", "nostart", "sick", "reuse", "midway", "saved", "codes", "unsigned", "stubborn", "locked", "envcheck"] {
             for replica in replicas(service).values where ProcessTable.isAlive(replica.pid, startTime: replica.startTime) {
                 kill(-replica.pid, SIGKILL)
                 kill(replica.pid, SIGKILL)
@@ -214,6 +214,40 @@ import Testing
         let after = try entries().filter { $0["kind"] as? String == "drift" }
         #expect(after.count <= before.drifts + 1, "\(after)")
         #expect(run.stop() == 0)
+    }
+
+    /// An exec health check that needs the service's `env` passes in `status` and `plan`, which
+    /// check once, as it does in the loop, which checks on its own schedule: one check, run with
+    /// the environment the replica runs with, counted one way. The check notes each run in a
+    /// file, so the test counts checks, not seconds.
+    @Test func anExecCheckSeesTheServiceEnvironmentInStatusPlanAndTheLoop() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "envcheck", replicas: 1, port: 18195, version: 7, command: "[sh, -c, 'exec sleep 300']")
+            .replacingOccurrences(
+                of: "http: {path: /}", with: #"exec: {command: [sh, -c, 'echo x >> env-checks; test "$VERSION" = 7']}"#)
+            .replacingOccurrences(of: "failureThreshold: 3", with: "failureThreshold: 1")
+            .replacingOccurrences(of: "startPeriod: 3s", with: "startPeriod: 0s"))
+        #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
+        let started = try #require(replicas("envcheck")[0])
+        func checks() -> Int { repo.root.read("env-checks").map { $0.filter { $0 == 0x0A }.count } ?? 0 }
+        let status = try stet("status")
+        #expect(status.status == 0, "\(status.stdout)")
+        #expect(status.stdout.contains("1/1"), "\(status.stdout)")
+        let plan = try stet("plan", "--detailed-exitcode")
+        #expect(plan.status == 0, "\(plan.stdout)")
+        #expect(checks() >= 2)
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "60"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        let before = checks()
+        #expect(eventually(timeout: 30) { checks() >= before + 5 }, "\(run.output)")
+        // Five checks of the loop passed: the replica was never found unhealthy nor replaced.
+        #expect(replicas("envcheck")[0]?.pid == started.pid, "\(run.output)")
+        let record = try #require(FileManager.default.contents(atPath: repo.stateDir + "/replicas/envcheck/0.json"))
+        let fields = try #require(try JSONSerialization.jsonObject(with: record) as? [String: Any])
+        #expect(fields["healthFailures"] as? Int == 0 && fields["lastCheck"] != nil, "\(fields)")
+        #expect(try stet("status").status == 0)
+        #expect(run.stop() == 0)
+        #expect(try !entries().contains { $0["kind"] as? String == "drift" })
     }
 
     /// A replica's pid reused by an unrelated process is not adopted and not killed.

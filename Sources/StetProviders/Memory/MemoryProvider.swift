@@ -21,6 +21,9 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
 
     public var state: ObservedState { lock.withLock { world } }
 
+    /// Changes the world as something outside Stet would (a replica that dies).
+    public func change(_ body: (inout ObservedState) -> Void) { lock.withLock { body(&world) } }
+
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState { state }
 
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {

@@ -138,30 +138,26 @@ public struct ReplicaProvider: Provider {
             var protect = false
             for (index, record) in records {
                 protect = protect || record.protect
-                replicas[index] = observe(record, health: desired.services[service]?.health, now: now)
+                replicas[index] = observe(record, service: desired.services[service], now: now)
             }
             observed.services[service] = ObservedService(name: service, replicas: replicas, protect: protect)
         }
         return observed
     }
 
-    /// One replica as it is now; runs its health check once when one is due to count.
-    public func observe(_ record: Record, health: Service.Health?, now: Date) -> ObservedReplica {
+    /// One replica of `service` as it is now. Health is the recorded count of failures, plus one
+    /// check now when `checkHealth` (past the start period), counted as the loop counts it.
+    public func observe(_ record: Record, service: Service?, now: Date) -> ObservedReplica {
         let alive = ProcessTable.isAlive(record.pid, startTime: record.startTime)
         var state: ObservedReplica.Health = .unchecked
-        if alive, let health {
-            if now.timeIntervalSince(record.startedAt) < health.startPeriod.seconds {
-                state = .starting
-            } else if !checkHealth {
-                state = record.healthFailures >= health.failureThreshold
-                    ? .unhealthy : (record.lastCheck == nil ? .starting : (record.healthFailures == 0 ? .healthy : .starting))
-            } else {
-                let result = checks.run(
-                    health.check, port: record.port, timeout: health.timeout.seconds,
-                    environment: replicaEnvironment(record.service, record.index, port: record.port, env: [:]))
-                let failures = result.ok ? 0 : min(record.healthFailures + 1, Self.maximumCount)
-                state = failures >= health.failureThreshold ? .unhealthy : (result.ok ? .healthy : .starting)
+        if alive, let service, let health = health(of: service, index: record.index, port: record.port) {
+            var failures = record.healthFailures
+            var checked = record.lastCheck != nil
+            if checkHealth, now.timeIntervalSince(record.startedAt) >= health.settings.startPeriod.seconds {
+                failures = ReplicaHealth.failures(after: health.check(with: checks).ok, following: failures)
+                checked = true
             }
+            state = health.state(failures: failures, checked: checked, startedAt: record.startedAt, now: now)
         }
         let exit = record.lastExit.map { text in
             text + (record.exitedAt.map { " at \(Self.clock($0))" } ?? "")
@@ -206,6 +202,14 @@ public struct ReplicaProvider: Provider {
         } catch {
             return .failed("\(error)")
         }
+    }
+
+    /// The health check of replica `index` of `service` running on `port`, with the
+    /// environment the replica runs with; nil when the service has none.
+    public func health(of service: Service, index: Int, port: Int?) -> ReplicaHealth? {
+        guard let settings = service.health else { return nil }
+        return ReplicaHealth(
+            settings: settings, port: port, environment: replicaEnvironment(service.metadata.name, index, port: port, env: service.run.env))
     }
 
     public func replicaEnvironment(_ service: String, _ index: Int, port: Int?, env: [String: String]) -> [String: String] {
@@ -329,10 +333,11 @@ public struct ReplicaProvider: Provider {
     /// bounded by the start period plus `failureThreshold` intervals.
     public func waitHealthy(_ service: Service, _ index: Int) async -> ActionOutcome {
         guard let record = try? record(service.metadata.name, index) else { return .failed("replica \(index) has no record") }
-        guard let health = service.health else {
+        guard let check = health(of: service, index: index, port: record.port) else {
             return ProcessTable.isAlive(record.pid, startTime: record.startTime)
                 ? .done("running") : .failed("replica \(index) exited after starting")
         }
+        let health = check.settings
         let limit = health.startPeriod.seconds + Double(health.failureThreshold) * health.interval.seconds + health.timeout.seconds
         let deadline = Date().addingTimeInterval(max(limit, 1))
         var last = CheckRunner.Result(ok: false, detail: "not checked")
@@ -340,9 +345,7 @@ public struct ReplicaProvider: Provider {
             guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
                 return .failed("replica \(index) exited before it was healthy (see \((try? logPath(service.metadata.name, index)) ?? "its log"))")
             }
-            last = checks.run(
-                health.check, port: record.port, timeout: health.timeout.seconds,
-                environment: replicaEnvironment(service.metadata.name, index, port: record.port, env: service.run.env))
+            last = check.check(with: checks)
             if last.ok { return .done("healthy (\(last.detail))") }
             try? await Task.sleep(nanoseconds: 100_000_000)
         }

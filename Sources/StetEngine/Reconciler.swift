@@ -1,0 +1,178 @@
+public import Foundation
+public import StetAudit
+public import StetCore
+import StetPlanner
+public import StetState
+
+/// One reconcile of the services it is given, on any provider (DESIGN.md section 8): observe,
+/// plan, admit, apply. Admitting records each drift in the audit log and lets corrections go
+/// ahead only as the `CorrectionPolicy` allows; its decisions are applied here (held back,
+/// status files, alerts). The reconcile loop runs one of these per pass; engine tests run it on
+/// the in-memory provider with the clock they choose.
+///
+/// Not thread-safe: one owner calls it (the loop's thread).
+public final class Reconciler {
+    /// What a pass tells the daemon it runs in.
+    public struct Hooks: Sendable {
+        public var log: @Sendable (String) -> Void = { _ in }
+        /// An alert about Stet itself (`StetSelfHealBudgetExhausted`, `StetProviderFailing`): name,
+        /// summary, and the release in force, whose notifiers receive it.
+        public var selfAlert: @Sendable (String, String, DesiredState) -> Void = { _, _, _ in }
+        /// Each action as it ends (called on the thread that applies).
+        public var progress: @Sendable (Applier.Result) -> Void = { _ in }
+
+        public init() {}
+    }
+
+    /// What a pass did.
+    public struct Outcome: Sendable {
+        public var plan: Plan
+        /// The changes that went ahead.
+        public var allowed: [Change]
+        public var report: Applier.Report?
+        /// Resources held back, and when to look at them again.
+        public var retry: [ResourceID: Date]
+        public var failed: Bool { report?.failed ?? false }
+    }
+
+    /// The changes of a plan that may go ahead now, and the resources held back.
+    public struct Admission: Sendable {
+        public var allowed: [Change]
+        public var retry: [ResourceID: Date]
+    }
+
+    public let audit: any AuditSink
+    public let store: any StateStore
+    public let prune: Bool
+    public var hooks: Hooks
+    public private(set) var policy: CorrectionPolicy
+    /// Notices already recorded: each is recorded once.
+    private var reportedNotices: Set<String> = []
+
+    public init(audit: any AuditSink, store: any StateStore, budget: Int, prune: Bool, hooks: Hooks = Hooks()) {
+        self.audit = audit
+        self.store = store
+        self.prune = prune
+        self.hooks = hooks
+        policy = CorrectionPolicy(budget: budget)
+    }
+
+    /// One pass over `services` (and the registered monitors when `monitors`; never backup
+    /// policies, which have a pass of their own) of `desired`, observed through `provider` and
+    /// applied through it.
+    public func reconcile(
+        _ services: Set<String>, monitors: Bool, desired: DesiredState, release: AuditEntry.Release, provider: any Provider, now: Date
+    ) async throws -> Outcome {
+        var observed = try await provider.observe(desired, now: now)
+        observed.services = observed.services.filter { services.contains($0.key) }
+        observed.backups = [:]
+        var scoped = desired
+        scoped.services = desired.services.filter { services.contains($0.key) }
+        scoped.backupPolicies = [:]
+        if !monitors {
+            scoped.monitors = [:]
+            observed.monitors = [:]
+        }
+        let plan = Planner(prune: prune).plan(
+            desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
+        let admission = try admit(plan, desired: desired, release: release, now: now)
+        var outcome = Outcome(plan: plan, allowed: admission.allowed, report: nil, retry: admission.retry)
+        guard !admission.allowed.isEmpty else { return outcome }
+        var toApply = plan
+        toApply.changes = admission.allowed
+        let report = try await Applier(provider: provider, audit: audit, store: store, release: release)
+            .apply(toApply, desired: desired, progress: hooks.progress)
+        outcome.report = report
+        recordOutcomes(report, desired: desired)
+        for result in report.results where !result.outcome.ok && result.change.resource.kind == .service {
+            // A failed change is retried after the service's backoff, whatever its cause (backups
+            // are retried at the next interval).
+            let resource = result.change.resource.whole
+            let retry = policy.recordFailure(of: resource, backoff: CorrectionPolicy.Backoff(desired.services[resource.name]), now: now)
+            outcome.retry[resource] = retry.at
+            if case .backedOff(let until, let seconds) = retry {
+                try ResourceStatus.update(resource, in: store) {
+                    $0.backoffUntil = until
+                    $0.backoffSeconds = seconds
+                }
+            }
+        }
+        return outcome
+    }
+
+    /// The changes of `plan` that may go ahead now. Drift is recorded, and corrected only as the
+    /// correction policy allows; notices are recorded once. The same rules for every pass.
+    public func admit(_ plan: Plan, desired: DesiredState, release: AuditEntry.Release, now: Date) throws -> Admission {
+        // Backoff and budget are kept per resource, whichever of its replicas drifted.
+        let keys = plan.changes.map(\.resource.whole)
+        let decisions = policy.decide(
+            zip(plan.changes, keys).map { change, key in
+                CorrectionPolicy.Request(
+                    key: key, cause: change.cause,
+                    backoff: CorrectionPolicy.Backoff(key.kind == .service ? desired.services[key.name] : nil))
+            },
+            now: now)
+        var admission = Admission(allowed: [], retry: [:])
+        for (change, (key, decision)) in zip(plan.changes, zip(keys, decisions)) {
+            if change.cause == .drift {
+                try audit.append(AuditRecord(
+                    kind: .drift, release: release, change: change.id, resource: change.resource.whole.description,
+                    action: change.action.rawValue, cause: change.cause.rawValue, reason: change.reason.message))
+            }
+            switch decision {
+            case .apply:
+                admission.allowed.append(change)
+            case .correct(let correction):
+                if let correction {
+                    try ResourceStatus.update(key, in: store) {
+                        $0.backoffUntil = correction.until
+                        $0.backoffSeconds = correction.seconds
+                        $0.correctionsLastHour = correction.inLastHour
+                        $0.budgetExhausted = false
+                    }
+                }
+                admission.allowed.append(change)
+            case .after(let date):
+                admission.retry[key] = date
+            case .budgetSpent(let count, let first):
+                if first { try budgetSpent(change, corrections: count, desired: desired, release: release) }
+            }
+        }
+        for notice in plan.notices {
+            let key = "\(notice.resource):\(notice.reason.code)"
+            guard !reportedNotices.contains(key) else { continue }
+            reportedNotices.insert(key)
+            try audit.append(AuditRecord(
+                kind: .drift, release: release, resource: notice.resource.whole.description,
+                reason: notice.reason.message + (notice.mode.map { " (drift: \($0.rawValue), not corrected)" } ?? "")))
+        }
+        return admission
+    }
+
+    /// Counts failures per resource: a provider that fails the same resource three times
+    /// running is alerted on, once.
+    public func recordOutcomes(_ report: Applier.Report, desired: DesiredState) {
+        for result in report.results where policy.recordOutcome(of: result.change.resource.whole, ok: result.outcome.ok) {
+            hooks.selfAlert(
+                "StetProviderFailing",
+                "\(result.change.resource.whole) failed three times running: \(result.outcome.error ?? "")", desired)
+        }
+    }
+
+    /// The budget of `change`'s resource was found spent: recorded, shown in its status, alerted.
+    private func budgetSpent(_ change: Change, corrections count: Int, desired: DesiredState, release: AuditEntry.Release) throws {
+        let resource = change.resource.whole
+        try audit.append(AuditRecord(
+            kind: .alert, release: release, resource: resource.description, action: "self-heal-budget",
+            reason: "\(count) corrective actions in the last hour reached the budget of \(policy.budget); "
+                + "Stet stops correcting \(resource) until the hour has passed or a release changes it",
+            outcome: .failed))
+        try ResourceStatus.update(resource, in: store) {
+            $0.budgetExhausted = true
+            $0.correctionsLastHour = count
+        }
+        hooks.log("self-heal budget of \(resource) exhausted")
+        hooks.selfAlert(
+            "StetSelfHealBudgetExhausted", "stet stopped correcting \(resource) after \(count) corrections in an hour", desired)
+    }
+}
