@@ -254,6 +254,18 @@ import Testing
            probe: {http: {url: "http://127.0.0.1:70000/"}}
 
          """, ["m.yaml:5:23: spec.probe.http.url: \"http://127.0.0.1:70000/\" expected a port from 1 to 65535, found \"70000\""]),
+        // Without its url, the rest of an HTTP probe is still read and checked, not called unknown.
+        Case("""
+         apiVersion: stet/v1
+         kind: Monitor
+         metadata: {name: m}
+         spec:
+           probe: {http: {expectStatus: 99, bodyContains: ok}}
+
+         """, [
+             "m.yaml:5:17: spec.probe.http.url: missing required field (http://host:port/path)",
+             "m.yaml:5:32: spec.probe.http.expectStatus: expected a whole number from 100 to 599, found \"99\"",
+         ]),
         Case("""
          apiVersion: stet/v1
          kind: Monitor

@@ -111,10 +111,12 @@ enum DocumentDecoder {
                     http.optional("url")?.error(problem)
                     url = nil
                 }
-                if url == nil { return nil }
             }
+            // Read before giving up on a missing url: every field of the check is known, and
+            // checked, whatever else is wrong with it.
             let expectStatus = http.optional("expectStatus")?.int(in: 100...599)
             let body = http.optional("bodyContains")?.string()
+            if !forReplica, url == nil { return nil }
             return .http(url: url, path: path ?? (forReplica ? "/" : nil), port: port, expectStatus: expectStatus, bodyContains: body)
         case "tcp":
             guard let tcp = cursor.mapping() else { return nil }

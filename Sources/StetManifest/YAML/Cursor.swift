@@ -11,6 +11,9 @@ final class DiagnosticSink {
     let file: String
     private(set) var diagnostics: [Diagnostic] = []
     private var dropped = 0
+    /// Every field path a mapping's reader accepted, and whether it was required: nil unless
+    /// `ManifestSchema` asks, so decoding a release pays nothing for it.
+    var accepted: [String: Bool]?
 
     init(file: String) { self.file = file }
 
@@ -207,6 +210,8 @@ final class MappingReader {
     /// Position of each field in `entries`, so a lookup costs the same in a mapping of any size.
     private var positions: [String: Int] = [:]
     private var taken: Set<String> = []
+    /// The fields asked for with `required`, kept only while `ManifestSchema` collects.
+    private var requiredNames: Set<String> = []
 
     init(mapping: Node.Mapping, cursor: Cursor) {
         self.cursor = cursor
@@ -255,6 +260,7 @@ final class MappingReader {
 
     /// The field's value; reports it missing otherwise.
     func required(_ name: String, _ what: String) -> Cursor? {
+        if cursor.sink.accepted != nil { requiredNames.insert(name) }
         if let value = optional(name) { return value }
         let field = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
         cursor.sink.report(cursor.mark, field, "missing required field (\(what))")
@@ -272,8 +278,16 @@ final class MappingReader {
         return nil
     }
 
-    /// Reports every field that no reader took.
+    /// Reports every field that no reader took. The fields taken are the ones the mapping
+    /// accepts, which `ManifestSchema` collects.
     func finish() {
+        if cursor.sink.accepted != nil {
+            for name in taken {
+                let path = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
+                let required = requiredNames.contains(name) || cursor.sink.accepted?[path] == true
+                cursor.sink.accepted?[path] = required
+            }
+        }
         let known = taken.sorted().joined(separator: ", ")
         for (key, _) in entries where !taken.contains(key.text) {
             key.cursor.error("unknown field (expected one of: \(known))")
