@@ -108,15 +108,8 @@ public struct Notice: Codable, Hashable, Sendable {
 /// A plan (DESIGN.md section 7, a contract when saved): ordered changes from one release and
 /// one observation.
 public struct Plan: Codable, Hashable, Sendable {
-    public struct Release: Codable, Hashable, Sendable {
-        public var version: Int
-        public var digest: String
-
-        public init(version: Int, digest: String) {
-            self.version = version
-            self.digest = digest
-        }
-    }
+    @available(*, deprecated, renamed: "ReleaseRef")
+    public typealias Release = ReleaseRef
 
     public static let currentFormat = 1
 
@@ -124,15 +117,17 @@ public struct Plan: Codable, Hashable, Sendable {
     public var id: String
     /// RFC 3339 UTC.
     public var createdAt: String
-    public var release: Release
+    /// The release the plan was made from, by version and digest (never a commit: the plan
+    /// contract has none).
+    public var release: ReleaseRef
     public var changes: [Change]
     public var notices: [Notice]
 
-    public init(formatVersion: Int = currentFormat, id: String, createdAt: String, release: Release, changes: [Change], notices: [Notice]) {
+    public init(formatVersion: Int = currentFormat, id: String, createdAt: String, release: ReleaseRef, changes: [Change], notices: [Notice]) {
         self.formatVersion = formatVersion
         self.id = id
         self.createdAt = createdAt
-        self.release = release
+        self.release = release.withoutCommit
         self.changes = changes
         self.notices = notices
     }
@@ -154,6 +149,7 @@ public struct Plan: Codable, Hashable, Sendable {
     /// the service changes (below `Service.maximumReplicas`), and the change id they make.
     public var formProblem: String? {
         guard Self.isValidID(id) else { return "the plan id \"\(id.prefix(80))\" is not plan- and 16 hex digits" }
+        guard release.commit == nil else { return "the release names a commit; a plan names its release by version and digest only" }
         for change in changes {
             let what = "change \"\(change.id.prefix(120))\""
             guard let resource = ResourceID(parsing: change.resource) else {

@@ -40,7 +40,7 @@ extension ReconcileLoop {
             scoped.monitors = [:]
         }
         let plan = Planner(prune: options.prune).plan(
-            desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
+            desired: scoped, observed: observed, release: release, now: now)
         let allowed = try admit(plan, now: now)
         failedLastPass = false
         guard !allowed.isEmpty else { return }

@@ -61,10 +61,10 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     public final class Current: @unchecked Sendable {
         private let lock = NSLock()
-        private var value: (DesiredState, AuditEntry.Release) = (DesiredState(), .none)
+        private var value: (DesiredState, ReleaseRef) = (DesiredState(), .none)
         public var desired: DesiredState { lock.withLock { value.0 } }
-        public var release: AuditEntry.Release { lock.withLock { value.1 } }
-        func set(_ desired: DesiredState, _ release: AuditEntry.Release) { lock.withLock { value = (desired, release) } }
+        public var release: ReleaseRef { lock.withLock { value.1 } }
+        func set(_ desired: DesiredState, _ release: ReleaseRef) { lock.withLock { value = (desired, release) } }
     }
 
     /// The hooks, called from the loop's and the workers' threads.
@@ -106,7 +106,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     // Everything below belongs to the thread running `run()`.
 
     var desired = DesiredState()
-    var release = AuditEntry.Release.none
+    var release = ReleaseRef.none
     /// Services to reconcile in the next pass.
     var dirty: Set<String> = []
     /// Backup policies are looked at on every release check (`interval`): what is due is done.
@@ -161,8 +161,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     public func run() async throws -> Bool {
         installSignalHandlers()
         if let accepted = try AcceptedRelease.load(from: store) {
-            release = AuditEntry.Release(
-                version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
+            release = accepted.release
+            release.commit = GitSource.acceptedCommit(digest: accepted.digest, store: store)
         }
         _ = try withLock { try Applier.recoverInterrupted(store: store, audit: audit, release: release) }
         // The first pass needs the release: the first check is made here, before it.
@@ -363,8 +363,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         let commit = seen.commit
         switch outcome {
         case .passed(let passed, _):
-            let report = passed.release.report
-            let new = AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit)
+            var new = passed.release.release
+            new.commit = commit
             if new != release || passed.trust.needsPinning {
                 let accepted = try withLock { () -> Bool in
                     // Verified on another thread: a release accepted meanwhile by another command wins.
@@ -378,7 +378,7 @@ public final class ReconcileLoop: @unchecked Sendable {
                         reason: "release version \(new.version) accepted by the reconcile loop" + (commit.map { " from commit \($0)" } ?? ""),
                         outcome: .ok))
                     try seen.gate.accept(passed, now: Date())
-                    if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
+                    if let commit { try GitSource.recordAccepted(digest: new.digest, commit: commit, store: store) }
                     return true
                 }
                 guard accepted else {

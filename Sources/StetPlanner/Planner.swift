@@ -10,7 +10,7 @@ public struct Planner: Sendable {
 
     public init(prune: Bool = false) { self.prune = prune }
 
-    public func plan(desired: DesiredState, observed: ObservedState, release: Plan.Release, now: Date) -> Plan {
+    public func plan(desired: DesiredState, observed: ObservedState, release: ReleaseRef, now: Date) -> Plan {
         var changes: [Change] = []
         var notices: [Notice] = []
         for name in desired.backupPolicies.keys.sorted() {

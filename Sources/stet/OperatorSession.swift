@@ -1,5 +1,6 @@
 import Foundation
 import StetAudit
+import StetCore
 import StetCrypto
 import StetEngine
 import StetManifest
@@ -22,10 +23,11 @@ enum AuditContext {
     }
 
     /// The accepted release, as audit entries record it.
-    static func acceptedRelease(_ store: FileStateStore) -> AuditEntry.Release {
+    static func acceptedRelease(_ store: FileStateStore) -> ReleaseRef {
         guard let accepted = try? AcceptedRelease.load(from: store) else { return .none }
-        return AuditEntry.Release(
-            version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
+        var release = accepted.release
+        release.commit = GitSource.acceptedCommit(digest: accepted.digest, store: store)
+        return release
     }
 }
 
@@ -62,7 +64,7 @@ struct OperatorSession {
     }
 
     /// Records a refusal under the release in force.
-    func refused(action: String, reason: String, error: String, release: AuditEntry.Release? = nil) throws {
+    func refused(action: String, reason: String, error: String, release: ReleaseRef? = nil) throws {
         try log.append(AuditRecord(
             kind: .refusal, release: release ?? AuditContext.acceptedRelease(store), action: action, reason: reason,
             outcome: .failed, error: error))
@@ -121,17 +123,16 @@ extension OperatorSession {
     /// Records the release as accepted (a `release` entry first, then the state), unless it is
     /// the accepted one already and `evenIfAccepted` is false.
     func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, evenIfAccepted: Bool = false, commit: String? = nil) throws {
-        let report = passed.release.report
+        var release = passed.release.release
+        release.commit = commit
         let current = AuditContext.acceptedRelease(store)
-        if !evenIfAccepted, current.digest == report.digest, current.commit == commit || commit == nil, !passed.trust.needsPinning { return }
+        if !evenIfAccepted, current.isSameRelease(as: release), current.commit == commit || commit == nil, !passed.trust.needsPinning { return }
         try log.append(AuditRecord(
-            kind: .release,
-            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit),
-            action: "accept-release",
-            reason: "release version \(report.version ?? 0) accepted under trust policy version \(passed.trust.policy.version)"
+            kind: .release, release: release, action: "accept-release",
+            reason: "release version \(release.version) accepted under trust policy version \(passed.trust.policy.version)"
                 + (commit.map { " from commit \($0)" } ?? "") + (passed.trust.needsPinning ? " (pinned now)" : ""),
             outcome: .ok))
         try gate.accept(passed, now: Date())
-        if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
+        if let commit { try GitSource.recordAccepted(digest: release.digest, commit: commit, store: store) }
     }
 }

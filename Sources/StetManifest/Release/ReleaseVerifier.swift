@@ -43,16 +43,24 @@ public struct ReleaseReport: Sendable, Encodable {
     public var thresholdMet = false
     public var warnings: [String] = []
     public var refused: Refusal?
+
+    /// The release found, once both its version and digest were read.
+    public var release: ReleaseRef? {
+        guard let version, let digest else { return nil }
+        return ReleaseRef(version: version, digest: digest)
+    }
 }
 
 /// A release that passed every check, with the bytes of its files as they were hashed.
 public struct VerifiedRelease: Sendable {
     public let index: ReleaseIndex
-    /// `sha256:<hex>` of the index bytes.
-    public let digest: String
+    /// Version and `sha256:<hex>` digest of the index bytes.
+    public let release: ReleaseRef
     /// The listed files, named as messages should show them, with their verified bytes.
     public let files: [(name: String, bytes: Data)]
     public let report: ReleaseReport
+
+    public var digest: String { release.digest }
 }
 
 /// Checks a manifest directory's signed release against a trust policy, in the order of the
@@ -265,7 +273,7 @@ public struct ReleaseVerifier: Sendable {
             throw VerificationError(
                 .fileUnlisted, "\(path(extra)) is not part of release version \(index.version): sign the release again to include it, or remove it")
         }
-        return VerifiedRelease(index: index, digest: digest, files: files, report: report)
+        return VerifiedRelease(index: index, release: ReleaseRef(version: index.version, digest: digest), files: files, report: report)
     }
 
     /// True when some component of `relative` is a symbolic link.
@@ -316,9 +324,7 @@ extension VerifiedRelease {
 
     /// Records this release as the one in force (only ever moving forward).
     public func accept(into store: any StateStore, now: Date) throws {
-        if let current = try AcceptedRelease.load(from: store), current.version == index.version, current.digest == digest {
-            return
-        }
-        try AcceptedRelease(version: index.version, digest: digest, acceptedAt: now).save(to: store)
+        if let current = try AcceptedRelease.load(from: store), current.release == release { return }
+        try AcceptedRelease(release, acceptedAt: now).save(to: store)
     }
 }

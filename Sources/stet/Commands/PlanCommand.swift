@@ -140,12 +140,9 @@ struct PlanCommand: AsyncParsableCommand {
     func run() async throws {
         let (gate, _) = try planning.gate(global)
         let passed = try gate.open(accept: false, now: Date())
-        let report = passed.release.report
         let provider = HostProvider(store: global.store)
         let observed = try await provider.observe(passed.desired, now: Date())
-        let plan = Planner(prune: planning.prune).plan(
-            desired: passed.desired, observed: observed,
-            release: Plan.Release(version: report.version ?? 0, digest: report.digest ?? ""), now: Date())
+        let plan = Planner(prune: planning.prune).plan(desired: passed.desired, observed: observed, release: passed.release.release, now: Date())
         if let out {
             let privateKey = try PrivateKey(contentsOfFile: try key.path())
             let session = try OperatorSession(global: global, key: privateKey, policy: passed.trust.policy)
@@ -213,8 +210,7 @@ struct ApplyCommand: AsyncParsableCommand {
             gate: gate, global: global, key: privateKey, action: "apply",
             directory: commit.map { "\(planning.source ?? "") at commit \($0)" } ?? planning.manifests)
         defer { try? session.close() }
-        let report = passed.release.report
-        let releaseRef = Plan.Release(version: report.version ?? 0, digest: report.digest ?? "")
+        let releaseRef = passed.release.release
         let provider = HostProvider(store: global.store)
         let out = Terminal.standardOutput
         let interrupted = try Applier.recoverInterrupted(
@@ -229,7 +225,8 @@ struct ApplyCommand: AsyncParsableCommand {
             plan = Planner(prune: planning.prune).plan(desired: passed.desired, observed: observed, release: releaseRef, now: Date())
         }
         try session.accept(passed, gate: gate, commit: commit)
-        let entryRelease = AuditEntry.Release(version: releaseRef.version, digest: releaseRef.digest, commit: commit)
+        var entryRelease = releaseRef
+        entryRelease.commit = commit
         if plan.changes.isEmpty {
             out.write(PlanOutput.text(plan))
             return
@@ -281,7 +278,7 @@ struct ApplyCommand: AsyncParsableCommand {
 
     /// A saved plan that may still be applied, or a refusal (exit 10 or 12), recorded.
     private func savedPlan(
-        _ file: String, session: OperatorSession, policy: TrustPolicy, release: Plan.Release, provider: HostProvider,
+        _ file: String, session: OperatorSession, policy: TrustPolicy, release: ReleaseRef, provider: HostProvider,
         desired: DesiredState
     ) async throws -> Plan {
         func refuse(_ status: Int32, _ message: String) throws -> Never {
@@ -296,7 +293,7 @@ struct ApplyCommand: AsyncParsableCommand {
         } catch let refused as PlanFile.Refused {
             try refuse(ExitStatus.refused, refused.message)
         }
-        if plan.release != release {
+        if !plan.release.isSameRelease(as: release) {
             try refuse(ExitStatus.stale, "plan \(plan.id) is for release version \(plan.release.version) (\(plan.release.digest)), not the release in force, version \(release.version) (\(release.digest))")
         }
         if try global.store.read(Self.usedKey(plan.id)) != nil {
@@ -363,7 +360,7 @@ struct DownCommand: AsyncParsableCommand {
         if let service { observed.services = observed.services.filter { $0.key == service } }
         let accepted = AuditContext.acceptedRelease(global.store)
         let plan = Planner(prune: true).plan(
-            desired: DesiredState(), observed: observed, release: Plan.Release(version: accepted.version, digest: accepted.digest),
+            desired: DesiredState(), observed: observed, release: accepted,
             now: Date())
         let out = Terminal.standardOutput
         out.write(PlanOutput.text(plan))
