@@ -54,10 +54,11 @@ public enum RetentionPolicy {
 }
 
 extension Planner {
-    func backupPlan(_ policy: BackupPolicy, _ observed: ObservedBackup?, now: Date, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.backupPolicy, policy.metadata.name).description
-        let facts = observed?.facts ?? "absent"
-        let precondition = Data(facts.utf8).sha256Reference
+    func backupPlan(_ policy: BackupPolicy, _ observedState: ObservedState, now: Date, into changes: inout [Change], notices: inout [Notice]) {
+        let id = ResourceID(.backupPolicy, policy.metadata.name)
+        let resource = id.description
+        let observed = observedState.backups[policy.metadata.name]
+        let precondition = Self.precondition(observedState, id)
         func add(_ action: BackupAction, _ cause: ChangeCause, _ reason: Reason, disruption: Disruption = .none) {
             if cause == .drift, policy.drift != .correct {
                 notices.append(Notice(resource: resource, replica: nil, mode: policy.drift, reason: reason))
@@ -121,8 +122,9 @@ extension Planner {
         }
     }
 
-    func removedBackup(_ observed: ObservedBackup, into changes: inout [Change], notices: inout [Notice]) {
-        let resource = ResourceID(.backupPolicy, observed.name).description
+    func removedBackup(_ observed: ObservedBackup, _ observedState: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
+        let id = ResourceID(.backupPolicy, observed.name)
+        let resource = id.description
         guard prune, !observed.protect else {
             notices.append(Notice(
                 resource: resource, replica: nil, mode: nil,
@@ -134,7 +136,7 @@ extension Planner {
         changes.append(Change(
             resource: resource, action: BackupAction.removeState.rawValue, replica: nil, cause: .config,
             reason: Reason("removed", "not in the release: Stet forgets its schedule; the repository and snapshots are kept"),
-            before: nil, after: nil, disruption: .none, precondition: Data(observed.facts.utf8).sha256Reference))
+            before: nil, after: nil, disruption: .none, precondition: Self.precondition(observedState, id)))
     }
 }
 
@@ -154,7 +156,7 @@ extension Planner {
                 cause: .config,
                 reason: registered == nil ? Reason("new-monitor", "not yet probed by stet run") : Reason("spec-changed", "the monitor's spec changed"),
                 before: registered.map { ["spec": $0.specHash] }, after: ["spec": spec], disruption: .none,
-                precondition: Data((registered?.specHash ?? "absent").utf8).sha256Reference))
+                precondition: Self.precondition(observed, ResourceID(.monitor, name))))
         }
         for name in observed.monitors.keys.sorted() where desired.monitors[name] == nil {
             let resource = ResourceID(.monitor, name).description
@@ -166,7 +168,7 @@ extension Planner {
             changes.append(Change(
                 resource: resource, action: MonitorAction.unregisterMonitor.rawValue, replica: nil, cause: .config,
                 reason: Reason("removed", "the monitor is no longer in the release"), before: ["spec": observed.monitors[name]!.specHash],
-                after: nil, disruption: .none, precondition: Data(observed.monitors[name]!.specHash.utf8).sha256Reference))
+                after: nil, disruption: .none, precondition: Self.precondition(observed, ResourceID(.monitor, name))))
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import StetAudit
 import StetCrypto
+import StetEngine
 import StetManifest
 import StetState
 
@@ -19,6 +20,12 @@ enum ExitStatus {
     /// ArgumentParser's own (usage, help), which it prints itself.
     static func forStetError(_ error: any Error) -> Int32? {
         switch error {
+        case let refused as PlanFile.Refused:
+            Terminal.standardError.line("stet: " + refused.message)
+            return Self.refused
+        case let stale as PlanFile.Stale:
+            Terminal.standardError.line("stet: " + stale.message)
+            return Self.stale
         case let refused as ReleaseGate.Refused:
             Terminal.standardError.line(Terminal.standardError.red("refused") + ": " + refused.error.description)
             return Self.refused

@@ -243,7 +243,7 @@ struct ApplyCommand: AsyncParsableCommand {
                 throw CommandFailure(status: ExitStatus.error, message: "not applied")
             }
         }
-        if planFile != nil { try global.store.write(Self.usedKey(plan.id), Data(RFC3339.format(Date()).utf8)) }
+        if planFile != nil { try PlanFile.markApplied(plan, in: global.store, now: Date()) }
         let applier = Applier(provider: provider, audit: session.log, store: global.store, release: entryRelease)
         let json = global.json
         let result = try await applier.apply(plan, desired: passed.desired) { result in
@@ -274,48 +274,25 @@ struct ApplyCommand: AsyncParsableCommand {
         if result.failed { throw CommandFailure(status: ExitStatus.error, message: nil) }
     }
 
-    static func usedKey(_ id: String) -> String { "plans/applied/\(id)" }
-
-    /// A saved plan that may still be applied, or a refusal (exit 10 or 12), recorded.
+    /// A saved plan that may still be applied (`PlanFile.read` and `PlanFile.admit`), or a
+    /// refusal (exit 10 or 12), recorded.
     private func savedPlan(
         _ file: String, session: OperatorSession, policy: TrustPolicy, release: ReleaseRef, provider: HostProvider,
         desired: DesiredState
     ) async throws -> Plan {
-        func refuse(_ status: Int32, _ message: String) throws -> Never {
-            try session.refused(action: "apply", reason: "saved plan \(file) was refused", error: message)
-            throw CommandFailure(status: status, message: message)
-        }
-        let data = try readInput(file, limit: InputFile.Limit.plan, what: "saved plan")
-        let trust = AuditTrust(policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) })
-        let plan: Plan
         do {
-            plan = try PlanFile.open(data, source: file, trust: trust).0
+            let data = try readInput(file, limit: InputFile.Limit.plan, what: "saved plan")
+            let plan = try PlanFile.read(
+                data, source: file, trust: AuditTrust(policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) }))
+            try PlanFile.admit(plan, release: release, store: global.store, observed: try await provider.observe(desired, now: Date()))
+            return plan
         } catch let refused as PlanFile.Refused {
-            try refuse(ExitStatus.refused, refused.message)
+            try session.refused(action: "apply", reason: "saved plan \(file) was refused", error: refused.message)
+            throw refused
+        } catch let stale as PlanFile.Stale {
+            try session.refused(action: "apply", reason: "saved plan \(file) was refused", error: stale.message)
+            throw stale
         }
-        if !plan.release.isSameRelease(as: release) {
-            try refuse(ExitStatus.stale, "plan \(plan.id) is for release version \(plan.release.version) (\(plan.release.digest)), not the release in force, version \(release.version) (\(release.digest))")
-        }
-        if try global.store.read(Self.usedKey(plan.id)) != nil {
-            try refuse(ExitStatus.stale, "plan \(plan.id) was applied already; a saved plan is single use")
-        }
-        let observed = try await provider.observe(desired, now: Date())
-        for change in plan.changes {
-            let name = String(change.resource.split(separator: "/").last ?? "")
-            let facts: String
-            if change.resource.hasPrefix("BackupPolicy/") {
-                facts = observed.backups[name]?.facts ?? "absent"
-            } else if change.resource.hasPrefix("Monitor/") {
-                facts = observed.monitors[name]?.specHash ?? "absent"
-            } else {
-                let replica = change.replica.flatMap { observed.services[name]?.replicas[$0] }
-                facts = replica?.facts(includingHealth: change.reason.code == "replica-unhealthy") ?? "absent"
-            }
-            if Data(facts.utf8).sha256Reference != change.precondition {
-                try refuse(ExitStatus.stale, "plan \(plan.id) is stale: \(change.id) was planned from facts that no longer hold; plan again")
-            }
-        }
-        return plan
     }
 }
 
