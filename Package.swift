@@ -101,7 +101,10 @@ let package = Package(
         ),
         .testTarget(
             name: "StetEngineTests",
-            dependencies: ["StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetTesting"],
+            dependencies: [
+                "StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetManifest",
+                "StetTesting",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

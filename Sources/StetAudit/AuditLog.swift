@@ -55,6 +55,8 @@ public final class AuditLog: @unchecked Sendable {
     public var path: String { (directory as NSString).appendingPathComponent(Self.logName) }
     /// Entries in the log as this writer last saw it.
     public var size: Int { mutex.withLock { position.size } }
+    /// The key id this writer signs with: the acting operator's.
+    public var signerKeyID: String { actor.keyid }
     /// Every restart after damage this writer made or saw since it was opened, oldest first.
     public var damages: [AuditDamage] { mutex.withLock { found } }
 
