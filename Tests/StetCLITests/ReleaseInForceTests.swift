@@ -5,8 +5,8 @@ import Testing
 
 /// The release in force, kept in the state directory, is the one source of the desired state:
 /// `stet run` takes a release `apply` accepted at once and never fights it; `status` shows what
-/// runs whatever the manifests hold now, from any directory. Each test has its own ports and
-/// stops every process it started.
+/// runs whatever the manifests hold now, from any directory; `apply` accepts only what was
+/// approved. Each test has its own ports and stops every process it started.
 @Suite(.serialized) struct ReleaseInForceTests {
     var repo = RepositoryFixture()
     let ci = ["STET_KEY": "private/ci.key"]
@@ -49,6 +49,11 @@ import Testing
         try stet("audit", "list", "--json").stdout.split(separator: "\n").compactMap {
             try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
+    }
+
+    func acceptedVersion() throws -> Int? {
+        guard let data = FileManager.default.contents(atPath: repo.stateDir + "/release.json") else { return nil }
+        return (try JSONSerialization.jsonObject(with: data) as? [String: Any])?["version"] as? Int
     }
 
     static func answers(_ port: Int) -> Bool {
@@ -140,5 +145,38 @@ import Testing
         #expect(status.status == 0, "\(status.combined)")
         #expect(status.stdout.contains("release    version 2"), "\(status.stdout)")
         #expect(!status.combined.contains("sign a release"), "\(status.combined)")
+    }
+
+    /// The release comes into force only once the plan is approved: declined at the prompt, or
+    /// with no terminal and no --auto-approve, the release in force stays and nothing is applied.
+    @Test func aReleaseNotApprovedIsNotAccepted() throws {
+        defer { cleanUp(["asked"]) }
+        try release("asked", replicas: 1, port: 18890, version: 1)
+        #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
+        let running = replicas("asked")
+        try release("asked", replicas: 2, port: 18890, version: 2)
+
+        let unattended = try stet("apply", environment: ci)
+        #expect(unattended.status == 1, "\(unattended.combined)")
+        #expect(unattended.stderr.contains("not on a terminal"), "\(unattended.stderr)")
+        #expect(try acceptedVersion() == 1)
+
+        // On a terminal (script(1) gives stet one), answering "no".
+        let declined = try StetTesting.run(
+            "script", ["-qec", "\(Binary.stet) apply", "/dev/null"], in: repo.root.path, environment: ci, input: Data("no\n".utf8))
+        #expect(declined.status == 1, "\(declined.combined)")
+        #expect(declined.stdout.contains("Only 'yes' applies"), "\(declined.combined)")
+        #expect(try acceptedVersion() == 1)
+        #expect(replicas("asked") == running)
+
+        let log = try entries()
+        #expect(!log.contains { $0["kind"] as? String == "release" && ($0["release"] as? [String: Any])?["version"] as? Int == 2 })
+        let refusals = log.filter { $0["kind"] as? String == "refusal" }.compactMap { $0["reason"] as? String }
+        #expect(refusals.contains { $0.hasSuffix("for release version 2 was not approved") }, "\(refusals)")
+        #expect(refusals.contains { $0.hasSuffix("for release version 2 was declined") }, "\(refusals)")
+        let status = try stet("status")
+        #expect(status.stdout.contains("release    version 1"), "\(status.stdout)")
+        let plan = try stet("plan")
+        #expect(plan.stdout.contains("Planned against release version 2, not accepted yet (version 1 is in force)"), "\(plan.stdout)")
     }
 }

@@ -201,15 +201,17 @@ struct ApplyCommand: AsyncParsableCommand {
         commandName: "apply",
         abstract: "Make the host match the verified release: plan and apply, or apply a saved plan.",
         discussion: """
-            Takes the state lock, accepts the verified release (recorded in the audit log, and kept \
-            in the state directory), then applies each change with an intent entry before and a \
-            result entry after. Without FILE it plans afresh. With FILE it applies that signed plan only if it is for the release in force or for the \
+            Takes the state lock, verifies the release, plans, and asks for approval; only then \
+            accepts the release (recorded in the audit log, and kept in the state directory) and \
+            applies each change with an intent entry before and a result entry after. Declined, \
+            nothing is accepted and the release in force stays. Without FILE it plans afresh. With \
+            FILE it applies that signed plan only if it is for the release in force or for the \
             manifests' verified release, was never applied before, and every change's observed \
             facts still hold. Asks for confirmation on a terminal; elsewhere needs --auto-approve.
 
             EXIT STATUS
               0   applied (or nothing to do)
-              1   error, or a change failed (the rest of its resource was skipped)
+              1   error, a change failed (the rest of its resource was skipped), or not approved
               10  the release, the trust policy or the plan's signature was refused
               11  another stet process holds the state lock
               12  the saved plan is stale: another release, already applied, or the world changed
@@ -265,9 +267,10 @@ struct ApplyCommand: AsyncParsableCommand {
         } else {
             plan = Planner(prune: planning.prune).plan(desired: target.desired, observed: observed, release: target.release, now: Date())
         }
-        if let new = target.newRelease { try session.accept(new.passed, gate: new.gate, commit: new.commit) }
         if !global.json || plan.changes.isEmpty { out.write(PlanOutput.text(plan)) }
         if !plan.changes.isEmpty, !autoApprove { try approve(plan, release: target.release, session: session) }
+        // Approved (or nothing to approve): only now does a new release come into force.
+        if let new = target.newRelease { try session.accept(new.passed, gate: new.gate, commit: new.commit) }
         if plan.changes.isEmpty { return }
         if saved != nil { try PlanFile.markApplied(plan, in: global.store, now: Date()) }
         let applier = Applier(provider: provider, audit: session.log, store: global.store, release: target.release)
@@ -319,7 +322,7 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     /// Asks on the terminal; anything but "yes", or no terminal, is recorded and ends the
-    /// command with nothing applied.
+    /// command with nothing accepted and nothing applied.
     private func approve(_ plan: Plan, release: ReleaseRef, session: OperatorSession) throws {
         let what = "plan \(plan.id) for release version \(release.version)"
         guard isatty(0) == 1 else {
