@@ -108,7 +108,8 @@ let package = Package(
         .testTarget(
             name: "StetEngineTests",
             dependencies: [
-                "StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetServer", "StetTesting",
+                "StetEngine", "StetProviders", "StetPlanner", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetManifest",
+                "StetServer", "StetTesting",
             ],
             swiftSettings: strict
         ),

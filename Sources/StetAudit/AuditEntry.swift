@@ -1,4 +1,5 @@
 public import Foundation
+public import StetCore
 
 /// One audit entry: the payload of one line of `audit/log.jsonl` (DESIGN.md section 9, a
 /// contract). Stet writes the fields in the order declared here.
@@ -28,20 +29,8 @@ public struct AuditEntry: Codable, Equatable, Sendable {
         }
     }
 
-    public struct Release: Codable, Equatable, Sendable {
-        /// 0 and an empty digest before any release was accepted.
-        public var version: Int
-        public var digest: String
-        public var commit: String?
-
-        public init(version: Int, digest: String, commit: String? = nil) {
-            self.version = version
-            self.digest = digest
-            self.commit = commit
-        }
-
-        public static let none = Release(version: 0, digest: "")
-    }
+    @available(*, deprecated, renamed: "ReleaseRef")
+    public typealias Release = ReleaseRef
 
     public var seq: Int
     /// RFC 3339 UTC with milliseconds.
@@ -50,7 +39,9 @@ public struct AuditEntry: Codable, Equatable, Sendable {
     public var prev: String
     public var kind: Kind
     public var actor: Actor
-    public var release: Release
+    /// The release in force when the entry was written (`ReleaseRef.none` before the first);
+    /// a `release` entry carries the release it accepts.
+    public var release: ReleaseRef
     public var plan: String?
     public var change: String?
     public var resource: String?
@@ -70,7 +61,7 @@ public struct AuditEntry: Codable, Equatable, Sendable {
 /// What a caller says about an entry; the log fills in `seq`, `time`, `prev` and `actor`.
 public struct AuditRecord: Sendable, Equatable {
     public var kind: AuditEntry.Kind
-    public var release: AuditEntry.Release
+    public var release: ReleaseRef
     public var plan: String?
     public var change: String?
     public var resource: String?
@@ -82,7 +73,7 @@ public struct AuditRecord: Sendable, Equatable {
     public var durationMs: Int?
 
     public init(
-        kind: AuditEntry.Kind, release: AuditEntry.Release, plan: String? = nil, change: String? = nil,
+        kind: AuditEntry.Kind, release: ReleaseRef, plan: String? = nil, change: String? = nil,
         resource: String? = nil, action: String? = nil, cause: String? = nil, reason: String? = nil,
         outcome: AuditEntry.Outcome? = nil, error: String? = nil, durationMs: Int? = nil
     ) {

@@ -1,6 +1,6 @@
 public import Foundation
 public import StetCrypto
-import StetCore
+public import StetCore
 import StetState
 
 /// The writer of `STATE/audit/log.jsonl`. Opening it checks the log (and cuts off a torn last
@@ -33,7 +33,7 @@ public final class AuditLog: @unchecked Sendable {
     private let trust: AuditTrust
     private let key: PrivateKey
     private let actor: AuditEntry.Actor
-    private let release: AuditEntry.Release
+    private let release: ReleaseRef
     private let lockTimeout: Double
     private let mutex = NSLock()
     private var position: AuditPosition
@@ -55,6 +55,8 @@ public final class AuditLog: @unchecked Sendable {
     public var path: String { (directory as NSString).appendingPathComponent(Self.logName) }
     /// Entries in the log as this writer last saw it.
     public var size: Int { mutex.withLock { position.size } }
+    /// The key id this writer signs with: the acting operator's.
+    public var signerKeyID: String { actor.keyid }
     /// Every restart after damage this writer made or saw since it was opened, oldest first.
     public var damages: [AuditDamage] { mutex.withLock { found } }
 
@@ -68,7 +70,7 @@ public final class AuditLog: @unchecked Sendable {
     /// `lockTimeout` seconds for another writer.
     public init(
         stateDirectory: String, trust: AuditTrust, key: PrivateKey, host: String, via: String,
-        release: AuditEntry.Release, origin: String = Checkpoint.defaultOrigin, lockTimeout: Double = 30,
+        release: ReleaseRef, origin: String = Checkpoint.defaultOrigin, lockTimeout: Double = 30,
         now: Date = Date()
     ) throws {
         guard let trusted = trust.key(id: key.publicKey.keyID) else {

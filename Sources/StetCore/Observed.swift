@@ -49,11 +49,10 @@ public struct ObservedReplica: Codable, Hashable, Sendable {
         self.startedAt = startedAt
     }
 
-    /// The facts a change to this replica was planned from, as text: a change applies only
-    /// while they still hold. Health counts only when the change is about health.
-    public func facts(includingHealth: Bool) -> String {
+    /// The facts of this replica in `scope` (see `ObservedState.facts(for:replica:scope:)`).
+    func facts(_ scope: FactScope) -> String {
         "status=\(status.rawValue) pid=\(pid) start=\(startTime) spec=\(specHash)"
-            + (includingHealth ? " health=\(health.rawValue)" : "")
+            + (scope == .stateAndHealth ? " health=\(health.rawValue)" : "")
     }
 }
 
@@ -90,6 +89,33 @@ public struct ObservedState: Codable, Hashable, Sendable {
         self.services = services
         self.backups = backups
     }
+
+    /// The facts a change on `resource` (and `replica`, for a service) depends on, in `scope`,
+    /// as text: `absent` when there is nothing of it. The one definition for the planner, which
+    /// records their digest as the change's precondition, and for admitting a saved plan, which
+    /// checks that digest against the facts observed then (DESIGN.md sections 6 and 7).
+    ///
+    /// The text names its scope (` health=` is written only in `stateAndHealth`), so the
+    /// precondition digest records which scope the change was planned in, and a digest matches
+    /// the facts of one scope at most.
+    public func facts(for resource: ResourceID, replica: Int?, scope: FactScope) -> String {
+        switch resource.kind {
+        case .service: replica.flatMap { services[resource.name]?.replicas[$0] }?.facts(scope) ?? "absent"
+        case .backupPolicy: backups[resource.name]?.facts ?? "absent"
+        case .monitor: monitors[resource.name]?.specHash ?? "absent"
+        case .notifier: "absent"
+        }
+    }
+}
+
+/// How much of a resource's observed facts a change depends on.
+public enum FactScope: String, Sendable, CaseIterable {
+    /// What the resource is: a replica's status, pid, start time and spec; a backup policy's
+    /// repository and snapshots; a monitor's registered spec.
+    case state
+    /// The state and a replica's health: for a change planned because of that health (an
+    /// unhealthy replica replaced), which must not go ahead once the replica is healthy again.
+    case stateAndHealth
 }
 
 /// A backup policy as its provider found it.
@@ -157,8 +183,8 @@ public struct ObservedBackup: Codable, Hashable, Sendable {
     /// The newest snapshot's time.
     public var newest: Date? { snapshots.map(\.time).max() }
 
-    /// The facts a change to this policy was planned from.
-    public var facts: String {
+    /// The facts of this policy (see `ObservedState.facts(for:replica:scope:)`).
+    var facts: String {
         let repo = switch repository {
         case .ready: "ready"
         case .missing: "missing"

@@ -83,15 +83,7 @@ public struct Notice: Hashable, Sendable {
 /// A plan (DESIGN.md section 7, a contract when saved): ordered changes from one release and
 /// one observation.
 public struct Plan: Hashable, Sendable {
-    public struct Release: Codable, Hashable, Sendable {
-        public var version: Int
-        public var digest: String
-
-        public init(version: Int, digest: String) {
-            self.version = version
-            self.digest = digest
-        }
-    }
+    public typealias Release = ReleaseRef
 
     public static let currentFormat = 1
 
@@ -99,15 +91,17 @@ public struct Plan: Hashable, Sendable {
     public var id: String
     /// RFC 3339 UTC.
     public var createdAt: String
-    public var release: Release
+    /// The release the plan was made from, by version and digest (never a commit: the plan
+    /// contract has none).
+    public var release: ReleaseRef
     public var changes: [Change]
     public var notices: [Notice]
 
-    public init(formatVersion: Int = currentFormat, id: String, createdAt: String, release: Release, changes: [Change], notices: [Notice]) {
+    public init(formatVersion: Int = currentFormat, id: String, createdAt: String, release: ReleaseRef, changes: [Change], notices: [Notice]) {
         self.formatVersion = formatVersion
         self.id = id
         self.createdAt = createdAt
-        self.release = release
+        self.release = release.withoutCommit
         self.changes = changes
         self.notices = notices
     }

@@ -14,7 +14,7 @@ public struct Applier: Sendable {
     public let provider: any Provider
     public let audit: any AuditSink
     public let store: any StateStore
-    public let release: AuditEntry.Release
+    public let release: ReleaseRef
     /// Resources worked on at once.
     public var concurrency = 4
     /// Actions whose failure does not stop the rest of their resource.
@@ -23,7 +23,7 @@ public struct Applier: Sendable {
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
 
-    public init(provider: any Provider, audit: any AuditSink, store: any StateStore, release: AuditEntry.Release) {
+    public init(provider: any Provider, audit: any AuditSink, store: any StateStore, release: ReleaseRef) {
         self.provider = provider
         self.audit = audit
         self.store = store
@@ -163,7 +163,7 @@ public struct Applier: Sendable {
     /// Records every action that began (intent written) but never ended as `interrupted`, then
     /// forgets it: the next observation decides what is still needed. Returns how many.
     @discardableResult
-    public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: AuditEntry.Release) throws -> Int {
+    public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: ReleaseRef) throws -> Int {
         var count = 0
         for name in try store.list(inflightFolder) where name.hasSuffix(".json") {
             let key = inflightFolder + "/" + name

@@ -170,26 +170,4 @@ public struct GitSource: Sendable {
         let rest = arguments.first == "--git-dir" ? arguments.dropFirst(2) : arguments[...]
         return "git " + (rest.first ?? "")
     }
-
-    // MARK: - The commit of the accepted release
-
-    static let acceptedKey = "git/accepted.json"
-
-    struct Accepted: Codable {
-        var digest: String
-        var commit: String
-    }
-
-    /// Records that the release with `digest` came from `commit`.
-    public static func recordAccepted(digest: String, commit: String, store: any StateStore) throws {
-        try store.write(acceptedKey, try JSONCoding.encoder.encode(Accepted(digest: digest, commit: commit)))
-    }
-
-    /// The commit of the accepted release, when it came from git.
-    public static func acceptedCommit(digest: String, store: any StateStore) -> String? {
-        guard let data = try? store.read(acceptedKey), let accepted = try? JSONCoding.decoder.decode(Accepted.self, from: data),
-            accepted.digest == digest
-        else { return nil }
-        return accepted.commit
-    }
 }

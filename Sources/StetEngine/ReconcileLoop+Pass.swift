@@ -17,6 +17,9 @@ extension ReconcileLoop {
     func reconcile() async throws {
         try stateLock.acquire(timeout: options.lockTimeout)
         defer { stateLock.release() }
+        // Under the lock, before anything is planned: never a pass on a release older than the
+        // one in force (`apply` holds the lock while it accepts and applies).
+        try adoptAcceptedRelease()
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let (onPass, lastObservation) = (self.onPass, self.lastObservation)
         defer {

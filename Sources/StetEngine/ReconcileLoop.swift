@@ -62,10 +62,10 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     public final class Current: @unchecked Sendable {
         private let lock = NSLock()
-        private var value: (DesiredState, AuditEntry.Release) = (DesiredState(), .none)
+        private var value: (DesiredState, ReleaseRef) = (DesiredState(), .none)
         public var desired: DesiredState { lock.withLock { value.0 } }
-        public var release: AuditEntry.Release { lock.withLock { value.1 } }
-        func set(_ desired: DesiredState, _ release: AuditEntry.Release) { lock.withLock { value = (desired, release) } }
+        public var release: ReleaseRef { lock.withLock { value.1 } }
+        func set(_ desired: DesiredState, _ release: ReleaseRef) { lock.withLock { value = (desired, release) } }
     }
 
     /// The hooks, called from the loop's and the workers' threads.
@@ -88,8 +88,10 @@ public final class ReconcileLoop: @unchecked Sendable {
     }
 
     let options: Options
-    let store: any StateStore
-    let audit: any AuditSink
+    /// The daemon's state directory and audit log: releases are verified and kept as files, so
+    /// the loop holds the file implementations; its passes (`Reconciler`) take the protocols.
+    let store: FileStateStore
+    let audit: AuditLog
     let hooks = Hooks()
     var provider: ReplicaProvider
     let backups: BackupProvider
@@ -106,8 +108,14 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     // Everything below belongs to the thread running `run()`.
 
+    /// The release the loop acts on (its desired state), `none` until one is taken.
     var desired = DesiredState()
-    var release = AuditEntry.Release.none
+    var release = ReleaseRef.none
+    /// How `release.json` looked when last read (`adoptAcceptedRelease`), to read it again only
+    /// once it changed.
+    var acceptedFileStamp: String?
+    /// Releases in force whose copy could not be taken, each recorded once.
+    var unadoptable: Set<String> = []
     /// Services to reconcile in the next pass.
     var dirty: Set<String> = []
     /// Backup policies are looked at on every release check (`interval`): what is due is done.
@@ -130,7 +138,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     var alertedDamage: Set<String> = []
     private var signalSources: [any DispatchSourceSignal] = []
 
-    public init(options: Options, store: any StateStore, audit: any AuditSink, baseDirectory: String = FileManager.default.currentDirectoryPath) {
+    public init(options: Options, store: FileStateStore, audit: AuditLog, baseDirectory: String = FileManager.default.currentDirectoryPath) {
         self.options = options
         self.store = store
         self.audit = audit
@@ -158,17 +166,18 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// pass had a failed action (for `--once`'s exit status).
     public func run() async throws -> Bool {
         installSignalHandlers()
-        if let accepted = try AcceptedRelease.load(from: store) {
-            release = AuditEntry.Release(
-                version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
+        _ = try withLock {
+            try adoptAcceptedRelease()
+            return try Applier.recoverInterrupted(store: store, audit: audit, release: ReleaseStore(store: store).reference())
         }
-        _ = try withLock { try Applier.recoverInterrupted(store: store, audit: audit, release: release) }
         // The first pass needs the release: the first check is made here, before it.
         nextReleaseCheck = Date().addingTimeInterval(options.interval)
         try take(releases.check(after: nil, force: true))
         dirty = Set(desired.services.keys).union(try provider.records().keys)
         while true {
             alertAuditDamage()
+            // A release accepted by `apply` or `verify --accept` meanwhile is taken at once.
+            try adoptAcceptedRelease()
             if !dirty.isEmpty || backupsDue {
                 try await reconcile()
                 monitors.sync(desired)
@@ -346,9 +355,10 @@ public final class ReconcileLoop: @unchecked Sendable {
         releaseThread.submit { inbox.post(.release(releases.check(after: seen, force: false))) }
     }
 
-    /// Acts on a release check: accepts a new release, or records a refusal once and keeps the
-    /// release in force. Nothing is torn down.
+    /// Acts on a release check: accepts a new release (`ReleaseAcceptance`), or records a refusal
+    /// once and keeps the release in force. Nothing is torn down.
     private func take(_ outcome: ReleaseWatcher.Outcome) throws {
+        let check: ReleaseAcceptance.Check
         let seen: ReleaseWatcher.Seen
         switch outcome {
         case .unchanged:
@@ -358,64 +368,121 @@ public final class ReconcileLoop: @unchecked Sendable {
             return
         case .failed(let error):
             throw error
-        case .passed(_, let what), .refused(_, let what), .invalid(_, let what):
-            seen = what
+        case .checked(let checked, let what):
+            (check, seen) = (checked, what)
         }
         seenReleaseDigest = seen.digest
         let commit = seen.commit
-        switch outcome {
-        case .passed(let passed, _):
-            let report = passed.release.report
-            let new = AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit)
-            if new != release || passed.trust.needsPinning {
-                let accepted = try withLock { () -> Bool in
-                    // Verified on another thread: a release accepted meanwhile by another command wins.
-                    if let stored = try AcceptedRelease.load(from: store),
-                        stored.version > new.version || (stored.version == new.version && stored.digest != new.digest)
-                    {
-                        return false
-                    }
-                    try audit.append(AuditRecord(
-                        kind: .release, release: new, action: "accept-release",
-                        reason: "release version \(new.version) accepted by the reconcile loop" + (commit.map { " from commit \($0)" } ?? ""),
-                        outcome: .ok))
-                    try seen.gate.accept(passed, now: Date())
-                    if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
-                    return true
-                }
-                guard accepted else {
-                    // Look again against the release now accepted.
-                    seenReleaseDigest = nil
-                    nextReleaseCheck = .distantPast
-                    return
-                }
-                log("accepted release version \(new.version)" + (commit.map { " from commit \($0)" } ?? ""))
+        let source = commit.map { "commit \($0) of \(options.source?.url ?? "")" } ?? options.manifests
+        let acceptance = ReleaseAcceptance(store: store, audit: audit)
+        guard case .passed(let passed) = check else {
+            guard !refusedDigests.contains(seen.digest) else { return }
+            refusedDigests.insert(seen.digest)
+            try acceptance.record(check, action: "accept-release", source: source)
+            if case .refused(let refused) = check {
+                log("refused the release in \(source): \(refused.error.message); keeping version \(release.version)")
+                monitors.selfAlert(
+                    "StetReleaseRefused", summary: "stet refused the release in \(source): \(refused.error.message)", desired: desired)
+            } else {
+                log("the signed release in \(source) has manifests that do not parse; keeping version \(release.version)")
             }
-            release = new
-            desired = passed.desired
-            current.set(desired, release)
-            dirty.formUnion(desired.services.keys)
-        case .refused(let refused, _):
-            guard !refusedDigests.contains(seen.digest) else { return }
-            refusedDigests.insert(seen.digest)
-            try audit.append(AuditRecord(
-                kind: .refusal, release: release, action: "accept-release",
-                reason: "the release in " + (commit.map { "commit \($0) of \(options.source?.url ?? "")" } ?? options.manifests)
-                    + " was refused; release version \(release.version) stays in force",
-                outcome: .failed, error: "\(refused.error.code.rawValue): \(refused.error.message)"))
-            log("refused the release in \(options.manifests): \(refused.error.message); keeping version \(release.version)")
-            monitors.selfAlert(
-                "StetReleaseRefused", summary: "stet refused the release in \(options.manifests): \(refused.error.message)", desired: desired)
-        case .invalid(let invalid, _):
-            guard !refusedDigests.contains(seen.digest) else { return }
-            refusedDigests.insert(seen.digest)
-            try audit.append(AuditRecord(
-                kind: .refusal, release: release, action: "accept-release",
-                reason: "the signed release in \(options.manifests) has manifests that do not parse", outcome: .failed,
-                error: invalid.description))
-        case .unchanged, .unreachable, .failed:
             return
         }
+        let decision: ReleaseAcceptance.Decision
+        do {
+            // Verified on another thread: a release accepted meanwhile by another command wins.
+            decision = try withLock { try acceptance.accept(passed, gate: seen.gate, commit: commit, now: Date()) }
+        } catch let untrusted as AuditError where untrusted.code == .untrustedKey {
+            guard !refusedDigests.contains(seen.digest) else { return }
+            refusedDigests.insert(seen.digest)
+            try acceptance.recordRefusal(action: "accept-release", reason: "the release in \(source) was not accepted", error: untrusted.message)
+            log("the release in \(source) was not accepted: \(untrusted.message)")
+            return
+        }
+        switch decision {
+        case .accepted(let accepted):
+            log("accepted release version \(accepted.version)" + (commit.map { " from commit \($0)" } ?? ""))
+            take(accepted, passed.desired)
+        case .inForce(let inForce):
+            if inForce != release { take(inForce, passed.desired) }
+        case .superseded(let newer):
+            log("release version \(passed.release.release.version) in \(source) is older than version \(newer.version), accepted meanwhile")
+            try adoptAcceptedRelease()
+        }
+    }
+
+    /// Acts on `release` from now on.
+    private func take(_ release: ReleaseRef, _ desired: DesiredState) {
+        self.release = release
+        self.desired = desired
+        current.set(desired, release)
+        dirty.formUnion(desired.services.keys)
+    }
+
+    /// Takes the release in force from the state directory when it is not the one the loop acts
+    /// on: `apply` or `verify --accept` accepted it while the loop ran, or the loop just started.
+    /// Its copy is verified again (`ReleaseStore.inForce`) and parsed. Never an older release than
+    /// the loop's, and a copy that cannot be taken is recorded once and leaves the loop's release
+    /// in force. Cheap when nothing changed: `release.json` is read again only once it changed.
+    func adoptAcceptedRelease() throws {
+        let path = store.path(AcceptedRelease.key)
+        var info = stat()
+        let stamp = lstat(path, &info) == 0 ? "\(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)" : "none"
+        guard stamp != acceptedFileStamp else { return }
+        guard let accepted = try AcceptedRelease.load(from: store) else {
+            acceptedFileStamp = stamp
+            return
+        }
+        guard !accepted.release.isSameRelease(as: release) else {
+            acceptedFileStamp = stamp
+            return
+        }
+        guard accepted.version > release.version else {
+            acceptedFileStamp = stamp
+            log("\(path) names release version \(accepted.version), older than version \(release.version): the loop keeps version \(release.version)")
+            return
+        }
+        let releases = ReleaseStore(store: store)
+        let inForce: ReleaseStore.InForce
+        do {
+            guard let trust = try PinnedTrust.load(from: store) else {
+                throw VerificationError(.trustNotPinned, "no trust policy is pinned in \(store.root)/trust")
+            }
+            guard let loaded = try releases.inForce(trust: trust, now: Date()) else { return }
+            inForce = loaded
+        } catch let error as VerificationError {
+            acceptedFileStamp = stamp
+            try notAdopted(accepted.release, reason: "\(error.code.rawValue): \(error.message)", record: true)
+            return
+        } catch let error as ManifestError {
+            acceptedFileStamp = stamp
+            try notAdopted(accepted.release, reason: error.description, record: true)
+            return
+        } catch let missing as ReleaseStore.NotStored {
+            // Accepted by an earlier Stet: the release check that follows keeps its copy.
+            acceptedFileStamp = stamp
+            try notAdopted(accepted.release, reason: missing.description, record: false)
+            return
+        }
+        acceptedFileStamp = stamp
+        let taken = releases.reference()
+        log("took release version \(taken.version), in force in \(store.root)" + (release.isNone ? "" : " (was version \(release.version))"))
+        take(taken, inForce.desired)
+    }
+
+    /// Says once that the release in force could not be taken; records it as a refusal unless
+    /// it is only not stored yet.
+    private func notAdopted(_ accepted: ReleaseRef, reason: String, record: Bool) throws {
+        guard unadoptable.insert(accepted.digest).inserted else { return }
+        let keeping = release.isNone ? "the loop acts on no release" : "the loop keeps version \(release.version)"
+        log("cannot take release version \(accepted.version), in force in \(store.root): \(reason); \(keeping)")
+        guard record else { return }
+        try ReleaseAcceptance(store: store, audit: audit).recordRefusal(
+            action: "accept-release", reason: "the copy of release version \(accepted.version) in \(store.root) was refused; \(keeping)",
+            error: reason)
+        monitors.selfAlert(
+            "StetReleaseRefused", summary: "stet cannot take release version \(accepted.version) from \(store.root): \(reason)",
+            desired: desired)
     }
 
     func withLock<T>(_ body: () throws -> T) throws -> T {

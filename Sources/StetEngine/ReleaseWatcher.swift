@@ -5,14 +5,15 @@ import StetState
 
 /// Looks for a new release, on the loop's release thread: fetches the git source (or takes a
 /// fingerprint of the manifest directory) and, when something changed, verifies the release and
-/// parses its manifests. Writes nothing but the git mirror and its work tree; the loop records the
-/// outcome and accepts the release, on its own thread. A fetch that hangs therefore delays only
+/// parses its manifests (`ReleaseAcceptance.check`). Writes nothing but the git mirror and its work
+/// tree; the loop records the outcome and accepts the release (`ReleaseAcceptance`), on its own
+/// thread. A fetch that hangs therefore delays only
 /// the next release, never the loop's reaction to a replica's exit.
 struct ReleaseWatcher: Sendable {
     let manifests: String
     let trustFile: String
     let source: GitSource?
-    let store: any StateStore
+    let store: FileStateStore
 
     /// What was looked at: the commit (git) or the fingerprint (directory), to be looked at once.
     struct Seen: Sendable {
@@ -26,10 +27,8 @@ struct ReleaseWatcher: Sendable {
         case unchanged
         /// The git source could not be fetched or unpacked; the release in force stays.
         case unreachable(String)
-        case passed(ReleaseGate.Passed, Seen)
-        case refused(ReleaseGate.Refused, Seen)
-        /// A signed release whose manifests do not parse.
-        case invalid(ManifestError, Seen)
+        /// Verified (`ReleaseAcceptance.check`): passed, refused, or manifests that do not parse.
+        case checked(ReleaseAcceptance.Check, Seen)
         /// The host could not read a file of the release or of the state directory (an I/O
         /// error, no descriptor left): nothing was judged, and it is no refusal.
         case failed(any Error)
@@ -55,14 +54,8 @@ struct ReleaseWatcher: Sendable {
             guard force || digest != seen else { return .unchanged }
             current = Seen(digest: digest, commit: nil, gate: gate)
         }
-        gate.trustOnFirstUse = false
         do {
-            let decision = try gate.resolveTrust(acting: true)
-            return .passed(try gate.verify(trust: decision, now: Date()), current)
-        } catch let refused as ReleaseGate.Refused {
-            return .refused(refused, current)
-        } catch let invalid as ManifestError {
-            return .invalid(invalid, current)
+            return .checked(try ReleaseAcceptance.check(current.gate, now: Date()), current)
         } catch {
             return .failed(error)
         }

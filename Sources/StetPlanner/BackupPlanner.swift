@@ -3,10 +3,10 @@ import StetCore
 import StetCrypto
 
 extension Planner {
-    func backupPlan(_ policy: BackupPolicy, _ observed: ObservedBackup?, now: Date, into changes: inout [Change], notices: inout [Notice]) {
+    func backupPlan(_ policy: BackupPolicy, _ observedState: ObservedState, now: Date, into changes: inout [Change], notices: inout [Notice]) {
         let resource = ResourceID(.backupPolicy, policy.metadata.name)
-        let facts = observed?.facts ?? "absent"
-        let precondition = Data(facts.utf8).sha256Reference
+        let observed = observedState.backups[policy.metadata.name]
+        let precondition = Self.precondition(observedState, resource)
         func add(_ action: BackupAction, _ cause: ChangeCause, _ reason: Reason, disruption: Disruption = .none) {
             if cause == .drift, policy.drift != .correct {
                 notices.append(Notice(resource: resource, mode: policy.drift, reason: reason))
@@ -70,7 +70,7 @@ extension Planner {
         }
     }
 
-    func removedBackup(_ observed: ObservedBackup, into changes: inout [Change], notices: inout [Notice]) {
+    func removedBackup(_ observed: ObservedBackup, _ observedState: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
         let resource = ResourceID(.backupPolicy, observed.name)
         guard prune, !observed.protect else {
             notices.append(Notice(
@@ -83,6 +83,6 @@ extension Planner {
         changes.append(Change(
             resource: resource, action: .backup(.removeState), cause: .config,
             reason: Reason("removed", "not in the release: Stet forgets its schedule; the repository and snapshots are kept"),
-            before: nil, after: nil, disruption: .none, precondition: Data(observed.facts.utf8).sha256Reference))
+            before: nil, after: nil, disruption: .none, precondition: Self.precondition(observedState, resource)))
     }
 }

@@ -17,7 +17,7 @@ extension Planner {
                 action: .monitor(registered == nil ? .registerMonitor : .updateMonitor), cause: .config,
                 reason: registered == nil ? Reason("new-monitor", "not yet probed by stet run") : Reason("spec-changed", "the monitor's spec changed"),
                 before: registered.map { ["spec": $0.specHash] }, after: ["spec": spec], disruption: .none,
-                precondition: Data((registered?.specHash ?? "absent").utf8).sha256Reference))
+                precondition: Self.precondition(observed, ResourceID(.monitor, name))))
         }
         for name in observed.monitors.keys.sorted() where desired.monitors[name] == nil {
             let resource = ResourceID(.monitor, name)
@@ -29,7 +29,7 @@ extension Planner {
             changes.append(Change(
                 resource: resource, action: .monitor(.unregisterMonitor), cause: .config,
                 reason: Reason("removed", "the monitor is no longer in the release"), before: ["spec": observed.monitors[name]!.specHash],
-                after: nil, disruption: .none, precondition: Data(observed.monitors[name]!.specHash.utf8).sha256Reference))
+                after: nil, disruption: .none, precondition: Self.precondition(observed, ResourceID(.monitor, name))))
         }
     }
 }

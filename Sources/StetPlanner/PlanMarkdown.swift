@@ -36,7 +36,7 @@ public enum PlanMarkdown {
     /// `text` as the text of one table cell, shown as written: control characters, newlines and
     /// invisible formatting escaped as on a terminal (`TextEscaping`), then every character of
     /// `markup` escaped with a backslash.
-    static func cell(_ text: String) -> String {
+    public static func cell(_ text: String) -> String {
         var out = ""
         for character in TextEscaping.escape(text) {
             if markup.contains(character) { out.append("\\") }

@@ -10,20 +10,20 @@ public struct Planner: Sendable {
 
     public init(prune: Bool = false) { self.prune = prune }
 
-    public func plan(desired: DesiredState, observed: ObservedState, release: Plan.Release, now: Date) -> Plan {
+    public func plan(desired: DesiredState, observed: ObservedState, release: ReleaseRef, now: Date) -> Plan {
         var changes: [Change] = []
         var notices: [Notice] = []
         for name in desired.backupPolicies.keys.sorted() {
-            backupPlan(desired.backupPolicies[name]!, observed.backups[name], now: now, into: &changes, notices: &notices)
+            backupPlan(desired.backupPolicies[name]!, observed, now: now, into: &changes, notices: &notices)
         }
         for name in observed.backups.keys.sorted() where desired.backupPolicies[name] == nil {
-            removedBackup(observed.backups[name]!, into: &changes, notices: &notices)
+            removedBackup(observed.backups[name]!, observed, into: &changes, notices: &notices)
         }
         for name in desired.services.keys.sorted() {
-            servicePlan(desired.services[name]!, observed.services[name], into: &changes, notices: &notices)
+            servicePlan(desired.services[name]!, observed, into: &changes, notices: &notices)
         }
         for name in observed.services.keys.sorted() where desired.services[name] == nil {
-            removedService(observed.services[name]!, into: &changes, notices: &notices)
+            removedService(observed.services[name]!, observed, into: &changes, notices: &notices)
         }
         monitorPlan(desired, observed, into: &changes, notices: &notices)
         changes.sort(by: Self.order)
@@ -48,23 +48,29 @@ public struct Planner: Sendable {
             < (kindRank(b.resource.kind), b.resource.name, b.action.rank, b.resource.replica ?? -1)
     }
 
-    private func servicePlan(_ service: Service, _ observed: ObservedService?, into changes: inout [Change], notices: inout [Notice]) {
+    /// The digest of the facts a change depends on (`ObservedState.facts(for:replica:scope:)`):
+    /// the change's precondition.
+    static func precondition(_ observed: ObservedState, _ resource: ResourceID, scope: FactScope = .state) -> String {
+        Data(observed.facts(for: resource.whole, replica: resource.replica, scope: scope).utf8).sha256Reference
+    }
+
+    private func servicePlan(_ service: Service, _ observedState: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
         let resource = ResourceID(.service, service.metadata.name)
         let spec = Data(service.run.specText.utf8).sha256Reference
-        let replicas = observed?.replicas ?? [:]
+        let replicas = observedState.services[service.metadata.name]?.replicas ?? [:]
+        /// `scope`: what the decision rests on, which the precondition records.
         func add(_ action: ServiceAction, _ index: Int, _ cause: ChangeCause, _ reason: Reason, _ replica: ObservedReplica?,
-                 disruption: Disruption = .none, healthMatters: Bool = false)
+                 disruption: Disruption = .none, scope: FactScope = .state)
         {
             if cause == .drift, service.drift != .correct {
                 notices.append(Notice(resource: resource.replica(index), mode: service.drift, reason: reason))
                 return
             }
-            let facts = replica?.facts(includingHealth: healthMatters) ?? "absent"
             changes.append(Change(
                 resource: resource.replica(index), action: .service(action), cause: cause, reason: reason,
                 before: replica.map { ["spec": $0.specHash, "pid": String($0.pid), "status": $0.status.rawValue] },
                 after: action == .stopReplica ? nil : ["spec": spec, "port": service.run.portsStart.map { String($0 + index) } ?? ""],
-                disruption: disruption, precondition: Data(facts.utf8).sha256Reference))
+                disruption: disruption, precondition: Self.precondition(observedState, resource.replica(index), scope: scope)))
         }
         for index in 0..<service.replicas {
             let ofN = "replica \(index) of \(service.replicas)"
@@ -83,7 +89,7 @@ public struct Planner: Sendable {
                     disruption: .restart)
             case (.running, true) where replica.health == .unhealthy:
                 add(.replaceReplica, index, .drift, Reason("replica-unhealthy", "\(ofN) fails its health check"), replica,
-                    disruption: .restart, healthMatters: true)
+                    disruption: .restart, scope: .stateAndHealth)
             case (.running, true):
                 break
             }
@@ -95,7 +101,7 @@ public struct Planner: Sendable {
         }
     }
 
-    private func removedService(_ observed: ObservedService, into changes: inout [Change], notices: inout [Notice]) {
+    private func removedService(_ observed: ObservedService, _ observedState: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
         let resource = ResourceID(.service, observed.name)
         guard prune, !observed.protect else {
             notices.append(Notice(
@@ -111,7 +117,7 @@ public struct Planner: Sendable {
                 reason: Reason("removed", "the service is no longer in the release"),
                 before: ["spec": replica.specHash, "pid": String(replica.pid), "status": replica.status.rawValue], after: nil,
                 disruption: replica.status == .running ? .restart : .none,
-                precondition: Data(replica.facts(includingHealth: false).utf8).sha256Reference))
+                precondition: Self.precondition(observedState, resource.replica(index))))
         }
     }
 }

@@ -1,18 +1,44 @@
 public import Foundation
-import StetCore
+public import StetCore
 
-/// The release in force on this host: the highest version accepted so far and its digest.
-/// A new release must have a higher version, or the same version with the same digest.
+/// The release in force on this host (`release.json`): the highest version accepted so far, its
+/// digest, and when it was accepted. A new release must have a higher version, or the same
+/// version with the same digest. The file keeps its first form, `{"acceptedAt", "digest",
+/// "version"}`; the commit a git release came from is kept beside it (`git/accepted.json`).
 public struct AcceptedRelease: Codable, Equatable, Sendable {
-    public var version: Int
-    /// `sha256:<hex>` of the release index bytes (the envelope payload).
-    public var digest: String
+    /// Version and digest; never a commit here.
+    public var release: ReleaseRef
     public var acceptedAt: Date
 
-    public init(version: Int, digest: String, acceptedAt: Date) {
-        self.version = version
-        self.digest = digest
+    public init(_ release: ReleaseRef, acceptedAt: Date) {
+        self.release = release.withoutCommit
         self.acceptedAt = acceptedAt
+    }
+
+    public init(version: Int, digest: String, acceptedAt: Date) {
+        self.init(ReleaseRef(version: version, digest: digest), acceptedAt: acceptedAt)
+    }
+
+    public var version: Int { release.version }
+    /// `sha256:<hex>` of the release index bytes (the envelope payload).
+    public var digest: String { release.digest }
+
+    private enum CodingKeys: String, CodingKey {
+        case version, digest, acceptedAt
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            version: try container.decode(Int.self, forKey: .version), digest: try container.decode(String.self, forKey: .digest),
+            acceptedAt: try container.decode(Date.self, forKey: .acceptedAt))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(release.version, forKey: .version)
+        try container.encode(release.digest, forKey: .digest)
+        try container.encode(acceptedAt, forKey: .acceptedAt)
     }
 
     public static let key = "release.json"

@@ -1,6 +1,7 @@
 import Foundation
 import StetCrypto
 import StetManifest
+import StetState
 import StetTesting
 
 /// `stet-bench release`: verify and parse a 10,000-file release, beside `openssl speed`.
@@ -53,6 +54,21 @@ enum ReleaseBenchmark {
         Measure.row("  of which parse (YAML, schema, references)", String(format: "%.3f s", parseOnly))
         Measure.row("peak resident memory", "\(peak / 1_048_576) MB", "target 150 MB",
                     String(format: "%.2f of target", Double(peak) / 150 / 1_048_576))
+
+        // What accepting adds: the copy kept in the state directory (each file fsynced, the
+        // folder renamed into place); and what status, plan and run pay to read the release in
+        // force back from it (state rules on every entry, verification, parsing).
+        let store = FileStateStore(root: repo.stateDir)
+        let keep = try Measure.seconds { try ReleaseStore(store: store).save(release!) }
+        try AcceptedRelease(release!.release, acceptedAt: Date()).save(to: store)
+        var readBack = 0
+        let inForce = try Measure.seconds {
+            readBack = try ReleaseStore(store: store).inForce(trust: trust, now: Date())?.desired.resourceIDs.count ?? 0
+        }
+        precondition(readBack == fileCount, "read back \(readBack) resources, expected \(fileCount)")
+        Measure.row("keep the accepted copy (10,000 files)", String(format: "%.3f s", keep))
+        Measure.row("read the release in force back", String(format: "%.3f s", inForce),
+                    String(format: "%.3f s from manifests", verifyParse), String(format: "%.2f", inForce / verifyParse))
 
         // Ed25519 verify: Stet's rate beside `openssl speed ed25519`, one core each.
         let key = try PrivateKey.generate()

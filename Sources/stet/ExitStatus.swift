@@ -1,6 +1,7 @@
 import Foundation
 import StetAudit
 import StetCrypto
+import StetEngine
 import StetManifest
 import StetState
 
@@ -19,6 +20,15 @@ enum ExitStatus {
     /// ArgumentParser's own (usage, help), which it prints itself.
     static func forStetError(_ error: any Error) -> Int32? {
         switch error {
+        case let unrecorded as ReleaseAcceptance.Unrecorded:
+            Terminal.standardError.warning("the refusal could not be recorded in the audit log: \(unrecorded.reason)")
+            return forStetError(unrecorded.refusal)
+        case let refused as PlanFile.Refused:
+            Terminal.standardError.line("stet: " + refused.message)
+            return Self.refused
+        case let stale as PlanFile.Stale:
+            Terminal.standardError.line("stet: " + stale.message)
+            return Self.stale
         case let refused as ReleaseGate.Refused:
             Terminal.standardError.line(Terminal.standardError.red("refused") + ": " + refused.error.description)
             return Self.refused
@@ -47,7 +57,7 @@ enum ExitStatus {
             // One line per problem: a problem's own text never starts a line.
             for line in manifest.lines { Terminal.standardError.line(line) }
             return Self.error
-        case is CryptoError, is StateError, is SigningError, is ManifestDirectoryError, is InputFile.Failure:
+        case is CryptoError, is StateError, is SigningError, is ManifestDirectoryError, is InputFile.Failure, is ReleaseStore.NotStored:
             // An InputFile.Failure here is a file the host could not read (no descriptor left,
             // an I/O error) or one a command cannot take: an error, never a refusal.
             Terminal.standardError.line("stet: \(error)")

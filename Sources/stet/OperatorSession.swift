@@ -1,32 +1,20 @@
 import Foundation
 import StetAudit
+import StetCore
 import StetCrypto
 import StetEngine
 import StetManifest
 import StetState
 
-/// The audit log as commands use it: which keys it trusts, and a session that signs entries
-/// with the operator's key.
+/// The audit log as commands use it: which keys it trusts, and the release in force entries name.
 enum AuditContext {
-    /// The operator keys the log accepts: those of the pinned policy and of the policies pinned
-    /// before it; with nothing pinned, those of the repository's policy (`pinned` false).
+    /// The operator keys the log accepts (`OperatorLog.trust`).
     static func trust(global: GlobalOptions, inForce current: TrustPolicy? = nil) throws -> (trust: AuditTrust, pinned: Bool) {
-        var policies = try PinnedTrust.loadWithHistory(from: global.store)
-        let pinned = !policies.isEmpty
-        if let current { policies.insert(current, at: 0) }
-        if policies.isEmpty, FileManager.default.fileExists(atPath: global.trust) {
-            policies = [try TrustPolicy.load(file: global.trust)]
-        }
-        let keys = policies.flatMap { policy in policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) } }
-        return (AuditTrust(keys), pinned)
+        try OperatorLog.trust(store: global.store, repositoryTrust: global.trust, inForce: current)
     }
 
-    /// The accepted release, as audit entries record it.
-    static func acceptedRelease(_ store: FileStateStore) -> AuditEntry.Release {
-        guard let accepted = try? AcceptedRelease.load(from: store) else { return .none }
-        return AuditEntry.Release(
-            version: accepted.version, digest: accepted.digest, commit: GitSource.acceptedCommit(digest: accepted.digest, store: store))
-    }
+    /// The release in force, as audit entries record it.
+    static func acceptedRelease(_ store: FileStateStore) -> ReleaseRef { ReleaseStore(store: store).reference() }
 }
 
 /// An acting command's link to the audit log, opened before it changes anything: a log that
@@ -38,34 +26,26 @@ struct OperatorSession {
     /// Opens the log for `key` under the trust policy in force (`policy`, if the command has
     /// resolved one).
     init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?, via: String = "cli") throws {
-        store = global.store
-        // Old operators' entries stay valid, but only an operator of the policy in force acts.
-        let inForce = try policy ?? PinnedTrust.load(from: store)
-            ?? (FileManager.default.fileExists(atPath: global.trust) ? TrustPolicy.load(file: global.trust) : nil)
-        guard let inForce else {
-            throw AuditError(.untrustedKey, "no trust policy: pin one (`stet trust pin`) or pass --trust FILE")
-        }
-        guard inForce.keys(in: .operator).contains(where: { $0.publicKey == key.publicKey }) else {
-            throw AuditError(
-                .untrustedKey,
-                "key \(key.publicKey.keyID.prefix(16))… is not an operator key of the trust policy in force (version "
-                    + "\(inForce.version)); every action is signed into the audit log by a key of the operator role")
-        }
-        log = try AuditLog(
-            stateDirectory: store.root, trust: try AuditContext.trust(global: global, inForce: policy).trust, key: key,
-            host: Checkpoint.hostName, via: via, release: AuditContext.acceptedRelease(store),
-            lockTimeout: global.lockTimeout)
+        self.init(log: try OperatorLog.open(
+            store: global.store, repositoryTrust: global.trust, key: key, policy: policy, via: via, lockTimeout: global.lockTimeout),
+            store: global.store)
+    }
+
+    private init(log: AuditLog, store: FileStateStore) {
+        self.log = log
+        self.store = store
         // The command goes on: the log restarted after the damage, which stays visible.
         for damage in log.damages {
             Terminal.standardError.warning("the audit log was damaged and restarted at \(damage.time): \(damage.summary)")
         }
     }
 
+    /// Accepting releases through this session's log.
+    var acceptance: ReleaseAcceptance { ReleaseAcceptance(store: store, audit: log) }
+
     /// Records a refusal under the release in force.
-    func refused(action: String, reason: String, error: String, release: AuditEntry.Release? = nil) throws {
-        try log.append(AuditRecord(
-            kind: .refusal, release: release ?? AuditContext.acceptedRelease(store), action: action, reason: reason,
-            outcome: .failed, error: error))
+    func refused(action: String, reason: String, error: String) throws {
+        try acceptance.recordRefusal(action: action, reason: reason, error: error)
     }
 
     func close() throws { try log.close() }
@@ -85,53 +65,43 @@ struct OperatorSession {
 }
 
 extension OperatorSession {
-    /// The release path of every acting command: resolves the trust policy, opens the audit log
-    /// as an operator of it, and verifies the release, recording any refusal. Accepts nothing.
+    /// The release path of every acting command (`ReleaseAcceptance.open`): resolves the trust
+    /// policy, opens the audit log as an operator of it, and verifies the release, recording any
+    /// refusal. Accepts nothing.
     static func verified(gate: ReleaseGate, global: GlobalOptions, key: PrivateKey, action: String, directory: String)
         throws -> (OperatorSession, ReleaseGate.Passed)
     {
-        let decision: TrustDecision
-        do {
-            decision = try gate.resolveTrust(acting: true)
-        } catch let refused as ReleaseGate.Refused {
-            recordEarlyRefusal(
-                global: global, key: key, action: action, reason: "the trust policy was refused",
-                error: "\(refused.error.code.rawValue): \(refused.error.message)")
-            throw refused
-        }
-        let session = try OperatorSession(global: global, key: key, policy: decision.policy)
-        do {
-            return (session, try gate.verify(trust: decision, now: Date()))
-        } catch let refused as ReleaseGate.Refused {
-            try session.refused(
-                action: action,
-                reason: "release" + (refused.report?.version.map { " version \($0)" } ?? "") + " in \(directory) was refused",
-                error: "\(refused.error.code.rawValue): \(refused.error.message)")
-            try session.close()
-            throw refused
-        } catch let invalid as ManifestError {
-            try session.refused(
-                action: action, reason: "the signed release in \(directory) has manifests that do not parse",
-                error: invalid.description)
-            try session.close()
-            throw invalid
-        }
+        let (acceptance, passed) = try ReleaseAcceptance.open(
+            gate, by: ReleaseAcceptance.Operator(key: key, repositoryTrust: global.trust, lockTimeout: global.lockTimeout),
+            action: action, source: directory, now: Date())
+        return (OperatorSession(log: acceptance.audit, store: acceptance.store), passed)
     }
 
-    /// Records the release as accepted (a `release` entry first, then the state), unless it is
-    /// the accepted one already and `evenIfAccepted` is false.
-    func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, evenIfAccepted: Bool = false, commit: String? = nil) throws {
-        let report = passed.release.report
-        let current = AuditContext.acceptedRelease(store)
-        if !evenIfAccepted, current.digest == report.digest, current.commit == commit || commit == nil, !passed.trust.needsPinning { return }
-        try log.append(AuditRecord(
-            kind: .release,
-            release: AuditEntry.Release(version: report.version ?? 0, digest: report.digest ?? "", commit: commit),
-            action: "accept-release",
-            reason: "release version \(report.version ?? 0) accepted under trust policy version \(passed.trust.policy.version)"
-                + (commit.map { " from commit \($0)" } ?? "") + (passed.trust.needsPinning ? " (pinned now)" : ""),
-            outcome: .ok))
-        try gate.accept(passed, now: Date())
-        if let commit, let digest = report.digest { try GitSource.recordAccepted(digest: digest, commit: commit, store: store) }
+    /// Accepts `passed` (the caller holds the state lock). A newer release accepted meanwhile
+    /// cannot happen under the lock, but would be a refusal, not a silent success.
+    @discardableResult
+    func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, commit: String? = nil, evenIfAccepted: Bool = false) throws
+        -> ReleaseRef
+    {
+        let decision = try acceptance.accept(passed, gate: gate, commit: commit, evenIfAccepted: evenIfAccepted, now: Date())
+        if case .superseded(let newer) = decision {
+            throw VerificationError(
+                .rollback, "release version \(passed.release.release.version) is older than version \(newer.version), accepted meanwhile")
+        }
+        return decision.release
+    }
+
+    /// The session of a command that acts on the release in force (`down`, `drill`, `restore`,
+    /// `apply` of a saved plan for it), and that release, its copy verified again under the
+    /// pinned policy. Throws when no release is in force: such a command has nothing to act on.
+    static func inForce(global: GlobalOptions, key: PrivateKey) throws -> (OperatorSession, ReleaseStore.InForce) {
+        let session = try OperatorSession(global: global, key: key, policy: nil)
+        guard let inForce = try ReleaseStore(store: global.store).inForce(trustFile: global.trust, now: Date()) else {
+            try? session.close()
+            throw CommandFailure(
+                status: ExitStatus.error,
+                message: "no release is in force in \(global.store.root): accept one first (`stet apply`, or `stet verify --accept`)")
+        }
+        return (session, inForce)
     }
 }

@@ -30,6 +30,8 @@ extension BackupTests {
         let listener = try SilentListener()
         defer { listener.stop() }
         try hungPolicy(listener)
+        // The release in force is what status shows.
+        #expect(try stet("verify", "--accept", environment: ci).status == 0)
         // Both at once: each waits for restic's deadline for looking (30 s), not for ever.
         let status = try BackgroundProcess(Binary.stet, ["status"], in: repo.root.path)
         let plan = try BackgroundProcess(Binary.stet, ["plan"], in: repo.root.path)

@@ -69,6 +69,8 @@ import Testing
             Self.execNotifier("truth", "[\"true\"]"), Self.journal,
         ].joined(separator: "---\n"))
         try repo.sign(["alice"])
+        // A drill is of the release in force.
+        #expect(try stet("verify", "--accept", environment: ci).status == 0)
         let drill = try stet("drill", "monitor", "large", environment: ci)
         #expect(drill.status == 1, "\(drill.combined)")
         #expect(drill.stdout.contains("failed  truth: true exited without reading the alert"), "\(drill.combined)")
@@ -109,6 +111,8 @@ import Testing
             Self.execNotifier("napper", "[sh, -c, 'sleep 30 & echo $! > napper.pid; exec sleep 30']"),
         ].joined(separator: "---\n"))
         try repo.sign(["alice"])
+        // A drill is of the release in force.
+        #expect(try stet("verify", "--accept", environment: ci).status == 0)
         for (monitor, notifier) in [("large", "sleeper"), ("small", "napper")] {
             let drill = try stet("drill", "monitor", monitor, environment: ci)
             #expect(drill.status == 1, "\(drill.combined)")
@@ -126,6 +130,8 @@ import Testing
             Self.execNotifier("dump", "[sh, -c, 'env > notifier.env; cat > /dev/null']"),
         ].joined(separator: "---\n"))
         try repo.sign(["alice"])
+        // A drill is of the release in force.
+        #expect(try stet("verify", "--accept", environment: ci).status == 0)
         let drill = try stet("drill", "monitor", "watched", environment: ci.merging(["STET_STATE_DIR": ".stet", "SECRET_TOKEN": "t0p"]) { $1 })
         #expect(drill.status == 0, "\(drill.combined)")
         let environment = String(decoding: repo.root.read("notifier.env") ?? Data(), as: UTF8.self)

@@ -8,7 +8,7 @@ import Testing
 /// and the plan's JSON and text compared with expected files.
 @Suite struct PlannerTests {
     static let now = Date(timeIntervalSince1970: 1_790_000_000)
-    static let release = Plan.Release(version: 4, digest: "sha256:" + String(repeating: "ab", count: 32))
+    static let release = ReleaseRef(version: 4, digest: "sha256:" + String(repeating: "ab", count: 32))
 
     static func service(_ name: String, replicas: Int, command: String = "serve", drift: DriftMode = .correct, protect: Bool = false)
         -> Service

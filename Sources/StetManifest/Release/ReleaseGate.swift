@@ -17,14 +17,14 @@ public struct ReleaseGate: Sendable {
     public var manifests: String
     /// The repository's `trust.yaml`; its folder also holds the public keys and `trust.dsse.json`.
     public var trustFile: String
-    public var store: any StateStore
+    public var store: FileStateStore
     public var trustOnFirstUse = false
     /// When the manifests come from a tree Stet unpacked (a git commit): the manifest directory
     /// and the trust policy must lead, through every symbolic link, to this folder or below it.
     /// A link out of it is refused like one out of the manifest directory.
     public var root: String?
 
-    public init(manifests: String, trustFile: String, store: any StateStore) {
+    public init(manifests: String, trustFile: String, store: FileStateStore) {
         self.manifests = manifests
         self.trustFile = trustFile
         self.store = store
@@ -43,13 +43,17 @@ public struct ReleaseGate: Sendable {
         public let trust: TrustDecision?
     }
 
-    /// Verifies the release; with `accept`, records it (and pins the trust policy it was
-    /// verified with, if that is new). Throws `Refused`, `ManifestError` (a signed release whose
-    /// manifests do not parse, or a trust policy that does not), `InputFile.Failure` (the host
-    /// could not read a file), or `StateError`.
+    /// Verifies the release; with `accept`, keeps its copy and records it as the release in
+    /// force (`record`), without an audit entry: commands and the loop accept through
+    /// `ReleaseAcceptance` (StetEngine), which audits first. Throws `Refused`, `ManifestError` (a
+    /// signed release whose manifests do not parse, or a trust policy that does not),
+    /// `InputFile.Failure` (the host could not read a file), or `StateError`.
     public func open(accept: Bool, now: Date) throws -> Passed {
         let passed = try verify(trust: try resolveTrust(acting: accept), now: now)
-        if accept { try self.accept(passed, now: now) }
+        if accept {
+            try ReleaseStore(store: store).save(passed.release)
+            try record(passed, now: now)
+        }
         return passed
     }
 
@@ -106,10 +110,24 @@ public struct ReleaseGate: Sendable {
         return Passed(release: release, desired: try release.desiredState(), trust: decision)
     }
 
-    /// Records a verified release as accepted, pinning its trust policy if that is new.
-    public func accept(_ passed: Passed, now: Date) throws {
+    /// Makes a verified release whose copy `ReleaseStore.save` has kept the release in force:
+    /// pins the trust policy it was verified with if that is new, writes `release.json` (only
+    /// ever forward: an older release, or another with the same version, is refused), then
+    /// removes copies of releases no longer kept. Call under the state lock.
+    public func record(_ passed: Passed, now: Date) throws {
+        let release = passed.release.release
+        let releases = ReleaseStore(store: store)
+        guard releases.holds(release) else {
+            throw StateError.corrupt(store.path(ReleaseStore.key(release.digest) ?? ReleaseStore.folder), "the copy of the release to accept is missing")
+        }
+        let current = try AcceptedRelease.load(from: store)
+        if let current, current.version > release.version || (current.version == release.version && current.digest != release.digest) {
+            throw VerificationError(
+                .rollback, "release version \(release.version) cannot replace version \(current.version), accepted at \(RFC3339.format(current.acceptedAt))")
+        }
         if passed.trust.needsPinning { try PinnedTrust.save(passed.trust.policy, to: store, now: now) }
-        try passed.release.accept(into: store, now: now)
+        if current?.release != release { try AcceptedRelease(release, acceptedAt: now).save(to: store) }
+        try releases.prune(keeping: release)
     }
 
     /// The refusal when `path` (below `root`) leads out of `root`: it, or the nearest part of

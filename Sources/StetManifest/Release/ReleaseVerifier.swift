@@ -43,16 +43,34 @@ public struct ReleaseReport: Sendable, Encodable {
     public var thresholdMet = false
     public var warnings: [String] = []
     public var refused: Refusal?
+
+    /// The release found, once both its version and digest were read.
+    public var release: ReleaseRef? {
+        guard let version, let digest else { return nil }
+        return ReleaseRef(version: version, digest: digest)
+    }
 }
 
 /// A release that passed every check, with the bytes of its files as they were hashed.
 public struct VerifiedRelease: Sendable {
+    public struct File: Sendable {
+        /// Relative and `/`-separated, as the index lists it.
+        public let path: String
+        /// As messages should show it (the path in the directory it was read from).
+        public let name: String
+        public let bytes: Data
+    }
+
     public let index: ReleaseIndex
-    /// `sha256:<hex>` of the index bytes.
-    public let digest: String
-    /// The listed files, named as messages should show them, with their verified bytes.
-    public let files: [(name: String, bytes: Data)]
+    /// Version and `sha256:<hex>` digest of the index bytes.
+    public let release: ReleaseRef
+    /// `release.dsse.json` as it was read.
+    public let envelope: Data
+    /// The listed files with their verified bytes, sorted by path.
+    public let files: [File]
     public let report: ReleaseReport
+
+    public var digest: String { release.digest }
 }
 
 /// Checks a manifest directory's signed release against a trust policy, in the order of the
@@ -65,6 +83,11 @@ public struct ReleaseVerifier: Sendable {
     public let trust: TrustPolicy
     public let accepted: AcceptedRelease?
     public let now: Date
+    /// Set when `directory` holds the copy of the release in force that the state directory
+    /// keeps (`ReleaseStore`): it must be exactly that release, and it stays in force once it
+    /// has expired (step 3 is for releases not yet accepted: a release in force is never torn
+    /// down for its age, only replaced by a newer one).
+    public var inForce: ReleaseRef?
 
     public init(directory: String, trust: TrustPolicy, accepted: AcceptedRelease?, now: Date) {
         self.directory = directory
@@ -167,30 +190,45 @@ public struct ReleaseVerifier: Sendable {
             throw VerificationError(.belowThreshold, detail)
         }
 
-        // 3. Not expired (a frozen mirror cannot serve an old release for ever).
-        guard index.expires > now else {
-            throw VerificationError(
-                .expired, "release version \(index.version) expired at \(RFC3339.format(index.expires)); sign it again with --renew")
+        // 3. Not expired (a frozen mirror cannot serve an old release for ever). The copy of the
+        // release in force was checked when it was accepted; it stays in force after it expires.
+        if inForce == nil {
+            guard index.expires > now else {
+                throw VerificationError(
+                    .expired, "release version \(index.version) expired at \(RFC3339.format(index.expires)); sign it again with --renew")
+            }
+            // A release from the future is not one a signer meant: a clock off by more than the
+            // allowance is a problem to fix first.
+            guard index.created <= now.addingTimeInterval(ReleaseIndex.clockSkewAllowance) else {
+                throw VerificationError(
+                    .createdInFuture,
+                    "release version \(index.version) was created at \(RFC3339.format(index.created)), after now "
+                        + "(\(RFC3339.format(now))) by more than \(Int(ReleaseIndex.clockSkewAllowance)) s; check both clocks")
+            }
         }
-        // A release from the future, or one that expires before it was made, is not one a
-        // signer meant: a clock off by more than the allowance is a problem to fix first.
-        guard index.created <= now.addingTimeInterval(ReleaseIndex.clockSkewAllowance) else {
-            throw VerificationError(
-                .createdInFuture,
-                "release version \(index.version) was created at \(RFC3339.format(index.created)), after now "
-                    + "(\(RFC3339.format(now))) by more than \(Int(ReleaseIndex.clockSkewAllowance)) s; check both clocks")
-        }
+        // Nor is one that expires before it was made.
         guard index.created < index.expires else {
             throw VerificationError(
                 .indexMalformed,
                 "release version \(index.version) expires at \(RFC3339.format(index.expires)), before it was created "
                     + "(\(RFC3339.format(index.created)))")
         }
-        if index.expires.timeIntervalSince(now) < 7 * 86_400 {
+        if index.expires <= now {
+            report.warnings.append(
+                "release version \(index.version) expired at \(RFC3339.format(index.expires)); it stays in force until a newer "
+                    + "release is accepted: sign one (or this one again with --renew)")
+        } else if index.expires.timeIntervalSince(now) < 7 * 86_400 {
             report.warnings.append("release version \(index.version) expires at \(RFC3339.format(index.expires)), in less than 7 days")
         }
 
         // 4. Not older than the release in force, and no second content for the same version.
+        // The kept copy of the release in force must be exactly the release `release.json` names.
+        if let inForce, index.version != inForce.version || digest != inForce.digest {
+            throw VerificationError(
+                .storedReleaseMismatch,
+                "\(directory) holds release version \(index.version) with digest \(digest), but the release in force is version "
+                    + "\(inForce.version) with digest \(inForce.digest)")
+        }
         if let accepted {
             if index.version < accepted.version {
                 throw VerificationError(
@@ -246,7 +284,7 @@ public struct ReleaseVerifier: Sendable {
         }
 
         // 5. Every listed file with its digest; every manifest file listed.
-        var files: [(name: String, bytes: Data)] = []
+        var files: [VerifiedRelease.File] = []
         for relative in index.files.keys.sorted() {
             let full = path(relative)
             guard let content = try read(full, limit: ManifestLoader.maximumFileSize, refusing: .fileUnreadable, unreadable: &unreadable)
@@ -258,14 +296,15 @@ public struct ReleaseVerifier: Sendable {
                 throw VerificationError(
                     .fileModified, "\(full) has digest \(actual), but the release lists \(index.files[relative]!): it changed after signing")
             }
-            files.append((full, content))
+            files.append(VerifiedRelease.File(path: relative, name: full, bytes: content))
         }
         let listed = Set(index.files.keys)
         if let extra = listing.manifests.first(where: { !listed.contains($0) }) {
             throw VerificationError(
                 .fileUnlisted, "\(path(extra)) is not part of release version \(index.version): sign the release again to include it, or remove it")
         }
-        return VerifiedRelease(index: index, digest: digest, files: files, report: report)
+        return VerifiedRelease(
+            index: index, release: ReleaseRef(version: index.version, digest: digest), envelope: bytes, files: files, report: report)
     }
 
     /// True when some component of `relative` is a symbolic link.
@@ -311,14 +350,6 @@ public struct ReleaseVerifier: Sendable {
 extension VerifiedRelease {
     /// Parses the verified files into the desired state. Throws `ManifestError`.
     public func desiredState() throws -> DesiredState {
-        try ManifestLoader.decode(files: files.filter { ManifestDirectory.isManifest($0.name) })
-    }
-
-    /// Records this release as the one in force (only ever moving forward).
-    public func accept(into store: any StateStore, now: Date) throws {
-        if let current = try AcceptedRelease.load(from: store), current.version == index.version, current.digest == digest {
-            return
-        }
-        try AcceptedRelease(version: index.version, digest: digest, acceptedAt: now).save(to: store)
+        try ManifestLoader.decode(files: files.filter { ManifestDirectory.isManifest($0.path) }.map { ($0.name, $0.bytes) })
     }
 }

@@ -25,6 +25,9 @@ public struct VerificationError: Error, CustomStringConvertible, Sendable, Equat
         public static let fileUnreadable = Code(rawValue: "file-unreadable")
         public static let unsafePath = Code(rawValue: "unsafe-path")
         public static let symlinkEscape = Code(rawValue: "symlink-escape")
+        /// The state directory's copy of the release in force is not the release `release.json`
+        /// names (it was changed or damaged there).
+        public static let storedReleaseMismatch = Code(rawValue: "stored-release-mismatch")
 
         // The trust policy and its rotation.
         public static let trustNotPinned = Code(rawValue: "trust-not-pinned")

@@ -22,7 +22,8 @@ struct DrillMonitorCommand: AsyncParsableCommand {
             Sends an alert named StetDrill (labels: the monitor's, drill="true") to every notifier \
             of the monitor. For Alertmanager, delivery is confirmed by finding the alert in its API; \
             for a webhook or a command, by their accepting it. Then the alert is resolved. Recorded \
-            in the audit log (intent and result).
+            in the audit log (intent and result). The monitor and its notifiers are those of the \
+            release in force (kept in the state directory).
 
             EXIT STATUS
               0   every notifier took the alert
@@ -37,8 +38,6 @@ struct DrillMonitorCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Seconds to wait for Alertmanager to show the alert.", valueName: "seconds"))
     var timeout: Double = 15
 
-    @OptionGroup var planning: PlanningOptions
-
     func validate() throws { try Seconds.check(timeout, "--timeout", 0.1...3600) }
 
     @OptionGroup var global: GlobalOptions
@@ -47,12 +46,11 @@ struct DrillMonitorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
-        let (gate, _) = try planning.gate(global)
-        let (session, passed) = try OperatorSession.verified(
-            gate: gate, global: global, key: privateKey, action: "drill", directory: planning.manifests)
+        let (session, inForce) = try OperatorSession.inForce(global: global, key: privateKey)
         defer { try? session.close() }
-        guard let monitor = passed.desired.monitors[name] else {
-            throw CommandFailure(status: ExitStatus.error, message: "no monitor \(name) in the release")
+        let desired = inForce.desired
+        guard let monitor = desired.monitors[name] else {
+            throw CommandFailure(status: ExitStatus.error, message: "no monitor \(name) in release version \(inForce.accepted.version), in force")
         }
         let resource = ResourceID(.monitor, name).description
         let release = AuditContext.acceptedRelease(global.store)
@@ -62,7 +60,7 @@ struct DrillMonitorCommand: AsyncParsableCommand {
         let started = Date()
         let out = Terminal.standardOutput
         let drill = MonitorDrill(sender: NotifierSender { Terminal.standardError.line($0) }, timeout: timeout)
-        let deliveries = drill.run(monitor, notifiers: passed.desired.notifiers, now: started) { delivery in
+        let deliveries = drill.run(monitor, notifiers: desired.notifiers, now: started) { delivery in
             if let failure = delivery.failure {
                 out.line(out.red("failed") + "  \(delivery.notifier): \(failure)")
             } else {

@@ -93,6 +93,22 @@ enum PlanOutput {
         return renderer.render(plan)
     }
 
+    /// What to say about the release planned against (`PlanningRelease`).
+    static func notes(_ chosen: PlanningRelease) -> [String] {
+        var notes: [String] = []
+        if let notTaken = chosen.notTaken {
+            notes.append("Not planned against: \(notTaken).")
+        }
+        switch chosen.basis {
+        case .inForce:
+            if chosen.notTaken != nil { notes.append("Planned against release version \(chosen.release.version), in force.") }
+        case .candidate(let inForce):
+            notes.append("Planned against release version \(chosen.release.version), not accepted yet ("
+                + (inForce.map { "version \($0.version) is in force" } ?? "no release is in force") + "); `stet apply` accepts it.")
+        }
+        return notes
+    }
+
     /// `--detailed-exitcode`: 0 nothing to do, 2 only config or schedule changes, 3 drift.
     static func detailedStatus(_ plan: Plan) -> Int32 {
         plan.changes.isEmpty ? ExitStatus.ok : plan.hasDrift ? ExitStatus.drift : ExitStatus.changes
@@ -108,6 +124,12 @@ struct PlanCommand: AsyncParsableCommand {
             and prints the ordered changes, each with its cause (config: the release changed; drift: \
             the world moved) and reason. Changes nothing. --out saves the plan signed by an operator \
             key, for `stet apply FILE`.
+
+            Which release: the manifests' release when it verifies and is not the one in force \
+            (what `stet apply` would accept; said above the plan); otherwise the release in force, \
+            kept in the state directory. Manifests changed without signing, or an older release \
+            (after a `git reset`), do not fail the plan: it is made against the release in force, \
+            and says why the manifests' release was not taken.
 
             EXIT STATUS
               0   no changes (or, without --detailed-exitcode, any plan)
@@ -139,16 +161,14 @@ struct PlanCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (gate, _) = try planning.gate(global)
-        let passed = try gate.open(accept: false, now: Date())
-        let report = passed.release.report
+        let chosen = try PlanningRelease.choose(gate, now: Date())
         let provider = HostProvider(store: global.store)
-        let observed = try await provider.observe(passed.desired, now: Date())
-        let plan = Planner(prune: planning.prune).plan(
-            desired: passed.desired, observed: observed,
-            release: Plan.Release(version: report.version ?? 0, digest: report.digest ?? ""), now: Date())
+        let observed = try await provider.observe(chosen.desired, now: Date())
+        let plan = Planner(prune: planning.prune).plan(desired: chosen.desired, observed: observed, release: chosen.release, now: Date())
+        let notes = PlanOutput.notes(chosen)
         if let out {
             let privateKey = try PrivateKey(contentsOfFile: try key.path())
-            let session = try OperatorSession(global: global, key: privateKey, policy: passed.trust.policy)
+            let session = try OperatorSession(global: global, key: privateKey, policy: nil)
             try session.log.append(AuditRecord(
                 kind: .result, release: AuditContext.acceptedRelease(global.store), plan: plan.id, action: "save-plan",
                 reason: "plan of \(plan.changes.count) changes for release version \(plan.release.version) saved to \(out)",
@@ -157,13 +177,18 @@ struct PlanCommand: AsyncParsableCommand {
             try session.close()
         }
         if global.json || format == .json {
+            // The plan's JSON is a contract: the notes go to standard error.
+            for note in notes { Terminal.standardError.line(note) }
             Terminal.standardOutput.json(data: try PlanFile.json(plan, pretty: true))
         } else if format == .markdown {
             Terminal.standardOutput.write(PlanMarkdown.render(plan))
+            // A pull request comment is about the release in the pull request: only a refusal is news.
+            if let notTaken = chosen.notTaken { Terminal.standardOutput.line("> Not planned against: " + PlanMarkdown.cell(notTaken)) }
         } else {
+            for note in notes { Terminal.standardOutput.line(note) }
             Terminal.standardOutput.write(PlanOutput.text(plan))
             if let out { Terminal.standardOutput.line("Saved to \(out) (signed); apply it with `stet apply \(out)`.") }
-            await PlanOutput.probeOnce(passed.desired, store: global.store, provider: provider)
+            await PlanOutput.probeOnce(chosen.desired, store: global.store, provider: provider)
         }
         if detailedExitcode, plan.changes.count > 0 {
             throw CommandFailure(status: PlanOutput.detailedStatus(plan), message: nil)
@@ -176,15 +201,17 @@ struct ApplyCommand: AsyncParsableCommand {
         commandName: "apply",
         abstract: "Make the host match the verified release: plan and apply, or apply a saved plan.",
         discussion: """
-            Takes the state lock, accepts the verified release (recorded in the audit log), then \
-            applies each change with an intent entry before and a result entry after. Without FILE it \
-            plans afresh. With FILE it applies that signed plan only if it is for the release in \
-            force, was never applied before, and every change's observed facts still hold. Asks \
-            for confirmation on a terminal; elsewhere needs --auto-approve.
+            Takes the state lock, verifies the release, plans, and asks for approval; only then \
+            accepts the release (recorded in the audit log, and kept in the state directory) and \
+            applies each change with an intent entry before and a result entry after. Declined, \
+            nothing is accepted and the release in force stays. Without FILE it plans afresh. With \
+            FILE it applies that signed plan only if it is for the release in force or for the \
+            manifests' verified release, was never applied before, and every change's observed \
+            facts still hold. Asks for confirmation on a terminal; elsewhere needs --auto-approve.
 
             EXIT STATUS
               0   applied (or nothing to do)
-              1   error, or a change failed (the rest of its resource was skipped)
+              1   error, a change failed (the rest of its resource was skipped), or not approved
               10  the release, the trust policy or the plan's signature was refused
               11  another stet process holds the state lock
               12  the saved plan is stale: another release, already applied, or the world changed
@@ -203,60 +230,115 @@ struct ApplyCommand: AsyncParsableCommand {
     @Flag(help: "Apply without asking.")
     var autoApprove = false
 
+    /// What is applied: the release, its desired state, and the verified release to accept
+    /// first when it is not the one in force.
+    struct Target {
+        var session: OperatorSession
+        var release: ReleaseRef
+        var desired: DesiredState
+        var newRelease: (passed: ReleaseGate.Passed, gate: ReleaseGate, commit: String?)?
+    }
+
     func run() async throws {
         let source = try planning.gitSource(global.store)
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let lock = try StateLock(store: global.store, timeout: global.lockTimeout)
         defer { lock.release() }
-        let (gate, commit) = try planning.gate(global, source: source)
-        let (session, passed) = try OperatorSession.verified(
-            gate: gate, global: global, key: privateKey, action: "apply",
-            directory: commit.map { "\(planning.source ?? "") at commit \($0)" } ?? planning.manifests)
+        let saved = try planFile.map { try readSavedPlan($0, key: privateKey) }
+        let target = try self.target(for: saved, source: source, key: privateKey)
+        let session = target.session
         defer { try? session.close() }
-        let report = passed.release.report
-        let releaseRef = Plan.Release(version: report.version ?? 0, digest: report.digest ?? "")
         let provider = HostProvider(store: global.store)
         let out = Terminal.standardOutput
         let interrupted = try Applier.recoverInterrupted(
             store: global.store, audit: session.log, release: AuditContext.acceptedRelease(global.store))
         if interrupted > 0 { out.warning("\(interrupted) action(s) of an earlier run were interrupted; recorded, and the host is observed again") }
 
-        var plan: Plan
-        if let planFile {
-            plan = try await savedPlan(planFile, session: session, policy: passed.trust.policy, release: releaseRef, provider: provider, desired: passed.desired)
+        let observed = try await provider.observe(target.desired, now: Date())
+        let plan: Plan
+        if let saved {
+            do {
+                try PlanFile.admit(saved, release: target.release, store: global.store, observed: observed)
+            } catch let stale as PlanFile.Stale {
+                try session.refused(action: "apply", reason: "saved plan \(planFile ?? "") was refused", error: stale.message)
+                throw stale
+            }
+            plan = saved
         } else {
-            let observed = try await provider.observe(passed.desired, now: Date())
-            plan = Planner(prune: planning.prune).plan(desired: passed.desired, observed: observed, release: releaseRef, now: Date())
+            plan = Planner(prune: planning.prune).plan(desired: target.desired, observed: observed, release: target.release, now: Date())
         }
-        try session.accept(passed, gate: gate, commit: commit)
-        let entryRelease = AuditEntry.Release(version: releaseRef.version, digest: releaseRef.digest, commit: commit)
-        if plan.changes.isEmpty {
-            out.write(PlanOutput.text(plan))
-            return
-        }
-        if !global.json { out.write(PlanOutput.text(plan)) }
-        if !autoApprove {
-            guard isatty(0) == 1 else {
-                try session.refused(action: "apply", reason: "plan \(plan.id) was not approved", error: "not on a terminal and no --auto-approve", release: entryRelease)
-                throw CommandFailure(status: ExitStatus.error, message: "not on a terminal: pass --auto-approve to apply without asking")
-            }
-            out.write("Apply these \(plan.changes.count) changes? Only 'yes' applies: ")
-            guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else {
-                try session.refused(action: "apply", reason: "plan \(plan.id) was declined", error: "declined at the prompt", release: entryRelease)
-                throw CommandFailure(status: ExitStatus.error, message: "not applied")
-            }
-        }
-        if planFile != nil { try global.store.write(Self.usedKey(plan.id), Data(RFC3339.format(Date()).utf8)) }
-        let applier = Applier(provider: provider, audit: session.log, store: global.store, release: entryRelease)
+        if !global.json || plan.changes.isEmpty { out.write(PlanOutput.text(plan)) }
+        if !plan.changes.isEmpty, !autoApprove { try approve(plan, release: target.release, session: session) }
+        // Approved (or nothing to approve): only now does a new release come into force.
+        if let new = target.newRelease { try session.accept(new.passed, gate: new.gate, commit: new.commit) }
+        if plan.changes.isEmpty { return }
+        if saved != nil { try PlanFile.markApplied(plan, in: global.store, now: Date()) }
+        let applier = Applier(provider: provider, audit: session.log, store: global.store, release: target.release)
         let json = global.json
-        let result = try await applier.apply(plan, desired: passed.desired) { result in
+        let result = try await applier.apply(plan, desired: target.desired) { result in
             guard !json else { return }
             let mark = result.outcome.ok ? Terminal.standardOutput.green("ok") : Terminal.standardOutput.red("failed")
             Terminal.standardOutput.line("\(mark)  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")"
                 + String(format: "  (%.1f s)", result.seconds))
         }
-        if !json { await PlanOutput.probeOnce(passed.desired, store: global.store, provider: provider) }
-        if json {
+        if !json { await PlanOutput.probeOnce(target.desired, store: global.store, provider: provider) }
+        report(result, plan: plan)
+        if result.failed { throw CommandFailure(status: ExitStatus.error, message: nil) }
+    }
+
+    /// The release to apply: a saved plan's, when it is the release in force (read from the
+    /// state directory); otherwise the manifests' (or the git source's) release, verified, to be
+    /// accepted once the plan is approved.
+    private func target(for saved: Plan?, source: GitSource?, key: PrivateKey) throws -> Target {
+        if let saved, (try AcceptedRelease.load(from: global.store))?.release.isSameRelease(as: saved.release) == true,
+            let inForce = try ReleaseStore(store: global.store).inForce(trustFile: global.trust, now: Date())
+        {
+            let session = try OperatorSession(global: global, key: key, policy: nil)
+            return Target(session: session, release: AuditContext.acceptedRelease(global.store), desired: inForce.desired)
+        }
+        let (gate, commit) = try planning.gate(global, source: source)
+        let (session, passed) = try OperatorSession.verified(
+            gate: gate, global: global, key: key, action: "apply",
+            directory: commit.map { "\(planning.source ?? "") at commit \($0)" } ?? planning.manifests)
+        var release = passed.release.release
+        release.commit = commit
+        return Target(session: session, release: release, desired: passed.desired, newRelease: (passed, gate, commit))
+    }
+
+    /// A saved plan signed by an operator key of the policy in force, in the planner's form; a
+    /// refusal (exit 10) is recorded.
+    private func readSavedPlan(_ file: String, key: PrivateKey) throws -> Plan {
+        let data = try readInput(file, limit: InputFile.Limit.plan, what: "saved plan")
+        guard let policy = try OperatorLog.policyInForce(store: global.store, repositoryTrust: global.trust, policy: nil) else {
+            throw CommandFailure(status: ExitStatus.error, message: "no trust policy to check \(file)'s signature with: pin one (`stet trust pin`)")
+        }
+        do {
+            return try PlanFile.read(data, source: file, trust: AuditTrust(policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) }))
+        } catch let refused as PlanFile.Refused {
+            OperatorSession.recordEarlyRefusal(
+                global: global, key: key, action: "apply", reason: "saved plan \(file) was refused", error: refused.message)
+            throw refused
+        }
+    }
+
+    /// Asks on the terminal; anything but "yes", or no terminal, is recorded and ends the
+    /// command with nothing accepted and nothing applied.
+    private func approve(_ plan: Plan, release: ReleaseRef, session: OperatorSession) throws {
+        let what = "plan \(plan.id) for release version \(release.version)"
+        guard isatty(0) == 1 else {
+            try session.refused(action: "apply", reason: "\(what) was not approved", error: "not on a terminal and no --auto-approve")
+            throw CommandFailure(status: ExitStatus.error, message: "not on a terminal: pass --auto-approve to apply without asking")
+        }
+        Terminal.standardOutput.write("Apply these \(plan.changes.count) changes? Only 'yes' applies: ")
+        guard readLine()?.trimmingCharacters(in: .whitespaces) == "yes" else {
+            try session.refused(action: "apply", reason: "\(what) was declined", error: "declined at the prompt")
+            throw CommandFailure(status: ExitStatus.error, message: "not applied")
+        }
+    }
+
+    private func report(_ result: Applier.Report, plan: Plan) {
+        let out = Terminal.standardOutput
+        if global.json {
             struct Line: Encodable {
                 var change: String
                 var ok: Bool
@@ -274,52 +356,6 @@ struct ApplyCommand: AsyncParsableCommand {
             let failed = result.results.filter { !$0.outcome.ok }.count
             out.line("Applied \(result.results.count - failed) of \(plan.changes.count) changes" + (failed > 0 ? ", \(failed) failed." : "."))
         }
-        if result.failed { throw CommandFailure(status: ExitStatus.error, message: nil) }
-    }
-
-    static func usedKey(_ id: String) -> String { "plans/applied/\(id)" }
-
-    /// A saved plan that may still be applied, or a refusal (exit 10 or 12), recorded.
-    private func savedPlan(
-        _ file: String, session: OperatorSession, policy: TrustPolicy, release: Plan.Release, provider: HostProvider,
-        desired: DesiredState
-    ) async throws -> Plan {
-        func refuse(_ status: Int32, _ message: String) throws -> Never {
-            try session.refused(action: "apply", reason: "saved plan \(file) was refused", error: message)
-            throw CommandFailure(status: status, message: message)
-        }
-        let data = try readInput(file, limit: InputFile.Limit.plan, what: "saved plan")
-        let trust = AuditTrust(policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) })
-        let plan: Plan
-        do {
-            plan = try PlanFile.open(data, source: file, trust: trust).0
-        } catch let refused as PlanFile.Refused {
-            try refuse(ExitStatus.refused, refused.message)
-        }
-        if plan.release != release {
-            try refuse(ExitStatus.stale, "plan \(plan.id) is for release version \(plan.release.version) (\(plan.release.digest)), not the release in force, version \(release.version) (\(release.digest))")
-        }
-        if try global.store.read(Self.usedKey(plan.id)) != nil {
-            try refuse(ExitStatus.stale, "plan \(plan.id) was applied already; a saved plan is single use")
-        }
-        let observed = try await provider.observe(desired, now: Date())
-        for change in plan.changes {
-            let name = change.resource.name
-            let facts: String
-            switch change.resource.kind {
-            case .backupPolicy:
-                facts = observed.backups[name]?.facts ?? "absent"
-            case .monitor:
-                facts = observed.monitors[name]?.specHash ?? "absent"
-            case .service, .notifier:
-                let replica = change.resource.replica.flatMap { observed.services[name]?.replicas[$0] }
-                facts = replica?.facts(includingHealth: change.reason.code == "replica-unhealthy") ?? "absent"
-            }
-            if Data(facts.utf8).sha256Reference != change.precondition {
-                try refuse(ExitStatus.stale, "plan \(plan.id) is stale: \(change.id) was planned from facts that no longer hold; plan again")
-            }
-        }
-        return plan
     }
 }
 
@@ -364,7 +400,7 @@ struct DownCommand: AsyncParsableCommand {
         if let service { observed.services = observed.services.filter { $0.key == service } }
         let accepted = AuditContext.acceptedRelease(global.store)
         let plan = Planner(prune: true).plan(
-            desired: DesiredState(), observed: observed, release: Plan.Release(version: accepted.version, digest: accepted.digest),
+            desired: DesiredState(), observed: observed, release: accepted,
             now: Date())
         let out = Terminal.standardOutput
         out.write(PlanOutput.text(plan))

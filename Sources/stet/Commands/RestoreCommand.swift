@@ -19,7 +19,8 @@ struct RestoreCommand: AsyncParsableCommand {
             the result into place without following any symbolic link it finds in the target \
             (a link is replaced, never written through). Refuses a target that is a symbolic \
             link, and one that is not empty unless --force. Recorded in the audit log (intent \
-            and result, or the refusal) under the operator key.
+            and result, or the refusal) under the operator key. The policy is the one of the \
+            release in force (kept in the state directory).
 
             EXIT STATUS
               0   restored
@@ -44,9 +45,6 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Restore into a directory that is not empty.")
     var force = false
 
-    @Option(help: ArgumentHelp("Manifest directory.", valueName: "dir"))
-    var manifests = "manifests"
-
     @OptionGroup var global: GlobalOptions
 
     @OptionGroup var key: KeyOption
@@ -59,12 +57,11 @@ struct RestoreCommand: AsyncParsableCommand {
 
     func run() async throws {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
-        let gate = ReleaseGate(manifests: manifests, trustFile: global.trust, store: global.store)
-        let (session, passed) = try OperatorSession.verified(
-            gate: gate, global: global, key: privateKey, action: "restore", directory: manifests)
+        let (session, inForce) = try OperatorSession.inForce(global: global, key: privateKey)
         defer { try? session.close() }
-        guard let backup = passed.desired.backupPolicies[policy] else {
-            throw CommandFailure(status: ExitStatus.error, message: "no backup policy \(policy) in the release")
+        guard let backup = inForce.desired.backupPolicies[policy] else {
+            throw CommandFailure(
+                status: ExitStatus.error, message: "no backup policy \(policy) in release version \(inForce.accepted.version), in force")
         }
         let provider = BackupProvider(store: global.store)
         let destination: RestoreTarget

@@ -22,6 +22,9 @@ struct RunCommand: AsyncParsableCommand {
             (checked every --interval, or at once on SIGHUP); a release that does not verify is \
             refused and recorded, and the one in force stays; a release file the host cannot read \
             (an I/O error) is no refusal: it is logged and looked at again at the next check. \
+            A release that another command accepted meanwhile (`stet apply`, `stet verify \
+            --accept`) is taken at once from the state directory, before the next pass: the loop \
+            never acts on a release older than the one in force. \
             SIGTERM or SIGINT: the current actions finish, then exit 0. Replicas keep running.
 
             EXIT STATUS

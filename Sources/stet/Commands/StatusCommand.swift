@@ -16,27 +16,36 @@ struct StatusCommand: AsyncParsableCommand {
             ready, and per replica its pid, port, health, restarts and last exit; the last action \
             Stet took; the reconcile loop's backoff and self-heal budget. Read-only.
 
+            What was promised is the release in force: the copy kept in the state directory when \
+            it was accepted, verified again under the pinned trust policy. The working directory's \
+            manifests play no part (an unsigned edit there changes nothing until a release is \
+            signed and applied), so status works from any directory with --state-dir.
+
             EXIT STATUS
               0   every promise is met
               1   error
+              10  the copy of the release in force fails verification
               3   a promise is not met (fewer ready replicas than promised, a backup past its RPO
                   or whose last check or restore test failed)
             """
     )
 
-    @OptionGroup var planning: PlanningOptions
-
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let (gate, _) = try planning.gate(global)
-        let desired = try gate.open(accept: false, now: Date()).desired
-        let report = try await StatusReport.observe(desired: desired, store: global.store)
+        let inForce = try ReleaseStore(store: global.store).inForce(trustFile: global.trust, now: Date())
+        let report = try await StatusReport.observe(desired: inForce?.desired ?? DesiredState(), store: global.store)
         let (lines, backups, monitors, loopRunning) = (report.services, report.backups, report.monitors, report.loopRunning)
         let out = Terminal.standardOutput
         if global.json {
             out.json(report)
         } else {
+            if let inForce {
+                out.line("release    version \(inForce.accepted.version) (\(inForce.accepted.digest)), in force since \(RFC3339.format(inForce.accepted.acceptedAt))")
+                for warning in inForce.release.report.warnings { out.warning(warning) }
+            } else {
+                out.line("No release is in force here yet: `stet apply` (or `stet verify --accept`) accepts one.")
+            }
             for monitor in monitors {
                 guard let state = monitor.state, monitor.registered else {
                     out.line("\(monitor.resource)  " + out.yellow("not registered") + " (apply the release; `stet run` probes it)")

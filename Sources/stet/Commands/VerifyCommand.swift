@@ -16,6 +16,9 @@ struct VerifyCommand: ParsableCommand {
             equivocation); paths and symbolic links; every file's digest and that every manifest is \
             listed. Then parses the manifests.
 
+            With --accept the release becomes the one in force: a copy of it is kept in the state \
+            directory (releases/), where status, plan, run, down, drill and restore read it from.
+
             The trust policy in force is the one pinned in the state directory. Without one, a \
             read-only check uses the repository's keys/trust.yaml and says so; --accept refuses unless \
             --trust-on-first-use is given. Read-only unless --accept.
@@ -70,7 +73,7 @@ struct VerifyCommand: ParsableCommand {
             } else {
                 printReport(passed.release.report, trust: passed.trust)
                 out.line("resources  \(Summary.counts(passed.desired.resourceIDs))")
-                out.line("result     \(out.green("verified"))" + (accept ? ", accepted into \(global.store.root)/\(AcceptedRelease.key)" : ""))
+                out.line("result     \(out.green("verified"))" + (accept ? ", accepted into \(global.store.root)" : ""))
             }
             for warning in passed.release.report.warnings { out.warning(warning) }
             trustWarnings(passed.trust)
@@ -86,10 +89,13 @@ struct VerifyCommand: ParsableCommand {
         }
     }
 
-    /// The acting path: the operator key first, then the audit log, then the decision, which is
-    /// recorded (accepted or refused) before the state directory changes.
+    /// The acting path (`ReleaseAcceptance`): the operator key first, then the state lock, the
+    /// audit log and the decision, which is recorded (accepted or refused) before the state
+    /// directory changes.
     private func verifyAndAccept(_ gate: ReleaseGate) throws -> ReleaseGate.Passed {
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
+        let lock = try StateLock(store: global.store, timeout: global.lockTimeout)
+        defer { lock.release() }
         let (session, passed) = try OperatorSession.verified(
             gate: gate, global: global, key: privateKey, action: "accept-release", directory: directory)
         try session.accept(passed, gate: gate, evenIfAccepted: true)

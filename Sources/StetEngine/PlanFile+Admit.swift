@@ -1,0 +1,59 @@
+public import Foundation
+public import StetAudit
+public import StetCore
+import StetCrypto
+public import StetState
+
+/// Whether a saved plan may be applied now (DESIGN.md section 7), decided in one place from
+/// what the plan carries and what is observed, never from a change's reason (reasons explain;
+/// they never drive apply).
+extension PlanFile {
+    /// A saved plan that may not be applied any more (exit 12): made for another release,
+    /// applied already, or planned from facts that no longer hold. Plan again.
+    public struct Stale: Error, CustomStringConvertible, Sendable {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Where the marker of an applied plan is (`plans/applied/<id>`): written before the plan's
+    /// first action, so a plan is single use even across a crash.
+    public static func appliedKey(_ id: String) -> String { "plans/applied/\(id)" }
+
+    /// The signed plan in `data` (from `source`), its signature and form checked (`open`): it
+    /// names the release it was made for. Throws `Refused`.
+    public static func read(_ data: Data, source: String, trust: AuditTrust) throws -> Plan {
+        try open(data, source: source, trust: trust).0
+    }
+
+    /// Admits `plan` (read by `read`) for applying on `release`, the release being applied: it
+    /// was made for that release (version and digest); it was never applied (`appliedKey`); and
+    /// every change's precondition holds in `observed` (`holds`). Reads only. Throws `Stale`.
+    public static func admit(_ plan: Plan, release: ReleaseRef, store: any StateStore, observed: ObservedState) throws {
+        guard plan.release.isSameRelease(as: release) else {
+            throw Stale(message:
+                "plan \(plan.id) is for release version \(plan.release.version) (\(plan.release.digest)), not the release being "
+                    + "applied, version \(release.version) (\(release.digest))")
+        }
+        guard try store.read(appliedKey(plan.id)) == nil else {
+            throw Stale(message: "plan \(plan.id) was applied already; a saved plan is single use")
+        }
+        for change in plan.changes where !holds(change, in: observed) {
+            throw Stale(message: "plan \(plan.id) is stale: \(change.id) was planned from facts that no longer hold; plan again")
+        }
+    }
+
+    /// True when the facts `change` was planned from hold in `observed`: its precondition is the
+    /// digest of `ObservedState.facts(for:replica:scope:)` in the scope the planner chose, and
+    /// that text names its scope, so the digest equals the facts of at most one scope.
+    public static func holds(_ change: Change, in observed: ObservedState) -> Bool {
+        FactScope.allCases.contains { scope in
+            Data(observed.facts(for: change.resource.whole, replica: change.resource.replica, scope: scope).utf8).sha256Reference
+                == change.precondition
+        }
+    }
+
+    /// Marks `plan` as applied, before its first action.
+    public static func markApplied(_ plan: Plan, in store: any StateStore, now: Date) throws {
+        try store.write(appliedKey(plan.id), Data(RFC3339.format(now).utf8))
+    }
+}
