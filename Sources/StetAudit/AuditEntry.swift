@@ -1,7 +1,7 @@
 public import Foundation
 public import StetCore
 
-/// One audit entry: the payload of one line of `audit/log.jsonl` (DESIGN.md section 9, a
+/// One audit entry: the payload of one line of `audit/log.jsonl` (docs/architecture.md, "Audit log", a
 /// contract). Stet writes the fields in the order declared here.
 public struct AuditEntry: Codable, Equatable, Sendable {
     public enum Kind: String, Codable, Sendable, CaseIterable {

@@ -1,6 +1,6 @@
 public import Foundation
 
-/// A backup policy's health as an outcome (DESIGN.md principle 5): healthy only when the newest
+/// A backup policy's health as an outcome (docs/architecture.md, principle 5): healthy only when the newest
 /// snapshot is younger than the RPO **and** the last check **and** the last restore test passed
 /// (each when the policy asks for it).
 public struct BackupHealth: Sendable, Equatable, Codable {

@@ -93,7 +93,7 @@ public struct ObservedState: Codable, Hashable, Sendable {
     /// The facts a change on `resource` (and `replica`, for a service) depends on, in `scope`,
     /// as text: `absent` when there is nothing of it. The one definition for the planner, which
     /// records their digest as the change's precondition, and for admitting a saved plan, which
-    /// checks that digest against the facts observed then (DESIGN.md sections 6 and 7).
+    /// checks that digest against the facts observed then (docs/architecture.md, "Observing and planning" and "Plan files").
     ///
     /// The text names its scope (` health=` is written only in `stateAndHealth`), so the
     /// precondition digest records which scope the change was planned in, and a digest matches

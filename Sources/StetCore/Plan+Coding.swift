@@ -1,4 +1,4 @@
-/// A plan's JSON (DESIGN.md section 7, a contract): `resource` is `Kind/name` and a service
+/// A plan's JSON (docs/architecture.md, "Plan files", a contract): `resource` is `Kind/name` and a service
 /// change's replica is a field of its own; `action` and the change `id` are text. Decoding is
 /// where a plan from outside (a saved plan) becomes typed, so it checks everything the types
 /// cannot hold: the format version, the plan id (it names a file in the state directory),

@@ -28,7 +28,7 @@ public struct Reason: Codable, Hashable, Sendable {
     }
 }
 
-/// One change of a plan (DESIGN.md section 6).
+/// One change of a plan (docs/architecture.md, "Observing and planning").
 ///
 /// Plain data: `resource` and `action` stay typed from the planner to the provider, and are
 /// written as text only at the edges (the plan JSON, audit entries, the terminal).
@@ -80,7 +80,7 @@ public struct Notice: Hashable, Sendable {
     }
 }
 
-/// A plan (DESIGN.md section 7, a contract when saved): ordered changes from one release and
+/// A plan (docs/architecture.md, "Plan files", a contract when saved): ordered changes from one release and
 /// one observation.
 public struct Plan: Hashable, Sendable {
     public typealias Release = ReleaseRef

@@ -4,7 +4,7 @@ public import StetCore
 import StetCrypto
 public import StetState
 
-/// Carries out a plan through a provider (DESIGN.md section 8): resources in the plan's order
+/// Carries out a plan through a provider (docs/architecture.md, "Plan, apply and the loop"): resources in the plan's order
 /// by kind, several resources of a kind at once (bounded), each resource's changes in order,
 /// replacements of a service in waves of `maxUnavailable`, each waiting for health. A failed
 /// change stops the rest of its resource. Every action gets an `intent` entry before it starts

@@ -1,7 +1,7 @@
 public import Foundation
 public import StetCore
 
-/// When the reconcile loop may correct drift (DESIGN.md section 8): backoff per resource and a
+/// When the reconcile loop may correct drift (docs/architecture.md, "Plan, apply and the loop"): backoff per resource and a
 /// self-heal budget of corrections per resource per hour. A pure value: no I/O and no clock of its
 /// own (every call is told `now`), so the rules are table-tested with fixed dates. The loop
 /// applies what it decides: it holds changes back, writes status files and raises alerts.

@@ -3,7 +3,7 @@ public import StetCore
 
 /// What the loop last saw, for readers on other threads (the status server), so that a reader
 /// never observes anything itself: a request must not run restic or a health check, or scan
-/// more than the loop's own records (DESIGN.md principle 8).
+/// more than the loop's own records (docs/architecture.md, principle 8).
 public final class LastObservation: @unchecked Sendable {
     private let lock = NSLock()
     private var value: (backups: [String: ObservedBackup], passes: Int) = ([:], 0)

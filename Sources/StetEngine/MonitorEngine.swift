@@ -193,7 +193,7 @@ public final class MonitorEngine: @unchecked Sendable {
     }
 }
 
-/// Notifications waiting for their receivers. Each notifier has a lane of its own (DESIGN.md
+/// Notifications waiting for their receivers. Each notifier has a lane of its own (docs/architecture.md,
 /// principle 8): a serial queue that sends its alerts in order, at most `limit` waiting (the
 /// oldest dropped first, and counted). A failed send pauses only that lane, for 1 s doubling to
 /// 60 s, before the same alert is tried again; so a receiver that hangs or is down costs its own

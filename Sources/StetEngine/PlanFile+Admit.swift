@@ -4,7 +4,7 @@ public import StetCore
 import StetCrypto
 public import StetState
 
-/// Whether a saved plan may be applied now (DESIGN.md section 7), decided in one place from
+/// Whether a saved plan may be applied now (docs/architecture.md, "Plan files"), decided in one place from
 /// what the plan carries and what is observed, never from a change's reason (reasons explain;
 /// they never drive apply).
 extension PlanFile {

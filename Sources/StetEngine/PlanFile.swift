@@ -3,7 +3,7 @@ public import StetAudit
 public import StetCore
 public import StetCrypto
 
-/// Saved plans (DESIGN.md section 7, a contract): a DSSE envelope of type
+/// Saved plans (docs/architecture.md, "Plan files", a contract): a DSSE envelope of type
 /// `application/vnd.stet.plan+json` signed by an operator key, whose payload is the plan JSON.
 public enum PlanFile {
     public static let payloadType = "application/vnd.stet.plan+json"

@@ -3,7 +3,7 @@ import StetCore
 import StetPlanner
 import StetProviders
 
-/// Backup policies, away from the loop's thread (DESIGN.md principle 8). restic may need a day
+/// Backup policies, away from the loop's thread (docs/architecture.md, principle 8). restic may need a day
 /// for a backup, and a repository that does not answer costs its whole deadline: a replica's
 /// exit must wait for neither. So a backup pass observes and plans the policies on a
 /// `stet-backup` thread; the loop's thread decides what may go ahead (drift recorded, backoff

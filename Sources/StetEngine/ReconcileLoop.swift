@@ -5,7 +5,7 @@ import StetManifest
 import StetProviders
 public import StetState
 
-/// `stet run` (DESIGN.md section 8): keeps the host matching the accepted release. Level-
+/// `stet run` (docs/architecture.md, "Plan, apply and the loop"): keeps the host matching the accepted release. Level-
 /// triggered: every pass observes again; events only say when to look. Events are a replica's
 /// exit (a pidfd per replica, seen at once), a health check or a backoff coming due, a new
 /// release (checked every `interval`), and SIGTERM/SIGINT/SIGHUP.
@@ -15,7 +15,7 @@ public import StetState
 /// admit, apply). Whatever may be slow (health
 /// checks, monitor probes, fetching and verifying a release) runs on threads of its own and hands
 /// its result back through the inbox, so a replica's exit is reacted to whatever else is going
-/// on (DESIGN.md principle 8). Every replica found dead, by whichever path sees it first, is
+/// on (docs/architecture.md, principle 8). Every replica found dead, by whichever path sees it first, is
 /// corrected or held back by an explicit decision (backoff or budget).
 ///
 /// Corrections of drift back off per service (`restart.backoff`), and at most `budget`

@@ -4,7 +4,7 @@ public import StetCore
 import StetPlanner
 public import StetState
 
-/// One reconcile of the services it is given, on any provider (DESIGN.md section 8): observe,
+/// One reconcile of the services it is given, on any provider (docs/architecture.md, "Plan, apply and the loop"): observe,
 /// plan, admit, apply. Admitting records each drift in the audit log and lets corrections go
 /// ahead only as the `CorrectionPolicy` allows; its decisions are applied here (held back,
 /// status files, alerts). The reconcile loop runs one of these per pass; engine tests run it on

@@ -5,7 +5,7 @@ public import StetCrypto
 public import StetManifest
 public import StetState
 
-/// Accepting a release (DESIGN.md section 5): the one path of `verify --accept`, `apply`, the
+/// Accepting a release (docs/architecture.md, "Signed releases"): the one path of `verify --accept`, `apply`, the
 /// reconcile loop and, later, a fleet. In order:
 ///
 /// 1. resolve the trust policy in force (pinned, rotated by a signed statement, or pinned now on

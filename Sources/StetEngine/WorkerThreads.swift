@@ -2,7 +2,7 @@ import Foundation
 
 /// Threads of Stet's own for work that blocks: health checks, monitor probes, git. The reconcile
 /// loop hands such work here and hears back through its inbox, so none of it stands between a
-/// replica's exit and its correction (DESIGN.md principle 8). Swift's cooperative pool
+/// replica's exit and its correction (docs/architecture.md, principle 8). Swift's cooperative pool
 /// has one thread per core: a probe blocked there would hold up the loop's passes, which run on
 /// it. Also a `TaskExecutor`, for async work such as a probe (`Task(executorPreference:)`).
 ///

@@ -2,7 +2,7 @@ public import Foundation
 public import StetCore
 import StetCrypto
 
-/// The pure diff of DESIGN.md section 6: `(desired, observed, now) -> Plan`. No I/O; the same
+/// The pure diff of docs/architecture.md, "Observing and planning": `(desired, observed, now) -> Plan`. No I/O; the same
 /// input gives the same plan, byte for byte in JSON.
 public struct Planner: Sendable {
     /// Plan the removal of resources that the release no longer declares (never of protected ones).

@@ -1,7 +1,7 @@
 public import Foundation
 
 /// The one way Stet runs a command to its end: git, restic, exec probes and health checks, exec
-/// notifiers (DESIGN.md principle 8). Each command
+/// notifiers (docs/architecture.md, principle 8). Each command
 /// - runs in a process group of its own under a small reaper (`stet_job_start` in CSys), which is
 ///   a child subreaper: when the command ends, at its deadline, or when it writes more than it
 ///   may, its group and every process that left the group (`setsid`, double forks) are killed and

@@ -36,7 +36,7 @@ public enum StateKey {
     }
 
     /// `name` when it is in the form of every name Stet puts into a key: a DNS label (resource
-    /// names, DESIGN.md section 4; plan ids are `plan-` and hex, which is one too).
+    /// names, docs/architecture.md, "Manifests"; plan ids are `plan-` and hex, which is one too).
     public static func name(_ name: String) throws -> String {
         guard ResourceID.isValidName(name) else {
             throw StateError.invalidKey(name, "expected a DNS label (lowercase letters, digits and '-', 1 to 63 characters)")

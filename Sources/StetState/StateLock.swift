@@ -1,6 +1,6 @@
 public import Foundation
 
-/// The state directory's lock of one name (`STATE/lock`, DESIGN.md section 8): a `flock` on that
+/// The state directory's lock of one name (`STATE/lock`, docs/architecture.md, "Plan, apply and the loop"): a `flock` on that
 /// file, waited for up to a timeout. Released on `release()` or when the process ends.
 public final class StateLock: Lock, @unchecked Sendable {
     /// Another process held the lock for the whole timeout.

@@ -4,7 +4,7 @@ import StetServer
 import StetTesting
 
 /// `stet-bench replicas --hostile`: the neighbours the loop must outlive while it replaces killed
-/// replicas (DESIGN.md principle 8), all at once:
+/// replicas (docs/architecture.md, principle 8), all at once:
 /// - the status server the daemon runs with `--listen`, held by 1,000 clients that connect and
 ///   never send a request (more than systemd's default soft limit of 1,024 descriptors would
 ///   allow without a bound);

@@ -61,7 +61,7 @@ enum PlanBenchmark {
 /// - 50 replicas idle with their health checks: CPU and memory of the loop. Targets: under 2 % of
 ///   one core, under 60 MB.
 /// - `--hostile`: the kills again while neighbours misbehave (`HostileNeighbours`), each figure
-///   beside the quiet one of the same run: DESIGN.md principle 8 says they change nothing.
+///   beside the quiet one of the same run: docs/architecture.md (principle 8) says they change nothing.
 enum ReplicaBenchmark {
     static func run(_ arguments: [String]) async throws {
         let hostile = arguments.contains("--hostile")

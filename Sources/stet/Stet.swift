@@ -46,7 +46,7 @@ struct Stet: AsyncParsableCommand {
             if let status = ExitStatus.forStetError(error) {
                 Glibc.exit(status)
             }
-            // Usage errors are errors like any other (exit 1, DESIGN.md's contract), not EX_USAGE.
+            // Usage errors are errors like any other (exit 1, the contract in docs/architecture.md), not EX_USAGE.
             if exitCode(for: error) == .validationFailure {
                 Terminal.standardError.write(fullMessage(for: error) + "\n")
                 Glibc.exit(ExitStatus.error)

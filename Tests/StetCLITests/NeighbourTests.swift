@@ -3,7 +3,7 @@ import StetProviders
 import StetTesting
 import Testing
 
-/// Nothing a notifier or a probe does can kill, freeze or silence Stet (DESIGN.md principle 8):
+/// Nothing a notifier or a probe does can kill, freeze or silence Stet (docs/architecture.md, principle 8):
 /// notifiers that do not read their alert, that hang, or that never answer; exec probes that
 /// leave children behind or write without end.
 @Suite(.serialized) struct NeighbourTests {

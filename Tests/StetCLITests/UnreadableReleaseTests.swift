@@ -2,7 +2,7 @@ import Foundation
 import StetTesting
 import Testing
 
-/// A file of the release that the host cannot read is an error, not a refusal (DESIGN.md
+/// A file of the release that the host cannot read is an error, not a refusal (docs/architecture.md,
 /// principle 8): nothing was judged. `verify --accept` and `apply` exit 1 naming the file, the
 /// audit log gets no refusal entry and the accepted release stays; `stet run` says so, keeps its
 /// release and takes the new one once the file can be read. The file is made unreadable with

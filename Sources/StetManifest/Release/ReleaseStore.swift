@@ -13,7 +13,7 @@ public import StetState
 /// signature, the index, every file's digest, and that it is exactly the release `release.json`
 /// names. It is cheap (it passed once) and catches a copy changed or damaged in the state
 /// directory. It does not check expiry: a release in force stays in force until a newer one
-/// is accepted (DESIGN.md principle 1).
+/// is accepted (docs/architecture.md, principle 1).
 public struct ReleaseStore: Sendable {
     public static let folder = "releases"
     /// Releases kept besides the one in force (the newest by version); older ones are removed

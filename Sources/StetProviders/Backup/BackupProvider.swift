@@ -3,7 +3,7 @@ public import StetCore
 import StetCrypto
 public import StetState
 
-/// Backups with restic (DESIGN.md sections 4–6). Stet owns the policy (when to back up, what
+/// Backups with restic (docs/architecture.md, "Manifests" to "Observing and planning"). Stet owns the policy (when to back up, what
 /// to keep, what to verify) and restic the data. Snapshots of policy NAME carry the tag
 /// `stet:NAME`. What Stet learns is kept in `STATE/backup/NAME.json`; the snapshot list of each
 /// repository is cached in `STATE/backup/cache/`, refreshed after Stet's own writes or when

@@ -6,7 +6,7 @@ import StetCrypto
 /// Both outputs are read to their end, so restic never meets a closed pipe (which would leave
 /// a stale lock in the repository).
 ///
-/// Every run has a deadline (DESIGN.md principle 8): a repository that accepts connections and
+/// Every run has a deadline (docs/architecture.md, principle 8): a repository that accepts connections and
 /// never answers would otherwise hold Stet for good. At the deadline restic's whole process group
 /// is killed (`Subprocess`), and the run fails as `notAnswering`.
 public struct Restic: Sendable {
