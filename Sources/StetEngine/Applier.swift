@@ -115,29 +115,62 @@ public struct Applier: Sendable {
     }
 
     private func perform(_ change: Change, plan: Plan, desired: DesiredState) async throws -> Result {
+        let action = Action(
+            id: change.id, plan: plan.id, resource: change.resource.whole, action: change.action.rawValue, cause: change.cause.rawValue,
+            reason: change.reason.message)
+        let (outcome, seconds) = try await run(action) { await provider.perform(change, desired: desired) }
+        return Result(change: change, outcome: outcome, seconds: seconds)
+    }
+
+    /// One action as the audit log and the state directory record it: the change of a plan, or
+    /// an action an operator asked for outside a plan (`stet restore`).
+    public struct Action: Sendable {
+        /// Unique among the actions in flight: a change id (`Service/web#0:start-replica`).
+        public var id: String
+        public var plan: String?
+        public var resource: ResourceID
+        public var action: String
+        public var cause: String?
+        public var reason: String
+
+        public init(id: String, plan: String? = nil, resource: ResourceID, action: String, cause: String? = nil, reason: String) {
+            self.id = id
+            self.plan = plan
+            self.resource = resource
+            self.action = action
+            self.cause = cause
+            self.reason = reason
+        }
+    }
+
+    /// The one path of every action: an `intent` entry and an in-flight marker before `body`
+    /// runs, a `result` entry after, then the resource's last action in its status. A crash in
+    /// between leaves the marker, which the next start records as `interrupted`
+    /// (`recoverInterrupted`). Returns the outcome and the seconds it took.
+    public func run(_ action: Action, _ body: () async -> ActionOutcome) async throws -> (ActionOutcome, Double) {
         try audit.append(AuditRecord(
-            kind: .intent, release: release, plan: plan.id, change: change.id, resource: change.resource.whole.description,
-            action: change.action.rawValue, cause: change.cause.rawValue, reason: change.reason.message))
-        let marker = Self.inflightKey(change)
+            kind: .intent, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
+            resource: action.resource.description, action: action.action, cause: action.cause, reason: action.reason))
+        let marker = Self.inflightKey(action.id)
         try store.write(marker, try JSONCoding.encoder.encode(Inflight(
-            plan: plan.id, change: change.id, resource: change.resource.whole.description, action: change.action.rawValue)))
+            plan: action.plan, change: action.plan == nil ? nil : action.id, resource: action.resource.description, action: action.action)))
         let started = DispatchTime.now().uptimeNanoseconds
-        let outcome = await provider.perform(change, desired: desired)
+        let outcome = await body()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         try audit.append(AuditRecord(
-            kind: .result, release: release, plan: plan.id, change: change.id, resource: change.resource.whole.description,
-            action: change.action.rawValue, cause: change.cause.rawValue, reason: outcome.ok ? outcome.detail : nil,
+            kind: .result, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
+            resource: action.resource.description, action: action.action, cause: action.cause, reason: outcome.ok ? outcome.detail : nil,
             outcome: outcome.ok ? .ok : .failed, error: outcome.error, durationMs: Int(saturating: seconds * 1000)))
         try? store.remove(marker)
         try statusLock.withLock {
-            try ResourceStatus.update(change.resource.whole, in: store) { status in
-            status.lastAction = change.id
-            status.lastOutcome = outcome.ok ? "ok" : "failed"
-            status.lastError = outcome.error
+            try ResourceStatus.update(action.resource, in: store) { status in
+                status.lastAction = action.id
+                status.lastOutcome = outcome.ok ? "ok" : "failed"
+                status.lastError = outcome.error
                 status.lastAt = Date()
             }
         }
-        return Result(change: change, outcome: outcome, seconds: seconds)
+        return (outcome, seconds)
     }
 
     final class StatusLock: @unchecked Sendable {
@@ -148,16 +181,16 @@ public struct Applier: Sendable {
     // MARK: - Interrupted actions
 
     struct Inflight: Codable {
-        var plan: String
-        var change: String
+        var plan: String?
+        var change: String?
         var resource: String
         var action: String
     }
 
     static let inflightFolder = "inflight"
 
-    static func inflightKey(_ change: Change) -> String {
-        inflightFolder + "/" + String(change.id.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
+    static func inflightKey(_ id: String) -> String {
+        inflightFolder + "/" + String(id.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
     }
 
     /// Records every action that began (intent written) but never ended as `interrupted`, then

@@ -41,6 +41,29 @@ import Testing
         #expect(try store.list("inflight") == [])
     }
 
+    /// An action outside a plan (`stet restore`) takes the same path as a plan's changes: its
+    /// in-flight marker exists exactly while it runs, then intent and result are in the sink
+    /// and the resource's status names it.
+    @Test func anActionOutsideAPlanTakesTheSamePath() async throws {
+        let (store, audit, provider) = (MemoryStateStore(), MemoryAuditSink(key: key), MemoryProvider())
+        let applier = Applier(provider: provider, audit: audit, store: store, release: .init(version: 1, digest: "sha256:1"))
+        let policy = ResourceID(.backupPolicy, "files")
+        let action = Applier.Action(id: "\(policy):restore", resource: policy, action: "restore", reason: "restore snapshot abc into /tmp/x")
+        var inFlight: [String] = []
+        let (outcome, _) = try await applier.run(action) {
+            inFlight = (try? store.list("inflight")) ?? []
+            return .failed("repository not answering")
+        }
+        #expect(!outcome.ok)
+        #expect(inFlight.count == 1)
+        #expect(try store.list("inflight") == [])
+        #expect(audit.entries.map(\.kind) == [.intent, .result])
+        #expect(audit.entries.allSatisfy { $0.plan == nil && $0.change == nil && $0.resource == "BackupPolicy/files" && $0.action == "restore" })
+        #expect(audit.entries.last?.error == "repository not answering")
+        let status = ResourceStatus.load(policy, from: store)
+        #expect(status.lastAction == "BackupPolicy/files:restore" && status.lastOutcome == "failed")
+    }
+
     @Test func anActionLeftInFlightIsRecordedAsInterrupted() throws {
         let (store, audit) = (MemoryStateStore(), MemoryAuditSink(key: key))
         try store.write("inflight/Service_web_0_start-replica.json", Data("""

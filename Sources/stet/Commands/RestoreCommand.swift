@@ -3,6 +3,7 @@ import Foundation
 import StetAudit
 import StetCore
 import StetCrypto
+import StetEngine
 import StetManifest
 import StetProviders
 import StetState
@@ -79,25 +80,22 @@ struct RestoreCommand: AsyncParsableCommand {
             // Nothing was restored: an error (a repository not answering, a wrong password), not a refusal.
             throw CommandFailure(status: ExitStatus.error, message: "cannot restore: \(error)")
         }
-        let resource = ResourceID(.backupPolicy, policy).description
-        let release = AuditContext.acceptedRelease(global.store)
-        try session.log.append(AuditRecord(
-            kind: .intent, release: release, resource: resource, action: "restore",
-            reason: "restore snapshot \(chosen.id) into \(target)" + (paths.isEmpty ? "" : " (only \(paths.joined(separator: ", ")))")))
+        let resource = ResourceID(.backupPolicy, policy)
         let out = Terminal.standardOutput
         out.line("restoring snapshot \(chosen.id.prefix(8)) of \(resource) into \(target) …")
-        let started = Date()
-        do {
-            let detail = try provider.restore(backup, snapshot: chosen, into: destination, include: paths)
-            try session.log.append(AuditRecord(
-                kind: .result, release: release, resource: resource, action: "restore", reason: detail, outcome: .ok,
-                durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
-            out.line(out.green("restored") + ": \(detail)")
-        } catch {
-            try session.log.append(AuditRecord(
-                kind: .result, release: release, resource: resource, action: "restore", outcome: .failed, error: "\(error)",
-                durationMs: Int(saturating: Date().timeIntervalSince(started) * 1000)))
-            throw CommandFailure(status: ExitStatus.error, message: "restore failed: \(error)")
+        // The same path as every action: intent, in-flight marker, result, the policy's status.
+        let applier = Applier(provider: provider, audit: session.log, store: global.store, release: AuditContext.acceptedRelease(global.store))
+        let action = Applier.Action(
+            id: "\(resource):restore", resource: resource, action: "restore",
+            reason: "restore snapshot \(chosen.id) into \(target)" + (paths.isEmpty ? "" : " (only \(paths.joined(separator: ", ")))"))
+        let (outcome, _) = try await applier.run(action) {
+            do {
+                return .done(try provider.restore(backup, snapshot: chosen, into: destination, include: paths))
+            } catch {
+                return .failed("\(error)")
+            }
         }
+        guard outcome.ok else { throw CommandFailure(status: ExitStatus.error, message: "restore failed: \(outcome.error ?? "")") }
+        out.line(out.green("restored") + ": \(outcome.detail)")
     }
 }
