@@ -153,7 +153,8 @@ public struct ReleaseAcceptance: Sendable {
     public enum Decision: Sendable, Equatable {
         /// Recorded, and now in force.
         case accepted(ReleaseRef)
-        /// The release in force already; nothing recorded (its copy is kept if it was missing).
+        /// The release in force already; nothing recorded (its copy is kept again if it was
+        /// missing or changed).
         case inForce(ReleaseRef)
         /// Another process accepted a newer release (or another with the same version) since
         /// this one was verified: nothing recorded, and that one stays in force.
@@ -186,7 +187,9 @@ public struct ReleaseAcceptance: Sendable {
         }
         let inForce = releases.reference()
         if inForce.isSameRelease(as: release), commit == nil || commit == inForce.commit, !passed.trust.needsPinning, !evenIfAccepted {
-            if !releases.holds(release) { try releases.save(passed.release) }
+            // Its copy as verified now: kept if it was missing (accepted by an earlier Stet) or
+            // no longer the same; untouched otherwise.
+            try releases.save(passed.release)
             return .inForce(inForce)
         }
         try releases.save(passed.release)

@@ -66,6 +66,20 @@ import Testing
         #expect(try entries().count == 1)
     }
 
+    /// A copy of the release in force changed in the state directory is refused when read, and
+    /// accepting that release again from its manifests puts the verified copy back.
+    @Test func acceptingTheReleaseInForceAgainRestoresItsCopy() throws {
+        let acceptance = try acceptance()
+        let first = try passed()
+        _ = try acceptance.accept(first, gate: gate, commit: nil, now: Date())
+        let key = try #require(ReleaseStore.key(first.release.digest))
+        try Data(Samples.service(name: "web", replicas: 9, port: 18080).utf8).write(to: URL(fileURLWithPath: store.path(key + "/web.yaml")))
+        let pinned = try #require(try PinnedTrust.load(from: store))
+        #expect(throws: VerificationError.self) { _ = try ReleaseStore(store: store).inForce(trust: pinned, now: Date()) }
+        #expect(try acceptance.accept(try passed(), gate: gate, commit: nil, now: Date()) == .inForce(first.release.release))
+        #expect(try ReleaseStore(store: store).inForce(trust: pinned, now: Date())?.desired == first.desired)
+    }
+
     /// A release verified before another process accepted a newer one is not accepted after it
     /// (the loop verifies on its own thread while `apply` may accept).
     @Test func aReleaseOlderThanOneAcceptedMeanwhileIsNotAccepted() throws {
