@@ -94,7 +94,8 @@ import Testing
         #expect(labels?["severity"] == "critical")
         #expect(labels?["team"] == "qa")
         #expect((alert["annotations"] as? [String: String])?["summary"]?.contains("site-up is failing") == true)
-        #expect(run.output.contains("alert firing: StetMonitorFailing monitor=site-up"))
+        // Stet logs the alert once its send returns, which can be after Alertmanager shows it.
+        #expect(eventually { run.output.contains("alert firing: StetMonitorFailing monitor=site-up") }, "\(run.output)")
 
         // The target comes back: resolved, and gone from Alertmanager's active alerts.
         let target = try BackgroundProcess(
