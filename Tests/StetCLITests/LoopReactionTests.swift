@@ -88,8 +88,15 @@ import Testing
         }
         #expect(eventually { Self.answers(18600) && Self.answers(18601) }, "\(run.output)")
         #expect(eventually { FileManager.default.fileExists(atPath: probing) }, "the probe did not start: \(run.output)")
-        let before = try #require(Self.replica(repo.stateDir, "probed", 0))
-        #expect(kill(before.pid, SIGKILL) == 0)
+        // The recorded process, killed; on a loaded host the loop may have replaced it a moment
+        // before (a health check that timed out), and then the new one is the one to kill.
+        var killed: Replica?
+        #expect(eventually {
+            guard let record = Self.replica(repo.stateDir, "probed", 0), record.pid > 0, kill(record.pid, SIGKILL) == 0 else { return false }
+            killed = record
+            return true
+        })
+        let before = try #require(killed)
         #expect(eventually(timeout: 15) { Self.replaced(repo.stateDir, "probed", 0, before: before, port: 18600) }, "\(run.output)")
         #expect(FileManager.default.fileExists(atPath: probing), "the probe ended before the replica was replaced")
         unlink(hold)
