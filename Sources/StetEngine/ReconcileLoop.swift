@@ -116,6 +116,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     var acceptedFileStamp: String?
     /// Releases in force whose copy could not be taken, each recorded once.
     var unadoptable: Set<String> = []
+    /// The last error reading the release in force, logged once.
+    var adoptionFailure: String?
     /// Services to reconcile in the next pass.
     var dirty: Set<String> = []
     /// Backup policies are looked at on every release check (`interval`): what is due is done.
@@ -424,7 +426,23 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// Its copy is verified again (`ReleaseStore.inForce`) and parsed. Never an older release than
     /// the loop's, and a copy that cannot be taken is recorded once and leaves the loop's release
     /// in force. Cheap when nothing changed: `release.json` is read again only once it changed.
+    /// A state file the host cannot read stops nothing: it is logged once and read again at the
+    /// next wake-up. Only the audit log's errors end the loop, as everywhere.
     func adoptAcceptedRelease() throws {
+        do {
+            try takeAcceptedRelease()
+            adoptionFailure = nil
+        } catch let error as AuditError {
+            throw error
+        } catch {
+            let message = "\(error)"
+            guard message != adoptionFailure else { return }
+            adoptionFailure = message
+            log("cannot read the release in force in \(store.root): \(message); the loop keeps version \(release.version)")
+        }
+    }
+
+    private func takeAcceptedRelease() throws {
         let path = store.path(AcceptedRelease.key)
         var info = stat()
         let stamp = lstat(path, &info) == 0 ? "\(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)" : "none"
