@@ -101,9 +101,12 @@ extension Plan: Codable {
         // Its id becomes a path in the state directory: in form, or not at all.
         let id = try container.decode(String.self, forKey: .id)
         guard Self.isValidID(id) else { throw PlanFormError("the plan id \"\(id.prefix(80))\" is not plan- and 16 hex digits") }
+        // A plan names its release by version and digest only (the plan contract).
+        let release = try container.decode(Release.self, forKey: .release)
+        guard release.commit == nil else { throw PlanFormError("the release names a commit; a plan names its release by version and digest only") }
         self.init(
             formatVersion: formatVersion, id: id, createdAt: try container.decode(String.self, forKey: .createdAt),
-            release: try container.decode(Release.self, forKey: .release), changes: try container.decode([Change].self, forKey: .changes),
+            release: release, changes: try container.decode([Change].self, forKey: .changes),
             notices: try container.decode([Notice].self, forKey: .notices))
     }
 
@@ -112,7 +115,7 @@ extension Plan: Codable {
         try container.encode(formatVersion, forKey: .formatVersion)
         try container.encode(id, forKey: .id)
         try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(release, forKey: .release)
+        try container.encode(release.withoutCommit, forKey: .release)
         try container.encode(changes, forKey: .changes)
         try container.encode(notices, forKey: .notices)
     }

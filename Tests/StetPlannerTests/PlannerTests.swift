@@ -87,6 +87,20 @@ import Testing
 
     /// The plan format is a contract: the expected plan, read and written again, is the same
     /// bytes (resources, replicas, actions and ids as text, absent fields absent).
+    /// A release from git carries its commit inside Stet; a plan still names it by version and
+    /// digest only, and a plan from outside that names a commit is out of form.
+    @Test func aPlanNamesItsReleaseWithoutACommit() throws {
+        let (desired, observed) = Self.fixture()
+        var release = Self.release
+        release.commit = String(repeating: "c", count: 40)
+        let plan = Planner().plan(desired: desired, observed: observed, release: release, now: Self.now)
+        let json = String(decoding: try JSONEncoder().encode(plan), as: UTF8.self)
+        #expect(!json.contains("commit"))
+        let forged = json.replacingOccurrences(of: "\"release\":{", with: "\"release\":{\"commit\":\"\(release.commit!)\",")
+        #expect(forged != json)
+        #expect(throws: (any Error).self) { _ = try JSONDecoder().decode(Plan.self, from: Data(forged.utf8)) }
+    }
+
     @Test func theExpectedPlanReadsBackToTheSameBytes() throws {
         let text = try String(contentsOfFile: Self.expected + "/plan.json", encoding: .utf8)
         let plan = try JSONDecoder().decode(Plan.self, from: Data(text.utf8))
