@@ -17,7 +17,7 @@ extension ReconcileLoop {
         backupPassRunning = true
         var scoped = DesiredState()
         scoped.backupPolicies = desired.backupPolicies
-        let (backups, inbox, lock, store, timeout) = (self.backups, self.inbox, self.stateLock, self.store, options.lockTimeout)
+        let (backups, inbox, lock, timeout) = (self.backups, self.inbox, self.stateLock, options.lockTimeout)
         let (prune, release) = (options.prune, release)
         let lastObservation = self.lastObservation
         Task(executorPreference: backupThreads) { [scoped] in

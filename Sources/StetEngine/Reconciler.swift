@@ -61,7 +61,7 @@ public final class Reconciler {
     /// policies, which have a pass of their own) of `desired`, observed through `provider` and
     /// applied through it.
     public func reconcile(
-        _ services: Set<String>, monitors: Bool, desired: DesiredState, release: AuditEntry.Release, provider: any Provider, now: Date
+        _ services: Set<String>, monitors: Bool, desired: DesiredState, release: ReleaseRef, provider: any Provider, now: Date
     ) async throws -> Outcome {
         var observed = try await provider.observe(desired, now: now)
         observed.services = observed.services.filter { services.contains($0.key) }
@@ -74,7 +74,7 @@ public final class Reconciler {
             observed.monitors = [:]
         }
         let plan = Planner(prune: prune).plan(
-            desired: scoped, observed: observed, release: Plan.Release(version: release.version, digest: release.digest), now: now)
+            desired: scoped, observed: observed, release: ReleaseRef(version: release.version, digest: release.digest), now: now)
         let admission = try admit(plan, desired: desired, release: release, now: now)
         var outcome = Outcome(plan: plan, allowed: admission.allowed, report: nil, retry: admission.retry)
         guard !admission.allowed.isEmpty else { return outcome }
@@ -102,7 +102,7 @@ public final class Reconciler {
 
     /// The changes of `plan` that may go ahead now. Drift is recorded, and corrected only as the
     /// correction policy allows; notices are recorded once. The same rules for every pass.
-    public func admit(_ plan: Plan, desired: DesiredState, release: AuditEntry.Release, now: Date) throws -> Admission {
+    public func admit(_ plan: Plan, desired: DesiredState, release: ReleaseRef, now: Date) throws -> Admission {
         // Backoff and budget are kept per resource, whichever of its replicas drifted.
         let keys = plan.changes.map(\.resource.whole)
         let decisions = policy.decide(
@@ -160,7 +160,7 @@ public final class Reconciler {
     }
 
     /// The budget of `change`'s resource was found spent: recorded, shown in its status, alerted.
-    private func budgetSpent(_ change: Change, corrections count: Int, desired: DesiredState, release: AuditEntry.Release) throws {
+    private func budgetSpent(_ change: Change, corrections count: Int, desired: DesiredState, release: ReleaseRef) throws {
         let resource = change.resource.whole
         try audit.append(AuditRecord(
             kind: .alert, release: release, resource: resource.description, action: "self-heal-budget",

@@ -202,4 +202,18 @@ public struct ReleaseAcceptance: Sendable {
         if let commit { try releases.recordCommit(commit, of: release.digest) }
         return .accepted(release)
     }
+
+    /// Step 5 for a command: `accept`, where a newer release accepted meanwhile (which cannot
+    /// happen under the lock, but would be a refusal, not a silent success) throws
+    /// `VerificationError(.rollback)`. Returns the release in force.
+    public func acceptNewest(
+        _ passed: ReleaseGate.Passed, gate: ReleaseGate, commit: String?, evenIfAccepted: Bool = false, now: Date
+    ) throws -> ReleaseRef {
+        let decision = try accept(passed, gate: gate, commit: commit, evenIfAccepted: evenIfAccepted, now: now)
+        if case .superseded(let newer) = decision {
+            throw VerificationError(
+                .rollback, "release version \(passed.release.release.version) is older than version \(newer.version), accepted meanwhile")
+        }
+        return decision.release
+    }
 }

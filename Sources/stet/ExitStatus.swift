@@ -26,6 +26,12 @@ enum ExitStatus {
         case let refused as PlanFile.Refused:
             Terminal.standardError.line("stet: " + refused.message)
             return Self.refused
+        case let withheld as ApplyRelease.NotApproved:
+            Terminal.standardError.line("stet: " + withheld.message)
+            return Self.error
+        case let none as ApplyRelease.NoTrustPolicy:
+            Terminal.standardError.line("stet: \(none)")
+            return Self.error
         case let stale as PlanFile.Stale:
             Terminal.standardError.line("stet: " + stale.message)
             return Self.stale

@@ -77,19 +77,16 @@ extension OperatorSession {
         return (OperatorSession(log: acceptance.audit, store: acceptance.store), passed)
     }
 
-    /// Accepts `passed` (the caller holds the state lock). A newer release accepted meanwhile
-    /// cannot happen under the lock, but would be a refusal, not a silent success.
+    /// Accepts `passed` (the caller holds the state lock; `ReleaseAcceptance.acceptNewest`).
     @discardableResult
     func accept(_ passed: ReleaseGate.Passed, gate: ReleaseGate, commit: String? = nil, evenIfAccepted: Bool = false) throws
         -> ReleaseRef
     {
-        let decision = try acceptance.accept(passed, gate: gate, commit: commit, evenIfAccepted: evenIfAccepted, now: Date())
-        if case .superseded(let newer) = decision {
-            throw VerificationError(
-                .rollback, "release version \(passed.release.release.version) is older than version \(newer.version), accepted meanwhile")
-        }
-        return decision.release
+        try acceptance.acceptNewest(passed, gate: gate, commit: commit, evenIfAccepted: evenIfAccepted, now: Date())
     }
+
+    /// The session of an apply (`ApplyRelease.open`).
+    init(_ apply: ApplyRelease) { self.init(log: apply.acceptance.audit, store: apply.acceptance.store) }
 
     /// The session of a command that acts on the release in force (`down`, `drill`, `restore`,
     /// `apply` of a saved plan for it), and that release, its copy verified again under the

@@ -155,6 +155,8 @@ import Testing
         let log = try stet("audit", "list", "--json").stdout
         #expect(log.contains(#""action":"drill""#) && log.contains(#""outcome":"ok""#))
         alertmanager.stop()
+        // Down means no longer answering on its port, not only signalled.
+        #expect(eventually { Self.alerts() == nil }, "\(alertmanager.output)")
         let down = try stet("drill", "monitor", "site-up", "--timeout", "1", environment: ci)
         #expect(down.status == 1)
         #expect(down.stdout.contains("failed  am"))

@@ -143,7 +143,8 @@ import Testing
             _ = try? stet("down", environment: ci)
             LoopReactionTests.killLeftovers(repo.stateDir, ["web"])
         }
-        #expect(eventually { Self.get("/healthz")?.status == 200 && Self.answers(18320) }, "\(run.output)")
+        // This run's replica, recorded and answering (not one a test before left dying on the port).
+        #expect(eventually { Self.get("/healthz")?.status == 200 && replica() != nil && Self.answers(18320) }, "\(run.output)")
         let before = try #require(replica())
         let base = Self.descriptors(run.pid)
         let clients = IdleClients(port: Self.listen, count: 300)

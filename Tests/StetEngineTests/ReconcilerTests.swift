@@ -20,7 +20,7 @@ import Testing
     let alerts = Alerts()
 
     static let t0 = Date(timeIntervalSince1970: 1_790_000_000)
-    static let release = AuditEntry.Release(version: 1, digest: "sha256:1")
+    static let release = ReleaseRef(version: 1, digest: "sha256:1")
 
     /// The self alerts a pass raised, by name.
     final class Alerts: @unchecked Sendable {
