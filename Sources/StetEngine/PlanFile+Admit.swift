@@ -1,7 +1,7 @@
 public import Foundation
 public import StetAudit
 public import StetCore
-import StetCrypto
+public import StetCrypto
 public import StetState
 
 /// Whether a saved plan may be applied now (docs/architecture.md, "Plan files"), decided in one place from
@@ -55,5 +55,15 @@ extension PlanFile {
     /// Marks `plan` as applied, before its first action.
     public static func markApplied(_ plan: Plan, in store: any StateStore, now: Date) throws {
         try store.write(appliedKey(plan.id), Data(RFC3339.format(now).utf8))
+    }
+
+    /// Saves `plan` signed by the operator whose log is `audit` to `path`: the `save-plan` entry
+    /// first (under `inForce`, the release in force), then the file, written atomically.
+    public static func save(_ plan: Plan, to path: String, key: PrivateKey, audit: any AuditSink, inForce: ReleaseRef) throws {
+        try audit.append(AuditRecord(
+            kind: .result, release: inForce, plan: plan.id, action: "save-plan",
+            reason: "plan of \(plan.changes.count) changes for release version \(plan.release.version) saved to \(path)",
+            outcome: .ok))
+        try AtomicFile.write(try sign(plan, with: key), to: path, mode: 0o644)
     }
 }

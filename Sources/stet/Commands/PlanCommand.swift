@@ -9,112 +9,6 @@ import StetPlanner
 import StetProviders
 import StetState
 
-/// Options of the commands that plan: where the manifests are, and pruning.
-struct PlanningOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Manifest directory.", valueName: "dir"))
-    var manifests = "manifests"
-
-    @Flag(help: "Plan the removal of resources the release no longer declares (never of protected ones).")
-    var prune = false
-
-    @Option(help: ArgumentHelp("Take the release from git: git:URL_OR_PATH (fetched into the state directory).", valueName: "git:url"))
-    var source: String?
-
-    @Option(help: ArgumentHelp("With --source: the branch, tag or commit to use (default: --branch).", valueName: "ref"))
-    var ref: String?
-
-    @Option(help: ArgumentHelp("With --source: the branch to follow.", valueName: "branch"))
-    var branch = "main"
-
-    @Option(help: ArgumentHelp("With --source: the manifest directory inside the repository.", valueName: "path"))
-    var path = "manifests"
-
-    func validate() throws {
-        if let source, !source.hasPrefix("git:") { throw ValidationError("--source \(source): expected git:URL_OR_PATH") }
-    }
-
-    /// The git source, when --source names one; a URL, ref or branch that Stet does not hand to
-    /// git, or a path that leaves the repository, is an error (exit 1) before anything runs.
-    func gitSource(_ store: FileStateStore) throws -> GitSource? {
-        guard let source else { return nil }
-        do {
-            return try GitSource(source, ref: ref, branch: branch, path: path, store: store)
-        } catch {
-            throw CommandFailure(status: ExitStatus.error, message: error.description)
-        }
-    }
-
-    /// The release gate for the manifests (fetched and unpacked first with --source), and the
-    /// commit they came from.
-    func gate(_ global: GlobalOptions) throws -> (ReleaseGate, commit: String?) {
-        try gate(global, source: try gitSource(global.store))
-    }
-
-    func gate(_ global: GlobalOptions, source: GitSource?) throws -> (ReleaseGate, commit: String?) {
-        guard let source else {
-            return (ReleaseGate(manifests: manifests, trustFile: global.trust, store: global.store), nil)
-        }
-        do {
-            let commit = try source.fetch()
-            try source.checkout(commit)
-            return (source.gate(), commit)
-        } catch let failure as GitSource.Failure {
-            throw CommandFailure(status: ExitStatus.error, message: "git source: \(failure)")
-        }
-    }
-}
-
-enum PlanOutput {
-    /// Without a running `stet run`, monitors are not probed on schedule: probe each once now and
-    /// say so.
-    static func probeOnce(_ desired: DesiredState, store: FileStateStore, provider: HostProvider) async {
-        guard !desired.monitors.isEmpty, !StateLock.isHeld(store: store, name: "run.lock") else { return }
-        let out = Terminal.standardOutput
-        out.line(out.yellow("No `stet run` is running here: monitors are not probed on a schedule and alert no one.")
-            + " Probed once now:")
-        let probes = ProbeRunner(replicas: provider.replicas, backups: provider.backups)
-        for name in desired.monitors.keys.sorted() {
-            let result = await probes.probe(desired.monitors[name]!, desired: desired)
-            out.line("  Monitor/\(name)  " + (result.ok ? out.green("ok") : out.red("failing")) + "  \(result.detail) (\(result.durationMs) ms)")
-        }
-    }
-
-    static func text(_ plan: Plan) -> String {
-        var renderer = PlanText()
-        let out = Terminal.standardOutput
-        renderer.paint = { text, colour in
-            switch colour {
-            case .green: out.green(text)
-            case .yellow: out.yellow(text)
-            case .red: out.red(text)
-            case .dim: out.dim(text)
-            }
-        }
-        return renderer.render(plan)
-    }
-
-    /// What to say about the release planned against (`PlanningRelease`).
-    static func notes(_ chosen: PlanningRelease) -> [String] {
-        var notes: [String] = []
-        if let notTaken = chosen.notTaken {
-            notes.append("Not planned against: \(notTaken).")
-        }
-        switch chosen.basis {
-        case .inForce:
-            if chosen.notTaken != nil { notes.append("Planned against release version \(chosen.release.version), in force.") }
-        case .candidate(let inForce):
-            notes.append("Planned against release version \(chosen.release.version), not accepted yet ("
-                + (inForce.map { "version \($0.version) is in force" } ?? "no release is in force") + "); `stet apply` accepts it.")
-        }
-        return notes
-    }
-
-    /// `--detailed-exitcode`: 0 nothing to do, 2 only config or schedule changes, 3 drift.
-    static func detailedStatus(_ plan: Plan) -> Int32 {
-        plan.changes.isEmpty ? ExitStatus.ok : plan.hasDrift ? ExitStatus.drift : ExitStatus.changes
-    }
-}
-
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
@@ -169,11 +63,7 @@ struct PlanCommand: AsyncParsableCommand {
         if let out {
             let privateKey = try PrivateKey(contentsOfFile: try key.path())
             let session = try OperatorSession(global: global, key: privateKey, policy: nil)
-            try session.log.append(AuditRecord(
-                kind: .result, release: AuditContext.acceptedRelease(global.store), plan: plan.id, action: "save-plan",
-                reason: "plan of \(plan.changes.count) changes for release version \(plan.release.version) saved to \(out)",
-                outcome: .ok))
-            try AtomicFile.write(try PlanFile.sign(plan, with: privateKey), to: out, mode: 0o644)
+            try PlanFile.save(plan, to: out, key: privateKey, audit: session.log, inForce: AuditContext.acceptedRelease(global.store))
             try session.close()
         }
         if global.json || format == .json {
@@ -194,11 +84,4 @@ struct PlanCommand: AsyncParsableCommand {
             throw CommandFailure(status: PlanOutput.detailedStatus(plan), message: nil)
         }
     }
-}
-
-/// Wraps any encodable value, for JSON objects of mixed values.
-struct AnyEncodable: Encodable {
-    let value: any Encodable
-    init(_ value: any Encodable) { self.value = value }
-    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
 }
