@@ -29,9 +29,25 @@ public struct AuditReader: Sendable {
             self.since = since
         }
 
+        /// True when `entry` (an entry's resource, `Service/web` or `Service/web#1`) is `wanted`:
+        /// the kind in any case (`service/web`), the name exactly; a wanted resource without a
+        /// replica also matches its replicas.
+        static func resource(_ entry: String?, matches wanted: String) -> Bool {
+            guard let entry else { return false }
+            func split(_ text: String) -> (kind: Substring, rest: Substring)? {
+                guard let slash = text.firstIndex(of: "/") else { return nil }
+                return (text[..<slash], text[text.index(after: slash)...])
+            }
+            guard let have = split(entry), let want = split(wanted), have.kind.lowercased() == want.kind.lowercased() else {
+                return false
+            }
+            if have.rest == want.rest { return true }
+            return !want.rest.contains("#") && have.rest.hasPrefix(want.rest + "#")
+        }
+
         public func admits(_ entry: AuditEntry) -> Bool {
             if let kind, entry.kind != kind { return false }
-            if let resource, entry.resource != resource { return false }
+            if let resource, !Self.resource(entry.resource, matches: resource) { return false }
             if let since, let time = RFC3339.parse(entry.time), time < since { return false }
             return true
         }

@@ -46,6 +46,19 @@ public struct GitSource: Sendable {
         self.store = store
     }
 
+    /// What the source follows, for logs: the URL without any credentials in it, the ref or
+    /// branch, and the path in the repository.
+    public var watched: String {
+        var shown = url
+        // https://user:token@host/… → https://***@host/…
+        if let scheme = shown.range(of: "://"), let at = shown[scheme.upperBound...].firstIndex(of: "@"),
+            !shown[scheme.upperBound..<at].contains("/")
+        {
+            shown.replaceSubrange(scheme.upperBound..<at, with: "***")
+        }
+        return "git:\(shown) " + (ref.map { "at \($0)" } ?? "branch \(branch)") + ", path " + (path.isEmpty ? "." : path)
+    }
+
     var mirror: String { absolute(store.path("git/mirror.git")) }
     public var worktree: String { absolute(store.path("git/work")) }
     public var manifests: String { path.isEmpty ? worktree : worktree + "/" + path }
@@ -55,11 +68,12 @@ public struct GitSource: Sendable {
         path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
     }
 
-    /// The release gate of the unpacked commit: its manifest directory and trust policy must
-    /// resolve inside the commit.
-    public func gate() -> ReleaseGate {
+    /// The release gate of the unpacked `commit`: its manifest directory and trust policy must
+    /// resolve inside the commit, and messages name the commit and the path in the repository.
+    public func gate(commit: String) -> ReleaseGate {
         var gate = ReleaseGate(manifests: manifests, trustFile: trustFile, store: store)
         gate.root = worktree
+        gate.shownAs = "commit \(commit.prefix(12)):" + (path.isEmpty ? "." : path)
         return gate
     }
 

@@ -37,10 +37,18 @@ public enum OperatorLog {
     /// Throws `AuditError(.untrustedKey)` unless `keyID` is an operator key of `policy`.
     public static func authorise(_ keyID: String, under policy: TrustPolicy) throws {
         guard policy.keys(in: .operator).contains(where: { $0.publicKey.keyID == keyID }) else {
+            // Named as the policy names it, with the roles it has, when the policy knows it.
+            let known = policy.keys.first { $0.value.publicKey.keyID == keyID }?.key
+            let roles = known.map { name in
+                TrustPolicy.Role.allCases.filter { policy.roles[$0]?.keys.contains(name) == true }.map(\.rawValue)
+            } ?? []
+            let who = known.map { "key \($0)" + (roles.isEmpty ? " (in no role)" : " (role \(roles.joined(separator: ", ")))") }
+                ?? "key \(keyID.prefix(16))…, which the trust policy does not name,"
             throw AuditError(
                 .untrustedKey,
-                "key \(keyID.prefix(16))… is not an operator key of the trust policy in force (version "
-                    + "\(policy.version)); every action is signed into the audit log by a key of the operator role")
+                "\(who) is not an operator key of the trust policy in force (version \(policy.version)); every action is "
+                    + "signed into the audit log by a key of the operator role: use one (--key or STET_KEY), or add this key "
+                    + "to the role in a trust policy signed by the root keys")
         }
     }
 

@@ -44,7 +44,7 @@ struct ReleaseWatcher: Sendable {
                 let head = try source.fetch()
                 guard force || head != seen else { return .unchanged }
                 try source.checkout(head)
-                gate = source.gate()
+                gate = source.gate(commit: head)
                 current = Seen(digest: head, commit: head, gate: gate)
             } catch {
                 return .unreachable("\(error)")

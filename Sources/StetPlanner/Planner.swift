@@ -33,6 +33,16 @@ public struct Planner: Sendable {
         return Plan(id: id, createdAt: createdAt, release: release, changes: changes, notices: notices)
     }
 
+    /// `stet down`: every replica in `observed` stopped, each change saying it is stopped on
+    /// request (the release still declares it).
+    public static func down(_ observed: ObservedState, release: ReleaseRef, now: Date) -> Plan {
+        var plan = Planner(prune: true).plan(desired: DesiredState(), observed: observed, release: release, now: now)
+        for index in plan.changes.indices {
+            plan.changes[index].reason = Reason("on-request", "stopped on request (`stet down`)")
+        }
+        return plan
+    }
+
     /// Resources by kind (backups before services, monitors last), then name, then action
     /// (start before replace before stop), then replica.
     static func order(_ a: Change, _ b: Change) -> Bool {

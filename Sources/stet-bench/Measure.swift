@@ -45,7 +45,8 @@ enum Measure {
     }
 
     static func row(_ label: String, _ value: String, _ reference: String = "", _ ratio: String = "") {
-        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        // At least one space between columns, however long a cell is.
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count) }
         print(pad(label, 44) + pad(value, 18) + pad(reference, 18) + ratio)
         // Each figure shows as it is measured, also into a file or a pipe.
         fflush(nil)

@@ -52,7 +52,7 @@ struct PlanningOptions: ParsableArguments {
         do {
             let commit = try source.fetch()
             try source.checkout(commit)
-            return (source.gate(), commit)
+            return (source.gate(commit: commit), commit)
         } catch let failure as GitSource.Failure {
             throw CommandFailure(status: ExitStatus.error, message: "git source: \(failure)")
         }

@@ -15,7 +15,9 @@ struct Stet: AsyncParsableCommand {
 
             EXIT STATUS
               0   done, or in sync
-              1   error (bad input, I/O)
+              1   error (bad input, I/O), a failed change, or not approved
+              2   plan --detailed-exitcode: config or schedule changes pending
+              3   plan --detailed-exitcode, status: drift (or an unhealthy promise) pending
               10  release, trust policy, plan or audit log refused by verification
               11  state locked by another stet process
               12  saved plan stale

@@ -54,6 +54,18 @@ import Testing
         #expect(future == 0)
         #expect(try reader.line(seq: 3)?.entry.reason == "entry 3")
         #expect(try reader.line(seq: 7) == nil)
+        // The kind in any case, as `audit list --resource service/web` is written; a whole
+        // resource takes in its replicas, a replica only itself.
+        try write([Self.result("Service/web#1", 7), Self.result("Service/webber", 8)])
+        var lower: [Int] = []
+        try reader.entries(.init(resource: "service/web")) { lower.append($0.seq) }
+        #expect(lower == [0, 2, 4, 6, 7])
+        var replica: [Int] = []
+        try reader.entries(.init(resource: "SERVICE/web#1")) { replica.append($0.seq) }
+        #expect(replica == [7])
+        var name: [Int] = []
+        try reader.entries(.init(resource: "Service/WEB")) { name.append($0.seq) }
+        #expect(name.isEmpty)
     }
 
     /// A log restarted after damage still lists every good entry, the earlier segment's too.

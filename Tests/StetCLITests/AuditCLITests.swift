@@ -274,6 +274,9 @@ import Testing
         #expect(run.stderr.contains("not an operator key"))
         let alice = try stet("verify", "--accept", environment: ["STET_KEY": "private/alice.key"])
         #expect(alice.status == 10)
+        // Named as the policy names it, with its roles, and what to do instead.
+        #expect(alice.stderr.contains("key alice (role root, release) is not an operator key"), "\(alice.stderr)")
+        #expect(alice.stderr.contains("use one (--key or STET_KEY)"))
         #expect(!FileManager.default.fileExists(atPath: repo.stateDir + "/release.json"))
     }
 

@@ -42,14 +42,16 @@ import Testing
 
         // The host pinned the policy once; the main-branch steps apply and anchor the log.
         #expect(try Binary.run(["trust", "pin"], in: repo.root.path, environment: ["STET_KEY": repo.privateKeyPath("ci")]).status == 0)
-        try FileManager.default.createDirectory(atPath: repo.root.file("checkpoints"), withIntermediateDirectories: true)
+        // From nothing: no checkpoints folder yet.
+        #expect(!FileManager.default.fileExists(atPath: repo.root.file("checkpoints")))
         let apply = try runSteps("main")
         #expect(apply.status == 0, "\(apply.combined)")
-        #expect(FileManager.default.fileExists(atPath: repo.root.file("checkpoint.txt")))
-        try FileManager.default.copyItem(atPath: repo.root.file("checkpoint.txt"), toPath: repo.root.file("checkpoints/1"))
+        let first = try FileManager.default.contentsOfDirectory(atPath: repo.root.file("checkpoints"))
+        #expect(first.count == 1, "\(first)")
         // Again: nothing to do (exit 0 from plan), an empty plan applied, the stored checkpoint holds.
         let again = try runSteps("main")
         #expect(again.status == 0, "\(again.combined)")
-        #expect(again.stdout.contains("checkpoints/1: consistent"))
+        #expect(again.stdout.contains("checkpoints/\(first[0]): consistent"), "\(again.stdout)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: repo.root.file("checkpoints")).count == 2)
     }
 }

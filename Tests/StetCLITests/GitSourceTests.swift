@@ -87,6 +87,14 @@ import Testing
             $0["kind"] as? String == "refusal" && ($0["reason"] as? String)?.contains(unsigned) == true
         } }, "\(run.output)")
         #expect(replicas() == 2)
+        // The refusal names the file by commit and path in the repository, and says what to do;
+        // never the tree Stet unpacked it to.
+        let refusal = try #require(try entries().last { ($0["reason"] as? String)?.contains(unsigned) == true })
+        let error = refusal["error"] as? String ?? ""
+        #expect(error.contains("commit \(unsigned.prefix(12)):manifests/svc.yaml has digest"), "\(error)")
+        #expect(error.contains("`stet release sign`") && !error.contains(".stet/git/work"), "\(error)")
+        // It says what it watches: the URL and branch.
+        #expect(run.output.contains("watching \(source) branch main, path manifests"), "\(run.output)")
 
         // A force-push back to the first signed release: a rollback, refused.
         try git("reset", "--quiet", "--hard", first)

@@ -20,10 +20,29 @@ import Testing
         let verify = try stet("verify")
         #expect(verify.status == 0, "\(verify.combined)")
         let ignore = try String(contentsOfFile: repo.root.file(".gitignore"), encoding: .utf8)
-        #expect(ignore.contains("/.stet/") && ignore.contains("*.key"))
+        #expect(ignore.contains("/.stet/") && ignore.contains("*.key") && ignore.contains("plan.json"))
+        // Not in a repository before: it is one now.
+        #expect(made.stdout.contains("initialised a git repository"), "\(made.stdout)")
+        #expect(FileManager.default.fileExists(atPath: repo.root.file(".git/HEAD")))
         let again = try stet("init", "--name", "dana", "--private-dir", "private")
         #expect(again.status == 1)
         #expect(again.stderr.contains("never overwrites"))
+    }
+
+    /// Every command's help reads as written: no backslash left from a line continuation, and
+    /// the top level lists every exit status.
+    @Test func helpHasNoStrayBackslashesAndListsEveryExitStatus() throws {
+        let commands = ["init", "keys", "trust", "validate", "release", "verify", "plan", "apply", "status", "down", "run",
+                        "restore", "drill", "audit", "audit list", "audit verify"]
+        for command in [""] + commands {
+            let help = try Binary.run(command.split(separator: " ").map(String.init) + ["--help"], in: repo.root.path)
+            #expect(help.status == 0, "\(command): \(help.combined)")
+            #expect(!help.stdout.contains("\\"), "stet \(command) --help: \(help.stdout)")
+        }
+        let top = try Binary.run(["--help"], in: repo.root.path).stdout
+        for status in ["0", "1", "2", "3", "10", "11", "12"] {
+            #expect(top.contains("\n  \(status) ") || top.contains("\n  \(status)  "), "exit status \(status) missing: \(top)")
+        }
     }
 
     /// A failure part-way leaves nothing behind, so the retry works once the cause is gone.

@@ -89,6 +89,18 @@ import Testing
     /// bytes (resources, replicas, actions and ids as text, absent fields absent).
     /// A release from git carries its commit inside Stet; a plan still names it by version and
     /// digest only, and a plan from outside that names a commit is out of form.
+    /// `stet down` stops every replica and says it is on request, not that the release dropped
+    /// the service; its plan id is the one planning an empty release gives.
+    @Test func downStopsEveryReplicaOnRequest() throws {
+        var observed = Self.fixture().1
+        observed.backups = [:]
+        let plan = Planner.down(observed, release: Self.release, now: Self.now)
+        let empty = Planner(prune: true).plan(desired: DesiredState(), observed: observed, release: Self.release, now: Self.now)
+        #expect(plan.id == empty.id && plan.changes.map(\.id) == empty.changes.map(\.id))
+        #expect(plan.changes.map(\.id).contains("Service/web#3:stop-replica"))
+        #expect(!plan.changes.isEmpty && plan.changes.allSatisfy { $0.reason.message == "stopped on request (`stet down`)" })
+    }
+
     @Test func aPlanNamesItsReleaseWithoutACommit() throws {
         let (desired, observed) = Self.fixture()
         var release = Self.release

@@ -23,6 +23,9 @@ public struct ReleaseGate: Sendable {
     /// and the trust policy must lead, through every symbolic link, to this folder or below it.
     /// A link out of it is refused like one out of the manifest directory.
     public var root: String?
+    /// How messages name the manifest directory (`ReleaseVerifier.shownAs`): a git commit's
+    /// tree, not the folder in the state directory it was unpacked to.
+    public var shownAs: String?
 
     public init(manifests: String, trustFile: String, store: FileStateStore) {
         self.manifests = manifests
@@ -99,9 +102,9 @@ public struct ReleaseGate: Sendable {
             report.refused = ReleaseReport.Refusal(code: escape.code.rawValue, message: escape.message)
             throw Refused(error: escape, report: report, trust: decision)
         }
-        let outcome = try ReleaseVerifier(
-            directory: manifests, trust: decision.policy, accepted: try AcceptedRelease.load(from: store), now: now
-        ).verify()
+        var verifier = ReleaseVerifier(directory: manifests, trust: decision.policy, accepted: try AcceptedRelease.load(from: store), now: now)
+        verifier.shownAs = shownAs
+        let outcome = try verifier.verify()
         let release: VerifiedRelease
         switch outcome.result {
         case .failure(let error): throw Refused(error: error, report: outcome.report, trust: decision)

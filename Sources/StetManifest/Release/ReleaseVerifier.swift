@@ -88,6 +88,9 @@ public struct ReleaseVerifier: Sendable {
     /// has expired (step 3 is for releases not yet accepted: a release in force is never torn
     /// down for its age, only replaced by a newer one).
     public var inForce: ReleaseRef?
+    /// How messages name `directory` when its path means nothing to the reader: a git commit's
+    /// tree unpacked in the state directory is `commit 1a2b3c4d5e6f:manifests`.
+    public var shownAs: String?
 
     public init(directory: String, trust: TrustPolicy, accepted: AcceptedRelease?, now: Date) {
         self.directory = directory
@@ -105,16 +108,23 @@ public struct ReleaseVerifier: Sendable {
     /// of it (`InputFile.Failure` with a `hostError`: no descriptor left, an I/O error): the
     /// release may well be good, and such a failure is never a refusal.
     public func verify() throws(InputFile.Failure) -> Outcome {
-        var report = ReleaseReport(directory: directory, threshold: trust.threshold(of: .release))
+        var report = ReleaseReport(directory: shownAs ?? directory, threshold: trust.threshold(of: .release))
         var unreadable: InputFile.Failure?
         do {
             let release = try check(&report, unreadable: &unreadable)
             return Outcome(report: report, result: .success(release))
         } catch {
             if let unreadable { throw unreadable }
+            let error = VerificationError(error.code, shown(error.message))
             report.refused = ReleaseReport.Refusal(code: error.code.rawValue, message: error.message)
             return Outcome(report: report, result: .failure(error))
         }
+    }
+
+    /// `text` with `directory` named as `shownAs`.
+    private func shown(_ text: String) -> String {
+        guard let shownAs else { return text }
+        return text.replacingOccurrences(of: directory, with: shownAs)
     }
 
     /// Reads a file of the release: nil when it is not there; a refusal with `code` when it is
@@ -187,6 +197,11 @@ public struct ReleaseVerifier: Sendable {
                     }
                 }.joined(separator: "; ") + (others.count > shown ? "; and \(others.count - shown) more" : "")
             }
+            let missing = trust.keys(in: .release).map(\.name).filter { !counted.contains($0) }.sorted()
+            if !missing.isEmpty {
+                detail += "; add signatures with `stet release sign` by " + (missing.count == 1 ? "" : "one of ")
+                    + missing.prefix(5).joined(separator: ", ") + (missing.count > 5 ? " and \(missing.count - 5) more" : "")
+            }
             throw VerificationError(.belowThreshold, detail)
         }
 
@@ -234,13 +249,15 @@ public struct ReleaseVerifier: Sendable {
                 throw VerificationError(
                     .rollback,
                     "release version \(index.version) is older than version \(accepted.version), accepted at "
-                        + "\(RFC3339.format(accepted.acceptedAt)); an older release is never taken back")
+                        + "\(RFC3339.format(accepted.acceptedAt)); an older release is never taken back: to undo a change, "
+                        + "sign the old content as a new release")
             }
             if index.version == accepted.version, digest != accepted.digest {
                 throw VerificationError(
                     .equivocation,
                     "release version \(index.version) has digest \(digest), but version \(accepted.version) was accepted "
-                        + "with digest \(accepted.digest): two different releases with one version")
+                        + "with digest \(accepted.digest): two different releases with one version; sign the change as a new "
+                        + "version (`stet release sign` makes version + 1 when files change)")
             }
         }
 
@@ -289,14 +306,19 @@ public struct ReleaseVerifier: Sendable {
             let full = path(relative)
             guard let content = try read(full, limit: ManifestLoader.maximumFileSize, refusing: .fileUnreadable, unreadable: &unreadable)
             else {
-                throw VerificationError(.fileMissing, "\(full) is listed in the release but does not exist")
+                throw VerificationError(
+                    .fileMissing,
+                    "\(full) is listed in the release but does not exist; restore it, or sign the release again without it "
+                        + "(`stet release sign`)")
             }
             let actual = content.sha256Reference
             guard actual == index.files[relative] else {
                 throw VerificationError(
-                    .fileModified, "\(full) has digest \(actual), but the release lists \(index.files[relative]!): it changed after signing")
+                    .fileModified,
+                    "\(full) has digest \(actual), but the release lists \(index.files[relative]!): it changed after signing; "
+                        + "revert the change, or have it reviewed and signed as a new release (`stet release sign`)")
             }
-            files.append(VerifiedRelease.File(path: relative, name: full, bytes: content))
+            files.append(VerifiedRelease.File(path: relative, name: shown(full), bytes: content))
         }
         let listed = Set(index.files.keys)
         if let extra = listing.manifests.first(where: { !listed.contains($0) }) {

@@ -43,9 +43,7 @@ struct DownCommand: AsyncParsableCommand {
         var observed = try await provider.observe(DesiredState(), now: Date())
         if let service { observed.services = observed.services.filter { $0.key == service } }
         let accepted = AuditContext.acceptedRelease(global.store)
-        let plan = Planner(prune: true).plan(
-            desired: DesiredState(), observed: observed, release: accepted,
-            now: Date())
+        let plan = Planner.down(observed, release: accepted, now: Date())
         let out = Terminal.standardOutput
         out.write(PlanOutput.text(plan))
         let result = try await Applier(provider: provider, audit: session.log, store: global.store, release: accepted)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import StetCrypto
+import StetProviders
 import StetState
 
 struct InitCommand: ParsableCommand {
@@ -8,10 +9,10 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Scaffold a repository for Stet: manifests/, keys/ with a trust policy and your key, .gitignore entries.",
         discussion: """
-            Makes an Ed25519 key for you (private half outside the repository, mode 0600), a trust \\
-            policy naming it in every role with threshold 1, an example service manifest, and \\
-            .gitignore entries for the state directory and private keys. Never overwrites a file. \\
-            Then: edit manifests/, `stet validate`, `stet release sign manifests --key …`.
+            Makes an Ed25519 key for you (private half outside the repository, mode 0600), a trust \
+            policy naming it in every role with threshold 1, an example service manifest, and \
+            .gitignore entries for the state directory, private keys and saved plans. Runs `git init` \
+            when the directory is not in a git repository yet. Never overwrites a file. Then: edit manifests/, `stet validate`, `stet release sign manifests --key …`.
 
             EXIT STATUS
               0   scaffolded
@@ -72,24 +73,42 @@ struct InitCommand: ParsableCommand {
             }
             let ignore = (root as NSString).appendingPathComponent(".gitignore")
             var existing = (try? String(contentsOfFile: ignore, encoding: .utf8)) ?? ""
-            let wanted = ["/.stet/", "*.key"].filter { entry in !existing.split(separator: "\n").contains { $0 == entry } }
+            let wanted = ["/.stet/", "*.key", "plan.json"].filter { entry in !existing.split(separator: "\n").contains { $0 == entry } }
             if !wanted.isEmpty {
                 if !existing.isEmpty && !existing.hasSuffix("\n") { existing += "\n" }
-                existing += "# Stet: the state directory and private keys stay out of git\n" + wanted.joined(separator: "\n") + "\n"
+                existing += "# Stet: the state directory, private keys and saved plans stay out of git\n" + wanted.joined(separator: "\n") + "\n"
                 try AtomicFile.write(Data(existing.utf8), to: ignore, mode: 0o644)
             }
         } catch {
             made.undo()
             throw error
         }
+        let git = Self.gitRepository(root)
         let out = Terminal.standardOutput
         out.line(out.green("initialised") + " \(root)")
+        out.line("  git                    \(git)")
         out.line("  keys/trust.yaml        your key \(user) in every role, threshold 1")
         out.line("  keys/\(user).pub")
         out.line("  manifests/example.yaml an example service")
-        out.line("  .gitignore             /.stet/ and *.key")
+        out.line("  .gitignore             /.stet/, *.key and plan.json")
         out.line("  private key            \(privatePath) (mode 0600; keep it off the repository)")
         out.line("Next: edit manifests/, then `stet validate` and `stet release sign manifests --key \(privatePath)`.")
+    }
+
+    /// Makes `root` a git repository unless it is in one already; says what it found or did.
+    static func gitRepository(_ root: String) -> String {
+        func git(_ arguments: [String]) -> Subprocess.Output? {
+            try? Subprocess.run(
+                "/usr/bin/env", ["git"] + arguments, environment: Subprocess.plainEnvironment(), directory: root, timeout: 30,
+                maximumOutput: 1 << 16)
+        }
+        let inside = git(["rev-parse", "--is-inside-work-tree"])
+        if inside?.status == 0 { return "in a git repository already" }
+        if inside == nil || inside?.status == 127 { return "git is not installed: make this a git repository before you commit" }
+        guard let made = git(["init", "--quiet"]), made.status == 0 else {
+            return "not a git repository, and `git init` failed: run it yourself"
+        }
+        return "initialised a git repository (`git init`)"
     }
 
     static func trustPolicy(_ name: String) -> String {

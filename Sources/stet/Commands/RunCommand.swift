@@ -115,7 +115,7 @@ struct RunCommand: AsyncParsableCommand {
                 }
             }
         }
-        Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(planning.manifests), state in \(global.store.root)")
+        Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(source?.watched ?? planning.manifests), state in \(global.store.root)")
         let ok: Bool
         do {
             ok = try await loop.run()
