@@ -49,7 +49,12 @@ struct ReleaseSignCommand: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard let duration = StetDuration(parsing: expires), duration.milliseconds > 0 else {
+        switch StetDuration.parse(expires) {
+        case .success(let duration) where duration.milliseconds > 0:
+            return
+        case .failure(.tooLong):
+            throw ValidationError("--expires: at most \(StetDuration.maximum) (a release is signed again within a year), found \"\(expires)\"")
+        default:
             throw ValidationError("--expires: expected a duration such as 30d or 12h, found \"\(expires)\"")
         }
     }
