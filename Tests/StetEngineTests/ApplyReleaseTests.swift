@@ -36,14 +36,7 @@ import Testing
         return ApplyRelease.Source(gate: gate, commit: nil, name: repo.manifests)
     }
 
-    func entries() throws -> [AuditEntry] {
-        let trust = try OperatorLog.trust(store: store, repositoryTrust: repo.trustFile).trust
-        var entries: [AuditEntry] = []
-        let fd = open(repo.stateDir + "/audit/log.jsonl", O_RDONLY)
-        defer { close(fd) }
-        _ = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { entries.append($0.entry); return true }
-        return entries
-    }
+    func entries() throws -> [AuditEntry] { try auditEntries(store, repositoryTrust: repo.trustFile) }
 
     func hooks(_ approval: ApplyRelease.Approval) -> ApplyRelease.Hooks {
         ApplyRelease.Hooks(approve: { _ in approval })

@@ -34,14 +34,7 @@ import Testing
         return ReleaseAcceptance(store: store, audit: audit)
     }
 
-    func entries() throws -> [AuditEntry] {
-        let trust = try OperatorLog.trust(store: store, repositoryTrust: repo.trustFile).trust
-        var entries: [AuditEntry] = []
-        let fd = open(repo.stateDir + "/audit/log.jsonl", O_RDONLY)
-        defer { close(fd) }
-        _ = try AuditScanner(trust: trust).scan(fd: fd, from: .start) { entries.append($0.entry); return true }
-        return entries
-    }
+    func entries() throws -> [AuditEntry] { try auditEntries(store, repositoryTrust: repo.trustFile) }
 
     func passed() throws -> ReleaseGate.Passed {
         guard case .passed(let passed) = try ReleaseAcceptance.check(gate, now: Date()) else { throw TestFailure("refused") }
