@@ -19,7 +19,7 @@ public enum PlanMarkdown {
     }
 
     /// One row per cause with changes (`| config | 2 |`), and the notices.
-    static func causeRows(_ plan: Plan) -> [String] {
+    private static func causeRows(_ plan: Plan) -> [String] {
         var rows: [String] = []
         for cause in [ChangeCause.config, .drift, .schedule] {
             let count = plan.changes.filter { $0.cause == cause }.count

@@ -87,8 +87,12 @@ public struct ProposalReport: Sendable {
         for change in [DesiredDiff.Change.added, .changed, .removed] {
             lines.append("| resources \(change.rawValue) | \(diff.count(change)) |")
         }
-        let causes = PlanMarkdown.causeRows(plan)
-        lines += causes.isEmpty ? ["| changes | 0 |"] : causes
+        for cause in [ChangeCause.config, .drift, .schedule] {
+            let count = plan.changes.filter { $0.cause == cause }.count
+            if count > 0 { lines.append("| \(cause.rawValue) changes | \(count) |") }
+        }
+        if plan.changes.isEmpty { lines.append("| changes | 0 |") }
+        if !plan.notices.isEmpty { lines.append("| notices | \(plan.notices.count) |") }
         lines += ["", "#### Desired state"]
         if diff.isEmpty {
             lines += ["", "No resource differs."]

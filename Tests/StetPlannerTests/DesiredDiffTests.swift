@@ -93,7 +93,7 @@ import Testing
         let markdown = ProposalReport(diff: diff, plan: plan, base: "release version 1", observed: "this host").markdown()
         #expect(markdown.hasPrefix("### stet plan for an unsigned proposal (not applicable)"))
         #expect(markdown.contains("| resources changed | 2 |"))
-        #expect(markdown.contains("| config | 1 |"))
+        #expect(markdown.contains("| config changes | 1 |"))
         #expect(markdown.contains("| `Service/web` | changed | `spec.replicas` | 1 | 2 |"))
         #expect(markdown.contains("| `BackupPolicy/data` | changed | `spec.rpo` | 2h | 4h |"))
         #expect(markdown.contains("| `Service/web#1` | start-replica | config | replica 1 of 2 is not running |"))
