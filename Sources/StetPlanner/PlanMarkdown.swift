@@ -12,21 +12,33 @@ public enum PlanMarkdown {
         guard !plan.changes.isEmpty || !plan.notices.isEmpty else {
             return (lines + ["No changes: the host matches release version \(plan.release.version).", ""]).joined(separator: "\n")
         }
-        lines += ["| cause | changes |", "|---|---|"]
+        lines += ["| cause | changes |", "|---|---|"] + causeRows(plan)
+        lines += [""] + changeTable(plan)
+        lines += ["", "<sub>plan \(plan.id), release digest `\(plan.release.digest)`</sub>", ""]
+        return lines.joined(separator: "\n")
+    }
+
+    /// One row per cause with changes (`| config | 2 |`), and the notices.
+    private static func causeRows(_ plan: Plan) -> [String] {
+        var rows: [String] = []
         for cause in [ChangeCause.config, .drift, .schedule] {
             let count = plan.changes.filter { $0.cause == cause }.count
-            if count > 0 { lines.append("| \(cause.rawValue) | \(count) |") }
+            if count > 0 { rows.append("| \(cause.rawValue) | \(count) |") }
         }
-        if !plan.notices.isEmpty { lines.append("| notices | \(plan.notices.count) |") }
-        lines += ["", "| resource | action | cause | why |", "|---|---|---|---|"]
+        if !plan.notices.isEmpty { rows.append("| notices | \(plan.notices.count) |") }
+        return rows
+    }
+
+    /// The ordered changes, then the notices, one row each.
+    static func changeTable(_ plan: Plan) -> [String] {
+        var lines = ["| resource | action | cause | why |", "|---|---|---|---|"]
         for change in plan.changes {
             lines.append("| `\(change.resource)` | \(change.action) | \(change.cause.rawValue) | \(cell(change.reason.message)) |")
         }
         for notice in plan.notices {
             lines.append("| `\(notice.resource)` | — | \(notice.mode?.rawValue ?? "notice") | \(cell(notice.reason.message)) |")
         }
-        lines += ["", "<sub>plan \(plan.id), release digest `\(plan.release.digest)`</sub>", ""]
-        return lines.joined(separator: "\n")
+        return lines
     }
 
     /// Characters that Markdown (GitHub's, with tables and strikethrough) or HTML read as markup

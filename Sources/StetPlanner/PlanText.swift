@@ -6,13 +6,20 @@ public import StetCore
 /// (`TextEscaping`): one change is one line, whatever its reason holds.
 public struct PlanText: Sendable {
     /// Colours a marker or a word; identity when not on a terminal.
-    public var paint: @Sendable (_ text: String, _ colour: Colour) -> String = { text, _ in text }
+    public var paint: Paint = { text, _ in text }
+
+    public typealias Paint = @Sendable (_ text: String, _ colour: Colour) -> String
 
     public enum Colour: Sendable { case green, yellow, red, dim }
 
     public init() {}
 
     public func render(_ plan: Plan) -> String {
+        (body(plan) + [summary(plan)]).joined(separator: "\n") + "\n"
+    }
+
+    /// The lines of `render` before its summary: the changes and notices per resource.
+    public func body(_ plan: Plan) -> [String] {
         var lines: [String] = []
         let resources = (plan.changes.map(\.resource.whole) + plan.notices.map(\.resource.whole)).reduce(into: [ResourceID]()) {
             if !$0.contains($1) { $0.append($1) }
@@ -40,13 +47,29 @@ public struct PlanText: Sendable {
                 lines.append("  \(paint("!", .yellow)) \(target) \(why): \(TextEscaping.escape(notice.reason.message))")
             }
         }
-        lines.append(summary(plan))
-        return lines.joined(separator: "\n") + "\n"
+        return lines
     }
 
     /// The name, with the replica's index for a replica (`web#1`).
     static func target(_ resource: ResourceID) -> String {
         resource.replica.map { "\(resource.name)#\($0)" } ?? resource.name
+    }
+
+    /// The counts of a proposal's plan, which has no release and no id to apply it by.
+    public func proposalSummary(_ plan: Plan) -> String {
+        guard !plan.changes.isEmpty else {
+            return "No changes: the host would match the proposal" + (plan.notices.isEmpty ? "." : " (\(plan.notices.count) notice\(plan.notices.count == 1 ? "" : "s")).")
+        }
+        let noun = plan.changes.count == 1 ? "change" : "changes"
+        return "Proposal: \(plan.changes.count) \(noun) (\(counts(plan)))"
+            + (plan.notices.isEmpty ? "" : ", \(plan.notices.count) notice\(plan.notices.count == 1 ? "" : "s")") + "; unsigned, not applicable."
+    }
+
+    func counts(_ plan: Plan) -> String {
+        [ChangeCause.config, .drift, .schedule].compactMap { cause -> String? in
+            let n = plan.changes.filter { $0.cause == cause }.count
+            return n == 0 ? nil : "\(n) \(cause.rawValue)"
+        }.joined(separator: ", ")
     }
 
     public func summary(_ plan: Plan) -> String {

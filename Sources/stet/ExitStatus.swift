@@ -26,6 +26,9 @@ enum ExitStatus {
         case let refused as PlanFile.Refused:
             Terminal.standardError.line("stet: " + refused.message)
             return Self.refused
+        case let refused as ObservedSnapshot.Refused:
+            Terminal.standardError.line(Terminal.standardError.red("refused") + ": " + refused.message)
+            return Self.refused
         case let withheld as ApplyRelease.NotApproved:
             Terminal.standardError.line("stet: " + withheld.message)
             return Self.error

@@ -50,6 +50,24 @@ enum PlanOutput {
         return notes
     }
 
+    /// An unsigned proposal (`stet plan --proposal`) in `format`.
+    static func print(_ proposal: Proposal, format: PlanCommand.Format) {
+        let out = Terminal.standardOutput
+        switch format {
+        case .json: out.json(proposal.json)
+        case .markdown: out.write(proposal.report.markdown())
+        case .text:
+            out.write(proposal.report.text { text, colour in
+                switch colour {
+                case .green: out.green(text)
+                case .yellow: out.yellow(text)
+                case .red: out.red(text)
+                case .dim: out.dim(text)
+                }
+            })
+        }
+    }
+
     /// `--detailed-exitcode`: 0 nothing to do, 2 only config or schedule changes, 3 drift.
     static func detailedStatus(_ plan: Plan) -> Int32 {
         plan.changes.isEmpty ? ExitStatus.ok : plan.hasDrift ? ExitStatus.drift : ExitStatus.changes

@@ -25,12 +25,20 @@ struct PlanCommand: AsyncParsableCommand {
             (after a `git reset`), do not fail the plan: it is made against the release in force, \
             and says why the manifests' release was not taken.
 
+            --proposal DIR previews manifests nobody has signed yet (a pull request): they are \
+            checked as `stet validate` does, compared field by field with the release in force, and \
+            planned against the host's observed state: observed here, or read with --observed FILE \
+            from a snapshot the host signed (`stet status --export FILE`). The output says it is an \
+            unsigned proposal; it can never be saved (--out) or applied. In CI, where nothing is in \
+            force, --base DIR names the signed release to compare with (the target branch's manifests).
+
             EXIT STATUS
               0   no changes (or, without --detailed-exitcode, any plan)
-              1   error
+              1   error (a proposal that does not validate)
               2   with --detailed-exitcode: only config or schedule changes pending
               3   with --detailed-exitcode: drift pending (with or without others)
-              10  the release or the trust policy was refused
+              10  the release or the trust policy was refused; with --observed, a snapshot not signed
+                  by an operator key, out of form, older than --max-age or dated in the future
             """
     )
 
@@ -53,7 +61,46 @@ struct PlanCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("text, json (as --json) or markdown (a pull request comment).", valueName: "format"))
     var format: Format = .text
 
+    @Option(help: ArgumentHelp("Preview the unsigned manifests in DIR (a pull request); never saved or applied.", valueName: "dir"))
+    var proposal: String?
+
+    @Option(help: ArgumentHelp("With --proposal: compare with the signed release in DIR (the target branch's) instead of the one in force.", valueName: "dir"))
+    var base: String?
+
+    @Option(help: ArgumentHelp("With --proposal: plan against the host's signed snapshot FILE (`stet status --export`).", valueName: "file"))
+    var observed: String?
+
+    @Option(help: ArgumentHelp("With --observed: the oldest snapshot accepted, as a duration (default 1h).", valueName: "duration"))
+    var maxAge: String?
+
+    func validate() throws {
+        if proposal != nil {
+            if out != nil {
+                throw ValidationError("--proposal cannot be saved with --out: an unsigned proposal is a preview and can never be applied")
+            }
+            if planning.source != nil { throw ValidationError("--proposal reads a directory; it cannot be used with --source") }
+        } else if observed != nil || maxAge != nil || base != nil {
+            throw ValidationError("--observed, --max-age and --base go with --proposal DIR")
+        }
+        if maxAge != nil, observed == nil { throw ValidationError("--max-age goes with --observed FILE") }
+        if let maxAge, StetDuration(parsing: maxAge) == nil {
+            throw ValidationError("--max-age \(maxAge): expected a duration such as 30m or 1h, at most \(StetDuration.maximum)")
+        }
+    }
+
     func run() async throws {
+        if let proposal {
+            let observation: Proposal.Observation = observed.map {
+                .snapshot(file: $0, maxAge: maxAge.flatMap(StetDuration.init(parsing:)) ?? ObservedSnapshot.defaultMaxAge)
+            } ?? .host
+            let made = try await Proposal.make(
+                directory: proposal, base: base, store: global.store, trustFile: global.trust, observation: observation, prune: planning.prune, now: Date())
+            PlanOutput.print(made, format: global.json ? .json : format)
+            if detailedExitcode, made.plan.changes.count > 0 {
+                throw CommandFailure(status: PlanOutput.detailedStatus(made.plan), message: nil)
+            }
+            return
+        }
         let (gate, _) = try planning.gate(global)
         let chosen = try PlanningRelease.choose(gate, now: Date())
         let provider = HostProvider(store: global.store)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import StetAudit
 import StetCore
+import StetCrypto
 import StetEngine
 import StetManifest
 import StetProviders
@@ -21,6 +23,11 @@ struct StatusCommand: AsyncParsableCommand {
             manifests play no part (an unsigned edit there changes nothing until a release is \
             signed and applied), so status works from any directory with --state-dir.
 
+            --export FILE also writes what was observed, signed by the operator key (--key or \
+            STET_KEY), with the time, this host's name and the release in force: CI plans a pull \
+            request against it (`stet plan --proposal DIR --observed FILE`) without access to the \
+            host. The export is recorded in the audit log (action export-status).
+
             EXIT STATUS
               0   every promise is met
               1   error
@@ -32,9 +39,26 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
+    @Option(help: ArgumentHelp("Also write the observed state, signed, to FILE (for `stet plan --proposal --observed`).", valueName: "file"))
+    var export: String?
+
+    @OptionGroup var key: KeyOption
+
     func run() async throws {
+        // The key is checked before anything is observed: a missing one is said at once.
+        let exportKey = try export.map { _ in try PrivateKey(contentsOfFile: try key.path()) }
         let inForce = try ReleaseStore(store: global.store).inForce(trustFile: global.trust, now: Date())
-        let report = try await StatusReport.observe(desired: inForce?.desired ?? DesiredState(), store: global.store)
+        let now = Date()
+        let desired = inForce?.desired ?? DesiredState()
+        let observed = try await HostProvider(store: global.store).observe(desired, now: now)
+        let report = StatusReport(desired: desired, observed: observed, store: global.store, now: now)
+        if let export, let privateKey = exportKey {
+            let session = try OperatorSession(global: global, key: privateKey, policy: nil)
+            let snapshot = ObservedSnapshot(
+                observed: observed, release: inForce?.accepted.release ?? ReleaseRef.none, host: Checkpoint.hostName, createdAt: now)
+            try snapshot.export(to: export, key: privateKey, audit: session.log)
+            try session.close()
+        }
         let (lines, backups, monitors, loopRunning) = (report.services, report.backups, report.monitors, report.loopRunning)
         let out = Terminal.standardOutput
         if global.json {
@@ -94,6 +118,7 @@ struct StatusCommand: AsyncParsableCommand {
                 }
             }
             if lines.isEmpty && backups.isEmpty { out.line("No services or backup policies.") }
+            if let export { out.line("Observed state exported to \(export), signed.") }
         }
         if !report.promisesMet {
             throw CommandFailure(status: ExitStatus.drift, message: nil)
