@@ -16,6 +16,8 @@ public final class MonitorEngine: @unchecked Sendable {
     public let registry: MonitorRegistry
     let probes: ProbeRunner
     public let queue: NotificationQueue
+    /// Alerts about Stet itself, through the same queue.
+    public let selfAlerts: SelfAlerts
     /// Told, for each probe, when it was due and when it started (for the benchmark).
     public var onProbe: (@Sendable (String, Date, Date) -> Void)?
     /// A firing alert is sent again this often, well within Alertmanager's resolve timeout (5 min).
@@ -33,9 +35,16 @@ public final class MonitorEngine: @unchecked Sendable {
     private let log: @Sendable (String) -> Void
 
     public init(store: any StateStore, replicas: ReplicaProvider, backups: BackupProvider, log: @escaping @Sendable (String) -> Void) {
-        registry = MonitorRegistry(store: store)
+        let queue = NotificationQueue(sender: NotifierSender(log: log), log: log)
+        self.queue = queue
+        selfAlerts = SelfAlerts(queue: queue)
+        // A monitor unregistered by a pass resolves its alert through the same lanes, after
+        // the alerts of it still waiting there.
+        registry = MonitorRegistry(store: store) { alerts, notifier in
+            queue.enqueue(alerts, to: notifier)
+            return nil
+        }
         probes = ProbeRunner(replicas: replicas, backups: backups)
-        queue = NotificationQueue(sender: NotifierSender(log: log), log: log)
         self.log = log
     }
 
@@ -132,22 +141,23 @@ public final class MonitorEngine: @unchecked Sendable {
             ok: result.ok, detail: result.detail, durationMs: result.durationMs, at: started, pendingFor: monitor.pendingFor)
         switch transition {
         case .firing:
-            send(monitor, entry.state, resolved: false, desired: desired)
+            (entry.alert, entry.sentTo) = send(monitor, entry.state, resolved: false, desired: desired)
             entry.lastSent = started
             log("monitor \(name) firing: \(result.detail)")
             changed = true
         case .resolved:
             var resolved = entry.state
             resolved.activeAt = entries[name]?.state.activeAt
-            send(monitor, resolved, resolved: true, desired: desired)
+            _ = send(monitor, resolved, resolved: true, desired: desired)
             entry.lastSent = nil
+            (entry.alert, entry.sentTo) = (nil, nil)
             log("monitor \(name) resolved")
             changed = true
         case .pending, .cleared:
             changed = true
         case .none:
             if entry.state.phase == .firing, started.timeIntervalSince(entry.lastSent ?? .distantPast) >= resendInterval {
-                send(monitor, entry.state, resolved: false, desired: desired)
+                (entry.alert, entry.sentTo) = send(monitor, entry.state, resolved: false, desired: desired)
                 entry.lastSent = started
                 changed = true
             }
@@ -162,7 +172,11 @@ public final class MonitorEngine: @unchecked Sendable {
         changed = false
         lastSave = now
         var stored = (try? registry.load()) ?? [:]
-        for (name, entry) in entries where stored[name] != nil { stored[name]!.state = entry.state; stored[name]!.lastSent = entry.lastSent }
+        for (name, entry) in entries where stored[name] != nil {
+            stored[name]!.state = entry.state
+            stored[name]!.lastSent = entry.lastSent
+            (stored[name]!.alert, stored[name]!.sentTo) = (entry.alert, entry.sentTo)
+        }
         try? registry.save(stored)
         // Then the notifications of what was saved: an alert a receiver shows is one the state
         // file holds, and a restart does not send it again.
@@ -173,23 +187,22 @@ public final class MonitorEngine: @unchecked Sendable {
     }
 
     /// Queues the alert of `monitor` for its notifiers; it goes out once the states are saved.
-    private func send(_ monitor: Monitor, _ state: AlertState, resolved: Bool, desired: DesiredState) {
+    /// Returns the alert and the notifiers it goes to. A resolved alert says the monitor
+    /// recovered, with the probe's last detail.
+    private func send(_ monitor: Monitor, _ state: AlertState, resolved: Bool, desired: DesiredState) -> (AlertMessage, [Notifier]) {
+        let name = monitor.metadata.name
+        let since = state.activeAt.map { RFC3339.format($0) } ?? "?"
         let message = AlertMessage(
             labels: AlertMessage.labels(for: monitor),
-            annotations: [
-                "summary": "\(monitor.metadata.name) is failing: \(state.lastDetail ?? "")",
-                "description": "Stet's monitor \(monitor.metadata.name) has failed since \(state.activeAt.map { RFC3339.format($0) } ?? "?")",
-            ],
+            annotations: resolved
+                ? ["summary": MonitorRegistry.recoveredSummary(name, state.lastDetail ?? ""),
+                   "description": "Stet's monitor \(name) failed from \(since) and passes again"]
+                : ["summary": "\(name) is failing: \(state.lastDetail ?? "")",
+                   "description": "Stet's monitor \(name) has failed since \(since)"],
             startsAt: RFC3339.format(state.activeAt ?? Date()), endsAt: resolved ? RFC3339.format(Date()) : nil)
-        unsent.append((message, monitor.notify.compactMap { desired.notifiers[$0] }))
-    }
-
-    /// An alert about Stet itself (a refused release, an exhausted budget), to every notifier.
-    public func selfAlert(_ alertname: String, summary: String, desired: DesiredState) {
-        let message = AlertMessage(
-            labels: ["alertname": alertname, "severity": "critical", "source": "stet"], annotations: ["summary": summary],
-            startsAt: RFC3339.format(Date()))
-        for notifier in desired.notifiers.values { queue.enqueue([message], to: notifier) }
+        let notifiers = monitor.notify.compactMap { desired.notifiers[$0] }
+        unsent.append((message, notifiers))
+        return (message, notifiers)
     }
 }
 

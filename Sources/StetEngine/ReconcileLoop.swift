@@ -156,7 +156,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         passHooks.log = { hooks.log($0) }
         passHooks.progress = Self.progress(hooks)
         let monitors = self.monitors
-        passHooks.selfAlert = { name, summary, desired in monitors.selfAlert(name, summary: summary, desired: desired) }
+        passHooks.selfAlert = { alert, summary, desired in monitors.selfAlerts.raise(alert, summary: summary, desired: desired) }
+        passHooks.selfAlertCleared = { alert, detail in monitors.selfAlerts.resolve(alert, detail: detail) }
         reconciler = Reconciler(audit: audit, store: store, budget: options.budget, prune: options.prune, hooks: passHooks)
     }
 
@@ -208,8 +209,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         for damage in audit.damages where !alertedDamage.contains(damage.time) {
             alertedDamage.insert(damage.time)
             log("the audit log was damaged; it restarted at \(damage.time): \(damage.summary)")
-            monitors.selfAlert(
-                "StetAuditDamaged",
+            monitors.selfAlerts.raise(
+                SelfAlert(.auditDamaged),
                 summary: "the audit log was damaged and restarted at \(damage.time) from entry \(damage.firstSeq); the damaged "
                     + "log is kept as \(damage.damagedPath): \(damage.summary)",
                 desired: desired)
@@ -253,6 +254,7 @@ public final class ReconcileLoop: @unchecked Sendable {
         let now = Date()
         let inbox = self.inbox
         if !releaseCheckRunning, now >= nextReleaseCheck { startReleaseCheck(now: now) }
+        monitors.selfAlerts.resendDue(now: now)
         health.startDue(now: now, desired: desired, provider: provider, on: healthThreads) { inbox.post(.health($0)) }
         monitors.startDue(desired, now: now) { inbox.post(.probe(name: $0, started: $1, result: $2)) }
     }
@@ -383,8 +385,8 @@ public final class ReconcileLoop: @unchecked Sendable {
             try acceptance.record(check, action: "accept-release", source: source)
             if case .refused(let refused) = check {
                 log("refused the release in \(source): \(refused.error.message); keeping version \(release.version)")
-                monitors.selfAlert(
-                    "StetReleaseRefused", summary: "stet refused the release in \(source): \(refused.error.message)", desired: desired)
+                monitors.selfAlerts.raise(
+                    SelfAlert(.releaseRefused), summary: "stet refused the release in \(source): \(refused.error.message)", desired: desired)
             } else {
                 log("the signed release in \(source) has manifests that do not parse; keeping version \(release.version)")
             }
@@ -406,7 +408,7 @@ public final class ReconcileLoop: @unchecked Sendable {
             log("accepted release version \(accepted.version)" + (commit.map { " from commit \($0)" } ?? ""))
             take(accepted, passed.desired)
         case .inForce(let inForce):
-            if inForce != release { take(inForce, passed.desired) }
+            if inForce != release { take(inForce, passed.desired) } else { releaseStands(inForce, source: source) }
         case .superseded(let newer):
             log("release version \(passed.release.release.version) in \(source) is older than version \(newer.version), accepted meanwhile")
             try adoptAcceptedRelease()
@@ -419,6 +421,14 @@ public final class ReconcileLoop: @unchecked Sendable {
         self.desired = desired
         current.set(desired, release)
         dirty.formUnion(desired.services.keys)
+        releaseStands(release, source: nil)
+    }
+
+    /// A release passed and is in force: a refusal alerted on before is over.
+    private func releaseStands(_ release: ReleaseRef, source: String?) {
+        monitors.selfAlerts.resolve(
+            SelfAlert(.releaseRefused),
+            detail: "release version \(release.version) is in force" + (source.map { ", and the release in \($0) verifies" } ?? ""))
     }
 
     /// Takes the release in force from the state directory when it is not the one the loop acts
@@ -498,8 +508,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         try ReleaseAcceptance(store: store, audit: audit).recordRefusal(
             action: "accept-release", reason: "the copy of release version \(accepted.version) in \(store.root) was refused; \(keeping)",
             error: reason)
-        monitors.selfAlert(
-            "StetReleaseRefused", summary: "stet cannot take release version \(accepted.version) from \(store.root): \(reason)",
+        monitors.selfAlerts.raise(
+            SelfAlert(.releaseRefused), summary: "stet cannot take release version \(accepted.version) from \(store.root): \(reason)",
             desired: desired)
     }
 

@@ -15,9 +15,12 @@ public final class Reconciler {
     /// What a pass tells the daemon it runs in.
     public struct Hooks: Sendable {
         public var log: @Sendable (String) -> Void = { _ in }
-        /// An alert about Stet itself (`StetSelfHealBudgetExhausted`, `StetProviderFailing`): name,
-        /// summary, and the release in force, whose notifiers receive it.
-        public var selfAlert: @Sendable (String, String, DesiredState) -> Void = { _, _, _ in }
+        /// An alert about Stet itself (`StetSelfHealBudgetExhausted`, `StetProviderFailing`): what it
+        /// is about, its summary, and the release in force, whose notifiers receive it.
+        public var selfAlert: @Sendable (SelfAlert, String, DesiredState) -> Void = { _, _, _ in }
+        /// The condition of a self alert cleared (the resource is corrected again, its action
+        /// succeeded), with how; an alert that does not fire is left alone.
+        public var selfAlertCleared: @Sendable (SelfAlert, String) -> Void = { _, _ in }
         /// Each action as it ends (called on the thread that applies).
         public var progress: @Sendable (Applier.Result) -> Void = { _ in }
 
@@ -124,6 +127,9 @@ public final class Reconciler {
                 admission.allowed.append(change)
             case .correct(let correction):
                 if let correction {
+                    hooks.selfAlertCleared(
+                        SelfAlert(.budgetExhausted, resource: key),
+                        "Stet corrects \(key) again (\(correction.inLastHour) corrections in the last hour)")
                     try ResourceStatus.update(key, in: store) {
                         $0.backoffUntil = correction.until
                         $0.backoffSeconds = correction.seconds
@@ -150,12 +156,16 @@ public final class Reconciler {
     }
 
     /// Counts failures per resource: a provider that fails the same resource three times
-    /// running is alerted on, once.
+    /// running is alerted on, once; an action of it that succeeds clears the alert.
     public func recordOutcomes(_ report: Applier.Report, desired: DesiredState) {
-        for result in report.results where policy.recordOutcome(of: result.change.resource.whole, ok: result.outcome.ok) {
-            hooks.selfAlert(
-                "StetProviderFailing",
-                "\(result.change.resource.whole) failed three times running: \(result.outcome.error ?? "")", desired)
+        for result in report.results {
+            let resource = result.change.resource.whole
+            let alert = SelfAlert(.providerFailing, resource: resource)
+            if policy.recordOutcome(of: resource, ok: result.outcome.ok) {
+                hooks.selfAlert(alert, "\(resource) failed three times running: \(result.outcome.error ?? "")", desired)
+            } else if result.outcome.ok {
+                hooks.selfAlertCleared(alert, "\(result.change.action.rawValue) of \(result.change.resource) succeeded")
+            }
         }
     }
 
@@ -173,6 +183,7 @@ public final class Reconciler {
         }
         hooks.log("self-heal budget of \(resource) exhausted")
         hooks.selfAlert(
-            "StetSelfHealBudgetExhausted", "stet stopped correcting \(resource) after \(count) corrections in an hour", desired)
+            SelfAlert(.budgetExhausted, resource: resource), "stet stopped correcting \(resource) after \(count) corrections in an hour",
+            desired)
     }
 }

@@ -68,6 +68,8 @@ public enum Subprocess {
     /// The command did not finish: it passed its deadline, or wrote more than it may.
     public struct Stopped: Error, CustomStringConvertible, Sendable {
         public let description: String
+        /// It wrote more than it may (not: it passed its deadline).
+        public var overflowed = false
     }
 
     /// The command could not be started (no such program, no descriptors left, an unreadable input file).
@@ -101,7 +103,7 @@ public enum Subprocess {
             command,
             standardOutput: { chunk in
                 if let maximumOutput, stdout.count + chunk.count > maximumOutput {
-                    throw Stopped(description: "wrote more than \(maximumOutput) bytes; stopped")
+                    throw Stopped(description: "wrote more than \(maximumOutput) bytes; stopped", overflowed: true)
                 }
                 stdout.append(chunk)
             },

@@ -103,6 +103,9 @@ import Testing
         defer { target.stop(SIGKILL) }
         #expect(eventually(timeout: 20) { Self.firing() == nil }, "\(run.output)")
         #expect(eventually { state()?["phase"] as? String == "inactive" })
+        // The resolved notification says the monitor recovered, not that it is failing.
+        #expect(eventually { run.output.contains("alert resolved: StetMonitorFailing monitor=site-up site-up recovered: ") }, "\(run.output)")
+        #expect(!run.output.contains("alert resolved: StetMonitorFailing monitor=site-up site-up is failing"))
         #expect(run.stop() == 0)
     }
 

@@ -18,6 +18,8 @@ import Testing
     let trust: AuditTrust
     let log: AuditLog
     let alerts = Alerts()
+    /// Every raise and clear of a self alert, in order: "raise NAME RESOURCE", "clear NAME RESOURCE".
+    let events = Alerts()
 
     static let t0 = Date(timeIntervalSince1970: 1_790_000_000)
     static let release = ReleaseRef(version: 1, digest: "sha256:1")
@@ -41,7 +43,12 @@ import Testing
     func reconciler(budget: Int = 10) -> Reconciler {
         var hooks = Reconciler.Hooks()
         let alerts = self.alerts
-        hooks.selfAlert = { name, _, _ in alerts.add(name) }
+        let events = self.events
+        hooks.selfAlert = { alert, _, _ in
+            alerts.add(alert.name.rawValue)
+            events.add("raise \(alert.name.rawValue) \(alert.resource?.description ?? "")")
+        }
+        hooks.selfAlertCleared = { alert, _ in events.add("clear \(alert.name.rawValue) \(alert.resource?.description ?? "")") }
         return Reconciler(audit: log, store: store, budget: budget, prune: false, hooks: hooks)
     }
 
@@ -123,6 +130,9 @@ import Testing
         #expect(corrected == [1, 2, 4, 3601])
         #expect(heldUntil == [1.5: 2, 3: 4])
         #expect(alerts.all == ["StetSelfHealBudgetExhausted"])
+        // The correction after the hour clears the budget's alert.
+        let raised = try #require(events.all.lastIndex(of: "raise StetSelfHealBudgetExhausted Service/web"))
+        #expect(events.all[raised...].contains("clear StetSelfHealBudgetExhausted Service/web"))
         let log = try entries()
         #expect(log.filter { $0.kind == .alert && $0.action == "self-heal-budget" }.count == 1)
         #expect(log.filter { $0.kind == .result && $0.cause == "drift" }.count == 4)
@@ -152,5 +162,8 @@ import Testing
         provider.failing = []
         _ = try await pass(reconciler, provider, at: 7)
         #expect(Self.running(provider))
+        // The start that succeeds clears the provider's alert.
+        let raised = try #require(events.all.lastIndex(of: "raise StetProviderFailing Service/web"))
+        #expect(events.all[raised...].contains("clear StetProviderFailing Service/web"))
     }
 }

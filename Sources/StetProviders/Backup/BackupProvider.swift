@@ -36,6 +36,9 @@ public struct BackupProvider: Provider {
         public var lastCheck: ObservedBackup.Verification?
         public var checkIndex = 0
         public var lastRestoreTest: ObservedBackup.Verification?
+        /// What Stet learnt of snapshots (their size when it made them, their restore tests),
+        /// the newest last, at most `factsLimit`.
+        public var snapshots: [SnapshotFacts]?
     }
 
     /// What Stet recorded of each file when it made a snapshot, to compare a restore with.
@@ -62,6 +65,7 @@ public struct BackupProvider: Provider {
             throw StateError.corrupt(key, "\(error)")
         }
         guard record.name == name else { throw StateError.corrupt(key, "it is the record of \(record.name), not of \(name)") }
+        if let problem = Self.factsProblem(record) { throw StateError.corrupt(key, problem) }
         return record
     }
 
@@ -160,23 +164,51 @@ public struct BackupProvider: Provider {
         let id: String
         let time: Date
         let tags: [String]
+        let paths: [String]
+        let hostname: String?
     }
 
+    /// Tags and paths of one listed snapshot, at most, and the bytes of each.
+    static let listedNamesLimit = 4096
+    static let listedNameBytes = 4096
+
     /// `restic snapshots --json` (only those tagged `tag`, when given), within the deadline for
-    /// looking.
+    /// looking and `maximumListOutput`. Each snapshot is checked before use: a 64-digit
+    /// hexadecimal id, an RFC 3339 time, bounded tags and paths; one out of form fails the list.
     func listSnapshots(_ repository: String, passwordFile: String, tag: String?) throws -> [ListedSnapshot] {
         let output = try restic.run(
             ["snapshots", "--json"] + (tag.map { ["--tag", $0] } ?? []), repository: repository, passwordFile: passwordFile,
-            timeout: restic.deadlines.look)
+            timeout: restic.deadlines.look, maximumOutput: Self.maximumListOutput)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         struct Listed: Decodable {
             let id: String
             let time: String
             let tags: [String]?
+            let paths: [String]?
+            let hostname: String?
         }
-        let listed = try JSONDecoder().decode([Listed]?.self, from: output.stdout) ?? []
-        return listed.compactMap { snapshot in
-            Restic.date(snapshot.time).map { ListedSnapshot(id: snapshot.id, time: $0, tags: snapshot.tags ?? []) }
+        func outOfForm(_ problem: String) -> Restic.Failure {
+            Restic.Failure(kind: .failed, message: "restic listed a snapshot out of form in \(repository): \(problem)")
+        }
+        let listed: [Listed]
+        do { listed = try JSONDecoder().decode([Listed]?.self, from: output.stdout) ?? [] } catch {
+            throw Restic.Failure(kind: .failed, message: "restic's snapshot list of \(repository) is not the JSON expected: \(error)")
+        }
+        return try listed.map { snapshot in
+            guard snapshot.id.utf8.count == 64, Self.isSnapshotID(snapshot.id) else {
+                throw outOfForm("id \(snapshot.id.prefix(80)) is not 64 hexadecimal digits")
+            }
+            guard let time = Restic.date(snapshot.time) else { throw outOfForm("snapshot \(snapshot.id): time \(snapshot.time.prefix(80)) is not RFC 3339") }
+            let tags = snapshot.tags ?? []
+            let paths = snapshot.paths ?? []
+            for (field, names) in [("tags", tags), ("paths", paths)] {
+                guard names.count <= Self.listedNamesLimit, names.allSatisfy({ $0.utf8.count <= Self.listedNameBytes }),
+                    snapshot.hostname.map({ $0.utf8.count <= Self.listedNameBytes }) ?? true
+                else {
+                    throw outOfForm("snapshot \(snapshot.id): more than \(Self.listedNamesLimit) \(field) or one over \(Self.listedNameBytes) bytes")
+                }
+            }
+            return ListedSnapshot(id: snapshot.id, time: time, tags: tags, paths: paths, hostname: snapshot.hostname)
         }
     }
 
@@ -358,6 +390,10 @@ public struct BackupProvider: Provider {
         record.known = true
         record.lastBackup = Date()
         record.lastSnapshot = short
+        Self.note(short, in: &record) {
+            $0.files = summary.total_files_processed
+            $0.bytes = summary.total_bytes_processed
+        }
         record.lastWarning = output.status == 3
             ? "some files could not be read: " + output.stderr.split(separator: "\n").prefix(3).joined(separator: "; ") : nil
         try store.write(Self.manifestKey(policy.metadata.name), try JSONCoding.encoder.encode(Manifest(snapshot: short, files: manifest)))
@@ -430,8 +466,10 @@ public struct BackupProvider: Provider {
         defer { try? FileManager.default.removeItem(atPath: absoluteScratch) }
         var restored = "latest"
         func fail(_ detail: String) -> ActionOutcome {
-            record.lastRestoreTest = ObservedBackup.Verification(at: Date(), ok: false, detail: "snapshot \(restored): \(detail)")
-            return .failed("restore test failed: " + record.lastRestoreTest!.detail)
+            let test = ObservedBackup.Verification(at: Date(), ok: false, detail: "snapshot \(restored): \(detail)")
+            record.lastRestoreTest = test
+            Self.note(restored, in: &record) { $0.restoreTest = test }
+            return .failed("restore test failed: " + test.detail)
         }
         // restic checks every restored file against the repository's content hashes (--verify).
         let output = try restic.run(
@@ -466,10 +504,12 @@ public struct BackupProvider: Provider {
             if let first = problems.first { return fail(first) }
             compared = entries.count
         }
-        record.lastRestoreTest = ObservedBackup.Verification(
+        let test = ObservedBackup.Verification(
             at: Date(), ok: true,
             detail: "snapshot \(restored) restored and verified" + (compared > 0 ? "; \(compared) files match their SHA-256 at backup" : ""))
-        return .done(record.lastRestoreTest!.detail)
+        record.lastRestoreTest = test
+        Self.note(restored, in: &record) { $0.restoreTest = test }
+        return .done(test.detail)
     }
 
     /// Size, modification time and SHA-256 of every regular file restic backs up from `paths`
@@ -559,21 +599,55 @@ public struct BackupProvider: Provider {
         return ObservedBackup.Snapshot(id: found.id, time: found.time)
     }
 
+    /// What `stet restore` restored: files and bytes (counted by Stet before they were put in
+    /// place), and what restic verified.
+    public struct RestoreSummary: Sendable, CustomStringConvertible {
+        public let snapshot: ObservedBackup.Snapshot
+        public let target: String
+        public let placed: RestoreTarget.Summary
+        /// Files restic read back and compared with the repository's content hashes (`--verify`),
+        /// as it reported them; nil when its output did not say.
+        public let verifiedFiles: Int?
+
+        public var description: String {
+            "\(placed.files) files, \(ByteCount.text(placed.bytes)) (\(placed.bytes) bytes) of snapshot \(snapshot.id.prefix(8)) "
+                + "of \(RFC3339.format(snapshot.time)) into \(target); verified: "
+                + (verifiedFiles.map { "restic read back \($0) files and every byte matches the repository" }
+                    ?? "restic read back the restored files and every byte matches the repository")
+        }
+    }
+
     /// Restores `snapshot` (found by `snapshot(_:named:)`) into `target`, optionally only the
     /// `include` paths. restic writes into a fresh directory and Stet moves the result into
     /// place (`RestoreTarget`), so no link in the target is ever followed.
-    public func restore(_ policy: BackupPolicy, snapshot: ObservedBackup.Snapshot, into target: RestoreTarget, include: [String]) throws -> String {
+    public func restore(
+        _ policy: BackupPolicy, snapshot: ObservedBackup.Snapshot, into target: RestoreTarget, include: [String]
+    ) throws -> RestoreSummary {
         let repository = repository(policy)
         var arguments = ["restore", snapshot.id, "--verify"]
         for path in include { arguments += ["--include", path] }
+        var verified: Int?
         let placed = try target.restore { staging in
             let output = try restic.run(
                 arguments + ["--target", staging], repository: repository, passwordFile: passwordFile(policy),
-                timeout: restic.deadlines.transfer)
+                timeout: restic.deadlines.transfer, maximumOutput: 4 << 20)
             if let failure = Restic.failure(output, repository: repository) { throw failure }
+            verified = Self.verifiedFiles(String(decoding: output.stdout, as: UTF8.self))
         }
-        return "snapshot \(snapshot.id.prefix(8)) of \(RFC3339.format(snapshot.time)) restored into \(target.path) and verified"
-            + " (\(placed.moved) entries put in place, \(placed.merged) folders merged)"
+        return RestoreSummary(snapshot: snapshot, target: target.path, placed: placed, verifiedFiles: verified)
+    }
+
+    /// The count in restic's `finished verifying N files in …` (restic 0.14 `restore --verify`).
+    static func verifiedFiles(_ text: String) -> Int? {
+        for line in text.split(separator: "\n") {
+            let words = line.lowercased().split(separator: " ")
+            if let at = words.firstIndex(of: "verifying"), at > 0, words[at - 1] == "finished", at + 2 < words.count, words[at + 2] == "files",
+                let count = Int(words[at + 1]), count >= 0
+            {
+                return count
+            }
+        }
+        return nil
     }
 }
 

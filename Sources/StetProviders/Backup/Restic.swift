@@ -55,9 +55,13 @@ public struct Restic: Sendable {
     }
 
     /// Runs `restic -r REPOSITORY ARGUMENTS` with the password file in the environment, for at
-    /// most `timeout` seconds. Throws `Failure` (`notAnswering`, `stopped`, `passwordFile`) when
-    /// restic could not run to its end; a restic that ended is returned as it ended.
-    public func run(_ arguments: [String], repository: String, passwordFile: String, timeout: Double) throws -> Subprocess.Output {
+    /// most `timeout` seconds, reading at most `maximumOutput` bytes of its standard output (nil:
+    /// no bound). Throws `Failure` (`notAnswering`, `stopped`, `passwordFile`, `failed` for output
+    /// over the bound) when restic could not run to its end; a restic that ended is returned as
+    /// it ended.
+    public func run(
+        _ arguments: [String], repository: String, passwordFile: String, timeout: Double, maximumOutput: Int? = nil
+    ) throws -> Subprocess.Output {
         _ = try Self.password(passwordFile)
         var environment = ProcessInfo.processInfo.environment.filter {
             ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "RESTIC_CACHE_DIR"].contains($0.key)
@@ -72,8 +76,12 @@ public struct Restic: Sendable {
         guard !Running.isStopping else { throw Failure(kind: .stopped, message: "not started: Stet is stopping") }
         let output: Subprocess.Output
         do {
-            output = try Subprocess.run(executable, ["-r", repository] + arguments, environment: environment, timeout: timeout)
+            output = try Subprocess.run(
+                executable, ["-r", repository] + arguments, environment: environment, timeout: timeout, maximumOutput: maximumOutput)
         } catch let stopped as Subprocess.Stopped {
+            if stopped.overflowed {
+                throw Failure(kind: .failed, message: "restic \(arguments.first ?? "") on \(repository) \(stopped.description)")
+            }
             throw Failure(
                 kind: .notAnswering,
                 message: "repository not answering: restic \(arguments.first ?? "") on \(repository) \(stopped.description)")

@@ -69,6 +69,9 @@ public final class RestoreTarget: @unchecked Sendable {
         public var moved = 0
         /// Directories of the target that received restored entries.
         public var merged = 0
+        /// Regular files restored, and their bytes, counted before they were put in place.
+        public var files = 0
+        public var bytes = 0
     }
 
     /// Has `write` restore into a fresh directory (the path it is given), then moves the result
@@ -97,6 +100,7 @@ public final class RestoreTarget: @unchecked Sendable {
         }
         try write("/proc/\(getpid())/fd/\(staging)")
         var summary = Summary()
+        Self.count(in: staging, into: &summary)
         var problems: [String] = []
         merge(from: staging, into: fd, at: path, summary: &summary, problems: &problems)
         if !problems.isEmpty {
@@ -275,6 +279,28 @@ public final class RestoreTarget: @unchecked Sendable {
             names.append(bytes.map { CChar(bitPattern: $0) } + [0])
         }
         return names
+    }
+
+    /// Counts the regular files inside the open directory `fd` and their bytes, through
+    /// descriptors only (no link is followed). Sums saturate rather than trap.
+    static func count(in fd: Int32, into summary: inout Summary) {
+        for name in names(in: fd) ?? [] {
+            var info = stat()
+            guard fstatat(fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                let inner = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard inner >= 0 else { continue }
+                count(in: inner, into: &summary)
+                close(inner)
+            case S_IFREG:
+                summary.files = summary.files.addingReportingOverflow(1).overflow ? Int.max : summary.files + 1
+                let (sum, overflow) = summary.bytes.addingReportingOverflow(Int(max(info.st_size, 0)))
+                summary.bytes = overflow ? Int.max : sum
+            default:
+                continue
+            }
+        }
     }
 
     /// Removes everything inside the open directory `fd`, through descriptors only.

@@ -5,25 +5,46 @@ public import StetState
 
 /// The monitors the reconcile loop runs, with their alert states (`STATE/monitors.json`), so a
 /// restart of `stet run` neither resets a pending timer nor fires a firing alert again.
+///
+/// Unregistering a monitor whose alert is firing resolves that alert, here and only here, at
+/// every notifier that got it (`Entry.alert`, `Entry.sentTo`): so `apply --prune` and the
+/// loop's pruning both close what they leave, and a receiver never keeps an alert about a
+/// monitor that is gone.
 public final class MonitorRegistry: Provider, @unchecked Sendable {
     public static let key = "monitors.json"
     public let store: any StateStore
+    /// Hands a resolve to a notifier: nil when it was delivered (or queued, in `stet run`, behind
+    /// the alerts already waiting for that notifier), otherwise why not.
+    public let deliver: @Sendable ([AlertMessage], Notifier) -> String?
     private let lock = NSLock()
 
-    public init(store: any StateStore) { self.store = store }
+    /// `deliver` defaults to sending at once, each send bounded by the sender's timeout.
+    public init(store: any StateStore, deliver: (@Sendable ([AlertMessage], Notifier) -> String?)? = nil) {
+        self.store = store
+        self.deliver = deliver ?? { alerts, notifier in NotifierSender(log: { _ in }).send(alerts, to: notifier) }
+    }
 
     public struct Entry: Codable, Sendable, Equatable {
         public var specHash: String
         public var state: AlertState
         /// When the firing alert was last sent (re-sent well within Alertmanager's resolve timeout).
         public var lastSent: Date?
+        /// The firing alert as it was sent, and the notifiers it was sent to (as the release that
+        /// sent it declared them): what unregistering the monitor resolves. Nil when no alert is out.
+        public var alert: AlertMessage?
+        public var sentTo: [Notifier]?
 
-        public init(specHash: String, state: AlertState, lastSent: Date?) {
+        public init(specHash: String, state: AlertState, lastSent: Date?, alert: AlertMessage? = nil, sentTo: [Notifier]? = nil) {
             self.specHash = specHash
             self.state = state
             self.lastSent = lastSent
+            self.alert = alert
+            self.sentTo = sentTo
         }
     }
+
+    /// The summary of a resolved alert: the monitor recovered (`detail`: how).
+    public static func recoveredSummary(_ monitor: String, _ detail: String) -> String { "\(monitor) recovered: \(detail)" }
 
     public func load() throws -> [String: Entry] {
         try lock.withLock {
@@ -72,13 +93,32 @@ public final class MonitorRegistry: Provider, @unchecked Sendable {
                 try save(entries)
                 return .done(action == .registerMonitor ? "registered" : "updated; its alert state carries on")
             case .unregisterMonitor:
-                guard entries[name] != nil else { return .done("was not registered") }
+                guard let entry = entries[name] else { return .done("was not registered") }
                 entries[name] = nil
                 try save(entries)
-                return .done("unregistered")
+                // Resolved once unregistered: a receiver never shows resolved what Stet still probes.
+                return .done("unregistered" + resolve(entry, of: name, now: Date()))
             }
         } catch {
             return .failed("\(error)")
         }
+    }
+
+    /// Resolves the firing alert of an unregistered monitor at every notifier that got it, and
+    /// says so (for the action's outcome). A notifier that cannot be reached is named; the
+    /// monitor stays unregistered, since a receiver that is gone must not hold a removal back.
+    private func resolve(_ entry: Entry, of name: String, now: Date) -> String {
+        guard entry.state.phase == .firing, var alert = entry.alert, let notifiers = entry.sentTo, !notifiers.isEmpty else { return "" }
+        alert.endsAt = RFC3339.format(now)
+        alert.annotations["summary"] = Self.recoveredSummary(name, "unregistered, it is no longer in the release")
+        var reached: [String] = []
+        var failed: [String] = []
+        for notifier in notifiers {
+            if let problem = deliver([alert], notifier) { failed.append("\(notifier.metadata.name) (\(problem))") } else {
+                reached.append(notifier.metadata.name)
+            }
+        }
+        return (reached.isEmpty ? "" : "; resolve of its firing alert sent to \(reached.joined(separator: ", "))")
+            + (failed.isEmpty ? "" : "; the resolve did not reach \(failed.joined(separator: ", "))")
     }
 }

@@ -60,7 +60,10 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let session = OperatorSession(apply)
         defer { try? session.close() }
-        let provider = HostProvider(store: global.store)
+        var provider = HostProvider(store: global.store)
+        // A pruned monitor's firing alert is resolved at once; a `log` notifier writes to standard error.
+        let sender = NotifierSender { Terminal.standardError.line($0) }
+        provider.monitors = MonitorRegistry(store: global.store) { alerts, notifier in sender.send(alerts, to: notifier) }
         let json = global.json
         let autoApprove = autoApprove
         let outcome = try await apply.run(

@@ -21,7 +21,8 @@ struct RestoreCommand: AsyncParsableCommand {
             (a link is replaced, never written through). Refuses a target that is a symbolic \
             link, and one that is not empty unless --force. Recorded in the audit log (intent \
             and result, or the refusal) under the operator key. The policy is the one of the \
-            release in force (kept in the state directory).
+            release in force (kept in the state directory). Ends with a summary: files and bytes \
+            restored, and what restic verified.
 
             EXIT STATUS
               0   restored
@@ -90,7 +91,7 @@ struct RestoreCommand: AsyncParsableCommand {
             reason: "restore snapshot \(chosen.id) into \(target)" + (paths.isEmpty ? "" : " (only \(paths.joined(separator: ", ")))"))
         let (outcome, _) = try await applier.run(action) {
             do {
-                return .done(try provider.restore(backup, snapshot: chosen, into: destination, include: paths))
+                return .done(try provider.restore(backup, snapshot: chosen, into: destination, include: paths).description)
             } catch {
                 return .failed("\(error)")
             }
