@@ -138,7 +138,18 @@ public struct ActionOutcome: Sendable, Equatable {
 /// Reads and changes one part of the world. `observe` never changes anything; `perform` is
 /// idempotent (performing a change whose effect is already there succeeds) and says exactly
 /// what failed.
+///
+/// `awaitReady` waits, after `change` was performed with success, until its effect is ready to
+/// serve (a started replica passes its health check, past its start period), at most `timeout`
+/// seconds (nil: the provider's own bound from the resource's settings). Nil: the change has
+/// nothing to wait for (the default). Its failure says what is not ready, what the last look
+/// found, and where to read more.
 public protocol Provider: Sendable {
     func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState
     func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome
+    func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome?
+}
+
+extension Provider {
+    public func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome? { nil }
 }

@@ -20,6 +20,10 @@ public struct Applier: Sendable {
     /// Actions whose failure does not stop the rest of their resource.
     static let independent: Set<ChangeAction> = [.backup(.forget), .backup(.check), .backup(.restoreTest)]
 
+    /// Hears each action as it starts, what it reports while it runs (`ActionProgress`), and
+    /// its end: for progress on a terminal or in CI. Never used to decide anything.
+    public var events: @Sendable (Event) -> Void = { _ in }
+
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
 
@@ -40,7 +44,20 @@ public struct Applier: Sendable {
         public var results: [Result] = []
         /// Changes not tried because an earlier change of their resource failed.
         public var skipped: [Change] = []
-        public var failed: Bool { results.contains { !$0.outcome.ok } }
+        /// The waits for readiness after the changes (`awaitReady`): each names the change it
+        /// waited for.
+        public var waited: [Result] = []
+        public var failed: Bool { results.contains { !$0.outcome.ok } || waited.contains { !$0.outcome.ok } }
+
+        public init() {}
+    }
+
+    /// One moment of an action, in order: `started` (after its intent entry), any number of
+    /// `running` (what it reports of itself), `ended` (after its result entry).
+    public enum Event: Sendable {
+        case started(Action)
+        case running(Action, String)
+        case ended(Action, ActionOutcome, seconds: Double)
     }
 
     /// Applies `plan`'s changes; `progress` hears each change as it ends.
@@ -155,7 +172,9 @@ public struct Applier: Sendable {
         try store.write(marker, try JSONCoding.encoder.encode(Inflight(
             plan: action.plan, change: action.plan == nil ? nil : action.id, resource: action.resource.description, action: action.action)))
         let started = DispatchTime.now().uptimeNanoseconds
-        let outcome = await body()
+        let events = events
+        events(.started(action))
+        let outcome = await ActionProgress.$reporter.withValue({ events(.running(action, $0)) }) { await body() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         try audit.append(AuditRecord(
             kind: .result, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
@@ -170,6 +189,7 @@ public struct Applier: Sendable {
                 status.lastAt = Date()
             }
         }
+        events(.ended(action, outcome, seconds: seconds))
         return (outcome, seconds)
     }
 

@@ -15,7 +15,9 @@ public import StetState
 /// 2. `run`: record the actions an earlier run left without a result as interrupted; observe;
 ///    admit the saved plan (`PlanFile.admit`, a stale one is refused and recorded) or plan
 ///    afresh; ask for approval (a plan not approved is recorded, and nothing is accepted);
-///    accept the new release; mark a saved plan applied; apply (`Applier`).
+///    accept the new release; mark a saved plan applied; apply (`Applier`); unless told not to
+///    (`Wait`), wait until every replica it started or replaced is healthy
+///    (`Applier.awaitReady`): apply is done when the host is, as `stet status` will find it.
 ///
 /// How approval is asked, and what the operator sees, are the caller's: `Hooks`.
 public struct ApplyRelease: Sendable {
@@ -85,16 +87,18 @@ public struct ApplyRelease: Sendable {
         public var description: String { message }
     }
 
-    /// What the caller hears, in order. `approve` is asked only for a plan with changes.
+    /// What the caller hears, in order. `approve` is asked only for a plan with changes;
+    /// `progress` hears every action (changes and waits) start, report and end, from the
+    /// threads that run them.
     public struct Hooks: Sendable {
         public var interrupted: @Sendable (Int) -> Void
         public var planned: @Sendable (Plan) -> Void
         public var approve: @Sendable (Plan) throws -> Approval
-        public var progress: @Sendable (Applier.Result) -> Void
+        public var progress: @Sendable (Applier.Event) -> Void
 
         public init(
             interrupted: @escaping @Sendable (Int) -> Void = { _ in }, planned: @escaping @Sendable (Plan) -> Void = { _ in },
-            approve: @escaping @Sendable (Plan) throws -> Approval, progress: @escaping @Sendable (Applier.Result) -> Void = { _ in }
+            approve: @escaping @Sendable (Plan) throws -> Approval, progress: @escaping @Sendable (Applier.Event) -> Void = { _ in }
         ) {
             self.interrupted = interrupted
             self.planned = planned
@@ -131,6 +135,15 @@ public struct ApplyRelease: Sendable {
         return SavedPlan(try PlanFile.read(data, source: source, trust: trust), source: source)
     }
 
+    /// Whether `run` waits, after applying, until the replicas it started or replaced are
+    /// healthy.
+    public enum Wait: Sendable, Equatable {
+        case none
+        /// At most `timeout` seconds per replica; nil: the bound its health settings give
+        /// (`ReplicaHealth.waitLimit`).
+        case healthy(timeout: Double?)
+    }
+
     public struct Outcome: Sendable {
         public let plan: Plan
         public let report: Applier.Report
@@ -142,7 +155,8 @@ public struct ApplyRelease: Sendable {
 
     /// Step 2, through `provider`.
     public func run(
-        provider: any Provider, saved: SavedPlan?, prune: Bool, hooks: Hooks, now: @Sendable () -> Date = { Date() }
+        provider: any Provider, saved: SavedPlan?, prune: Bool, wait: Wait = .none, hooks: Hooks,
+        now: @Sendable () -> Date = { Date() }
     ) async throws -> Outcome {
         let store = acceptance.store
         let audit = acceptance.audit
@@ -173,8 +187,12 @@ public struct ApplyRelease: Sendable {
             return Outcome(plan: plan, report: Applier.Report(), interrupted: interrupted, accepted: accepted)
         }
         if saved != nil { try PlanFile.markApplied(plan, in: store, now: now()) }
-        let applier = Applier(provider: provider, audit: audit, store: store, release: release)
-        let report = try await applier.apply(plan, desired: desired, progress: hooks.progress)
+        var applier = Applier(provider: provider, audit: audit, store: store, release: release)
+        applier.events = hooks.progress
+        var report = try await applier.apply(plan, desired: desired)
+        if case .healthy(let timeout) = wait {
+            report.waited = try await applier.awaitReady(after: report, plan: plan, desired: desired, timeout: timeout)
+        }
         return Outcome(plan: plan, report: report, interrupted: interrupted, accepted: accepted)
     }
 }

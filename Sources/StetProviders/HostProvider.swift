@@ -28,4 +28,9 @@ public struct HostProvider: Provider {
         case .service, .notifier: await replicas.perform(change, desired: desired)
         }
     }
+
+    public func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome? {
+        guard change.resource.kind == .service else { return nil }
+        return await replicas.awaitReady(change, desired: desired, timeout: timeout)
+    }
 }

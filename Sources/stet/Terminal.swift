@@ -58,6 +58,17 @@ struct Terminal: Sendable {
     func bold(_ text: String) -> String { style("1", text) }
     func dim(_ text: String) -> String { style("2", text) }
 
+    /// Moves the cursor up `lines` lines and clears from there to the end of the screen, as
+    /// text for `write`: rewrites a block of live lines in place. Only for a terminal.
+    func rewind(_ lines: Int) -> String { lines > 0 ? "\(Self.styleToken)\(lines)A\(Self.styleToken)J" : "" }
+
+    /// The terminal's width in columns (80 when it does not say).
+    var columns: Int {
+        var size = winsize()
+        guard ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+        return Int(size.ws_col)
+    }
+
     func warning(_ text: String) { Terminal.standardError.line(Terminal.standardError.yellow("warning") + ": " + text) }
 
     /// Pretty JSON with sorted keys and RFC 3339 dates, then a newline.

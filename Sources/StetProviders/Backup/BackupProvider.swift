@@ -368,8 +368,12 @@ public struct BackupProvider: Provider {
         hasher.start()
         var arguments = ["backup", "--json", "--tag", "stet:\(policy.metadata.name)"]
         for pattern in policy.exclude { arguments += ["--exclude", pattern] }
+        // Status lines are reported as they stream (percent, files, bytes) and dropped.
+        var stream = BackupOutput()
         let output = try restic.run(
-            arguments + paths, repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer)
+            arguments + paths, repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.transfer
+        ) { stream.consume($0) }
+        stream.finish()
         done.wait()
         let manifest = manifestBox.files
         if let failure = Restic.failure(output, repository: repository, allowed: [3]) { throw failure }
@@ -382,8 +386,7 @@ public struct BackupProvider: Provider {
             let total_bytes_processed: Int?
             let data_added: Int?
         }
-        let summary = output.stdout.split(separator: 0x0A).compactMap { try? JSONDecoder().decode(Summary.self, from: Data($0)) }
-            .last { $0.message_type == "summary" }
+        let summary = stream.summary.flatMap { try? JSONDecoder().decode(Summary.self, from: $0) }
         guard let summary, let short = summary.snapshot_id else {
             return .failed("restic made no snapshot: \(output.stderr.split(separator: "\n").last ?? "")")
         }

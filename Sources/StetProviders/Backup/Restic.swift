@@ -62,6 +62,22 @@ public struct Restic: Sendable {
     public func run(
         _ arguments: [String], repository: String, passwordFile: String, timeout: Double, maximumOutput: Int? = nil
     ) throws -> Subprocess.Output {
+        var stdout = Data()
+        let output = try run(arguments, repository: repository, passwordFile: passwordFile, timeout: timeout) { chunk in
+            if let maximumOutput, stdout.count + chunk.count > maximumOutput {
+                throw Subprocess.Stopped(description: "wrote more than \(maximumOutput) bytes; stopped", overflowed: true)
+            }
+            stdout.append(chunk)
+        }
+        return Subprocess.Output(status: output.status, stdout: stdout, stderr: output.stderr, unreadInput: output.unreadInput)
+    }
+
+    /// As `run`, handing standard output to `consume` as it arrives instead of keeping it (the
+    /// returned output's `stdout` is empty): for `backup --json`, whose status lines are read as
+    /// they stream and dropped.
+    public func run(
+        _ arguments: [String], repository: String, passwordFile: String, timeout: Double, consume: (Data) throws -> Void
+    ) throws -> Subprocess.Output {
         _ = try Self.password(passwordFile)
         var environment = ProcessInfo.processInfo.environment.filter {
             ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "XDG_CACHE_HOME", "RESTIC_CACHE_DIR"].contains($0.key)
@@ -69,15 +85,16 @@ public struct Restic: Sendable {
         environment["RESTIC_PASSWORD_FILE"] = passwordFile
         // Marks this process's restic runs, so that stopping Stet can stop them too.
         environment[Running.variable] = Running.token
-        // `backup --json` reports progress 60 times a second by default: once in 10 s keeps the
-        // output of a day-long backup small.
-        if arguments.first == "backup" { environment["RESTIC_PROGRESS_FPS"] = "0.1" }
+        // `backup --json` reports progress 60 times a second by default: once a second is what
+        // a person watching needs (the lines are read as they come and not kept).
+        if arguments.first == "backup" { environment["RESTIC_PROGRESS_FPS"] = "1" }
         let executable = try Self.locate(executable)
         guard !Running.isStopping else { throw Failure(kind: .stopped, message: "not started: Stet is stopping") }
         let output: Subprocess.Output
         do {
-            output = try Subprocess.run(
-                executable, ["-r", repository] + arguments, environment: environment, timeout: timeout, maximumOutput: maximumOutput)
+            let (status, stderr) = try Subprocess.stream(
+                executable, ["-r", repository] + arguments, environment: environment, timeout: timeout, consume: consume)
+            output = Subprocess.Output(status: status, stdout: Data(), stderr: stderr, unreadInput: 0)
         } catch let stopped as Subprocess.Stopped {
             if stopped.overflowed {
                 throw Failure(kind: .failed, message: "restic \(arguments.first ?? "") on \(repository) \(stopped.description)")

@@ -46,6 +46,13 @@ public struct ReplicaHealth: Sendable {
         failures >= settings.failureThreshold && previous < settings.failureThreshold
     }
 
+    /// How long Stet waits for a new replica to become healthy unless told otherwise: its start
+    /// period, then `failureThreshold` intervals (the loop would call it unhealthy by then),
+    /// then one check's timeout as a margin.
+    public var waitLimit: Double {
+        settings.startPeriod.seconds + Double(settings.failureThreshold) * settings.interval.seconds + settings.timeout.seconds
+    }
+
     /// When a replica started at `startedAt` is first checked: after its start period.
     public func firstCheck(startedAt: Date, now: Date) -> Date { max(startedAt.addingTimeInterval(settings.startPeriod.seconds), now) }
 

@@ -329,27 +329,54 @@ public struct ReplicaProvider: Provider {
         return .done(detail)
     }
 
-    /// Waits until replica `index` passes its health check (or, without one, is still running),
-    /// bounded by the start period plus `failureThreshold` intervals.
-    public func waitHealthy(_ service: Service, _ index: Int) async -> ActionOutcome {
-        guard let record = try? record(service.metadata.name, index) else { return .failed("replica \(index) has no record") }
+    /// Waits until replica `index` is ready: healthy as `ReplicaHealth.state` means it (its check
+    /// passes and its start period is over), or, without a check, still running. Bounded by
+    /// `timeout` seconds, by default `ReplicaHealth.waitLimit`; checks every 100 ms from the end
+    /// of the start period. Each result is reported (`ActionProgress`). A failure names the
+    /// replica's last check result and its log.
+    public func waitHealthy(_ service: Service, _ index: Int, timeout: Double? = nil) async -> ActionOutcome {
+        let name = service.metadata.name
+        guard let record = try? record(name, index) else { return .failed("replica \(index) has no record") }
+        let log = (try? logPath(name, index)) ?? "its log"
         guard let check = health(of: service, index: index, port: record.port) else {
             return ProcessTable.isAlive(record.pid, startTime: record.startTime)
-                ? .done("running") : .failed("replica \(index) exited after starting")
+                ? .done("running") : .failed("replica \(index) exited after starting (see \(log))")
         }
-        let health = check.settings
-        let limit = health.startPeriod.seconds + Double(health.failureThreshold) * health.interval.seconds + health.timeout.seconds
-        let deadline = Date().addingTimeInterval(max(limit, 1))
-        var last = CheckRunner.Result(ok: false, detail: "not checked")
-        while Date() < deadline {
+        let limit = timeout ?? check.waitLimit
+        let deadline = Date().addingTimeInterval(max(limit, 0))
+        var last: CheckRunner.Result?
+        while true {
             guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
-                return .failed("replica \(index) exited before it was healthy (see \((try? logPath(service.metadata.name, index)) ?? "its log"))")
+                return .failed("replica \(index) exited before it was healthy (see \(log))")
             }
-            last = check.check(with: checks)
-            if last.ok { return .done("healthy (\(last.detail))") }
-            try? await Task.sleep(nanoseconds: 100_000_000)
+            let now = Date()
+            if now >= check.firstCheck(startedAt: record.startedAt, now: now) {
+                let result = check.check(with: checks)
+                last = result
+                let after = Date()
+                if check.state(failures: result.ok ? 0 : 1, checked: true, startedAt: record.startedAt, now: after) == .healthy {
+                    return .done("healthy (\(result.detail))")
+                }
+                ActionProgress.report("last check " + (result.ok ? "passed" : "failed") + ": \(result.detail)")
+            } else {
+                ActionProgress.report("in its start period")
+            }
+            guard Date() < deadline else { break }
+            // Every 100 ms once checks are due; in the start period, until it ends (at most 0.5 s).
+            let untilCheck = check.firstCheck(startedAt: record.startedAt, now: Date()).timeIntervalSinceNow
+            let pause = min(max(untilCheck, 0.1), 0.5, max(deadline.timeIntervalSinceNow, 0.01))
+            try? await Task.sleep(nanoseconds: UInt64(saturating: pause * 1e9))
         }
-        return .failed("replica \(index) not healthy within \(StetDuration(seconds: limit).rounded): \(last.detail)")
+        let found = last.map { "last check \($0.ok ? "passed" : "failed"): \($0.detail)" } ?? "not checked yet (still in its start period)"
+        return .failed("not healthy within \(StetDuration(seconds: limit).rounded); \(found); log: \(log)")
+    }
+
+    /// Waits for a started or replaced replica (`waitHealthy`); nil for any other change.
+    public func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome? {
+        guard let index = change.resource.replica, change.action == .service(.startReplica) || change.action == .service(.replaceReplica)
+        else { return nil }
+        guard let service = desired.services[change.resource.name] else { return ActionOutcome.failed("not in the release").naming(change) }
+        return await waitHealthy(service, index, timeout: timeout).naming(change)
     }
 
     /// Keeps a log file under `logLimit`: copies it to `.1` and truncates it in place (the

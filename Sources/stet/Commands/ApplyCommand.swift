@@ -23,9 +23,17 @@ struct ApplyCommand: AsyncParsableCommand {
             manifests' verified release, was never applied before, and every change's observed \
             facts still hold. Asks for confirmation on a terminal; elsewhere needs --auto-approve.
 
+            Then it waits until every replica it started or replaced passes its health check \
+            past its start period, as `stet status` counts it (--no-wait returns at once; a \
+            rolling replacement still waits for each wave). The default bound per replica is \
+            its start period plus failureThreshold intervals plus one check timeout. While \
+            actions run, a terminal shows a live line per action; elsewhere each action gets a \
+            line when it starts and when it ends, and a `still running` line every 10 s.
+
             EXIT STATUS
               0   applied (or nothing to do)
-              1   error, a change failed (the rest of its resource was skipped), or not approved
+              1   error, a change failed (the rest of its resource was skipped), a replica was \
+                  not healthy in time (named, with its last check and its log), or not approved
               10  the release, the trust policy or the plan's signature was refused
               11  another stet process holds the state lock
               12  the saved plan is stale: another release, already applied, or the world changed
@@ -43,6 +51,30 @@ struct ApplyCommand: AsyncParsableCommand {
 
     @Flag(help: "Apply without asking.")
     var autoApprove = false
+
+    @Flag(help: "Return once the changes are made, without waiting for new replicas to be healthy.")
+    var noWait = false
+
+    @Option(help: ArgumentHelp(
+        "How long to wait for each new replica to be healthy (e.g. 30s, 2m); default: from its health settings.",
+        valueName: "duration"))
+    var waitTimeout: String?
+
+    func validate() throws {
+        guard let waitTimeout else { return }
+        guard !noWait else { throw ValidationError("--wait-timeout: not with --no-wait") }
+        guard case .success(let duration) = StetDuration.parse(waitTimeout), duration.milliseconds > 0,
+            duration <= StetDuration.maximumTimeout
+        else {
+            throw ValidationError(
+                "--wait-timeout \(TextEscaping.excerpt(waitTimeout, limit: 40)): expected a duration from 1ms to \(StetDuration.maximumTimeout) (e.g. 30s, 2m)")
+        }
+    }
+
+    /// What `ApplyRelease` waits for after applying.
+    private var wait: ApplyRelease.Wait {
+        noWait ? .none : .healthy(timeout: waitTimeout.flatMap { StetDuration(parsing: $0)?.seconds })
+    }
 
     func run() async throws {
         let source = try planning.gitSource(global.store)
@@ -66,24 +98,22 @@ struct ApplyCommand: AsyncParsableCommand {
         provider.monitors = MonitorRegistry(store: global.store) { alerts, notifier in sender.send(alerts, to: notifier) }
         let json = global.json
         let autoApprove = autoApprove
+        let progress = ApplyProgress()
+        if !json { progress.start() }
+        defer { progress.stop() }
         let outcome = try await apply.run(
-            provider: provider, saved: saved, prune: planning.prune,
+            provider: provider, saved: saved, prune: planning.prune, wait: wait,
             hooks: ApplyRelease.Hooks(
                 interrupted: { count in
                     Terminal.standardOutput.warning("\(count) action(s) of an earlier run were interrupted; recorded, and the host is observed again")
                 },
                 planned: { plan in if !json || plan.changes.isEmpty { Terminal.standardOutput.write(PlanOutput.text(plan)) } },
                 approve: { plan in autoApprove ? .approved : Self.approval(plan, release: apply.release) },
-                progress: { result in
-                    guard !json else { return }
-                    let out = Terminal.standardOutput
-                    let mark = result.outcome.ok ? out.green("ok") : out.red("failed")
-                    out.line("\(mark)  \(result.change.id)  \(result.outcome.ok ? result.outcome.detail : result.outcome.error ?? "")"
-                        + String(format: "  (%.1f s)", result.seconds))
-                }))
+                progress: { event in if !json { progress.handle(event) } }))
+        progress.stop()
         if outcome.plan.changes.isEmpty { return }
         if !json { await PlanOutput.probeOnce(apply.desired, store: global.store, provider: provider) }
-        report(outcome.report, plan: outcome.plan)
+        ApplyOutput.report(outcome.report, plan: outcome.plan, json: global.json)
         if outcome.report.failed { throw CommandFailure(status: ExitStatus.error, message: nil) }
     }
 
@@ -112,27 +142,5 @@ struct ApplyCommand: AsyncParsableCommand {
             return .withheld(how: "was declined", why: "declined at the prompt", message: "not applied")
         }
         return .approved
-    }
-
-    private func report(_ result: Applier.Report, plan: Plan) {
-        let out = Terminal.standardOutput
-        if global.json {
-            struct Line: Encodable {
-                var change: String
-                var ok: Bool
-                var detail: String
-                var error: String?
-                var seconds: Double
-            }
-            out.json([
-                "plan": AnyEncodable(plan.id),
-                "results": AnyEncodable(result.results.map { Line(change: $0.change.id, ok: $0.outcome.ok, detail: $0.outcome.detail, error: $0.outcome.error, seconds: $0.seconds) }),
-                "skipped": AnyEncodable(result.skipped.map(\.id)),
-            ])
-        } else {
-            for skipped in result.skipped { out.line("\(out.yellow("skipped"))  \(skipped.id)  (an earlier change of \(skipped.resource) failed)") }
-            let failed = result.results.filter { !$0.outcome.ok }.count
-            out.line("Applied \(result.results.count - failed) of \(plan.changes.count) changes" + (failed > 0 ? ", \(failed) failed." : "."))
-        }
     }
 }
