@@ -23,7 +23,7 @@ struct Stet: AsyncParsableCommand {
         version: version,
         subcommands: [
             InitCommand.self, KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, DownCommand.self, RunCommand.self, RestoreCommand.self, DrillCommand.self,
-            AuditCommand.self,
+            AuditCommand.self, VersionCommand.self,
         ]
     )
 
