@@ -8,6 +8,23 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The commit and date a packaged build was made from (`scripts/package` sets `STET_BUILD_COMMIT`
+/// and `STET_BUILD_DATE`); without them `stet version` says "unknown". Each value becomes a C string
+/// literal, so only its expected characters pass: a hex commit (with `-dirty` when the tree had
+/// changes) and an RFC 3339 UTC time.
+func buildDefine(_ name: String, expected: String, length: ClosedRange<Int>, allowed: String) -> [CSetting] {
+    guard let value = Context.environment[name], !value.isEmpty else { return [] }
+    guard length.contains(value.count), value.allSatisfy({ allowed.contains($0) }) else {
+        fatalError("\(name)=\(value): expected \(expected)")
+    }
+    return [.define(name, to: "\"\(value)\"")]
+}
+
+let buildInfo =
+    buildDefine("STET_BUILD_COMMIT", expected: "a git commit in hex, e.g. 677d2de or 677d2de-dirty", length: 7...46,
+                allowed: "0123456789abcdef-dirty")
+    + buildDefine("STET_BUILD_DATE", expected: "a UTC time such as 2026-11-30T12:00:00Z", length: 20...20, allowed: "0123456789-:TZ")
+
 let package = Package(
     name: "stet",
     platforms: [.macOS(.v14)],
@@ -32,6 +49,7 @@ let package = Package(
             providers: [.apt(["libssl-dev"])]
         ),
         .target(name: "CSys"),
+        .target(name: "CStetBuild", cSettings: buildInfo),
         .target(name: "StetCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StetCore", swiftSettings: strict),
         .target(name: "StetState", dependencies: ["StetCore"], swiftSettings: strict),
@@ -66,7 +84,7 @@ let package = Package(
             name: "stet",
             dependencies: [
                 "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
-                "StetServer",
+                "StetServer", "CStetBuild",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

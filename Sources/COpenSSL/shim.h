@@ -17,6 +17,9 @@ static inline long stet_bio_mem_data(BIO *bio, char **data) { return BIO_get_mem
 
 static inline void stet_openssl_free(void *ptr) { OPENSSL_free(ptr); }
 
+/* The libcrypto Stet runs with, e.g. "OpenSSL 3.0.17 1 Jul 2025". */
+static inline const char *stet_openssl_version(void) { return OpenSSL_version(OPENSSL_VERSION); }
+
 /* A passphrase callback that always refuses: Stet never prompts for a key passphrase. */
 static inline int stet_no_passphrase(char *buf, int size, int rwflag, void *u) {
     (void)buf; (void)size; (void)rwflag; (void)u;

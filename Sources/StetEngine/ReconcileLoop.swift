@@ -32,6 +32,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         public var prune = false
         /// Releases from git instead of the manifest directory.
         public var source: GitSource?
+        /// How often the loop's thread says it is alive (`onLifecycle(.alive)`), waking up for it
+        /// when nothing else is due; nil: never (no watchdog watches the loop).
+        public var aliveInterval: Double?
 
         public init(manifests: String, trustFile: String) {
             self.manifests = manifests
@@ -53,6 +56,21 @@ public final class ReconcileLoop: @unchecked Sendable {
         get { hooks.onPass }
         set { hooks.onPass = newValue }
     }
+    /// Told where the loop is in its life (for a service manager: systemd's READY, WATCHDOG and
+    /// STOPPING), always from the thread running `run()`, so `.alive` means that thread still turns.
+    public var onLifecycle: @Sendable (Lifecycle) -> Void {
+        get { hooks.onLifecycle }
+        set { hooks.onLifecycle = newValue }
+    }
+
+    public enum Lifecycle: Sendable, Equatable {
+        /// The first pass is done: the host matches the release in force as far as the loop could make it.
+        case ready
+        /// The loop's thread is turning (every `Options.aliveInterval`).
+        case alive
+        /// The loop stops: in-flight work finishes, then `run()` returns.
+        case stopping
+    }
     /// The release in force, readable from other threads (the status server).
     public let current = Current()
     /// The monitors of the release in force; its notification counts are read by the status server.
@@ -71,8 +89,10 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// The hooks, called from the loop's and the workers' threads.
     final class Hooks: @unchecked Sendable {
         private let lock = NSLock()
-        private var values: (log: @Sendable (String) -> Void, onAction: @Sendable (Change, ActionOutcome) -> Void, onPass: @Sendable (Double) -> Void) =
-            ({ _ in }, { _, _ in }, { _ in })
+        private var values: (
+            log: @Sendable (String) -> Void, onAction: @Sendable (Change, ActionOutcome) -> Void, onPass: @Sendable (Double) -> Void,
+            onLifecycle: @Sendable (Lifecycle) -> Void
+        ) = ({ _ in }, { _, _ in }, { _ in }, { _ in })
         var log: @Sendable (String) -> Void {
             get { lock.withLock { values.log } }
             set { lock.withLock { values.log = newValue } }
@@ -84,6 +104,10 @@ public final class ReconcileLoop: @unchecked Sendable {
         var onPass: @Sendable (Double) -> Void {
             get { lock.withLock { values.onPass } }
             set { lock.withLock { values.onPass = newValue } }
+        }
+        var onLifecycle: @Sendable (Lifecycle) -> Void {
+            get { lock.withLock { values.onLifecycle } }
+            set { lock.withLock { values.onLifecycle = newValue } }
         }
     }
 
@@ -125,6 +149,9 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// A backup pass is out (`ReconcileLoop+Backups.swift`); it holds a share of `stateLock`.
     var backupPassRunning = false
     var stopping = false
+    /// `onLifecycle(.ready)` was told (after the first pass), and when `.alive` is due next.
+    var toldReady = false
+    var nextAlive = Date.distantPast
     var failedLastPass = false
     var nextReleaseCheck = Date.distantPast
     var releaseCheckRunning = false
@@ -185,6 +212,10 @@ public final class ReconcileLoop: @unchecked Sendable {
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()
+                if !toldReady {
+                    toldReady = true
+                    hooks.onLifecycle(.ready)
+                }
                 if options.once {
                     try waitForBackupPass()
                     break
@@ -195,9 +226,11 @@ public final class ReconcileLoop: @unchecked Sendable {
             // Signals and results that came meanwhile, before more work is handed out.
             try handle(inbox.drain())
             if stopping { break }
+            tellAlive()
             startDueWork()
             waitForEvents()
         }
+        hooks.onLifecycle(.stopping)
         finishInFlight(within: 10)
         try audit.checkpoint()
         return !failedLastPass
@@ -215,6 +248,15 @@ public final class ReconcileLoop: @unchecked Sendable {
                     + "log is kept as \(damage.damagedPath): \(damage.summary)",
                 desired: desired)
         }
+    }
+
+    /// Says the loop's thread is alive when that is due (`Options.aliveInterval`).
+    private func tellAlive() {
+        guard let every = options.aliveInterval else { return }
+        let now = Date()
+        guard now >= nextAlive else { return }
+        nextAlive = now.addingTimeInterval(every)
+        hooks.onLifecycle(.alive)
     }
 
     // MARK: - Events
@@ -263,7 +305,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     private func waitForEvents() {
         let now = Date()
         var due = releaseCheckRunning ? Date.distantFuture : nextReleaseCheck
-        for date in [health.nextDue, monitors.nextDue, waiting.values.min()].compactMap({ $0 }) where date < due { due = date }
+        let alive = options.aliveInterval == nil ? nil : nextAlive
+        for date in [health.nextDue, monitors.nextDue, waiting.values.min(), alive].compactMap({ $0 }) where date < due { due = date }
         var timeout = dirty.isEmpty && !backupsDue ? Self.milliseconds(from: now, to: due) : 0
         // Without a wake pipe, results are picked up by looking often.
         if inbox.wakeDescriptor < 0 { timeout = min(timeout, 100) }

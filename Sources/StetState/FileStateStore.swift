@@ -1,17 +1,37 @@
 public import Foundation
 
-/// The state directory on the local disk (`--state-dir`, `STET_STATE_DIR`, default `./.stet`).
-/// Every path keeps the rules of `FileStateStore+Files.swift`.
+/// The state directory on the local disk (`--state-dir`, `STET_STATE_DIR`, default `./.stet`, or
+/// `/var/lib/stet` for a process systemd started). Every path keeps the rules of
+/// `FileStateStore+Files.swift`.
 public struct FileStateStore: StateStore {
     public let root: String
 
     public init(root: String) { self.root = root }
 
-    /// The state directory named by `option`, else `STET_STATE_DIR`, else `./.stet`.
-    public static func resolve(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
-        -> FileStateStore
-    {
-        FileStateStore(root: option ?? environment["STET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? ".stet")
+    /// The state directory named by `option`, else `STET_STATE_DIR`, else the default.
+    public static func resolve(
+        option: String?, environment: [String: String] = ProcessInfo.processInfo.environment, pid: Int32 = getpid()
+    ) -> FileStateStore {
+        FileStateStore(root: option ?? environment["STET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? defaultRoot(environment, pid: pid))
+    }
+
+    /// The host's state directory, `/var/lib/stet`, for the process systemd itself started (a unit's
+    /// `ExecStart=`); `./.stet` for everything else.
+    ///
+    /// systemd (248 and later) names that process in `SYSTEMD_EXEC_PID`. `INVOCATION_ID` and
+    /// `NOTIFY_SOCKET` alone do not count: every process a unit starts inherits them (the jobs of a
+    /// CI runner that runs as a service), and those keep working in `./.stet` as anywhere else.
+    public static func defaultRoot(_ environment: [String: String], pid: Int32) -> String {
+        startedBySystemd(environment, pid: pid) ? systemdRoot : ".stet"
+    }
+
+    /// The state directory of the packaged unit (`StateDirectory=stet`).
+    public static let systemdRoot = "/var/lib/stet"
+
+    /// Whether systemd started this very process (`SYSTEMD_EXEC_PID` is its pid).
+    public static func startedBySystemd(_ environment: [String: String], pid: Int32) -> Bool {
+        guard let text = environment["SYSTEMD_EXEC_PID"], text.utf8.count <= 10, let exec = Int32(text) else { return false }
+        return exec == pid && pid > 0
     }
 
     public var location: String { root }

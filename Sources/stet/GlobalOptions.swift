@@ -5,7 +5,8 @@ import StetState
 
 /// Options that several commands share.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("state-dir"), help: ArgumentHelp("State directory (default: $STET_STATE_DIR, else ./.stet).", valueName: "dir"))
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+        "State directory (default: $STET_STATE_DIR, else /var/lib/stet when systemd started stet, else ./.stet).", valueName: "dir"))
     var stateDir: String?
 
     @Option(help: ArgumentHelp("Repository trust policy.", valueName: "file"))

@@ -24,8 +24,9 @@ struct Stet: AsyncParsableCommand {
             """,
         version: version,
         subcommands: [
-            InitCommand.self, KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self, PlanCommand.self, ApplyCommand.self, StatusCommand.self, DownCommand.self, RunCommand.self, BackupsCommand.self, RestoreCommand.self, DrillCommand.self,
-            AuditCommand.self,
+            InitCommand.self, KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self,
+            PlanCommand.self, ApplyCommand.self, StatusCommand.self, DownCommand.self, RunCommand.self, BackupsCommand.self,
+            RestoreCommand.self, DrillCommand.self, AuditCommand.self, VersionCommand.self,
         ]
     )
 

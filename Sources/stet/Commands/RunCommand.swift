@@ -25,7 +25,10 @@ struct RunCommand: AsyncParsableCommand {
             A release that another command accepted meanwhile (`stet apply`, `stet verify \
             --accept`) is taken at once from the state directory, before the next pass: the loop \
             never acts on a release older than the one in force. \
-            SIGTERM or SIGINT: the current actions finish, then exit 0. Replicas keep running.
+            SIGTERM or SIGINT: the current actions finish, then exit 0. Replicas keep running. \
+            Under systemd (Type=notify, packaging/stet.service): READY=1 after the first pass, \
+            WATCHDOG=1 every half of WatchdogSec while the loop turns, STOPPING=1 on a signal, \
+            written to $NOTIFY_SOCKET; state in /var/lib/stet unless --state-dir says otherwise.
 
             EXIT STATUS
               0   stopped by a signal (or --once: the pass succeeded)
@@ -76,6 +79,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let manager = try ServiceManager.fromEnvironment()
         let source = try planning.gitSource(global.store)
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         // One loop per state directory; `plan` and `status` look at this lock to know one runs.
@@ -90,6 +94,7 @@ struct RunCommand: AsyncParsableCommand {
         options.prune = planning.prune
         options.source = source
         if options.source != nil, let poll, let every = StetDuration(parsing: poll) { options.interval = every.seconds }
+        options.aliveInterval = manager?.watchdogInterval
         let loop = ReconcileLoop(options: options, store: global.store, audit: session.log)
         let json = global.json
         loop.log = { message in
@@ -99,6 +104,7 @@ struct RunCommand: AsyncParsableCommand {
                 Terminal.standardError.line("\(RFC3339Now.text())  \(message)")
             }
         }
+        if let manager { ServiceManager.attach(manager, to: loop) }
         let metrics = StetMetrics()
         let actions = ActionCounter(metrics: metrics)
         loop.onAction = { change, outcome in actions.record(change, outcome) }
