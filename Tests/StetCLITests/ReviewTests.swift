@@ -33,7 +33,7 @@ import Testing
     /// the top level lists every exit status.
     @Test func helpHasNoStrayBackslashesAndListsEveryExitStatus() throws {
         let commands = ["init", "keys", "trust", "validate", "release", "verify", "plan", "apply", "status", "down", "run",
-                        "restore", "drill", "audit", "audit list", "audit verify"]
+                        "restore", "drill", "backups", "version", "audit", "audit list", "audit verify"]
         for command in [""] + commands {
             let help = try Binary.run(command.split(separator: " ").map(String.init) + ["--help"], in: repo.root.path)
             #expect(help.status == 0, "\(command): \(help.combined)")
