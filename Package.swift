@@ -41,6 +41,9 @@ let package = Package(
         // Hummingbird's own; named for the status server's connection handler.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.0"),
+        // The fleet's etcd client: HTTP/1.1 with TLS and client certificates.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         .systemLibrary(
@@ -76,6 +79,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "StetFleet",
+            dependencies: [
+                "StetCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StetEngine",
             dependencies: ["StetCore", "StetCrypto", "StetState", "StetAudit", "StetPlanner", "StetProviders", "StetManifest"],
             swiftSettings: strict
@@ -104,6 +117,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),
+        .testTarget(name: "StetFleetTests", dependencies: ["StetFleet", "StetTesting"], swiftSettings: strict),
         .testTarget(name: "StetStateTests", dependencies: ["StetState", "StetTesting"], swiftSettings: strict),
         .testTarget(
             name: "StetManifestTests",

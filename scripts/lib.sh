@@ -22,6 +22,8 @@ STET_PACKAGES=(
   "git:command -v git"
   "python3:command -v python3"
   "restic:command -v restic"
+  "etcd-server:command -v etcd"
+  "etcd-client:command -v etcdctl"
   "prometheus-alertmanager:command -v prometheus-alertmanager"
   "prometheus:command -v promtool"
   "chromium:command -v chromium"

@@ -1,0 +1,173 @@
+import Foundation
+import StetFleet
+import StetTesting
+import Testing
+
+/// A real etcd cluster of `members` on loopback, each with its own data directory; stopped by
+/// `stop()` (the test's `defer`).
+final class EtcdCluster: @unchecked Sendable {
+    let folder = TemporaryDirectory("stet-etcd")
+    private(set) var members: [BackgroundProcess?] = []
+    let clientPorts: [Int]
+    let arguments: [[String]]
+
+    init(members count: Int, basePort: Int) throws {
+        clientPorts = (0..<count).map { basePort + 2 * $0 }
+        let peers = (0..<count).map { "m\($0)=http://127.0.0.1:\(basePort + 2 * $0 + 1)" }.joined(separator: ",")
+        arguments = (0..<count).map { index in
+            let client = "http://127.0.0.1:\(basePort + 2 * index)"
+            let peer = "http://127.0.0.1:\(basePort + 2 * index + 1)"
+            return ["--name", "m\(index)", "--data-dir", "data-m\(index)", "--listen-peer-urls", peer,
+                    "--initial-advertise-peer-urls", peer, "--listen-client-urls", client, "--advertise-client-urls", client,
+                    "--initial-cluster", peers, "--initial-cluster-state", "new", "--initial-cluster-token", "stet-test"]
+        }
+        for index in 0..<count { members.append(try start(index)) }
+    }
+
+    var endpoints: [String] { clientPorts.map { "http://127.0.0.1:\($0)" } }
+
+    func start(_ index: Int) throws -> BackgroundProcess {
+        try BackgroundProcess(try which("etcd"), arguments[index], in: folder.path)
+    }
+
+    func kill(_ index: Int) {
+        members[index]?.stop(SIGKILL)
+        members[index] = nil
+    }
+
+    func stop() {
+        for index in members.indices { members[index]?.stop() }
+        members = []
+    }
+
+    /// etcdctl against this cluster.
+    func etcdctl(_ arguments: String...) throws -> ProcessOutput {
+        try StetTesting.run("etcdctl", ["--endpoints", endpoints.joined(separator: ",")] + arguments, environment: ["ETCDCTL_API": "3"])
+    }
+}
+
+/// The etcd client against a real etcd 3.4: keys, transactions, leases, watches, and failover
+/// between members.
+@Suite(.serialized) struct EtcdClientTests {
+    /// A client that has answered a put once the cluster is up.
+    static func ready(_ cluster: EtcdCluster) async throws -> EtcdClient {
+        let client = try EtcdClient(.init(endpoints: cluster.endpoints))
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if (try? await client.put("/ready", Data("1".utf8))) != nil { return client }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        try? await client.shutdown()
+        throw TestFailure("etcd did not come up at \(cluster.endpoints)")
+    }
+
+    @Test func keysValuesAndTransactions() async throws {
+        let cluster = try EtcdCluster(members: 1, basePort: 23790)
+        defer { cluster.stop() }
+        let client = try await Self.ready(cluster)
+        let value = Data([0, 1, 2, 255] + Array("ünïcode".utf8))
+        let revision = try await client.put("/stet/t/a", value)
+        #expect(revision > 0)
+        let read = try #require(try await client.get("/stet/t/a"))
+        #expect(read.value == value && read.modRevision == revision && read.version == 1)
+        #expect(try await client.get("/stet/t/missing") == nil)
+        try await client.put("/stet/t/b", Data("b".utf8))
+        try await client.put("/stet/u", Data("outside".utf8))
+        #expect(try await client.list(prefix: "/stet/t/").kvs.map(\.key) == ["/stet/t/a", "/stet/t/b"])
+
+        // Compare-and-swap on the revision: the first writer wins, the second is told.
+        #expect(try await client.transaction([.modRevision("/stet/t/a", revision)], success: [.put("/stet/t/a", Data("2".utf8), lease: 0)]).succeeded)
+        let lost = try await client.transaction(
+            [.modRevision("/stet/t/a", revision)], success: [.put("/stet/t/a", Data("3".utf8), lease: 0)], failure: [.get("/stet/t/a")])
+        #expect(!lost.succeeded)
+        #expect(lost.read.first?.value == Data("2".utf8))
+        #expect(try await client.create("/stet/t/new", Data("x".utf8)))
+        #expect(try await !client.create("/stet/t/new", Data("y".utf8)))
+        #expect(try await client.get("/stet/t/new")?.value == Data("x".utf8))
+        // etcdctl sees what the client wrote.
+        #expect(try cluster.etcdctl("get", "/stet/t/new", "--print-value-only").stdout == "x\n")
+
+        #expect(try await client.delete("/stet/t/", prefix: true) == 3)
+        #expect(try await client.list(prefix: "/stet/t/").kvs.isEmpty)
+        #expect(try await client.get("/stet/u") != nil)
+        // Out of bounds: refused before anything is sent.
+        await #expect(throws: EtcdClient.Failure.self) { try await client.put(String(repeating: "k", count: 2000), Data()) }
+        await #expect(throws: EtcdClient.Failure.self) { try await client.put("/big", Data(count: EtcdClient.maximumValue + 1)) }
+        await #expect(throws: EtcdClient.Failure.self) { try await client.put("/line\nbreak", Data()) }
+        try await client.shutdown()
+    }
+
+    @Test func aKeyOnALeaseGoesWithIt() async throws {
+        let cluster = try EtcdCluster(members: 1, basePort: 23800)
+        defer { cluster.stop() }
+        let client = try await Self.ready(cluster)
+        let lease = try await client.grantLease(ttl: 2)
+        #expect(lease.ttl == 2)
+        try await client.put("/stet/nodes/n1", Data("n1".utf8), lease: lease.id)
+        #expect(try await client.get("/stet/nodes/n1")?.lease == lease.id)
+        // Kept alive, it stays past its TTL.
+        for _ in 0..<4 {
+            #expect(try await client.keepAlive(lease.id) != nil)
+            try await Task.sleep(nanoseconds: 700_000_000)
+        }
+        #expect(try await client.get("/stet/nodes/n1") != nil)
+        // Not kept alive, it goes; a keepalive then says the lease is gone.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, try await client.get("/stet/nodes/n1") != nil { try await Task.sleep(nanoseconds: 100_000_000) }
+        #expect(try await client.get("/stet/nodes/n1") == nil)
+        #expect(try await client.keepAlive(lease.id) == nil)
+        await #expect(throws: EtcdClient.Failure.self) { _ = try await client.grantLease(ttl: 1) }
+        let revoked = try await client.grantLease(ttl: 30)
+        try await client.put("/stet/nodes/n2", Data(), lease: revoked.id)
+        try await client.revoke(revoked.id)
+        #expect(try await client.get("/stet/nodes/n2") == nil)
+        try await client.shutdown()
+    }
+
+    @Test func aWatchSeesPutsAndDeletesInOrder() async throws {
+        let cluster = try EtcdCluster(members: 1, basePort: 23810)
+        defer { cluster.stop() }
+        let client = try await Self.ready(cluster)
+        let start = try await client.put("/stet/w/a", Data("1".utf8))
+        // From a revision in the past: the put above is seen too.
+        let stream = client.watch(prefix: "/stet/w/", fromRevision: start)
+        try await client.put("/stet/w/b", Data(String(repeating: "{\"}", count: 1000).utf8))
+        try await client.put("/stet/other", Data("not watched".utf8))
+        try await client.delete("/stet/w/a")
+        var seen: [(EtcdClient.WatchEvent.Kind, String, Int)] = []
+        for try await batch in stream {
+            seen += batch.map { ($0.kind, $0.kv.key, $0.kv.value.count) }
+            if seen.count >= 3 { break }
+        }
+        #expect(seen.map(\.0) == [.put, .put, .delete])
+        #expect(seen.map(\.1) == ["/stet/w/a", "/stet/w/b", "/stet/w/a"])
+        #expect(seen[1].2 == 3000)
+        try await client.shutdown()
+    }
+
+    /// Three members, one killed: requests go on through the others; all stopped: unreachable,
+    /// said as such.
+    @Test func requestsFailOverBetweenMembers() async throws {
+        let cluster = try EtcdCluster(members: 3, basePort: 23820)
+        defer { cluster.stop() }
+        let client = try await Self.ready(cluster)
+        try await client.put("/stet/f", Data("before".utf8))
+        cluster.kill(0)
+        try await client.put("/stet/f", Data("after".utf8))
+        #expect(try await client.get("/stet/f")?.value == Data("after".utf8))
+        cluster.stop()
+        do {
+            _ = try await client.get("/stet/f")
+            Issue.record("a stopped cluster answered")
+        } catch let failure as EtcdClient.Failure {
+            #expect(failure.kind == .unreachable, "\(failure)")
+        }
+        try await client.shutdown()
+    }
+
+    @Test func endpointsOutOfFormAreRefused() {
+        for endpoints in [[], ["127.0.0.1:2379"], ["ftp://h:1"], ["http://user:pw@h:1"], ["http://h:1/path"], ["https://h:1"]] {
+            #expect(throws: EtcdClient.Failure.self, "\(endpoints)") { _ = try EtcdClient(.init(endpoints: endpoints)) }
+        }
+    }
+}
