@@ -165,6 +165,61 @@ final class EtcdCluster: @unchecked Sendable {
         try await client.shutdown()
     }
 
+    /// The production set-up: etcd with `--client-cert-auth`; the client proves itself with its
+    /// certificate and checks etcd's against the CA. A certificate from another CA gets nothing.
+    @Test func tlsWithClientCertificates() async throws {
+        let pki = TemporaryDirectory("stet-etcd-pki")
+        func openssl(_ arguments: String...) throws {
+            let result = try StetTesting.run("openssl", arguments, in: pki.path)
+            #expect(result.status == 0, "\(arguments): \(result.combined)")
+        }
+        try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n".write(
+            toFile: pki.file("ext.cnf"), atomically: true, encoding: .utf8)
+        for ca in ["ca", "other-ca"] {
+            try openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=\(ca)", "-keyout", "\(ca).key", "-out", "\(ca).pem")
+        }
+        for (name, ca) in [("server", "ca"), ("node", "ca"), ("stranger", "other-ca")] {
+            try openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=\(name)",
+                        "-keyout", "\(name).key", "-out", "\(name).csr")
+            try openssl("x509", "-req", "-in", "\(name).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-CAcreateserial",
+                        "-days", "2", "-extfile", "ext.cnf", "-out", "\(name).pem")
+        }
+        let folder = TemporaryDirectory("stet-etcd-tls")
+        let etcd = try BackgroundProcess(
+            try which("etcd"),
+            ["--name", "tls", "--data-dir", "data", "--listen-peer-urls", "http://127.0.0.1:23841",
+             "--initial-advertise-peer-urls", "http://127.0.0.1:23841", "--initial-cluster", "tls=http://127.0.0.1:23841",
+             "--listen-client-urls", "https://127.0.0.1:23840", "--advertise-client-urls", "https://127.0.0.1:23840",
+             "--cert-file", pki.file("server.pem"), "--key-file", pki.file("server.key"),
+             "--client-cert-auth", "--trusted-ca-file", pki.file("ca.pem")],
+            in: folder.path)
+        defer { etcd.stop() }
+        let tls = EtcdClient.TLS(caFile: pki.file("ca.pem"), certificateFile: pki.file("node.pem"), keyFile: pki.file("node.key"))
+        let client = try EtcdClient(.init(endpoints: ["https://127.0.0.1:23840"], tls: tls))
+        var answered = false
+        let deadline = Date().addingTimeInterval(30)
+        while !answered, Date() < deadline {
+            answered = (try? await client.put("/stet/tls", Data("yes".utf8))) != nil
+            if !answered { try await Task.sleep(nanoseconds: 100_000_000) }
+        }
+        #expect(answered, "\(etcd.output)")
+        #expect(try await client.get("/stet/tls")?.value == Data("yes".utf8))
+        try await client.shutdown()
+
+        let stranger = try EtcdClient(.init(
+            endpoints: ["https://127.0.0.1:23840"],
+            tls: EtcdClient.TLS(caFile: pki.file("ca.pem"), certificateFile: pki.file("stranger.pem"), keyFile: pki.file("stranger.key"))))
+        await #expect(throws: EtcdClient.Failure.self) { _ = try await stranger.get("/stet/tls") }
+        try await stranger.shutdown()
+        // A client that trusts another CA does not take etcd's certificate.
+        let misled = try EtcdClient(.init(
+            endpoints: ["https://127.0.0.1:23840"],
+            tls: EtcdClient.TLS(caFile: pki.file("other-ca.pem"), certificateFile: pki.file("node.pem"), keyFile: pki.file("node.key"))))
+        await #expect(throws: EtcdClient.Failure.self) { _ = try await misled.get("/stet/tls") }
+        try await misled.shutdown()
+    }
+
     @Test func endpointsOutOfFormAreRefused() {
         for endpoints in [[], ["127.0.0.1:2379"], ["ftp://h:1"], ["http://user:pw@h:1"], ["http://h:1/path"], ["https://h:1"]] {
             #expect(throws: EtcdClient.Failure.self, "\(endpoints)") { _ = try EtcdClient(.init(endpoints: endpoints)) }
