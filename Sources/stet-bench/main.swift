@@ -9,6 +9,7 @@ let suites: [String: ([String]) async throws -> Void] = [
     "replicas": { try await ReplicaBenchmark.run($0) },
     "backup": { try await BackupBenchmark.run($0) },
     "monitors": { try await MonitorBenchmark.run($0) },
+    "fleet": { try FleetBenchmark.run($0) },
     // A light replica process for the replicas suite, not a benchmark.
     "http-replica": { try HTTPReplica.run($0) },
 ]
