@@ -21,6 +21,9 @@ public final class EtcdClient: Sendable {
         /// The largest answer read, in bytes.
         public var maximumResponse = 16 << 20
 
+        /// `requestTimeout` in whole milliseconds (checked to 0.1–60 s when the client is made).
+        var requestMilliseconds: Int64 { Int64((requestTimeout * 1000).rounded()) }
+
         public init(endpoints: [String], tls: TLS? = nil) {
             self.endpoints = endpoints
             self.tls = tls
@@ -59,6 +62,13 @@ public final class EtcdClient: Sendable {
     private let preferred = Preferred()
 
     public init(_ configuration: Configuration) throws(Failure) {
+        // Seconds become whole milliseconds below: a value out of this range could not convert.
+        guard (0.1...60).contains(configuration.requestTimeout), (1024...(256 << 20)).contains(configuration.maximumResponse) else {
+            throw Failure(
+                kind: .configuration,
+                description: "etcd: request timeout \(configuration.requestTimeout) s (expected 0.1 to 60) or answer limit "
+                    + "\(configuration.maximumResponse) bytes (expected 1 KiB to 256 MiB) out of range")
+        }
         guard !configuration.endpoints.isEmpty, configuration.endpoints.count <= 16 else {
             throw Failure(kind: .configuration, description: "etcd: expected 1 to 16 endpoints, got \(configuration.endpoints.count)")
         }
@@ -75,7 +85,7 @@ public final class EtcdClient: Sendable {
             urls.append(url)
         }
         var http = HTTPClient.Configuration()
-        http.timeout = .init(connect: .milliseconds(Int64(configuration.requestTimeout * 1000)), read: nil)
+        http.timeout = .init(connect: .milliseconds(configuration.requestMilliseconds), read: nil)
         http.redirectConfiguration = .disallow
         if let tls = configuration.tls {
             do {
@@ -122,7 +132,7 @@ public final class EtcdClient: Sendable {
     @discardableResult
     public func put(_ key: String, _ value: Data, lease: Int64 = 0) async throws -> Int64 {
         let body = try await post("/v3/kv/put", Wire.put(key, value, lease: lease))
-        return Int64(try Self.header(body)["revision"] as? String ?? "0") ?? 0
+        return try Self.revision(body)
     }
 
     /// Deletes `key`, or every key under `prefix` with `prefix: true`; returns how many went.
@@ -166,7 +176,7 @@ public final class EtcdClient: Sendable {
                 read += try Self.keyValues(range)
             }
         }
-        return (body["succeeded"] as? Bool ?? false, Int64(try Self.header(body)["revision"] as? String ?? "0") ?? 0, read)
+        return (body["succeeded"] as? Bool ?? false, try Self.revision(body), read)
     }
 
     /// Creates `key` only if it does not exist; true when this call created it.
@@ -219,7 +229,7 @@ public final class EtcdClient: Sendable {
             let response: HTTPClientResponse
             let body: ByteBuffer
             do {
-                response = try await self.http.execute(http, timeout: .milliseconds(Int64(configuration.requestTimeout * 1000)))
+                response = try await self.http.execute(http, timeout: .milliseconds(configuration.requestMilliseconds))
                 body = try await response.body.collect(upTo: configuration.maximumResponse)
             } catch let error as NIOTooManyBytesError {
                 throw Failure(kind: .malformed, description: "etcd \(url): answer larger than \(configuration.maximumResponse) bytes (\(error))")
@@ -245,7 +255,7 @@ public final class EtcdClient: Sendable {
         var request: [String: Any] = ["key": Wire.b64(key)]
         if let end { request["range_end"] = Wire.b64(end) }
         let body = try await post("/v3/kv/range", request)
-        return (try Self.keyValues(body), Int64(try Self.header(body)["revision"] as? String ?? "0") ?? 0)
+        return (try Self.keyValues(body), try Self.revision(body))
     }
 
     static func header(_ body: [String: Any]) throws -> [String: Any] {
@@ -253,6 +263,11 @@ public final class EtcdClient: Sendable {
             throw Failure(kind: .malformed, description: "etcd answered without a header")
         }
         return header
+    }
+
+    /// The store's revision an answer was made at.
+    static func revision(_ body: [String: Any]) throws -> Int64 {
+        Int64(try header(body)["revision"] as? String ?? "0") ?? 0
     }
 
     static func keyValues(_ body: [String: Any]) throws -> [KeyValue] {

@@ -227,5 +227,10 @@ final class EtcdCluster: @unchecked Sendable {
         for endpoints in [[], ["127.0.0.1:2379"], ["ftp://h:1"], ["http://user:pw@h:1"], ["http://h:1/path"], ["https://h:1"]] {
             #expect(throws: EtcdClient.Failure.self, "\(endpoints)") { _ = try EtcdClient(.init(endpoints: endpoints)) }
         }
+        for timeout in [0, .nan, .infinity, 1e300] {
+            var configuration = EtcdClient.Configuration(endpoints: ["http://127.0.0.1:2379"])
+            configuration.requestTimeout = timeout
+            #expect(throws: EtcdClient.Failure.self, "\(timeout)") { _ = try EtcdClient(configuration) }
+        }
     }
 }
