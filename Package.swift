@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "StetFleet",
             dependencies: [
-                "StetCore",
+                "CSys", "StetCore", "StetCrypto", "StetState", "StetManifest", "StetEngine", "StetProviders",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -97,7 +97,7 @@ let package = Package(
             name: "stet",
             dependencies: [
                 "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
-                "StetServer", "CStetBuild",
+                "StetServer", "StetFleet", "CStetBuild",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

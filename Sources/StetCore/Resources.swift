@@ -113,6 +113,11 @@ public struct Service: Hashable, Sendable, Codable {
     public var maxUnavailable: Int
     public var drift: DriftMode
     public var protect: Bool
+    /// In a fleet: the labels a node must carry to run a replica (all of them).
+    public var placement: [String: String] = [:]
+    /// In a fleet: a node label whose values the replicas spread across (`zone`), besides
+    /// spreading across nodes.
+    public var spread: String?
 
     public init(
         metadata: Metadata, replicas: Int, run: Run, health: Health? = nil,
@@ -163,6 +168,9 @@ public struct BackupPolicy: Hashable, Sendable, Codable {
     public var restoreTestEvery: StetDuration?
     public var drift: DriftMode
     public var protect: Bool
+    /// In a fleet: the service whose replica 0 the backups run beside (its node); nil: a node the
+    /// leader chooses.
+    public var runOn: String?
 
     public init(
         metadata: Metadata, paths: [String], exclude: [String] = [], resticRepository: String, passwordFile: String,
@@ -256,8 +264,18 @@ public struct DesiredState: Hashable, Sendable, Codable {
     public var backupPolicies: [String: BackupPolicy] = [:]
     public var monitors: [String: Monitor] = [:]
     public var notifiers: [String: Notifier] = [:]
+    /// In a fleet, the replicas of each service this node runs: its share of the leader's
+    /// assignments. Nil on one host, where every service runs every replica.
+    public var assignedReplicas: [String: Set<Int>]?
 
     public init() {}
+
+    /// The replica indices of `service` this host runs, in order.
+    public func replicaIndices(of service: Service) -> [Int] {
+        let all = 0..<max(service.replicas, 0)
+        guard let assigned = assignedReplicas else { return Array(all) }
+        return assigned[service.metadata.name, default: []].filter { all.contains($0) }.sorted()
+    }
 
     /// Every resource id, sorted by kind then name.
     public var resourceIDs: [ResourceID] {

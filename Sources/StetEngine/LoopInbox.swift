@@ -12,6 +12,8 @@ final class LoopInbox: @unchecked Sendable {
         case stop
         /// SIGHUP: look for a new release now.
         case checkRelease
+        /// A fleet node's share or its right to act changed (`FleetMembership`).
+        case fleet
         case health(HealthSchedule.Result)
         case probe(name: String, started: Date, result: ProbeRunner.Result)
         case release(ReleaseWatcher.Outcome)

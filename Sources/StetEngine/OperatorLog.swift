@@ -22,7 +22,10 @@ public enum OperatorLog {
         if policies.isEmpty, FileManager.default.fileExists(atPath: repositoryTrust) {
             policies = [try TrustPolicy.load(file: repositoryTrust)]
         }
-        let keys = policies.flatMap { policy in policy.keys(in: .operator).map { (name: $0.name, publicKey: $0.publicKey) } }
+        // A fleet node signs its own log with its node key.
+        let keys = policies.flatMap { policy in
+            (policy.keys(in: .operator) + policy.keys(in: .node)).map { (name: $0.name, publicKey: $0.publicKey) }
+        }
         return (AuditTrust(keys), pinned)
     }
 
@@ -34,9 +37,10 @@ public enum OperatorLog {
         return FileManager.default.fileExists(atPath: repositoryTrust) ? try TrustPolicy.load(file: repositoryTrust) : nil
     }
 
-    /// Throws `AuditError(.untrustedKey)` unless `keyID` is an operator key of `policy`.
-    public static func authorise(_ keyID: String, under policy: TrustPolicy) throws {
-        guard policy.keys(in: .operator).contains(where: { $0.publicKey.keyID == keyID }) else {
+    /// Throws `AuditError(.untrustedKey)` unless `keyID` is a key of `role` in `policy`: an
+    /// operator key, or for a fleet node (`stet run --cluster`) a node key.
+    public static func authorise(_ keyID: String, under policy: TrustPolicy, role: TrustPolicy.Role = .operator) throws {
+        guard policy.keys(in: role).contains(where: { $0.publicKey.keyID == keyID }) else {
             // Named as the policy names it, with the roles it has, when the policy knows it.
             let known = policy.keys.first { $0.value.publicKey.keyID == keyID }?.key
             let roles = known.map { name in
@@ -44,6 +48,12 @@ public enum OperatorLog {
             } ?? []
             let who = known.map { "key \($0)" + (roles.isEmpty ? " (in no role)" : " (role \(roles.joined(separator: ", ")))") }
                 ?? "key \(keyID.prefix(16))…, which the trust policy does not name,"
+            if role == .node {
+                throw AuditError(
+                    .untrustedKey,
+                    "\(who) is not a node key of the trust policy in force (version \(policy.version)): only hosts whose key is in "
+                        + "the node role may join the fleet; add this key to the role in a trust policy signed by the root keys")
+            }
             throw AuditError(
                 .untrustedKey,
                 "\(who) is not an operator key of the trust policy in force (version \(policy.version)); every action is "
@@ -55,12 +65,13 @@ public enum OperatorLog {
     /// Opens the audit log for `key` once it is an operator key of the policy in force (see
     /// `policyInForce`); `via` is `cli` or `daemon`.
     public static func open(
-        store: FileStateStore, repositoryTrust: String, key: PrivateKey, policy: TrustPolicy?, via: String, lockTimeout: Double
+        store: FileStateStore, repositoryTrust: String, key: PrivateKey, policy: TrustPolicy?, via: String, lockTimeout: Double,
+        role: TrustPolicy.Role = .operator
     ) throws -> AuditLog {
         guard let inForce = try policyInForce(store: store, repositoryTrust: repositoryTrust, policy: policy) else {
             throw AuditError(.untrustedKey, "no trust policy: pin one (`stet trust pin`) or pass --trust FILE")
         }
-        try authorise(key.publicKey.keyID, under: inForce)
+        try authorise(key.publicKey.keyID, under: inForce, role: role)
         return try AuditLog(
             stateDirectory: store.root, trust: try trust(store: store, repositoryTrust: repositoryTrust, inForce: policy).trust,
             key: key, host: Checkpoint.hostName, via: via, release: ReleaseStore(store: store).reference(), lockTimeout: lockTimeout)

@@ -32,13 +32,31 @@ extension ReconcileLoop {
         dirty = []
         if withBackups { startBackupPass() }
         let outcome = try await reconciler.reconcile(
-            services, monitors: withBackups, desired: desired, release: release,
+            services, monitors: withBackups, desired: try passDesired(), release: release,
             provider: PassProvider(host: host(), monitors: withBackups), now: Date())
         waiting.merge(outcome.retry) { $1 }
         failedLastPass = outcome.failed
         for change in outcome.allowed where change.resource.kind == .service {
             health.reset(ReplicaKey(service: change.resource.name, index: change.resource.replica ?? 0))
         }
+    }
+
+    /// What this pass makes true: the desired state, except in a fleet's first pass after its
+    /// share changed, which only stops what is no longer this node's (it starts nothing: a
+    /// returning node gives back before it takes). The pass after it starts the rest.
+    private func passDesired() throws -> DesiredState {
+        guard options.fleet != nil, stopBeforeStart, var assigned = desired.assignedReplicas else { return desired }
+        stopBeforeStart = false
+        let running = try provider.records()
+        for name in desired.services.keys {
+            let mine = Set(running[name]?.values.filter { $0.exitedAt == nil }.map(\.index) ?? [])
+            assigned[name] = assigned[name, default: []].intersection(mine)
+        }
+        guard assigned != desired.assignedReplicas else { return desired }
+        var stopsOnly = desired
+        stopsOnly.assignedReplicas = assigned
+        dirty.formUnion(desired.services.keys)
+        return stopsOnly
     }
 
     /// Every provider of this host, as the loop's passes use them.

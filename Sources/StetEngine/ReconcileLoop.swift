@@ -35,6 +35,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         /// How often the loop's thread says it is alive (`onLifecycle(.alive)`), waking up for it
         /// when nothing else is due; nil: never (no watchdog watches the loop).
         public var aliveInterval: Double?
+        /// A fleet node's membership: the loop runs only this node's share of the release, and
+        /// nothing while the node cannot prove what it owns. Nil on one host.
+        public var fleet: (any FleetMembership)?
 
         public init(manifests: String, trustFile: String) {
             self.manifests = manifests
@@ -114,7 +117,7 @@ public final class ReconcileLoop: @unchecked Sendable {
     let options: Options
     /// The daemon's state directory and audit log: releases are verified and kept as files, so
     /// the loop holds the file implementations; its passes (`Reconciler`) take the protocols.
-    let store: FileStateStore
+    public let store: FileStateStore
     let audit: AuditLog
     let hooks = Hooks()
     var provider: ReplicaProvider
@@ -132,8 +135,16 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     // Everything below belongs to the thread running `run()`.
 
-    /// The release the loop acts on (its desired state), `none` until one is taken.
+    /// The release the loop acts on (its desired state: in a fleet, this node's share of
+    /// `released`), `none` until one is taken.
     var desired = DesiredState()
+    /// The whole desired state of the release in force (in a fleet, `desired` is a share of it).
+    var released = DesiredState()
+    /// In a fleet: the first pass after joining (or after the share changed) stops what is no
+    /// longer this node's before it starts anything new.
+    var stopBeforeStart = true
+    /// In a fleet: the node cannot act (`FleetMembership.mayAct`), said once per spell.
+    var heldByFleet = false
     var release = ReleaseRef.none
     /// How `release.json` looked when last read (`adoptAcceptedRelease`), to read it again only
     /// once it changed.
@@ -178,7 +189,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         backups = BackupProvider(store: store, baseDirectory: baseDirectory)
         let hooks = self.hooks
         monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: { hooks.log($0) })
-        releases = ReleaseWatcher(manifests: options.manifests, trustFile: options.trustFile, source: options.source, store: store)
+        var releases = ReleaseWatcher(manifests: options.manifests, trustFile: options.trustFile, source: options.source, store: store)
+        releases.directoryMayBeAbsent = options.fleet != nil
+        self.releases = releases
         var passHooks = Reconciler.Hooks()
         passHooks.log = { hooks.log($0) }
         passHooks.progress = Self.progress(hooks)
@@ -196,6 +209,10 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// pass had a failed action (for `--once`'s exit status).
     public func run() async throws -> Bool {
         installSignalHandlers()
+        if let fleet = options.fleet {
+            let inbox = self.inbox
+            fleet.attach { inbox.post(.fleet) }
+        }
         _ = try withLock {
             try adoptAcceptedRelease()
             return try Applier.recoverInterrupted(store: store, audit: audit, release: ReleaseStore(store: store).reference())
@@ -208,7 +225,7 @@ public final class ReconcileLoop: @unchecked Sendable {
             alertAuditDamage()
             // A release accepted by `apply` or `verify --accept` meanwhile is taken at once.
             try adoptAcceptedRelease()
-            if !dirty.isEmpty || backupsDue {
+            if !dirty.isEmpty || backupsDue, fleetMayAct() {
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()
@@ -270,6 +287,8 @@ public final class ReconcileLoop: @unchecked Sendable {
                 stopping = true
             case .checkRelease:
                 nextReleaseCheck = .distantPast
+            case .fleet:
+                takeFleetShare()
             case .health(let result):
                 if let service = health.record(result, desired: desired, provider: provider, now: Date()) { dirty.insert(service) }
             case .probe(let name, let started, let result):
@@ -307,7 +326,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         var due = releaseCheckRunning ? Date.distantFuture : nextReleaseCheck
         let alive = options.aliveInterval == nil ? nil : nextAlive
         for date in [health.nextDue, monitors.nextDue, waiting.values.min(), alive].compactMap({ $0 }) where date < due { due = date }
-        var timeout = dirty.isEmpty && !backupsDue ? Self.milliseconds(from: now, to: due) : 0
+        // Work held back by the fleet waits for the fleet to say it may act (`.fleet`).
+        let idle = (dirty.isEmpty && !backupsDue) || heldByFleet
+        var timeout = idle ? Self.milliseconds(from: now, to: due) : 0
         // Without a wake pipe, results are picked up by looking often.
         if inbox.wakeDescriptor < 0 { timeout = min(timeout, 100) }
         for (key, pid) in watchers.wait(wake: inbox.wakeDescriptor, timeout: timeout) {
@@ -421,7 +442,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         seenReleaseDigest = seen.digest
         let commit = seen.commit
         let source = commit.map { "commit \($0) of \(options.source?.url ?? "")" } ?? options.manifests
-        let acceptance = ReleaseAcceptance(store: store, audit: audit)
+        var acceptance = ReleaseAcceptance(store: store, audit: audit)
+        if options.fleet != nil { acceptance.role = .node }
         guard case .passed(let passed) = check else {
             guard !refusedDigests.contains(seen.digest) else { return }
             refusedDigests.insert(seen.digest)
@@ -458,13 +480,56 @@ public final class ReconcileLoop: @unchecked Sendable {
         }
     }
 
-    /// Acts on `release` from now on.
+    /// Acts on `release` from now on (in a fleet, on this node's share of it).
     private func take(_ release: ReleaseRef, _ desired: DesiredState) {
         self.release = release
-        self.desired = desired
-        current.set(desired, release)
+        released = desired
+        options.fleet?.releaseTaken(release, desired)
+        self.desired = options.fleet.map { $0.share(of: desired) ?? Self.nothingAssigned(desired) } ?? desired
+        current.set(self.desired, release)
         dirty.formUnion(desired.services.keys)
         releaseStands(release, source: nil)
+    }
+
+    /// A release with no replica, backup policy or monitor assigned here.
+    static func nothingAssigned(_ desired: DesiredState) -> DesiredState {
+        var none = desired
+        none.assignedReplicas = [:]
+        none.backupPolicies = [:]
+        none.monitors = [:]
+        return none
+    }
+
+    // MARK: - Fleet
+
+    /// The fleet's share for this node changed, or whether it may act: every service is looked
+    /// at again, and the backups and monitors with them.
+    private func takeFleetShare() {
+        guard let fleet = options.fleet else { return }
+        let share = fleet.share(of: released) ?? Self.nothingAssigned(released)
+        if share != desired {
+            desired = share
+            current.set(share, release)
+            stopBeforeStart = true
+        }
+        dirty.formUnion(released.services.keys)
+        if let records = try? provider.records() { dirty.formUnion(records.keys) }
+        backupsDue = true
+        // The fleet may have written a new release for the loop to verify.
+        if !releaseCheckRunning { nextReleaseCheck = .distantPast }
+    }
+
+    /// Whether a pass may run now: always on one host; in a fleet only while the node can prove
+    /// what it owns. Said once when that changes.
+    private func fleetMayAct() -> Bool {
+        guard let fleet = options.fleet else { return true }
+        let may = fleet.mayAct
+        if may == heldByFleet {
+            heldByFleet = !may
+            log(may ? "the fleet lease is renewed: acting on this node's assignments again"
+                : "cannot prove what this node owns (fleet lease not renewed, or assignments not read yet): starting and stopping nothing")
+        }
+        return may
     }
 
     /// A release passed and is in force: a refusal alerted on before is over.

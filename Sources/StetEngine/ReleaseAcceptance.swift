@@ -26,6 +26,8 @@ public import StetState
 public struct ReleaseAcceptance: Sendable {
     public let store: FileStateStore
     public let audit: AuditLog
+    /// The role the log's key must have to accept: `operator`, or `node` for a fleet node's loop.
+    public var role: TrustPolicy.Role = .operator
 
     public init(store: FileStateStore, audit: AuditLog) {
         self.store = store
@@ -174,7 +176,7 @@ public struct ReleaseAcceptance: Sendable {
         _ passed: ReleaseGate.Passed, gate: ReleaseGate, commit: String?, evenIfAccepted: Bool = false, now: Date
     ) throws -> Decision {
         // Step 2 again: the policy may have rotated since the log was opened (the loop's).
-        try OperatorLog.authorise(audit.signerKeyID, under: passed.trust.policy)
+        try OperatorLog.authorise(audit.signerKeyID, under: passed.trust.policy, role: role)
         let releases = ReleaseStore(store: store)
         var release = passed.release.release
         release.commit = commit

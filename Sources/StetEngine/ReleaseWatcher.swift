@@ -14,6 +14,9 @@ struct ReleaseWatcher: Sendable {
     let trustFile: String
     let source: GitSource?
     let store: FileStateStore
+    /// A fleet node's release directory appears when the fleet first has a release: until then
+    /// there is nothing to judge (and nothing to refuse).
+    var directoryMayBeAbsent = false
 
     /// What was looked at: the commit (git) or the fingerprint (directory), to be looked at once.
     struct Seen: Sendable {
@@ -50,6 +53,7 @@ struct ReleaseWatcher: Sendable {
                 return .unreachable("\(error)")
             }
         } else {
+            if directoryMayBeAbsent, !FileManager.default.fileExists(atPath: manifests) { return .unchanged }
             let digest = fingerprint()
             guard force || digest != seen else { return .unchanged }
             current = Seen(digest: digest, commit: nil, gate: gate)

@@ -12,21 +12,31 @@ public struct SelfAlert: Hashable, Sendable {
         case providerFailing = "StetProviderFailing"
         /// The audit log was damaged and restarted after it.
         case auditDamaged = "StetAuditDamaged"
+        /// A fleet node's lease expired (host dead or cut off), raised by a surviving node.
+        case nodeDown = "StetNodeDown"
+        /// This node cannot reach etcd or renew its lease: it starts and stops nothing.
+        case fleetUnreachable = "StetFleetUnreachable"
+        /// A release in etcd that this node refused (unsigned, rolled back, or not a release).
+        case fleetReleaseRefused = "StetFleetReleaseRefused"
     }
 
     public let name: Name
     /// The resource it is about, for alerts kept per resource (a label of its own, so the
     /// alerts of two resources are two alerts).
     public let resource: ResourceID?
+    /// The fleet node it is about (`StetNodeDown`), a label of its own.
+    public let node: String?
 
-    public init(_ name: Name, resource: ResourceID? = nil) {
+    public init(_ name: Name, resource: ResourceID? = nil, node: String? = nil) {
         self.name = name
         self.resource = resource
+        self.node = node
     }
 
     public var labels: [String: String] {
         var labels = ["alertname": name.rawValue, "severity": "critical", "source": "stet"]
         if let resource { labels["resource"] = resource.description }
+        if let node { labels["node"] = node }
         return labels
     }
 }

@@ -207,6 +207,13 @@ public final class EtcdClient: Sendable {
         return ttl
     }
 
+    /// Seconds lease `id` has left, or nil when it is gone.
+    public func timeToLive(_ id: Int64) async throws -> Int? {
+        let body = try await post("/v3/lease/timetolive", ["ID": String(id)])
+        guard let ttl = (body["TTL"] as? String).flatMap(Int.init), ttl >= 0 else { return nil }
+        return ttl
+    }
+
     public func revoke(_ id: Int64) async throws {
         _ = try await post("/v3/lease/revoke", ["ID": String(id)])
     }

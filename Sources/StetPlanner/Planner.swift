@@ -20,7 +20,7 @@ public struct Planner: Sendable {
             removedBackup(observed.backups[name]!, observed, into: &changes, notices: &notices)
         }
         for name in desired.services.keys.sorted() {
-            servicePlan(desired.services[name]!, observed, into: &changes, notices: &notices)
+            servicePlan(desired.services[name]!, desired, observed, into: &changes, notices: &notices)
         }
         for name in observed.services.keys.sorted() where desired.services[name] == nil {
             removedService(observed.services[name]!, observed, into: &changes, notices: &notices)
@@ -64,7 +64,7 @@ public struct Planner: Sendable {
         Data(observed.facts(for: resource.whole, replica: resource.replica, scope: scope).utf8).sha256Reference
     }
 
-    private func servicePlan(_ service: Service, _ observedState: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
+    private func servicePlan(_ service: Service, _ desired: DesiredState, _ observedState: ObservedState, into changes: inout [Change], notices: inout [Notice]) {
         let resource = ResourceID(.service, service.metadata.name)
         let spec = Data(service.run.specText.utf8).sha256Reference
         let replicas = observedState.services[service.metadata.name]?.replicas ?? [:]
@@ -82,7 +82,8 @@ public struct Planner: Sendable {
                 after: action == .stopReplica ? nil : ["spec": spec, "port": service.run.portsStart.map { String($0 + index) } ?? ""],
                 disruption: disruption, precondition: Self.precondition(observedState, resource.replica(index), scope: scope)))
         }
-        for index in 0..<service.replicas {
+        let indices = desired.replicaIndices(of: service)
+        for index in indices {
             let ofN = "replica \(index) of \(service.replicas)"
             guard let replica = replicas[index] else {
                 add(.startReplica, index, .config, Reason("replica-missing", "\(ofN) is not running"), nil)
@@ -107,6 +108,13 @@ public struct Planner: Sendable {
         for (index, replica) in replicas.sorted(by: { $0.key < $1.key }) where index >= service.replicas {
             add(.stopReplica, index, .config,
                 Reason("scale-down", "the service has \(service.replicas) replica\(service.replicas == 1 ? "" : "s") now"),
+                replica, disruption: replica.status == .running ? .restart : .none)
+        }
+        // In a fleet: replicas the leader assigned to another node (or to none) stop here.
+        let here = Set(indices)
+        for (index, replica) in replicas.sorted(by: { $0.key < $1.key }) where index < service.replicas && !here.contains(index) {
+            add(.stopReplica, index, .config,
+                Reason("assigned-elsewhere", "replica \(index) of \(service.replicas) is not assigned to this node"),
                 replica, disruption: replica.status == .running ? .restart : .none)
         }
     }

@@ -30,9 +30,9 @@ public struct RepositoryFixture {
     /// Writes `keys/trust.yaml`. Roles map to (threshold, key names).
     public mutating func writeTrust(
         version: Int = 1, root rootRole: (Int, [String]), release: (Int, [String]), operator: (Int, [String])? = nil,
-        example: Set<String> = []
+        node: (Int, [String])? = nil, example: Set<String> = []
     ) throws {
-        var names = Set(rootRole.1 + release.1 + (`operator`?.1 ?? []))
+        var names = Set(rootRole.1 + release.1 + (`operator`?.1 ?? []) + (node?.1 ?? []))
         names.formUnion(example)
         for name in names { try key(name) }
         var text = "apiVersion: stet/v1\nkind: TrustPolicy\nversion: \(version)\nkeys:\n"
@@ -43,6 +43,7 @@ public struct RepositoryFixture {
         text += "  root: {threshold: \(rootRole.0), keys: [\(rootRole.1.joined(separator: ", "))]}\n"
         text += "  release: {threshold: \(release.0), keys: [\(release.1.joined(separator: ", "))]}\n"
         if let op = `operator` { text += "  operator: {threshold: \(op.0), keys: [\(op.1.joined(separator: ", "))]}\n" }
+        if let node { text += "  node: {threshold: \(node.0), keys: [\(node.1.joined(separator: ", "))]}\n" }
         try root.write("keys/trust.yaml", text)
     }
 

@@ -25,9 +25,10 @@ struct OperatorSession {
 
     /// Opens the log for `key` under the trust policy in force (`policy`, if the command has
     /// resolved one).
-    init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?, via: String = "cli") throws {
+    init(global: GlobalOptions, key: PrivateKey, policy: TrustPolicy?, via: String = "cli", role: TrustPolicy.Role = .operator) throws {
         self.init(log: try OperatorLog.open(
-            store: global.store, repositoryTrust: global.trust, key: key, policy: policy, via: via, lockTimeout: global.lockTimeout),
+            store: global.store, repositoryTrust: global.trust, key: key, policy: policy, via: via, lockTimeout: global.lockTimeout,
+            role: role),
             store: global.store)
     }
 

@@ -5,47 +5,6 @@ import Testing
 
 /// A real etcd cluster of `members` on loopback, each with its own data directory; stopped by
 /// `stop()` (the test's `defer`).
-final class EtcdCluster: @unchecked Sendable {
-    let folder = TemporaryDirectory("stet-etcd")
-    private(set) var members: [BackgroundProcess?] = []
-    let clientPorts: [Int]
-    let arguments: [[String]]
-
-    init(members count: Int, basePort: Int) throws {
-        clientPorts = (0..<count).map { basePort + 2 * $0 }
-        let peers = (0..<count).map { "m\($0)=http://127.0.0.1:\(basePort + 2 * $0 + 1)" }.joined(separator: ",")
-        arguments = (0..<count).map { index in
-            let client = "http://127.0.0.1:\(basePort + 2 * index)"
-            let peer = "http://127.0.0.1:\(basePort + 2 * index + 1)"
-            return ["--name", "m\(index)", "--data-dir", "data-m\(index)", "--listen-peer-urls", peer,
-                    "--initial-advertise-peer-urls", peer, "--listen-client-urls", client, "--advertise-client-urls", client,
-                    "--initial-cluster", peers, "--initial-cluster-state", "new", "--initial-cluster-token", "stet-test"]
-        }
-        for index in 0..<count { members.append(try start(index)) }
-    }
-
-    var endpoints: [String] { clientPorts.map { "http://127.0.0.1:\($0)" } }
-
-    func start(_ index: Int) throws -> BackgroundProcess {
-        try BackgroundProcess(try which("etcd"), arguments[index], in: folder.path)
-    }
-
-    func kill(_ index: Int) {
-        members[index]?.stop(SIGKILL)
-        members[index] = nil
-    }
-
-    func stop() {
-        for index in members.indices { members[index]?.stop() }
-        members = []
-    }
-
-    /// etcdctl against this cluster.
-    func etcdctl(_ arguments: String...) throws -> ProcessOutput {
-        try StetTesting.run("etcdctl", ["--endpoints", endpoints.joined(separator: ",")] + arguments, environment: ["ETCDCTL_API": "3"])
-    }
-}
-
 /// The etcd client against a real etcd 3.4: keys, transactions, leases, watches, and failover
 /// between members.
 @Suite(.serialized) struct EtcdClientTests {

@@ -31,4 +31,7 @@ int stet_spawn(char *const argv[], char *const envp[], const char *cwd, const ch
 /* pidfd_open(2); -1 and errno on failure. */
 int stet_pidfd_open(pid_t pid);
 
+/// Exchanges two paths atomically (renameat2 with RENAME_EXCHANGE): 0, or -1 with errno.
+int stet_rename_exchange(const char *a, const char *b);
+
 #endif

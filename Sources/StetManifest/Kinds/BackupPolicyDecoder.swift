@@ -3,7 +3,7 @@ import StetCore
 /// `kind: BackupPolicy`: what to back up with restic, how often, how long to keep it, how to
 /// prove it restores.
 enum BackupPolicyDecoder {
-    static func decode(_ cursor: Cursor, metadata: Metadata?) -> BackupPolicy? {
+    static func decode(_ cursor: Cursor, metadata: Metadata?, references: inout [(ResourceID, Cursor)]) -> BackupPolicy? {
         guard let spec = cursor.mapping() else { return nil }
         defer { spec.finish() }
         let paths = spec.required("paths", "a list of files or directories")?.stringList(nonEmpty: true)
@@ -15,6 +15,16 @@ enum BackupPolicyDecoder {
         let verify = spec.field("verify", default: (check: nil, restoreTest: nil), decodeVerify)
         let drift = spec.field("drift", default: .correct) { $0.oneOf(DriftMode.self) }
         let protect = spec.field("protect", default: false) { $0.bool() }
+        let runOn = spec.field("runOn", default: String?.none) { cursor -> String?? in
+            guard let name = cursor.string() else { return nil }
+            guard ResourceID.isValidName(name) else {
+                cursor.error("expected the name of a Service (a DNS label)")
+                return nil
+            }
+            references.append((ResourceID(.service, name), cursor))
+            return .some(name)
+        }
+        guard let runOn else { return nil }
         guard let metadata, let paths, let exclude, let repository, let every, let rpo, let retention, let verify,
             let drift, let protect
         else { return nil }
@@ -22,10 +32,12 @@ enum BackupPolicyDecoder {
             spec.optional("rpo")?.error("expected an rpo at least as long as every (\(every)): it could never be met")
             return nil
         }
-        return BackupPolicy(
+        var policy = BackupPolicy(
             metadata: metadata, paths: paths, exclude: exclude, resticRepository: repository.repo,
             passwordFile: repository.passwordFile, every: every, rpo: rpo, retention: retention,
             checkEvery: verify.check, restoreTestEvery: verify.restoreTest, drift: drift, protect: protect)
+        policy.runOn = runOn
+        return policy
     }
 
     /// restic's exclude patterns (`ResticExclude`): one that restic would refuse is an error here.

@@ -44,7 +44,7 @@ enum DocumentDecoder {
         let value: DecodedResource.Value?
         switch kind {
         case .service: value = ServiceDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.service)
-        case .backupPolicy: value = BackupPolicyDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.backupPolicy)
+        case .backupPolicy: value = BackupPolicyDecoder.decode(spec, metadata: metadata, references: &references).map(DecodedResource.Value.backupPolicy)
         case .monitor: value = MonitorDecoder.decode(spec, metadata: metadata, references: &references).map(DecodedResource.Value.monitor)
         case .notifier: value = NotifierDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.notifier)
         }

@@ -24,11 +24,32 @@ enum ServiceDecoder {
         }
         let drift = spec.field("drift", default: .correct) { $0.oneOf(DriftMode.self) }
         let protect = spec.field("protect", default: false) { $0.bool() }
-        guard let metadata, let replicas, let run, let health, let backoff, let maxUnavailable, let drift, let protect
+        let placement = spec.field("placement", default: (selector: [String: String](), spread: String?.none), decodePlacement)
+        guard let metadata, let replicas, let run, let health, let backoff, let maxUnavailable, let drift, let protect, let placement
         else { return nil }
-        return Service(
+        var service = Service(
             metadata: metadata, replicas: replicas, run: run, health: health, backoffInitial: backoff.initial,
             backoffMax: backoff.max, maxUnavailable: maxUnavailable, drift: drift, protect: protect)
+        service.placement = placement.selector
+        service.spread = placement.spread
+        return service
+    }
+
+    /// `placement: {selector: {zone: a}, spread: zone}`: where a fleet runs the replicas (one host ignores it).
+    static func decodePlacement(_ cursor: Cursor) -> (selector: [String: String], spread: String?)? {
+        guard let placement = cursor.mapping() else { return nil }
+        defer { placement.finish() }
+        let selector = placement.field("selector", default: [:]) { $0.stringMap(keyRule: DocumentDecoder.labelKeyProblem) }
+        let spread = placement.field("spread", default: String?.none) { cursor -> String?? in
+            guard let label = cursor.string() else { return nil }
+            if let problem = DocumentDecoder.labelKeyProblem(label) {
+                cursor.error(problem)
+                return nil
+            }
+            return .some(label)
+        }
+        guard let selector, let spread else { return nil }
+        return (selector, spread)
     }
 
     /// `replicas`, when known, bounds `ports.start`: replica *i* gets `start + i`, and the last

@@ -13,6 +13,12 @@ public struct TrustPolicy: Sendable {
         case release
         /// May sign plans and audit entries.
         case `operator`
+        /// Hosts that may join a fleet (`stet run --cluster`): each signs its audit entries, its
+        /// published status and, as leader, the assignments with its own key.
+        case node
+
+        /// Roles a policy may leave out.
+        public var isOptional: Bool { self == .operator || self == .node }
     }
 
     public struct Key: Sendable {
@@ -164,9 +170,9 @@ public struct TrustPolicy: Sendable {
             defer { roleMap.finish() }
             rolesOK = true
             for role in Role.allCases {
-                let cursor = role == .operator ? roleMap.optional(role.rawValue)
+                let cursor = role.isOptional ? roleMap.optional(role.rawValue)
                     : roleMap.required(role.rawValue, "threshold and keys")
-                guard let cursor else { if role != .operator { rolesOK = false }; continue }
+                guard let cursor else { if !role.isOptional { rolesOK = false }; continue }
                 if let threshold = decodeRole(cursor, known: keysOK ? Set(keys.keys) : nil) { roles[role] = threshold } else { rolesOK = false }
             }
         }

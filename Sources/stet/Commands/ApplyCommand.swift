@@ -49,6 +49,8 @@ struct ApplyCommand: AsyncParsableCommand {
 
     @OptionGroup var key: KeyOption
 
+    @OptionGroup var fleet: ClusterOptions
+
     @Flag(help: "Apply without asking.")
     var autoApprove = false
 
@@ -77,6 +79,7 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if fleet.cluster != nil { return try await runOnFleet() }
         let source = try planning.gitSource(global.store)
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let lock = try StateLock(store: global.store, timeout: global.lockTimeout)

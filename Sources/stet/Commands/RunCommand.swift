@@ -7,6 +7,7 @@ import StetEngine
 import StetManifest
 import StetProviders
 import StetServer
+import StetFleet
 import StetState
 
 struct RunCommand: AsyncParsableCommand {
@@ -44,6 +45,21 @@ struct RunCommand: AsyncParsableCommand {
 
     @OptionGroup var key: KeyOption
 
+    @OptionGroup var fleet: ClusterOptions
+
+    @Option(help: ArgumentHelp("With --cluster: this host's name in the fleet (a DNS label; default: the host name).", valueName: "name"))
+    var node: String?
+
+    @Option(name: .customLong("label"), help: ArgumentHelp(
+        "With --cluster: a label of this node, KEY=VALUE (repeatable), matched by a Service's placement.selector and spread.",
+        valueName: "key=value"))
+    var labels: [String] = []
+
+    @Option(name: .customLong("lease-ttl"), help: ArgumentHelp(
+        "With --cluster: seconds the node's lease lives unrenewed (renewed every third of it); when it expires the node's work moves.",
+        valueName: "seconds"))
+    var leaseTTL = 3
+
     @Option(help: ArgumentHelp("Seconds between checks for a new release.", valueName: "seconds"))
     var interval: Double = 10
 
@@ -70,6 +86,42 @@ struct RunCommand: AsyncParsableCommand {
             try Seconds.check(every.seconds, "--poll", 0.1...StetDuration.maximumTimeout.seconds)
         }
         if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
+        if fleet.cluster == nil, node != nil || !labels.isEmpty {
+            throw ValidationError("--node and --label need --cluster")
+        }
+        if fleet.cluster != nil {
+            if planning.source != nil { throw ValidationError("--source and --cluster exclude each other: a fleet takes its release from etcd") }
+            if let node, !ResourceID.isValidName(node) { throw ValidationError("--node \(node.prefix(80)): expected a DNS label such as host-a") }
+            guard (2...3600).contains(leaseTTL) else { throw ValidationError("--lease-ttl \(leaseTTL): expected 2 to 3600 seconds") }
+            _ = try Self.labels(labels)
+        }
+    }
+
+    /// `KEY=VALUE` pairs: label names as metadata labels, values printable and at most 63 bytes.
+    static func labels(_ pairs: [String]) throws -> [String: String] {
+        guard pairs.count <= 32 else { throw ValidationError("--label: at most 32 labels") }
+        var labels: [String: String] = [:]
+        for pair in pairs {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2, ResourceID.isValidName(parts[0].lowercased()) || parts[0].allSatisfy({ $0.isLetter || $0 == "_" }),
+                parts[0].utf8.count <= 63, parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
+                !parts[1].isEmpty, parts[1].utf8.count <= 63, parts[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+            else {
+                throw ValidationError("--label \(pair.prefix(80)): expected KEY=VALUE such as zone=a (letters, digits, '_'; values also '-' and '.')")
+            }
+            guard labels.updateValue(parts[1], forKey: parts[0]) == nil else { throw ValidationError("--label \(parts[0]) is given twice") }
+        }
+        return labels
+    }
+
+    /// This host's name in the fleet: --node, else the host name when it is a DNS label.
+    func nodeName() throws -> String {
+        if let node { return node }
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map { String($0).lowercased() } ?? ""
+        guard ResourceID.isValidName(host) else {
+            throw CommandFailure(status: ExitStatus.error, message: "the host name \(host.prefix(80)) is no DNS label: name this node with --node")
+        }
+        return host
     }
 
     static func address(_ text: String) -> (host: String, port: Int)? {
@@ -85,8 +137,16 @@ struct RunCommand: AsyncParsableCommand {
         // One loop per state directory; `plan` and `status` look at this lock to know one runs.
         let running = try StateLock(store: global.store, timeout: 0, name: "run.lock")
         defer { running.release() }
-        let session = try OperatorSession(global: global, key: privateKey, policy: nil, via: "daemon")
+        // A fleet node acts with its node key; its audit log is signed by it.
+        let session = try OperatorSession(global: global, key: privateKey, policy: nil, via: "daemon", role: fleet.cluster == nil ? .operator : .node)
         var options = ReconcileLoop.Options(manifests: planning.manifests, trustFile: global.trust)
+        let member = try fleetNode(key: privateKey)
+        if let member {
+            // The release comes from etcd, written where the loop verifies it; trust is the pinned policy alone.
+            options.manifests = member.options.releaseDirectory
+            options.trustFile = global.store.path("fleet/trust-is-pinned.yaml")
+            options.fleet = member
+        }
         options.interval = interval
         options.budget = budget
         options.lockTimeout = global.lockTimeout
@@ -121,7 +181,13 @@ struct RunCommand: AsyncParsableCommand {
                 }
             }
         }
-        Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(source?.watched ?? planning.manifests), state in \(global.store.root)")
+        let watched = member.map { "cluster \($0.options.keyspace.cluster) as node \($0.options.node)" } ?? source?.watched ?? planning.manifests
+        Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(watched), state in \(global.store.root)")
+        let fleetTask = member.map { member in
+            member.attachEvents(Self.fleetEvents(loop: loop, audit: session.log))
+            return Task { await member.run() }
+        }
+        defer { fleetTask?.cancel() }
         let ok: Bool
         do {
             ok = try await loop.run()
@@ -137,10 +203,66 @@ struct RunCommand: AsyncParsableCommand {
         }
         server?.cancel()
         await server?.value
+        fleetTask?.cancel()
+        await fleetTask?.value
+        try? await member?.client.shutdown()
         try session.close()
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: stopped")
         // Stopped by a signal is a success; only `--once` reports its pass.
         if once, !ok { throw CommandFailure(status: ExitStatus.error, message: nil) }
+    }
+}
+
+extension RunCommand {
+    /// The fleet membership of `stet run --cluster`: the node key must be in the `node` role of
+    /// the pinned trust policy, which is the only trust a node acts on.
+    func fleetNode(key: PrivateKey) throws -> FleetNode? {
+        guard let client = try fleet.client(timeout: max(0.5, min(2, Double(leaseTTL) / 3))) else { return nil }
+        guard let trust = try PinnedTrust.load(from: global.store) else {
+            throw CommandFailure(
+                status: ExitStatus.refused,
+                message: "no trust policy is pinned in \(global.store.root): a fleet node acts only on its pinned trust; pin it first (`stet trust pin`)")
+        }
+        try OperatorLog.authorise(key.publicKey.keyID, under: trust, role: .node)
+        var options = FleetNode.Options(
+            keyspace: try fleet.keyspace(), node: try nodeName(), labels: try Self.labels(labels),
+            releaseDirectory: global.store.path("fleet/release"))
+        options.leaseTTL = leaseTTL
+        return FleetNode(options: options, client: client, key: key, trust: trust, store: global.store)
+    }
+
+    /// What the fleet tells the host: logged, alerted through the release's notifiers, and a
+    /// release in etcd that is no release at all recorded as a refusal.
+    static func fleetEvents(loop: ReconcileLoop, audit: AuditLog) -> @Sendable (FleetNode.Event) -> Void {
+        { event in
+            let alerts = loop.monitors.selfAlerts
+            switch event {
+            case .log(let message):
+                loop.log("fleet: \(message)")
+            case .nodeDown(let node):
+                loop.log("fleet: node \(node) is down (its lease expired): its work moves to the live nodes")
+                alerts.raise(SelfAlert(.nodeDown, node: node), summary: "fleet node \(node) is down: its lease expired, its work moves to the live nodes",
+                             desired: loop.current.desired)
+            case .nodeBack(let node):
+                loop.log("fleet: node \(node) is back")
+                alerts.resolve(SelfAlert(.nodeDown, node: node), detail: "node \(node) joined the fleet again")
+            case .cutOff(let why):
+                loop.log("fleet: \(why): starting and stopping nothing until the lease is renewed; what runs keeps running")
+                alerts.raise(SelfAlert(.fleetUnreachable), summary: "this fleet node \(why): it starts and stops nothing", desired: loop.current.desired)
+            case .reconnected:
+                loop.log("fleet: the lease is renewed and the assignments read: acting on this node's share")
+                alerts.resolve(SelfAlert(.fleetUnreachable), detail: "the node renewed its lease")
+            case .releaseUnreadable(let why):
+                loop.log("fleet: refused release/current in etcd: \(why)")
+                do {
+                    try ReleaseAcceptance(store: loop.store, audit: audit).recordRefusal(
+                        action: "accept-release", reason: "release/current in etcd is not a signed release", error: why)
+                } catch {
+                    loop.log("fleet: the refusal could not be recorded: \(error)")
+                }
+                alerts.raise(SelfAlert(.fleetReleaseRefused), summary: "stet refused release/current in etcd: \(why)", desired: loop.current.desired)
+            }
+        }
     }
 }
 

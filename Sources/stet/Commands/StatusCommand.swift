@@ -44,7 +44,15 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var key: KeyOption
 
+    @OptionGroup var fleet: ClusterOptions
+
     func run() async throws {
+        if fleet.cluster != nil {
+            let view = try await FleetCommands.read(fleet, global)
+            FleetCommands.printStatus(view, json: global.json)
+            if !view.reachable { throw CommandFailure(status: ExitStatus.error, message: nil) }
+            return
+        }
         // The key is checked before anything is observed: a missing one is said at once.
         let exportKey = try export.map { _ in try PrivateKey(contentsOfFile: try key.path()) }
         let inForce = try ReleaseStore(store: global.store).inForce(trustFile: global.trust, now: Date())

@@ -1,0 +1,20 @@
+public import StetCore
+
+/// A fleet node's part in the reconcile loop (docs/architecture.md, "A fleet on etcd"): which share
+/// of the release this host runs, and whether it may act at all. `StetFleet`'s `FleetNode` is the
+/// one implementation; on one host the loop has none and runs the whole release.
+public protocol FleetMembership: AnyObject, Sendable {
+    /// This node's share of `desired`: the replicas, backup policies and monitors the leader
+    /// assigned to it, and every notifier. Nil until the node has read the assignments once.
+    func share(of desired: DesiredState) -> DesiredState?
+
+    /// False while the node cannot prove what it owns (its lease not renewed, or not read the
+    /// assignments yet): the loop then starts and stops nothing, and keeps what runs running.
+    var mayAct: Bool { get }
+
+    /// The release the loop acts on, and its whole desired state (the leader places from it).
+    func releaseTaken(_ release: ReleaseRef, _ desired: DesiredState)
+
+    /// How to wake the loop when the share or `mayAct` changed; called once, before the first pass.
+    func attach(wake: @escaping @Sendable () -> Void)
+}

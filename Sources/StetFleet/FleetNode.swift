@@ -1,0 +1,549 @@
+public import Foundation
+public import StetCore
+public import StetCrypto
+public import StetEngine
+public import StetManifest
+import StetProviders
+public import StetState
+
+/// One host's membership of a fleet (docs/architecture.md, "A fleet on etcd"). It keeps the
+/// node's lease (`nodes/NAME`, renewed at a third of its TTL), stands for leader, mirrors the
+/// fleet's keys through one watch, verifies every assignment with the node's own pinned trust,
+/// writes the release from etcd as a manifest directory for the loop to verify, publishes the
+/// node's status and, as leader, places the release's work on the live nodes.
+///
+/// The reconcile loop asks it for this node's share (`FleetMembership`). It may act only while
+/// its lease is provably alive: renewed less than one TTL ago, counted from when the renewal was
+/// sent. Cut off from etcd, the node keeps what runs running and starts and stops nothing.
+public final class FleetNode: FleetMembership, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var keyspace: FleetKeyspace
+        public var node: String
+        public var labels: [String: String]
+        /// Seconds (2 to 3600).
+        public var leaseTTL: Int = 3
+        /// Where the release from etcd is written as a manifest directory (the loop's `manifests`).
+        public var releaseDirectory: String
+
+        public init(keyspace: FleetKeyspace, node: String, labels: [String: String], releaseDirectory: String) {
+            self.keyspace = keyspace
+            self.node = node
+            self.labels = labels
+            self.releaseDirectory = releaseDirectory
+        }
+    }
+
+    /// What the node tells its host (logs, alerts, audit).
+    public enum Event: Sendable {
+        case log(String)
+        /// As leader: a node's lease expired; and when it came back.
+        case nodeDown(String)
+        case nodeBack(String)
+        /// This node can no longer prove what it owns; and when it can again.
+        case cutOff(String)
+        case reconnected
+        /// `release/current` holds something that is no release at all (a refusal to record).
+        case releaseUnreadable(String)
+    }
+
+    public let options: Options
+    public let client: EtcdClient
+    let key: PrivateKey
+    let trust: TrustPolicy
+    let store: FileStateStore
+    private let lock = NSLock()
+    private var state = State()
+    private let eventSink = EventSink()
+
+    final class EventSink: @unchecked Sendable {
+        private let lock = NSLock()
+        private var sink: @Sendable (Event) -> Void = { _ in }
+        func set(_ sink: @escaping @Sendable (Event) -> Void) { lock.withLock { self.sink = sink } }
+        func callAsFunction(_ event: Event) { lock.withLock { sink }(event) }
+    }
+
+    /// Where the node's events go; set before `run()`.
+    public func attachEvents(_ sink: @escaping @Sendable (Event) -> Void) { eventSink.set(sink) }
+    private var events: EventSink { eventSink }
+
+    struct State {
+        var lease: Int64?
+        /// The lease outlives this moment for sure: when the last renewal was sent, plus its TTL.
+        var renewedUntil = Date.distantPast
+        var etcdFailure: String?
+        /// The assignments were read at least once since the node started.
+        var loaded = false
+        var mirror: [String: EtcdClient.KeyValue] = [:]
+        var accepted: [Workload: Assignment] = [:]
+        var maxEpoch: Int64 = 0
+        var rejected: [String: String] = [:]
+        var nodes: [String: NodeRecord] = [:]
+        var departed: Set<String> = []
+        var alertedDown: Set<String> = []
+        var leader: (name: String, epoch: Int64, lease: Int64)?
+        var release: (ref: ReleaseRef, desired: DesiredState)?
+        var materialised: Int64 = 0
+        var wake: (@Sendable () -> Void)?
+        var toldMayAct = false
+        var unplaced: [Placement.Slot] = []
+        var watch: Task<Void, Never>?
+    }
+
+    public init(options: Options, client: EtcdClient, key: PrivateKey, trust: TrustPolicy, store: FileStateStore) {
+        self.options = options
+        self.client = client
+        self.key = key
+        self.trust = trust
+        self.store = store
+    }
+
+    var keys: FleetKeyspace { options.keyspace }
+    var me: String { options.node }
+
+    // MARK: - FleetMembership
+
+    public func share(of desired: DesiredState) -> DesiredState? {
+        lock.withLock {
+            guard state.loaded else { return nil }
+            return Self.share(of: desired, for: me, in: state.accepted)
+        }
+    }
+
+    /// `desired` cut down to what `assignments` give `node`.
+    static func share(of desired: DesiredState, for node: String, in assignments: [Workload: Assignment]) -> DesiredState {
+        var share = desired
+        var replicas: [String: Set<Int>] = [:]
+        var backups: Set<String> = []
+        var monitors: Set<String> = []
+        for (workload, assignment) in assignments where assignment.node == node {
+            switch workload {
+            case .replica(let service, let index): replicas[service, default: []].insert(index)
+            case .backup(let name): backups.insert(name)
+            case .monitor(let name): monitors.insert(name)
+            }
+        }
+        share.assignedReplicas = replicas
+        share.backupPolicies = desired.backupPolicies.filter { backups.contains($0.key) }
+        share.monitors = desired.monitors.filter { monitors.contains($0.key) }
+        return share
+    }
+
+    public var mayAct: Bool { lock.withLock { state.loaded && Date() < state.renewedUntil } }
+
+    public func releaseTaken(_ release: ReleaseRef, _ desired: DesiredState) {
+        lock.withLock { state.release = (release, desired) }
+        // The leader places from the release its own loop took.
+        Task { await self.placeIfLeader() }
+    }
+
+    public func attach(wake: @escaping @Sendable () -> Void) { lock.withLock { state.wake = wake } }
+
+    private func wakeLoop() { lock.withLock { state.wake }?() }
+
+    // MARK: - Running
+
+    /// Runs until cancelled: the lease, the watch, the status and the leader's placement.
+    public func run() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.keepLease() }
+            group.addTask { await self.followFleet() }
+            group.addTask { await self.publishStatus() }
+        }
+    }
+
+    static func sleep(_ seconds: Double) async {
+        try? await Task.sleep(nanoseconds: UInt64(max(seconds, 0) * 1e9))
+    }
+
+    /// Joins (lease, `nodes/NAME`, a bid for leader) and renews the lease at a third of its TTL.
+    /// A lease etcd no longer knows means joining again; etcd out of reach is said once, and the
+    /// node stops acting once its last renewal is a TTL old.
+    private func keepLease() async {
+        let every = Double(options.leaseTTL) / 3
+        while !Task.isCancelled {
+            let sent = Date()
+            do {
+                if let lease = lock.withLock({ state.lease }) {
+                    if let ttl = try await client.keepAlive(lease) {
+                        renewed(sent: sent, ttl: ttl)
+                    } else {
+                        lock.withLock { state.lease = nil }
+                        events(.log("the fleet lease expired (etcd no longer knows it): joining again"))
+                        continue
+                    }
+                } else {
+                    try await join(sent: sent)
+                }
+            } catch {
+                failed("\(error)")
+            }
+            await Self.sleep(every)
+        }
+    }
+
+    private func join(sent: Date) async throws {
+        let lease = try await client.grantLease(ttl: options.leaseTTL)
+        let record = NodeRecord(name: me, labels: options.labels, keyID: key.publicKey.keyID, joinedAt: RFC3339.format(Date()))
+        _ = try await client.put(keys.node(me), try FleetSigned.seal(record, type: FleetSigned.nodeType, key: key), lease: lease.id)
+        lock.withLock { state.lease = lease.id }
+        renewed(sent: sent, ttl: lease.ttl)
+        events(.log("joined cluster \(keys.cluster) as node \(me) (lease \(String(lease.id, radix: 16)), TTL \(lease.ttl) s)"))
+        try await campaign()
+    }
+
+    private func renewed(sent: Date, ttl: Int) {
+        let (recovered, restartWatch) = lock.withLock { () -> (Bool, Task<Void, Never>?) in
+            state.renewedUntil = sent.addingTimeInterval(Double(min(ttl, options.leaseTTL)))
+            let was = state.etcdFailure
+            state.etcdFailure = nil
+            return (was != nil, was != nil ? state.watch : nil)
+        }
+        if recovered {
+            events(.log("etcd answers again"))
+            // A watch that hung while etcd was away starts over.
+            restartWatch?.cancel()
+        }
+        checkMayAct()
+    }
+
+    private func failed(_ message: String) {
+        let first = lock.withLock { () -> Bool in
+            defer { state.etcdFailure = message }
+            return state.etcdFailure == nil
+        }
+        if first { events(.log("cannot reach etcd: \(message)")) }
+        checkMayAct()
+    }
+
+    /// Says when the node's right to act changes, and wakes the loop.
+    func checkMayAct() {
+        let (may, changed, failure) = lock.withLock { () -> (Bool, Bool, String?) in
+            let may = state.loaded && Date() < state.renewedUntil
+            defer { state.toldMayAct = may }
+            return (may, may != state.toldMayAct, state.etcdFailure)
+        }
+        guard changed else { return }
+        if may {
+            events(.reconnected)
+        } else if lock.withLock({ state.loaded }) {
+            events(.cutOff(failure.map { "cannot reach etcd (\($0))" } ?? "the fleet lease was not renewed"))
+        }
+        wakeLoop()
+    }
+
+    /// Stands for leader: creates `leader` under this node's lease when nobody holds it.
+    private func campaign() async throws {
+        guard let lease = lock.withLock({ state.lease }) else { return }
+        let outcome = try await client.transaction(
+            [.absent(keys.leader)], success: [.put(keys.leader, Data(me.utf8), lease: lease)])
+        if outcome.succeeded { events(.log("elected leader of cluster \(keys.cluster) (epoch \(outcome.revision))")) }
+    }
+
+    /// Mirrors every key of the cluster: one range, then one watch from the revision after it.
+    /// When the watch ends (etcd gone, the revision compacted), reads everything again.
+    private func followFleet() async {
+        while !Task.isCancelled {
+            let task = Task { await self.followOnce() }
+            lock.withLock { state.watch = task }
+            await task.value
+            await Self.sleep(0.2)
+        }
+    }
+
+    private func followOnce() async {
+        do {
+            let (kvs, revision) = try await client.list(prefix: keys.prefix)
+            await take(kvs: kvs, full: true)
+            for try await batch in client.watch(prefix: keys.prefix, fromRevision: revision + 1) {
+                await take(kvs: [], events: batch, full: false)
+            }
+        } catch is CancellationError {
+        } catch {
+            if !Task.isCancelled { failed("\(error)") }
+        }
+    }
+
+    // MARK: - Reacting to the fleet's keys
+
+    private func take(kvs: [EtcdClient.KeyValue], events batch: [EtcdClient.WatchEvent] = [], full: Bool) async {
+        let (releaseChanged, shareChanged, leaderGone) = lock.withLock { () -> (Bool, Bool, Bool) in
+            let before = mine()
+            let releaseBefore = state.mirror[keys.release]?.modRevision
+            if full {
+                state.mirror = Dictionary(kvs.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
+            }
+            for event in batch {
+                switch event.kind {
+                case .put: state.mirror[event.kv.key] = event.kv
+                case .delete: state.mirror[event.kv.key] = nil
+                }
+            }
+            readNodes()
+            readLeader()
+            readAssignments(full: full, changed: Set(batch.map(\.kv.key)))
+            let wasLoaded = state.loaded
+            state.loaded = true
+            let releaseNow = state.mirror[keys.release]?.modRevision
+            return (releaseNow != nil && (releaseNow != releaseBefore || state.materialised != releaseNow),
+                    mine() != before || !wasLoaded, state.leader == nil)
+        }
+        if releaseChanged { takeRelease() }
+        if shareChanged || releaseChanged { wakeLoop() }
+        checkMayAct()
+        if leaderGone { try? await campaign() }
+        await placeIfLeader()
+    }
+
+    /// This node's assignments (under the lock).
+    private func mine() -> [Workload: String] {
+        state.accepted.filter { $0.value.node == me }.mapValues(\.release)
+    }
+
+    /// The live nodes: a record signed by a node key, under its own name (under the lock).
+    private func readNodes() {
+        var nodes: [String: NodeRecord] = [:]
+        for (key, kv) in state.mirror {
+            guard case .node(let name) = keys.parse(key) else { continue }
+            switch FleetSigned.open(kv.value, type: FleetSigned.nodeType, as: NodeRecord.self, trust: trust) {
+            case .success(let (record, _)) where record.name == name && trust.keys(in: .node).contains(where: { $0.publicKey.keyID == record.keyID }):
+                nodes[name] = record
+            case .success:
+                rejectOnce(key, "the record does not name this node or its key")
+            case .failure(let error):
+                rejectOnce(key, error.description)
+            }
+        }
+        let gone = Set(state.nodes.keys).subtracting(nodes.keys)
+        let back = Set(nodes.keys).intersection(state.departed)
+        state.departed.formUnion(gone)
+        state.departed.subtract(back)
+        state.nodes = nodes
+    }
+
+    /// The leader and its fencing epoch: the create revision of the `leader` key (under the lock).
+    private func readLeader() {
+        guard let kv = state.mirror[keys.leader], let name = String(data: kv.value, encoding: .utf8), ResourceID.isValidName(name) else {
+            state.leader = nil
+            return
+        }
+        state.leader = (name, kv.createRevision, kv.lease)
+    }
+
+    /// Takes the assignments that verify: signed by a node key, for the key they are under, and
+    /// not older than the newest epoch seen. One that does not is ignored (said once), and the
+    /// assignment taken before stays (under the lock).
+    private func readAssignments(full: Bool, changed: Set<String>) {
+        var verified: [(String, Workload, Assignment)] = []
+        for (key, kv) in state.mirror where key.hasPrefix(keys.assignments) && (full || changed.contains(key)) {
+            guard case .assignment(let workload) = keys.parse(key) else {
+                rejectOnce(key, "not an assignment key")
+                continue
+            }
+            switch FleetSigned.open(kv.value, type: FleetSigned.assignmentType, as: Assignment.self, trust: trust) {
+            case .failure(let error):
+                rejectOnce(key, error.description)
+            case .success(let (assignment, _)):
+                guard assignment.workload == workload.key, ResourceID.isValidName(assignment.node), assignment.epoch > 0 else {
+                    rejectOnce(key, "signed for \(assignment.workload.prefix(80)) on \(assignment.node.prefix(80)), not for this key")
+                    continue
+                }
+                verified.append((key, workload, assignment))
+            }
+        }
+        // Oldest epoch first: a whole read taken while a new leader rewrites takes both.
+        for (key, workload, assignment) in verified.sorted(by: { $0.2.epoch < $1.2.epoch }) {
+            guard assignment.epoch >= state.maxEpoch else {
+                rejectOnce(key, "epoch \(assignment.epoch) is older than epoch \(state.maxEpoch), already seen")
+                continue
+            }
+            state.maxEpoch = assignment.epoch
+            state.accepted[workload] = assignment
+            state.rejected[key] = nil
+        }
+        // Deleted assignments go (the leader removes the replicas a release no longer has).
+        for workload in Array(state.accepted.keys) {
+            let key = keys.assignment(workload)
+            if state.mirror[key] == nil, full || changed.contains(key) { state.accepted[workload] = nil }
+        }
+    }
+
+    private func rejectOnce(_ key: String, _ reason: String) {
+        guard state.rejected[key] != reason else { return }
+        state.rejected[key] = reason
+        let shown = String(key.dropFirst(keys.prefix.count))
+        events(.log("ignored \(shown) in etcd: \(reason)"))
+    }
+
+    /// Writes `release/current` as the loop's manifest directory; the loop verifies it under its
+    /// pinned trust, records and alerts on a refusal, and accepts it otherwise.
+    private func takeRelease() {
+        guard let kv = lock.withLock({ state.mirror[keys.release] }) else { return }
+        lock.withLock { state.materialised = kv.modRevision }
+        do {
+            let release = try FleetRelease.decode(kv.value)
+            try release.materialise(at: options.releaseDirectory)
+            events(.log("release version \(release.version) (\(release.digest.prefix(19))…) in etcd: verifying it"))
+        } catch let error as FleetError {
+            events(.releaseUnreadable(error.description))
+        } catch {
+            events(.log("cannot write the release from etcd to \(options.releaseDirectory): \(error)"))
+        }
+    }
+
+    // MARK: - Leading
+
+    /// As leader, with a release: places every replica, backup policy and monitor on the live
+    /// nodes, and writes what changed, signed, in transactions that hold only while the `leader`
+    /// key is still the one this node created (its epoch).
+    func placeIfLeader() async {
+        guard let (writes, deletes, epoch) = lock.withLock({ plan() }) else { return }
+        if writes.isEmpty && deletes.isEmpty { return }
+        var operations: [EtcdClient.Operation] = []
+        for (workload, assignment) in writes {
+            guard let sealed = try? FleetSigned.seal(assignment, type: FleetSigned.assignmentType, key: key) else { continue }
+            operations.append(.put(keys.assignment(workload), sealed, lease: 0))
+        }
+        operations += deletes.map { .delete($0) }
+        var start = 0
+        while start < operations.count {
+            let chunk = Array(operations[start..<min(start + 100, operations.count)])
+            start += chunk.count
+            do {
+                let outcome = try await client.transaction([.createRevision(keys.leader, epoch)], success: chunk)
+                guard outcome.succeeded else {
+                    events(.log("no longer the leader (epoch \(epoch)): stopped writing assignments"))
+                    return
+                }
+            } catch {
+                failed("\(error)")
+                return
+            }
+        }
+        let moved = writes.filter { $0.1.epoch == epoch }.count
+        events(.log("leader (epoch \(epoch)): wrote \(moved) assignment\(moved == 1 ? "" : "s"), removed \(deletes.count)"))
+    }
+
+    /// What the leader writes (under the lock); nil when this node does not lead.
+    private func plan() -> (writes: [(Workload, Assignment)], deletes: [String], epoch: Int64)? {
+        guard let leader = state.leader, leader.name == me, leader.lease == state.lease, let release = state.release,
+            leader.epoch >= state.maxEpoch
+        else { return nil }
+        let desired = release.desired
+        let nodes = state.nodes.values.sorted { $0.name < $1.name }.map { Placement.Node(name: $0.name, labels: $0.labels) }
+        var services = desired.services.values.sorted { $0.metadata.name < $1.metadata.name }.map {
+            Placement.Service(name: $0.metadata.name, replicas: $0.replicas, selector: $0.placement, spread: $0.spread)
+        }
+        // Backup policies and monitors are placed as one replica each, under names no service has.
+        for name in desired.backupPolicies.keys.sorted() where desired.backupPolicies[name]?.runOn == nil {
+            services.append(Placement.Service(name: "backup/" + name, replicas: 1))
+        }
+        for name in desired.monitors.keys.sorted() { services.append(Placement.Service(name: "monitor/" + name, replicas: 1)) }
+        var current: [Placement.Slot: String] = [:]
+        for (workload, assignment) in state.accepted { current[Self.slot(workload)] = assignment.node }
+        let placed = Placement().place(services, on: nodes, current: current)
+        if placed.unplaced != state.unplaced {
+            state.unplaced = placed.unplaced
+            if !placed.unplaced.isEmpty {
+                events(.log("no live node matches \(placed.unplaced.count) replica(s): "
+                    + placed.unplaced.prefix(5).map { "\($0.service)/\($0.index)" }.joined(separator: ", ")))
+            }
+        }
+        var target: [Workload: String] = [:]
+        for (slot, node) in placed.assignments {
+            if slot.service.hasPrefix("backup/") {
+                target[.backup(String(slot.service.dropFirst(7)))] = node
+            } else if slot.service.hasPrefix("monitor/") {
+                target[.monitor(String(slot.service.dropFirst(8)))] = node
+            } else {
+                target[.replica(service: slot.service, index: slot.index)] = node
+            }
+        }
+        for (name, policy) in desired.backupPolicies {
+            guard let service = policy.runOn else { continue }
+            if let node = placed.assignments[Placement.Slot(service: service, index: 0)] { target[.backup(name)] = node }
+        }
+        var writes: [(Workload, Assignment)] = []
+        for (workload, node) in target.sorted(by: { $0.key < $1.key }) {
+            let assignment = Assignment(workload: workload, node: node, release: release.ref.digest, epoch: leader.epoch, leader: me)
+            // Also over a value in etcd that was not taken (forged, or not signed for its key).
+            if state.accepted[workload] != assignment || state.rejected[keys.assignment(workload)] != nil {
+                writes.append((workload, assignment))
+            }
+        }
+        var deletes: [String] = []
+        for key in state.mirror.keys.sorted() where key.hasPrefix(keys.assignments) {
+            if case .assignment(let workload) = keys.parse(key), target[workload] != nil { continue }
+            deletes.append(key)
+        }
+        return (writes, deletes, leader.epoch)
+    }
+
+    static func slot(_ workload: Workload) -> Placement.Slot {
+        switch workload {
+        case .replica(let service, let index): Placement.Slot(service: service, index: index)
+        case .backup(let name): Placement.Slot(service: "backup/" + name, index: 0)
+        case .monitor(let name): Placement.Slot(service: "monitor/" + name, index: 0)
+        }
+    }
+
+    // MARK: - Status
+
+    /// Publishes this node's status when it changed (checked every 250 ms, with the lease's
+    /// right to act), and, as leader, alerts on nodes whose lease expired.
+    private func publishStatus() async {
+        var last: NodeStatus?
+        let replicas = ReplicaProvider(store: store)
+        while !Task.isCancelled {
+            checkMayAct()
+            alertDepartures()
+            if var status = status(replicas) {
+                var compared = status
+                compared.time = last?.time ?? ""
+                if compared != last, lock.withLock({ state.lease != nil }) {
+                    status.time = RFC3339.format(Date())
+                    if let sealed = try? FleetSigned.seal(status, type: FleetSigned.statusType, key: key),
+                        (try? await client.put(keys.status(me), sealed)) != nil
+                    {
+                        last = status
+                    }
+                }
+            }
+            await Self.sleep(0.25)
+        }
+    }
+
+    private func status(_ replicas: ReplicaProvider) -> NodeStatus? {
+        guard let records = try? replicas.records() else { return nil }
+        let (release, acting, leader, share) = lock.withLock {
+            (state.release?.ref, state.loaded && Date() < state.renewedUntil, state.leader?.name == me, mine())
+        }
+        var list: [NodeStatus.Replica] = []
+        for (service, byIndex) in records.sorted(by: { $0.key < $1.key }) {
+            for (index, record) in byIndex.sorted(by: { $0.key < $1.key }) {
+                let running = record.exitedAt == nil
+                list.append(NodeStatus.Replica(
+                    service: service, index: index, pid: record.pid,
+                    state: !running ? "exited" : record.healthFailures > 0 ? "unhealthy" : "running", port: record.port))
+            }
+        }
+        return NodeStatus(
+            node: me, time: "", release: release?.digest ?? "", releaseVersion: release?.version ?? 0, acting: acting, leader: leader,
+            replicas: list,
+            backups: share.keys.compactMap { if case .backup(let name) = $0 { name } else { nil } }.sorted(),
+            monitors: share.keys.compactMap { if case .monitor(let name) = $0 { name } else { nil } }.sorted())
+    }
+
+    /// As leader: each node whose lease expired is alerted on once, and resolved when it returns.
+    private func alertDepartures() {
+        let (down, back) = lock.withLock { () -> ([String], [String]) in
+            guard state.leader?.name == me, state.leader?.lease == state.lease else { return ([], []) }
+            let down = state.departed.subtracting(state.alertedDown).sorted()
+            let back = state.alertedDown.subtracting(state.departed).sorted()
+            state.alertedDown.formUnion(down)
+            state.alertedDown.subtract(back)
+            return (down, back)
+        }
+        for name in down { events(.nodeDown(name)) }
+        for name in back { events(.nodeBack(name)) }
+    }
+}

@@ -1,0 +1,103 @@
+public import Foundation
+public import StetCrypto
+public import StetManifest
+
+/// What nodes publish in etcd, each a DSSE envelope signed by the node's own key: its record
+/// (`nodes/NAME`), its status (`status/NAME`) and, as leader, the assignments. A reader opens
+/// one only with a key of the `node` role of its own pinned trust policy: etcd is transport,
+/// never trust.
+public enum FleetSigned {
+    public static let nodeType = "application/vnd.stet.fleet-node+json"
+    public static let assignmentType = "application/vnd.stet.fleet-assignment+json"
+    public static let statusType = "application/vnd.stet.fleet-status+json"
+
+    public static func seal<T: Encodable>(_ value: T, type: String, key: PrivateKey) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var envelope = Envelope(payloadType: type, payload: try encoder.encode(value))
+        try envelope.sign(with: key)
+        return envelope.json()
+    }
+
+    /// The payload and the name of the node key that signed it, or why it cannot be taken.
+    public static func open<T: Decodable>(_ data: Data, type: String, as: T.Type, trust: TrustPolicy) -> Result<(T, String), FleetError> {
+        let envelope: Envelope
+        do {
+            envelope = try Envelope(json: data)
+        } catch {
+            return .failure(FleetError("not a DSSE envelope: \(error)"))
+        }
+        guard envelope.payloadType == type else {
+            return .failure(FleetError("payload type \"\(envelope.payloadType.prefix(80))\", expected \(type)"))
+        }
+        let nodeKeys = trust.keys(in: .node)
+        guard let signer = envelope.validSigners(among: nodeKeys.map(\.publicKey)).first,
+            let name = nodeKeys.first(where: { $0.publicKey == signer })?.name
+        else {
+            return .failure(FleetError("not signed by a node key of the trust policy in force (version \(trust.version))"))
+        }
+        do {
+            return .success((try JSONDecoder().decode(T.self, from: envelope.payload), name))
+        } catch {
+            return .failure(FleetError("signed by node key \(name), but the payload is not what it should be: \(error)"))
+        }
+    }
+}
+
+/// `nodes/NAME`: a node that is alive (the key is held by its lease).
+public struct NodeRecord: Codable, Sendable, Equatable {
+    public var name: String
+    public var labels: [String: String]
+    /// The node key's id (hex SHA-256 of the raw public key).
+    public var keyID: String
+    public var joinedAt: String
+
+    public init(name: String, labels: [String: String], keyID: String, joinedAt: String) {
+        self.name = name
+        self.labels = labels
+        self.keyID = keyID
+        self.joinedAt = joinedAt
+    }
+}
+
+/// `assignments/…`: the leader's decision that `node` runs `workload`, at fencing `epoch` (the
+/// create revision of the `leader` key the leader holds).
+public struct Assignment: Codable, Sendable, Equatable {
+    public var workload: String
+    public var node: String
+    /// The release digest the leader placed from.
+    public var release: String
+    public var epoch: Int64
+    public var leader: String
+
+    public init(workload: Workload, node: String, release: String, epoch: Int64, leader: String) {
+        self.workload = workload.key
+        self.node = node
+        self.release = release
+        self.epoch = epoch
+        self.leader = leader
+    }
+}
+
+/// `status/NAME`: what a node observes of its own share.
+public struct NodeStatus: Codable, Sendable, Equatable {
+    public struct Replica: Codable, Sendable, Equatable {
+        public var service: String
+        public var index: Int
+        public var pid: Int32
+        /// running, exited, unhealthy.
+        public var state: String
+        public var port: Int?
+    }
+
+    public var node: String
+    public var time: String
+    public var release: String
+    public var releaseVersion: Int
+    /// False while the node cannot prove what it owns (it starts and stops nothing).
+    public var acting: Bool
+    public var leader: Bool
+    public var replicas: [Replica]
+    public var backups: [String]
+    public var monitors: [String]
+}
