@@ -147,7 +147,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StetCLITests",
-            dependencies: ["stet", "StetTesting", "StetCrypto", "StetManifest", "StetAudit", "StetCore", "StetEngine", "StetProviders"],
+            dependencies: ["stet", "StetTesting", "StetCrypto", "StetManifest", "StetAudit", "StetCore", "StetEngine", "StetProviders", "StetFleet"],
             swiftSettings: strict
         ),
     ]

@@ -1,4 +1,6 @@
 import Foundation
+import StetFleet
+import StetManifest
 import StetProviders
 import StetTesting
 import Testing
@@ -45,6 +47,14 @@ final class FleetFixture: @unchecked Sendable {
         try repo.root.write("manifests/web.yaml", Samples.liveService(name: "web", replicas: replicas, port: port) + extra)
         try repo.root.write("manifests/notify.yaml", Samples.notifier(name: "ops-log"))
         try repo.sign(["alice"])
+    }
+
+    /// The manifests' release, verified under the repository's policy.
+    func verified() throws -> VerifiedRelease {
+        let policy = try TrustPolicy.load(file: repo.trustFile)
+        guard case .success(let release) = try ReleaseVerifier(directory: repo.manifests, trust: policy, accepted: nil, now: Date()).verify().result
+        else { throw TestFailure("the release does not verify") }
+        return release
     }
 
     /// `stet apply --cluster` as CI runs it: its own state directory, no access to the hosts'.
@@ -186,5 +196,148 @@ final class FleetFixture: @unchecked Sendable {
         for name in survivors {
             for (index, pid) in kept[name]! { #expect(fleet.running(name)[index]?.pid == pid, "\(name) restarted replica \(index)") }
         }
+    }
+}
+
+extension FleetTests {
+    /// The leader's host lost: a new leader within one lease TTL (measured), and the replicas of
+    /// the surviving nodes untouched. One etcd member of three killed changes nothing; all three
+    /// stopped for 10 s: nodes keep their replicas, start and stop nothing (a replica killed
+    /// meanwhile stays down), `status --cluster` says etcd is unreachable, and work resumes after.
+    @Test func leaderLossAndEtcdOutage() throws {
+        let fleet = try FleetFixture(etcdPort: 23860, etcdMembers: 3)
+        defer { fleet.stopAll() }
+        try fleet.release(replicas: 6, port: 24200)
+        try fleet.startAll()
+        try fleet.waitLive(3)
+        let applied = try fleet.applyFromCI()
+        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
+        #expect(eventually(timeout: 60) { fleet.placement().count == 6 }, "\(fleet.placement())\n\(fleet.logs())")
+
+        // One etcd member killed: nothing changes.
+        let pids = { Dictionary(uniqueKeysWithValues: fleet.names.map { ($0, fleet.running($0).mapValues(\.pid)) }) }
+        let steady = pids()
+        fleet.etcd.kill(2)
+        usleep(UInt32(fleet.ttl) * 2_000_000)
+        #expect(try fleet.live().count == 3, "\(fleet.logs())")
+        #expect(pids() == steady, "\(pids()) vs \(steady)")
+        try fleet.etcd.restart()
+
+        // The leader's host lost.
+        guard let leader = try fleet.leader() else { throw TestFailure("no leader\n\(fleet.logs())") }
+        let survivors = fleet.names.filter { $0 != leader }
+        let kept = steady.filter { survivors.contains($0.key) }
+        let killed = Date()
+        fleet.loseHost(leader)
+        var newLeader: String?
+        #expect(eventually(timeout: 30, interval: 0.02) {
+            newLeader = try? fleet.leader()
+            return newLeader != nil && newLeader != leader
+        }, "\(fleet.logs())")
+        print("fleet leader failover: \(newLeader ?? "none") leads after \(String(format: "%.2f", Date().timeIntervalSince(killed))) s (lease TTL \(fleet.ttl) s)")
+        #expect(eventually(timeout: 30) { fleet.placement(among: survivors).count == 6 }, "\(fleet.placement())\n\(fleet.logs())")
+        for (name, replicas) in kept {
+            for (index, pid) in replicas { #expect(fleet.running(name)[index]?.pid == pid, "\(name) restarted replica \(index)") }
+        }
+
+        // Every etcd member stopped for 10 s.
+        let before = pids().filter { survivors.contains($0.key) }
+        fleet.etcd.stop()
+        let outageStarted = Date()
+        usleep(UInt32(fleet.ttl + 1) * 1_000_000)
+        let status = try fleet.stet("status", "--cluster", fleet.endpoints, "--state-dir", "ci-state")
+        #expect(status.status == 1 && status.stdout.contains("etcd is unreachable"), "\(status.combined)")
+        let victim = survivors[0]
+        guard let (index, replica) = fleet.running(victim).first else { throw TestFailure("\(victim) runs nothing") }
+        kill(replica.pid, SIGKILL)
+        while Date().timeIntervalSince(outageStarted) < 10 { usleep(200_000) }
+        #expect(fleet.running(victim)[index] == nil, "\(victim) restarted replica \(index) while cut off from etcd")
+        var others = before
+        others[victim]?[index] = nil
+        #expect(pids().filter { survivors.contains($0.key) }.mapValues { $0.filter { $0.key != index || $0.value != replica.pid } } == others,
+                "\(pids())")
+        #expect(fleet.nodes[victim]?.output.contains("starting and stopping nothing") == true, "\(fleet.logs())")
+        try fleet.etcd.restart()
+        #expect(eventually(timeout: 60) { fleet.running(victim)[index] != nil }, "\(fleet.logs())")
+        #expect(eventually(timeout: 30) { fleet.placement(among: survivors).count == 6 }, "\(fleet.placement())\n\(fleet.logs())")
+        for (name, replicas) in others {
+            for (i, pid) in replicas { #expect(fleet.running(name)[i]?.pid == pid, "\(name) restarted replica \(i) after the outage") }
+        }
+    }
+}
+
+extension FleetTests {
+    /// etcd is transport, never trust: a release put into etcd by hand (not a release, or an
+    /// older signed one) is refused by every node, recorded in its audit log and alerted on, and
+    /// the release in force stays; `apply --cluster` of an older release is refused; an
+    /// assignment forged in etcd is ignored (and the leader writes the real one back); a host
+    /// whose key is not in the node role cannot join.
+    @Test func etcdIsNeverTrusted() throws {
+        let fleet = try FleetFixture(etcdPort: 23870)
+        defer { fleet.stopAll() }
+        let two = Array(fleet.names.prefix(2))
+        try fleet.release(replicas: 2, port: 24300)
+        let first = try FleetRelease(fleet.verified())
+        try fleet.release(replicas: 2, port: 24300, extra: "# version 2\n")
+        for name in two { try fleet.start(name) }
+        try fleet.waitLive(2)
+        let applied = try fleet.applyFromCI()
+        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
+        let pids = { Dictionary(uniqueKeysWithValues: two.map { ($0, fleet.running($0).mapValues(\.pid)) }) }
+        #expect(eventually(timeout: 30) { fleet.placement(among: two).count == 2 })
+        let steady = pids()
+        let audits = { (node: String) throws -> [[String: Any]] in
+            try fleet.stet("audit", "list", "--json", "--state-dir", fleet.stateDir(node)).stdout.split(separator: "\n").compactMap {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
+        let refusals = { (node: String) in (try? audits(node))?.filter { $0["kind"] as? String == "refusal" }.count ?? 0 }
+
+        // Not a release at all.
+        try fleet.etcd.etcdctl("put", "/stet/stet/release/current", "{\"version\": 99}")
+        for name in two {
+            #expect(eventually(timeout: 20) { refusals(name) >= 1 }, "\(name)\n\(fleet.logs())")
+            #expect(eventually(timeout: 10) { fleet.nodes[name]?.output.contains("StetFleetReleaseRefused") == true }, "\(fleet.logs())")
+        }
+        // An older signed release, put by hand.
+        let counted = Dictionary(uniqueKeysWithValues: two.map { ($0, refusals($0)) })
+        try fleet.etcd.etcdctl("put", "/stet/stet/release/current", String(decoding: try first.encoded(), as: UTF8.self))
+        for name in two {
+            #expect(eventually(timeout: 20) { refusals(name) > counted[name]! }, "\(name)\n\(fleet.logs())")
+            #expect(eventually(timeout: 10) { fleet.nodes[name]?.output.contains("StetReleaseRefused") == true }, "\(fleet.logs())")
+            let accepted = FileManager.default.contents(atPath: fleet.stateDir(name) + "/release.json")
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            #expect(accepted?["version"] as? Int == 2, "\(String(describing: accepted))")
+        }
+        #expect(pids() == steady)
+
+        // CI publishing the older release is refused (the fleet's is put back first).
+        try fleet.etcd.etcdctl("del", "/stet/stet/release/current")
+        #expect(try fleet.applyFromCI().status == 0)
+        try fleet.etcd.etcdctl("put", "/stet/stet/release/current", String(decoding: try FleetRelease(fleet.verified()).encoded(), as: UTF8.self))
+        try first.materialise(at: fleet.repo.root.file("old-manifests"))
+        let rolledBack = try fleet.applyFromCI(["--manifests", "old-manifests"])
+        #expect(rolledBack.status == 10 && rolledBack.stderr.contains("roll it back"), "\(rolledBack.combined)")
+
+        // A forged assignment: web/0 moved to the other node, unsigned.
+        let owner = two.first { fleet.running($0)[0] != nil }!
+        let other = two.first { $0 != owner }!
+        let forged = #"{"workload":"service/web/0","node":"\#(other)","release":"x","epoch":999999,"leader":"\#(other)"}"#
+        try fleet.etcd.etcdctl("put", "/stet/stet/assignments/service/web/0", forged)
+        #expect(eventually(timeout: 10) { fleet.logs().contains("ignored assignments/service/web/0") }, "\(fleet.logs())")
+        usleep(2_000_000)
+        #expect(fleet.running(other)[0] == nil, "the forged assignment was obeyed")
+        #expect(fleet.running(owner)[0]?.pid == steady[owner]?[0], "\(fleet.logs())")
+        #expect(eventually(timeout: 10) {
+            (try? fleet.etcd.etcdctl("get", "/stet/stet/assignments/service/web/0", "--print-value-only").stdout.contains("payloadType")) == true
+        }, "the leader did not write the real assignment back")
+
+        // A host whose key is not in the node role.
+        let strangerState = fleet.repo.root.file("stranger/state")
+        #expect(try fleet.stet("trust", "pin", "--state-dir", strangerState, environment: fleet.ci).status == 0)
+        let stranger = try fleet.stet("run", "--cluster", fleet.endpoints, "--node", "host-x", "--key", "private/stranger.key",
+                                      "--state-dir", strangerState)
+        #expect(stranger.status == 10 && stranger.stderr.contains("not a node key"), "\(stranger.combined)")
+        #expect(try !fleet.live().contains("host-x"))
     }
 }
