@@ -62,6 +62,18 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         func callAsFunction(_ event: Event) { lock.withLock { sink }(event) }
     }
 
+    private let auditCount = EntryCount()
+
+    final class EntryCount: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count: @Sendable () -> Int? = { nil }
+        func set(_ count: @escaping @Sendable () -> Int?) { lock.withLock { self.count = count } }
+        func callAsFunction() -> Int? { lock.withLock { count }() }
+    }
+
+    /// How many entries the node's audit log has (published with its status); set before `run()`.
+    public func attachAuditCount(_ count: @escaping @Sendable () -> Int?) { auditCount.set(count) }
+
     /// Where the node's events go; set before `run()`.
     public func attachEvents(_ sink: @escaping @Sendable (Event) -> Void) { eventSink.set(sink) }
     private var events: EventSink { eventSink }
@@ -98,6 +110,12 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     }
 
     var keys: FleetKeyspace { options.keyspace }
+
+    /// The audit log's folder, as an absolute path (published with the status).
+    var auditFolder: String {
+        let path = store.path("audit")
+        return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
     var me: String { options.node }
 
     // MARK: - FleetMembership
@@ -530,7 +548,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             node: me, time: "", release: release?.digest ?? "", releaseVersion: release?.version ?? 0, acting: acting, leader: leader,
             replicas: list,
             backups: share.keys.compactMap { if case .backup(let name) = $0 { name } else { nil } }.sorted(),
-            monitors: share.keys.compactMap { if case .monitor(let name) = $0 { name } else { nil } }.sorted())
+            monitors: share.keys.compactMap { if case .monitor(let name) = $0 { name } else { nil } }.sorted(),
+            auditLog: "\(ProcessInfo.processInfo.hostName):\(auditFolder)", auditEntries: auditCount())
     }
 
     /// As leader: each node whose lease expired is alerted on once, and resolved when it returns.

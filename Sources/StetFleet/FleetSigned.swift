@@ -100,4 +100,7 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var replicas: [Replica]
     public var backups: [String]
     public var monitors: [String]
+    /// Where the node's audit log lives (each node's log stays local) and how many entries it had.
+    public var auditLog: String?
+    public var auditEntries: Int?
 }

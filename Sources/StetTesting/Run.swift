@@ -53,9 +53,9 @@ public func run(
         process.waitUntilExit()
         throw TestFailure("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
     }
-    process.waitUntilExit()
+    let status = exitStatus(of: process)
     return ProcessOutput(
-        status: process.terminationStatus, stdout: String(decoding: collected.get(0), as: UTF8.self),
+        status: status, stdout: String(decoding: collected.get(0), as: UTF8.self),
         stderr: String(decoding: collected.get(1), as: UTF8.self))
 }
 
@@ -89,4 +89,29 @@ private final class Collected: @unchecked Sendable {
     private let lock = NSLock()
     func set(_ index: Int, _ data: Data) { lock.withLock { values[index] = data } }
     func get(_ index: Int) -> Data { lock.withLock { values[index] ?? Data() } }
+}
+
+/// The exit status of `process`, whose output has ended. Foundation's own bookkeeping can miss the
+/// exit of a child that left background jobs behind (a shell block ending in `cmd &`), and
+/// `waitUntilExit` then waits for ever: after a second of Foundation not noticing an exited
+/// child, the child is reaped here.
+func exitStatus(of process: Process) -> Int32 {
+    let pid = process.processIdentifier
+    var exitedSince: Date?
+    while process.isRunning {
+        var info = siginfo_t()
+        // WNOWAIT: look without reaping, so Foundation's reaper still can.
+        if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid {
+            if let since = exitedSince, Date().timeIntervalSince(since) > 1 {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    let signal = status & 0x7f
+                    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+                }
+            }
+            exitedSince = exitedSince ?? Date()
+        }
+        usleep(10_000)
+    }
+    return process.terminationStatus
 }

@@ -96,4 +96,27 @@ enum FleetCommands {
         }
         for (key, why) in view.ignored.sorted(by: { $0.key < $1.key }) { out.warning("ignored \(key): \(why)") }
     }
+
+    /// `stet audit list --cluster`: where each node's log lives, from its last published status.
+    static func printAuditLogs(_ view: FleetView, json: Bool) {
+        struct Row: Encodable {
+            var node: String
+            var live: Bool
+            var auditLog: String?
+            var entries: Int?
+            var asOf: String?
+        }
+        var rows = view.nodes.map { Row(node: $0.name, live: true, auditLog: $0.status?.auditLog, entries: $0.status?.auditEntries, asOf: $0.status?.time) }
+        rows += view.departed.map { Row(node: $0.node, live: false, auditLog: $0.auditLog, entries: $0.auditEntries, asOf: $0.time) }
+        let out = Terminal.standardOutput
+        if json {
+            for row in rows { out.json(row) }
+            return
+        }
+        for row in rows {
+            out.line("\(row.node)\(row.live ? "" : " (down)")  \(row.auditLog ?? "no status published yet")"
+                + (row.entries.map { "  \($0) entries as of \(row.asOf ?? "?")" } ?? ""))
+        }
+        if rows.isEmpty { Terminal.standardError.line("no nodes in cluster \(view.cluster)") }
+    }
 }

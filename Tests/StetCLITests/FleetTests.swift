@@ -159,6 +159,13 @@ final class FleetFixture: @unchecked Sendable {
 
         let status = try fleet.stet("status", "--cluster", fleet.endpoints, "--state-dir", "ci-state")
         #expect(status.status == 0 && status.stdout.contains("nodes      3 live"), "\(status.combined)")
+        let json = try fleet.stet("status", "--cluster", fleet.endpoints, "--state-dir", "ci-state", "--json")
+        let view = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect((view?["nodes"] as? [[String: Any]])?.compactMap { ($0["assigned"] as? [String])?.count } == [2, 2, 2], "\(json.stdout)")
+        let planned = try fleet.stet("plan", "--cluster", fleet.endpoints, "--state-dir", "ci-state")
+        #expect(planned.status == 0 && planned.stdout.contains("(in force already)") && !planned.stdout.contains("to start"), "\(planned.combined)")
+        let logs = try fleet.stet("audit", "list", "--cluster", fleet.endpoints, "--state-dir", "ci-state")
+        for name in fleet.names { #expect(logs.stdout.contains("\(fleet.stateDir(name))/audit"), "\(logs.combined)") }
 
         let victim = "host-b"
         let lost = Set(fleet.running(victim).keys)

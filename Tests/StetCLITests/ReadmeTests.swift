@@ -135,4 +135,48 @@ import Testing
         let verify = try Binary.run(["verify", "manifests"], in: repo)
         #expect(verify.status == 0, "\(verify.combined)")
     }
+
+    /// "Fleet": three nodes on one machine, a CI publish, a host lost; then the clean-up block.
+    @Test func theFleetWalkThroughRunsAsWritten() throws {
+        let repo = scratch.file("fleet")
+        try FileManager.default.createDirectory(atPath: repo + "/manifests", withIntermediateDirectories: true)
+        // A repository with a signed release and a policy whose node role lists the three hosts.
+        for name in ["alice", "ops", "host-a", "host-b", "host-c"] {
+            let made = try run("$(swift build --show-bin-path)/stet keys generate \(name)", in: repo)
+            guard made.status == 0 else { throw TestFailure(made.combined) }
+        }
+        try """
+            apiVersion: stet/v1
+            kind: TrustPolicy
+            version: 1
+            keys:
+              alice: {publicKey: alice.pub}
+              ops: {publicKey: ops.pub}
+              host-a: {publicKey: host-a.pub}
+              host-b: {publicKey: host-b.pub}
+              host-c: {publicKey: host-c.pub}
+            roles:
+              root: {threshold: 1, keys: [alice]}
+              release: {threshold: 1, keys: [alice]}
+              operator: {threshold: 1, keys: [ops]}
+              node: {threshold: 1, keys: [host-a, host-b, host-c]}
+
+            """.write(toFile: repo + "/keys/trust.yaml", atomically: true, encoding: .utf8)
+        try Samples.liveService(name: "web", replicas: 4, port: 18620).write(toFile: repo + "/manifests/web.yaml", atomically: true, encoding: .utf8)
+        let signed = try run("$(swift build --show-bin-path)/stet release sign manifests --key ~/.config/stet/keys/alice.key", in: repo)
+        guard signed.status == 0 else { throw TestFailure(signed.combined) }
+        defer {
+            let cleanup = try? run(try Self.block("fleet-cleanup"), in: repo)
+            #expect(cleanup?.status == 0, "\(cleanup?.combined ?? "")")
+        }
+
+        let fleet = try run(try Self.block("fleet"), in: repo)
+        #expect(fleet.status == 0, "\(fleet.combined)")
+        #expect(fleet.stdout.contains("the fleet runs release version 1"), "\(fleet.combined)")
+        #expect(fleet.stdout.contains("nodes      3 live") && fleet.stdout.contains("nodes      2 live"), "\(fleet.stdout)")
+        // After the loss, host-a and host-c run all four replicas between them.
+        let after = fleet.stdout.components(separatedBy: "nodes      2 live").last ?? ""
+        #expect((0..<4).allSatisfy { after.contains("web/\($0) (pid") }, "\(after)")
+        #expect(fleet.stdout.contains("host-a  ") && fleet.stdout.contains("/host-a/audit"), "\(fleet.stdout)")
+    }
 }

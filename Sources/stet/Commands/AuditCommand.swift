@@ -69,7 +69,7 @@ extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }
 
-struct AuditListCommand: ParsableCommand {
+struct AuditListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
         abstract: "List audit entries, oldest first.",
@@ -77,13 +77,20 @@ struct AuditListCommand: ParsableCommand {
             Reads the log and checks its chain, not its signatures: `stet audit verify` checks those. \
             With --json, prints one entry a line (the signed payload, as JSON) for tools like jq.
 
+            With --cluster: each node's log stays on its host, signed by its node key; this lists \
+            where each lives (host and state directory) and how many entries it had at the node's \
+            last published status. Run `stet audit list` on that host to read it.
+
             EXIT STATUS
               0   listed
+              1   with --cluster: etcd is unreachable
               10  a line fails its check (entries before it are listed)
             """
     )
 
     @OptionGroup var global: GlobalOptions
+
+    @OptionGroup var fleet: ClusterOptions
 
     @Option(help: ArgumentHelp("Only entries since a duration ago (30m, 2h, 7d) or an RFC 3339 time.", valueName: "when"))
     var since: String?
@@ -108,7 +115,13 @@ struct AuditListCommand: ParsableCommand {
         return RFC3339.parse(text)
     }
 
-    func run() throws {
+    func run() async throws {
+        if fleet.cluster != nil {
+            let view = try await FleetCommands.read(fleet, global)
+            FleetCommands.printAuditLogs(view, json: global.json)
+            if !view.reachable { throw CommandFailure(status: ExitStatus.error, message: "cluster \(view.cluster): etcd is unreachable") }
+            return
+        }
         let cutoff = since.flatMap { Self.sinceDate($0, now: Date()) }
         let wanted = kind.flatMap(AuditEntry.Kind.init(rawValue:))
         let out = Terminal.standardOutput

@@ -51,6 +51,8 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var key: KeyOption
 
+    @OptionGroup var fleet: ClusterOptions
+
     @Flag(help: "Exit 2 when config or schedule changes are pending, 3 when drift is.")
     var detailedExitcode = false
 
@@ -89,6 +91,17 @@ struct PlanCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if fleet.cluster != nil {
+            guard proposal == nil, out == nil else {
+                throw CommandFailure(status: ExitStatus.error, message: "--cluster plans where the fleet runs the release: not with --proposal or --out")
+            }
+            let (gate, _) = try planning.gate(global)
+            let passed = try gate.verify(trust: try gate.resolveTrust(acting: false), now: Date())
+            let view = try await FleetCommands.read(fleet, global)
+            guard view.reachable else { throw CommandFailure(status: ExitStatus.error, message: "cluster \(view.cluster): etcd is unreachable: \(view.error ?? "")") }
+            Terminal.standardOutput.write(FleetCommands.plan(view, desired: passed.desired, release: passed.release.release, inForce: view.release))
+            return
+        }
         if let proposal {
             let observation: Proposal.Observation = observed.map {
                 .snapshot(file: $0, maxAge: maxAge.flatMap(StetDuration.init(parsing:)) ?? ObservedSnapshot.defaultMaxAge)

@@ -185,6 +185,8 @@ struct RunCommand: AsyncParsableCommand {
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: watching \(watched), state in \(global.store.root)")
         let fleetTask = member.map { member in
             member.attachEvents(Self.fleetEvents(loop: loop, audit: session.log))
+            let log = session.log
+            member.attachAuditCount { log.size }
             return Task { await member.run() }
         }
         defer { fleetTask?.cancel() }
