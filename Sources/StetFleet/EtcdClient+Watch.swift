@@ -39,6 +39,7 @@ extension EtcdClient {
             ] as [String: Any],
         ]
         let data = try JSONSerialization.data(withJSONObject: create)
+        counts.add("/v3/watch")
         var reasons: [String] = []
         for endpoint in endpoints {
             var request = HTTPClientRequest(url: endpoint.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/v3/watch")

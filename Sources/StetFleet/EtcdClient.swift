@@ -60,6 +60,7 @@ public final class EtcdClient: Sendable {
     let endpoints: [URL]
     let http: HTTPClient
     private let preferred = Preferred()
+    let counts = Counts()
 
     public init(_ configuration: Configuration) throws(Failure) {
         // Seconds become whole milliseconds below: a value out of this range could not convert.
@@ -223,6 +224,7 @@ public final class EtcdClient: Sendable {
     /// Posts `request` to the preferred endpoint, then to the others in turn while they cannot
     /// be reached; an endpoint that answers with an error ends the request.
     func post(_ path: String, _ request: [String: Any]) async throws -> [String: Any] {
+        counts.add(path)
         let data = try JSONSerialization.data(withJSONObject: request)
         let start = preferred.index
         var unreachable: [String] = []
@@ -303,6 +305,17 @@ public final class EtcdClient: Sendable {
     }
 
     /// The endpoint that answered last (shared by concurrent requests).
+    /// Requests made by this client, by gateway path (`/v3/lease/keepalive`, …; `/v3/watch` once
+    /// per watch opened): what a quiet fleet costs etcd.
+    public var requests: [String: Int] { counts.value }
+
+    final class Counts: @unchecked Sendable {
+        private let lock = NSLock()
+        private var counts: [String: Int] = [:]
+        func add(_ path: String) { lock.withLock { counts[path, default: 0] += 1 } }
+        var value: [String: Int] { lock.withLock { counts } }
+    }
+
     private final class Preferred: @unchecked Sendable {
         private let lock = NSLock()
         private var value = 0

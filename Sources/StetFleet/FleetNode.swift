@@ -263,7 +263,9 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         while !Task.isCancelled {
             let task = Task { await self.followOnce() }
             lock.withLock { state.watch = task }
-            await task.value
+            // The watch is a task of its own (a renewal after an outage restarts it); cancelling
+            // the node cancels it too.
+            await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
             await Self.sleep(0.2)
         }
     }

@@ -10,6 +10,7 @@ let suites: [String: ([String]) async throws -> Void] = [
     "backup": { try await BackupBenchmark.run($0) },
     "monitors": { try await MonitorBenchmark.run($0) },
     "fleet": { try FleetBenchmark.run($0) },
+    "fleet-failover": { try await FleetFailoverBenchmark.run($0) },
     // A light replica process for the replicas suite, not a benchmark.
     "http-replica": { try HTTPReplica.run($0) },
 ]
