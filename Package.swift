@@ -117,7 +117,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),
-        .testTarget(name: "StetFleetTests", dependencies: ["StetFleet", "StetTesting"], swiftSettings: strict),
+        .testTarget(name: "StetFleetTests", dependencies: ["StetFleet", "StetTesting", "StetCore", "StetCrypto", "StetManifest"], swiftSettings: strict),
         .testTarget(name: "StetStateTests", dependencies: ["StetState", "StetTesting"], swiftSettings: strict),
         .testTarget(
             name: "StetManifestTests",

@@ -1,7 +1,7 @@
 public import Foundation
 public import StetCrypto
 
-/// Where the engine records what it decides and does (docs/architecture.md, "Audit log" and "Toward a fleet"): entries
+/// Where the engine records what it decides and does (docs/architecture.md, "Audit log" and "A fleet on etcd"): entries
 /// appended in order, each chained to the one before and signed, with checkpoints of the whole.
 /// The state directory's signed log implements it (`AuditLog`), an in-memory log serves engine
 /// tests (`MemoryAuditSink`), and a cluster's audit sink can implement the same.

@@ -4,7 +4,7 @@ import NIOCore
 import NIOSSL
 
 /// A client of etcd 3.4's v3 JSON gateway (`/v3/kv/*`, `/v3/lease/*`, `/v3/watch`): the fleet's
-/// transport (docs/architecture.md, "Toward a fleet"). etcd is never trusted: what comes back is
+/// transport (docs/architecture.md, "A fleet on etcd"). etcd is never trusted: what comes back is
 /// bounded and checked here, and whatever a node acts on is verified above this layer.
 ///
 /// The gateway's conventions: keys and values are base64, int64 fields are JSON strings, zero

@@ -1,4 +1,4 @@
-/// Where each replica of each service runs in a fleet (docs/architecture.md, "Toward a fleet"):
+/// Where each replica of each service runs in a fleet (docs/architecture.md, "A fleet on etcd"):
 /// the leader's pure decision, `(services, live nodes, current assignments) -> assignments`.
 ///
 /// Stable first: an assignment to a live node that still matches the service's selector stays

@@ -1,4 +1,4 @@
-/// The lock of a state store (docs/architecture.md, "Plan, apply and the loop" and "Toward a fleet"): `apply` and each reconcile pass hold
+/// The lock of a state store (docs/architecture.md, "Plan, apply and the loop" and "A fleet on etcd"): `apply` and each reconcile pass hold
 /// the store's `lock`, so two of them never act at once; one `stet run` holds `run.lock`. A
 /// `flock` on one host (`StateLock`), held in memory for engine tests (`MemoryLock`), a
 /// lease-held key in a fleet.

@@ -2,7 +2,7 @@ public import Foundation
 
 /// Where Stet keeps what it has decided: the accepted release, the pinned trust policy, and the
 /// records of each resource (replicas, backup policies, monitors, last actions). Small on
-/// purpose (docs/architecture.md, "Toward a fleet"): the state directory implements it (`FileStateStore`), an
+/// purpose (docs/architecture.md, "A fleet on etcd"): the state directory implements it (`FileStateStore`), an
 /// in-memory store serves engine tests (`MemoryStateStore`), and a cluster store can implement
 /// the same.
 ///

@@ -1,0 +1,114 @@
+import Foundation
+@testable import StetFleet
+import StetCore
+import StetCrypto
+import StetManifest
+import StetTesting
+import Testing
+
+/// What a fleet reads from etcd is out of anyone's control: keys, release files and assignments
+/// are checked before use.
+@Suite struct FleetFormsTests {
+    let keys = try! FleetKeyspace(cluster: "prod")
+
+    @Test func onlyKeysOfTheKnownFormsAreParsed() throws {
+        #expect(keys.parse("/stet/prod/release/current") == .release)
+        #expect(keys.parse("/stet/prod/leader") == .leader)
+        #expect(keys.parse("/stet/prod/nodes/host-a") == .node("host-a"))
+        #expect(keys.parse("/stet/prod/assignments/service/web/3") == .assignment(.replica(service: "web", index: 3)))
+        #expect(keys.parse("/stet/prod/assignments/backup/db") == .assignment(.backup("db")))
+        #expect(keys.parse("/stet/prod/assignments/monitor/up") == .assignment(.monitor("up")))
+        for hostile in [
+            "/stet/other/leader", "/stet/prod/nodes/../leader", "/stet/prod/nodes/Host", "/stet/prod/nodes/a/b",
+            "/stet/prod/assignments/service/web/-1", "/stet/prod/assignments/service/web/03", "/stet/prod/assignments/service/web/1000",
+            "/stet/prod/assignments/service/web/99999999999999999999", "/stet/prod/assignments/service/web", "/stet/prod/assignments/job/x",
+            "/stet/prod/status/", "/stet/prod/release/other",
+        ] {
+            #expect(keys.parse(hostile) == nil, "\(hostile)")
+        }
+        #expect(throws: FleetError.self) { try FleetKeyspace(cluster: "a/b") }
+        for workload in [Workload.replica(service: "web", index: 0), .backup("db"), .monitor("up")] {
+            #expect(Workload(key: workload.key) == workload)
+        }
+    }
+
+    @Test func releaseFilesAreNamedPlainlyAndWrittenInOneStep() throws {
+        let folder = TemporaryDirectory("stet-fleet-release")
+        let good = FleetRelease(version: 2, digest: "sha256:x", envelope: Data("{}".utf8), files: [
+            .init(path: "web.yaml", bytes: Data("a".utf8)), .init(path: "team/db.yaml", bytes: Data("b".utf8)),
+        ])
+        let decoded = try FleetRelease.decode(try good.encoded())
+        #expect(decoded == good)
+        let target = folder.file("release")
+        try decoded.materialise(at: target)
+        #expect(FileManager.default.contents(atPath: target + "/team/db.yaml") == Data("b".utf8))
+        #expect(FileManager.default.contents(atPath: target + "/release.dsse.json") == Data("{}".utf8))
+        // A second release replaces the first whole: no file of the first is left.
+        let next = FleetRelease(version: 3, digest: "sha256:y", envelope: Data("{ }".utf8), files: [.init(path: "web.yaml", bytes: Data("c".utf8))])
+        try next.materialise(at: target)
+        #expect(FileManager.default.contents(atPath: target + "/web.yaml") == Data("c".utf8))
+        #expect(!FileManager.default.fileExists(atPath: target + "/team/db.yaml"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix(".incoming") }.isEmpty)
+
+        for path in ["../x.yaml", "/etc/passwd", "a//b", "./a", "a/../../b", "", "release.dsse.json", "a b.yaml", "a\u{0}b",
+                     String(repeating: "a/", count: 20) + "x", String(repeating: "x", count: 300)] {
+            let bad = FleetRelease(version: 1, digest: "d", envelope: Data(), files: [.init(path: path, bytes: Data())])
+            #expect(throws: FleetError.self, "\(path)") { try FleetRelease.decode(try bad.encoded()) }
+        }
+        let twice = FleetRelease(version: 1, digest: "d", envelope: Data(), files: [.init(path: "a", bytes: Data()), .init(path: "a", bytes: Data())])
+        #expect(throws: FleetError.self) { try FleetRelease.decode(try twice.encoded()) }
+        let many = FleetRelease(version: 1, digest: "d", envelope: Data(), files: (0...FleetRelease.maximumFiles).map { .init(path: "f\($0)", bytes: Data()) })
+        #expect(throws: FleetError.self) { try FleetRelease.decode(try many.encoded()) }
+        #expect(throws: FleetError.self) { try FleetRelease.decode(Data("[1,2]".utf8)) }
+    }
+
+    @Test func signedValuesOpenOnlyWithANodeKeyOfThePolicy() throws {
+        var repo = RepositoryFixture()
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ops"]), node: (1, ["host-a"]))
+        let trust = try TrustPolicy.load(file: repo.trustFile)
+        let assignment = Assignment(workload: .replica(service: "web", index: 1), node: "host-a", release: "sha256:x", epoch: 7, leader: "host-a")
+        let sealed = try FleetSigned.seal(assignment, type: FleetSigned.assignmentType, key: repo.keys["host-a"]!)
+        guard case .success(let (opened, signer)) = FleetSigned.open(sealed, type: FleetSigned.assignmentType, as: Assignment.self, trust: trust) else {
+            Issue.record("a node's assignment did not open")
+            return
+        }
+        #expect(opened == assignment && signer == "host-a")
+        // An operator key, a stranger's key, another payload type, a changed payload: refused.
+        let byOperator = try FleetSigned.seal(assignment, type: FleetSigned.assignmentType, key: repo.keys["ops"]!)
+        let byStranger = try FleetSigned.seal(assignment, type: FleetSigned.assignmentType, key: try PrivateKey.generate())
+        let asStatus = try FleetSigned.seal(assignment, type: FleetSigned.statusType, key: repo.keys["host-a"]!)
+        var envelope = try Envelope(json: sealed)
+        envelope.payload = Data(String(decoding: envelope.payload, as: UTF8.self).replacingOccurrences(of: "host-a", with: "host-b").utf8)
+        for data in [byOperator, byStranger, asStatus, envelope.json(), Data("not json".utf8)] {
+            guard case .failure = FleetSigned.open(data, type: FleetSigned.assignmentType, as: Assignment.self, trust: trust) else {
+                Issue.record("opened \(String(decoding: data.prefix(200), as: UTF8.self))")
+                continue
+            }
+        }
+    }
+
+    @Test func aNodesShareIsWhatIsAssignedToIt() {
+        var desired = DesiredState()
+        desired.services["web"] = Service(metadata: Metadata(name: "web"), replicas: 4, run: Service.Run(command: ["true"]))
+        desired.backupPolicies["db"] = BackupPolicy(
+            metadata: Metadata(name: "db"), paths: ["/x"], resticRepository: "/r", passwordFile: "/p", every: .seconds(60), rpo: .seconds(120),
+            retention: .init(last: 1))
+        desired.monitors["up"] = Monitor(metadata: Metadata(name: "up"), probe: .service("web"))
+        let assignments: [Workload: Assignment] = [
+            .replica(service: "web", index: 0): Assignment(workload: .replica(service: "web", index: 0), node: "a", release: "r", epoch: 1, leader: "a"),
+            .replica(service: "web", index: 2): Assignment(workload: .replica(service: "web", index: 2), node: "b", release: "r", epoch: 1, leader: "a"),
+            .replica(service: "web", index: 3): Assignment(workload: .replica(service: "web", index: 3), node: "a", release: "r", epoch: 1, leader: "a"),
+            .backup("db"): Assignment(workload: .backup("db"), node: "b", release: "r", epoch: 1, leader: "a"),
+            .monitor("up"): Assignment(workload: .monitor("up"), node: "a", release: "r", epoch: 1, leader: "a"),
+        ]
+        let a = FleetNode.share(of: desired, for: "a", in: assignments)
+        #expect(a.replicaIndices(of: desired.services["web"]!) == [0, 3])
+        #expect(a.backupPolicies.isEmpty && a.monitors.keys.sorted() == ["up"])
+        let b = FleetNode.share(of: desired, for: "b", in: assignments)
+        #expect(b.replicaIndices(of: desired.services["web"]!) == [2])
+        #expect(b.backupPolicies.keys.sorted() == ["db"] && b.monitors.isEmpty)
+        #expect(FleetNode.share(of: desired, for: "c", in: assignments).replicaIndices(of: desired.services["web"]!) == [])
+        // One host (no assignments at all) runs every replica.
+        #expect(desired.replicaIndices(of: desired.services["web"]!) == [0, 1, 2, 3])
+    }
+}
