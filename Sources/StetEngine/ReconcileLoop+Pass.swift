@@ -41,6 +41,14 @@ extension ReconcileLoop {
         }
     }
 
+    /// Records the replicas that ended, under the state lock, and acts on nothing (a fleet node
+    /// that cannot prove what it owns). Their services stay dirty for the pass that follows.
+    func recordExits() throws {
+        try stateLock.acquire(timeout: options.lockTimeout)
+        defer { stateLock.release() }
+        dirty.formUnion(try reapExited())
+    }
+
     /// What this pass makes true: the desired state, except in a fleet's first pass after its
     /// share changed, which only stops what is no longer this node's (it starts nothing: a
     /// returning node gives back before it takes). The pass after it starts the rest.
@@ -83,7 +91,7 @@ extension ReconcileLoop {
 
     /// Records how replicas that ended ended (reaping this process's own children), and returns
     /// their services.
-    private func reapExited() throws -> Set<String> {
+    func reapExited() throws -> Set<String> {
         var ended: Set<String> = []
         for records in try provider.records().values {
             for var record in records.values where record.exitedAt == nil {

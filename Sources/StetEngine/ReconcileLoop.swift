@@ -225,7 +225,10 @@ public final class ReconcileLoop: @unchecked Sendable {
             alertAuditDamage()
             // A release accepted by `apply` or `verify --accept` meanwhile is taken at once.
             try adoptAcceptedRelease()
-            if !dirty.isEmpty || backupsDue, fleetMayAct() {
+            if !dirty.isEmpty || backupsDue, !fleetMayAct() {
+                // Held by the fleet: exits are still recorded (and reaped), nothing is acted on.
+                try recordExits()
+            } else if !dirty.isEmpty || backupsDue {
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()

@@ -62,7 +62,7 @@ public struct StatusReport: Encodable, Sendable {
     public init(desired: DesiredState, observed: ObservedState, store: any StateStore, now: Date = Date()) {
         services = Set(desired.services.keys).union(observed.services.keys).sorted().map { name in
             let resource = ResourceID(.service, name)
-            let promised = desired.services[name]?.replicas ?? 0
+            let promised = desired.services[name].map { desired.replicaIndices(of: $0).count } ?? 0
             let replicas = (observed.services[name]?.replicas ?? [:]).values.sorted { $0.index < $1.index }
             let ready = observed.services[name]?.ready(promised: promised) ?? 0
             return ServiceLine(

@@ -241,6 +241,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             return (may, may != state.toldMayAct, state.etcdFailure)
         }
         guard changed else { return }
+        saveShare()
         if may {
             events(.reconnected)
         } else if lock.withLock({ state.loaded }) {
@@ -308,10 +309,36 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
                     mine() != before || !wasLoaded, state.leader == nil)
         }
         if releaseChanged { takeRelease() }
+        if shareChanged { saveShare() }
         if shareChanged || releaseChanged { wakeLoop() }
         checkMayAct()
         if leaderGone { try? await campaign() }
         await placeIfLeader()
+    }
+
+    /// Keeps this node's share in the state directory for `stet status` on the host.
+    private func saveShare() {
+        let (mine, acting, failure) = lock.withLock { (self.mine(), state.toldMayAct, state.etcdFailure) }
+        var replicas: [String: [Int]] = [:]
+        var backups: [String] = [], monitors: [String] = []
+        for workload in mine.keys.sorted() {
+            switch workload {
+            case .replica(let service, let index): replicas[service, default: []].append(index)
+            case .backup(let name): backups.append(name)
+            case .monitor(let name): monitors.append(name)
+            }
+        }
+        let share = FleetShare(
+            cluster: keys.cluster, node: me, replicas: replicas, backups: backups, monitors: monitors, acting: acting,
+            since: RFC3339.format(Date()),
+            reason: acting ? nil : failure.map { "cannot reach etcd (\($0))" } ?? "the fleet lease is not renewed")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do {
+            try store.write(FleetShare.key, try encoder.encode(share))
+        } catch {
+            events(.log("cannot keep this node's share in \(store.root): \(error)"))
+        }
     }
 
     /// This node's assignments (under the lock).
@@ -325,7 +352,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         for (key, kv) in state.mirror {
             guard case .node(let name) = keys.parse(key) else { continue }
             switch FleetSigned.open(kv.value, type: FleetSigned.nodeType, as: NodeRecord.self, trust: trust) {
-            case .success(let (record, _)) where record.name == name && trust.keys(in: .node).contains(where: { $0.publicKey.keyID == record.keyID }):
+            // Signed by the very node key it names.
+            case .success(let (record, signer)) where record.name == name && trust.keys[signer]?.publicKey.keyID == record.keyID:
                 nodes[name] = record
             case .success:
                 rejectOnce(key, "the record does not name this node or its key")

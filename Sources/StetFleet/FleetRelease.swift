@@ -107,8 +107,8 @@ public struct FleetRelease: Codable, Sendable, Equatable {
     private func write(_ bytes: Data, _ root: String, _ relative: String) throws {
         let path = (root as NSString).appendingPathComponent(relative)
         let folder = (path as NSString).deletingLastPathComponent
-        if folder != root { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
-        guard try AtomicFile.create(bytes, at: path, mode: 0o644) else { throw FleetError("\(relative) is written twice") }
+        if folder != root { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]) }
+        guard try AtomicFile.create(bytes, at: path, mode: 0o600) else { throw FleetError("\(relative) is written twice") }
     }
 }
 

@@ -1,6 +1,8 @@
 public import Foundation
 public import StetCrypto
 public import StetManifest
+public import StetCore
+public import StetState
 
 /// What nodes publish in etcd, each a DSSE envelope signed by the node's own key: its record
 /// (`nodes/NAME`), its status (`status/NAME`) and, as leader, the assignments. A reader opens
@@ -103,4 +105,33 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     /// Where the node's audit log lives (each node's log stays local) and how many entries it had.
     public var auditLog: String?
     public var auditEntries: Int?
+}
+
+/// `fleet/share.json` in a node's state directory: what the fleet last assigned to this node, for
+/// `stet status` on the host (which shows the node's share, not the whole release).
+public struct FleetShare: Codable, Sendable, Equatable {
+    public static let key = "fleet/share.json"
+
+    public var cluster: String
+    public var node: String
+    public var replicas: [String: [Int]]
+    public var backups: [String]
+    public var monitors: [String]
+    /// False while the node cannot prove what it owns (it starts and stops nothing), since `since`.
+    public var acting: Bool
+    public var since: String
+    public var reason: String?
+
+    public func apply(to desired: DesiredState) -> DesiredState {
+        var share = desired
+        share.assignedReplicas = replicas.mapValues(Set.init)
+        share.backupPolicies = desired.backupPolicies.filter { backups.contains($0.key) }
+        share.monitors = desired.monitors.filter { monitors.contains($0.key) }
+        return share
+    }
+
+    public static func load(from store: any StateStore) -> FleetShare? {
+        guard let data = try? store.read(key) else { return nil }
+        return try? JSONDecoder().decode(FleetShare.self, from: data)
+    }
 }

@@ -256,14 +256,17 @@ extension FleetTests {
         #expect(status.status == 1 && status.stdout.contains("etcd is unreachable"), "\(status.combined)")
         let victim = survivors[0]
         guard let (index, replica) = fleet.running(victim).first else { throw TestFailure("\(victim) runs nothing") }
-        kill(replica.pid, SIGKILL)
+        #expect(kill(replica.pid, SIGKILL) == 0)
+        #expect(eventually(timeout: 5) { fleet.running(victim)[index]?.pid != replica.pid }, "replica \(index) (pid \(replica.pid)) did not die")
         while Date().timeIntervalSince(outageStarted) < 10 { usleep(200_000) }
-        #expect(fleet.running(victim)[index] == nil, "\(victim) restarted replica \(index) while cut off from etcd")
+        #expect(fleet.running(victim)[index] == nil, "pid \(replica.pid) killed; \(victim) restarted replica \(index) while cut off from etcd\n\(fleet.logs())")
         var others = before
         others[victim]?[index] = nil
         #expect(pids().filter { survivors.contains($0.key) }.mapValues { $0.filter { $0.key != index || $0.value != replica.pid } } == others,
                 "\(pids())")
         #expect(fleet.nodes[victim]?.output.contains("starting and stopping nothing") == true, "\(fleet.logs())")
+        let local = try fleet.stet("status", "--state-dir", fleet.stateDir(victim))
+        #expect(local.combined.contains("not acting since"), "\(local.combined)")
         try fleet.etcd.restart()
         #expect(eventually(timeout: 60) { fleet.running(victim)[index] != nil }, "\(fleet.logs())")
         #expect(eventually(timeout: 30) { fleet.placement(among: survivors).count == 6 }, "\(fleet.placement())\n\(fleet.logs())")

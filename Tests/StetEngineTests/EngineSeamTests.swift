@@ -8,7 +8,7 @@ import StetProviders
 import StetState
 import Testing
 
-/// The engine on its seams only (docs/architecture.md, "Toward a fleet"): the applier with the in-memory state
+/// The engine on its seams only (docs/architecture.md, "A fleet on etcd"): the applier with the in-memory state
 /// store, audit sink and provider, nothing on disk. What a cluster store and sink plug into.
 @Suite struct EngineSeamTests {
     let key: PrivateKey

@@ -189,25 +189,27 @@ struct RunCommand: AsyncParsableCommand {
             member.attachAuditCount { log.size }
             return Task { await member.run() }
         }
-        defer { fleetTask?.cancel() }
-        let ok: Bool
+        var ok = false
+        var failure: (any Error)?
         do {
             ok = try await loop.run()
-        } catch let damaged as AuditError where damaged.code == .tampered {
+        } catch {
+            failure = error
+        }
+        if let damaged = failure as? AuditError, damaged.code == .tampered {
             // The log refuses every append, so Stet can act no more: say so to every receiver.
             let alert = AlertMessage(
                 labels: ["alertname": "StetAuditLogDamaged", "severity": "critical", "source": "stet"],
                 annotations: ["summary": damaged.message], startsAt: RFC3339.format(Date()))
             let sender = NotifierSender { Terminal.standardError.line($0) }
             for notifier in loop.current.desired.notifiers.values { _ = sender.send([alert], to: notifier) }
-            server?.cancel()
-            throw damaged
         }
         server?.cancel()
         await server?.value
         fleetTask?.cancel()
         await fleetTask?.value
         try? await member?.client.shutdown()
+        if let failure { throw failure }
         try session.close()
         Terminal.standardError.line("\(RFC3339Now.text())  stet run: stopped")
         // Stopped by a signal is a success; only `--once` reports its pass.

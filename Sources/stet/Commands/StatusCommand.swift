@@ -4,6 +4,7 @@ import StetAudit
 import StetCore
 import StetCrypto
 import StetEngine
+import StetFleet
 import StetManifest
 import StetProviders
 import StetState
@@ -57,7 +58,9 @@ struct StatusCommand: AsyncParsableCommand {
         let exportKey = try export.map { _ in try PrivateKey(contentsOfFile: try key.path()) }
         let inForce = try ReleaseStore(store: global.store).inForce(trustFile: global.trust, now: Date())
         let now = Date()
-        let desired = inForce?.desired ?? DesiredState()
+        // A fleet node shows its own share (`stet status --cluster` shows the fleet).
+        let share = FleetShare.load(from: global.store)
+        let desired = share.map { $0.apply(to: inForce?.desired ?? DesiredState()) } ?? inForce?.desired ?? DesiredState()
         let observed = try await HostProvider(store: global.store).observe(desired, now: now)
         let report = StatusReport(desired: desired, observed: observed, store: global.store, now: now)
         if let export, let privateKey = exportKey {
@@ -72,6 +75,12 @@ struct StatusCommand: AsyncParsableCommand {
         if global.json {
             out.json(report)
         } else {
+            if let share {
+                out.line("fleet      node \(share.node) of cluster \(share.cluster): this host's share (`stet status --cluster URL` for the fleet)")
+                if !share.acting {
+                    out.warning("not acting since \(share.since): \(share.reason ?? "the fleet lease is not renewed"); what runs keeps running, nothing is started or stopped")
+                }
+            }
             if let inForce {
                 out.line("release    version \(inForce.accepted.version) (\(inForce.accepted.digest)), in force since \(RFC3339.format(inForce.accepted.acceptedAt))")
                 for warning in inForce.release.report.warnings { out.warning(warning) }
