@@ -476,39 +476,15 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         guard let leader = state.leader, leader.name == me, leader.lease == state.lease, let release = state.release,
             leader.epoch >= state.maxEpoch
         else { return nil }
-        let desired = release.desired
-        let nodes = state.nodes.values.sorted { $0.name < $1.name }.map { Placement.Node(name: $0.name, labels: $0.labels) }
-        var services = desired.services.values.sorted { $0.metadata.name < $1.metadata.name }.map {
-            Placement.Service(name: $0.metadata.name, replicas: $0.replicas, selector: $0.placement, spread: $0.spread)
-        }
-        // Backup policies and monitors are placed as one replica each, under names no service has.
-        for name in desired.backupPolicies.keys.sorted() where desired.backupPolicies[name]?.runOn == nil {
-            services.append(Placement.Service(name: "backup/" + name, replicas: 1))
-        }
-        for name in desired.monitors.keys.sorted() { services.append(Placement.Service(name: "monitor/" + name, replicas: 1)) }
         var current: [Placement.Slot: String] = [:]
         for (workload, assignment) in state.accepted { current[Self.slot(workload)] = assignment.node }
-        let placed = Placement().place(services, on: nodes, current: current)
-        if placed.unplaced != state.unplaced {
-            state.unplaced = placed.unplaced
-            if !placed.unplaced.isEmpty {
-                events(.log("no live node matches \(placed.unplaced.count) replica(s): "
-                    + placed.unplaced.prefix(5).map { "\($0.service)/\($0.index)" }.joined(separator: ", ")))
+        let (target, unplaced) = Self.place(release.desired, on: Array(state.nodes.values), current: current)
+        if unplaced != state.unplaced {
+            state.unplaced = unplaced
+            if !unplaced.isEmpty {
+                events(.log("no live node matches \(unplaced.count) replica(s): "
+                    + unplaced.prefix(5).map { "\($0.service)/\($0.index)" }.joined(separator: ", ")))
             }
-        }
-        var target: [Workload: String] = [:]
-        for (slot, node) in placed.assignments {
-            if slot.service.hasPrefix("backup/") {
-                target[.backup(String(slot.service.dropFirst(7)))] = node
-            } else if slot.service.hasPrefix("monitor/") {
-                target[.monitor(String(slot.service.dropFirst(8)))] = node
-            } else {
-                target[.replica(service: slot.service, index: slot.index)] = node
-            }
-        }
-        for (name, policy) in desired.backupPolicies {
-            guard let service = policy.runOn else { continue }
-            if let node = placed.assignments[Placement.Slot(service: service, index: 0)] { target[.backup(name)] = node }
         }
         var writes: [(Workload, Assignment)] = []
         for (workload, node) in target.sorted(by: { $0.key < $1.key }) {
@@ -524,6 +500,44 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             deletes.append(key)
         }
         return (writes, deletes, leader.epoch)
+    }
+
+    /// The leader's whole decision, pure: every replica (`Placement`), every backup policy (beside
+    /// replica 0 of its `runOn` service, else placed as one replica of its own) and every monitor
+    /// (one replica of its own), on `nodes`, keeping `current` where it may stay.
+    static func place(_ desired: DesiredState, on records: [NodeRecord], current: [Placement.Slot: String])
+        -> (target: [Workload: String], unplaced: [Placement.Slot])
+    {
+        let nodes = records.sorted { $0.name < $1.name }.map { Placement.Node(name: $0.name, labels: $0.labels) }
+        var services = desired.services.values.sorted { $0.metadata.name < $1.metadata.name }.map {
+            Placement.Service(name: $0.metadata.name, replicas: $0.replicas, selector: $0.placement, spread: $0.spread)
+        }
+        // Backup policies and monitors are placed as one replica each, under names no service has.
+        for name in desired.backupPolicies.keys.sorted() where desired.backupPolicies[name]?.runOn == nil {
+            services.append(Placement.Service(name: "backup/" + name, replicas: 1))
+        }
+        for name in desired.monitors.keys.sorted() { services.append(Placement.Service(name: "monitor/" + name, replicas: 1)) }
+        let placed = Placement().place(services, on: nodes, current: current)
+        var target: [Workload: String] = [:]
+        for (slot, node) in placed.assignments {
+            if slot.service.hasPrefix("backup/") {
+                target[.backup(String(slot.service.dropFirst(7)))] = node
+            } else if slot.service.hasPrefix("monitor/") {
+                target[.monitor(String(slot.service.dropFirst(8)))] = node
+            } else {
+                target[.replica(service: slot.service, index: slot.index)] = node
+            }
+        }
+        var unplaced = placed.unplaced
+        for (name, policy) in desired.backupPolicies {
+            guard let service = policy.runOn else { continue }
+            if let node = placed.assignments[Placement.Slot(service: service, index: 0)] {
+                target[.backup(name)] = node
+            } else {
+                unplaced.append(Placement.Slot(service: "backup/" + name, index: 0))
+            }
+        }
+        return (target, unplaced.sorted())
     }
 
     static func slot(_ workload: Workload) -> Placement.Slot {

@@ -203,6 +203,23 @@ final class FleetFixture: @unchecked Sendable {
         for name in survivors {
             for (index, pid) in kept[name]! { #expect(fleet.running(name)[index]?.pid == pid, "\(name) restarted replica \(index)") }
         }
+
+        // A node cut off with its replicas still running (its `stet run` killed, not them): once
+        // its lease expired the others hold its replicas; back, it stops them, as they are no
+        // longer its own, and each index runs once again.
+        let cut = "host-c"
+        let itsOwn = Set(fleet.running(cut).keys)
+        #expect(!itsOwn.isEmpty)
+        fleet.nodes[cut]?.stop(SIGKILL, timeout: 5)
+        fleet.nodes[cut] = nil
+        #expect(try eventually(timeout: 20) { try !fleet.live().contains(cut) })
+        try fleet.start(cut)
+        #expect(eventually(timeout: 60) {
+            let now = fleet.placement()
+            return now.count == 9 && now.values.allSatisfy { $0.count == 1 } && itsOwn.allSatisfy { now[$0] != [cut] }
+        }, "\(fleet.placement())\n\(fleet.logs())")
+        #expect(fleet.nodes[cut]?.output.contains("assigned-elsewhere") == true || fleet.nodes[cut]?.output.contains("stop-replica") == true,
+                "\(fleet.logs())")
     }
 }
 

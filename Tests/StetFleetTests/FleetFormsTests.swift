@@ -111,4 +111,36 @@ import Testing
         // One host (no assignments at all) runs every replica.
         #expect(desired.replicaIndices(of: desired.services["web"]!) == [0, 1, 2, 3])
     }
+
+    @Test func theLeaderPlacesBackupsBesideTheirServiceAndMonitorsOnANodeEach() {
+        var desired = DesiredState()
+        desired.services["db"] = Service(metadata: Metadata(name: "db"), replicas: 2, run: Service.Run(command: ["true"]))
+        var beside = BackupPolicy(
+            metadata: Metadata(name: "db-data"), paths: ["/x"], resticRepository: "/r", passwordFile: "/p", every: .seconds(60),
+            rpo: .seconds(120), retention: .init(last: 1))
+        beside.runOn = "db"
+        desired.backupPolicies["db-data"] = beside
+        var anywhere = beside
+        anywhere.metadata = Metadata(name: "logs")
+        anywhere.runOn = nil
+        desired.backupPolicies["logs"] = anywhere
+        desired.monitors["up"] = Monitor(metadata: Metadata(name: "up"), probe: .service("db"))
+        let nodes = ["a", "b", "c"].map { NodeRecord(name: $0, labels: [:], keyID: "", joinedAt: "") }
+        let (target, unplaced) = FleetNode.place(desired, on: nodes, current: [:])
+        #expect(unplaced.isEmpty)
+        #expect(target[.backup("db-data")] == target[.replica(service: "db", index: 0)])
+        #expect(target[.backup("logs")] != nil && target[.monitor("up")] != nil)
+        #expect(target[.replica(service: "db", index: 0)] != target[.replica(service: "db", index: 1)])
+        // The node of replica 0 dies: the backups follow replica 0 wherever it goes; the rest stays.
+        let dead = target[.replica(service: "db", index: 0)]!
+        var current: [Placement.Slot: String] = [:]
+        for (workload, node) in target { current[FleetNode.slot(workload)] = node }
+        let (after, _) = FleetNode.place(desired, on: nodes.filter { $0.name != dead }, current: current)
+        #expect(after[.replica(service: "db", index: 0)] != dead)
+        #expect(after[.backup("db-data")] == after[.replica(service: "db", index: 0)])
+        for (workload, node) in target where node != dead { #expect(after[workload] == node, "\(workload) moved") }
+        // No node at all: everything is unplaced, the backup beside its service too.
+        let (none, left) = FleetNode.place(desired, on: [], current: [:])
+        #expect(none.isEmpty && left.count == 5)
+    }
 }

@@ -106,7 +106,7 @@ import Testing
         Case(with("{name: web}", "{name: Web_1}"),
          ["m.yaml:3:18: metadata.name: expected a DNS label (lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit), found \"Web_1\""]),
         Case(plus("  colour: blue\n"),
-         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, health, protect, replicas, restart, run, update)"]),
+         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, health, placement, protect, replicas, restart, run, update)"]),
         Case(with("[python3, -m, http.server]", "python3"),
          ["m.yaml:7:14: spec.run.command: expected a list, found \"python3\""]),
         Case(with("[python3, -m, http.server]", "[]"),

@@ -30,6 +30,12 @@ struct ApplyCommand: AsyncParsableCommand {
             actions run, a terminal shows a live line per action; elsewhere each action gets a \
             line when it starts and when it ends, and a `still running` line every 10 s.
 
+            With --cluster (CI): verifies the release here, prints where the fleet will run it, \
+            and publishes it to the fleet's etcd with compare-and-swap (never over a newer release \
+            or another of the same version: exit 10); then waits (--wait-timeout, default 120s) \
+            until every live node runs it as assigned. The hosts' state directories play no part: \
+            each node verifies the release again with its own pinned trust policy.
+
             EXIT STATUS
               0   applied (or nothing to do)
               1   error, a change failed (the rest of its resource was skipped), a replica was \

@@ -31,10 +31,18 @@ struct RunCommand: AsyncParsableCommand {
             WATCHDOG=1 every half of WatchdogSec while the loop turns, STOPPING=1 on a signal, \
             written to $NOTIFY_SOCKET; state in /var/lib/stet unless --state-dir says otherwise.
 
+            With --cluster the host joins a fleet on etcd as node --node: its key (--key) must be \
+            in the node role of the pinned trust policy. It takes the fleet's release from etcd \
+            (verified here, under the pinned policy) and runs only what the leader assigned to it; \
+            one node leads and places the work, and when a node's lease (--lease-ttl) expires its \
+            work moves to the others. A node that cannot renew its lease starts and stops nothing \
+            and says so (`stet status`, StetFleetUnreachable). See `stet status --cluster`.
+
             EXIT STATUS
               0   stopped by a signal (or --once: the pass succeeded)
               1   error (--once: an action failed)
-              10  the audit log or the operator key was refused
+              10  the audit log or the operator key was refused (with --cluster: no trust policy is
+                  pinned, or the key is not a node key)
               11  another stet process holds the state lock past --lock-timeout
             """
     )

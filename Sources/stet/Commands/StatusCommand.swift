@@ -24,6 +24,11 @@ struct StatusCommand: AsyncParsableCommand {
             manifests play no part (an unsigned edit there changes nothing until a release is \
             signed and applied), so status works from any directory with --state-dir.
 
+            On a fleet node, status shows this host's share and whether it acts. With --cluster \
+            URL: the fleet as etcd holds it, every value verified under this host's trust policy: \
+            nodes, labels, lease time left, the leader and its epoch, what each node is assigned \
+            and runs, nodes that are down, and values that do not verify (ignored, and said).
+
             --export FILE also writes what was observed, signed by the operator key (--key or \
             STET_KEY), with the time, this host's name and the release in force: CI plans a pull \
             request against it (`stet plan --proposal DIR --observed FILE`) without access to the \
