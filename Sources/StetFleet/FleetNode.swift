@@ -88,6 +88,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var mirror: [String: EtcdClient.KeyValue] = [:]
         var accepted: [Workload: Assignment] = [:]
         var maxEpoch: Int64 = 0
+        /// The newest revision seen in etcd (the sequence of the leader's decisions).
+        var revision: Int64 = 0
         var rejected: [String: String] = [:]
         var nodes: [String: NodeRecord] = [:]
         var departed: Set<String> = []
@@ -129,21 +131,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     /// `desired` cut down to what `assignments` give `node`.
     static func share(of desired: DesiredState, for node: String, in assignments: [Workload: Assignment]) -> DesiredState {
-        var share = desired
-        var replicas: [String: Set<Int>] = [:]
-        var backups: Set<String> = []
-        var monitors: Set<String> = []
-        for (workload, assignment) in assignments where assignment.node == node {
-            switch workload {
-            case .replica(let service, let index): replicas[service, default: []].insert(index)
-            case .backup(let name): backups.insert(name)
-            case .monitor(let name): monitors.insert(name)
-            }
-        }
-        share.assignedReplicas = replicas
-        share.backupPolicies = desired.backupPolicies.filter { backups.contains($0.key) }
-        share.monitors = desired.monitors.filter { monitors.contains($0.key) }
-        return share
+        FleetShare(cluster: "", node: node, assignments: assignments).apply(to: desired)
     }
 
     public var mayAct: Bool { lock.withLock { state.loaded && Date() < state.renewedUntil } }
@@ -293,6 +281,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             if full {
                 state.mirror = Dictionary(kvs.map { ($0.key, $0) }, uniquingKeysWith: { $1 })
             }
+            state.revision = max(state.revision, kvs.map(\.modRevision).max() ?? 0, batch.map(\.kv.modRevision).max() ?? 0)
             for event in batch {
                 switch event.kind {
                 case .put: state.mirror[event.kv.key] = event.kv
@@ -318,20 +307,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     /// Keeps this node's share in the state directory for `stet status` on the host.
     private func saveShare() {
-        let (mine, acting, failure) = lock.withLock { (self.mine(), state.toldMayAct, state.etcdFailure) }
-        var replicas: [String: [Int]] = [:]
-        var backups: [String] = [], monitors: [String] = []
-        for workload in mine.keys.sorted() {
-            switch workload {
-            case .replica(let service, let index): replicas[service, default: []].append(index)
-            case .backup(let name): backups.append(name)
-            case .monitor(let name): monitors.append(name)
-            }
-        }
-        let share = FleetShare(
-            cluster: keys.cluster, node: me, replicas: replicas, backups: backups, monitors: monitors, acting: acting,
-            since: RFC3339.format(Date()),
-            reason: acting ? nil : failure.map { "cannot reach etcd (\($0))" } ?? "the fleet lease is not renewed")
+        let (accepted, acting, failure) = lock.withLock { (state.accepted, state.toldMayAct, state.etcdFailure) }
+        var share = FleetShare(cluster: keys.cluster, node: me, assignments: accepted)
+        share.acting = acting
+        share.reason = acting ? nil : failure.map { "cannot reach etcd (\($0))" } ?? "the fleet lease is not renewed"
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         do {
@@ -402,6 +381,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         for (key, workload, assignment) in verified.sorted(by: { $0.2.epoch < $1.2.epoch }) {
             guard assignment.epoch >= state.maxEpoch else {
                 rejectOnce(key, "epoch \(assignment.epoch) is older than epoch \(state.maxEpoch), already seen")
+                continue
+            }
+            if let taken = state.accepted[workload], (assignment.epoch, assignment.sequence) < (taken.epoch, taken.sequence) {
+                rejectOnce(key, "an older decision (sequence \(assignment.sequence)) than the one taken (sequence \(taken.sequence))")
                 continue
             }
             state.maxEpoch = assignment.epoch
@@ -488,9 +471,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         }
         var writes: [(Workload, Assignment)] = []
         for (workload, node) in target.sorted(by: { $0.key < $1.key }) {
-            let assignment = Assignment(workload: workload, node: node, release: release.ref.digest, epoch: leader.epoch, leader: me)
-            // Also over a value in etcd that was not taken (forged, or not signed for its key).
-            if state.accepted[workload] != assignment || state.rejected[keys.assignment(workload)] != nil {
+            let assignment = Assignment(
+                workload: workload, node: node, release: release.ref.digest, epoch: leader.epoch, leader: me, sequence: state.revision)
+            // Also over a value in etcd that was not taken (forged, replayed, or not signed for its key).
+            if !(state.accepted[workload]?.decides(as: assignment) ?? false) || state.rejected[keys.assignment(workload)] != nil {
                 writes.append((workload, assignment))
             }
         }

@@ -71,13 +71,22 @@ public struct Assignment: Codable, Sendable, Equatable {
     public var release: String
     public var epoch: Int64
     public var leader: String
+    /// The etcd revision the leader had seen when it decided: within one epoch, a later decision
+    /// has a higher sequence, so an older one replayed into etcd is refused.
+    public var sequence: Int64
 
-    public init(workload: Workload, node: String, release: String, epoch: Int64, leader: String) {
+    public init(workload: Workload, node: String, release: String, epoch: Int64, leader: String, sequence: Int64 = 0) {
         self.workload = workload.key
         self.node = node
         self.release = release
         self.epoch = epoch
         self.leader = leader
+        self.sequence = sequence
+    }
+
+    /// The same decision, whenever it was made.
+    public func decides(as other: Assignment) -> Bool {
+        (workload, node, release, epoch, leader) == (other.workload, other.node, other.release, other.epoch, other.leader)
     }
 }
 
@@ -118,9 +127,27 @@ public struct FleetShare: Codable, Sendable, Equatable {
     public var backups: [String]
     public var monitors: [String]
     /// False while the node cannot prove what it owns (it starts and stops nothing), since `since`.
-    public var acting: Bool
-    public var since: String
+    public var acting = false
+    public var since = RFC3339.format(Date())
     public var reason: String?
+
+    /// What `assignments` give `node`.
+    public init(cluster: String, node: String, assignments: [Workload: Assignment]) {
+        self.cluster = cluster
+        self.node = node
+        var replicas: [String: [Int]] = [:]
+        var backups: [String] = [], monitors: [String] = []
+        for (workload, assignment) in assignments.sorted(by: { $0.key < $1.key }) where assignment.node == node {
+            switch workload {
+            case .replica(let service, let index): replicas[service, default: []].append(index)
+            case .backup(let name): backups.append(name)
+            case .monitor(let name): monitors.append(name)
+            }
+        }
+        self.replicas = replicas
+        self.backups = backups
+        self.monitors = monitors
+    }
 
     public func apply(to desired: DesiredState) -> DesiredState {
         var share = desired
