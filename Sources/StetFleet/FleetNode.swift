@@ -360,42 +360,15 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     /// not older than the newest epoch seen. One that does not is ignored (said once), and the
     /// assignment taken before stays (under the lock).
     private func readAssignments(full: Bool, changed: Set<String>) {
-        var verified: [(String, Workload, Assignment)] = []
-        for (key, kv) in state.mirror where key.hasPrefix(keys.assignments) && (full || changed.contains(key)) {
-            guard case .assignment(let workload) = keys.parse(key) else {
-                rejectOnce(key, "not an assignment key")
-                continue
-            }
-            switch FleetSigned.open(kv.value, type: FleetSigned.assignmentType, as: Assignment.self, trust: trust) {
-            case .failure(let error):
-                rejectOnce(key, error.description)
-            case .success(let (assignment, _)):
-                guard assignment.workload == workload.key, ResourceID.isValidName(assignment.node), assignment.epoch > 0 else {
-                    rejectOnce(key, "signed for \(assignment.workload.prefix(80)) on \(assignment.node.prefix(80)), not for this key")
-                    continue
-                }
-                verified.append((key, workload, assignment))
-            }
-        }
-        // Oldest epoch first: a whole read taken while a new leader rewrites takes both.
-        for (key, workload, assignment) in verified.sorted(by: { $0.2.epoch < $1.2.epoch }) {
-            guard assignment.epoch >= state.maxEpoch else {
-                rejectOnce(key, "epoch \(assignment.epoch) is older than epoch \(state.maxEpoch), already seen")
-                continue
-            }
-            if let taken = state.accepted[workload], (assignment.epoch, assignment.sequence) < (taken.epoch, taken.sequence) {
-                rejectOnce(key, "an older decision (sequence \(assignment.sequence)) than the one taken (sequence \(taken.sequence))")
-                continue
-            }
-            state.maxEpoch = assignment.epoch
-            state.accepted[workload] = assignment
-            state.rejected[key] = nil
-        }
-        // Deleted assignments go (the leader removes the replicas a release no longer has).
-        for workload in Array(state.accepted.keys) {
-            let key = keys.assignment(workload)
-            if state.mirror[key] == nil, full || changed.contains(key) { state.accepted[workload] = nil }
-        }
+        var values: [String: Data?] = [:]
+        for (key, kv) in state.mirror where key.hasPrefix(keys.assignments) && (full || changed.contains(key)) { values[key] = kv.value }
+        for key in changed where key.hasPrefix(keys.assignments) && state.mirror[key] == nil { values[key] = .some(nil) }
+        var book = AssignmentBook(accepted: state.accepted, maxEpoch: state.maxEpoch)
+        let refused = book.take(values, keys: keys, trust: trust, whole: full)
+        state.accepted = book.accepted
+        state.maxEpoch = book.maxEpoch
+        for key in values.keys where refused[key] == nil { state.rejected[key] = nil }
+        for (key, reason) in refused.sorted(by: { $0.key < $1.key }) { rejectOnce(key, reason) }
     }
 
     private func rejectOnce(_ key: String, _ reason: String) {

@@ -143,4 +143,49 @@ import Testing
         let (none, left) = FleetNode.place(desired, on: [], current: [:])
         #expect(none.isEmpty && left.count == 5)
     }
+
+    @Test func anAssignmentIsTakenOnlyWhenSignedForItsKeyAndNotOlder() throws {
+        var repo = RepositoryFixture()
+        try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ops"]), node: (1, ["host-a", "host-b"]))
+        let trust = try TrustPolicy.load(file: repo.trustFile)
+        let leader = repo.keys["host-a"]!
+        let web0 = Workload.replica(service: "web", index: 0), web1 = Workload.replica(service: "web", index: 1)
+        func sealed(_ workload: Workload, on node: String, epoch: Int64, sequence: Int64, key: PrivateKey? = nil) throws -> Data {
+            try FleetSigned.seal(
+                Assignment(workload: workload, node: node, release: "r", epoch: epoch, leader: "host-a", sequence: sequence),
+                type: FleetSigned.assignmentType, key: key ?? leader)
+        }
+        var book = AssignmentBook()
+        let first = try sealed(web0, on: "host-a", epoch: 5, sequence: 10)
+        #expect(book.take([keys.assignment(web0): first, keys.assignment(web1): try sealed(web1, on: "host-b", epoch: 5, sequence: 10)],
+                          keys: keys, trust: trust, whole: true).isEmpty)
+        #expect(book.accepted[web0]?.node == "host-a" && book.accepted[web1]?.node == "host-b")
+
+        // A later decision of the same epoch moves web/0; the earlier one, replayed, is refused.
+        #expect(book.take([keys.assignment(web0): try sealed(web0, on: "host-b", epoch: 5, sequence: 20)], keys: keys, trust: trust, whole: false).isEmpty)
+        let replay = book.take([keys.assignment(web0): first], keys: keys, trust: trust, whole: false)
+        #expect(replay[keys.assignment(web0)]?.contains("older decision") == true && book.accepted[web0]?.node == "host-b")
+
+        // A new leader's epoch; then the old epoch is refused everywhere.
+        #expect(book.take([keys.assignment(web1): try sealed(web1, on: "host-a", epoch: 9, sequence: 30)], keys: keys, trust: trust, whole: false).isEmpty)
+        let stale = book.take([keys.assignment(web0): try sealed(web0, on: "host-a", epoch: 5, sequence: 40)], keys: keys, trust: trust, whole: false)
+        #expect(stale[keys.assignment(web0)]?.contains("epoch 5 is older") == true && book.accepted[web0]?.node == "host-b")
+
+        // Signed for another key, by an operator key, or no envelope at all: refused, nothing changes.
+        let before = book.accepted
+        let copied = book.take([keys.assignment(web0): try sealed(web1, on: "host-a", epoch: 9, sequence: 50)], keys: keys, trust: trust, whole: false)
+        #expect(copied[keys.assignment(web0)]?.contains("not for this key") == true)
+        let byOperator = book.take(
+            [keys.assignment(web0): try sealed(web0, on: "host-a", epoch: 9, sequence: 60, key: repo.keys["ops"]!)], keys: keys, trust: trust, whole: false)
+        #expect(byOperator[keys.assignment(web0)]?.contains("not signed by a node key") == true)
+        let junk = book.take([keys.assignment(web0): Data("{}".utf8), keys.assignments + "service/../x": Data()], keys: keys, trust: trust, whole: false)
+        #expect(junk.count == 2)
+        #expect(book.accepted == before)
+
+        // A deletion, and a whole read without a key, both let the assignment go.
+        _ = book.take([keys.assignment(web1): nil], keys: keys, trust: trust, whole: false)
+        #expect(book.accepted[web1] == nil && book.accepted[web0] != nil)
+        _ = book.take([:], keys: keys, trust: trust, whole: true)
+        #expect(book.accepted.isEmpty)
+    }
 }
