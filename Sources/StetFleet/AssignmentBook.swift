@@ -10,10 +10,20 @@ import StetCore
 public struct AssignmentBook: Sendable {
     public private(set) var accepted: [Workload: Assignment]
     public private(set) var maxEpoch: Int64
+    /// The newest decision (epoch, sequence) taken per workload, kept after a deletion: an older
+    /// decision put back after deleting the key is still refused.
+    public private(set) var newest: [Workload: Decision]
+
+    public struct Decision: Sendable, Comparable {
+        public let epoch: Int64
+        public let sequence: Int64
+        public static func < (a: Decision, b: Decision) -> Bool { (a.epoch, a.sequence) < (b.epoch, b.sequence) }
+    }
 
     public init(accepted: [Workload: Assignment] = [:], maxEpoch: Int64 = 0) {
         self.accepted = accepted
         self.maxEpoch = maxEpoch
+        newest = accepted.mapValues { Decision(epoch: $0.epoch, sequence: $0.sequence) }
     }
 
     /// Takes `values` (full keys; nil: the key was deleted). `whole`: they are everything under
@@ -48,12 +58,14 @@ public struct AssignmentBook: Sendable {
                 refused[key] = "epoch \(assignment.epoch) is older than epoch \(maxEpoch), already seen"
                 continue
             }
-            if let taken = accepted[workload], (assignment.epoch, assignment.sequence) < (taken.epoch, taken.sequence) {
-                refused[key] = "an older decision (sequence \(assignment.sequence)) than the one taken (sequence \(taken.sequence))"
+            let decision = Decision(epoch: assignment.epoch, sequence: assignment.sequence)
+            if let taken = newest[workload], decision < taken {
+                refused[key] = "an older decision (sequence \(assignment.sequence)) than one taken (sequence \(taken.sequence))"
                 continue
             }
             maxEpoch = assignment.epoch
             accepted[workload] = assignment
+            newest[workload] = decision
         }
         if whole {
             let present = Set(values.keys)

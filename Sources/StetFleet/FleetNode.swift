@@ -80,14 +80,19 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     struct State {
         var lease: Int64?
-        /// The lease outlives this moment for sure: when the last renewal was sent, plus its TTL.
-        var renewedUntil = Date.distantPast
+        /// The lease outlives this moment for sure (monotonic nanoseconds): when the last renewal
+        /// was sent, plus its TTL. Zero: not renewed, or known to be gone.
+        var renewedUntil: UInt64 = 0
         var etcdFailure: String?
         /// The assignments were read at least once since the node started.
         var loaded = false
         var mirror: [String: EtcdClient.KeyValue] = [:]
-        var accepted: [Workload: Assignment] = [:]
-        var maxEpoch: Int64 = 0
+        var book = AssignmentBook()
+        var accepted: [Workload: Assignment] { book.accepted }
+        var maxEpoch: Int64 { book.maxEpoch }
+        /// Placement is running (one at a time), and whether it must run again after.
+        var placing = false
+        var placeAgain = false
         /// The newest revision seen in etcd (the sequence of the leader's decisions).
         var revision: Int64 = 0
         var rejected: [String: String] = [:]
@@ -134,7 +139,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         FleetShare(cluster: "", node: node, assignments: assignments).apply(to: desired)
     }
 
-    public var mayAct: Bool { lock.withLock { state.loaded && Date() < state.renewedUntil } }
+    public var mayAct: Bool { lock.withLock { state.loaded && Self.now() < state.renewedUntil } }
+
+    /// Monotonic nanoseconds: a wall clock stepped back cannot stretch the lease.
+    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
     public func releaseTaken(_ release: ReleaseRef, _ desired: DesiredState) {
         lock.withLock { state.release = (release, desired) }
@@ -167,14 +175,21 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     private func keepLease() async {
         let every = Double(options.leaseTTL) / 3
         while !Task.isCancelled {
-            let sent = Date()
+            let sent = Self.now()
             do {
                 if let lease = lock.withLock({ state.lease }) {
                     if let ttl = try await client.keepAlive(lease) {
                         renewed(sent: sent, ttl: ttl)
                     } else {
-                        lock.withLock { state.lease = nil }
+                        // Gone: act on nothing until joined again and the fleet read afresh.
+                        lock.withLock {
+                            state.lease = nil
+                            state.renewedUntil = 0
+                            state.loaded = false
+                        }
                         events(.log("the fleet lease expired (etcd no longer knows it): joining again"))
+                        checkMayAct()
+                        lock.withLock { state.watch }?.cancel()
                         continue
                     }
                 } else {
@@ -187,21 +202,37 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         }
     }
 
-    private func join(sent: Date) async throws {
+    private func join(sent: UInt64) async throws {
         let lease = try await client.grantLease(ttl: options.leaseTTL)
-        let record = NodeRecord(name: me, labels: options.labels, keyID: key.publicKey.keyID, joinedAt: RFC3339.format(Date()))
-        _ = try await client.put(keys.node(me), try FleetSigned.seal(record, type: FleetSigned.nodeType, key: key), lease: lease.id)
+        let record = NodeRecord(name: me, labels: options.labels, keyID: key.publicKey.keyID, joinedAt: RFC3339.format(Date()), lease: lease.id)
+        let sealed = try FleetSigned.seal(record, type: FleetSigned.nodeType, key: key)
+        // The name is this node's only if nobody holds it, or a record of this very key does (a
+        // restart within the TTL); two hosts under one name would run the same share.
+        let key = keys.node(me)
+        let outcome = try await client.transaction([.absent(key)], success: [.put(key, sealed, lease: lease.id)], failure: [.get(key)])
+        if !outcome.succeeded {
+            let held = outcome.read.first.flatMap {
+                try? FleetSigned.open($0.value, type: FleetSigned.nodeType, as: NodeRecord.self, trust: trust).get().0
+            }
+            guard held?.keyID == self.key.publicKey.keyID else {
+                try? await client.revoke(lease.id)
+                throw FleetError("node name \(me) is held by another host's key in cluster \(keys.cluster): choose another --node")
+            }
+            _ = try await client.put(key, sealed, lease: lease.id)
+        }
         lock.withLock { state.lease = lease.id }
         renewed(sent: sent, ttl: lease.ttl)
         events(.log("joined cluster \(keys.cluster) as node \(me) (lease \(String(lease.id, radix: 16)), TTL \(lease.ttl) s)"))
         try await campaign()
     }
 
-    private func renewed(sent: Date, ttl: Int) {
+    private func renewed(sent: UInt64, ttl: Int) {
         let (recovered, restartWatch) = lock.withLock { () -> (Bool, Task<Void, Never>?) in
-            state.renewedUntil = sent.addingTimeInterval(Double(min(ttl, options.leaseTTL)))
+            state.renewedUntil = sent &+ UInt64(min(ttl, options.leaseTTL)) * 1_000_000_000
             let was = state.etcdFailure
             state.etcdFailure = nil
+            // Back from a cut: what was read before may be stale. Act again only after a fresh read.
+            if was != nil { state.loaded = false }
             return (was != nil, was != nil ? state.watch : nil)
         }
         if recovered {
@@ -224,7 +255,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     /// Says when the node's right to act changes, and wakes the loop.
     func checkMayAct() {
         let (may, changed, failure) = lock.withLock { () -> (Bool, Bool, String?) in
-            let may = state.loaded && Date() < state.renewedUntil
+            let may = state.loaded && Self.now() < state.renewedUntil
             defer { state.toldMayAct = may }
             return (may, may != state.toldMayAct, state.etcdFailure)
         }
@@ -332,7 +363,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             guard case .node(let name) = keys.parse(key) else { continue }
             switch FleetSigned.open(kv.value, type: FleetSigned.nodeType, as: NodeRecord.self, trust: trust) {
             // Signed by the very node key it names.
-            case .success(let (record, signer)) where record.name == name && trust.keys[signer]?.publicKey.keyID == record.keyID:
+            // Signed by the very node key it names, and held by the lease it was written under (an
+            // old record put back without its lease names no live node).
+            case .success(let (record, signer)) where record.name == name && trust.keys[signer]?.publicKey.keyID == record.keyID
+                && kv.lease != 0 && kv.lease == record.lease:
                 nodes[name] = record
             case .success:
                 rejectOnce(key, "the record does not name this node or its key")
@@ -363,10 +397,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var values: [String: Data?] = [:]
         for (key, kv) in state.mirror where key.hasPrefix(keys.assignments) && (full || changed.contains(key)) { values[key] = kv.value }
         for key in changed where key.hasPrefix(keys.assignments) && state.mirror[key] == nil { values[key] = .some(nil) }
-        var book = AssignmentBook(accepted: state.accepted, maxEpoch: state.maxEpoch)
-        let refused = book.take(values, keys: keys, trust: trust, whole: full)
-        state.accepted = book.accepted
-        state.maxEpoch = book.maxEpoch
+        let refused = state.book.take(values, keys: keys, trust: trust, whole: full)
         for key in values.keys where refused[key] == nil { state.rejected[key] = nil }
         for (key, reason) in refused.sorted(by: { $0.key < $1.key }) { rejectOnce(key, reason) }
     }
@@ -382,15 +413,21 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     /// pinned trust, records and alerts on a refusal, and accepts it otherwise.
     private func takeRelease() {
         guard let kv = lock.withLock({ state.mirror[keys.release] }) else { return }
-        lock.withLock { state.materialised = kv.modRevision }
+        let release: FleetRelease
         do {
-            let release = try FleetRelease.decode(kv.value)
-            try release.materialise(at: options.releaseDirectory)
-            events(.log("release version \(release.version) (\(release.digest.prefix(19))…) in etcd: verifying it"))
-        } catch let error as FleetError {
-            events(.releaseUnreadable(error.description))
+            release = try FleetRelease.decode(kv.value)
         } catch {
-            events(.log("cannot write the release from etcd to \(options.releaseDirectory): \(error)"))
+            lock.withLock { state.materialised = kv.modRevision }
+            events(.releaseUnreadable(error.description))
+            return
+        }
+        do {
+            try release.materialise(at: options.releaseDirectory)
+            // Only once written: a write that failed (a full disk) is tried again at the next change.
+            lock.withLock { state.materialised = kv.modRevision }
+            events(.log("release version \(release.version) (\(release.digest.prefix(19))…) in etcd: verifying it"))
+        } catch {
+            events(.log("cannot write the release from etcd to \(options.releaseDirectory): \(error); the release in force stays"))
         }
     }
 
@@ -400,6 +437,32 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     /// nodes, and writes what changed, signed, in transactions that hold only while the `leader`
     /// key is still the one this node created (its epoch).
     func placeIfLeader() async {
+        // One placement at a time; a request meanwhile makes the running one go again.
+        let first = lock.withLock { () -> Bool in
+            if state.placing {
+                state.placeAgain = true
+                return false
+            }
+            state.placing = true
+            return true
+        }
+        guard first else { return }
+        while true {
+            await placeOnce()
+            let again = lock.withLock { () -> Bool in
+                if state.placeAgain {
+                    state.placeAgain = false
+                    return true
+                }
+                state.placing = false
+                return false
+            }
+            if !again || Task.isCancelled { break }
+        }
+        lock.withLock { state.placing = false }
+    }
+
+    private func placeOnce() async {
         guard let (writes, deletes, epoch) = lock.withLock({ plan() }) else { return }
         if writes.isEmpty && deletes.isEmpty { return }
         var operations: [EtcdClient.Operation] = []
@@ -534,7 +597,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     private func status(_ replicas: ReplicaProvider) -> NodeStatus? {
         guard let records = try? replicas.records() else { return nil }
         let (release, acting, leader, share) = lock.withLock {
-            (state.release?.ref, state.loaded && Date() < state.renewedUntil, state.leader?.name == me, mine())
+            (state.release?.ref, state.loaded && Self.now() < state.renewedUntil, state.leader?.name == me, mine())
         }
         var list: [NodeStatus.Replica] = []
         for (service, byIndex) in records.sorted(by: { $0.key < $1.key }) {
@@ -556,7 +619,12 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     /// As leader: each node whose lease expired is alerted on once, and resolved when it returns.
     private func alertDepartures() {
         let (down, back) = lock.withLock { () -> ([String], [String]) in
-            guard state.leader?.name == me, state.leader?.lease == state.lease else { return ([], []) }
+            guard state.leader?.name == me, state.leader?.lease == state.lease else {
+                // No longer leading: what this node raised is resolved here (the new leader raises
+                // what still holds).
+                defer { state.alertedDown = [] }
+                return ([], state.alertedDown.sorted())
+            }
             let down = state.departed.subtracting(state.alertedDown).sorted()
             let back = state.alertedDown.subtracting(state.departed).sorted()
             state.alertedDown.formUnion(down)

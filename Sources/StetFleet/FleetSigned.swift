@@ -53,12 +53,15 @@ public struct NodeRecord: Codable, Sendable, Equatable {
     /// The node key's id (hex SHA-256 of the raw public key).
     public var keyID: String
     public var joinedAt: String
+    /// The lease the record is written under: a record is live only under that very lease.
+    public var lease: Int64
 
-    public init(name: String, labels: [String: String], keyID: String, joinedAt: String) {
+    public init(name: String, labels: [String: String], keyID: String, joinedAt: String, lease: Int64) {
         self.name = name
         self.labels = labels
         self.keyID = keyID
         self.joinedAt = joinedAt
+        self.lease = lease
     }
 }
 

@@ -53,7 +53,9 @@ public struct FleetView: Sendable, Encodable {
             switch keyspace.parse(kv.key) {
             case .node(let name):
                 switch FleetSigned.open(kv.value, type: FleetSigned.nodeType, as: NodeRecord.self, trust: trust) {
-                case .success(let (record, _)) where record.name == name: records[name] = (record, kv.lease)
+                case .success(let (record, signer)) where record.name == name && trust.keys[signer]?.publicKey.keyID == record.keyID
+                    && kv.lease != 0 && kv.lease == record.lease:
+                    records[name] = (record, kv.lease)
                 case .success: view.ignored[shown] = "the record names another node"
                 case .failure(let error): view.ignored[shown] = error.description
                 }

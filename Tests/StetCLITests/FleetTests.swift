@@ -359,6 +359,19 @@ extension FleetTests {
             (try? fleet.etcd.etcdctl("get", "/stet/stet/assignments/service/web/0", "--print-value-only").stdout.contains("payloadType")) == true
         }, "the leader did not write the real assignment back")
 
+        // A second host under a name another node key holds cannot take it, and runs nothing.
+        let twinState = fleet.repo.root.file("twin/state")
+        #expect(try fleet.stet("trust", "pin", "--state-dir", twinState, environment: fleet.ci).status == 0)
+        let record = try fleet.etcd.etcdctl("get", "/stet/stet/nodes/\(two[0])", "--print-value-only").stdout
+        let twin = try BackgroundProcess(Binary.stet, [
+            "run", "--cluster", fleet.endpoints, "--node", two[0], "--key", "private/host-c.key", "--state-dir", twinState, "--interval", "1",
+        ], in: fleet.repo.root.path)
+        defer { twin.stop() }
+        #expect(eventually(timeout: 20) { twin.output.contains("is held by another host's key") }, "\(twin.output)")
+        #expect(try fleet.etcd.etcdctl("get", "/stet/stet/nodes/\(two[0])", "--print-value-only").stdout == record)
+        #expect(!FileManager.default.fileExists(atPath: twinState + "/replicas/web"))
+        twin.stop()
+
         // A host whose key is not in the node role.
         let strangerState = fleet.repo.root.file("stranger/state")
         #expect(try fleet.stet("trust", "pin", "--state-dir", strangerState, environment: fleet.ci).status == 0)

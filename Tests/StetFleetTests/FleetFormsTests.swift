@@ -125,7 +125,7 @@ import Testing
         anywhere.runOn = nil
         desired.backupPolicies["logs"] = anywhere
         desired.monitors["up"] = Monitor(metadata: Metadata(name: "up"), probe: .service("db"))
-        let nodes = ["a", "b", "c"].map { NodeRecord(name: $0, labels: [:], keyID: "", joinedAt: "") }
+        let nodes = ["a", "b", "c"].map { NodeRecord(name: $0, labels: [:], keyID: "", joinedAt: "", lease: 1) }
         let (target, unplaced) = FleetNode.place(desired, on: nodes, current: [:])
         #expect(unplaced.isEmpty)
         #expect(target[.backup("db-data")] == target[.replica(service: "db", index: 0)])
@@ -185,6 +185,9 @@ import Testing
         // A deletion, and a whole read without a key, both let the assignment go.
         _ = book.take([keys.assignment(web1): nil], keys: keys, trust: trust, whole: false)
         #expect(book.accepted[web1] == nil && book.accepted[web0] != nil)
+        // An older decision put back after the deletion is still refused.
+        let putBack = book.take([keys.assignment(web1): try sealed(web1, on: "host-b", epoch: 9, sequence: 25)], keys: keys, trust: trust, whole: false)
+        #expect(putBack[keys.assignment(web1)] != nil && book.accepted[web1] == nil)
         _ = book.take([:], keys: keys, trust: trust, whole: true)
         #expect(book.accepted.isEmpty)
     }
