@@ -124,9 +124,30 @@ public final class EtcdClient: Sendable {
         try await range(key, end: nil).kvs.first
     }
 
-    /// Every key starting with `prefix`, in key order, and the store's revision.
-    public func list(prefix: String) async throws -> (kvs: [KeyValue], revision: Int64) {
-        try await range(prefix, end: Self.prefixEnd(prefix))
+    /// Every key starting with `prefix`, in key order, and the store's revision: read in pages of
+    /// `pageSize` keys, all at the revision of the first page (one consistent snapshot), so no
+    /// answer comes near the answer limit; at most `maximumKeys` keys in all.
+    public func list(prefix: String, pageSize: Int = 1000, maximumKeys: Int = 1_000_000) async throws -> (kvs: [KeyValue], revision: Int64) {
+        try Self.checkKey(prefix)
+        let end = Wire.b64(Self.prefixEnd(prefix))
+        var start = Data(prefix.utf8)
+        var revision: Int64 = 0
+        var all: [KeyValue] = []
+        while true {
+            var request: [String: Any] = ["key": start.base64EncodedString(), "range_end": end, "limit": String(max(pageSize, 1))]
+            if revision > 0 { request["revision"] = String(revision) }
+            let body = try await post("/v3/kv/range", request)
+            if revision == 0 { revision = try Self.revision(body) }
+            let page = try Self.keyValues(body)
+            all += page
+            guard body["more"] as? Bool == true, let last = page.last else { return (all, revision) }
+            // Each page must move forward, and the whole stay bounded, whatever etcd answers.
+            let next = Data(last.key.utf8) + [0]
+            guard next.lexicographicallyPrecedes(start) == false, next != start, all.count < maximumKeys else {
+                throw Failure(kind: .malformed, description: "etcd: the keys under \(prefix) do not end (\(all.count) read)")
+            }
+            start = next
+        }
     }
 
     /// Puts `value` at `key` (attached to `lease` unless 0); returns the new revision.

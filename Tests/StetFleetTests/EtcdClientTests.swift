@@ -56,6 +56,25 @@ import Testing
         try await client.shutdown()
     }
 
+    /// A prefix read in pages, at the revision of the first: every key once, in order, and a key
+    /// written meanwhile is not half-seen.
+    @Test func aLongListComesInPages() async throws {
+        let cluster = try EtcdCluster(members: 1, basePort: 23790)
+        defer { cluster.stop() }
+        let client = try await Self.ready(cluster)
+        for batch in 0..<25 {
+            let puts = (0..<100).map { EtcdClient.Operation.put(String(format: "/many/%05d", batch * 100 + $0), Data("v".utf8), lease: 0) }
+            _ = try await client.transaction([], success: puts)
+        }
+        let (kvs, revision) = try await client.list(prefix: "/many/", pageSize: 300)
+        #expect(kvs.count == 2500)
+        #expect(kvs.map(\.key) == (0..<2500).map { String(format: "/many/%05d", $0) })
+        #expect(revision > 0)
+        #expect(client.requests["/v3/kv/range"] ?? 0 >= 9)
+        await #expect(throws: EtcdClient.Failure.self) { try await client.list(prefix: "/many/", pageSize: 100, maximumKeys: 1000) }
+        try await client.shutdown()
+    }
+
     @Test func aKeyOnALeaseGoesWithIt() async throws {
         let cluster = try EtcdCluster(members: 1, basePort: 23800)
         defer { cluster.stop() }
