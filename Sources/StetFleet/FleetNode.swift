@@ -52,6 +52,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     let trust: TrustPolicy
     let store: FileStateStore
     private let lock = NSLock()
+    private let transitions = NSLock()
     private var state = State()
     private let eventSink = EventSink()
 
@@ -252,8 +253,11 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         checkMayAct()
     }
 
-    /// Says when the node's right to act changes, and wakes the loop.
+    /// Says when the node's right to act changes, and wakes the loop. One caller at a time, so
+    /// the changes are told (and the share file written) in the order they happened.
     func checkMayAct() {
+        transitions.lock()
+        defer { transitions.unlock() }
         let (may, changed, failure) = lock.withLock { () -> (Bool, Bool, String?) in
             let may = state.loaded && Self.now() < state.renewedUntil
             defer { state.toldMayAct = may }
