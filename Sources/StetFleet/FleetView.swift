@@ -103,12 +103,6 @@ public struct FleetView: Sendable, Encodable {
         for node in nodes where node.status?.release != release.digest {
             waiting.append("node \(node.name) to take release version \(release.version)")
         }
-        var running: [String: String] = [:]
-        for node in nodes {
-            for replica in node.status?.replicas ?? [] where replica.state == "running" {
-                running["service/\(replica.service)/\(replica.index)", default: node.name] = node.name
-            }
-        }
         var assignedTo: [String: String] = [:]
         for node in nodes { for key in node.assigned { assignedTo[key] = node.name } }
         for service in desired.services.values.sorted(by: { $0.metadata.name < $1.metadata.name }) {
