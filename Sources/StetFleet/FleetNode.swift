@@ -601,7 +601,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     private func status(_ replicas: ReplicaProvider) -> NodeStatus? {
         guard let records = try? replicas.records() else { return nil }
         let (release, acting, leader, share) = lock.withLock {
-            (state.release?.ref, state.loaded && Self.now() < state.renewedUntil, state.leader?.name == me, mine())
+            (state.release?.ref, state.loaded && Self.now() < state.renewedUntil, state.leader?.name == me,
+             FleetShare(cluster: keys.cluster, node: me, assignments: state.accepted))
         }
         var list: [NodeStatus.Replica] = []
         for (service, byIndex) in records.sorted(by: { $0.key < $1.key }) {
@@ -615,8 +616,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         return NodeStatus(
             node: me, time: "", release: release?.digest ?? "", releaseVersion: release?.version ?? 0, acting: acting, leader: leader,
             replicas: list,
-            backups: share.keys.compactMap { if case .backup(let name) = $0 { name } else { nil } }.sorted(),
-            monitors: share.keys.compactMap { if case .monitor(let name) = $0 { name } else { nil } }.sorted(),
+            backups: share.backups, monitors: share.monitors,
             auditLog: "\(ProcessInfo.processInfo.hostName):\(auditFolder)", auditEntries: auditCount())
     }
 

@@ -111,7 +111,8 @@ struct RunCommand: AsyncParsableCommand {
         var labels: [String: String] = [:]
         for pair in pairs {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 2, ResourceID.isValidName(parts[0].lowercased()) || parts[0].allSatisfy({ $0.isLetter || $0 == "_" }),
+            // Names as manifest label keys (`[a-zA-Z_][a-zA-Z0-9_]*`), so a selector can name them.
+            guard parts.count == 2, let first = parts[0].first, first.isASCII && (first.isLetter || first == "_"),
                 parts[0].utf8.count <= 63, parts[0].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
                 !parts[1].isEmpty, parts[1].utf8.count <= 63, parts[1].allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
             else {
