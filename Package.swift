@@ -113,7 +113,7 @@ let package = Package(
         ),
         .target(
             name: "StetTesting",
-            dependencies: ["StetCore", "StetCrypto", "StetState", "StetManifest"],
+            dependencies: ["CSys", "StetCore", "StetCrypto", "StetState", "StetManifest"],
             swiftSettings: strict
         ),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),

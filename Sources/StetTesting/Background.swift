@@ -3,43 +3,37 @@ public import Foundation
 /// A program running beside a test (`stet run`, a slow `stet apply`), its output going to
 /// files. The test stops it, always: `stop()` sends a signal, waits, then kills.
 public final class BackgroundProcess: @unchecked Sendable {
-    public let process = Process()
+    public let child: ChildProcess
     public let outputPath: String
 
     public init(_ executable: String, _ arguments: [String], in directory: String, environment: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = testEnvironment(environment)
         outputPath = directory + "/background-\(UInt32.random(in: 0...UInt32.max)).log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let output = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
+        guard output >= 0 else { throw TestFailure("cannot open \(outputPath): \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        let input = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw TestFailure("cannot open /dev/null: \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        child = try ChildProcess(
+            executable, arguments, in: directory, environment: testEnvironment(environment),
+            stdin: input, stdout: output, stderr: output)
     }
 
-    public var pid: Int32 { process.processIdentifier }
-    public var isRunning: Bool { process.isRunning }
+    public var pid: Int32 { child.pid }
+    public var isRunning: Bool { child.isRunning }
     public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
     /// Sends `signal` and waits up to `timeout` seconds for the exit, then SIGKILL. Returns the
     /// exit status (or the signal's number + 128).
     @discardableResult
     public func stop(_ signal: Int32 = SIGTERM, timeout: Double = 20) -> Int32 {
-        if process.isRunning { kill(pid, signal) }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(pid, SIGKILL)
-            process.waitUntilExit()
-        }
-        process.waitUntilExit()
-        return process.terminationReason == .uncaughtSignal ? process.terminationStatus + 128 : process.terminationStatus
+        if child.isRunning { kill(pid, signal) }
+        if let status = child.wait(until: Date().addingTimeInterval(timeout)) { return status }
+        kill(pid, SIGKILL)
+        return child.wait(until: .distantFuture) ?? 128 + SIGKILL
     }
 
-    deinit { if process.isRunning { stop(SIGKILL, timeout: 5) } }
+    deinit { if child.isRunning { stop(SIGKILL, timeout: 5) } }
 }
 
 /// Polls `condition` every `interval` until it holds or `timeout` passes; returns whether it held.

@@ -19,41 +19,53 @@ public struct ProcessOutput: Sendable {
 /// outputs. `timeout` bounds the wait: a process still running then is killed and the call fails.
 ///
 /// A plain child, not a job of Stet's runner: what the program starts to outlive it (the
-/// replicas of `stet apply`) must survive it, as it does for an operator.
+/// replicas of `stet apply`) must survive it, as it does for an operator. Started with
+/// `posix_spawn` (`ChildProcess`), not Foundation's `Process`, whose start-up reads past a
+/// buffer while it walks `/proc/self/fd` and can crash the test process.
 public func run(
     _ executable: String, _ arguments: [String], in directory: String? = nil, environment: [String: String] = [:],
     input: Data? = nil, timeout: TimeInterval = 120
 ) throws -> ProcessOutput {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : try which(executable))
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    process.environment = testEnvironment(environment)
-    let out = Pipe(), err = Pipe(), inPipe = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = inPipe
-    try process.run()
-    if let input { inPipe.fileHandleForWriting.write(input) }
-    try? inPipe.fileHandleForWriting.close()
-    // Read both pipes while the process runs, so a large output never blocks it.
+    let path = executable.hasPrefix("/") ? executable : try which(executable)
+    let stdin = try PipePair(), stdout = try PipePair(), stderr = try PipePair()
+    let child: ChildProcess
+    do {
+        child = try ChildProcess(
+            path, arguments, in: directory, environment: testEnvironment(environment),
+            stdin: stdin.read, stdout: stdout.write, stderr: stderr.write)
+    } catch {
+        for pair in [stdin, stdout, stderr] { pair.closeBoth() }
+        throw error
+    }
+    stdin.closeRead()
+    stdout.closeWrite()
+    stderr.closeWrite()
+    // Input and both outputs move on their own threads, so a large output never blocks the child
+    // and a child that does not read its input never blocks the test.
     let collected = Collected()
     let group = DispatchGroup()
-    for (index, pipe) in [out, err].enumerated() {
+    group.enter()
+    DispatchQueue.global().async {
+        if let input { writeAll(stdin.write, input) }
+        stdin.closeWrite()
+        group.leave()
+    }
+    for (index, pipe) in [stdout, stderr].enumerated() {
         group.enter()
         DispatchQueue.global().async {
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            collected.set(index, data)
+            collected.set(index, readAll(pipe.read))
+            pipe.closeRead()
             group.leave()
         }
     }
-    if group.wait(timeout: .now() + timeout) == .timedOut {
-        process.terminate()
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    let deadline = Date().addingTimeInterval(timeout)
+    let status = child.wait(until: deadline)
+    let remaining = max(0, deadline.timeIntervalSinceNow)
+    guard let status, group.wait(timeout: .now() + remaining) == .success else {
+        child.killGroup()
+        _ = child.wait(until: Date().addingTimeInterval(5))
         throw TestFailure("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
     }
-    let status = exitStatus(of: process)
     return ProcessOutput(
         status: status, stdout: String(decoding: collected.get(0), as: UTF8.self),
         stderr: String(decoding: collected.get(1), as: UTF8.self))
@@ -89,29 +101,4 @@ private final class Collected: @unchecked Sendable {
     private let lock = NSLock()
     func set(_ index: Int, _ data: Data) { lock.withLock { values[index] = data } }
     func get(_ index: Int) -> Data { lock.withLock { values[index] ?? Data() } }
-}
-
-/// The exit status of `process`, whose output has ended. Foundation's own bookkeeping can miss the
-/// exit of a child that left background jobs behind (a shell block ending in `cmd &`), and
-/// `waitUntilExit` then waits for ever: after a second of Foundation not noticing an exited
-/// child, the child is reaped here.
-func exitStatus(of process: Process) -> Int32 {
-    let pid = process.processIdentifier
-    var exitedSince: Date?
-    while process.isRunning {
-        var info = siginfo_t()
-        // WNOWAIT: look without reaping, so Foundation's reaper still can.
-        if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid {
-            if let since = exitedSince, Date().timeIntervalSince(since) > 1 {
-                var status: Int32 = 0
-                if waitpid(pid, &status, WNOHANG) == pid {
-                    let signal = status & 0x7f
-                    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
-                }
-            }
-            exitedSince = exitedSince ?? Date()
-        }
-        usleep(10_000)
-    }
-    return process.terminationStatus
 }

@@ -28,6 +28,13 @@ int stet_spawn_as(char *const argv[], char *const envp[], const char *cwd, const
 /* stet_spawn_as as Stet's own user. */
 int stet_spawn(char *const argv[], char *const envp[], const char *cwd, const char *log_path, pid_t *pid);
 
+/* For tests and tools that wait for their child: starts `path` (a full path) with posix_spawn in
+   its own process group, in `cwd` (NULL: the caller's), with standard input, output and error
+   on the given descriptors, every other descriptor closed, every signal at its default and none
+   blocked. Returns 0 and the pid, or the errno value. */
+int stet_spawn_piped(const char *path, char *const argv[], char *const envp[], const char *cwd,
+                     int in_fd, int out_fd, int err_fd, pid_t *pid);
+
 /* pidfd_open(2); -1 and errno on failure. */
 int stet_pidfd_open(pid_t pid);
 
