@@ -81,7 +81,7 @@ let package = Package(
         .target(
             name: "StetFleet",
             dependencies: [
-                "CSys", "StetCore", "StetCrypto", "StetState", "StetManifest", "StetEngine", "StetProviders",
+                "CSys", "StetAudit", "StetCore", "StetCrypto", "StetState", "StetManifest", "StetEngine", "StetProviders",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

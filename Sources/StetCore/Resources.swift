@@ -118,6 +118,36 @@ public struct Service: Hashable, Sendable, Codable {
     /// In a fleet: a node label whose values the replicas spread across (`zone`), besides
     /// spreading across nodes.
     public var spread: String?
+    /// In a fleet: one replica across the fleet is the primary, the others standbys.
+    public var failover: Failover?
+
+    /// `spec.failover`: an active/passive service. The node whose replica holds `primary/NAME`
+    /// in etcd (on its lease) runs `promote` for it; a replica that stops being primary is
+    /// demoted with `demote`, or stopped when `fence` says so or the demote fails.
+    public struct Failover: Hashable, Sendable, Codable {
+        public enum Fence: String, Hashable, Sendable, Codable, CaseIterable {
+            case demote, stop
+        }
+
+        public var promote: [String]
+        public var demote: [String]
+        public var fence: Fence
+        /// Node labels a standby's node should carry to be preferred as the next primary.
+        public var prefer: [String: String]
+        /// How long a promote or demote command may run before it is killed.
+        public var timeout: StetDuration
+
+        public init(
+            promote: [String] = [], demote: [String] = [], fence: Fence = .demote, prefer: [String: String] = [:],
+            timeout: StetDuration = .seconds(10)
+        ) {
+            self.promote = promote
+            self.demote = demote
+            self.fence = fence
+            self.prefer = prefer
+            self.timeout = timeout
+        }
+    }
 
     public init(
         metadata: Metadata, replicas: Int, run: Run, health: Health? = nil,

@@ -221,9 +221,10 @@ public final class EtcdClient: Sendable {
     }
 
     /// Renews lease `id`; returns the TTL it has again, or nil when the lease is gone (expired or
-    /// revoked: etcd answers without a TTL).
-    public func keepAlive(_ id: Int64) async throws -> Int? {
-        let body = try await post("/v3/lease/keepalive", ["ID": String(id)])
+    /// revoked: etcd answers without a TTL). `timeout` (seconds, 0.05 to 60) bounds the request
+    /// instead of the configured one.
+    public func keepAlive(_ id: Int64, timeout: Double? = nil) async throws -> Int? {
+        let body = try await post("/v3/lease/keepalive", ["ID": String(id)], timeout: timeout)
         let result = body["result"] as? [String: Any] ?? body
         guard let ttl = (result["TTL"] as? String).flatMap(Int.init), ttl > 0 else { return nil }
         return ttl
@@ -244,8 +245,9 @@ public final class EtcdClient: Sendable {
 
     /// Posts `request` to the preferred endpoint, then to the others in turn while they cannot
     /// be reached; an endpoint that answers with an error ends the request.
-    func post(_ path: String, _ request: [String: Any]) async throws -> [String: Any] {
+    func post(_ path: String, _ request: [String: Any], timeout: Double? = nil) async throws -> [String: Any] {
         counts.add(path)
+        let milliseconds = timeout.map { Int64(min(max($0, 0.05), 60) * 1000) } ?? configuration.requestMilliseconds
         let data = try JSONSerialization.data(withJSONObject: request)
         let start = preferred.index
         var unreachable: [String] = []
@@ -259,7 +261,7 @@ public final class EtcdClient: Sendable {
             let response: HTTPClientResponse
             let body: ByteBuffer
             do {
-                response = try await self.http.execute(http, timeout: .milliseconds(configuration.requestMilliseconds))
+                response = try await self.http.execute(http, timeout: .milliseconds(milliseconds))
                 body = try await response.body.collect(upTo: configuration.maximumResponse)
             } catch let error as NIOTooManyBytesError {
                 throw Failure(kind: .malformed, description: "etcd \(url): answer larger than \(configuration.maximumResponse) bytes (\(error))")

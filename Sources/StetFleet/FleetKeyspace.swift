@@ -21,9 +21,15 @@ public struct FleetKeyspace: Sendable, Equatable {
     public var nodes: String { prefix + "nodes/" }
     public var assignments: String { prefix + "assignments/" }
     public var statuses: String { prefix + "status/" }
+    public var primaries: String { prefix + "primary/" }
+    public var switchovers: String { prefix + "switchover/" }
     public func node(_ name: String) -> String { nodes + name }
     public func status(_ name: String) -> String { statuses + name }
     public func assignment(_ workload: Workload) -> String { assignments + workload.key }
+    /// `primary/SERVICE`: the node whose replica is the primary, on that node's lease.
+    public func primary(_ service: String) -> String { primaries + service }
+    /// `switchover/SERVICE`: an operator's signed request to move the primary (`stet failover`).
+    public func switchover(_ service: String) -> String { switchovers + service }
 
     /// What a key under the prefix is.
     public enum Entry: Sendable, Equatable {
@@ -31,6 +37,8 @@ public struct FleetKeyspace: Sendable, Equatable {
         case node(String)
         case assignment(Workload)
         case status(String)
+        case primary(String)
+        case switchover(String)
     }
 
     public func parse(_ key: String) -> Entry? {
@@ -42,6 +50,8 @@ public struct FleetKeyspace: Sendable, Equatable {
         switch parts.first {
         case "nodes" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .node(parts[1])
         case "status" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .status(parts[1])
+        case "primary" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .primary(parts[1])
+        case "switchover" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .switchover(parts[1])
         case "assignments": return Workload(key: parts.dropFirst().joined(separator: "/")).map(Entry.assignment)
         default: return nil
         }

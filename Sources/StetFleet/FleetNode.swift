@@ -1,6 +1,7 @@
 public import Foundation
 public import StetCore
 public import StetCrypto
+public import StetAudit
 public import StetEngine
 public import StetManifest
 import StetProviders
@@ -24,6 +25,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         public var leaseTTL: Int = 3
         /// Where the release from etcd is written as a manifest directory (the loop's `manifests`).
         public var releaseDirectory: String
+        /// Seconds before the lease could expire at which a primary is fenced (`LeaseSettings`).
+        public var fenceMargin: Double = 0.5
+        /// Seconds each lease renewal may take (`LeaseSettings`).
+        public var renewalTimeout: Double = 0.5
 
         public init(keyspace: FleetKeyspace, node: String, labels: [String: String], releaseDirectory: String) {
             self.keyspace = keyspace
@@ -51,9 +56,9 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     let key: PrivateKey
     let trust: TrustPolicy
     let store: FileStateStore
-    private let lock = NSLock()
+    let lock = NSLock()
     private let transitions = NSLock()
-    private var state = State()
+    var state = State()
     private let eventSink = EventSink()
 
     final class EventSink: @unchecked Sendable {
@@ -77,7 +82,21 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     /// Where the node's events go; set before `run()`.
     public func attachEvents(_ sink: @escaping @Sendable (Event) -> Void) { eventSink.set(sink) }
-    private var events: EventSink { eventSink }
+    var events: EventSink { eventSink }
+
+    private let auditSink = AuditHook()
+
+    final class AuditHook: @unchecked Sendable {
+        private let lock = NSLock()
+        private var hook: @Sendable (AuditRecord) throws -> Void = { _ in }
+        func set(_ hook: @escaping @Sendable (AuditRecord) throws -> Void) { lock.withLock { self.hook = hook } }
+        func callAsFunction(_ record: AuditRecord) throws { try lock.withLock { hook }(record) }
+    }
+
+    /// Where the node records the actions it takes on its own (promote, demote, fence); set
+    /// before `run()`. Throws when the record is not written.
+    public func attachAudit(_ record: @escaping @Sendable (AuditRecord) throws -> Void) { auditSink.set(record) }
+    func audit(_ record: AuditRecord) throws { try auditSink(record) }
 
     struct State {
         var lease: Int64?
@@ -107,6 +126,13 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var toldMayAct = false
         var unplaced: [Placement.Slot] = []
         var watch: Task<Void, Never>?
+        // Primaries (FleetNode+Primary).
+        var primaries: [String: HeldPrimary] = [:]
+        var absentSince: [String: UInt64] = [:]
+        var cooldown: [String: UInt64] = [:]
+        var lastHolder: [String: String] = [:]
+        var handledSwitchovers: Set<String> = []
+        var lastFailover: [String: FailoverRecord] = [:]
     }
 
     public init(options: Options, client: EtcdClient, key: PrivateKey, trust: TrustPolicy, store: FileStateStore) {
@@ -163,6 +189,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             group.addTask { await self.keepLease() }
             group.addTask { await self.followFleet() }
             group.addTask { await self.publishStatus() }
+            group.addTask { await self.keepPrimaries() }
         }
     }
 
@@ -179,7 +206,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             let sent = Self.now()
             do {
                 if let lease = lock.withLock({ state.lease }) {
-                    if let ttl = try await client.keepAlive(lease) {
+                    if let ttl = try await client.keepAlive(lease, timeout: options.renewalTimeout) {
                         renewed(sent: sent, ttl: ttl)
                     } else {
                         // Gone: act on nothing until joined again and the fleet read afresh.
@@ -198,6 +225,10 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
                 }
             } catch {
                 failed("\(error)")
+                // Tried again at once (a lost renewal must not cost a third of the TTL), with a
+                // pause so an etcd that refuses at once is not flooded.
+                await Self.sleep(min(every, 0.1))
+                continue
             }
             await Self.sleep(every)
         }
@@ -600,9 +631,12 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     private func status(_ replicas: ReplicaProvider) -> NodeStatus? {
         guard let records = try? replicas.records() else { return nil }
-        let (release, acting, leader, share) = lock.withLock {
+        let (release, acting, leader, share, primaries) = lock.withLock {
             (state.release?.ref, state.loaded && Self.now() < state.renewedUntil, state.leader?.name == me,
-             FleetShare(cluster: keys.cluster, node: me, assignments: state.accepted))
+             FleetShare(cluster: keys.cluster, node: me, assignments: state.accepted),
+             state.primaries.sorted { $0.key < $1.key }.map {
+                 NodeStatus.Primary(service: $0.key, index: $0.value.index, since: RFC3339.format($0.value.since), lastFailover: state.lastFailover[$0.key])
+             })
         }
         var list: [NodeStatus.Replica] = []
         for (service, byIndex) in records.sorted(by: { $0.key < $1.key }) {
@@ -617,7 +651,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             node: me, time: "", release: release?.digest ?? "", releaseVersion: release?.version ?? 0, acting: acting, leader: leader,
             replicas: list,
             backups: share.backups, monitors: share.monitors,
-            auditLog: "\(ProcessInfo.processInfo.hostName):\(auditFolder)", auditEntries: auditCount())
+            auditLog: "\(ProcessInfo.processInfo.hostName):\(auditFolder)", auditEntries: auditCount(),
+            primaries: primaries)
     }
 
     /// As leader: each node whose lease expired is alerted on once, and resolved when it returns.

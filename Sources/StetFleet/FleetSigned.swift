@@ -12,6 +12,8 @@ public enum FleetSigned {
     public static let nodeType = "application/vnd.stet.fleet-node+json"
     public static let assignmentType = "application/vnd.stet.fleet-assignment+json"
     public static let statusType = "application/vnd.stet.fleet-status+json"
+    public static let primaryType = "application/vnd.stet.fleet-primary+json"
+    public static let switchoverType = "application/vnd.stet.fleet-switchover+json"
 
     public static func seal<T: Encodable>(_ value: T, type: String, key: PrivateKey) throws -> Data {
         let encoder = JSONEncoder()
@@ -22,7 +24,11 @@ public enum FleetSigned {
     }
 
     /// The payload and the name of the node key that signed it, or why it cannot be taken.
-    public static func open<T: Decodable>(_ data: Data, type: String, as: T.Type, trust: TrustPolicy) -> Result<(T, String), FleetError> {
+    /// `role` is the trust role whose keys may sign it: `node`, or `operator` for an operator's
+    /// request (`stet failover`).
+    public static func open<T: Decodable>(
+        _ data: Data, type: String, as: T.Type, trust: TrustPolicy, role: TrustPolicy.Role = .node
+    ) -> Result<(T, String), FleetError> {
         let envelope: Envelope
         do {
             envelope = try Envelope(json: data)
@@ -32,16 +38,16 @@ public enum FleetSigned {
         guard envelope.payloadType == type else {
             return .failure(FleetError("payload type \"\(envelope.payloadType.prefix(80))\", expected \(type)"))
         }
-        let nodeKeys = trust.keys(in: .node)
-        guard let signer = envelope.validSigners(among: nodeKeys.map(\.publicKey)).first,
-            let name = nodeKeys.first(where: { $0.publicKey == signer })?.name
+        let roleKeys = trust.keys(in: role)
+        guard let signer = envelope.validSigners(among: roleKeys.map(\.publicKey)).first,
+            let name = roleKeys.first(where: { $0.publicKey == signer })?.name
         else {
-            return .failure(FleetError("not signed by a node key of the trust policy in force (version \(trust.version))"))
+            return .failure(FleetError("not signed by a\(role == .operator ? "n" : "") \(role.rawValue) key of the trust policy in force (version \(trust.version))"))
         }
         do {
             return .success((try JSONDecoder().decode(T.self, from: envelope.payload), name))
         } catch {
-            return .failure(FleetError("signed by node key \(name), but the payload is not what it should be: \(error)"))
+            return .failure(FleetError("signed by \(role.rawValue) key \(name), but the payload is not what it should be: \(error)"))
         }
     }
 }
@@ -62,6 +68,59 @@ public struct NodeRecord: Codable, Sendable, Equatable {
         self.keyID = keyID
         self.joinedAt = joinedAt
         self.lease = lease
+    }
+}
+
+/// `primary/SERVICE`: replica `index` of `service` on `node` is the primary. Written by that node
+/// with a transaction that creates the key under its lease; the key's create revision is the
+/// primary's fencing token. Taken only when signed by the node key `node` joined with, and held by
+/// the lease the record names.
+public struct PrimaryRecord: Codable, Sendable, Equatable {
+    public var service: String
+    public var node: String
+    public var index: Int
+    public var lease: Int64
+    public var since: String
+
+    public init(service: String, node: String, index: Int, lease: Int64, since: String) {
+        self.service = service
+        self.node = node
+        self.index = index
+        self.lease = lease
+        self.since = since
+    }
+}
+
+extension PrimaryRecord {
+    /// The record in `value` (under `lease` at `primary/SERVICE`) when it may be taken: signed by a
+    /// node key, for `service`, held by the lease it names, and, when its node is live
+    /// (`liveKeyID` of that node's record), signed by the very key that node joined with.
+    public static func verified(
+        _ value: Data, lease: Int64, service: String, trust: TrustPolicy, liveKeyID: (String) -> String?
+    ) -> PrimaryRecord? {
+        guard case .success(let (record, signer)) = FleetSigned.open(value, type: FleetSigned.primaryType, as: PrimaryRecord.self, trust: trust),
+            record.service == service, lease != 0, lease == record.lease, ResourceID.isValidName(record.node),
+            (0..<Service.maximumReplicas).contains(record.index)
+        else { return nil }
+        if let keyID = liveKeyID(record.node), trust.keys[signer]?.publicKey.keyID != keyID { return nil }
+        return record
+    }
+}
+
+/// `switchover/SERVICE`: an operator asks for the primary of `service` to move (`stet failover`),
+/// to node `to` or to any healthy standby. Signed by an operator key; it lives on a short lease of
+/// its own, and `id` tells one request from the next.
+public struct SwitchoverRequest: Codable, Sendable, Equatable {
+    public var service: String
+    public var to: String?
+    public var id: String
+    public var requestedAt: String
+
+    public init(service: String, to: String?, id: String, requestedAt: String) {
+        self.service = service
+        self.to = to
+        self.id = id
+        self.requestedAt = requestedAt
     }
 }
 
@@ -117,6 +176,15 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     /// Where the node's audit log lives (each node's log stays local) and how many entries it had.
     public var auditLog: String?
     public var auditEntries: Int?
+    /// The services whose primary this node holds, and the last failover it took over.
+    public var primaries: [Primary]?
+
+    public struct Primary: Codable, Sendable, Equatable {
+        public var service: String
+        public var index: Int
+        public var since: String
+        public var lastFailover: FailoverRecord?
+    }
 }
 
 /// `fleet/share.json` in a node's state directory: what the fleet last assigned to this node, for

@@ -32,6 +32,8 @@ public struct FleetView: Sendable, Encodable {
     public var departed: [NodeStatus]
     /// Keys whose value does not verify, and why.
     public var ignored: [String: String]
+    /// The primary of each active/passive service, as `primary/SERVICE` holds it.
+    public var primaries: [String: PrimaryRecord] = [:]
 
     public static func read(client: EtcdClient, keyspace: FleetKeyspace, trust: TrustPolicy, scratch: String) async -> FleetView {
         var view = FleetView(
@@ -48,6 +50,7 @@ public struct FleetView: Sendable, Encodable {
         var records: [String: (NodeRecord, Int64)] = [:]
         var statuses: [String: NodeStatus] = [:]
         var assignments: [Workload: Assignment] = [:]
+        var primaries: [String: (Data, Int64)] = [:]
         for kv in kvs {
             let shown = String(kv.key.dropFirst(keyspace.prefix.count))
             switch keyspace.parse(kv.key) {
@@ -76,13 +79,22 @@ public struct FleetView: Sendable, Encodable {
                     view.leader = name
                     view.epoch = kv.createRevision
                 }
-            case .release, nil:
+            case .primary(let service):
+                primaries[service] = (kv.value, kv.lease)
+            case .release, .switchover, nil:
                 break
             }
         }
         if let judged = try? await FleetPublish(client: client, keyspace: keyspace, trust: trust).inForce(scratch: scratch) {
             view.release = judged.release
             view.releaseProblem = judged.problem
+        }
+        for (service, (value, lease)) in primaries {
+            if let record = PrimaryRecord.verified(value, lease: lease, service: service, trust: trust, liveKeyID: { records[$0]?.0.keyID }) {
+                view.primaries[service] = record
+            } else {
+                view.ignored["primary/" + service] = "not a primary record signed by its node's key under its lease"
+            }
         }
         for (name, (record, lease)) in records.sorted(by: { $0.key < $1.key }) {
             let left = lease == 0 ? nil : try? await client.timeToLive(lease)

@@ -91,6 +91,11 @@ enum FleetCommands {
         for status in view.departed {
             out.line("  \(status.node)  DOWN (no lease); last status \(status.time)")
         }
+        for (service, primary) in view.primaries.sorted(by: { $0.key < $1.key }) {
+            let last = view.nodes.first { $0.name == primary.node }?.status?.primaries?.first { $0.service == service }?.lastFailover
+            out.line("primary    service/\(service): replica \(primary.index) on \(primary.node) since \(primary.since)"
+                + (last.map { "; last failover \($0.durationMs) ms" + ($0.from.map { " from \($0)" } ?? "") + " at \($0.at)" } ?? ""))
+        }
         for (workload, node) in view.orphaned.sorted(by: { $0.key < $1.key }) {
             out.line("  \(workload) is still assigned to \(node), which is down: a leader moves it")
         }

@@ -26,7 +26,7 @@ struct Stet: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, KeysCommand.self, TrustCommand.self, ValidateCommand.self, ReleaseCommand.self, VerifyCommand.self,
             PlanCommand.self, ApplyCommand.self, StatusCommand.self, DownCommand.self, RunCommand.self, BackupsCommand.self,
-            RestoreCommand.self, DrillCommand.self, AuditCommand.self, VersionCommand.self,
+            RestoreCommand.self, DrillCommand.self, FailoverCommand.self, AuditCommand.self, VersionCommand.self,
         ]
     )
 

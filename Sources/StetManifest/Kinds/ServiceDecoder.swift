@@ -25,14 +25,42 @@ enum ServiceDecoder {
         let drift = spec.field("drift", default: .correct) { $0.oneOf(DriftMode.self) }
         let protect = spec.field("protect", default: false) { $0.bool() }
         let placement = spec.field("placement", default: (selector: [String: String](), spread: String?.none), decodePlacement)
-        guard let metadata, let replicas, let run, let health, let backoff, let maxUnavailable, let drift, let protect, let placement
+        let failover = spec.field("failover", default: Service.Failover?.none) { cursor in decodeFailover(cursor).map(Optional.some) }
+        guard let metadata, let replicas, let run, let health, let backoff, let maxUnavailable, let drift, let protect, let placement,
+            let failover
         else { return nil }
         var service = Service(
             metadata: metadata, replicas: replicas, run: run, health: health, backoffInitial: backoff.initial,
             backoffMax: backoff.max, maxUnavailable: maxUnavailable, drift: drift, protect: protect)
         service.placement = placement.selector
         service.spread = placement.spread
+        service.failover = failover
         return service
+    }
+
+    /// The longest a promote or demote command may run.
+    static let maximumRoleTimeout = StetDuration.seconds(300)
+
+    /// `failover: {mode: primary, promote: [cmd…], demote: [cmd…], fence: demote|stop,
+    /// prefer: {zone: a}, timeout: 10s}`: one primary among the replicas across a fleet.
+    static func decodeFailover(_ cursor: Cursor) -> Service.Failover? {
+        guard let failover = cursor.mapping() else { return nil }
+        defer { failover.finish() }
+        let mode = failover.required("mode", "primary: one replica is the primary, the others standbys").flatMap { cursor -> String? in
+            guard let text = cursor.string() else { return nil }
+            guard text == "primary" else {
+                cursor.error("expected mode primary, found \"\(text.prefix(40))\"")
+                return nil
+            }
+            return text
+        }
+        let promote = failover.field("promote", default: []) { $0.stringList(nonEmpty: true) }
+        let demote = failover.field("demote", default: []) { $0.stringList(nonEmpty: true) }
+        let fence = failover.field("fence", default: .demote) { $0.oneOf(Service.Failover.Fence.self) }
+        let prefer = failover.field("prefer", default: [:]) { $0.stringMap(keyRule: DocumentDecoder.labelKeyProblem) }
+        let timeout = failover.field("timeout", default: .seconds(10)) { $0.duration(atMost: maximumRoleTimeout) }
+        guard mode != nil, let promote, let demote, let fence, let prefer, let timeout else { return nil }
+        return Service.Failover(promote: promote, demote: demote, fence: fence, prefer: prefer, timeout: timeout)
     }
 
     /// `placement: {selector: {zone: a}, spread: zone}`: where a fleet runs the replicas (one host ignores it).

@@ -269,6 +269,8 @@ public struct ReplicaProvider: Provider {
         try save(record)
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
+        // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
+        if service.failover != nil { environment["STET_ROLE"] = "standby" }
         var pid: pid_t = 0
         let rc = Spawn.start(
             service.run.command, environment: environment, workingDirectory: directory, logPath: logPath, identity: user, pid: &pid)
@@ -293,6 +295,55 @@ public struct ReplicaProvider: Provider {
             return .failed("replica \(index) \(record.lastExit!) right after starting (see \(logPath))")
         }
         return .done("started pid \(pid)" + (port.map { " on port \($0)" } ?? "") + (user.map { " as user \($0.name)" } ?? ""))
+    }
+
+    /// Runs a failover command of replica `index` (`spec.failover.promote` or `demote`): with the
+    /// replica's environment plus `STET_ROLE=role`, as its user, in its working directory, its
+    /// output appended to the replica's log, and killed with everything it started once
+    /// `timeout` seconds have passed. `extra` adds to the environment (`STET_FENCE_TOKEN`).
+    public func runRoleCommand(
+        _ service: Service, _ index: Int, _ command: [String], role: String, timeout: Double, environment extra: [String: String] = [:]
+    ) async -> ActionOutcome {
+        guard !command.isEmpty else { return .done("no command to run") }
+        let name = service.metadata.name
+        let user: ReplicaUser?
+        let logPath: String
+        do {
+            _ = try Self.key(name, index)
+            user = try ReplicaUser.resolve(service.run.user)
+            logPath = try self.logPath(name, index)
+        } catch {
+            return .failed("cannot run \(command[0]) for replica \(index): \(error)")
+        }
+        var directory = service.run.workingDir ?? "."
+        if !directory.hasPrefix("/") { directory = (baseDirectory as NSString).appendingPathComponent(directory) }
+        var environment = replicaEnvironment(name, index, port: service.run.portsStart.map { $0 + index }, env: service.run.env)
+        environment["STET_ROLE"] = role
+        environment.merge(extra) { $1 }
+        var pid: pid_t = 0
+        let rc = Spawn.start(command, environment: environment, workingDirectory: directory, logPath: logPath, identity: user, pid: &pid)
+        guard rc == 0 else { return .failed("cannot start \(command[0]): \(String(cString: strerror(rc)))") }
+        let started = DispatchTime.now().uptimeNanoseconds
+        let limit = UInt64(saturating: max(0, timeout) * 1e9)
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { break }
+            if reaped < 0 && errno != EINTR { return .failed("\(command[0]) could not be waited for: \(String(cString: strerror(errno)))") }
+            if DispatchTime.now().uptimeNanoseconds &- started >= limit {
+                // Its own session: everything it started goes with it.
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                return .failed("\(command[0]) did not finish within \(StetDuration(seconds: timeout)) and was killed (see \(logPath))")
+            }
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        kill(-pid, SIGKILL)
+        let signal = status & 0x7f
+        if signal != 0 { return .failed("\(command[0]) was killed by signal \(signal) (see \(logPath))") }
+        let code = (status >> 8) & 0xff
+        return code == 0 ? .done("\(command[0]) exited 0") : .failed("\(command[0]) exited \(code) (see \(logPath))")
     }
 
     /// Stops replica `index`: its stop signal to the whole session, the stop timeout, then

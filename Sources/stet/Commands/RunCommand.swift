@@ -68,6 +68,20 @@ struct RunCommand: AsyncParsableCommand {
         valueName: "seconds"))
     var leaseTTL = 3
 
+    @Option(name: .customLong("etcd-timeout"), help: ArgumentHelp(
+        "With --cluster: seconds a lease renewal may take (default: what leaves room for a retry before the fence, at most 2).",
+        valueName: "seconds"))
+    var etcdTimeout: Double?
+
+    @Option(name: .customLong("fence-margin"), help: ArgumentHelp(
+        "With --cluster: seconds before its lease could expire at which a node fences (demotes or stops) a primary it holds "
+            + "(default: a sixth of the TTL, at least 0.5).",
+        valueName: "seconds"))
+    var fenceMargin: Double?
+
+    /// The lease settings `--lease-ttl`, `--etcd-timeout` and `--fence-margin` give.
+    var leaseSettings: LeaseSettings { LeaseSettings(ttl: leaseTTL, renewalTimeout: etcdTimeout, fenceMargin: fenceMargin) }
+
     @Option(help: ArgumentHelp("Seconds between checks for a new release.", valueName: "seconds"))
     var interval: Double = 10
 
@@ -94,13 +108,14 @@ struct RunCommand: AsyncParsableCommand {
             try Seconds.check(every.seconds, "--poll", 0.1...StetDuration.maximumTimeout.seconds)
         }
         if let listen, Self.address(listen) == nil { throw ValidationError("--listen \(listen): expected HOST:PORT, e.g. 127.0.0.1:9464") }
-        if fleet.cluster == nil, node != nil || !labels.isEmpty {
-            throw ValidationError("--node and --label need --cluster")
+        if fleet.cluster == nil, node != nil || !labels.isEmpty || etcdTimeout != nil || fenceMargin != nil {
+            throw ValidationError("--node, --label, --etcd-timeout and --fence-margin need --cluster")
         }
         if fleet.cluster != nil {
             if planning.source != nil { throw ValidationError("--source and --cluster exclude each other: a fleet takes its release from etcd") }
             if let node, !ResourceID.isValidName(node) { throw ValidationError("--node \(node.prefix(80)): expected a DNS label such as host-a") }
             guard (2...3600).contains(leaseTTL) else { throw ValidationError("--lease-ttl \(leaseTTL): expected 2 to 3600 seconds") }
+            if let problem = leaseSettings.problem { throw ValidationError("these lease settings cannot hold a primary: \(problem)") }
             _ = try Self.labels(labels)
         }
     }
@@ -196,6 +211,7 @@ struct RunCommand: AsyncParsableCommand {
             member.attachEvents(Self.fleetEvents(loop: loop, audit: session.log))
             let log = session.log
             member.attachAuditCount { log.size }
+            member.attachAudit { record in _ = try log.append([record]) }
             return Task { await member.run() }
         }
         var ok = false
@@ -241,6 +257,8 @@ extension RunCommand {
             keyspace: try fleet.keyspace(), node: try nodeName(), labels: try Self.labels(labels),
             releaseDirectory: global.store.path("fleet/release"))
         options.leaseTTL = leaseTTL
+        options.renewalTimeout = leaseSettings.renewalTimeout
+        options.fenceMargin = leaseSettings.fenceMargin
         return FleetNode(options: options, client: client, key: key, trust: trust, store: global.store)
     }
 

@@ -85,6 +85,9 @@ struct StatusCommand: AsyncParsableCommand {
                 if !share.acting {
                     out.warning("not acting since \(share.since): \(share.reason ?? "the fleet lease is not renewed"); what runs keeps running, nothing is started or stopped")
                 }
+                for (service, held) in (PrimaryRoles.load(from: global.store)?.held ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    out.line("primary    service/\(service): replica \(held.index) on this node since \(held.since)")
+                }
             }
             if let inForce {
                 out.line("release    version \(inForce.accepted.version) (\(inForce.accepted.digest)), in force since \(RFC3339.format(inForce.accepted.acceptedAt))")
