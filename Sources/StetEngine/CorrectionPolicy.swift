@@ -115,6 +115,37 @@ public struct CorrectionPolicy: Sendable, Equatable {
         }
     }
 
+    /// In a fleet: what the other nodes spent of each resource's budget and the backoff they
+    /// are in (from their published status), so a crash-looping service gets one budget and one
+    /// backoff across the fleet, not one per node.
+    public struct Elsewhere: Sendable, Equatable, Codable {
+        /// Corrections made elsewhere, within the window.
+        public var corrections: [Date]
+        /// Held back elsewhere until then.
+        public var until: Date?
+
+        public init(corrections: [Date] = [], until: Date? = nil) {
+            self.corrections = corrections
+            self.until = until
+        }
+    }
+
+    /// Set before each pass by a fleet node; empty on one host.
+    public var elsewhere: [ResourceID: Elsewhere] = [:]
+
+    /// What this policy has spent and is backing off, per resource, for the other nodes of a
+    /// fleet: corrections within the window (at most `budget` of the newest) and a backoff still
+    /// running at `now`.
+    public func shared(now: Date) -> [ResourceID: Elsewhere] {
+        var shared: [ResourceID: Elsewhere] = [:]
+        for (key, state) in states {
+            let recent = state.corrections.filter { now.timeIntervalSince($0) < Self.window }.suffix(max(budget, 0))
+            let until = state.until > now ? state.until : nil
+            if !recent.isEmpty || until != nil { shared[key] = Elsewhere(corrections: Array(recent), until: until) }
+        }
+        return shared
+    }
+
     private var states: [ResourceID: State] = [:]
     /// Failed actions in a row, by resource id.
     private var failures: [ResourceID: Int] = [:]
@@ -169,16 +200,18 @@ public struct CorrectionPolicy: Sendable, Equatable {
         return count == Self.failingAfter
     }
 
-    /// Corrections of `key` within the hour before `now`.
+    /// Corrections of `key` within the hour before `now`, here and (in a fleet) elsewhere.
     public func corrections(of key: ResourceID, now: Date) -> Int {
-        states[key]?.corrections.filter { now.timeIntervalSince($0) < Self.window }.count ?? 0
+        (states[key]?.corrections.filter { now.timeIntervalSince($0) < Self.window }.count ?? 0)
+            + (elsewhere[key]?.corrections.filter { now.timeIntervalSince($0) < Self.window }.count ?? 0)
     }
 
     private mutating func decideFirst(_ request: Request, now: Date) -> Decision {
         var state = states[request.key, default: State()]
         defer { states[request.key] = state }
         state.corrections.removeAll { now.timeIntervalSince($0) >= Self.window }
-        let count = state.corrections.count
+        let other = elsewhere[request.key]
+        let count = state.corrections.count + (other?.corrections.filter { now.timeIntervalSince($0) < Self.window }.count ?? 0)
         if count >= budget {
             let first = !state.budgetAlerted
             state.budgetAlerted = true
@@ -186,6 +219,7 @@ public struct CorrectionPolicy: Sendable, Equatable {
         }
         state.budgetAlerted = false
         if now < state.until { return .after(state.until) }
+        if let until = other?.until, now < until { return .after(until) }
         let step = state.backOff(request.backoff, now: now)
         state.corrections.append(now)
         return .correct(Correction(until: step.until, seconds: step.seconds, inLastHour: count + 1))

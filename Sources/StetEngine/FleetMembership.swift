@@ -17,4 +17,16 @@ public protocol FleetMembership: AnyObject, Sendable {
 
     /// How to wake the loop when the share or `mayAct` changed; called once, before the first pass.
     func attach(wake: @escaping @Sendable () -> Void)
+
+    /// What the other nodes spent of each resource's self-heal budget, and the backoff they keep
+    /// (read before each pass).
+    func correctionsElsewhere() -> [ResourceID: CorrectionPolicy.Elsewhere]
+
+    /// What this node spent and keeps (after each pass), for the other nodes.
+    func shareCorrections(_ mine: [ResourceID: CorrectionPolicy.Elsewhere])
+}
+
+extension FleetMembership {
+    public func correctionsElsewhere() -> [ResourceID: CorrectionPolicy.Elsewhere] { [:] }
+    public func shareCorrections(_ mine: [ResourceID: CorrectionPolicy.Elsewhere]) {}
 }

@@ -31,9 +31,12 @@ extension ReconcileLoop {
         let services = dirty.union(try reapExited())
         dirty = []
         if withBackups { startBackupPass() }
+        // In a fleet, one self-heal budget and one backoff per service across the nodes.
+        if let fleet = options.fleet { reconciler.setElsewhere(fleet.correctionsElsewhere()) }
         let outcome = try await reconciler.reconcile(
             services, monitors: withBackups, desired: try passDesired(), release: release,
             provider: PassProvider(host: host(), monitors: withBackups), now: Date())
+        options.fleet?.shareCorrections(reconciler.policy.shared(now: Date()))
         waiting.merge(outcome.retry) { $1 }
         failedLastPass = outcome.failed
         for change in outcome.allowed where change.resource.kind == .service {

@@ -49,6 +49,9 @@ public final class Reconciler {
     public let prune: Bool
     public var hooks: Hooks
     public private(set) var policy: CorrectionPolicy
+
+    /// In a fleet: the budget spent and backoff kept by the other nodes (`CorrectionPolicy.elsewhere`).
+    public func setElsewhere(_ elsewhere: [ResourceID: CorrectionPolicy.Elsewhere]) { policy.elsewhere = elsewhere }
     /// Notices already recorded: each is recorded once.
     private var reportedNotices: Set<String> = []
 

@@ -133,6 +133,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var lastHolder: [String: String] = [:]
         var handledSwitchovers: Set<String> = []
         var lastFailover: [String: FailoverRecord] = [:]
+        /// The self-heal budget this node spent and the backoff it keeps, by service.
+        var corrections: [String: CorrectionPolicy.Elsewhere] = [:]
     }
 
     public init(options: Options, client: EtcdClient, key: PrivateKey, trust: TrustPolicy, store: FileStateStore) {
@@ -178,6 +180,36 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     }
 
     public func attach(wake: @escaping @Sendable () -> Void) { lock.withLock { state.wake = wake } }
+
+    /// The most corrections of one service taken from one node's status.
+    static let maximumSharedCorrections = 1000
+
+    public func shareCorrections(_ mine: [ResourceID: CorrectionPolicy.Elsewhere]) {
+        var byService: [String: CorrectionPolicy.Elsewhere] = [:]
+        for (id, spent) in mine where id.kind == .service && id.replica == nil { byService[id.name] = spent }
+        lock.withLock { state.corrections = byService }
+    }
+
+    /// What the other live nodes published of their budget and backoff, by service: each status
+    /// verified as signed by its node's key, and bounded.
+    public func correctionsElsewhere() -> [ResourceID: CorrectionPolicy.Elsewhere] {
+        let (statuses, live) = lock.withLock { (state.mirror.filter { $0.key.hasPrefix(keys.statuses) }, state.nodes) }
+        var merged: [ResourceID: CorrectionPolicy.Elsewhere] = [:]
+        for (key, kv) in statuses {
+            guard case .status(let name) = keys.parse(key), name != me, live[name] != nil,
+                case .success(let (status, signer)) = FleetSigned.open(kv.value, type: FleetSigned.statusType, as: NodeStatus.self, trust: trust),
+                status.node == name, trust.keys[signer]?.publicKey.keyID == live[name]?.keyID
+            else { continue }
+            for (service, spent) in status.corrections ?? [:] where ResourceID.isValidName(service) {
+                let id = ResourceID(.service, service)
+                var entry = merged[id] ?? CorrectionPolicy.Elsewhere()
+                entry.corrections += spent.corrections.suffix(Self.maximumSharedCorrections)
+                if let until = spent.until { entry.until = max(entry.until ?? until, until) }
+                merged[id] = entry
+            }
+        }
+        return merged
+    }
 
     private func wakeLoop() { lock.withLock { state.wake }?() }
 
@@ -652,7 +684,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             replicas: list,
             backups: share.backups, monitors: share.monitors,
             auditLog: "\(ProcessInfo.processInfo.hostName):\(auditFolder)", auditEntries: auditCount(),
-            primaries: primaries)
+            primaries: primaries, corrections: lock.withLock { state.corrections.isEmpty ? nil : state.corrections })
     }
 
     /// As leader: each node whose lease expired is alerted on once, and resolved when it returns.

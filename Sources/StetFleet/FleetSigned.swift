@@ -2,6 +2,7 @@ public import Foundation
 public import StetCrypto
 public import StetManifest
 public import StetCore
+public import StetEngine
 public import StetState
 
 /// What nodes publish in etcd, each a DSSE envelope signed by the node's own key: its record
@@ -178,6 +179,9 @@ public struct NodeStatus: Codable, Sendable, Equatable {
     public var auditEntries: Int?
     /// The services whose primary this node holds, and the last failover it took over.
     public var primaries: [Primary]?
+    /// By service: the self-heal budget this node spent within the hour and the backoff it
+    /// keeps, so the fleet spends one budget per service, not one per node.
+    public var corrections: [String: CorrectionPolicy.Elsewhere]?
 
     public struct Primary: Codable, Sendable, Equatable {
         public var service: String

@@ -354,6 +354,39 @@ final class EtcdProxy {
         #expect(poller.mostAtOnce <= 1, "two primaries at once: \(poller.overlapSamples.prefix(5))")
     }
 
+    /// A crash-looping service spends one self-heal budget across the fleet, not one per node:
+    /// three nodes with a budget of 3 correct it at most 3 times, plus what two nodes may decide
+    /// at the same moment before either hears of the other (without sharing it would be 9).
+    @Test func theSelfHealBudgetHoldsAcrossTheFleet() throws {
+        let fleet = try FleetFixture(etcdPort: 23930)
+        defer { fleet.stopAll() }
+        try fleet.repo.root.write("manifests/crash.yaml", Samples.liveService(
+            name: "crash", replicas: 3, port: 18930, command: "[sh, -c, 'sleep 0.5; exit 3']", backoffInitial: "100ms", backoffMax: "200ms"))
+        try fleet.repo.root.write("manifests/notify.yaml", Samples.notifier(name: "ops-log"))
+        try fleet.repo.sign(["alice"])
+        for name in fleet.names { try fleet.start(name, extra: ["--budget", "3"]) }
+        try fleet.waitLive(3)
+        let applied = try fleet.stet(["apply", "--cluster", fleet.endpoints, "--state-dir", "ci-state", "--auto-approve", "--no-wait"], environment: fleet.ci)
+        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
+        func corrections() -> Int {
+            fleet.names.reduce(0) { total, name in
+                let folder = fleet.stateDir(name) + "/replicas/crash"
+                return total + ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).reduce(0) { sum, file in
+                    guard let data = FileManager.default.contents(atPath: folder + "/" + file),
+                        let record = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+                    else { return sum }
+                    return sum + (record["restarts"] as? Int ?? 0)
+                }
+            }
+        }
+        #expect(eventually(timeout: 60) { fleet.logs().contains("StetSelfHealBudgetExhausted") }, "\(fleet.logs())")
+        // Long enough for a node with a budget of its own to spend it.
+        usleep(6_000_000)
+        let total = corrections()
+        print("fleet self-heal budget: \(total) corrections of a crash-looping service across 3 nodes with a budget of 3")
+        #expect(total >= 1 && total <= 3 + 2, "\(total) corrections\n\(fleet.logs())")
+    }
+
     /// Lease settings that cannot hold a primary are refused at start, with the reason.
     @Test func leaseSettingsThatCannotHoldAreRefused() throws {
         var repo = RepositoryFixture()

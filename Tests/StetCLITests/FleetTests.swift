@@ -62,9 +62,9 @@ final class FleetFixture: @unchecked Sendable {
         try stet(["apply", "--cluster", endpoints, "--state-dir", "ci-state", "--auto-approve", "--wait-timeout", "90s"] + more, environment: ci)
     }
 
-    func start(_ node: String, key: String? = nil, labels: [String] = [], through cluster: String? = nil) throws {
+    func start(_ node: String, key: String? = nil, labels: [String] = [], through cluster: String? = nil, extra: [String] = []) throws {
         let arguments = ["run", "--cluster", cluster ?? endpoints, "--node", node, "--key", "private/\(key ?? node).key", "--state-dir", stateDir(node),
-                         "--lease-ttl", String(ttl), "--interval", "1"] + labels.flatMap { ["--label", $0] }
+                         "--lease-ttl", String(ttl), "--interval", "1"] + labels.flatMap { ["--label", $0] } + extra
         nodes[node] = try BackgroundProcess(Binary.stet, arguments, in: repo.root.path)
     }
 

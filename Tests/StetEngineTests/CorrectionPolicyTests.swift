@@ -192,4 +192,31 @@ import Testing
         #expect(CorrectionPolicy.Backoff(service) == CorrectionPolicy.Backoff(initial: 0.25, maximum: 4))
         #expect(CorrectionPolicy.Backoff(nil) == CorrectionPolicy.Backoff(initial: 0.5, maximum: 60))
     }
+
+    /// In a fleet: corrections made on other nodes count against this node's budget, a backoff
+    /// kept elsewhere holds here too, and what this node shares is what it spent within the hour.
+    @Test func correctionsElsewhereInTheFleetCount() {
+        let web = ResourceID(.service, "web")
+        let request = CorrectionPolicy.Request(key: web, cause: .drift, backoff: Self.backoff)
+        var policy = CorrectionPolicy(budget: 3)
+        // Two corrections elsewhere within the hour, one older than the hour.
+        policy.elsewhere[web] = CorrectionPolicy.Elsewhere(
+            corrections: [Self.t0.addingTimeInterval(-4000), Self.t0.addingTimeInterval(-60), Self.t0.addingTimeInterval(-30)])
+        guard case .correct(let correction) = policy.decide(request, now: Self.t0) else {
+            Issue.record("the first correction should go ahead")
+            return
+        }
+        #expect(correction?.inLastHour == 3)
+        #expect(policy.decide(request, now: Self.t0.addingTimeInterval(20)) == .budgetSpent(corrections: 3, first: true))
+        #expect(policy.shared(now: Self.t0.addingTimeInterval(20))[web]?.corrections == [Self.t0])
+        // A backoff kept elsewhere holds a resource that has spent nothing here.
+        var other = CorrectionPolicy(budget: 10)
+        let until = Self.t0.addingTimeInterval(5)
+        other.elsewhere[web] = CorrectionPolicy.Elsewhere(corrections: [], until: until)
+        #expect(other.decide(request, now: Self.t0) == .after(until))
+        guard case .correct = other.decide(request, now: until.addingTimeInterval(0.1)) else {
+            Issue.record("after the backoff elsewhere the correction should go ahead")
+            return
+        }
+    }
 }
