@@ -23,6 +23,9 @@ public struct FleetKeyspace: Sendable, Equatable {
     public var statuses: String { prefix + "status/" }
     public var primaries: String { prefix + "primary/" }
     public var switchovers: String { prefix + "switchover/" }
+    public var appliedPlans: String { prefix + "plans/applied/" }
+    /// `plans/applied/ID`: a saved plan applied somewhere in the fleet (single use across it).
+    public func appliedPlan(_ id: String) -> String { appliedPlans + id }
     public func node(_ name: String) -> String { nodes + name }
     public func status(_ name: String) -> String { statuses + name }
     public func assignment(_ workload: Workload) -> String { assignments + workload.key }
@@ -39,6 +42,7 @@ public struct FleetKeyspace: Sendable, Equatable {
         case status(String)
         case primary(String)
         case switchover(String)
+        case appliedPlan(String)
     }
 
     public func parse(_ key: String) -> Entry? {
@@ -52,6 +56,7 @@ public struct FleetKeyspace: Sendable, Equatable {
         case "status" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .status(parts[1])
         case "primary" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .primary(parts[1])
         case "switchover" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .switchover(parts[1])
+        case "plans" where parts.count == 3 && parts[1] == "applied" && Plan.isValidID(parts[2]): return .appliedPlan(parts[2])
         case "assignments": return Workload(key: parts.dropFirst().joined(separator: "/")).map(Entry.assignment)
         default: return nil
         }

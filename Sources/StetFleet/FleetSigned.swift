@@ -15,6 +15,7 @@ public enum FleetSigned {
     public static let statusType = "application/vnd.stet.fleet-status+json"
     public static let primaryType = "application/vnd.stet.fleet-primary+json"
     public static let switchoverType = "application/vnd.stet.fleet-switchover+json"
+    public static let appliedPlanType = "application/vnd.stet.fleet-applied-plan+json"
 
     public static func seal<T: Encodable>(_ value: T, type: String, key: PrivateKey) throws -> Data {
         let encoder = JSONEncoder()
@@ -105,6 +106,23 @@ extension PrimaryRecord {
         else { return nil }
         if let keyID = liveKeyID(record.node), trust.keys[signer]?.publicKey.keyID != keyID { return nil }
         return record
+    }
+}
+
+/// `plans/applied/ID`: saved plan `plan` was applied on `host` (its state directory
+/// `stateDirectory`) at `appliedAt`, claimed by the operator's key with a transaction that creates
+/// the key: a saved plan applies once across the fleet.
+public struct AppliedPlan: Codable, Sendable, Equatable {
+    public var plan: String
+    public var host: String
+    public var stateDirectory: String
+    public var appliedAt: String
+
+    public init(plan: String, host: String, stateDirectory: String, appliedAt: String) {
+        self.plan = plan
+        self.host = host
+        self.stateDirectory = stateDirectory
+        self.appliedAt = appliedAt
     }
 }
 

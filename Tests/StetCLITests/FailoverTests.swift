@@ -387,6 +387,40 @@ final class EtcdProxy {
         #expect(total >= 1 && total <= 3 + 2, "\(total) corrections\n\(fleet.logs())")
     }
 
+    /// A saved plan applied with --cluster is claimed in etcd first: a second host cannot apply
+    /// it, although its own state directory never saw it, and the refusal is recorded there.
+    @Test func aSavedPlanAppliesOnceAcrossTheFleet() throws {
+        let fleet = try FleetFixture(etcdPort: 23940)
+        defer { fleet.stopAll() }
+        try fleet.repo.root.write("manifests/solo.yaml", """
+            apiVersion: stet/v1
+            kind: Service
+            metadata: {name: solo}
+            spec:
+              replicas: 1
+              run: {command: [sleep, "300"], stopTimeout: 2s}
+
+            """)
+        try fleet.repo.sign(["alice"])
+        for folder in ["p1", "p2"] {
+            #expect(try fleet.stet("trust", "pin", "--state-dir", folder, environment: fleet.ci).status == 0)
+        }
+        defer { for folder in ["p1", "p2"] { _ = try? fleet.stet(["down", "--state-dir", folder, "--auto-approve"], environment: fleet.ci) } }
+        let planned = try fleet.stet(["plan", "--state-dir", "p1", "--out", "solo.plan"], environment: fleet.ci)
+        #expect(planned.status == 2 || planned.status == 0, "\(planned.combined)")
+        let first = try fleet.stet(["apply", "solo.plan", "--state-dir", "p1", "--cluster", fleet.endpoints, "--auto-approve"], environment: fleet.ci)
+        #expect(first.status == 0, "\(first.combined)")
+        let claimed = try fleet.etcd.etcdctl("get", "/stet/stet/plans/applied/", "--prefix", "--keys-only")
+        #expect(claimed.stdout.contains("/stet/stet/plans/applied/plan-"), "\(claimed.combined)")
+        // The same plan on another host (its facts hold there too: nothing runs) is refused.
+        let second = try fleet.stet(["apply", "solo.plan", "--state-dir", "p2", "--cluster", fleet.endpoints, "--auto-approve"], environment: fleet.ci)
+        #expect(second.status == 12, "\(second.combined)")
+        #expect(second.stderr.contains("single use across the fleet") && second.stderr.contains("p1"), "\(second.combined)")
+        let refusals = try fleet.auditEntries(in: "p2", action: "apply").filter { $0["kind"] as? String == "refusal" }
+        #expect(!refusals.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: fleet.repo.root.file("p2/replicas/solo/0.json")))
+    }
+
     /// Lease settings that cannot hold a primary are refused at start, with the reason.
     @Test func leaseSettingsThatCannotHoldAreRefused() throws {
         var repo = RepositoryFixture()

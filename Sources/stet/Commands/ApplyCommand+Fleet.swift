@@ -13,9 +13,6 @@ extension ApplyCommand {
     /// where the fleet will run it, and waits until the fleet runs it. The hosts' state directories
     /// play no part: every node verifies the release again with its own pinned trust.
     func runOnFleet() async throws {
-        guard planFile == nil else {
-            throw CommandFailure(status: ExitStatus.error, message: "a saved plan is for one host: apply it there, without --cluster")
-        }
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let (gate, commit) = try planning.gate(global, source: try planning.gitSource(global.store))
         let (session, passed) = try OperatorSession.verified(
@@ -67,6 +64,39 @@ extension ApplyCommand {
         if noWait { return }
         let timeout = waitTimeout.flatMap { StetDuration(parsing: $0)?.seconds } ?? 120
         try await FleetCommands.waitConverged(fleet, global, release: release, desired: passed.desired, trust: passed.trust.policy, timeout: timeout)
+    }
+}
+
+extension ApplyCommand {
+    /// `stet apply PLAN --cluster URLS` on a host: the saved plan is applied here, once across the
+    /// whole fleet. Its id is claimed in `plans/applied/ID` with a transaction that creates the
+    /// key; a plan claimed already (on any host) is refused (exit 12) and the refusal recorded.
+    /// The claim comes before the first action, so a plan refused here after it was claimed (its
+    /// facts no longer hold) cannot be used again either: plan again.
+    func claimInFleet(_ plan: Plan, key privateKey: PrivateKey, session: OperatorSession) async throws {
+        let keyspace = try fleet.keyspace()
+        let trust = try FleetCommands.trust(global)
+        let claim = AppliedPlan(
+            plan: plan.id, host: Checkpoint.hostName, stateDirectory: global.store.root, appliedAt: RFC3339.format(Date(), milliseconds: true))
+        let sealed = try FleetSigned.seal(claim, type: FleetSigned.appliedPlanType, key: privateKey)
+        let earlier: AppliedPlan?? = try await FleetCommands.withClient(fleet) { client in
+            let key = keyspace.appliedPlan(plan.id)
+            let outcome = try await client.transaction([.absent(key)], success: [.put(key, sealed, lease: 0)], failure: [.get(key)])
+            if outcome.succeeded { return .none }
+            let value = outcome.read.first?.value ?? Data()
+            if case .success(let (found, _)) = FleetSigned.open(value, type: FleetSigned.appliedPlanType, as: AppliedPlan.self, trust: trust, role: .operator),
+                found.plan == plan.id
+            {
+                return .some(found)
+            }
+            return .some(nil)
+        }
+        guard let earlier else { return }
+        let message = "plan \(plan.id) was applied already in cluster \(keyspace.cluster)"
+            + (earlier.map { " (on \($0.host), state directory \($0.stateDirectory), at \($0.appliedAt))" } ?? " (its claim in etcd does not verify)")
+            + "; a saved plan is single use across the fleet"
+        try session.refused(action: "apply", reason: "saved plan \(plan.id) was refused", error: message)
+        throw CommandFailure(status: ExitStatus.stale, message: message)
     }
 }
 

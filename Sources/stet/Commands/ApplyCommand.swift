@@ -36,13 +36,18 @@ struct ApplyCommand: AsyncParsableCommand {
             until every live node runs it as assigned. The hosts' state directories play no part: \
             each node verifies the release again with its own pinned trust policy.
 
+            A saved plan with --cluster is applied on this host, once across the fleet: its id is \
+            claimed in etcd (plans/applied/ID, created only if absent) before its first action, \
+            and a plan claimed already on any host is refused (exit 12).
+
             EXIT STATUS
               0   applied (or nothing to do)
               1   error, a change failed (the rest of its resource was skipped), a replica was \
                   not healthy in time (named, with its last check and its log), or not approved
               10  the release, the trust policy or the plan's signature was refused
               11  another stet process holds the state lock
-              12  the saved plan is stale: another release, already applied, or the world changed
+              12  the saved plan is stale: another release, already applied (here, or in the fleet \
+                  with --cluster), or the world changed
             """
     )
 
@@ -85,7 +90,7 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if fleet.cluster != nil { return try await runOnFleet() }
+        if fleet.cluster != nil && planFile == nil { return try await runOnFleet() }
         let source = try planning.gitSource(global.store)
         let privateKey = try PrivateKey(contentsOfFile: try key.path())
         let lock = try StateLock(store: global.store, timeout: global.lockTimeout)
@@ -101,6 +106,8 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let session = OperatorSession(apply)
         defer { try? session.close() }
+        // With --cluster, a saved plan is claimed across the fleet before its first action.
+        if let saved, fleet.cluster != nil { try await claimInFleet(saved.plan, key: privateKey, session: session) }
         var provider = HostProvider(store: global.store)
         // A pruned monitor's firing alert is resolved at once; a `log` notifier writes to standard error.
         let sender = NotifierSender { Terminal.standardError.line($0) }
