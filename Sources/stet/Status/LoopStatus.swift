@@ -3,6 +3,7 @@ import StetAudit
 import StetCore
 import StetCrypto
 import StetEngine
+import StetFleet
 import StetProviders
 import StetServer
 import StetState
@@ -24,10 +25,12 @@ struct LoopStatus: StatusSource {
         let entries = audit.size
         let counts = loop.monitors.queue.snapshot
         let notifications = (delivered: counts.delivered, failedAttempts: counts.failedAttempts, waiting: counts.waiting)
+        let roles = PrimaryRoles.load(from: store)
         return StatusSnapshot(
-            statusJSON: Self.json(report), page: statusPage(report, release: release),
+            statusJSON: Self.json(report), page: statusPage(report, release: release, roles: roles),
             gauges: { metrics in
                 Self.setGauges(metrics, report: report, release: release, auditEntries: entries, notifications: notifications)
+                Self.setPrimaryGauges(metrics, roles: roles)
             })
     }
 
@@ -68,6 +71,20 @@ struct LoopStatus: StatusSource {
         }
     }
 
+    /// In a fleet: which active/passive services this node is the primary of, and how long the
+    /// last failover it took over lasted.
+    private static func setPrimaryGauges(_ metrics: StetMetrics, roles: PrimaryRoles?) {
+        guard let roles else { return }
+        for service in Set(roles.held.keys).union(roles.lastFailover.keys) {
+            metrics.gauge("primary", "1 while this node's replica is the primary of the active/passive service.", [("service", service)])
+                .set(to: roles.held[service] != nil ? 1 : 0)
+            if let last = roles.lastFailover[service] {
+                metrics.gauge("failover_duration_seconds", "From the primary's key being free to this node's replica promoted, at the last failover.",
+                              [("service", service)]).set(to: Double(last.durationMs) / 1000)
+            }
+        }
+    }
+
     private static func json(_ report: StatusReport?) -> Data {
         guard let report else { return Data("{}".utf8) }
         let encoder = JSONEncoder()
@@ -76,8 +93,14 @@ struct LoopStatus: StatusSource {
         return (try? encoder.encode(report)) ?? Data("{}".utf8)
     }
 
-    private func statusPage(_ report: StatusReport?, release: Int) -> String {
+    private func statusPage(_ report: StatusReport?, release: Int, roles: PrimaryRoles?) -> String {
         var resources: [StatusPage.Resource] = []
+        for (service, held) in (roles?.held ?? [:]).sorted(by: { $0.key < $1.key }) {
+            let last = roles?.lastFailover[service]
+            resources.append(StatusPage.Resource(
+                name: "service/\(service) primary", ok: true, badge: "primary: replica \(held.index)",
+                detail: "since \(held.since)" + (last.map { "; last failover \($0.durationMs) ms" + ($0.from.map { " from \($0)" } ?? "") } ?? "")))
+        }
         for service in report?.services ?? [] {
             resources.append(StatusPage.Resource(
                 name: service.resource.description, ok: service.met, badge: "\(service.ready)/\(service.promised) ready",
