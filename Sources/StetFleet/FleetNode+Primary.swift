@@ -38,7 +38,7 @@ extension FleetNode {
     static let preferenceDelay = 0.5
     /// After giving the role up (a failing replica, a failed promote), a node waits this long
     /// before it bids for the same service again, so a healthier standby takes it.
-    static let cooldown = 3.0
+    public static let cooldown = 3.0
     /// Of the fence margin, what is kept for killing the replica after a demote that ran out.
     static let killReserve = 0.15
 

@@ -11,6 +11,7 @@ let suites: [String: ([String]) async throws -> Void] = [
     "monitors": { try await MonitorBenchmark.run($0) },
     "fleet": { try FleetBenchmark.run($0) },
     "fleet-failover": { try await FleetFailoverBenchmark.run($0) },
+    "primary-failover": { try await PrimaryFailoverBenchmark.run($0) },
     // A light replica process for the replicas suite, not a benchmark.
     "http-replica": { try HTTPReplica.run($0) },
 ]
