@@ -18,7 +18,12 @@ import Testing
         #expect(keys.parse("/stet/prod/assignments/service/web/3") == .assignment(.replica(service: "web", index: 3)))
         #expect(keys.parse("/stet/prod/assignments/backup/db") == .assignment(.backup("db")))
         #expect(keys.parse("/stet/prod/assignments/monitor/up") == .assignment(.monitor("up")))
+        #expect(keys.parse("/stet/prod/primary/db") == .primary("db"))
+        #expect(keys.parse("/stet/prod/switchover/db") == .switchover("db"))
+        #expect(keys.parse("/stet/prod/plans/applied/plan-0123456789abcdef") == .appliedPlan("plan-0123456789abcdef"))
         for hostile in [
+            "/stet/prod/primary/../leader", "/stet/prod/primary/db/0", "/stet/prod/switchover/DB", "/stet/prod/plans/applied/../x",
+            "/stet/prod/plans/applied/plan-xyz", "/stet/prod/plans/other/plan-0123456789abcdef",
             "/stet/other/leader", "/stet/prod/nodes/../leader", "/stet/prod/nodes/Host", "/stet/prod/nodes/a/b",
             "/stet/prod/assignments/service/web/-1", "/stet/prod/assignments/service/web/03", "/stet/prod/assignments/service/web/1000",
             "/stet/prod/assignments/service/web/99999999999999999999", "/stet/prod/assignments/service/web", "/stet/prod/assignments/job/x",
@@ -190,5 +195,25 @@ import Testing
         #expect(putBack[keys.assignment(web1)] != nil && book.accepted[web1] == nil)
         _ = book.take([:], keys: keys, trust: trust, whole: true)
         #expect(book.accepted.isEmpty)
+    }
+}
+
+@Suite struct LeaseSettingsTests {
+    /// The defaults hold for every TTL; settings where one lost renewal and its retry end after
+    /// the fence point, or whose margin leaves no time to fence, are refused with the reason.
+    @Test func settingsThatCannotHoldAreRefused() {
+        for ttl in [2, 3, 5, 10, 60, 3600] {
+            let settings = LeaseSettings(ttl: ttl)
+            #expect(settings.problem == nil, "TTL \(ttl): \(settings.problem ?? "")")
+            #expect(settings.renewalInterval + 2 * settings.renewalTimeout < Double(ttl) - settings.fenceMargin)
+        }
+        #expect(LeaseSettings(ttl: 3).fenceMargin == 0.5)
+        #expect(LeaseSettings(ttl: 3).renewalTimeout == 0.5)
+        #expect(LeaseSettings(ttl: 2, renewalTimeout: 1, fenceMargin: nil).problem?.contains("one lost renewal") == true)
+        #expect(LeaseSettings(ttl: 10, renewalTimeout: nil, fenceMargin: 0.1).problem?.contains("no time to demote") == true)
+        #expect(LeaseSettings(ttl: 3, renewalTimeout: nil, fenceMargin: 2.5).problem?.contains("before the first renewal") == true)
+        #expect(LeaseSettings(ttl: 3, renewalTimeout: .nan, fenceMargin: nil).problem != nil)
+        #expect(LeaseSettings(ttl: 3, renewalTimeout: nil, fenceMargin: .infinity).problem != nil)
+        #expect(LeaseSettings(ttl: 1).problem != nil)
     }
 }

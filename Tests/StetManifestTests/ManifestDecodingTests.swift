@@ -80,6 +80,24 @@ import Testing
         #expect(state.resourceIDs.count == 6)
     }
 
+    @Test func failoverDecodesWithItsDefaults() throws {
+        let full = try #require(Self.decode(Self.plus("""
+              failover:
+                mode: primary
+                promote: [db-ctl, promote]
+                demote: [db-ctl, demote]
+                fence: stop
+                prefer: {zone: a}
+                timeout: 30s
+
+            """)).services["web"]?.failover)
+        #expect(full == Service.Failover(promote: ["db-ctl", "promote"], demote: ["db-ctl", "demote"], fence: .stop, prefer: ["zone": "a"],
+                                         timeout: .seconds(30)))
+        let least = try #require(Self.decode(Self.plus("  failover: {mode: primary}\n")).services["web"]?.failover)
+        #expect(least == Service.Failover())
+        #expect(try Self.decode(Self.service).services["web"]?.failover == nil)
+    }
+
     struct Case: CustomTestStringConvertible, Sendable {
         let text: String
         let expected: [String]
@@ -106,7 +124,17 @@ import Testing
         Case(with("{name: web}", "{name: Web_1}"),
          ["m.yaml:3:18: metadata.name: expected a DNS label (lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit), found \"Web_1\""]),
         Case(plus("  colour: blue\n"),
-         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, health, placement, protect, replicas, restart, run, update)"]),
+         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, failover, health, placement, protect, replicas, restart, run, update)"]),
+        Case(plus("  failover: {promote: [x]}\n"),
+         ["m.yaml:8:13: spec.failover.mode: missing required field (primary: one replica is the primary, the others standbys)"]),
+        Case(plus("  failover: {mode: leader}\n"),
+         ["m.yaml:8:20: spec.failover.mode: expected mode primary, found \"leader\""]),
+        Case(plus("  failover: {mode: primary, fence: kill}\n"),
+         ["m.yaml:8:36: spec.failover.fence: expected one of demote, stop, found \"kill\""]),
+        Case(plus("  failover: {mode: primary, timeout: 1h}\n"),
+         ["m.yaml:8:38: spec.failover.timeout: expected a duration of at most 5m, found \"1h\""]),
+        Case(plus("  failover: {mode: primary, promote: []}\n"),
+         ["m.yaml:8:38: spec.failover.promote: expected at least one item"]),
         Case(with("[python3, -m, http.server]", "python3"),
          ["m.yaml:7:14: spec.run.command: expected a list, found \"python3\""]),
         Case(with("[python3, -m, http.server]", "[]"),
