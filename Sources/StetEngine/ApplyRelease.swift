@@ -95,15 +95,20 @@ public struct ApplyRelease: Sendable {
         public var planned: @Sendable (Plan) -> Void
         public var approve: @Sendable (Plan) throws -> Approval
         public var progress: @Sendable (Applier.Event) -> Void
+        /// A saved plan, approved and admitted, just before it is marked applied and its first
+        /// action runs: a fleet claims it here (single use across the fleet). Throws to stop.
+        public var claim: @Sendable (Plan) async throws -> Void
 
         public init(
             interrupted: @escaping @Sendable (Int) -> Void = { _ in }, planned: @escaping @Sendable (Plan) -> Void = { _ in },
-            approve: @escaping @Sendable (Plan) throws -> Approval, progress: @escaping @Sendable (Applier.Event) -> Void = { _ in }
+            approve: @escaping @Sendable (Plan) throws -> Approval, progress: @escaping @Sendable (Applier.Event) -> Void = { _ in },
+            claim: @escaping @Sendable (Plan) async throws -> Void = { _ in }
         ) {
             self.interrupted = interrupted
             self.planned = planned
             self.approve = approve
             self.progress = progress
+            self.claim = claim
         }
     }
 
@@ -186,7 +191,10 @@ public struct ApplyRelease: Sendable {
         guard !plan.changes.isEmpty else {
             return Outcome(plan: plan, report: Applier.Report(), interrupted: interrupted, accepted: accepted)
         }
-        if saved != nil { try PlanFile.markApplied(plan, in: store, now: now()) }
+        if saved != nil {
+            try await hooks.claim(plan)
+            try PlanFile.markApplied(plan, in: store, now: now())
+        }
         var applier = Applier(provider: provider, audit: audit, store: store, release: release)
         applier.events = hooks.progress
         var report = try await applier.apply(plan, desired: desired)

@@ -247,7 +247,8 @@ public final class EtcdClient: Sendable {
     /// be reached; an endpoint that answers with an error ends the request.
     func post(_ path: String, _ request: [String: Any], timeout: Double? = nil) async throws -> [String: Any] {
         counts.add(path)
-        let milliseconds = timeout.map { Int64(min(max($0, 0.05), 60) * 1000) } ?? configuration.requestMilliseconds
+        let milliseconds = timeout.map { $0.isFinite ? Int64(min(max($0, 0.05), 60) * 1000) : configuration.requestMilliseconds }
+            ?? configuration.requestMilliseconds
         let data = try JSONSerialization.data(withJSONObject: request)
         let start = preferred.index
         var unreachable: [String] = []

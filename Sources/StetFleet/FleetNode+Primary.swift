@@ -28,6 +28,11 @@ extension FleetNode {
     struct HeldPrimary: Sendable {
         var index: Int
         var revision: Int64
+        /// The lease the key was created on: another lease (the node joined again) means the key
+        /// went with the old one.
+        var lease: Int64
+        /// The promote command has run.
+        var promoted = false
         var pid: Int32
         var startTime: UInt64
         var since: Date
@@ -46,10 +51,62 @@ extension FleetNode {
     /// cannot know whether that still holds), then keeps the primaries every 50 ms.
     func keepPrimaries() async {
         let replicas = ReplicaProvider(store: store)
+        let backstop = HardFence(node: self)
+        backstop.start()
+        defer { backstop.stop() }
         await fenceLeftovers(replicas)
         while !Task.isCancelled {
             await keepPrimariesOnce(replicas)
             await Self.sleep(0.05)
+        }
+        // Stopping: every primary is demoted and its key freed before `run()` returns, on a task
+        // of its own (this one is cancelled), within what is left of the lease.
+        if options.stepDownOnStop { await Task.detached { await self.stepDownAll(replicas, why: "Stet is stopping") }.value }
+    }
+
+    /// Gives up every primary held: demote (or stop), then free the key.
+    func stepDownAll(_ replicas: ReplicaProvider, why: String) async {
+        for (name, held) in lock.withLock({ state.primaries }).sorted(by: { $0.key < $1.key }) {
+            await letGo(name, held, why: .release(why), replicas)
+        }
+    }
+
+    /// The last line of fencing, on a thread of its own that never waits for anything else: once
+    /// only `killReserve` is left of the lease the node last proved, every replica still held as
+    /// primary gets SIGKILL, whatever the keeper is busy with (a slow demote of another service, an
+    /// etcd request, an fsync).
+    final class HardFence: @unchecked Sendable {
+        private weak var node: FleetNode?
+        private let stopped = NSLock()
+        private var running = true
+        init(node: FleetNode) { self.node = node }
+
+        func start() {
+            let thread = Thread { [self] in
+                while stopped.withLock({ running }) {
+                    node?.hardFencePass()
+                    usleep(10_000)
+                }
+            }
+            thread.name = "stet-hard-fence"
+            thread.start()
+        }
+
+        func stop() { stopped.withLock { running = false } }
+    }
+
+    func hardFencePass() {
+        let now = Self.now()
+        let reserve = UInt64(Self.killReserve * 1e9)
+        let due = lock.withLock { () -> [(String, HeldPrimary)] in
+            guard !state.primaries.isEmpty, now &+ reserve >= state.renewedUntil else { return [] }
+            return state.primaries.filter { !state.hardFenced.contains($0.key) }.map { ($0.key, $0.value) }
+        }
+        for (name, held) in due where ProcessTable.isAlive(held.pid, startTime: held.startTime) {
+            kill(-held.pid, SIGKILL)
+            kill(held.pid, SIGKILL)
+            lock.withLock { _ = state.hardFenced.insert(name) }
+            events(.log("primary of \(name): replica \(held.index) killed (pid \(held.pid)): the lease was about to end before it was demoted"))
         }
     }
 
@@ -69,13 +126,19 @@ extension FleetNode {
         }
         if refreshed { savePrimaries() }
         for (name, held) in view.held.sorted(by: { $0.key < $1.key }) {
-            if let why = reasonToLetGo(name, held, view, replicas, now: now) {
+            // The time and the lease read again for each: the one before may have taken a while.
+            let fenceAt = lock.withLock { fenceDeadline() }
+            view.fenceAt = fenceAt
+            if let why = reasonToLetGo(name, held, view, replicas, now: Self.now()) {
                 await letGo(name, held, why: why, replicas)
             }
         }
-        guard view.mayAct else { return }
+        _ = now
         for service in view.services where view.held[service.metadata.name] == nil {
-            await considerBid(service, view, replicas, now: now)
+            let (mayAct, fenceAt) = lock.withLock { (state.loaded && Self.now() < state.renewedUntil, fenceDeadline()) }
+            // Only with time to promote before the fence point.
+            guard mayAct, Self.now() < fenceAt else { return }
+            await considerBid(service, view, replicas, now: Self.now())
         }
     }
 
@@ -99,18 +162,17 @@ extension FleetNode {
         var view = PrimaryView()
         view.services = (state.release?.desired.services.values.filter { $0.failover != nil } ?? []).sorted { $0.metadata.name < $1.metadata.name }
         view.held = state.primaries
-        for (key, kv) in state.mirror {
-            switch keys.parse(key) {
-            case .primary(let service):
-                view.keys[service] = (verifiedPrimary(kv, service: service), kv.createRevision)
-            case .switchover(let service):
-                if case .success(let (request, _)) = FleetSigned.open(
+        // Only the keys of the release's active/passive services are looked at: what else an etcd
+        // writer puts under primary/ or switchover/ costs nothing.
+        for service in view.services {
+            let name = service.metadata.name
+            if let kv = state.mirror[keys.primary(name)] { view.keys[name] = (verifiedPrimary(kv, service: name), kv.createRevision) }
+            if let kv = state.mirror[keys.switchover(name)], kv.lease != 0,
+                case .success(let (request, _)) = FleetSigned.open(
                     kv.value, type: FleetSigned.switchoverType, as: SwitchoverRequest.self, trust: trust, role: .operator),
-                    request.service == service, kv.lease != 0
-                {
-                    view.requests[service] = request
-                }
-            default: continue
+                request.service == name, request.cluster == keys.cluster
+            {
+                view.requests[name] = request
             }
         }
         for (workload, assignment) in state.accepted where assignment.node == me {
@@ -141,6 +203,7 @@ extension FleetNode {
     /// Why this node must stop being primary of `name` now, or nil.
     private func reasonToLetGo(_ name: String, _ held: HeldPrimary, _ view: PrimaryView, _ replicas: ReplicaProvider, now: UInt64) -> LetGo? {
         if now >= view.fenceAt { return .fence("the fleet lease was not renewed in time: fencing before it can expire") }
+        if view.lease != held.lease { return .lost("the lease primary/\(name) was created on is gone") }
         if let key = view.keys[name] {
             if key.createRevision != held.revision { return .lost("primary/\(name) in etcd is no longer this node's") }
         } else if view.revision > held.revision {
@@ -152,14 +215,20 @@ extension FleetNode {
         guard view.mine[name]?.contains(held.index) ?? false else {
             return .release("replica \(held.index) of \(name) is no longer assigned to this node")
         }
-        guard let record = try? replicas.record(name, held.index), record.pid == held.pid, record.startTime == held.startTime,
-            record.exitedAt == nil, ProcessTable.isAlive(record.pid, startTime: record.startTime)
-        else { return .release("the primary replica \(held.index) of \(name) is no longer running") }
+        let record: ReplicaProvider.Record?
+        var readError = ""
+        do { record = try replicas.record(name, held.index) } catch { record = nil; readError = ": \(error)" }
+        guard let record, record.pid == held.pid, record.startTime == held.startTime, record.exitedAt == nil,
+            ProcessTable.isAlive(record.pid, startTime: record.startTime)
+        else {
+            let seen = record.map { $0.pid != held.pid || $0.startTime != held.startTime ? "replaced by pid \($0.pid)" : "pid \($0.pid) exited" } ?? "no record\(readError) in \((try? store.list("replicas/\(name)")) ?? []) of \(store.root)"
+            return .release("the primary replica \(held.index) of \(name) is no longer running (\(seen))")
+        }
         if let threshold = service.health?.failureThreshold, record.healthFailures >= threshold {
             return .release("the primary replica \(held.index) of \(name) failed its health check \(record.healthFailures) times")
         }
-        if let request = view.requests[name], request.to != me, lock.withLock({ !state.handledSwitchovers.contains(request.id) }) {
-            lock.withLock { _ = state.handledSwitchovers.insert(request.id) }
+        // A switchover moves this very tenure of the role: the request names the key's creation.
+        if let request = view.requests[name], request.fromRevision == held.revision, request.to != me {
             return .release("switchover requested" + (request.to.map { " to node \($0)" } ?? ""))
         }
         return nil
@@ -183,35 +252,44 @@ extension FleetNode {
     private func letGo(_ name: String, _ held: HeldPrimary, why: LetGo, _ replicas: ReplicaProvider) async {
         let fencing: Bool
         if case .fence = why { fencing = true } else { fencing = false }
-        // Fencing has until the lease could expire; anything else may take the command's timeout.
-        let deadline = lock.withLock { fenceDeadline() } &+ UInt64(options.fenceMargin * 1e9)
-        let budget = fencing ? max(0, Double(Int64(bitPattern: deadline &- Self.now())) / 1e9 - Self.killReserve) : .infinity
         events(.log("primary of \(name) (replica \(held.index)): \(why.reason)"))
-        await step(down: held, service: held.service, cause: fencing ? "fencing" : "failover", reason: why.reason, budget: budget,
+        await step(down: held, service: held.service, cause: fencing ? "fencing" : "failover", reason: why.reason,
                    stopAtOnce: fencing && held.service.failover?.fence == .stop, replicas)
         lock.withLock {
             state.primaries[name] = nil
+            state.hardFenced.remove(name)
             state.cooldown[name] = Self.now() &+ UInt64(Self.cooldown * 1e9)
         }
-        savePrimaries()
-        if case .release = why {
-            // Demoted: now the key may go, for a standby to take. Only the key this node created.
-            _ = try? await client.transaction([.createRevision(keys.primary(name), held.revision)], success: [.delete(keys.primary(name))])
-        }
+        _ = savePrimaries()
+        // Demoted: the key may go, for a standby to take. Only the key this node created; a fenced
+        // node may not reach etcd, and then the key goes with its lease.
+        if case .lost = why { return }
+        _ = try? await client.transaction([.createRevision(keys.primary(name), held.revision)], success: [.delete(keys.primary(name))])
     }
 
-    /// Demotes replica `held.index` (bounded by `budget` seconds and the service's timeout), and
-    /// stops it when the demote fails, runs out of time, or `stopAtOnce`. Each an audited action.
+    /// The latest moment (BootClock ns) a promote may still run: the fence point.
+    func promoteLimit() -> UInt64 { lock.withLock { fenceDeadline() } }
+
+    /// The latest moment (BootClock ns) a demote may still run: the lease the node last proved,
+    /// less what killing the replica takes.
+    func demoteLimit() -> UInt64 {
+        let reserve = UInt64(Self.killReserve * 1e9)
+        return lock.withLock { state.renewedUntil > reserve ? state.renewedUntil - reserve : 0 }
+    }
+
+    /// Demotes replica `held.index` (bounded by the service's timeout and by the lease), and stops
+    /// it when the demote fails, runs out of time, there is no demote command, or `stopAtOnce`.
+    /// Each an audited action.
     private func step(
-        down held: HeldPrimary, service: Service, cause: String, reason: String, budget: Double, stopAtOnce: Bool,
-        _ replicas: ReplicaProvider
+        down held: HeldPrimary, service: Service, cause: String, reason: String, stopAtOnce: Bool, _ replicas: ReplicaProvider
     ) async {
         let failover = service.failover ?? Service.Failover()
-        var stop = stopAtOnce
+        var stop = stopAtOnce || failover.demote.isEmpty
         if !stop {
-            let timeout = min(failover.timeout.seconds, budget)
             let outcome = await audited("demote", service: service, index: held.index, cause: cause, reason: reason) {
-                await replicas.runRoleCommand(service, held.index, failover.demote, role: "standby", timeout: timeout)
+                await replicas.runRoleCommand(service, held.index, failover.demote, role: "standby", timeout: failover.timeout.seconds) {
+                    [weak self] in self?.demoteLimit() ?? 0
+                }
             }
             stop = !outcome.ok
         }
@@ -233,6 +311,11 @@ extension FleetNode {
                 state.absentSince[name] = nil
                 if let holder = key.record?.node { state.lastHolder[name] = holder }
             }
+            // A key of this node's that it does not hold (fenced, then a late renewal kept the
+            // lease; or a bid whose answer was lost) would block every other node: freed.
+            if key.record?.node == me {
+                _ = try? await client.transaction([.createRevision(keys.primary(name), key.createRevision)], success: [.delete(keys.primary(name))])
+            }
             return
         }
         let since = lock.withLock { () -> UInt64 in
@@ -241,6 +324,7 @@ extension FleetNode {
             return now
         }
         if let until = lock.withLock({ state.cooldown[name] }), now < until { return }
+        if lock.withLock({ state.primariesUnreadable }) { return }
         guard let lease = view.lease, let (index, record) = healthiestReplica(service, view.mine[name] ?? [], replicas) else { return }
         var delay = 0.0
         if let request = view.requests[name], let target = request.to {
@@ -281,22 +365,24 @@ extension FleetNode {
         else { return }
         // Ours, as the key's create revision says. Kept (and written down) before the promote, so
         // a restart in between still fences it.
-        let held = HeldPrimary(index: index, revision: created.revision, pid: record.pid, startTime: record.startTime, since: Date(), service: service)
+        let held = HeldPrimary(
+            index: index, revision: created.revision, lease: lease, pid: record.pid, startTime: record.startTime, since: Date(), service: service)
         let from = lock.withLock { () -> String? in
             state.primaries[name] = held
             state.absentSince[name] = nil
             return state.lastHolder[name]
         }
-        savePrimaries()
-        let budget = lock.withLock { Double(Int64(bitPattern: fenceDeadline() &- Self.now())) / 1e9 }
+        let saved = savePrimaries()
         let failover = service.failover ?? Service.Failover()
         let reason = "primary/\(name) was free" + (from.map { " (was node \($0))" } ?? "") + ": this node's replica \(index) takes over"
         let outcome = await audited("promote", service: service, index: index, cause: "failover", reason: reason) {
-            guard budget > 0 else { return .failed("the fleet lease is not proven: not promoting") }
-            // The fencing token, for a service that can refuse writes from an older primary.
+            // Never a primary that a restart would not know to fence.
+            guard saved else { return .failed("the node's primaries could not be written to \(store.root)") }
+            // The fencing token, for a service that can refuse writes from an older primary; the
+            // promote ends by the fence point at the latest.
             return await replicas.runRoleCommand(
-                service, index, failover.promote, role: "primary", timeout: min(failover.timeout.seconds, budget),
-                environment: ["STET_FENCE_TOKEN": String(created.revision)])
+                service, index, failover.promote, role: "primary", timeout: failover.timeout.seconds,
+                environment: ["STET_FENCE_TOKEN": String(created.revision)]) { [weak self] in self?.promoteLimit() ?? 0 }
         }
         guard outcome.ok else {
             events(.log("primary of \(name): the promote of replica \(index) failed: \(outcome.error ?? outcome.detail); giving the role up"))
@@ -304,8 +390,11 @@ extension FleetNode {
             return
         }
         let tookMs = Int(min(Double(Int.max / 2), Double(Self.now() &- absentSince) / 1e6))
-        lock.withLock { state.lastFailover[name] = FailoverRecord(from: from, to: me, index: index, at: RFC3339.format(Date()), durationMs: tookMs) }
-        savePrimaries()
+        lock.withLock {
+            state.primaries[name]?.promoted = true
+            state.lastFailover[name] = FailoverRecord(from: from, to: me, index: index, at: RFC3339.format(Date()), durationMs: tookMs)
+        }
+        _ = savePrimaries()
         events(.log("primary of \(name): replica \(index) on this node is the primary (\(tookMs) ms after primary/\(name) was free)"))
     }
 
@@ -341,34 +430,58 @@ extension FleetNode {
 
     /// `fleet/primary.json`: the primaries this node holds (with the service, so a restarted node
     /// can fence them before it knows the release) and the last failover of each service it took.
-    func savePrimaries() {
+    @discardableResult
+    func savePrimaries() -> Bool {
         let (held, failovers) = lock.withLock { (state.primaries, state.lastFailover) }
         let roles = PrimaryRoles(
             held: held.mapValues {
                 PrimaryRoles.Held(index: $0.index, revision: $0.revision, pid: $0.pid, startTime: $0.startTime,
-                                  since: RFC3339.format($0.since), service: $0.service)
+                                  since: RFC3339.format($0.since), service: $0.service, promoted: $0.promoted)
             }, lastFailover: failovers)
         do {
             try store.write(PrimaryRoles.key, try JSONCoding.encoder.encode(roles))
+            return true
         } catch {
             events(.log("cannot keep this node's primaries in \(store.root): \(error)"))
+            return false
         }
     }
 
-    /// At start: a primary this node held before it (re)started is fenced, by its recorded spec.
+    /// At start: a primary this node held before it (re)started is demoted, by its recorded spec,
+    /// before the old lease can have expired (its last renewal was before this process started),
+    /// else stopped. A file that cannot be read fails closed: nothing is promoted until it can.
     private func fenceLeftovers(_ replicas: ReplicaProvider) async {
-        guard let data = try? store.read(PrimaryRoles.key), let roles = try? JSONCoding.decoder.decode(PrimaryRoles.self, from: data) else { return }
+        guard let data = try? store.read(PrimaryRoles.key) else { return }
+        guard let roles = try? JSONCoding.decoder.decode(PrimaryRoles.self, from: data) else {
+            events(.log("\(store.path(PrimaryRoles.key)) cannot be read: this node promotes nothing until it is removed or repaired"))
+            lock.withLock { state.primariesUnreadable = true }
+            return
+        }
         lock.withLock { state.lastFailover = roles.lastFailover }
+        let limit = startedAt &+ UInt64(max(0, Double(options.leaseTTL) - options.fenceMargin) * 1e9)
         for (name, held) in roles.held.sorted(by: { $0.key < $1.key }) where held.service.metadata.name == name {
             guard let record = try? replicas.record(name, held.index), record.pid == held.pid, record.startTime == held.startTime,
                 ProcessTable.isAlive(record.pid, startTime: record.startTime)
             else { continue }
-            let previous = HeldPrimary(index: held.index, revision: held.revision, pid: held.pid, startTime: held.startTime, since: Date(), service: held.service)
             events(.log("primary of \(name) (replica \(held.index)) from before this start: demoting it until the fleet decides again"))
-            await step(down: previous, service: held.service, cause: "fencing", reason: "Stet started again: a primary from before is not proven",
-                       budget: held.service.failover?.timeout.seconds ?? 10, stopAtOnce: false, replicas)
+            let service = held.service
+            let failover = service.failover ?? Service.Failover()
+            var stop = failover.demote.isEmpty
+            if !stop {
+                let outcome = await audited("demote", service: service, index: held.index, cause: "fencing",
+                                            reason: "Stet started again: a primary from before is not proven") {
+                    await replicas.runRoleCommand(service, held.index, failover.demote, role: "standby", timeout: failover.timeout.seconds) { limit }
+                }
+                stop = !outcome.ok
+            }
+            if stop {
+                _ = await audited("fence-stop", service: service, index: held.index, cause: "fencing",
+                                  reason: "Stet started again: a primary from before is not proven") {
+                    (try? replicas.stop(name, held.index, signalName: "SIGKILL", timeout: 1)) ?? .failed("cannot stop replica \(held.index)")
+                }
+            }
         }
-        savePrimaries()
+        _ = savePrimaries()
     }
 }
 
@@ -393,6 +506,7 @@ public struct PrimaryRoles: Codable, Sendable {
         public var startTime: UInt64
         public var since: String
         public var service: Service
+        public var promoted: Bool?
     }
 
     public var held: [String: Held]

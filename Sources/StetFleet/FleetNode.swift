@@ -29,6 +29,9 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         public var fenceMargin: Double = 0.5
         /// Seconds each lease renewal may take (`LeaseSettings`).
         public var renewalTimeout: Double = 0.5
+        /// When the node stops (cancelled): demote its primaries and free their keys. Off only to
+        /// stand for a host that dies (`stet-bench`).
+        public var stepDownOnStop = true
 
         public init(keyspace: FleetKeyspace, node: String, labels: [String: String], releaseDirectory: String) {
             self.keyspace = keyspace
@@ -135,7 +138,15 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var lastFailover: [String: FailoverRecord] = [:]
         /// The self-heal budget this node spent and the backoff it keeps, by service.
         var corrections: [String: CorrectionPolicy.Elsewhere] = [:]
+        /// Primaries the hard fence killed (their step-down is still to be recorded).
+        var hardFenced: Set<String> = []
+        /// `fleet/primary.json` could not be read at start: nothing is promoted.
+        var primariesUnreadable = false
     }
+
+    /// When this process made the node (BootClock ns): a lease from before it was last renewed
+    /// earlier.
+    let startedAt = FleetNode.now()
 
     public init(options: Options, client: EtcdClient, key: PrivateKey, trust: TrustPolicy, store: FileStateStore) {
         self.options = options
@@ -170,8 +181,9 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     public var mayAct: Bool { lock.withLock { state.loaded && Self.now() < state.renewedUntil } }
 
-    /// Monotonic nanoseconds: a wall clock stepped back cannot stretch the lease.
-    static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+    /// Monotonic nanoseconds that count through a suspend (`BootClock`): a wall clock stepped back
+    /// cannot stretch the lease, nor can a host that slept.
+    static func now() -> UInt64 { BootClock.now() }
 
     public func releaseTaken(_ release: ReleaseRef, _ desired: DesiredState) {
         lock.withLock { state.release = (release, desired) }
@@ -666,7 +678,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         let (release, acting, leader, share, primaries) = lock.withLock {
             (state.release?.ref, state.loaded && Self.now() < state.renewedUntil, state.leader?.name == me,
              FleetShare(cluster: keys.cluster, node: me, assignments: state.accepted),
-             state.primaries.sorted { $0.key < $1.key }.map {
+             state.primaries.filter(\.value.promoted).sorted { $0.key < $1.key }.map {
                  NodeStatus.Primary(service: $0.key, index: $0.value.index, since: RFC3339.format($0.value.since), lastFailover: state.lastFailover[$0.key])
              })
         }

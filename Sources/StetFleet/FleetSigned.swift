@@ -130,14 +130,23 @@ public struct AppliedPlan: Codable, Sendable, Equatable {
 /// to node `to` or to any healthy standby. Signed by an operator key; it lives on a short lease of
 /// its own, and `id` tells one request from the next.
 public struct SwitchoverRequest: Codable, Sendable, Equatable {
+    public var cluster: String
     public var service: String
     public var to: String?
+    /// The tenure of the role it moves: the node holding it and the create revision of its
+    /// `primary/SERVICE`. Only that node gives the role up, once: a request replayed later, or
+    /// seen again by the next primary, names a tenure that is over.
+    public var fromNode: String
+    public var fromRevision: Int64
     public var id: String
     public var requestedAt: String
 
-    public init(service: String, to: String?, id: String, requestedAt: String) {
+    public init(cluster: String, service: String, to: String?, fromNode: String, fromRevision: Int64, id: String, requestedAt: String) {
+        self.cluster = cluster
         self.service = service
         self.to = to
+        self.fromNode = fromNode
+        self.fromRevision = fromRevision
         self.id = id
         self.requestedAt = requestedAt
     }

@@ -19,18 +19,19 @@ public struct LeaseSettings: Sendable, Equatable {
 
     /// The defaults for `ttl`: a margin of a sixth of the TTL (at least 0.5 s), and a renewal
     /// timeout that leaves room for two renewals after the interval (at most 2 s).
-    public init(ttl: Int) {
-        self.ttl = ttl
-        let margin = max(0.5, Double(ttl) / 6)
-        fenceMargin = margin
-        let room = (Double(ttl) - margin - Double(ttl) / 3) / 3
-        renewalTimeout = max(0.1, min(2, (room * 10).rounded(.down) / 10))
-    }
+    public init(ttl: Int) { self.init(ttl: ttl, renewalTimeout: nil, fenceMargin: nil) }
 
+    /// Unset, the timeout is worked out from the margin in force (given or default).
     public init(ttl: Int, renewalTimeout: Double?, fenceMargin: Double?) {
-        self.init(ttl: ttl)
-        if let renewalTimeout { self.renewalTimeout = renewalTimeout }
-        if let fenceMargin { self.fenceMargin = fenceMargin }
+        self.ttl = ttl
+        let margin = fenceMargin ?? max(0.5, Double(ttl) / 6)
+        self.fenceMargin = margin
+        if let renewalTimeout {
+            self.renewalTimeout = renewalTimeout
+        } else {
+            let room = (Double(ttl) - margin - Double(ttl) / 3) / 3
+            self.renewalTimeout = room.isFinite ? max(0.1, min(2, (room * 10).rounded(.down) / 10)) : 0.1
+        }
     }
 
     public var renewalInterval: Double { Double(ttl) / 3 }

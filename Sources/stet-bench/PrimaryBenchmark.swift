@@ -60,11 +60,16 @@ enum PrimaryFailoverBenchmark {
             options.leaseTTL = ttl
             options.renewalTimeout = settings.renewalTimeout
             options.fenceMargin = settings.fenceMargin
+            // A kill stands for a dead host: nothing is handed over.
+            options.stepDownOnStop = false
             var configuration = EtcdClient.Configuration(endpoints: etcd.endpoints)
             configuration.requestTimeout = 1
             let store = FileStateStore(root: repo.root.file("\(name)/state"))
             let node = FleetNode(options: options, client: try EtcdClient(configuration), key: repo.keys[name]!, trust: trust, store: store)
             node.releaseTaken(release, desired)
+            if ProcessInfo.processInfo.environment["STET_BENCH_VERBOSE"] != nil {
+                node.attachEvents { event in if case .log(let line) = event { FileHandle.standardError.write(Data("\(name): \(line)\n".utf8)) } }
+            }
             var replicas = ReplicaProvider(store: store)
             replicas.startCheck = 0
             members[name] = Member(node: node, task: Task { await node.run() }, replicas: replicas)
@@ -72,10 +77,16 @@ enum PrimaryFailoverBenchmark {
         /// What a loop would do: the share's replicas run, nothing else.
         func reconcile() {
             for (_, member) in members where member.node.mayAct {
-                let share = member.node.share(of: desired)?.assignedReplicas?["db"] ?? []
+                // No share while the node reads the fleet again: nothing is decided then.
+                guard let share = member.node.share(of: desired)?.assignedReplicas?["db"], member.node.mayAct else { continue }
                 let running = Set(((try? member.replicas.records()["db"]) ?? [:]).filter { ProcessTable.isAlive($0.value.pid, startTime: $0.value.startTime) }.keys)
                 for index in share.subtracting(running) { _ = try? member.replicas.start(service, index) }
-                for index in running.subtracting(share) { _ = try? member.replicas.stop("db", index, timeout: 1) }
+                for index in running.subtracting(share) {
+                    if ProcessInfo.processInfo.environment["STET_BENCH_VERBOSE"] != nil {
+                        FileHandle.standardError.write(Data("bench: stopping db/\(index) on \(member.node.options.node): share \(share.sorted())\n".utf8))
+                    }
+                    _ = try? member.replicas.stop("db", index, timeout: 1)
+                }
             }
         }
         /// The indices whose replica is alive (on any node) and whose role file says primary.
@@ -111,7 +122,7 @@ enum PrimaryFailoverBenchmark {
         func kill(_ name: String) async {
             guard let member = members.removeValue(forKey: name) else { return }
             member.task.cancel()
-            for record in ((try? member.replicas.records()["db"]) ?? [:]).values {
+            for record in ((try? member.replicas.records()["db"]) ?? [:]).values where ProcessTable.isAlive(record.pid, startTime: record.startTime) {
                 Foundation.kill(record.pid, SIGKILL)
                 // The host's disk goes with it: its role file says nothing any more.
                 try? "dead\n".write(toFile: "\(work)/role-\(record.index)", atomically: false, encoding: .utf8)
@@ -151,7 +162,12 @@ enum PrimaryFailoverBenchmark {
         for round in 0..<10 {
             let before = primaries()
             let lease = try await client.grantLease(ttl: 30)
-            let request = SwitchoverRequest(service: "db", to: nil, id: "bench-\(round)", requestedAt: RFC3339.format(Date()))
+            guard let current = try await client.get(keyspace.primary("db")),
+                let holder = PrimaryRecord.verified(current.value, lease: current.lease, service: "db", trust: trust, liveKeyID: { _ in nil })
+            else { throw TestFailure("switchover \(round): no primary in etcd") }
+            let request = SwitchoverRequest(
+                cluster: keyspace.cluster, service: "db", to: nil, fromNode: holder.node, fromRevision: current.createRevision, id: "bench-\(round)",
+                requestedAt: RFC3339.format(Date()))
             let asked = DispatchTime.now().uptimeNanoseconds
             _ = try await client.put(keyspace.switchover("db"), try FleetSigned.seal(request, type: FleetSigned.switchoverType, key: repo.keys["ops"]!), lease: lease.id)
             let moved = await wait(10) { let now = primaries(); return now.count == 1 && now != before }

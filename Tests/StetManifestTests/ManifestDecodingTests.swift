@@ -93,8 +93,8 @@ import Testing
             """)).services["web"]?.failover)
         #expect(full == Service.Failover(promote: ["db-ctl", "promote"], demote: ["db-ctl", "demote"], fence: .stop, prefer: ["zone": "a"],
                                          timeout: .seconds(30)))
-        let least = try #require(Self.decode(Self.plus("  failover: {mode: primary}\n")).services["web"]?.failover)
-        #expect(least == Service.Failover())
+        let least = try #require(Self.decode(Self.plus("  failover: {mode: primary, fence: stop}\n")).services["web"]?.failover)
+        #expect(least == Service.Failover(fence: .stop))
         #expect(try Self.decode(Self.service).services["web"]?.failover == nil)
     }
 
@@ -127,14 +127,16 @@ import Testing
          ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, failover, health, placement, protect, replicas, restart, run, update)"]),
         Case(plus("  failover: {promote: [x]}\n"),
          ["m.yaml:8:13: spec.failover.mode: missing required field (primary: one replica is the primary, the others standbys)"]),
+        Case(plus("  failover: {mode: primary}\n"),
+         ["m.yaml:8:13: spec.failover: expected a demote command, or fence: stop (a primary that cannot be demoted must be stopped to be fenced)"]),
         Case(plus("  failover: {mode: leader}\n"),
          ["m.yaml:8:20: spec.failover.mode: expected mode primary, found \"leader\""]),
         Case(plus("  failover: {mode: primary, fence: kill}\n"),
          ["m.yaml:8:36: spec.failover.fence: expected one of demote, stop, found \"kill\""]),
-        Case(plus("  failover: {mode: primary, timeout: 1h}\n"),
-         ["m.yaml:8:38: spec.failover.timeout: expected a duration of at most 5m, found \"1h\""]),
-        Case(plus("  failover: {mode: primary, promote: []}\n"),
-         ["m.yaml:8:38: spec.failover.promote: expected at least one item"]),
+        Case(plus("  failover: {mode: primary, fence: stop, timeout: 1h}\n"),
+         ["m.yaml:8:51: spec.failover.timeout: expected a duration of at most 5m, found \"1h\""]),
+        Case(plus("  failover: {mode: primary, fence: stop, promote: []}\n"),
+         ["m.yaml:8:51: spec.failover.promote: expected at least one item"]),
         Case(with("[python3, -m, http.server]", "python3"),
          ["m.yaml:7:14: spec.run.command: expected a list, found \"python3\""]),
         Case(with("[python3, -m, http.server]", "[]"),

@@ -60,6 +60,10 @@ enum ServiceDecoder {
         let prefer = failover.field("prefer", default: [:]) { $0.stringMap(keyRule: DocumentDecoder.labelKeyProblem) }
         let timeout = failover.field("timeout", default: .seconds(10)) { $0.duration(atMost: maximumRoleTimeout) }
         guard mode != nil, let promote, let demote, let fence, let prefer, let timeout else { return nil }
+        if demote.isEmpty && fence == .demote {
+            cursor.error("expected a demote command, or fence: stop (a primary that cannot be demoted must be stopped to be fenced)")
+            return nil
+        }
         return Service.Failover(promote: promote, demote: demote, fence: fence, prefer: prefer, timeout: timeout)
     }
 

@@ -299,10 +299,13 @@ public struct ReplicaProvider: Provider {
 
     /// Runs a failover command of replica `index` (`spec.failover.promote` or `demote`): with the
     /// replica's environment plus `STET_ROLE=role`, as its user, in its working directory, its
-    /// output appended to the replica's log, and killed with everything it started once
-    /// `timeout` seconds have passed. `extra` adds to the environment (`STET_FENCE_TOKEN`).
+    /// output appended to the replica's log. It is killed with everything it started once
+    /// `timeout` seconds have passed, or earlier at `limit()` (`BootClock` nanoseconds, read again
+    /// every 5 ms: a node's lease may end meanwhile). `extra` adds to the environment
+    /// (`STET_FENCE_TOKEN`).
     public func runRoleCommand(
-        _ service: Service, _ index: Int, _ command: [String], role: String, timeout: Double, environment extra: [String: String] = [:]
+        _ service: Service, _ index: Int, _ command: [String], role: String, timeout: Double, environment extra: [String: String] = [:],
+        limit: @escaping @Sendable () -> UInt64 = { .max }
     ) async -> ActionOutcome {
         guard !command.isEmpty else { return .done("no command to run") }
         let name = service.metadata.name
@@ -320,26 +323,42 @@ public struct ReplicaProvider: Provider {
         var environment = replicaEnvironment(name, index, port: service.run.portsStart.map { $0 + index }, env: service.run.env)
         environment["STET_ROLE"] = role
         environment.merge(extra) { $1 }
+        let started = BootClock.now()
+        let end = min(started &+ UInt64(saturating: max(0, timeout) * 1e9), limit())
+        guard started < end else { return .failed("no time left to run \(command[0])") }
         var pid: pid_t = 0
         let rc = Spawn.start(command, environment: environment, workingDirectory: directory, logPath: logPath, identity: user, pid: &pid)
         guard rc == 0 else { return .failed("cannot start \(command[0]): \(String(cString: strerror(rc)))") }
-        let started = DispatchTime.now().uptimeNanoseconds
-        let limit = UInt64(saturating: max(0, timeout) * 1e9)
-        var status: Int32 = 0
+        // Waited for without reaping (WNOWAIT), so its session is killed while its pid is still
+        // its own; then reaped.
+        var info = siginfo_t()
+        var exited = false
         while true {
-            let reaped = waitpid(pid, &status, WNOHANG)
-            if reaped == pid { break }
-            if reaped < 0 && errno != EINTR { return .failed("\(command[0]) could not be waited for: \(String(cString: strerror(errno)))") }
-            if DispatchTime.now().uptimeNanoseconds &- started >= limit {
-                // Its own session: everything it started goes with it.
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                return .failed("\(command[0]) did not finish within \(StetDuration(seconds: timeout)) and was killed (see \(logPath))")
+            info = siginfo_t()
+            if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid {
+                exited = true
+                break
             }
-            try? await Task.sleep(nanoseconds: 5_000_000)
+            if BootClock.now() >= min(end, limit()) { break }
+            // Never spins: a cancelled task's sleep returns at once.
+            if Task.isCancelled { usleep(5_000) } else { try? await Task.sleep(nanoseconds: 5_000_000) }
         }
         kill(-pid, SIGKILL)
+        if !exited { kill(pid, SIGKILL) }
+        // Bounded: a command stuck where SIGKILL cannot reach it (a hung mount) is left to the kernel.
+        var status: Int32 = 0
+        var reaped = false
+        for _ in 0..<400 {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { reaped = true; break }
+            if result < 0 && errno != EINTR { break }
+            usleep(5_000)
+        }
+        guard exited else {
+            return .failed("\(command[0]) did not finish " + (BootClock.now() >= started &+ UInt64(saturating: timeout * 1e9)
+                ? "within \(StetDuration(seconds: timeout))" : "before the node's lease could end") + " and was killed (see \(logPath))")
+        }
+        guard reaped else { return .failed("\(command[0]) could not be reaped") }
         let signal = status & 0x7f
         if signal != 0 { return .failed("\(command[0]) was killed by signal \(signal) (see \(logPath))") }
         let code = (status >> 8) & 0xff
@@ -376,6 +395,7 @@ public struct ReplicaProvider: Provider {
             }
             _ = ProcessTable.reap(record.pid)
         }
+        if ProcessInfo.processInfo.environment["STET_BENCH_VERBOSE"] != nil { FileHandle.standardError.write(Data("DEBUG stop \(service)/\(index) in \(store.location)\n".utf8)); Thread.callStackSymbols.prefix(8).forEach { FileHandle.standardError.write(Data("  \($0)\n".utf8)) } }
         try remove(service, index)
         return .done(detail)
     }

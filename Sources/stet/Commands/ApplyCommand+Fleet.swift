@@ -71,8 +71,7 @@ extension ApplyCommand {
     /// `stet apply PLAN --cluster URLS` on a host: the saved plan is applied here, once across the
     /// whole fleet. Its id is claimed in `plans/applied/ID` with a transaction that creates the
     /// key; a plan claimed already (on any host) is refused (exit 12) and the refusal recorded.
-    /// The claim comes before the first action, so a plan refused here after it was claimed (its
-    /// facts no longer hold) cannot be used again either: plan again.
+    /// The claim comes once the plan is admitted here and approved, just before its first action.
     func claimInFleet(_ plan: Plan, key privateKey: PrivateKey, session: OperatorSession) async throws {
         let keyspace = try fleet.keyspace()
         let trust = try FleetCommands.trust(global)

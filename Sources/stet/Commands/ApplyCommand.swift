@@ -106,14 +106,13 @@ struct ApplyCommand: AsyncParsableCommand {
         }
         let session = OperatorSession(apply)
         defer { try? session.close() }
-        // With --cluster, a saved plan is claimed across the fleet before its first action.
-        if let saved, fleet.cluster != nil { try await claimInFleet(saved.plan, key: privateKey, session: session) }
         var provider = HostProvider(store: global.store)
         // A pruned monitor's firing alert is resolved at once; a `log` notifier writes to standard error.
         let sender = NotifierSender { Terminal.standardError.line($0) }
         provider.monitors = MonitorRegistry(store: global.store) { alerts, notifier in sender.send(alerts, to: notifier) }
         let json = global.json
         let autoApprove = autoApprove
+        let claimed = saved != nil && fleet.cluster != nil
         let progress = ApplyProgress()
         if !json { progress.start() }
         defer { progress.stop() }
@@ -125,7 +124,9 @@ struct ApplyCommand: AsyncParsableCommand {
                 },
                 planned: { plan in if !json || plan.changes.isEmpty { Terminal.standardOutput.write(PlanOutput.text(plan)) } },
                 approve: { plan in autoApprove ? .approved : Self.approval(plan, release: apply.release) },
-                progress: { event in if !json { progress.handle(event) } }))
+                progress: { event in if !json { progress.handle(event) } },
+                // With --cluster, a saved plan is claimed across the fleet once approved, before its first action.
+                claim: { plan in if claimed { try await self.claimInFleet(plan, key: privateKey, session: session) } }))
         progress.stop()
         if outcome.plan.changes.isEmpty { return }
         if !json { await PlanOutput.probeOnce(apply.desired, store: global.store, provider: provider) }

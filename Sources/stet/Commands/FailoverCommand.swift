@@ -91,8 +91,15 @@ struct FailoverCommand: AsyncParsableCommand {
             // The request lives on a lease of its own: it ends with the wait even if this command dies.
             let lease = try await client.grantLease(ttl: Int(limit.rounded(.up)) + 5)
             defer { Task { try? await client.revoke(lease.id) } }
+            // The tenure to end: the key's creation as etcd holds it, still naming the primary read above.
+            guard let current = try await client.get(keyspace.primary(service)),
+                PrimaryRecord.verified(current.value, lease: current.lease, service: service, trust: trust, liveKeyID: { _ in nil }) == old
+            else {
+                return .failure(CommandFailure(status: ExitStatus.error, message: "the primary of \(service) changed meanwhile; look again (`stet status --cluster`)"))
+            }
             let request = SwitchoverRequest(
-                service: service, to: to, id: String(format: "%08x%08x", UInt32.random(in: 0...UInt32.max), UInt32.random(in: 0...UInt32.max)),
+                cluster: keyspace.cluster, service: service, to: to, fromNode: old.node, fromRevision: current.createRevision,
+                id: String(format: "%08x%08x", UInt32.random(in: 0...UInt32.max), UInt32.random(in: 0...UInt32.max)),
                 requestedAt: RFC3339.format(started, milliseconds: true))
             _ = try await client.put(keyspace.switchover(service), try FleetSigned.seal(request, type: FleetSigned.switchoverType, key: privateKey), lease: lease.id)
             out.line("asked node \(old.node) to hand the primary of \(service) over" + (to.map { " to \($0)" } ?? ""))
