@@ -6,9 +6,17 @@ public import Foundation
 public struct SignedNote: Equatable, Sendable {
     public struct Signature: Equatable, Sendable {
         public var name: String
-        /// The 4-byte key id: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4].
+        /// The 4-byte key id: SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[:4] for an Ed25519 note
+        /// signature; a witness's cosignature uses type 0x04 instead (StetAudit's `Cosignature`).
         public var keyID: Data
         public var signature: Data
+
+        /// A signature line made elsewhere (a cosignature's key id and bytes follow other rules).
+        public init(name: String, keyID: Data, signature: Data) {
+            self.name = name
+            self.keyID = keyID
+            self.signature = signature
+        }
     }
 
     /// The signed text, final newline included.

@@ -5,6 +5,7 @@ import Foundation
 let suites: [String: ([String]) async throws -> Void] = [
     "release": { _ in try ReleaseBenchmark.run() },
     "audit": { try AuditBenchmark.run($0) },
+    "cosign": { try CosignBenchmark.run($0) },
     "plan": { try PlanBenchmark.run($0) },
     "replicas": { try await ReplicaBenchmark.run($0) },
     "backup": { try await BackupBenchmark.run($0) },
