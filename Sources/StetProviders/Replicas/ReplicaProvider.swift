@@ -395,7 +395,6 @@ public struct ReplicaProvider: Provider {
             }
             _ = ProcessTable.reap(record.pid)
         }
-        if ProcessInfo.processInfo.environment["STET_BENCH_VERBOSE"] != nil { FileHandle.standardError.write(Data("DEBUG stop \(service)/\(index) in \(store.location)\n".utf8)); Thread.callStackSymbols.prefix(8).forEach { FileHandle.standardError.write(Data("  \($0)\n".utf8)) } }
         try remove(service, index)
         return .done(detail)
     }
