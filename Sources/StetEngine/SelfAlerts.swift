@@ -18,6 +18,9 @@ public struct SelfAlert: Hashable, Sendable {
         case fleetUnreachable = "StetFleetUnreachable"
         /// A release in etcd that this node refused (unsigned, rolled back, or not a release).
         case fleetReleaseRefused = "StetFleetReleaseRefused"
+        /// A peer's audit log is not consistent with what this node witnessed of it (truncated or
+        /// rewritten): raised by the witness, naming the node.
+        case auditFork = "StetAuditFork"
     }
 
     public let name: Name

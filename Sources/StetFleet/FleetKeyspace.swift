@@ -24,6 +24,13 @@ public struct FleetKeyspace: Sendable, Equatable {
     public var primaries: String { prefix + "primary/" }
     public var switchovers: String { prefix + "switchover/" }
     public var appliedPlans: String { prefix + "plans/applied/" }
+    public var checkpoints: String { prefix + "checkpoints/" }
+    /// `checkpoints/NAME`: node NAME's latest audit checkpoint with its consistency proofs.
+    public func checkpoint(_ node: String) -> String { checkpoints + node }
+    /// `cosignatures/NAME/`: the witnesses' cosignatures of node NAME's checkpoints.
+    public func cosignatures(of node: String) -> String { prefix + "cosignatures/\(node)/" }
+    /// `cosignatures/NAME/WITNESS`: node WITNESS's cosigned note of NAME's latest checkpoint it took.
+    public func cosignature(of node: String, by witness: String) -> String { cosignatures(of: node) + witness }
     /// `plans/applied/ID`: a saved plan applied somewhere in the fleet (single use across it).
     public func appliedPlan(_ id: String) -> String { appliedPlans + id }
     public func node(_ name: String) -> String { nodes + name }
@@ -43,6 +50,8 @@ public struct FleetKeyspace: Sendable, Equatable {
         case primary(String)
         case switchover(String)
         case appliedPlan(String)
+        case checkpoint(String)
+        case cosignature(of: String, by: String)
     }
 
     public func parse(_ key: String) -> Entry? {
@@ -56,6 +65,9 @@ public struct FleetKeyspace: Sendable, Equatable {
         case "status" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .status(parts[1])
         case "primary" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .primary(parts[1])
         case "switchover" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .switchover(parts[1])
+        case "checkpoints" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .checkpoint(parts[1])
+        case "cosignatures" where parts.count == 3 && ResourceID.isValidName(parts[1]) && ResourceID.isValidName(parts[2]):
+            return .cosignature(of: parts[1], by: parts[2])
         case "plans" where parts.count == 3 && parts[1] == "applied" && Plan.isValidID(parts[2]): return .appliedPlan(parts[2])
         case "assignments": return Workload(key: parts.dropFirst().joined(separator: "/")).map(Entry.assignment)
         default: return nil

@@ -29,6 +29,9 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         public var fenceMargin: Double = 0.5
         /// Seconds each lease renewal may take (`LeaseSettings`).
         public var renewalTimeout: Double = 0.5
+        /// Seconds between checkpoints of the node's audit log published for its witnesses (when
+        /// the log grew).
+        public var checkpointInterval: Double = 10
         /// When the node stops (cancelled): demote its primaries and free their keys. Off only to
         /// stand for a host that dies (`stet-bench`).
         public var stepDownOnStop = true
@@ -52,6 +55,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         case reconnected
         /// `release/current` holds something that is no release at all (a refusal to record).
         case releaseUnreadable(String)
+        /// A peer's audit checkpoint is not consistent with the one this node cosigned before.
+        case auditFork(peer: String, message: String)
     }
 
     public let options: Options
@@ -71,7 +76,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         func callAsFunction(_ event: Event) { lock.withLock { sink }(event) }
     }
 
-    private let auditCount = EntryCount()
+    let auditCount = EntryCount()
 
     final class EntryCount: @unchecked Sendable {
         private let lock = NSLock()
@@ -82,6 +87,20 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
 
     /// How many entries the node's audit log has (published with its status); set before `run()`.
     public func attachAuditCount(_ count: @escaping @Sendable () -> Int?) { auditCount.set(count) }
+
+    private let checkpoints = CheckpointHook()
+
+    final class CheckpointHook: @unchecked Sendable {
+        private let lock = NSLock()
+        private var make: @Sendable (String) throws -> SignedNote = { _ in throw FleetError("no audit log attached") }
+        func set(_ make: @escaping @Sendable (String) throws -> SignedNote) { lock.withLock { self.make = make } }
+        func callAsFunction(_ origin: String) throws -> SignedNote { try lock.withLock { make }(origin) }
+    }
+
+    /// How the node takes a checkpoint of its audit log under an origin (published for its
+    /// witnesses); set before `run()`.
+    public func attachCheckpoints(_ make: @escaping @Sendable (String) throws -> SignedNote) { checkpoints.set(make) }
+    func checkpointMaker(_ origin: String) throws -> SignedNote { try checkpoints(origin) }
 
     /// Where the node's events go; set before `run()`.
     public func attachEvents(_ sink: @escaping @Sendable (Event) -> Void) { eventSink.set(sink) }
@@ -234,6 +253,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
             group.addTask { await self.followFleet() }
             group.addTask { await self.publishStatus() }
             group.addTask { await self.keepPrimaries() }
+            group.addTask { await self.witnessFleet() }
         }
     }
 
@@ -481,7 +501,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         for (key, reason) in refused.sorted(by: { $0.key < $1.key }) { rejectOnce(key, reason) }
     }
 
-    private func rejectOnce(_ key: String, _ reason: String) {
+    func rejectOnce(_ key: String, _ reason: String) {
         guard state.rejected[key] != reason else { return }
         state.rejected[key] = reason
         let shown = String(key.dropFirst(keys.prefix.count))

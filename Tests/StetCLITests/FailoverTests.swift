@@ -421,6 +421,63 @@ final class EtcdProxy {
         #expect(!FileManager.default.fileExists(atPath: fleet.repo.root.file("p2/replicas/solo/0.json")))
     }
 
+    /// Each node's audit log is witnessed by the others: they cosign its checkpoints, and
+    /// `audit verify --cluster` checks the log against the newest tree a majority cosigned. A
+    /// node whose log is put back to an older state (same key) is refused by its witnesses, who
+    /// keep both checkpoints and raise StetAuditFork; its `audit verify --cluster` fails, naming them.
+    @Test func witnessesCatchARewrittenLog() throws {
+        let fleet = try FleetFixture(etcdPort: 23950)
+        defer { fleet.stopAll() }
+        try fleet.release(replicas: 3, port: 18950)
+        let fast = ["--checkpoint-interval", "0.5"]
+        for name in fleet.names { try fleet.start(name, extra: fast) }
+        try fleet.waitLive(3)
+        let applied = try fleet.applyFromCI()
+        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
+        func cosignatures(of node: String) -> [String] {
+            ((try? fleet.etcd.etcdctl("get", "/stet/stet/cosignatures/\(node)/", "--prefix", "--keys-only"))?.stdout ?? "")
+                .split(separator: "\n").map { String($0.split(separator: "/").last ?? "") }.filter { !$0.isEmpty }.sorted()
+        }
+        #expect(eventually(timeout: 30) { cosignatures(of: "host-a") == ["host-b", "host-c"] }, "\(cosignatures(of: "host-a"))\n\(fleet.logs())")
+        func verify() -> ProcessOutput? { try? fleet.stet("audit", "verify", "--cluster", fleet.endpoints, "--state-dir", fleet.stateDir("host-a")) }
+        func witnessedSize() -> Int {
+            let out = verify()?.stdout ?? ""
+            guard out.contains("witnessed by host-b, host-c"), let range = out.range(of: "the checkpoint of size ") else { return 0 }
+            return Int(out[range.upperBound...].prefix { $0.isNumber }) ?? 0
+        }
+        // Both witnesses cosign the same tree once the log stands still.
+        #expect(eventually(timeout: 30) { verify()?.status == 0 && witnessedSize() > 0 }, "\(verify()?.combined ?? "")\n\(fleet.logs())")
+
+        // host-a's log as it was, kept aside; then it grows and is witnessed further.
+        fleet.nodes["host-a"]?.stop()
+        let audit = fleet.stateDir("host-a") + "/audit"
+        let kept = fleet.repo.root.file("audit-kept")
+        #expect(try StetTesting.run("cp", ["-a", audit, kept]).status == 0)
+        let before = witnessedSize()
+        try fleet.start("host-a", extra: fast)
+        for step in 0..<3 {
+            let recorded = try fleet.stet(["audit", "record", "--action", "note-\(step)", "--reason", "work on host-a", "--state-dir", fleet.stateDir("host-a")],
+                                          environment: fleet.ci)
+            #expect(recorded.status == 0, "\(recorded.combined)")
+        }
+        #expect(eventually(timeout: 30) { witnessedSize() >= before + 3 }, "\(fleet.logs())")
+
+        // The log is put back (an attacker with the host and its key): the witnesses refuse.
+        fleet.nodes["host-a"]?.stop()
+        #expect(try StetTesting.run("rm", ["-rf", audit]).status == 0)
+        #expect(try StetTesting.run("cp", ["-a", kept, audit]).status == 0)
+        try fleet.start("host-a", extra: fast)
+        #expect(eventually(timeout: 30) { fleet.logs().contains("StetAuditFork") && fleet.logs().contains("refused to cosign node host-a") },
+                "\(fleet.logs())")
+        for witness in ["host-b", "host-c"] {
+            let forks = (try? FileManager.default.contentsOfDirectory(atPath: fleet.stateDir(witness) + "/fleet/forks")) ?? []
+            #expect(forks.contains { $0.hasPrefix("host-a-") }, "\(witness): \(forks)")
+        }
+        let refused = try fleet.stet("audit", "verify", "--cluster", fleet.endpoints, "--state-dir", fleet.stateDir("host-a"))
+        #expect(refused.status == 10, "\(refused.combined)")
+        #expect(refused.stdout.contains("witnessed by host-b, host-c") && refused.stdout.contains("inconsistent"), "\(refused.combined)")
+    }
+
     /// Lease settings that cannot hold a primary are refused at start, with the reason.
     @Test func leaseSettingsThatCannotHoldAreRefused() throws {
         var repo = RepositoryFixture()

@@ -3,9 +3,11 @@ import Foundation
 import StetAudit
 import StetCore
 import StetCrypto
+import StetFleet
+import StetManifest
 import StetState
 
-struct AuditVerifyCommand: ParsableCommand {
+struct AuditVerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Verify the whole audit log, or an inclusion proof.",
@@ -27,9 +29,16 @@ struct AuditVerifyCommand: ParsableCommand {
             the chain from there. The damage is reported ("log starts after damage at TIME; earlier \
             entries in FILE") and the exit status is 10, even when everything since verifies.
 
+            With --cluster on a fleet node: also checks the log against the newest checkpoint of it \
+            that at least --witnesses other nodes cosigned (default: a majority of the other live \
+            nodes), read from etcd with every cosignature verified under the pinned trust policy. A \
+            node that truncated or rewrote its log fails, naming the witnesses that hold the older \
+            tree.
+
             EXIT STATUS
               0   everything holds
-              1   a state file or folder is a link or writable by others (the error names it)
+              1   a state file or folder is a link or writable by others (the error names it); with \
+            --cluster, etcd is unreachable or no checkpoint has enough witnesses
               10  a line, the head, a checkpoint or the proof fails (the first bad line is named), or \
             the log was restarted after damage
             """
@@ -46,7 +55,21 @@ struct AuditVerifyCommand: ParsableCommand {
     @Option(help: ArgumentHelp("An inclusion proof from `stet audit prove`.", valueName: "file"))
     var proof: String?
 
-    func run() throws {
+    @OptionGroup var fleet: ClusterOptions
+
+    @Option(help: ArgumentHelp("With --cluster: the other nodes that must have cosigned the checkpoint (default: a majority of the other live nodes).", valueName: "k"))
+    var witnesses: Int?
+
+    @Option(help: ArgumentHelp("With --cluster: the node whose log this is (default: the node of this state directory).", valueName: "name"))
+    var node: String?
+
+    func validate() throws {
+        if let witnesses, !(1...1000).contains(witnesses) { throw ValidationError("--witnesses \(witnesses): expected 1 to 1000") }
+        if let node, !ResourceID.isValidName(node) { throw ValidationError("--node \(node.prefix(80)): expected a node name") }
+        if fleet.cluster == nil, witnesses != nil || node != nil { throw ValidationError("--witnesses and --node need --cluster") }
+    }
+
+    func run() async throws {
         let trust = try AuditCommand.trust(global)
         let out = Terminal.standardOutput
         if let proof {
@@ -64,6 +87,7 @@ struct AuditVerifyCommand: ParsableCommand {
             notes += directory.notes
             skipped = directory.skipped
         }
+        if fleet.cluster != nil { notes.append(try await witnessedCheckpoint()) }
         let report = try AuditVerification(trust: trust).verify(stateDirectory: global.store.root, checkpoints: notes)
         if global.json {
             struct JSONReport: Encodable {
@@ -138,6 +162,48 @@ struct AuditVerifyCommand: ParsableCommand {
         if let problem = report.firstProblem {
             throw CommandFailure(status: ExitStatus.refused, message: "audit log verification failed: \(problem)")
         }
+    }
+
+    /// The newest checkpoint of this node's log that enough other nodes cosigned, as a note to
+    /// check the log against, named by its witnesses.
+    private func witnessedCheckpoint() async throws -> (source: String, note: String) {
+        guard let name = node ?? FleetShare.load(from: global.store)?.node else {
+            throw CommandFailure(status: ExitStatus.error, message: "\(global.store.root) is no fleet node's state directory: name the node with --node")
+        }
+        let policy = try FleetCommands.trust(global)
+        let keyspace = try fleet.keyspace()
+        let (values, live) = try await FleetCommands.withClient(fleet) { client in
+            do {
+                let cosigned = try await client.list(prefix: keyspace.cosignatures(of: name), maximumKeys: 1000).kvs.map(\.value)
+                let nodes = try await client.list(prefix: keyspace.nodes, maximumKeys: 10_000).kvs.compactMap {
+                    if case .node(let node) = keyspace.parse($0.key) { return node } else { return nil }
+                }
+                return (cosigned, nodes)
+            } catch {
+                throw CommandFailure(status: ExitStatus.error, message: "cluster \(keyspace.cluster): etcd is unreachable: \(error)")
+            }
+        }
+        // Witnesses are the node keys of the policy, less the key that signs this node's checkpoints.
+        var keys: [String: PublicKey] = [:]
+        for entry in policy.keys(in: .node) { keys[entry.name] = entry.publicKey }
+        let origin = "stet/\(keyspace.cluster)/\(name)"
+        for value in values.prefix(1000) {
+            guard let note = try? SignedNote(parsing: String(decoding: value, as: UTF8.self)) else { continue }
+            let verifiers = policy.keys(in: .node).compactMap { try? NoteVerifier(name: origin, publicKey: $0.publicKey) }
+            for signer in note.validSigners(among: verifiers) {
+                if let own = keys.first(where: { $0.value == signer.publicKey })?.key { keys[own] = nil }
+            }
+        }
+        let others = live.filter { $0 != name }.count
+        let quorum = witnesses ?? (others / 2 + 1)
+        let (chosen, largest) = WitnessedCheckpoint.newest(values, witnessKeys: keys, quorum: quorum)
+        guard let chosen else {
+            throw CommandFailure(
+                status: ExitStatus.error,
+                message: "no checkpoint of node \(name)'s log has \(quorum) witness\(quorum == 1 ? "" : "es") in cluster \(keyspace.cluster)"
+                    + (largest.map { " (the newest has \($0.witnesses.count): \($0.witnesses.joined(separator: ", ")) at size \($0.size))" } ?? " (none is cosigned)"))
+        }
+        return ("the checkpoint of size \(chosen.size) witnessed by \(chosen.witnesses.joined(separator: ", "))", chosen.note)
     }
 
     private func verifyProof(_ file: String, trust: AuditTrust) throws {

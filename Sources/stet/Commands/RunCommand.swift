@@ -79,6 +79,11 @@ struct RunCommand: AsyncParsableCommand {
         valueName: "seconds"))
     var fenceMargin: Double?
 
+    @Option(name: .customLong("checkpoint-interval"), help: ArgumentHelp(
+        "With --cluster: seconds between the audit checkpoints this node publishes for the others to witness (when its log grew).",
+        valueName: "seconds"))
+    var checkpointInterval: Double = 10
+
     /// The lease settings `--lease-ttl`, `--etcd-timeout` and `--fence-margin` give.
     var leaseSettings: LeaseSettings { LeaseSettings(ttl: leaseTTL, renewalTimeout: etcdTimeout, fenceMargin: fenceMargin) }
 
@@ -115,6 +120,9 @@ struct RunCommand: AsyncParsableCommand {
             if planning.source != nil { throw ValidationError("--source and --cluster exclude each other: a fleet takes its release from etcd") }
             if let node, !ResourceID.isValidName(node) { throw ValidationError("--node \(node.prefix(80)): expected a DNS label such as host-a") }
             guard (2...3600).contains(leaseTTL) else { throw ValidationError("--lease-ttl \(leaseTTL): expected 2 to 3600 seconds") }
+            guard checkpointInterval.isFinite, (0.5...86_400).contains(checkpointInterval) else {
+                throw ValidationError("--checkpoint-interval \(checkpointInterval): expected 0.5 to 86400 seconds")
+            }
             if let problem = leaseSettings.problem { throw ValidationError("these lease settings cannot hold a primary: \(problem)") }
             _ = try Self.labels(labels)
         }
@@ -212,6 +220,7 @@ struct RunCommand: AsyncParsableCommand {
             let log = session.log
             member.attachAuditCount { log.size }
             member.attachAudit { record in _ = try log.append([record]) }
+            member.attachCheckpoints { origin in try log.checkpoint(origin: origin) }
             return Task { await member.run() }
         }
         var ok = false
@@ -259,6 +268,7 @@ extension RunCommand {
         options.leaseTTL = leaseTTL
         options.renewalTimeout = leaseSettings.renewalTimeout
         options.fenceMargin = leaseSettings.fenceMargin
+        options.checkpointInterval = checkpointInterval
         return FleetNode(options: options, client: client, key: key, trust: trust, store: global.store)
     }
 
@@ -283,6 +293,10 @@ extension RunCommand {
             case .reconnected:
                 loop.log("fleet: the lease is renewed and the assignments read: acting on this node's share")
                 alerts.resolve(SelfAlert(.fleetUnreachable), detail: "the node renewed its lease")
+            case .auditFork(let peer, let message):
+                loop.log("fleet: refused to cosign node \(peer)'s audit checkpoint: \(message)")
+                alerts.raise(SelfAlert(.auditFork, node: peer),
+                             summary: "node \(peer)'s audit log does not hold what this node witnessed: \(message)", desired: loop.current.desired)
             case .releaseUnreadable(let why):
                 loop.log("fleet: refused release/current in etcd: \(why)")
                 do {
