@@ -453,14 +453,15 @@ final class EtcdProxy {
         let audit = fleet.stateDir("host-a") + "/audit"
         let kept = fleet.repo.root.file("audit-kept")
         #expect(try StetTesting.run("cp", ["-a", audit, kept]).status == 0)
-        let before = witnessedSize()
+        // Entries in the copy: the witnesses must then cosign a tree larger than it.
+        let before = (try String(contentsOfFile: kept + "/log.jsonl", encoding: .utf8)).split(separator: "\n").count
         try fleet.start("host-a", extra: fast)
         for step in 0..<3 {
             let recorded = try fleet.stet(["audit", "record", "--action", "note-\(step)", "--reason", "work on host-a", "--state-dir", fleet.stateDir("host-a")],
                                           environment: fleet.ci)
             #expect(recorded.status == 0, "\(recorded.combined)")
         }
-        #expect(eventually(timeout: 30) { witnessedSize() >= before + 3 }, "\(fleet.logs())")
+        #expect(eventually(timeout: 30) { witnessedSize() >= before + 3 }, "witnessed \(witnessedSize()), kept \(before)\n\(fleet.logs())")
 
         // The log is put back (an attacker with the host and its key): the witnesses refuse.
         fleet.nodes["host-a"]?.stop()
@@ -470,8 +471,8 @@ final class EtcdProxy {
         #expect(eventually(timeout: 30) { fleet.logs().contains("StetAuditFork") && fleet.logs().contains("refused to cosign node host-a") },
                 "\(fleet.logs())")
         for witness in ["host-b", "host-c"] {
-            let forks = (try? FileManager.default.contentsOfDirectory(atPath: fleet.stateDir(witness) + "/fleet/forks")) ?? []
-            #expect(forks.contains { $0.hasPrefix("host-a-") }, "\(witness): \(forks)")
+            func forks() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: fleet.stateDir(witness) + "/fleet/forks")) ?? [] }
+            #expect(eventually(timeout: 15) { forks().contains { $0.hasPrefix("host-a-") } }, "\(witness): \(forks())\n\(fleet.logs())")
         }
         let refused = try fleet.stet("audit", "verify", "--cluster", fleet.endpoints, "--state-dir", fleet.stateDir("host-a"))
         #expect(refused.status == 10, "\(refused.combined)")
