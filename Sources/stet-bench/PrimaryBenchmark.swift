@@ -131,6 +131,17 @@ enum PrimaryFailoverBenchmark {
             try? await member.node.client.shutdown()
         }
 
+        /// Every node stopped and every replica it ever started killed, also when a round fails.
+        func cleanUp() async {
+            for name in Array(members.keys) { await kill(name) }
+            for name in names {
+                let replicas = ReplicaProvider(store: FileStateStore(root: repo.root.file("\(name)/state")))
+                for record in ((try? replicas.records()["db"]) ?? [:]).values where ProcessTable.isAlive(record.pid, startTime: record.startTime) {
+                    Foundation.kill(record.pid, SIGKILL)
+                }
+            }
+        }
+        func measure() async throws {
         for name in names { try start(name) }
         guard await wait(60, { primaries().count == 1 }) else { throw TestFailure("no primary within 60 s") }
         print("primary failover on a real etcd: 3 nodes, service db with 3 replicas (real processes), lease TTL \(ttl) s")
@@ -181,8 +192,14 @@ enum PrimaryFailoverBenchmark {
         Measure.row("planned switchover p50 (10)", String(format: "%.3f s", s50), "target 0.5 s; Patroni 1.4 s", String(format: "%.2f of Patroni", s50 / 1.4))
         Measure.row("planned switchover p99", String(format: "%.3f s", s99), "", "")
         Measure.row("samples with two primaries (10 ms poller)", "\(overlap.overlapping) of \(overlap.samples)", "target 0", overlap.overlapping == 0 ? "none" : "OVERLAP")
-
-        for name in Array(members.keys) { await kill(name) }
+        }
+        do {
+            try await measure()
+        } catch {
+            await cleanUp()
+            throw error
+        }
+        await cleanUp()
     }
 
     static func percentiles(_ values: [Double]) -> (Double, Double) {
