@@ -297,6 +297,35 @@ final class EtcdProxy {
         print("primary overlap: \(poller.overlapSamples.count) of \(poller.sampleCount) samples (10 ms apart) saw two primaries")
     }
 
+    /// A primary that fails its health check `failureThreshold` times in a row is demoted, its key
+    /// freed, and a standby on another node promoted.
+    @Test func anUnhealthyPrimaryIsReplaced() throws {
+        let fleet = try FleetFixture(etcdPort: 23960)
+        defer { fleet.stopAll() }
+        let port = 18960
+        let poller = RolePoller(ports: (0..<3).map { port + $0 })
+        defer { poller.stop() }
+        try fleet.failoverRelease(port: port)
+        try fleet.startAll()
+        try fleet.waitLive(3)
+        let applied = try fleet.applyFromCI()
+        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
+        #expect(eventually(timeout: 60) { poller.primaries.count == 1 }, "\(fleet.logs())")
+        guard let first = poller.primaries.first, let host = fleet.node(of: first), let pid = fleet.running(host, "db")[first]?.pid else {
+            Issue.record("no primary: \(fleet.logs())")
+            return
+        }
+        // Frozen: it still runs, but answers no health check.
+        kill(pid, SIGSTOP)
+        defer { kill(pid, SIGCONT) }
+        #expect(eventually(timeout: 30, interval: 0.02) { poller.primaries.count == 1 && !poller.primaries.contains(first) }, "\(fleet.logs())")
+        #expect(fleet.node(of: poller.primaries.first ?? -1) != host || fleet.running(host, "db").count > 1)
+        let demoted = try fleet.auditEntries(host, action: "demote")
+        #expect(demoted.contains { ($0["reason"] as? String ?? "").contains("failed its health check") }, "\(demoted)")
+        poller.stop()
+        #expect(poller.mostAtOnce <= 1, "two primaries at once: \(poller.overlapSamples.prefix(5))")
+    }
+
     /// A node cut off from etcd while its primary keeps running demotes it before its lease can
     /// expire: before any other node can be promoted. Back, it is a standby.
     @Test func aCutOffNodeFencesItsPrimaryInTime() throws {
