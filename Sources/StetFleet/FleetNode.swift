@@ -153,7 +153,6 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var absentSince: [String: UInt64] = [:]
         var cooldown: [String: UInt64] = [:]
         var lastHolder: [String: String] = [:]
-        var handledSwitchovers: Set<String> = []
         var lastFailover: [String: FailoverRecord] = [:]
         /// The self-heal budget this node spent and the backoff it keeps, by service.
         var corrections: [String: CorrectionPolicy.Elsewhere] = [:]

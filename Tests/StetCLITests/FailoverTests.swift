@@ -131,6 +131,20 @@ extension FleetFixture {
         try repo.sign(["alice"])
     }
 
+    /// Starts the three nodes, publishes `failoverRelease(port:)` from CI and waits until exactly
+    /// one replica says it is the primary: its index and node.
+    func startWithPrimary(port: Int, poller: RolePoller) throws -> (index: Int, node: String) {
+        try failoverRelease(port: port)
+        try startAll()
+        try waitLive(3)
+        let applied = try applyFromCI()
+        guard applied.status == 0 else { throw TestFailure("apply --cluster: \(applied.combined)\n\(logs())") }
+        guard eventually(timeout: 60, { poller.primaries.count == 1 }), let index = poller.primaries.first, let node = node(of: index) else {
+            throw TestFailure("no primary: \(logs())")
+        }
+        return (index, node)
+    }
+
     /// The node whose running replica of `db` has `index`.
     func node(of index: Int) -> String? { names.first { running($0, "db")[index] != nil } }
 
@@ -220,16 +234,7 @@ final class EtcdProxy {
         let port = 18900
         let poller = RolePoller(ports: (0..<3).map { port + $0 })
         defer { poller.stop() }
-        try fleet.failoverRelease(port: port)
-        try fleet.startAll()
-        try fleet.waitLive(3)
-        let applied = try fleet.applyFromCI()
-        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
-        #expect(eventually(timeout: 60) { poller.primaries.count == 1 }, "\(fleet.logs())")
-        guard let first = poller.primaries.first, let primaryHost = fleet.node(of: first) else {
-            Issue.record("no primary: \(fleet.logs())")
-            return
-        }
+        let (first, primaryHost) = try fleet.startWithPrimary(port: port, poller: poller)
         let status = try fleet.stet("status", "--cluster", fleet.endpoints, "--state-dir", "ci-state")
         #expect(eventually(timeout: 10) {
             (try? fleet.stet("status", "--cluster", fleet.endpoints, "--state-dir", "ci-state"))?.stdout
@@ -305,14 +310,9 @@ final class EtcdProxy {
         let port = 18960
         let poller = RolePoller(ports: (0..<3).map { port + $0 })
         defer { poller.stop() }
-        try fleet.failoverRelease(port: port)
-        try fleet.startAll()
-        try fleet.waitLive(3)
-        let applied = try fleet.applyFromCI()
-        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
-        #expect(eventually(timeout: 60) { poller.primaries.count == 1 }, "\(fleet.logs())")
-        guard let first = poller.primaries.first, let host = fleet.node(of: first), let pid = fleet.running(host, "db")[first]?.pid else {
-            Issue.record("no primary: \(fleet.logs())")
+        let (first, host) = try fleet.startWithPrimary(port: port, poller: poller)
+        guard let pid = fleet.running(host, "db")[first]?.pid else {
+            Issue.record("the primary replica has no record: \(fleet.logs())")
             return
         }
         // Frozen: it still runs, but answers no health check.
