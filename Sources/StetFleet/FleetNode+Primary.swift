@@ -114,7 +114,6 @@ extension FleetNode {
 
     private func keepPrimariesOnce(_ replicas: ReplicaProvider) async {
         var view = lock.withLock { primaryView() }
-        let now = Self.now()
         // A newer release's spec (its demote command, fence, timeout) applies to a primary held since before it.
         var refreshed = false
         for (name, held) in view.held {
@@ -128,12 +127,10 @@ extension FleetNode {
         for (name, held) in view.held.sorted(by: { $0.key < $1.key }) {
             // The time and the lease read again for each: the one before may have taken a while.
             let fenceAt = lock.withLock { fenceDeadline() }
-            view.fenceAt = fenceAt
-            if let why = reasonToLetGo(name, held, view, replicas, now: Self.now()) {
+            if let why = reasonToLetGo(name, held, view, replicas, now: Self.now(), fenceAt: fenceAt) {
                 await letGo(name, held, why: why, replicas)
             }
         }
-        _ = now
         for service in view.services where view.held[service.metadata.name] == nil {
             let (mayAct, fenceAt) = lock.withLock { (state.loaded && Self.now() < state.renewedUntil, fenceDeadline()) }
             // Only with time to promote before the fence point.
@@ -150,8 +147,6 @@ extension FleetNode {
         var keys: [String: (record: PrimaryRecord?, createRevision: Int64)] = [:]
         var requests: [String: SwitchoverRequest] = [:]
         var mine: [String: [Int]] = [:]
-        var mayAct = false
-        var fenceAt: UInt64 = 0
         var lease: Int64?
         var revision: Int64 = 0
         var labels: [String: String] = [:]
@@ -178,8 +173,6 @@ extension FleetNode {
         for (workload, assignment) in state.accepted where assignment.node == me {
             if case .replica(let service, let index) = workload { view.mine[service, default: []].append(index) }
         }
-        view.mayAct = state.loaded && Self.now() < state.renewedUntil
-        view.fenceAt = fenceDeadline()
         view.lease = state.lease
         view.revision = state.revision
         view.labels = options.labels
@@ -201,8 +194,8 @@ extension FleetNode {
     // MARK: - Holding
 
     /// Why this node must stop being primary of `name` now, or nil.
-    private func reasonToLetGo(_ name: String, _ held: HeldPrimary, _ view: PrimaryView, _ replicas: ReplicaProvider, now: UInt64) -> LetGo? {
-        if now >= view.fenceAt { return .fence("the fleet lease was not renewed in time: fencing before it can expire") }
+    private func reasonToLetGo(_ name: String, _ held: HeldPrimary, _ view: PrimaryView, _ replicas: ReplicaProvider, now: UInt64, fenceAt: UInt64) -> LetGo? {
+        if now >= fenceAt { return .fence("the fleet lease was not renewed in time: fencing before it can expire") }
         if view.lease != held.lease { return .lost("the lease primary/\(name) was created on is gone") }
         if let key = view.keys[name] {
             if key.createRevision != held.revision { return .lost("primary/\(name) in etcd is no longer this node's") }
@@ -217,11 +210,11 @@ extension FleetNode {
         }
         let record: ReplicaProvider.Record?
         var readError = ""
-        do { record = try replicas.record(name, held.index) } catch { record = nil; readError = ": \(error)" }
+        do { record = try replicas.record(name, held.index) } catch { record = nil; readError = " (\(error))" }
         guard let record, record.pid == held.pid, record.startTime == held.startTime, record.exitedAt == nil,
             ProcessTable.isAlive(record.pid, startTime: record.startTime)
         else {
-            let seen = record.map { $0.pid != held.pid || $0.startTime != held.startTime ? "replaced by pid \($0.pid)" : "pid \($0.pid) exited" } ?? "no record\(readError) in \((try? store.list("replicas/\(name)")) ?? []) of \(store.root)"
+            let seen = record.map { $0.pid != held.pid || $0.startTime != held.startTime ? "replaced by pid \($0.pid)" : "pid \($0.pid) exited" } ?? "no record\(readError)"
             return .release("the primary replica \(held.index) of \(name) is no longer running (\(seen))")
         }
         if let threshold = service.health?.failureThreshold, record.healthFailures >= threshold {

@@ -19,6 +19,8 @@ import StetTesting
 /// - Switchover: an operator's signed request (`stet failover`), timed until the new primary is
 ///   promoted; the old one was demoted before.
 /// - Overlap: every 10 ms, the replicas that are alive and whose role file says `primary`.
+///
+/// `STET_BENCH_VERBOSE=1` prints what each node logs.
 enum PrimaryFailoverBenchmark {
     static func run(_ arguments: [String]) async throws {
         let kills = arguments.first.flatMap(Int.init) ?? 20
@@ -81,12 +83,7 @@ enum PrimaryFailoverBenchmark {
                 guard let share = member.node.share(of: desired)?.assignedReplicas?["db"], member.node.mayAct else { continue }
                 let running = Set(((try? member.replicas.records()["db"]) ?? [:]).filter { ProcessTable.isAlive($0.value.pid, startTime: $0.value.startTime) }.keys)
                 for index in share.subtracting(running) { _ = try? member.replicas.start(service, index) }
-                for index in running.subtracting(share) {
-                    if ProcessInfo.processInfo.environment["STET_BENCH_VERBOSE"] != nil {
-                        FileHandle.standardError.write(Data("bench: stopping db/\(index) on \(member.node.options.node): share \(share.sorted())\n".utf8))
-                    }
-                    _ = try? member.replicas.stop("db", index, timeout: 1)
-                }
+                for index in running.subtracting(share) { _ = try? member.replicas.stop("db", index, timeout: 1) }
             }
         }
         /// The indices whose replica is alive (on any node) and whose role file says primary.

@@ -187,9 +187,9 @@ struct AuditVerifyCommand: AsyncParsableCommand {
         var keys: [String: PublicKey] = [:]
         for entry in policy.keys(in: .node) { keys[entry.name] = entry.publicKey }
         let origin = "stet/\(keyspace.cluster)/\(name)"
+        let verifiers = policy.keys(in: .node).compactMap { try? NoteVerifier(name: origin, publicKey: $0.publicKey) }
         for value in values.prefix(1000) {
             guard let note = try? SignedNote(parsing: String(decoding: value, as: UTF8.self)) else { continue }
-            let verifiers = policy.keys(in: .node).compactMap { try? NoteVerifier(name: origin, publicKey: $0.publicKey) }
             for signer in note.validSigners(among: verifiers) {
                 if let own = keys.first(where: { $0.value == signer.publicKey })?.key { keys[own] = nil }
             }
