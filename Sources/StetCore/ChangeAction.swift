@@ -38,7 +38,7 @@ public enum ChangeAction: Hashable, Sendable, CustomStringConvertible {
         case .service: guard let action = ServiceAction(rawValue: text) else { return nil }; self = .service(action)
         case .backupPolicy: guard let action = BackupAction(rawValue: text) else { return nil }; self = .backup(action)
         case .monitor: guard let action = MonitorAction(rawValue: text) else { return nil }; self = .monitor(action)
-        case .notifier: return nil
+        case .notifier, .maintenanceWindow: return nil
         }
     }
 

@@ -103,7 +103,7 @@ public struct ObservedState: Codable, Hashable, Sendable {
         case .service: replica.flatMap { services[resource.name]?.replicas[$0] }?.facts(scope) ?? "absent"
         case .backupPolicy: backups[resource.name]?.facts ?? "absent"
         case .monitor: monitors[resource.name]?.specHash ?? "absent"
-        case .notifier: "absent"
+        case .notifier, .maintenanceWindow: "absent"
         }
     }
 }

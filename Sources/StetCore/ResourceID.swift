@@ -1,9 +1,10 @@
-/// The four kinds of resource a manifest declares.
+/// The kinds of resource a manifest declares.
 public enum ResourceKind: String, CaseIterable, Codable, Sendable, Comparable {
     case service = "Service"
     case backupPolicy = "BackupPolicy"
     case monitor = "Monitor"
     case notifier = "Notifier"
+    case maintenanceWindow = "MaintenanceWindow"
 
     public static func < (lhs: ResourceKind, rhs: ResourceKind) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
@@ -46,8 +47,8 @@ public struct ResourceID: Hashable, Comparable, Sendable, Codable, CustomStringC
     /// `Service/name#index`. Nil unless the kind is one of the four, the name a DNS label and
     /// the index as `replicaIndex(parsing:)` reads it.
     public init?(parsing text: some StringProtocol) {
-        // The longest form: `BackupPolicy/` (13), a name (63), `#999` (4).
-        guard text.utf8.count <= 80, let slash = text.firstIndex(of: "/"),
+        // The longest form: `MaintenanceWindow/` (18), a name (63), `#999` (4).
+        guard text.utf8.count <= 85, let slash = text.firstIndex(of: "/"),
             let kind = ResourceKind(rawValue: String(text[..<slash]))
         else { return nil }
         let rest = text[text.index(after: slash)...]

@@ -120,6 +120,27 @@ public struct Service: Hashable, Sendable, Codable {
     public var spread: String?
     /// In a fleet: one replica across the fleet is the primary, the others standbys.
     public var failover: Failover?
+    /// `spec.drill`: the redundancy promise tested on a schedule.
+    public var drill: Drill?
+
+    /// `spec.drill: {every, window, recoverWithin, host}`: every `every`, Stet kills the replica
+    /// longest since its last drill and proves that a replacement is healthy within
+    /// `recoverWithin` (docs/architecture.md, "Drills").
+    public struct Drill: Hashable, Sendable, Codable {
+        public var every: StetDuration
+        /// A maintenance window the drill waits for (it runs only while the window is open).
+        public var window: String?
+        public var recoverWithin: StetDuration
+        /// In a fleet: drill the loss of a whole node for this service.
+        public var host: Bool
+
+        public init(every: StetDuration, window: String? = nil, recoverWithin: StetDuration = .seconds(30), host: Bool = false) {
+            self.every = every
+            self.window = window
+            self.recoverWithin = recoverWithin
+            self.host = host
+        }
+    }
 
     /// `spec.failover`: an active/passive service. The node whose replica holds `primary/NAME`
     /// in etcd (on its lease) runs `promote` for it; a replica that stops being primary is
@@ -251,6 +272,10 @@ public struct Monitor: Hashable, Sendable, Codable {
     public var severity: Severity
     public var labels: [String: String]
     public var notify: [String]
+    /// `spec.drill.every`: how often a test alert goes through the monitor's notifiers (nil:
+    /// only `stet drill monitor`). Left out of `specText` when nil, so monitors without it keep
+    /// their registration.
+    public var drillEvery: StetDuration?
 
     public init(
         metadata: Metadata, probe: Probe, interval: StetDuration = .seconds(30), timeout: StetDuration = .seconds(5),
@@ -294,11 +319,23 @@ public struct DesiredState: Hashable, Sendable, Codable {
     public var backupPolicies: [String: BackupPolicy] = [:]
     public var monitors: [String: Monitor] = [:]
     public var notifiers: [String: Notifier] = [:]
+    public var windows: [String: MaintenanceWindow] = [:]
     /// In a fleet, the replicas of each service this node runs: its share of the leader's
     /// assignments. Nil on one host, where every service runs every replica.
     public var assignedReplicas: [String: Set<Int>]?
 
     public init() {}
+
+    /// The labels of `resource` (a resource of the release; none for one it no longer declares).
+    public func labels(of resource: ResourceID) -> [String: String] {
+        switch resource.kind {
+        case .service: services[resource.name]?.metadata.labels ?? [:]
+        case .backupPolicy: backupPolicies[resource.name]?.metadata.labels ?? [:]
+        case .monitor: monitors[resource.name]?.metadata.labels ?? [:]
+        case .notifier: notifiers[resource.name]?.metadata.labels ?? [:]
+        case .maintenanceWindow: windows[resource.name]?.metadata.labels ?? [:]
+        }
+    }
 
     /// The replica indices of `service` this host runs, in order.
     public func replicaIndices(of service: Service) -> [Int] {
@@ -310,6 +347,7 @@ public struct DesiredState: Hashable, Sendable, Codable {
     /// Every resource id, sorted by kind then name.
     public var resourceIDs: [ResourceID] {
         (services.keys.map { ResourceID(.service, $0) } + backupPolicies.keys.map { ResourceID(.backupPolicy, $0) }
-            + monitors.keys.map { ResourceID(.monitor, $0) } + notifiers.keys.map { ResourceID(.notifier, $0) }).sorted()
+            + monitors.keys.map { ResourceID(.monitor, $0) } + notifiers.keys.map { ResourceID(.notifier, $0) }
+            + windows.keys.map { ResourceID(.maintenanceWindow, $0) }).sorted()
     }
 }

@@ -345,7 +345,7 @@ public final class ReconcileLoop: @unchecked Sendable {
             switch key.kind {
             case .service: dirty.insert(key.name)
             // Backup policies (and monitors) are planned when backups are due.
-            case .backupPolicy, .monitor, .notifier: backupsDue = true
+            case .backupPolicy, .monitor, .notifier, .maintenanceWindow: backupsDue = true
             }
         }
     }

@@ -80,6 +80,7 @@ public enum ManifestLoader {
             case .backupPolicy(let policy): state.backupPolicies[policy.metadata.name] = policy
             case .monitor(let monitor): state.monitors[monitor.metadata.name] = monitor
             case .notifier(let notifier): state.notifiers[notifier.metadata.name] = notifier
+            case .window(let window): state.windows[window.metadata.name] = window
             }
         }
         return state

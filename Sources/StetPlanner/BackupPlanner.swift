@@ -55,7 +55,8 @@ extension Planner {
             let removing = snapshots.count - RetentionPolicy.keep(snapshots, policy.retention).count
             if backingUp || removing > 0 {
                 add(.forget, .schedule, Reason("retention", removing > 0
-                    ? "the retention removes \(removing) of \(snapshots.count) snapshots" : "apply the retention after the backup"))
+                    ? "the retention removes \(removing) of \(snapshots.count) snapshots" : "apply the retention after the backup"),
+                    disruption: .data)
             }
         }
         if let every = policy.checkEvery, observed?.lastCheck.map({ now.timeIntervalSince($0.at) >= every.seconds }) ?? true {

@@ -43,7 +43,8 @@ public struct PlanText: Sendable {
             }
             for notice in plan.notices where notice.resource.whole == resource {
                 let target = Self.target(notice.resource)
-                let why = notice.mode.map { "drift, \($0.rawValue): not corrected" } ?? "left alone"
+                let why = notice.mode.map { "drift, \($0.rawValue): not corrected" }
+                    ?? (notice.reason.code == WindowGate.waitCode ? "waits" : "left alone")
                 lines.append("  \(paint("!", .yellow)) \(target) \(why): \(TextEscaping.escape(notice.reason.message))")
             }
         }

@@ -28,9 +28,11 @@ public struct Planner: Sendable {
         monitorPlan(desired, observed, into: &changes, notices: &notices)
         changes.sort(by: Self.order)
         let createdAt = RFC3339.format(now)
-        let fingerprint = ([createdAt, release.digest] + changes.map { "\($0.id) \($0.precondition)" }).joined(separator: "\n")
-        let id = "plan-" + SHA256.hash(Data(fingerprint.utf8)).hexString.prefix(16)
-        return Plan(id: id, createdAt: createdAt, release: release, changes: changes, notices: notices)
+        var plan = Plan(id: "", createdAt: createdAt, release: release, changes: changes, notices: notices)
+        WindowGate(desired).apply(to: &plan, desired: desired, now: now)
+        let fingerprint = ([createdAt, release.digest] + plan.changes.map { "\($0.id) \($0.precondition)" }).joined(separator: "\n")
+        plan.id = "plan-" + SHA256.hash(Data(fingerprint.utf8)).hexString.prefix(16)
+        return plan
     }
 
     /// `stet down`: every replica in `observed` stopped, each change saying it is stopped on
@@ -52,6 +54,7 @@ public struct Planner: Sendable {
             case .service: 1
             case .monitor: 2
             case .notifier: 3
+            case .maintenanceWindow: 4
             }
         }
         return (kindRank(a.resource.kind), a.resource.name, a.action.rank, a.resource.replica ?? -1)

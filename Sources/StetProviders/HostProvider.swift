@@ -25,7 +25,7 @@ public struct HostProvider: Provider {
         switch change.resource.kind {
         case .backupPolicy: await backups.perform(change, desired: desired)
         case .monitor: await monitors.perform(change, desired: desired)
-        case .service, .notifier: await replicas.perform(change, desired: desired)
+        case .service, .notifier, .maintenanceWindow: await replicas.perform(change, desired: desired)
         }
     }
 

@@ -8,6 +8,7 @@ struct DecodedResource {
         case backupPolicy(BackupPolicy)
         case monitor(Monitor)
         case notifier(Notifier)
+        case window(MaintenanceWindow)
     }
 
     let id: ResourceID
@@ -43,10 +44,11 @@ enum DocumentDecoder {
         var references: [(ResourceID, Cursor)] = []
         let value: DecodedResource.Value?
         switch kind {
-        case .service: value = ServiceDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.service)
+        case .service: value = ServiceDecoder.decode(spec, metadata: metadata, references: &references).map(DecodedResource.Value.service)
         case .backupPolicy: value = BackupPolicyDecoder.decode(spec, metadata: metadata, references: &references).map(DecodedResource.Value.backupPolicy)
         case .monitor: value = MonitorDecoder.decode(spec, metadata: metadata, references: &references).map(DecodedResource.Value.monitor)
         case .notifier: value = NotifierDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.notifier)
+        case .maintenanceWindow: value = WindowDecoder.decode(spec, metadata: metadata).map(DecodedResource.Value.window)
         }
         if let metadata {
             let id = ResourceID(kind, metadata.name)

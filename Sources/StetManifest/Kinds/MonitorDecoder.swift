@@ -45,15 +45,26 @@ enum MonitorDecoder {
         } else if spec.optional("notify") != nil {
             notify = nil
         }
-        guard let metadata, let probe, let interval, let timeout, let pendingFor, let severity, let labels, let notify
+        let drillEvery = spec.field("drill", default: StetDuration?.none) { cursor -> StetDuration?? in
+            guard let drill = cursor.mapping() else { return nil }
+            defer { drill.finish() }
+            return drill.required("every", "how often a test alert goes through the notifiers, such as 7d")?.duration().map { .some($0) }
+        }
+        guard let metadata, let probe, let interval, let timeout, let pendingFor, let severity, let labels, let notify, let drillEvery
         else { return nil }
+        if drillEvery != nil, notify.isEmpty {
+            (spec.optional("drill") ?? cursor).error("expected notify: a drill proves that an alert reaches a notifier")
+            return nil
+        }
         if timeout > interval {
             (spec.optional("timeout") ?? cursor).error(
                 "expected a timeout no longer than the interval (\(interval)): probes never overlap")
             return nil
         }
-        return Monitor(
+        var monitor = Monitor(
             metadata: metadata, probe: probe, interval: interval, timeout: timeout, pendingFor: pendingFor,
             severity: severity, labels: labels, notify: notify)
+        monitor.drillEvery = drillEvery
+        return monitor
     }
 }

@@ -6,7 +6,7 @@ enum ServiceDecoder {
     static let defaultBackoff = (initial: StetDuration(milliseconds: 500), max: StetDuration.seconds(60))
     static let defaultHealthTimeout = StetDuration.seconds(2)
 
-    static func decode(_ cursor: Cursor, metadata: Metadata?) -> Service? {
+    static func decode(_ cursor: Cursor, metadata: Metadata?, references: inout [(ResourceID, Cursor)]) -> Service? {
         guard let spec = cursor.mapping() else { return nil }
         defer { spec.finish() }
         let replicas = spec.required("replicas", "how many copies run")?.int(in: 0...Service.maximumReplicas)
@@ -26,8 +26,11 @@ enum ServiceDecoder {
         let protect = spec.field("protect", default: false) { $0.bool() }
         let placement = spec.field("placement", default: (selector: [String: String](), spread: String?.none), decodePlacement)
         let failover = spec.field("failover", default: Service.Failover?.none) { cursor in decodeFailover(cursor).map(Optional.some) }
+        let drill = spec.field("drill", default: Service.Drill?.none) { cursor in
+            decodeDrill(cursor, references: &references).map(Optional.some)
+        }
         guard let metadata, let replicas, let run, let health, let backoff, let maxUnavailable, let drift, let protect, let placement,
-            let failover
+            let failover, let drill
         else { return nil }
         var service = Service(
             metadata: metadata, replicas: replicas, run: run, health: health, backoffInitial: backoff.initial,
@@ -35,7 +38,27 @@ enum ServiceDecoder {
         service.placement = placement.selector
         service.spread = placement.spread
         service.failover = failover
+        service.drill = drill
         return service
+    }
+
+    /// The longest a drill may give a replacement to become healthy.
+    static let maximumRecovery = StetDuration.seconds(300)
+
+    /// `drill: {every: 7d, window: nightly, recoverWithin: 10s, host: false}`.
+    static func decodeDrill(_ cursor: Cursor, references: inout [(ResourceID, Cursor)]) -> Service.Drill? {
+        guard let drill = cursor.mapping() else { return nil }
+        defer { drill.finish() }
+        let every = drill.required("every", "how often the drill runs, such as 7d")?.duration()
+        let window = drill.field("window") { cursor -> String? in
+            guard let name = cursor.string() else { return nil }
+            references.append((ResourceID(.maintenanceWindow, name), cursor))
+            return name
+        }
+        let recover = drill.field("recoverWithin", default: .seconds(30)) { $0.duration(atMost: maximumRecovery) }
+        let host = drill.field("host", default: false) { $0.bool() }
+        guard let every, let window, let recover, let host else { return nil }
+        return Service.Drill(every: every, window: window, recoverWithin: recover, host: host)
     }
 
     /// The longest a promote or demote command may run.
