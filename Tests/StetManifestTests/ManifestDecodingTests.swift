@@ -124,7 +124,7 @@ import Testing
         Case(with("{name: web}", "{name: Web_1}"),
          ["m.yaml:3:18: metadata.name: expected a DNS label (lowercase letters, digits and '-', 1 to 63 characters, starting and ending with a letter or digit), found \"Web_1\""]),
         Case(plus("  colour: blue\n"),
-         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, failover, health, placement, protect, replicas, restart, run, update)"]),
+         ["m.yaml:8:3: spec.colour: unknown field (expected one of: drift, drill, failover, health, placement, protect, replicas, restart, run, update)"]),
         Case(plus("  failover: {promote: [x]}\n"),
          ["m.yaml:8:13: spec.failover.mode: missing required field (primary: one replica is the primary, the others standbys)"]),
         Case(plus("  failover: {mode: primary}\n"),
@@ -188,7 +188,7 @@ import Testing
         Case(with("stet/v1", "stet/v2"),
          ["m.yaml:1:13: apiVersion: expected stet/v1, found \"stet/v2\""]),
         Case(with("kind: Service", "kind: Servce"),
-         ["m.yaml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, found \"Servce\""]),
+         ["m.yaml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, MaintenanceWindow, found \"Servce\""]),
         Case(with("metadata: {name: web}", "metadata: {name: web, name: api}"),
          ["m.yaml:3:12: name: duplicate field (name appears twice)"]),
         Case(plus("---\n" + service),
@@ -335,7 +335,7 @@ import Testing
             let lines = (error as? ManifestError)?.diagnostics.map(\.description) ?? []
             return lines == [
                 "\(dir.file("m"))/a.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"x\"",
-                "\(dir.file("m"))/sub/b.yml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, found \"Nope\"",
+                "\(dir.file("m"))/sub/b.yml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, MaintenanceWindow, found \"Nope\"",
             ]
         }
     }

@@ -18,6 +18,7 @@ import Testing
     /// reaches every mapping of its kind.
     enum Form: String, CaseIterable, CustomStringConvertible {
         case service = "Service", backupPolicy = "BackupPolicy", monitor = "Monitor", notifier = "Notifier"
+        case maintenanceWindow = "MaintenanceWindow"
         case trustPolicy = "TrustPolicy"
 
         var description: String { rawValue }
