@@ -6,6 +6,10 @@ public import StetCore
 public struct AuditEntry: Codable, Equatable, Sendable {
     public enum Kind: String, Codable, Sendable, CaseIterable {
         case intent, result, refusal, release, drift, alert, recovery
+        /// A drill's start (no outcome) and its verdict (outcome, evidence in `reason`).
+        case drill
+        /// A change waiting for a maintenance window, or one that ran past its window.
+        case window
     }
 
     public enum Outcome: String, Codable, Sendable {

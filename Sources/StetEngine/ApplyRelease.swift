@@ -93,6 +93,8 @@ public struct ApplyRelease: Sendable {
     public struct Hooks: Sendable {
         public var interrupted: @Sendable (Int) -> Void
         public var planned: @Sendable (Plan) -> Void
+        /// A change started in a maintenance window ended after the window closed (recorded).
+        public var overrun: @Sendable (WindowRecords.Overrun) -> Void = { _ in }
         public var approve: @Sendable (Plan) throws -> Approval
         public var progress: @Sendable (Applier.Event) -> Void
         /// A saved plan, approved and admitted, just before it is marked applied and its first
@@ -171,7 +173,7 @@ public struct ApplyRelease: Sendable {
         let plan: Plan
         if let saved {
             do {
-                try PlanFile.admit(saved.plan, release: release, store: store, observed: observed)
+                try PlanFile.admit(saved.plan, release: release, store: store, observed: observed, desired: desired, now: now())
             } catch let stale as PlanFile.Stale {
                 try acceptance.recordRefusal(action: "apply", reason: "saved plan \(saved.source) was refused", error: stale.message)
                 throw stale
@@ -181,6 +183,7 @@ public struct ApplyRelease: Sendable {
             plan = Planner(prune: prune).plan(desired: desired, observed: observed, release: release, now: now())
         }
         hooks.planned(plan)
+        try WindowRecords.recordWaits(plan, release: release, audit: audit)
         if !plan.changes.isEmpty, case .withheld(let how, let why, let message) = try hooks.approve(plan) {
             try acceptance.recordRefusal(
                 action: "apply", reason: "plan \(plan.id) for release version \(release.version) \(how)", error: why)
@@ -200,6 +203,10 @@ public struct ApplyRelease: Sendable {
         var report = try await applier.apply(plan, desired: desired)
         if case .healthy(let timeout) = wait {
             report.waited = try await applier.awaitReady(after: report, plan: plan, desired: desired, timeout: timeout)
+        }
+        for overrun in WindowRecords.overruns(report, desired: desired) {
+            try WindowRecords.recordOverrun(overrun, release: release, audit: audit)
+            hooks.overrun(overrun)
         }
         return Outcome(plan: plan, report: report, interrupted: interrupted, accepted: accepted)
     }

@@ -22,6 +22,8 @@ final class LoopInbox: @unchecked Sendable {
         case backupPlan(Result<Plan, any Error>)
         /// What a backup pass applied.
         case backupsApplied(Result<Applier.Report, any Error>)
+        /// A drill's verdict.
+        case drill(ResourceID, Drills.Verdict)
     }
 
     /// The end of the wake pipe that `poll` watches.

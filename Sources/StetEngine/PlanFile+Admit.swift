@@ -3,6 +3,7 @@ public import StetAudit
 public import StetCore
 public import StetCrypto
 public import StetState
+import StetPlanner
 
 /// Whether a saved plan may be applied now (docs/architecture.md, "Plan files"), decided in one place from
 /// what the plan carries and what is observed, never from a change's reason (reasons explain;
@@ -28,7 +29,9 @@ extension PlanFile {
     /// Admits `plan` (read by `read`) for applying on `release`, the release being applied: it
     /// was made for that release (version and digest); it was never applied (`appliedKey`); and
     /// every change's precondition holds in `observed` (`holds`). Reads only. Throws `Stale`.
-    public static func admit(_ plan: Plan, release: ReleaseRef, store: any StateStore, observed: ObservedState) throws {
+    public static func admit(
+        _ plan: Plan, release: ReleaseRef, store: any StateStore, observed: ObservedState, desired: DesiredState, now: Date
+    ) throws {
         guard plan.release.isSameRelease(as: release) else {
             throw Stale(message:
                 "plan \(plan.id) is for release version \(plan.release.version) (\(plan.release.digest)), not the release being "
@@ -39,6 +42,16 @@ extension PlanFile {
         }
         for change in plan.changes where !holds(change, in: observed) {
             throw Stale(message: "plan \(plan.id) is stale: \(change.id) was planned from facts that no longer hold; plan again")
+        }
+        // A plan saved inside a window is applied only while its changes may still start.
+        let gate = WindowGate(desired)
+        for change in plan.changes {
+            let verdict = gate.verdict(
+                for: change, labels: desired.labels(of: change.resource.whole), estimate: WindowGate.estimate(change, desired: desired),
+                now: now)
+            if case .wait(_, _, let why) = verdict {
+                throw Stale(message: "plan \(plan.id) cannot start now: \(change.id) \(why)")
+            }
         }
     }
 

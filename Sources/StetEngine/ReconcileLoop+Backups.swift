@@ -83,6 +83,9 @@ extension ReconcileLoop {
         case .success(let report):
             if report.failed { failedLastPass = true }
             reconciler.recordOutcomes(report, desired: desired)
+            do { try reconciler.recordOverruns(report, desired: desired, release: release) } catch {
+                log("cannot record a window overrun: \(error)")
+            }
         case .failure(let error):
             failedLastPass = true
             log("backup pass failed: \(error)")

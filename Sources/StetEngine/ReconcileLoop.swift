@@ -2,6 +2,7 @@ public import Foundation
 public import StetAudit
 public import StetCore
 import StetManifest
+import StetPlanner
 import StetProviders
 public import StetState
 
@@ -130,6 +131,9 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// Where backup policies are observed and their changes applied (restic), as many at once
     /// as the applier works on.
     let backupThreads = WorkerThreads(name: "stet-backup", limit: 4)
+    /// Drills: a monitor's test alert, the wait for a drilled service's replacement.
+    let drillThreads = WorkerThreads(name: "stet-drill", limit: 2)
+    var drills = DrillBook()
     /// The state lock, shared by the service pass and the backup pass of this process.
     let stateLock: SharedStateLock
 
@@ -172,6 +176,9 @@ public final class ReconcileLoop: @unchecked Sendable {
     var health = HealthSchedule()
     /// Resources held back by a backoff, and when they may be corrected again.
     var waiting: [ResourceID: Date] = [:]
+    /// The next opening or close of a maintenance window (`nextWindowWake`).
+    var windowWake: Date?
+    var windowWakeRelease = ""
     /// Observes, plans, admits (backoff and budget) and applies; keeps the correction policy.
     let reconciler: Reconciler
     /// Restarts of the audit log after damage already alerted on (by restart time).
@@ -308,6 +315,8 @@ public final class ReconcileLoop: @unchecked Sendable {
                 try takeBackupPlan(plan)
             case .backupsApplied(let report):
                 takeBackupReport(report)
+            case .drill(let resource, let verdict):
+                try takeDrill(resource, verdict)
             }
         }
         if probed { monitors.saveStates() }
@@ -321,6 +330,12 @@ public final class ReconcileLoop: @unchecked Sendable {
         monitors.selfAlerts.resendDue(now: now)
         health.startDue(now: now, desired: desired, provider: provider, on: healthThreads) { inbox.post(.health($0)) }
         monitors.startDue(desired, now: now) { inbox.post(.probe(name: $0, started: $1, result: $2)) }
+        if drills.release != release.digest {
+            // A new release may add or change drills: look at once.
+            drills.release = release.digest
+            drills.nextDue = nil
+        }
+        if drills.nextDue.map({ now >= $0 }) ?? true { startDueDrills(now: now) }
     }
 
     /// Sleeps in `poll` until a replica exits, something is posted, or the next thing is due.
@@ -328,7 +343,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         let now = Date()
         var due = releaseCheckRunning ? Date.distantFuture : nextReleaseCheck
         let alive = options.aliveInterval == nil ? nil : nextAlive
-        for date in [health.nextDue, monitors.nextDue, waiting.values.min(), alive].compactMap({ $0 }) where date < due { due = date }
+        let windowWake = nextWindowWake(now: now)
+        for date in [health.nextDue, monitors.nextDue, waiting.values.min(), alive, windowWake, drills.nextDue]
+            .compactMap({ $0 }) where date < due { due = date }
         // Work held back by the fleet waits for the fleet to say it may act (`.fleet`).
         let idle = (dirty.isEmpty && !backupsDue) || heldByFleet
         var timeout = idle ? Self.milliseconds(from: now, to: due) : 0
@@ -340,6 +357,13 @@ public final class ReconcileLoop: @unchecked Sendable {
             dirty.insert(key.service)
         }
         let later = Date()
+        if let windowWake, later >= windowWake {
+            // A window opened or closed: what waited for it is planned again at once (catch-up).
+            log("a maintenance window opened or closed; looking at every resource again")
+            dirty.formUnion(desired.services.keys)
+            backupsDue = true
+            self.windowWake = nil
+        }
         for (key, date) in waiting where date <= later {
             waiting[key] = nil
             switch key.kind {
@@ -348,6 +372,16 @@ public final class ReconcileLoop: @unchecked Sendable {
             case .backupPolicy, .monitor, .notifier, .maintenanceWindow: backupsDue = true
             }
         }
+    }
+
+    /// When the next maintenance window of the release in force opens or closes (just after,
+    /// so the pass then sees it so), cached until then or until the release changes.
+    func nextWindowWake(now: Date) -> Date? {
+        if windowWakeRelease != release.digest || windowWake.map({ now > $0.addingTimeInterval(1) }) ?? true {
+            windowWakeRelease = release.digest
+            windowWake = WindowGate(desired).nextTransition(after: now)?.addingTimeInterval(0.01)
+        }
+        return windowWake
     }
 
     /// `poll`'s timeout until `due`: at least 0, at most an hour.

@@ -90,6 +90,7 @@ public final class Reconciler {
             .apply(toApply, desired: desired, progress: hooks.progress)
         outcome.report = report
         recordOutcomes(report, desired: desired)
+        try recordOverruns(report, desired: desired, release: release)
         for result in report.results where !result.outcome.ok && result.change.resource.kind == .service {
             // A failed change is retried after the service's backoff, whatever its cause (backups
             // are retried at the next interval).
@@ -147,7 +148,8 @@ public final class Reconciler {
                 if first { try budgetSpent(change, corrections: count, desired: desired, release: release) }
             }
         }
-        for notice in plan.notices {
+        try WindowRecords.recordWaits(plan, release: release, audit: audit, seen: &reportedNotices)
+        for notice in plan.notices where notice.reason.code != WindowGate.waitCode {
             let key = "\(notice.resource):\(notice.reason.code)"
             guard !reportedNotices.contains(key) else { continue }
             reportedNotices.insert(key)
@@ -169,6 +171,18 @@ public final class Reconciler {
             } else if result.outcome.ok {
                 hooks.selfAlertCleared(alert, "\(result.change.action.rawValue) of \(result.change.resource) succeeded")
             }
+        }
+    }
+
+    /// Changes started in a maintenance window that ended after it closed: recorded and alerted.
+    public func recordOverruns(_ report: Applier.Report, desired: DesiredState, release: ReleaseRef) throws {
+        for overrun in WindowRecords.overruns(report, desired: desired) {
+            try WindowRecords.recordOverrun(overrun, release: release, audit: audit)
+            hooks.log("\(overrun.change.id) ran past window \(overrun.window)")
+            hooks.selfAlert(
+                SelfAlert(.windowOverrun, resource: overrun.change.resource.whole),
+                "\(overrun.change.id) ran past maintenance window \(overrun.window), which closed at \(RFC3339.format(overrun.closed))",
+                desired)
         }
     }
 

@@ -21,6 +21,10 @@ public struct SelfAlert: Hashable, Sendable {
         /// A peer's audit log is not consistent with what this node witnessed of it (truncated or
         /// rewritten): raised by the witness, naming the node.
         case auditFork = "StetAuditFork"
+        /// A drill of a resource failed: its promise did not hold when tested.
+        case drillFailed = "StetDrillFailed"
+        /// A change started in a maintenance window ran past its close.
+        case windowOverrun = "StetWindowOverrun"
     }
 
     public let name: Name

@@ -52,9 +52,11 @@ import Testing
         return try PlanFile.read(try PlanFile.sign(plan, with: key), source: "plan.json", trust: trust)
     }
 
-    func isStale(_ plan: Plan, release: ReleaseRef = release, _ observed: ObservedState) -> Bool {
+    func isStale(
+        _ plan: Plan, release: ReleaseRef = release, _ observed: ObservedState, desired: DesiredState = desired, now: Date = Date()
+    ) -> Bool {
         do {
-            try PlanFile.admit(plan, release: release, store: store, observed: observed)
+            try PlanFile.admit(plan, release: release, store: store, observed: observed, desired: desired, now: now)
             return false
         } catch {
             return error is PlanFile.Stale
@@ -79,6 +81,21 @@ import Testing
         #expect(plan.changes.map(\.action.description) == ["replace-replica"])
         #expect(!isStale(plan, Self.observed(spec: "sha256:old", health: .unhealthy)))
         #expect(isStale(plan, Self.observed(pid: 43, spec: "sha256:old", health: .healthy)))
+    }
+
+    /// A plan saved while a maintenance window is open cannot be applied after it closes.
+    @Test func aPlanSavedInAWindowIsStaleOnceTheWindowCloses() throws {
+        let observed = Self.observed(spec: "sha256:old", health: .healthy)
+        let plan = try saved(observed)
+        #expect(plan.changes.map(\.action.rawValue) == ["replace-replica"])
+        var desired = Self.desired
+        let now = Date()
+        let minute = Calendar(identifier: .gregorian).component(.minute, from: now)
+        // Open for the hour around now; closed when it is two hours later.
+        desired.windows["hour"] = MaintenanceWindow(
+            metadata: Metadata(name: "hour"), schedule: try CronSchedule(parsing: "\(minute) * * * *"), duration: .seconds(1800))
+        #expect(!isStale(plan, observed, desired: desired, now: now.addingTimeInterval(30)))
+        #expect(isStale(plan, observed, desired: desired, now: now.addingTimeInterval(40 * 60)))
     }
 
     @Test func aPlanIsForItsReleaseAndSingleUse() throws {

@@ -52,7 +52,7 @@ struct AuditCommand: ParsableCommand {
         let kind = entry.kind.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)
         let coloured = switch entry.kind {
         case .refusal, .alert: out.red(kind)
-        case .recovery, .drift: out.yellow(kind)
+        case .recovery, .drift, .window: out.yellow(kind)
         default: kind
         }
         var parts = ["\(String(entry.seq).leftPadded(6))  \(entry.time)  \(coloured)  \(entry.actor.name)"]

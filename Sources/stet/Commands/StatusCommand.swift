@@ -52,6 +52,19 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var fleet: ClusterOptions
 
+    /// `drill  passed 2026-12-01T02:00:03Z in 0.64s; next 2026-12-08T02:00:03Z` (or FAILED, with why).
+    func drillText(_ resource: ResourceID?, _ drill: StatusReport.DrillLine, _ out: Terminal) -> String {
+        var text = (resource.map { "\($0)  " } ?? "") + "drill  "
+        if let last = drill.last {
+            text += (last.ok ? out.green("passed") : out.red("FAILED")) + " \(RFC3339.format(last.at)) in \(String(format: "%.2f", last.seconds))s"
+            if !last.ok { text += ": \(TextEscaping.escape(last.detail))" }
+        } else {
+            text += "none yet"
+        }
+        if let next = drill.next { text += "; next \(RFC3339.format(next))" }
+        return text
+    }
+
     func run() async throws {
         if fleet.cluster != nil {
             let view = try await FleetCommands.read(fleet, global)
@@ -95,7 +108,15 @@ struct StatusCommand: AsyncParsableCommand {
             } else {
                 out.line("No release is in force here yet: `stet apply` (or `stet verify --accept`) accepts one.")
             }
+            for window in report.windows {
+                let state = window.open
+                    ? (window.mode == .deny ? out.red("open (deny)") : out.green("open")) + (window.closesText.map { " until \($0)" } ?? "")
+                    : "closed" + (window.nextOpeningText.map { ", opens \($0)" } ?? "")
+                out.line("\(window.resource)  \(window.mode.rawValue)  \(state)")
+                for waiting in window.waiting { out.line("  waiting  \(waiting)") }
+            }
             for monitor in monitors {
+                if let drill = monitor.drill { out.line(drillText(monitor.resource, drill, out)) }
                 guard let state = monitor.state, monitor.registered else {
                     out.line("\(monitor.resource)  " + out.yellow("not registered") + " (apply the release; `stet run` probes it)")
                     continue
@@ -136,6 +157,7 @@ struct StatusCommand: AsyncParsableCommand {
                     out.line("  last action  \(action): \(line.status.lastOutcome ?? "")" + (line.status.lastError.map { " (\($0))" } ?? "")
                         + (line.status.lastAt.map { " at \(RFC3339.format($0))" } ?? ""))
                 }
+                if let drill = line.drill { out.line("  " + drillText(nil, drill, out)) }
                 if line.status.budgetExhausted == true {
                     out.line("  " + out.red("self-heal budget exhausted") + ": \(line.status.correctionsLastHour ?? 0) corrections in the last hour; Stet stopped correcting it")
                 } else if let until = line.status.backoffUntil, until > Date() {
