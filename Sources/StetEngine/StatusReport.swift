@@ -144,7 +144,7 @@ extension StatusReport {
                 resource: ResourceID(.maintenanceWindow, window.name), mode: window.mode, timeZone: window.zone.name,
                 open: open != nil, closes: open?.end, nextOpening: next?.start,
                 nextOpeningText: next.map { window.describe($0.start, from: now) }, closesText: open.map { window.describe($0.end, from: now) },
-                waiting: waits.filter { $0.reason.message.contains("window \(window.name) ") }
+                waiting: waits.filter { ["window \(window.name) ", "window \(window.name),"].contains(where: $0.reason.message.contains) }
                     .map { "\($0.resource): \($0.reason.message)" })
         }
     }
