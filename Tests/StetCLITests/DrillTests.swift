@@ -40,7 +40,8 @@ import Testing
             + "  drill: {every: 4s, recoverWithin: 20s}\n")
         try repo.sign(["alice"])
         #expect(try stet("trust", "pin", environment: ci).status == 0)
-        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5", "--listen", "127.0.0.1:19405"], in: repo.root.path,
+                                        environment: ci)
         defer {
             run.stop()
             _ = try? stet("down", environment: ci)
@@ -61,6 +62,14 @@ import Testing
             else { return false }
             return ((service["drill"] as? [String: Any])?["last"] as? [String: Any])?["ok"] as? Bool == true
         }, "\(run.output)")
+        // The last drill in /metrics and on the status page.
+        func page(_ path: String) -> String {
+            guard case .success(let response) = PlainHTTP.request("GET", "http://127.0.0.1:19405\(path)", timeout: 2) else { return "" }
+            return String(decoding: response.body, as: UTF8.self)
+        }
+        #expect(eventually { page("/metrics").contains(#"stet_drill_success{resource="Service/drilled"} 1"#) }, "\(page("/metrics"))")
+        #expect(page("/metrics").contains(#"stet_drill_duration_seconds{resource="Service/drilled"}"#))
+        #expect(page("/").contains("Service/drilled drill"), "\(page("/"))")
         // On demand, beside the loop (it does not start while a scheduled drill has a replica down).
         var drill: ProcessOutput?
         #expect(eventually(timeout: 60, interval: 0.5) {
@@ -151,9 +160,16 @@ import Testing
         let plan = try stet("plan")
         #expect(plan.stdout.contains("! windowed#0 waits: replace-replica (config: replica 0 of 2 runs an older spec) waits for window minute (opens "),
                 "\(plan.combined)")
-        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5", "--listen", "127.0.0.1:19425"], in: repo.root.path,
+                                        environment: ci)
         defer { run.stop() }
         #expect(eventually { entries(kind: "window").count >= 2 }, "\(run.output)")
+        func metrics() -> String {
+            guard case .success(let response) = PlainHTTP.request("GET", "http://127.0.0.1:19425/metrics", timeout: 2) else { return "" }
+            return String(decoding: response.body, as: UTF8.self)
+        }
+        #expect(eventually { metrics().contains(#"stet_window_waiting_changes{window="minute"} 2"#) }, "\(metrics())")
+        #expect(metrics().contains(#"stet_window_open{window="minute"} 0"#))
         let status = try stet("status")
         #expect(status.stdout.contains("MaintenanceWindow/minute  allow  closed, opens "), "\(status.combined)")
         #expect(status.stdout.contains("  waiting  Service/windowed#0: replace-replica"), "\(status.combined)")

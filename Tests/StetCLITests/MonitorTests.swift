@@ -165,6 +165,32 @@ import Testing
         #expect(down.stdout.contains("failed  am"))
     }
 
+    /// `spec.drill.every`: `stet run` sends the test alert on its own, confirmed in Alertmanager.
+    @Test func aScheduledDrillReachesAlertmanager() throws {
+        let text = try #require(repo.root.read("manifests/monitor.yaml").map { String(decoding: $0, as: UTF8.self) })
+        try repo.root.write("manifests/monitor.yaml", text.replacingOccurrences(
+            of: "  notify: [am, journal]\n", with: "  notify: [am, journal]\n  drill: {every: 2s}\n"))
+        try repo.sign(["alice"])
+        let alertmanager = try startAlertmanager()
+        defer { alertmanager.stop() }
+        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo.root.path, environment: ci)
+        defer { run.stop() }
+        func verdicts() -> [[String: Any]] {
+            let lines = (try? stet("audit", "list", "--kind", "drill", "--json").stdout) ?? ""
+            return lines.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .filter { $0["outcome"] as? String == "ok" }
+        }
+        #expect(eventually(timeout: 30) { !verdicts().isEmpty }, "\(run.output)")
+        let evidence = verdicts().first?["reason"] as? String ?? ""
+        #expect(evidence.contains("test alert delivered to am (visible in http://127.0.0.1:\(Self.alertmanagerPort)/api/v2/alerts)"),
+                "\(evidence)")
+        #expect(run.stop() == 0, "\(run.output)")
+        let status = try stet("status", "--json")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        let monitor = try #require((report["monitors"] as? [[String: Any]])?.first)
+        #expect(((monitor["drill"] as? [String: Any])?["last"] as? [String: Any])?["ok"] as? Bool == true, "\(status.stdout)")
+    }
+
     @Test func planWithoutALoopProbesOnceAndSaysSo() throws {
         let plan = try stet("plan")
         #expect(plan.stdout.contains("No `stet run` is running here"), "\(plan.combined)")

@@ -31,6 +31,7 @@ struct LoopStatus: StatusSource {
             gauges: { metrics in
                 Self.setGauges(metrics, report: report, release: release, auditEntries: entries, notifications: notifications)
                 Self.setPrimaryGauges(metrics, roles: roles)
+                if let report { Self.setDrillAndWindowGauges(metrics, report: report) }
             })
     }
 
@@ -85,12 +86,43 @@ struct LoopStatus: StatusSource {
         }
     }
 
+    /// Each resource's last drill, and each maintenance window: open or not, when it opens next,
+    /// and how many changes wait for it.
+    private static func setDrillAndWindowGauges(_ metrics: StetMetrics, report: StatusReport) {
+        let drills = report.services.compactMap { line in line.drill.map { (line.resource, $0) } }
+            + report.monitors.compactMap { line in line.drill.map { (line.resource, $0) } }
+        for (resource, drill) in drills {
+            guard let last = drill.last else { continue }
+            let labels = [("resource", resource.description)]
+            metrics.gauge("drill_success", "1 when the resource's last drill passed.", labels).set(to: last.ok ? 1 : 0)
+            metrics.gauge("drill_duration_seconds", "How long the resource's last drill took (a service: kill to healthy replacement).", labels)
+                .set(to: last.seconds)
+            metrics.gauge("drill_last_timestamp_seconds", "When the resource's last drill started (Unix seconds).", labels)
+                .set(to: last.at.timeIntervalSince1970)
+        }
+        for window in report.windows {
+            let labels = [("window", window.resource.name)]
+            metrics.gauge("window_open", "1 while the maintenance window is open.", labels).set(to: window.open ? 1 : 0)
+            if let next = window.nextOpening {
+                metrics.gauge("window_next_open_timestamp_seconds", "When the maintenance window opens next (Unix seconds).", labels)
+                    .set(to: next.timeIntervalSince1970)
+            }
+            metrics.gauge("window_waiting_changes", "Changes waiting for the maintenance window.", labels).set(to: Double(window.waiting.count))
+        }
+    }
+
     private static func json(_ report: StatusReport?) -> Data {
         guard let report else { return Data("{}".utf8) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return (try? encoder.encode(report)) ?? Data("{}".utf8)
+    }
+
+    private static func drillRow(_ resource: ResourceID, _ last: Drills.Verdict) -> StatusPage.Resource {
+        StatusPage.Resource(
+            name: "\(resource) drill", ok: last.ok, badge: last.ok ? "drill passed" : "drill failed",
+            detail: "\(RFC3339.format(last.at)): \(last.detail)")
     }
 
     private func statusPage(_ report: StatusReport?, release: Int, roles: PrimaryRoles?) -> String {
@@ -106,6 +138,17 @@ struct LoopStatus: StatusSource {
                 name: service.resource.description, ok: service.met, badge: "\(service.ready)/\(service.promised) ready",
                 detail: service.status.lastAction.map { "\($0): \(service.status.lastOutcome ?? "")" } ?? ""))
         }
+        for line in report?.services ?? [] {
+            guard let drill = line.drill, let last = drill.last else { continue }
+            resources.append(Self.drillRow(line.resource, last))
+        }
+        for window in report?.windows ?? [] {
+            let state = window.open ? "open" + (window.closesText.map { " until \($0)" } ?? "")
+                : "closed" + (window.nextOpeningText.map { ", opens \($0)" } ?? "")
+            resources.append(StatusPage.Resource(
+                name: window.resource.description, ok: !(window.open && window.mode == .deny), badge: "\(window.mode.rawValue): \(state)",
+                detail: window.waiting.isEmpty ? "nothing waits for it" : "\(window.waiting.count) waiting: " + window.waiting.joined(separator: "; ")))
+        }
         for backup in report?.backups ?? [] {
             resources.append(StatusPage.Resource(
                 name: backup.resource.description, ok: backup.healthy, badge: backup.healthy ? "healthy" : "unhealthy",
@@ -116,6 +159,10 @@ struct LoopStatus: StatusSource {
             resources.append(StatusPage.Resource(
                 name: monitor.resource.description, ok: phase == "inactive", badge: phase == "inactive" ? "ok" : phase,
                 detail: monitor.state?.lastDetail ?? ""))
+        }
+        for line in report?.monitors ?? [] {
+            guard let last = line.drill?.last else { continue }
+            resources.append(Self.drillRow(line.resource, last))
         }
         let audit = AuditReader(store: store).tail(15).map { entry in
             StatusPage.AuditRow(
