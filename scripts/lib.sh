@@ -27,4 +27,6 @@ STET_PACKAGES=(
   "prometheus-alertmanager:command -v prometheus-alertmanager"
   "prometheus:command -v promtool"
   "chromium:command -v chromium"
+  "tzdata:test -e /usr/share/zoneinfo/Europe/Berlin"
+  "libc-bin:command -v zdump"
 )

@@ -136,6 +136,33 @@ import Testing
         #expect(verify.status == 0, "\(verify.combined)")
     }
 
+    /// "Maintenance and drills": the on-demand drills, beside `stet run` on the example release.
+    @Test func theDrillsRunAsWritten() throws {
+        let repo = scratch.file("drills")
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        for part in ["manifests", "examples", "keys"] {
+            try FileManager.default.copyItem(atPath: Binary.packageRoot + "/" + part, toPath: repo + "/" + part)
+        }
+        let key = ["STET_KEY": repo + "/examples/keys/example-operator.key"]
+        let prepared = try run(
+            "chmod 600 examples/keys/*.key examples/restic-password.txt && stet verify manifests --accept --trust-on-first-use "
+                + "&& stet apply --auto-approve", in: repo, environment: key)
+        #expect(prepared.status == 0, "\(prepared.combined)")
+        let loop = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5"], in: repo, environment: key)
+        defer {
+            loop.stop()
+            _ = try? Binary.run(["down"], in: repo, environment: key)
+        }
+        let drills = try run(try Self.block("drills"), in: repo)
+        #expect(drills.status == 0, "\(drills.combined)\n\(loop.output)")
+        #expect(drills.stdout.contains("passed  replica"), "\(drills.stdout)")
+        #expect(drills.stdout.contains("delivered  ops-log"), "\(drills.stdout)")
+        #expect(drills.stdout.contains("passed  restore test passed"), "\(drills.stdout)")
+        #expect(drills.stdout.contains("MaintenanceWindow/nightly  allow"), "\(drills.stdout)")
+        #expect(drills.stdout.contains("drill  passed"), "\(drills.stdout)")
+        #expect(loop.stop() == 0, "\(loop.output)")
+    }
+
     /// "Fleet": three nodes on one machine, a CI publish, a host lost; then the clean-up block.
     @Test func theFleetWalkThroughRunsAsWritten() throws {
         let repo = scratch.file("fleet")
