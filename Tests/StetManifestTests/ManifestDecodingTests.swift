@@ -114,6 +114,11 @@ import Testing
 
     static func plus(_ tail: String) -> String { service + tail }
 
+    /// A MaintenanceWindow whose spec starts with `first` (the schedule), then `duration`.
+    static func window(_ first: String, duration: String = "2h") -> String {
+        "apiVersion: stet/v1\nkind: MaintenanceWindow\nmetadata: {name: nightly}\nspec:\n  \(first)\n  duration: \(duration)\n"
+    }
+
     static let cases: [Case] = [
         Case(with("replicas: 2", "replicas: two"),
          ["m.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"two\""]),
@@ -137,6 +142,24 @@ import Testing
          ["m.yaml:8:51: spec.failover.timeout: expected a duration of at most 5m, found \"1h\""]),
         Case(plus("  failover: {mode: primary, fence: stop, promote: []}\n"),
          ["m.yaml:8:51: spec.failover.promote: expected at least one item"]),
+        Case(plus("  drill: {every: 1d, window: nightly}\n"),
+         ["m.yaml:8:30: spec.drill.window: Service/web refers to MaintenanceWindow/nightly, which no manifest declares"]),
+        Case(plus("  drill: {every: 1d, recoverWithin: 10m}\n"),
+         ["m.yaml:8:37: spec.drill.recoverWithin: expected a duration of at most 5m, found \"10m\""]),
+        Case(plus("  drill: {recoverWithin: 10s}\n"),
+         ["m.yaml:8:10: spec.drill.every: missing required field (how often the drill runs, such as 7d)"]),
+        Case(window("schedule: \"61 2 * * *\""),
+         ["m.yaml:5:13: spec.schedule: minute: expected *, a number from 0 to 59, or a range; found \"61\""]),
+        Case(window("schedule: \"0 0 30 2 *\""),
+         ["m.yaml:5:13: spec.schedule: expected a schedule that happens: \"0 0 30 2 *\" matches no day"]),
+        Case(window("schedule: \"@daily\"\n  timeZone: ../../etc/passwd"),
+         ["m.yaml:6:13: spec.timeZone: expected an IANA time zone name such as Europe/Berlin, found \"../../etc/passwd\""]),
+        Case(window("schedule: \"@daily\"\n  timeZone: Mars/Olympus"),
+         ["m.yaml:6:13: spec.timeZone: no time zone Mars/Olympus in the system's zoneinfo (/usr/share/zoneinfo); is tzdata installed?"]),
+        Case(window("schedule: \"@daily\"\n  disruption: [restart, everything]"),
+         ["m.yaml:6:25: spec.disruption[1]: expected one of none, restart, data, found \"everything\""]),
+        Case(window("schedule: \"@daily\"", duration: "30d"),
+         ["m.yaml:6:13: spec.duration: expected a duration from 1s to 7d, found 30d"]),
         Case(with("[python3, -m, http.server]", "python3"),
          ["m.yaml:7:14: spec.run.command: expected a list, found \"python3\""]),
         Case(with("[python3, -m, http.server]", "[]"),
