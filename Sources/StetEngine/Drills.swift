@@ -152,7 +152,7 @@ public enum Drills {
             detail: "replica \(kill.index) (pid \(kill.pid)) killed; no healthy replacement within \(format(kill.recoverWithin)): \(lastSeen)")
     }
 
-    static func format(_ seconds: Double) -> String { String(format: "%.2fs", seconds) }
+    public static func format(_ seconds: Double) -> String { String(format: "%.2fs", seconds) }
 
     // MARK: - Monitors
 

@@ -24,9 +24,39 @@ public protocol FleetMembership: AnyObject, Sendable {
 
     /// What this node spent and keeps (after each pass), for the other nodes.
     func shareCorrections(_ mine: [ResourceID: CorrectionPolicy.Elsewhere])
+
+    /// A host drill of `service` (`spec.drill.host`): this node's loss for it, within `bound` seconds.
+    func drillHostLoss(service: String, within bound: Double) async -> HostDrillOutcome
+
+    /// Why a host drill of `service` cannot start now (nothing would be done), or nil.
+    func hostDrillProblem(service: String) -> String?
+}
+
+/// What a host drill came to, or why it did not start (`notStarted`: nothing was done).
+public struct HostDrillOutcome: Sendable, Equatable {
+    public var ok: Bool
+    public var seconds: Double
+    public var detail: String
+    public var notStarted: String?
+
+    public init(ok: Bool, seconds: Double, detail: String) {
+        self.ok = ok
+        self.seconds = seconds
+        self.detail = detail
+    }
+
+    public static func notStarted(_ why: String) -> HostDrillOutcome {
+        var outcome = HostDrillOutcome(ok: false, seconds: 0, detail: why)
+        outcome.notStarted = why
+        return outcome
+    }
 }
 
 extension FleetMembership {
     public func correctionsElsewhere() -> [ResourceID: CorrectionPolicy.Elsewhere] { [:] }
     public func shareCorrections(_ mine: [ResourceID: CorrectionPolicy.Elsewhere]) {}
+    public func drillHostLoss(service: String, within bound: Double) async -> HostDrillOutcome {
+        .notStarted("not a fleet node")
+    }
+    public func hostDrillProblem(service: String) -> String? { "not a fleet node" }
 }

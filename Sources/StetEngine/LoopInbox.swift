@@ -24,6 +24,7 @@ final class LoopInbox: @unchecked Sendable {
         case backupsApplied(Result<Applier.Report, any Error>)
         /// A drill's verdict.
         case drill(ResourceID, Drills.Verdict)
+        case hostDrill(ResourceID, HostDrillOutcome, started: Date)
     }
 
     /// The end of the wake pipe that `poll` watches.

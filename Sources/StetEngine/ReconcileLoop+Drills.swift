@@ -17,8 +17,9 @@ struct DrillBook {
 }
 
 extension ReconcileLoop {
-    /// How long a drill that could not start waits before it is tried again.
-    static let drillRetry: Double = 60
+    /// How long a drill that could not start waits before it is tried again: a minute, or its
+    /// cadence when shorter.
+    static func drillRetry(_ every: StetDuration) -> Double { min(60, max(1, every.seconds)) }
 
     /// Starts the drills that are due: a service's kill on this thread (under the state lock),
     /// the wait for its replacement and monitor drills on the drill threads. Returns at once.
@@ -37,7 +38,11 @@ extension ReconcileLoop {
                 consider(due)
                 continue
             }
-            startServiceDrill(service, drill, now: now)
+            if drill.host, let fleet = options.fleet {
+                startHostDrill(service, drill, fleet: fleet, now: now)
+            } else {
+                startServiceDrill(service, drill, now: now)
+            }
         }
         for (name, monitor) in desired.monitors.sorted(by: { $0.key < $1.key }) {
             guard let every = monitor.drillEvery else { continue }
@@ -80,11 +85,11 @@ extension ReconcileLoop {
                 recoverWithin: drill.recoverWithin, now: now)
         } catch let notStarted as Drills.NotStarted {
             log("drill of \(resource) postponed: \(notStarted.message)")
-            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry)
+            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry(drill.every))
             return
         } catch {
             log("drill of \(resource) not started: \(error)")
-            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry)
+            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry(drill.every))
             return
         }
         drills.postponed[resource] = nil
@@ -97,6 +102,47 @@ extension ReconcileLoop {
         }
     }
 
+    /// In a fleet, `spec.drill.host`: this node's loss for the service (`FleetMembership.drillHostLoss`).
+    private func startHostDrill(_ service: Service, _ drill: Service.Drill, fleet: any FleetMembership, now: Date) {
+        let resource = ResourceID(.service, service.metadata.name)
+        if let problem = fleet.hostDrillProblem(service: service.metadata.name) {
+            log("host drill of \(resource) postponed: \(problem)")
+            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry(drill.every))
+            return
+        }
+        do {
+            try Drills.recordStart(
+                resource, reason: "drills the loss of this node for the service"
+                    + (service.failover != nil ? " (a primary held here switches over first)" : "")
+                    + "; every replica must run on other nodes within \(drill.recoverWithin)",
+                store: store, audit: audit, release: release)
+        } catch {
+            log("drill of \(resource) not started: \(error)")
+            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry(drill.every))
+            return
+        }
+        drills.running.insert(resource)
+        let (inbox, name, bound) = (inbox, service.metadata.name, drill.recoverWithin.seconds)
+        Task(executorPreference: drillThreads) {
+            let outcome = await fleet.drillHostLoss(service: name, within: bound)
+            inbox.post(.hostDrill(resource, outcome, started: now))
+        }
+    }
+
+    /// A host drill's outcome: a verdict, or (it did not start) a note that closes its start entry.
+    func takeHostDrill(_ resource: ResourceID, _ outcome: HostDrillOutcome, started: Date) throws {
+        guard let why = outcome.notStarted else {
+            return try takeDrill(resource, Drills.Verdict(at: started, ok: outcome.ok, seconds: outcome.seconds, detail: outcome.detail))
+        }
+        drills.running.remove(resource)
+        drills.postponed[resource] = Date().addingTimeInterval(Self.drillRetry(desired.services[resource.name]?.drill?.every ?? .seconds(60)))
+        log("host drill of \(resource) postponed: \(why)")
+        try audit.append(AuditRecord(
+            kind: .drill, release: release, resource: resource.description, action: "drill", reason: "not started: \(why)",
+            outcome: .interrupted))
+        try? store.remove(Applier.inflightKey("drill:\(resource)"))
+    }
+
     private func startMonitorDrill(_ monitor: Monitor, now: Date) {
         let resource = ResourceID(.monitor, monitor.metadata.name)
         do {
@@ -105,7 +151,7 @@ extension ReconcileLoop {
                 release: release)
         } catch {
             log("drill of \(resource) not started: \(error)")
-            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry)
+            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry(monitor.drillEvery ?? .seconds(60)))
             return
         }
         drills.running.insert(resource)

@@ -317,6 +317,8 @@ public final class ReconcileLoop: @unchecked Sendable {
                 takeBackupReport(report)
             case .drill(let resource, let verdict):
                 try takeDrill(resource, verdict)
+            case .hostDrill(let resource, let outcome, let started):
+                try takeHostDrill(resource, outcome, started: started)
             }
         }
         if probed { monitors.saveStates() }

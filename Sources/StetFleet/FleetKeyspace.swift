@@ -40,6 +40,10 @@ public struct FleetKeyspace: Sendable, Equatable {
     public func primary(_ service: String) -> String { primaries + service }
     /// `switchover/SERVICE`: an operator's signed request to move the primary (`stet failover`).
     public func switchover(_ service: String) -> String { switchovers + service }
+    /// `drains/SERVICE`: the node drilling its own loss for SERVICE asks the leader to place
+    /// SERVICE's replicas elsewhere (signed by that node, on its lease). One key per service, created
+    /// only when absent: one host drill of a service at a time.
+    public func drain(_ service: String) -> String { prefix + "drains/\(service)" }
 
     /// What a key under the prefix is.
     public enum Entry: Sendable, Equatable {
@@ -52,6 +56,7 @@ public struct FleetKeyspace: Sendable, Equatable {
         case appliedPlan(String)
         case checkpoint(String)
         case cosignature(of: String, by: String)
+        case drain(String)
     }
 
     public func parse(_ key: String) -> Entry? {
@@ -68,6 +73,7 @@ public struct FleetKeyspace: Sendable, Equatable {
         case "checkpoints" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .checkpoint(parts[1])
         case "cosignatures" where parts.count == 3 && ResourceID.isValidName(parts[1]) && ResourceID.isValidName(parts[2]):
             return .cosignature(of: parts[1], by: parts[2])
+        case "drains" where parts.count == 2 && ResourceID.isValidName(parts[1]): return .drain(parts[1])
         case "plans" where parts.count == 3 && parts[1] == "applied" && Plan.isValidID(parts[2]): return .appliedPlan(parts[2])
         case "assignments": return Workload(key: parts.dropFirst().joined(separator: "/")).map(Entry.assignment)
         default: return nil

@@ -242,7 +242,7 @@ extension FleetNode {
         }
     }
 
-    private func letGo(_ name: String, _ held: HeldPrimary, why: LetGo, _ replicas: ReplicaProvider) async {
+    func letGo(_ name: String, _ held: HeldPrimary, why: LetGo, _ replicas: ReplicaProvider) async {
         let fencing: Bool
         if case .fence = why { fencing = true } else { fencing = false }
         events(.log("primary of \(name) (replica \(held.index)): \(why.reason)"))

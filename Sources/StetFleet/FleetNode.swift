@@ -139,6 +139,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var revision: Int64 = 0
         var rejected: [String: String] = [:]
         var nodes: [String: NodeRecord] = [:]
+        /// By service, the live nodes drained for a host drill (`drains/`), as the leader honours them.
+        var drains: [String: Set<String>] = [:]
         var departed: Set<String> = []
         var alertedDown: Set<String> = []
         var leader: (name: String, epoch: Int64, lease: Int64)?
@@ -418,6 +420,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
                 }
             }
             readNodes()
+            readDrains()
             readLeader()
             readAssignments(full: full, changed: Set(batch.map(\.kv.key)))
             let wasLoaded = state.loaded
@@ -595,7 +598,7 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         else { return nil }
         var current: [Placement.Slot: String] = [:]
         for (workload, assignment) in state.accepted { current[Self.slot(workload)] = assignment.node }
-        let (target, unplaced) = Self.place(release.desired, on: Array(state.nodes.values), current: current)
+        let (target, unplaced) = Self.place(release.desired, on: Array(state.nodes.values), current: current, drains: state.drains)
         if unplaced != state.unplaced {
             state.unplaced = unplaced
             if !unplaced.isEmpty {
@@ -623,12 +626,21 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
     /// The leader's whole decision, pure: every replica (`Placement`), every backup policy (beside
     /// replica 0 of its `runOn` service, else placed as one replica of its own) and every monitor
     /// (one replica of its own), on `nodes`, keeping `current` where it may stay.
-    static func place(_ desired: DesiredState, on records: [NodeRecord], current: [Placement.Slot: String])
-        -> (target: [Workload: String], unplaced: [Placement.Slot])
-    {
+    static func place(
+        _ desired: DesiredState, on records: [NodeRecord], current: [Placement.Slot: String], drains: [String: Set<String>] = [:]
+    ) -> (target: [Workload: String], unplaced: [Placement.Slot]) {
         let nodes = records.sorted { $0.name < $1.name }.map { Placement.Node(name: $0.name, labels: $0.labels) }
-        var services = desired.services.values.sorted { $0.metadata.name < $1.metadata.name }.map {
-            Placement.Service(name: $0.metadata.name, replicas: $0.replicas, selector: $0.placement, spread: $0.spread)
+        var services = desired.services.values.sorted { $0.metadata.name < $1.metadata.name }.map { service in
+            // A drain is honoured only while another node can take the service: a drill never
+            // leaves a replica without a node.
+            var excluded = drains[service.metadata.name] ?? []
+            if !nodes.contains(where: { node in
+                !excluded.contains(node.name) && service.placement.allSatisfy { node.labels[$0.key] == $0.value }
+            }) {
+                excluded = []
+            }
+            return Placement.Service(
+                name: service.metadata.name, replicas: service.replicas, selector: service.placement, spread: service.spread, excluded: excluded)
         }
         // Backup policies and monitors are placed as one replica each, under names no service has.
         for name in desired.backupPolicies.keys.sorted() where desired.backupPolicies[name]?.runOn == nil {
@@ -707,7 +719,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
                 let running = record.exitedAt == nil
                 list.append(NodeStatus.Replica(
                     service: service, index: index, pid: record.pid,
-                    state: !running ? "exited" : record.healthFailures > 0 ? "unhealthy" : "running", port: record.port))
+                    state: !running ? "exited" : record.healthFailures > 0 ? "unhealthy" : "running", port: record.port,
+                    healthy: running && record.healthFailures == 0 && (record.lastCheck.map { $0 > record.startedAt } ?? false)))
             }
         }
         return NodeStatus(

@@ -16,6 +16,7 @@ public enum FleetSigned {
     public static let primaryType = "application/vnd.stet.fleet-primary+json"
     public static let switchoverType = "application/vnd.stet.fleet-switchover+json"
     public static let appliedPlanType = "application/vnd.stet.fleet-applied-plan+json"
+    public static let drainType = "application/vnd.stet.fleet-drain+json"
 
     public static func seal<T: Encodable>(_ value: T, type: String, key: PrivateKey) throws -> Data {
         let encoder = JSONEncoder()
@@ -129,6 +130,22 @@ public struct AppliedPlan: Codable, Sendable, Equatable {
 /// `switchover/SERVICE`: an operator asks for the primary of `service` to move (`stet failover`),
 /// to node `to` or to any healthy standby. Signed by an operator key; it lives on a short lease of
 /// its own, and `id` tells one request from the next.
+/// `drains/SERVICE`: a node drilling its own loss for one service asks the leader to place
+/// that service's replicas on other nodes until `until` (or until the key, on the node's lease,
+/// is gone). Signed by the node's key; a node can drain only itself.
+public struct DrainRecord: Codable, Sendable, Equatable {
+    public var service: String
+    public var node: String
+    /// RFC 3339: the leader ignores the drain after it.
+    public var until: String
+
+    public init(service: String, node: String, until: String) {
+        self.service = service
+        self.node = node
+        self.until = until
+    }
+}
+
 public struct SwitchoverRequest: Codable, Sendable, Equatable {
     public var cluster: String
     public var service: String
@@ -189,6 +206,9 @@ public struct NodeStatus: Codable, Sendable, Equatable {
         /// running, exited, unhealthy.
         public var state: String
         public var port: Int?
+        /// Running, past a health check that passed after it started, and failing none since
+        /// (absent from nodes of older versions).
+        public var healthy: Bool?
     }
 
     public var node: String

@@ -81,7 +81,7 @@ public struct FleetView: Sendable, Encodable {
                 }
             case .primary(let service):
                 primaries[service] = (kv.value, kv.lease)
-            case .release, .switchover, .appliedPlan, .checkpoint, .cosignature, nil:
+            case .release, .switchover, .appliedPlan, .checkpoint, .cosignature, .drain, nil:
                 break
             }
         }

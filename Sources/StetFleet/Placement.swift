@@ -14,13 +14,18 @@ public struct Placement: Sendable {
         public let selector: [String: String]
         /// A label whose values the replicas spread across (`zone`), besides spreading across nodes.
         public let spread: String?
+        /// Nodes that may not run it (drained for a drill).
+        public var excluded: Set<String> = []
 
-        public init(name: String, replicas: Int, selector: [String: String] = [:], spread: String? = nil) {
+        public init(name: String, replicas: Int, selector: [String: String] = [:], spread: String? = nil, excluded: Set<String> = []) {
             self.name = name
             self.replicas = replicas
             self.selector = selector
             self.spread = spread
+            self.excluded = excluded
         }
+
+        func allows(_ node: Node) -> Bool { !excluded.contains(node.name) && node.matches(selector) }
     }
 
     public struct Node: Sendable, Equatable {
@@ -72,7 +77,7 @@ public struct Placement: Sendable {
         for service in services {
             for index in 0..<max(service.replicas, 0) {
                 let slot = Slot(service: service.name, index: index)
-                if let node = current[slot], let live = nodesByName[node], live.matches(service.selector) {
+                if let node = current[slot], let live = nodesByName[node], service.allows(live) {
                     kept[service.name, default: [:]][index] = node
                     total[node, default: 0] += 1
                 }
@@ -96,7 +101,7 @@ public struct Placement: Sendable {
                 // asked, is as good as any: stop at the first.
                 var best: (key: (Int, Int), node: String)?
                 for name in order.names {
-                    guard let node = nodesByName[name], node.matches(service.selector) else { continue }
+                    guard let node = nodesByName[name], service.allows(node) else { continue }
                     let key = (service.spread.map { perValue[node.labels[$0] ?? "", default: 0] } ?? 0, mine[name, default: 0])
                     if best == nil || key < best!.key { best = (key, name) }
                     if service.spread == nil, key.1 == 0 { break }

@@ -95,7 +95,7 @@ extension FleetFixture {
     /// folder over HTTP, where its role file `role-INDEX` says what it is: written from `STET_ROLE`
     /// at start, and by the promote and demote commands.
     func failoverRelease(replicas: Int = 3, port: Int, demote: String = "echo standby > role-$STET_REPLICA", timeout: String = "5s",
-                         fence: String = "demote", prefer: String = "{}") throws {
+                         fence: String = "demote", prefer: String = "{}", extra: String = "") throws {
         let work = repo.root.file("db-work")
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         chmod(work, 0o777)
@@ -125,7 +125,7 @@ extension FleetFixture {
                 fence: \(fence)
                 timeout: \(timeout)
                 prefer: \(prefer)
-
+            \(extra)
             """)
         try repo.root.write("manifests/notify.yaml", Samples.notifier(name: "ops-log"))
         try repo.sign(["alice"])
@@ -509,6 +509,42 @@ final class EtcdProxy {
     }
 
     /// Lease settings that cannot hold a primary are refused at start, with the reason.
+    /// `spec.drill.host`: each node drills its own loss for `db` in turn. The node holding the
+    /// primary hands it over first (a planned switchover, timed), then drains itself; the leader
+    /// places its replica on another node, and the drill passes once every replica runs
+    /// elsewhere. The poller never sees two primaries.
+    @Test func aHostDrillMovesTheServiceAndThePrimaryInTime() throws {
+        let fleet = try FleetFixture(etcdPort: 23970)
+        defer { fleet.stopAll() }
+        let port = 18970
+        let poller = RolePoller(ports: (0..<3).map { port + $0 })
+        defer { poller.stop() }
+        try fleet.failoverRelease(port: port, extra: "  drill: {every: 4s, host: true, recoverWithin: 30s}")
+        try fleet.startAll()
+        try fleet.waitLive(3)
+        let applied = try fleet.applyFromCI()
+        #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
+        #expect(eventually(timeout: 60) { poller.primaries.count == 1 }, "\(fleet.logs())")
+        func verdicts() -> [(node: String, entry: [String: Any])] {
+            fleet.names.flatMap { node in
+                ((try? fleet.auditEntries(node, action: "drill")) ?? []).filter { $0["outcome"] != nil }.map { (node, $0) }
+            }
+        }
+        #expect(eventually(timeout: 120) {
+            let passed = verdicts().filter { $0.entry["outcome"] as? String == "ok" }
+            return passed.contains { ($0.entry["reason"] as? String ?? "").contains("switchover: primary on node") }
+                && Set(passed.map(\.node)).count >= 2
+        }, "\(verdicts().map { "\($0.node): \($0.entry)" })\n\(fleet.logs())")
+        for (node, entry) in verdicts() where entry["outcome"] as? String == "ok" {
+            let evidence = entry["reason"] as? String ?? ""
+            #expect(evidence.contains("loss of node \(node): every replica of db healthy on other nodes"), "\(evidence)")
+            print("host drill on \(node): \(evidence)")
+        }
+        #expect(verdicts().allSatisfy { $0.entry["outcome"] as? String != "failed" }, "\(verdicts().map { "\($0.node): \($0.entry)" })")
+        poller.stop()
+        #expect(poller.mostAtOnce <= 1, "two primaries at once: \(poller.overlapSamples.prefix(5))")
+    }
+
     @Test func leaseSettingsThatCannotHoldAreRefused() throws {
         var repo = RepositoryFixture()
         _ = try repo.key("host-a")
