@@ -44,10 +44,11 @@ public struct MaintenanceWindow: Hashable, Sendable, Codable {
         self.disruption.contains(disruption) && selector.allSatisfy { labels[$0.key] == $0.value }
     }
 
-    /// The most openings one span is merged from: a schedule that reopens before it closes
-    /// (every minute, open an hour) is one long span, reported as closing no later than this
-    /// many openings in.
-    static let mergeLimit = 1000
+    /// The most openings one span is merged from, and the longest it is followed: a schedule
+    /// that reopens before it closes (every minute, open an hour) is one long span, reported as
+    /// closing at whichever bound comes first. Both keep the cost of a span small.
+    static let mergeLimit = 200
+    static let mergeSpan: Int64 = 8 * 86_400
 
     /// The span the window is open in at `now`, from its opening to its close (openings that
     /// overlap or touch are one span); nil when it is closed.
@@ -71,7 +72,7 @@ public struct MaintenanceWindow: Hashable, Sendable, Codable {
         var end = start + length
         var last = start
         for _ in 0..<Self.mergeLimit {
-            guard let next = schedule.next(after: last, in: zone), next <= end else { break }
+            guard end - start < Self.mergeSpan, let next = schedule.next(after: last, in: zone), next <= end else { break }
             end = max(end, next + length)
             last = next
         }

@@ -207,8 +207,6 @@ public struct Applier: Sendable {
         var change: String?
         var resource: String
         var action: String
-        /// The kind of the entry that records it interrupted (`drill` for drills); `result` when absent.
-        var kind: String?
     }
 
     static let inflightFolder = "inflight"
@@ -226,9 +224,8 @@ public struct Applier: Sendable {
             let key = inflightFolder + "/" + name
             guard let data = try store.read(key) else { continue }
             let inflight = try? JSONCoding.decoder.decode(Inflight.self, from: data)
-            let kind = inflight?.kind.flatMap { AuditEntry.Kind(rawValue: $0) }.flatMap { $0 == .drill ? $0 : nil } ?? .result
             try audit.append(AuditRecord(
-                kind: kind, release: release, plan: inflight?.plan, change: inflight?.change, resource: inflight?.resource,
+                kind: .result, release: release, plan: inflight?.plan, change: inflight?.change, resource: inflight?.resource,
                 action: inflight?.action,
                 reason: "stet stopped before this action ended; the world is observed again", outcome: .interrupted))
             try? store.remove(key)

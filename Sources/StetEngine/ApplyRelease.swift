@@ -189,6 +189,15 @@ public struct ApplyRelease: Sendable {
                 action: "apply", reason: "plan \(plan.id) for release version \(release.version) \(how)", error: why)
             throw NotApproved(message: message)
         }
+        // An approval that came after a window closed does not start what the window governs.
+        if !plan.changes.isEmpty {
+            do {
+                try PlanFile.admitWindows(plan, release: release, observed: observed, desired: desired, now: now())
+            } catch let stale as PlanFile.Stale {
+                try acceptance.recordRefusal(action: "apply", reason: "plan \(plan.id) was approved too late", error: stale.message)
+                throw stale
+            }
+        }
         // Approved (or nothing to approve): only now does a new release come into force.
         let accepted = try candidate.map { try acceptance.acceptNewest($0.passed, gate: $0.gate, commit: $0.commit, now: now()) }
         guard !plan.changes.isEmpty else {

@@ -3,6 +3,7 @@ public import StetAudit
 public import StetCore
 public import StetProviders
 public import StetState
+import StetPlanner
 import Glibc
 
 /// Drills (docs/architecture.md, "Drills"): promises tested for real, on a schedule by `stet run`
@@ -97,9 +98,37 @@ public enum Drills {
             throw NotStarted(message: "\(resource) has \(running.count) of \(indices.count) replicas running here; "
                 + "a drill starts only when the service meets its promise")
         }
-        let threshold = service.health?.failureThreshold ?? 1
-        if let sick = running.first(where: { $0.record.healthFailures >= threshold }) {
-            throw NotStarted(message: "\(resource) replica \(sick.index) fails its health check; a drill starts only when the service meets its promise")
+        // Every replica healthy: its last recorded check since it started passed, or a check now
+        // passes, past its start period.
+        for replica in running {
+            guard let check = provider.health(of: service, index: replica.index, port: replica.record.port) else { continue }
+            let recorded = replica.record.healthFailures == 0 && (replica.record.lastCheck.map { $0 > replica.record.startedAt } ?? false)
+            let healthy = recorded
+                ? check.state(failures: 0, checked: true, startedAt: replica.record.startedAt, now: now) == .healthy
+                : check.state(failures: check.check(with: provider.checks).ok ? 0 : 1, checked: true, startedAt: replica.record.startedAt,
+                              now: Date()) == .healthy
+            if !healthy {
+                throw NotStarted(message: "\(resource) replica \(replica.index) is not healthy (or still in its start period); "
+                    + "a drill starts only when the service meets its promise")
+            }
+        }
+        // Nothing would replace the replica: the self-heal budget is spent, or the service backs off.
+        let correction = ResourceStatus.load(resource, from: store)
+        if correction.budgetExhausted == true {
+            throw NotStarted(message: "\(resource) has spent its self-heal budget: nothing would replace a killed replica")
+        }
+        if let until = correction.backoffUntil, until > now {
+            throw NotStarted(message: "\(resource) backs off until \(RFC3339.format(until)): a killed replica would not be replaced in time")
+        }
+        // A deny window that holds the kill (a restart) or the replacement (a correction).
+        let gate = WindowGate(desired)
+        for (action, disruption) in [(ServiceAction.replaceReplica, Disruption.restart), (.startReplica, .none)] {
+            let change = Change(
+                resource: resource.replica(0), action: .service(action), cause: .drift, reason: Reason("drill", "drill"), before: nil,
+                after: nil, disruption: disruption, precondition: "")
+            if case .wait(_, _, let why) = gate.verdict(for: change, labels: service.metadata.labels, estimate: recoverWithin.seconds, now: now) {
+                throw NotStarted(message: "\(resource): \(action == .replaceReplica ? "the kill" : "the replacement") \(why)")
+            }
         }
         var status = Status.load(resource, from: store)
         let victim = running.min { a, b in
@@ -109,9 +138,7 @@ public enum Drills {
         try audit.append(AuditRecord(
             kind: .drill, release: release, resource: resource.description, action: "drill",
             reason: "kills replica \(victim.index) (pid \(victim.record.pid)) with SIGKILL; a replacement must be healthy within \(recoverWithin)"))
-        let marker = Applier.inflightKey("drill:\(resource)")
-        try store.write(marker, try JSONCoding.encoder.encode(Applier.Inflight(
-            plan: nil, change: nil, resource: resource.description, action: "drill", kind: AuditEntry.Kind.drill.rawValue)))
+        try store.write(markerKey(resource), try JSONCoding.encoder.encode(Marker(resource: resource, startedAt: now)))
         // The replica leads its own process group (its own session): the whole group dies, as
         // with a crash of the service.
         if Glibc.kill(-victim.record.pid, SIGKILL) != 0 { _ = Glibc.kill(victim.record.pid, SIGKILL) }
@@ -175,8 +202,38 @@ public enum Drills {
     /// A monitor drill's start: its `drill` entry and in-flight marker.
     public static func recordStart(_ resource: ResourceID, reason: String, store: any StateStore, audit: any AuditSink, release: ReleaseRef) throws {
         try audit.append(AuditRecord(kind: .drill, release: release, resource: resource.description, action: "drill", reason: reason))
-        try store.write(Applier.inflightKey("drill:\(resource)"), try JSONCoding.encoder.encode(Applier.Inflight(
-            plan: nil, change: nil, resource: resource.description, action: "drill", kind: AuditEntry.Kind.drill.rawValue)))
+        try store.write(markerKey(resource), try JSONCoding.encoder.encode(Marker(resource: resource, startedAt: Date())))
+    }
+
+    /// A drill under way, kept in `STATE/drills/inflight/` (apart from the applier's markers, which
+    /// any `apply` recovers: a drill outlives the state lock it started under).
+    struct Marker: Codable {
+        var resource: ResourceID
+        var startedAt: Date
+    }
+
+    static let markerFolder = "drills/inflight"
+
+    static func markerKey(_ resource: ResourceID) -> String {
+        markerFolder + "/" + String(resource.description.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" }) + ".json"
+    }
+
+    /// Records every drill a stopped `stet run` left without a verdict as `interrupted` (at the
+    /// loop's start, when no drill of it can be running). Returns how many.
+    @discardableResult
+    public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: ReleaseRef) throws -> Int {
+        var count = 0
+        for name in try store.list(markerFolder) where name.hasSuffix(".json") {
+            let key = markerFolder + "/" + name
+            guard let data = try store.read(key) else { continue }
+            let marker = try? JSONCoding.decoder.decode(Marker.self, from: data)
+            try audit.append(AuditRecord(
+                kind: .drill, release: release, resource: marker?.resource.description, action: "drill",
+                reason: "stet stopped before the drill ended; no verdict", outcome: .interrupted))
+            try? store.remove(key)
+            count += 1
+        }
+        return count
     }
 
     // MARK: - Verdicts
@@ -191,7 +248,7 @@ public enum Drills {
             kind: .drill, release: release, resource: resource.description, action: "drill",
             reason: verdict.ok ? verdict.detail : nil, outcome: verdict.ok ? .ok : .failed, error: verdict.ok ? nil : verdict.detail,
             durationMs: Int(saturating: verdict.seconds * 1000)))
-        try? store.remove(Applier.inflightKey("drill:\(resource)"))
+        try? store.remove(markerKey(resource))
         var status = Status.load(resource, from: store)
         status.last = verdict
         try status.save(to: store)

@@ -43,15 +43,46 @@ extension PlanFile {
         for change in plan.changes where !holds(change, in: observed) {
             throw Stale(message: "plan \(plan.id) is stale: \(change.id) was planned from facts that no longer hold; plan again")
         }
-        // A plan saved inside a window is applied only while its changes may still start.
+        try admitWindows(plan, release: release, observed: observed, desired: desired, now: now)
+    }
+
+    /// Refuses (`Stale`) a plan any of whose changes would have to wait for a maintenance window
+    /// at `now`: checked when a saved plan is admitted, and again once a plan is approved.
+    public static func admitWindows(
+        _ plan: Plan, release: ReleaseRef, observed: ObservedState, desired: DesiredState, now: Date
+    ) throws {
+        // A plan saved inside a window is applied only while its changes may still start. What a
+        // change is (its cause and disruption) is worked out again here, not taken from the plan:
+        // a signed plan that calls a replacement a correction does not pass a window for it.
         let gate = WindowGate(desired)
-        for change in plan.changes {
+        guard !gate.windows.isEmpty else { return }
+        var planner = Planner(prune: true)
+        planner.gate = false
+        let fresh = Dictionary(
+            planner.plan(desired: desired, observed: observed, release: release, now: now).changes.map { ($0.id, $0) },
+            uniquingKeysWith: { first, _ in first })
+        let spans = WindowGate.Spans(at: now)
+        for saved in plan.changes {
+            var change = fresh[saved.id] ?? saved
+            if fresh[saved.id] == nil {
+                change.cause = .config
+                change.disruption = Self.disruption(of: saved)
+            }
             let verdict = gate.verdict(
                 for: change, labels: desired.labels(of: change.resource.whole), estimate: WindowGate.estimate(change, desired: desired),
-                now: now)
+                spans: spans)
             if case .wait(_, _, let why) = verdict {
-                throw Stale(message: "plan \(plan.id) cannot start now: \(change.id) \(why)")
+                throw Stale(message: "plan \(plan.id) cannot start now: \(saved.id) \(why)")
             }
+        }
+    }
+
+    /// The most a change of this action can disrupt, whatever the plan says.
+    static func disruption(of change: Change) -> Disruption {
+        switch change.action {
+        case .service(.replaceReplica), .service(.stopReplica): .restart
+        case .backup(.forget): .data
+        default: change.disruption
         }
     }
 

@@ -17,6 +17,8 @@ extension ReconcileLoop {
         backupPassRunning = true
         var scoped = DesiredState()
         scoped.backupPolicies = desired.backupPolicies
+        // A forget deletes data: the windows of the release govern it here too.
+        scoped.windows = desired.windows
         let (backups, inbox, lock, timeout) = (self.backups, self.inbox, self.stateLock, options.lockTimeout)
         let (prune, release) = (options.prune, release)
         let lastObservation = self.lastObservation

@@ -55,6 +55,8 @@ extension ReconcileLoop {
             }
             startMonitorDrill(monitor, now: now)
         }
+        // Drills that could not start now look again at their retry.
+        for date in drills.postponed.values where date > now { consider(date) }
         drills.nextDue = next
     }
 
@@ -140,7 +142,7 @@ extension ReconcileLoop {
         try audit.append(AuditRecord(
             kind: .drill, release: release, resource: resource.description, action: "drill", reason: "not started: \(why)",
             outcome: .interrupted))
-        try? store.remove(Applier.inflightKey("drill:\(resource)"))
+        try? store.remove(Drills.markerKey(resource))
     }
 
     private func startMonitorDrill(_ monitor: Monitor, now: Date) {
@@ -165,6 +167,8 @@ extension ReconcileLoop {
     /// Takes a drill's verdict: recorded, alerted when it failed, the alert resolved when it passed.
     func takeDrill(_ resource: ResourceID, _ verdict: Drills.Verdict) throws {
         drills.running.remove(resource)
+        // Its next date (and those a running drill hid) are worked out again.
+        drills.nextDue = nil
         try Drills.record(verdict, of: resource, store: store, audit: audit, release: release)
         let alert = SelfAlert(.drillFailed, resource: resource)
         if verdict.ok {

@@ -222,7 +222,9 @@ public final class ReconcileLoop: @unchecked Sendable {
         }
         _ = try withLock {
             try adoptAcceptedRelease()
-            return try Applier.recoverInterrupted(store: store, audit: audit, release: ReleaseStore(store: store).reference())
+            let release = try ReleaseStore(store: store).reference()
+            try Drills.recoverInterrupted(store: store, audit: audit, release: release)
+            return try Applier.recoverInterrupted(store: store, audit: audit, release: release)
         }
         // The first pass needs the release: the first check is made here, before it.
         nextReleaseCheck = Date().addingTimeInterval(options.interval)
@@ -365,6 +367,8 @@ public final class ReconcileLoop: @unchecked Sendable {
             dirty.formUnion(desired.services.keys)
             backupsDue = true
             self.windowWake = nil
+            // A wait after this is a new one, recorded again.
+            reconciler.forgetWindowWaits()
         }
         for (key, date) in waiting where date <= later {
             waiting[key] = nil

@@ -54,6 +54,11 @@ public final class Reconciler {
     public func setElsewhere(_ elsewhere: [ResourceID: CorrectionPolicy.Elsewhere]) { policy.elsewhere = elsewhere }
     /// Notices already recorded: each is recorded once.
     private var reportedNotices: Set<String> = []
+    /// Waits for a window already recorded, until a window opens or closes.
+    private var reportedWaits: Set<String> = []
+
+    /// A window opened or closed: waits seen after it are recorded again.
+    public func forgetWindowWaits() { reportedWaits = [] }
 
     public init(audit: any AuditSink, store: any StateStore, budget: Int, prune: Bool, hooks: Hooks = Hooks()) {
         self.audit = audit
@@ -148,7 +153,7 @@ public final class Reconciler {
                 if first { try budgetSpent(change, corrections: count, desired: desired, release: release) }
             }
         }
-        try WindowRecords.recordWaits(plan, release: release, audit: audit, seen: &reportedNotices)
+        try WindowRecords.recordWaits(plan, release: release, audit: audit, seen: &reportedWaits)
         for notice in plan.notices where notice.reason.code != WindowGate.waitCode {
             let key = "\(notice.resource):\(notice.reason.code)"
             guard !reportedNotices.contains(key) else { continue }

@@ -7,6 +7,8 @@ import StetCrypto
 public struct Planner: Sendable {
     /// Plan the removal of resources that the release no longer declares (never of protected ones).
     public var prune: Bool
+    /// Hold changes for maintenance windows (`WindowGate`); off only to classify changes.
+    public var gate = true
 
     public init(prune: Bool = false) { self.prune = prune }
 
@@ -29,7 +31,7 @@ public struct Planner: Sendable {
         changes.sort(by: Self.order)
         let createdAt = RFC3339.format(now)
         var plan = Plan(id: "", createdAt: createdAt, release: release, changes: changes, notices: notices)
-        WindowGate(desired).apply(to: &plan, desired: desired, now: now)
+        if gate { WindowGate(desired).apply(to: &plan, desired: desired, now: now) }
         let fingerprint = ([createdAt, release.digest] + plan.changes.map { "\($0.id) \($0.precondition)" }).joined(separator: "\n")
         plan.id = "plan-" + SHA256.hash(Data(fingerprint.utf8)).hexString.prefix(16)
         return plan

@@ -29,18 +29,48 @@ public struct WindowGate: Sendable {
         windows = desired.windows.values.sorted { $0.name < $1.name }
     }
 
+    /// Each window's span open at one moment and its next span, worked out once for all the
+    /// changes judged at that moment.
+    public final class Spans: @unchecked Sendable {
+        let now: Date
+        private var open: [String: DateInterval?] = [:]
+        private var next: [String: DateInterval?] = [:]
+
+        public init(at now: Date) { self.now = now }
+
+        func open(_ window: MaintenanceWindow) -> DateInterval? {
+            if let known = open[window.name] { return known }
+            let span = window.openSpan(at: now)
+            open[window.name] = .some(span)
+            return span
+        }
+
+        func next(_ window: MaintenanceWindow) -> DateInterval? {
+            if let known = next[window.name] { return known }
+            let span = window.nextSpan(after: now)
+            next[window.name] = .some(span)
+            return span
+        }
+    }
+
     /// The verdict on `change` of a resource carrying `labels`, whose worst case takes
     /// `estimate` seconds, at `now`.
     public func verdict(for change: Change, labels: [String: String], estimate: Double, now: Date) -> Verdict {
+        verdict(for: change, labels: labels, estimate: estimate, spans: Spans(at: now))
+    }
+
+    /// The same, with the spans of `spans.now` shared between calls.
+    public func verdict(for change: Change, labels: [String: String], estimate: Double, spans: Spans) -> Verdict {
+        let now = spans.now
         let governing = windows.filter { $0.governs(labels: labels, disruption: change.disruption) }
         guard !governing.isEmpty else { return .run }
         let end = now.addingTimeInterval(estimate)
         for deny in governing where deny.mode == .deny {
-            if let open = deny.openSpan(at: now) {
+            if let open = spans.open(deny) {
                 return .wait(name: deny.name, opens: open.end,
                              why: "held by deny window \(deny.name) until \(deny.describe(open.end, from: now))")
             }
-            if change.disruption != .none, let next = deny.nextSpan(after: now), next.start < end {
+            if change.disruption != .none, let next = spans.next(deny), next.start < end {
                 return .wait(name: deny.name, opens: next.end,
                              why: "would still run when deny window \(deny.name) opens at \(deny.describe(next.start, from: now)); "
                                 + "held until it closes at \(deny.describe(next.end, from: now))")
@@ -51,12 +81,12 @@ public struct WindowGate: Sendable {
         guard !allows.isEmpty else { return .run }
         var tooShort: (MaintenanceWindow, DateInterval)?
         for allow in allows {
-            guard let open = allow.openSpan(at: now) else { continue }
+            guard let open = spans.open(allow) else { continue }
             if open.end >= end { return .inWindow(name: allow.name, closes: open.end) }
             tooShort = tooShort ?? (allow, open)
         }
         // The allow window opening first (after any that is open but too short).
-        let next = allows.compactMap { allow in allow.nextSpan(after: now).map { (allow, $0) } }
+        let next = allows.compactMap { allow in spans.next(allow).map { (allow, $0) } }
             .filter { $0.1.duration >= estimate }
             .min { $0.1.start < $1.1.start }
         let waitFor = next?.0 ?? tooShort?.0 ?? allows[0]
@@ -94,9 +124,10 @@ public struct WindowGate: Sendable {
     public func apply(to plan: inout Plan, desired: DesiredState, now: Date) {
         guard !windows.isEmpty else { return }
         var kept: [Change] = []
+        let spans = Spans(at: now)
         for var change in plan.changes {
             let labels = desired.labels(of: change.resource.whole)
-            switch verdict(for: change, labels: labels, estimate: Self.estimate(change, desired: desired), now: now) {
+            switch verdict(for: change, labels: labels, estimate: Self.estimate(change, desired: desired), spans: spans) {
             case .run:
                 kept.append(change)
             case .inWindow(let name, let closes):

@@ -153,9 +153,11 @@ import Testing
             loop.stop()
             _ = try? Binary.run(["down"], in: repo, environment: key)
         }
+        // `stet run` holds the state directory once it says it watches.
+        #expect(eventually { loop.output.contains("stet run: watching") }, "\(loop.output)")
         let drills = try run(try Self.block("drills"), in: repo)
         #expect(drills.status == 0, "\(drills.combined)\n\(loop.output)")
-        #expect(drills.stdout.contains("passed  replica"), "\(drills.stdout)")
+        #expect(drills.stdout.contains("passed  replica"), "\(drills.combined)")
         #expect(drills.stdout.contains("delivered  ops-log"), "\(drills.stdout)")
         #expect(drills.stdout.contains("passed  restore test passed"), "\(drills.stdout)")
         #expect(drills.stdout.contains("MaintenanceWindow/nightly  allow"), "\(drills.stdout)")

@@ -96,6 +96,16 @@ import Testing
             metadata: Metadata(name: "hour"), schedule: try CronSchedule(parsing: "\(minute) * * * *"), duration: .seconds(1800))
         #expect(!isStale(plan, observed, desired: desired, now: now.addingTimeInterval(30)))
         #expect(isStale(plan, observed, desired: desired, now: now.addingTimeInterval(40 * 60)))
+        // A signed plan that calls the replacement a correction that disrupts nothing is judged by
+        // what the change is, not by what it says.
+        var forged = plan
+        forged.changes = forged.changes.map { change in
+            var relabelled = change
+            relabelled.cause = .drift
+            relabelled.disruption = .none
+            return relabelled
+        }
+        #expect(isStale(forged, observed, desired: desired, now: now.addingTimeInterval(40 * 60)))
     }
 
     @Test func aPlanIsForItsReleaseAndSingleUse() throws {

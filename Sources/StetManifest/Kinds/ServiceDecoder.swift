@@ -38,6 +38,17 @@ enum ServiceDecoder {
         service.placement = placement.selector
         service.spread = placement.spread
         service.failover = failover
+        if drill != nil {
+            let field = spec.optional("drill") ?? cursor
+            if replicas < 2 {
+                field.error("expected at least 2 replicas for a drill: it kills one, and a single replica has no redundancy to test")
+                return nil
+            }
+            if drift != .correct {
+                field.error("expected drift: correct for a drill: with drift: \(drift.rawValue) nothing replaces the replica it kills")
+                return nil
+            }
+        }
         service.drill = drill
         return service
     }

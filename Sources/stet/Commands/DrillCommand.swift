@@ -216,10 +216,13 @@ struct DrillMonitorCommand: AsyncParsableCommand {
         let failures = deliveries.compactMap { delivery in delivery.failure.map { "\(delivery.notifier): \($0)" } }
         try Drills.record(
             Drills.Verdict(
-                at: started, ok: failures.isEmpty, seconds: Date().timeIntervalSince(started),
-                detail: failures.isEmpty ? "every notifier took the test alert; resolved" : failures.joined(separator: "; ")),
+                at: started, ok: failures.isEmpty && !deliveries.isEmpty, seconds: Date().timeIntervalSince(started),
+                detail: deliveries.isEmpty ? "the monitor has no notifier: the test alert reached no one"
+                    : failures.isEmpty ? "every notifier took the test alert; resolved" : failures.joined(separator: "; ")),
             of: resource, store: global.store, audit: session.log, release: release)
-        if !failures.isEmpty { throw CommandFailure(status: ExitStatus.error, message: nil) }
+        if !failures.isEmpty || deliveries.isEmpty {
+            throw CommandFailure(status: ExitStatus.error, message: deliveries.isEmpty ? "the monitor has no notifier: the test alert reached no one" : nil)
+        }
         out.line("resolved the drill alert")
     }
 }
