@@ -177,7 +177,7 @@ enum Binary {
         let report = try JSONSerialization.jsonObject(with: Data(validate.stdout.utf8)) as? [String: Any]
         #expect(report?["valid"] as? Bool == true)
         #expect((report?["resources"] as? [String])?.sorted() == [
-            "BackupPolicy/web-data", "Monitor/web-up", "Notifier/ops-log", "Service/web",
+            "BackupPolicy/web-data", "MaintenanceWindow/nightly", "Monitor/web-up", "Notifier/ops-log", "Service/web",
         ])
     }
 
