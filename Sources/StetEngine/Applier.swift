@@ -219,15 +219,24 @@ public struct Applier: Sendable {
     /// forgets it: the next observation decides what is still needed. Returns how many.
     @discardableResult
     public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: ReleaseRef) throws -> Int {
-        var count = 0
-        for name in try store.list(inflightFolder) where name.hasSuffix(".json") {
-            let key = inflightFolder + "/" + name
-            guard let data = try store.read(key) else { continue }
-            let inflight = try? JSONCoding.decoder.decode(Inflight.self, from: data)
-            try audit.append(AuditRecord(
+        try recoverMarkers(in: inflightFolder, as: Inflight.self, store: store, audit: audit) { inflight in
+            AuditRecord(
                 kind: .result, release: release, plan: inflight?.plan, change: inflight?.change, resource: inflight?.resource,
                 action: inflight?.action,
-                reason: "stet stopped before this action ended; the world is observed again", outcome: .interrupted))
+                reason: "stet stopped before this action ended; the world is observed again", outcome: .interrupted)
+        }
+    }
+
+    /// Records each marker left in `folder` (decoded as `Marker`, nil when it cannot be) with the
+    /// entry `record` makes of it, then removes it. Returns how many.
+    static func recoverMarkers<Marker: Decodable>(
+        in folder: String, as _: Marker.Type, store: any StateStore, audit: any AuditSink, record: (Marker?) -> AuditRecord
+    ) throws -> Int {
+        var count = 0
+        for name in try store.list(folder) where name.hasSuffix(".json") {
+            let key = folder + "/" + name
+            guard let data = try store.read(key) else { continue }
+            try audit.append(record(try? JSONCoding.decoder.decode(Marker.self, from: data)))
             try? store.remove(key)
             count += 1
         }

@@ -222,18 +222,11 @@ public enum Drills {
     /// loop's start, when no drill of it can be running). Returns how many.
     @discardableResult
     public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: ReleaseRef) throws -> Int {
-        var count = 0
-        for name in try store.list(markerFolder) where name.hasSuffix(".json") {
-            let key = markerFolder + "/" + name
-            guard let data = try store.read(key) else { continue }
-            let marker = try? JSONCoding.decoder.decode(Marker.self, from: data)
-            try audit.append(AuditRecord(
+        try Applier.recoverMarkers(in: markerFolder, as: Marker.self, store: store, audit: audit) { marker in
+            AuditRecord(
                 kind: .drill, release: release, resource: marker?.resource.description, action: "drill",
-                reason: "stet stopped before the drill ended; no verdict", outcome: .interrupted))
-            try? store.remove(key)
-            count += 1
+                reason: "stet stopped before the drill ended; no verdict", outcome: .interrupted)
         }
-        return count
     }
 
     // MARK: - Verdicts
