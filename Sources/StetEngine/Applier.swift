@@ -40,6 +40,13 @@ public struct Applier: Sendable {
         public let seconds: Double
         /// When the action ended.
         public var endedAt = Date()
+
+        public init(change: Change, outcome: ActionOutcome, seconds: Double, endedAt: Date = Date()) {
+            self.change = change
+            self.outcome = outcome
+            self.seconds = seconds
+            self.endedAt = endedAt
+        }
     }
 
     public struct Report: Sendable {
