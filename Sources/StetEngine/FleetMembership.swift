@@ -28,8 +28,9 @@ public protocol FleetMembership: AnyObject, Sendable {
     /// A host drill of `service` (`spec.drill.host`): this node's loss for it, within `bound` seconds.
     func drillHostLoss(service: String, within bound: Double) async -> HostDrillOutcome
 
-    /// Why a host drill of `service` cannot start now (nothing would be done), or nil.
-    func hostDrillProblem(service: String) -> String?
+    /// Why a host drill of `service` cannot start now (nothing would be done), or nil; `busy`:
+    /// another node is drilling its own loss for it (worth trying again soon).
+    func hostDrillProblem(service: String) -> (reason: String, busy: Bool)?
 }
 
 /// What a host drill came to, or why it did not start (`notStarted`: nothing was done).
@@ -38,6 +39,8 @@ public struct HostDrillOutcome: Sendable, Equatable {
     public var seconds: Double
     public var detail: String
     public var notStarted: String?
+    /// Not started because another node was drilling its loss for the service.
+    public var busy = false
 
     public init(ok: Bool, seconds: Double, detail: String) {
         self.ok = ok
@@ -45,9 +48,10 @@ public struct HostDrillOutcome: Sendable, Equatable {
         self.detail = detail
     }
 
-    public static func notStarted(_ why: String) -> HostDrillOutcome {
+    public static func notStarted(_ why: String, busy: Bool = false) -> HostDrillOutcome {
         var outcome = HostDrillOutcome(ok: false, seconds: 0, detail: why)
         outcome.notStarted = why
+        outcome.busy = busy
         return outcome
     }
 }
@@ -58,5 +62,5 @@ extension FleetMembership {
     public func drillHostLoss(service: String, within bound: Double) async -> HostDrillOutcome {
         .notStarted("not a fleet node")
     }
-    public func hostDrillProblem(service: String) -> String? { "not a fleet node" }
+    public func hostDrillProblem(service: String) -> (reason: String, busy: Bool)? { ("not a fleet node", false) }
 }

@@ -20,6 +20,9 @@ extension ReconcileLoop {
     /// How long a drill that could not start waits before it is tried again: a minute, or its
     /// cadence when shorter.
     static func drillRetry(_ every: StetDuration) -> Double { min(60, max(1, every.seconds)) }
+    /// How soon a host drill tries again after another node's host drill of the service kept it
+    /// from starting: soon, so the nodes take turns rather than the first ones again.
+    static let busyRetry = 1.0
 
     /// Starts the drills that are due: a service's kill on this thread (under the state lock),
     /// the wait for its replacement and monitor drills on the drill threads. Returns at once.
@@ -108,8 +111,8 @@ extension ReconcileLoop {
     private func startHostDrill(_ service: Service, _ drill: Service.Drill, fleet: any FleetMembership, now: Date) {
         let resource = ResourceID(.service, service.metadata.name)
         if let problem = fleet.hostDrillProblem(service: service.metadata.name) {
-            log("host drill of \(resource) postponed: \(problem)")
-            drills.postponed[resource] = now.addingTimeInterval(Self.drillRetry(drill.every))
+            log("host drill of \(resource) postponed: \(problem.reason)")
+            drills.postponed[resource] = now.addingTimeInterval(problem.busy ? Self.busyRetry : Self.drillRetry(drill.every))
             return
         }
         do {
@@ -137,7 +140,8 @@ extension ReconcileLoop {
             return try takeDrill(resource, Drills.Verdict(at: started, ok: outcome.ok, seconds: outcome.seconds, detail: outcome.detail))
         }
         drills.running.remove(resource)
-        drills.postponed[resource] = Date().addingTimeInterval(Self.drillRetry(desired.services[resource.name]?.drill?.every ?? .seconds(60)))
+        drills.postponed[resource] = Date().addingTimeInterval(
+            outcome.busy ? Self.busyRetry : Self.drillRetry(desired.services[resource.name]?.drill?.every ?? .seconds(60)))
         log("host drill of \(resource) postponed: \(why)")
         try audit.append(AuditRecord(
             kind: .drill, release: release, resource: resource.description, action: "drill", reason: "not started: \(why)",

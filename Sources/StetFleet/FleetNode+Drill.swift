@@ -13,8 +13,17 @@ import StetProviders
 extension FleetNode {
     /// Why a host drill of `name` cannot start now, or nil: the service must run a replica here,
     /// another live node must be able to run it, and every replica must run.
-    public func hostDrillProblem(service name: String) -> String? {
-        let (service, mine, others, lease, draining) = lock.withLock { () -> (Service?, Int, Int, Int64?, Set<String>) in
+    public func hostDrillProblem(service name: String) -> (reason: String, busy: Bool)? {
+        if let other = lock.withLock({ state.drains[name]?.subtracting([me]).sorted().first }) {
+            // One host drill of a service at a time across the fleet (the drain key is created
+            // only when absent, which settles a race; this spares the attempt).
+            return ("node \(other) is drilling its loss for \(name)", true)
+        }
+        return problem(name).map { ($0, false) }
+    }
+
+    private func problem(_ name: String) -> String? {
+        let (service, mine, others, lease) = lock.withLock { () -> (Service?, Int, Int, Int64?) in
             let service = state.release?.desired.services[name]
             let mine = state.accepted.filter { workload, assignment in
                 guard case .replica(let service, _) = workload else { return false }
@@ -23,15 +32,12 @@ extension FleetNode {
             let others = state.nodes.values.filter { node in
                 node.name != me && (service?.placement ?? [:]).allSatisfy { node.labels[$0.key] == $0.value }
             }.count
-            return (service, mine, others, state.lease, state.drains[name] ?? [])
+            return (service, mine, others, state.lease)
         }
         guard let service else { return "service \(name) is not in the fleet's release" }
         guard mine > 0 else { return "no replica of \(name) is assigned to node \(me)" }
         guard others > 0 else { return "no other live node can run \(name): drilling the loss of \(me) would take it down" }
         guard lease != nil else { return "node \(me) holds no lease" }
-        // One host drill of a service at a time across the fleet (the drain key is created only
-        // when absent, which settles a race; this spares the attempt).
-        if let other = draining.subtracting([me]).sorted().first { return "node \(other) is drilling its loss for \(name)" }
         let healthy = healthyReplicas(name, replicas: service.replicas, including: true)
         guard healthy.count == service.replicas else {
             return "\(healthy.count) of \(service.replicas) replicas of \(name) are healthy in the fleet; a drill starts only when the service meets its promise"
@@ -41,7 +47,7 @@ extension FleetNode {
 
     public func drillHostLoss(service name: String, within bound: Double) async -> HostDrillOutcome {
         let started = Date()
-        if let problem = hostDrillProblem(service: name) { return .notStarted(problem) }
+        if let problem = hostDrillProblem(service: name) { return .notStarted(problem.reason, busy: problem.busy) }
         let (release, lease, held) = lock.withLock { (state.release?.desired, state.lease, state.primaries[name]) }
         guard let service = release?.services[name], let lease else { return .notStarted("the release or the lease changed") }
         var evidence: [String] = []
@@ -72,7 +78,7 @@ extension FleetNode {
         else {
             return HostDrillOutcome(ok: false, seconds: Date().timeIntervalSince(started), detail: "could not write \(key) to etcd")
         }
-        guard written.succeeded else { return .notStarted("another node is drilling its loss for \(name)") }
+        guard written.succeeded else { return .notStarted("another node is drilling its loss for \(name)", busy: true) }
         let drained = Date()
         var away: Double?
         while Date().timeIntervalSince(started) < bound {

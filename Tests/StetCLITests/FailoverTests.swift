@@ -519,7 +519,7 @@ final class EtcdProxy {
         let port = 18970
         let poller = RolePoller(ports: (0..<3).map { port + $0 })
         defer { poller.stop() }
-        try fleet.failoverRelease(port: port, extra: "  drill: {every: 4s, host: true, recoverWithin: 30s}")
+        try fleet.failoverRelease(port: port, extra: "  drill: {every: 30s, host: true, recoverWithin: 30s}")
         try fleet.startAll()
         try fleet.waitLive(3)
         let applied = try fleet.applyFromCI()
