@@ -10,7 +10,10 @@ import StetState
 import StetTesting
 
 /// `stet-bench plan`: planning 10,000 resources with the in-memory world (pure planning).
-/// Targets: under 200 ms and 150 MB.
+/// Targets: under 200 ms and 150 MB. Then the same plan with maintenance windows that govern
+/// it (an allow window in Europe/Berlin and a deny window by selector; then the schedules that
+/// cost most: a deny window open for 7 days every minute, and ten deny windows of every minute of
+/// January 1), each beside the plan without windows, measured in the same run.
 enum PlanBenchmark {
     static func run(_ arguments: [String]) throws {
         let count = arguments.first.flatMap(Int.init) ?? 10_000
@@ -19,7 +22,7 @@ enum PlanBenchmark {
         for index in 0..<count {
             let name = "svc-\(index)"
             let service = Service(
-                metadata: Metadata(name: name), replicas: 2,
+                metadata: Metadata(name: name, labels: ["team": index % 2 == 0 ? "shop" : "data"]), replicas: 2,
                 run: Service.Run(command: ["serve", "--id", String(index)], env: ["MODE": "prod"], portsStart: 20_000 + index % 40_000),
                 health: Service.Health(check: .tcp(address: nil, port: nil)))
             desired.services[name] = service
@@ -52,6 +55,41 @@ enum PlanBenchmark {
         Measure.row("  changes planned", "\(changes)")
         Measure.row("peak resident memory (world + plans)", "\(peak >> 20) MB", "target 150 MB",
                     String(format: "%.2f of target", Double(peak) / Double(150 << 20)))
+        try windows(desired: desired, observed: observed, without: times[1])
+    }
+
+    /// The plan above with windows, each figure beside the plan without them (`without`).
+    static func windows(desired: DesiredState, observed: ObservedState, without: Double) throws {
+        func window(_ name: String, _ schedule: String, _ duration: StetDuration, _ mode: MaintenanceWindow.Mode,
+                    zone: ZoneInfo = .utc, selector: [String: String] = [:]) throws -> MaintenanceWindow {
+            MaintenanceWindow(
+                metadata: Metadata(name: name), schedule: try CronSchedule(parsing: schedule), duration: duration, zone: zone, mode: mode,
+                selector: selector)
+        }
+        guard case .zone(let berlin) = ZoneDirectory.load("Europe/Berlin") else { throw TestFailure("no Europe/Berlin in the zoneinfo") }
+        let cases: [(String, [MaintenanceWindow])] = [
+            ("allow (Europe/Berlin) + deny by selector", [
+                try window("nightly", "0 2 * * *", .seconds(7200), .allow, zone: berlin),
+                try window("freeze", "0 9 * * 1-5", .seconds(3600), .deny, selector: ["team": "data"]),
+            ]),
+            ("deny every minute, open 7 days", [try window("always", "* * * * *", StetDuration(milliseconds: 7 * 86_400_000), .deny)]),
+            ("ten deny windows, every minute of Jan 1", try (0..<10).map { try window("jan-\($0)", "* * 1 1 *", .seconds(60), .deny) }),
+        ]
+        for (label, windows) in cases {
+            var gated = desired
+            for window in windows { gated.windows[window.name] = window }
+            var times: [Double] = []
+            var waiting = 0
+            for _ in 0..<3 {
+                times.append(Measure.seconds {
+                    waiting = Planner().plan(desired: gated, observed: observed, release: .init(version: 1, digest: "sha256:1"), now: Date())
+                        .notices.count
+                })
+            }
+            times.sort()
+            Measure.row("  with \(label)", String(format: "%.0f ms", times[1] * 1000), String(format: "without %.0f ms", without * 1000),
+                        String(format: "%.2f×, %d held", times[1] / without, waiting))
+        }
     }
 }
 
