@@ -46,6 +46,18 @@ public func eventually(timeout: Double = 30, interval: Double = 0.05, _ conditio
     return try condition()
 }
 
+/// `eventually` for async tests: the pauses are `Task.sleep`, so a long wait does not hold one of
+/// the few threads of Swift's cooperative pool, which every other test of the run shares (a pool
+/// held by waits starves tests with time limits).
+public func pollUntil(timeout: Double = 30, interval: Double = 0.05, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(nanoseconds: UInt64(interval * 1e9))
+    }
+    return try condition()
+}
+
 extension Samples {
     /// A service of real replicas for tests: a small HTTP server per replica on `port + i`
     /// (python3's http.server), with fast health checks. `version` changes the spec.

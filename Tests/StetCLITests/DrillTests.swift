@@ -35,7 +35,7 @@ import Testing
         LoopReactionTests.replica(stateDir, service, index)?.pid
     }
 
-    @Test func aScheduledServiceDrillPassesAndAnOnDemandOneToo() throws {
+    @Test func aScheduledServiceDrillPassesAndAnOnDemandOneToo() async throws {
         try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "drilled", replicas: 2, port: 19400)
             + "  drill: {every: 4s, recoverWithin: 20s}\n")
         try repo.sign(["alice"])
@@ -47,7 +47,7 @@ import Testing
             _ = try? stet("down", environment: ci)
             LoopReactionTests.killLeftovers(repo.stateDir, ["drilled"])
         }
-        #expect(eventually(timeout: 60) { verdicts("Service/drilled").contains { $0["outcome"] as? String == "ok" } }, "\(run.output)")
+        #expect(await pollUntil(timeout: 60) { verdicts("Service/drilled").contains { $0["outcome"] as? String == "ok" } }, "\(run.output)")
         let passed = try #require(verdicts("Service/drilled").first)
         let evidence = try #require(passed["reason"] as? String)
         #expect(evidence.contains("killed; replacement pid"), "\(evidence)")
@@ -55,7 +55,7 @@ import Testing
         let started = entries(kind: "drill").first { $0["outcome"] == nil }
         #expect((started?["reason"] as? String)?.contains("with SIGKILL; a replacement must be healthy within 20s") == true)
         // Status shows the last drill (between drills, every replica ready: exit 0).
-        #expect(eventually(timeout: 30) {
+        #expect(await pollUntil(timeout: 30) {
             guard let status = try? stet("status", "--json"), status.status == 0,
                 let report = try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any],
                 let service = (report["services"] as? [[String: Any]])?.first
@@ -67,12 +67,12 @@ import Testing
             guard case .success(let response) = PlainHTTP.request("GET", "http://127.0.0.1:19405\(path)", timeout: 2) else { return "" }
             return String(decoding: response.body, as: UTF8.self)
         }
-        #expect(eventually { page("/metrics").contains(#"stet_drill_success{resource="Service/drilled"} 1"#) }, "\(page("/metrics"))")
+        #expect(await pollUntil { page("/metrics").contains(#"stet_drill_success{resource="Service/drilled"} 1"#) }, "\(page("/metrics"))")
         #expect(page("/metrics").contains(#"stet_drill_duration_seconds{resource="Service/drilled"}"#))
         #expect(page("/").contains("Service/drilled drill"), "\(page("/"))")
         // On demand, beside the loop (it does not start while a scheduled drill has a replica down).
         var drill: ProcessOutput?
-        #expect(eventually(timeout: 60, interval: 0.5) {
+        #expect(await pollUntil(timeout: 60, interval: 0.5) {
             drill = try? stet("drill", "service", "drilled", environment: ci)
             return drill?.status == 0
         }, "\(drill?.combined ?? "")\n\(run.output)")
@@ -88,7 +88,7 @@ import Testing
         #expect(entries(kind: "refusal").contains { $0["action"] as? String == "drill" })
     }
 
-    @Test func aDrillWhoseReplacementNeverBecomesHealthyFailsAndAlerts() throws {
+    @Test func aDrillWhoseReplacementNeverBecomesHealthyFailsAndAlerts() async throws {
         // The first process of each replica serves; any later one only sleeps (its port stays
         // closed), so the replacement a drill needs never passes its health check.
         let marker = "/dev/shm/stet-drill-\(UInt32.random(in: 0...UInt32.max))"
@@ -115,12 +115,12 @@ import Testing
             _ = try? stet("down", environment: ci)
             LoopReactionTests.killLeftovers(repo.stateDir, ["fragile"])
         }
-        #expect(eventually(timeout: 60) { verdicts("Service/fragile").contains { $0["outcome"] as? String == "failed" } }, "\(run.output)")
+        #expect(await pollUntil(timeout: 60) { verdicts("Service/fragile").contains { $0["outcome"] as? String == "failed" } }, "\(run.output)")
         let failed = try #require(verdicts("Service/fragile").first { $0["outcome"] as? String == "failed" })
         let evidence = try #require(failed["error"] as? String)
         #expect(evidence.contains("no healthy replacement within 6.00s"), "\(evidence)")
         #expect(evidence.contains("replacement pid"), "the replacement was started: \(evidence)")
-        #expect(eventually { (repo.root.read("alerts.json").map { String(decoding: $0, as: UTF8.self) } ?? "").contains("StetDrillFailed") },
+        #expect(await pollUntil { (repo.root.read("alerts.json").map { String(decoding: $0, as: UTF8.self) } ?? "").contains("StetDrillFailed") },
                 "\(run.output)")
         let status = try stet("status")
         #expect(status.status == 3, "\(status.combined)")
@@ -131,7 +131,7 @@ import Testing
     /// A window open for the first 20 seconds of every minute: a new spec waits for it (recorded
     /// once, shown by `stet plan` and `stet status`), and the loop replaces the replicas as soon
     /// as it opens, saying so in each intent.
-    @Test func aNewSpecWaitsForAWindowAndRunsWhenItOpens() throws {
+    @Test func aNewSpecWaitsForAWindowAndRunsWhenItOpens() async throws {
         let window = """
             ---
             apiVersion: stet/v1
@@ -153,7 +153,7 @@ import Testing
             LoopReactionTests.killLeftovers(repo.stateDir, ["windowed"])
         }
         // Wait until the window has just closed, so the new spec waits about 50 s.
-        #expect(eventually(timeout: 70, interval: 0.2) { (22...40).contains(Calendar(identifier: .gregorian).component(.second, from: Date())) })
+        #expect(await pollUntil(timeout: 70, interval: 0.2) { (22...40).contains(Calendar(identifier: .gregorian).component(.second, from: Date())) })
         try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "windowed", replicas: 2, port: 19420, version: 2) + window)
         try repo.sign(["alice"])
         let before = [Self.pid(repo.stateDir, "windowed", 0), Self.pid(repo.stateDir, "windowed", 1)]
@@ -163,19 +163,19 @@ import Testing
         let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5", "--listen", "127.0.0.1:19425"], in: repo.root.path,
                                         environment: ci)
         defer { run.stop() }
-        #expect(eventually { entries(kind: "window").count >= 2 }, "\(run.output)")
+        #expect(await pollUntil { entries(kind: "window").count >= 2 }, "\(run.output)")
         func metrics() -> String {
             guard case .success(let response) = PlainHTTP.request("GET", "http://127.0.0.1:19425/metrics", timeout: 2) else { return "" }
             return String(decoding: response.body, as: UTF8.self)
         }
-        #expect(eventually { metrics().contains(#"stet_window_waiting_changes{window="minute"} 2"#) }, "\(metrics())")
+        #expect(await pollUntil { metrics().contains(#"stet_window_waiting_changes{window="minute"} 2"#) }, "\(metrics())")
         #expect(metrics().contains(#"stet_window_open{window="minute"} 0"#))
         let status = try stet("status")
         #expect(status.stdout.contains("MaintenanceWindow/minute  allow  closed, opens "), "\(status.combined)")
         #expect(status.stdout.contains("  waiting  Service/windowed#0: replace-replica"), "\(status.combined)")
         // Nothing replaced before the window opens.
         #expect([Self.pid(repo.stateDir, "windowed", 0), Self.pid(repo.stateDir, "windowed", 1)] == before)
-        #expect(eventually(timeout: 75) {
+        #expect(await pollUntil(timeout: 75) {
             let now = [Self.pid(repo.stateDir, "windowed", 0), Self.pid(repo.stateDir, "windowed", 1)]
             return now[0] != before[0] && now[1] != before[1]
         }, "\(run.output)")

@@ -513,7 +513,7 @@ final class EtcdProxy {
     /// primary hands it over first (a planned switchover, timed), then drains itself; the leader
     /// places its replica on another node, and the drill passes once every replica runs
     /// elsewhere. The poller never sees two primaries.
-    @Test func aHostDrillMovesTheServiceAndThePrimaryInTime() throws {
+    @Test func aHostDrillMovesTheServiceAndThePrimaryInTime() async throws {
         let fleet = try FleetFixture(etcdPort: 23970)
         defer { fleet.stopAll() }
         let port = 18970
@@ -524,13 +524,13 @@ final class EtcdProxy {
         try fleet.waitLive(3)
         let applied = try fleet.applyFromCI()
         #expect(applied.status == 0, "\(applied.combined)\n\(fleet.logs())")
-        #expect(eventually(timeout: 60) { poller.primaries.count == 1 }, "\(fleet.logs())")
+        #expect(await pollUntil(timeout: 60) { poller.primaries.count == 1 }, "\(fleet.logs())")
         func verdicts() -> [(node: String, entry: [String: Any])] {
             fleet.names.flatMap { node in
                 ((try? fleet.auditEntries(node, action: "drill")) ?? []).filter { $0["outcome"] != nil }.map { (node, $0) }
             }
         }
-        #expect(eventually(timeout: 120) {
+        #expect(await pollUntil(timeout: 120) {
             let passed = verdicts().filter { $0.entry["outcome"] as? String == "ok" }
             return passed.contains { ($0.entry["reason"] as? String ?? "").contains("switchover: primary on node") }
                 && Set(passed.map(\.node)).count >= 2
