@@ -37,7 +37,7 @@ import Testing
 
     @Test func aScheduledServiceDrillPassesAndAnOnDemandOneToo() async throws {
         try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "drilled", replicas: 2, port: 19400)
-            + "  drill: {every: 4s, recoverWithin: 20s}\n")
+            + "  drill: {every: 8s, recoverWithin: 20s}\n")
         try repo.sign(["alice"])
         #expect(try stet("trust", "pin", environment: ci).status == 0)
         let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5", "--listen", "127.0.0.1:19405"], in: repo.root.path,
