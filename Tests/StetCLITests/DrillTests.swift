@@ -40,8 +40,11 @@ import Testing
             + "  drill: {every: 8s, recoverWithin: 20s}\n")
         try repo.sign(["alice"])
         #expect(try stet("trust", "pin", environment: ci).status == 0)
-        let run = try BackgroundProcess(Binary.stet, ["run", "--interval", "0.5", "--listen", "127.0.0.1:19405"], in: repo.root.path,
-                                        environment: ci)
+        // Each drill's replacement is a correction: a budget for many, so that no drill of this
+        // test finds the budget spent (a spent budget leaves the killed replica dead, by design).
+        let run = try BackgroundProcess(
+            Binary.stet, ["run", "--interval", "0.5", "--listen", "127.0.0.1:19405", "--budget", "1000"], in: repo.root.path,
+            environment: ci)
         defer {
             run.stop()
             _ = try? stet("down", environment: ci)
@@ -55,7 +58,7 @@ import Testing
         let started = entries(kind: "drill").first { $0["outcome"] == nil }
         #expect((started?["reason"] as? String)?.contains("with SIGKILL; a replacement must be healthy within 20s") == true)
         // Status shows the last drill (between drills, every replica ready: exit 0).
-        #expect(await pollUntil(timeout: 30) {
+        #expect(await pollUntil(timeout: 60) {
             guard let status = try? stet("status", "--json"), status.status == 0,
                 let report = try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any],
                 let service = (report["services"] as? [[String: Any]])?.first
