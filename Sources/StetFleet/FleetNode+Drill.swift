@@ -25,10 +25,7 @@ extension FleetNode {
     private func problem(_ name: String) -> String? {
         let (service, mine, others, lease) = lock.withLock { () -> (Service?, Int, Int, Int64?) in
             let service = state.release?.desired.services[name]
-            let mine = state.accepted.filter { workload, assignment in
-                guard case .replica(let service, _) = workload else { return false }
-                return service == name && assignment.node == me
-            }.count
+            let mine = replicasAssignedHere(name)
             let others = state.nodes.values.filter { node in
                 node.name != me && (service?.placement ?? [:]).allSatisfy { node.labels[$0.key] == $0.value }
             }.count
@@ -82,12 +79,7 @@ extension FleetNode {
         let drained = Date()
         var away: Double?
         while Date().timeIntervalSince(started) < bound {
-            let here = lock.withLock {
-                state.accepted.contains { workload, assignment in
-                    guard case .replica(let service, _) = workload else { return false }
-                    return service == name && assignment.node == me
-                }
-            }
+            let here = lock.withLock { replicasAssignedHere(name) } > 0
             let primaryAway = service.failover == nil || currentPrimary(name).map { $0.node != me } ?? false
             if !here, primaryAway, healthyReplicas(name, replicas: service.replicas, including: false).count == service.replicas {
                 away = Date().timeIntervalSince(drained)
@@ -111,6 +103,14 @@ extension FleetNode {
         let primary = service.failover == nil ? "" : currentPrimary(name).map { ", primary on node \($0.node)" } ?? ""
         evidence.append("loss of node \(me): every replica of \(name) healthy on other nodes \(Drills.format(away)) after the drain (\(placed)\(primary))")
         return HostDrillOutcome(ok: true, seconds: seconds, detail: evidence.joined(separator: "; "))
+    }
+
+    /// How many replicas of `service` the leader assigned to this node (under the lock).
+    private func replicasAssignedHere(_ service: String) -> Int {
+        state.accepted.filter { workload, assignment in
+            guard case .replica(let name, _) = workload else { return false }
+            return name == service && assignment.node == me
+        }.count
     }
 
     /// The verified primary of `service` as etcd holds it now.
