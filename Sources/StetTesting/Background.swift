@@ -63,7 +63,8 @@ extension Samples {
     /// (python3's http.server), with fast health checks. `version` changes the spec.
     public static func liveService(
         name: String, replicas: Int, port: Int, version: Int = 1, maxUnavailable: Int = 1,
-        command: String? = nil, backoffInitial: String = "100ms", backoffMax: String = "2s", drift: String = "correct"
+        command: String? = nil, backoffInitial: String = "100ms", backoffMax: String = "2s", drift: String = "correct",
+        healthEvery: String = "300ms"
     ) -> String {
         """
         apiVersion: stet/v1
@@ -78,8 +79,8 @@ extension Samples {
             stopTimeout: 5s
           health:
             http: {path: /}
-            interval: 300ms
-            timeout: 300ms
+            interval: \(healthEvery)
+            timeout: \(healthEvery)
             failureThreshold: 3
             startPeriod: 3s
           restart:
