@@ -112,10 +112,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "StetFuzzing",
+            dependencies: ["StetAudit", "StetCore", "StetCrypto", "StetFleet", "StetManifest", "StetProviders"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "StetTesting",
             dependencies: ["CSys", "StetCore", "StetCrypto", "StetState", "StetManifest"],
             swiftSettings: strict
         ),
+        .testTarget(name: "StetFuzzingTests", dependencies: ["StetFuzzing", "StetTesting"], swiftSettings: strict),
         .testTarget(name: "StetCryptoTests", dependencies: ["StetCrypto", "StetTesting"], swiftSettings: strict),
         .testTarget(name: "StetFleetTests", dependencies: ["StetFleet", "StetTesting", "StetCore", "StetCrypto", "StetManifest"], swiftSettings: strict),
         .testTarget(name: "StetStateTests", dependencies: ["StetState", "StetTesting"], swiftSettings: strict),
@@ -152,3 +158,11 @@ let package = Package(
         ),
     ]
 )
+
+/// `STET_FUZZ=1` adds `stet-fuzz`, the libFuzzer executable over `StetFuzzing`'s targets
+/// (`scripts/fuzz` builds it with `-sanitize=fuzzer,address`). The normal build leaves it out:
+/// its `main` is libFuzzer's.
+if Context.environment["STET_FUZZ"] == "1" {
+    package.products.append(.executable(name: "stet-fuzz", targets: ["stet-fuzz"]))
+    package.targets.append(.executableTarget(name: "stet-fuzz", dependencies: ["StetFuzzing"], path: "Fuzz/Driver", swiftSettings: strict))
+}

@@ -91,7 +91,7 @@ public enum Cosignature {
 
     /// A cosignature line's name, key id and `timestamped_signature`; nil unless it has the
     /// shape and length of one.
-    static func parse(line: String) -> SignedNote.Signature? {
+    package static func parse(line: String) -> SignedNote.Signature? {
         var text = Substring(line)
         if text.hasSuffix("\n") { text = text.dropLast() }
         guard text.utf8.count <= "— ".utf8.count + maximumNameBytes + 1 + base64Length, text.hasPrefix("— ") else {

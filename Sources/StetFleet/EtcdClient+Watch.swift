@@ -59,25 +59,7 @@ extension EtcdClient {
             var splitter = JSONObjectSplitter(limit: Self.maximumWatchMessage)
             for try await chunk in response.body {
                 for message in try splitter.feed(Array(buffer: chunk)) {
-                    guard let object = try? JSONSerialization.jsonObject(with: Data(message)) as? [String: Any] else {
-                        throw Failure(kind: .malformed, description: "etcd: a watch message that is not a JSON object")
-                    }
-                    if let error = object["error"] as? [String: Any] {
-                        throw Failure(kind: .rejected, description: "etcd watch: \(String(describing: error["message"] ?? "error").prefix(300))")
-                    }
-                    guard let result = object["result"] as? [String: Any] else { continue }
-                    if result["canceled"] as? Bool == true {
-                        throw Failure(
-                            kind: .rejected,
-                            description: "etcd canceled the watch: \(String(describing: result["cancel_reason"] ?? "no reason").prefix(300))")
-                    }
-                    let events = try (result["events"] as? [[String: Any]] ?? []).map { event -> WatchEvent in
-                        guard let kv = event["kv"] as? [String: Any] else {
-                            throw Failure(kind: .malformed, description: "etcd: a watch event without its key")
-                        }
-                        let kind: WatchEvent.Kind = (event["type"] as? String) == "DELETE" ? .delete : .put
-                        return WatchEvent(kind: kind, kv: try Wire.keyValue(kv))
-                    }
+                    let events = try Self.watchEvents(message)
                     if !events.isEmpty { yield(events) }
                 }
             }
@@ -87,18 +69,47 @@ extension EtcdClient {
     }
 }
 
+extension EtcdClient {
+    /// The events of one watch message (a JSON object of the gateway), none for a message that
+    /// carries none (the watch's creation, progress); an error, a cancelled watch or an event
+    /// out of form is an error.
+    package static func watchEvents(_ message: [UInt8]) throws -> [WatchEvent] {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(message)) as? [String: Any] else {
+            throw Failure(kind: .malformed, description: "etcd: a watch message that is not a JSON object")
+        }
+        if let error = object["error"] as? [String: Any] {
+            throw Failure(kind: .rejected, description: "etcd watch: \(String(describing: error["message"] ?? "error").prefix(300))")
+        }
+        guard let result = object["result"] as? [String: Any] else { return [] }
+        if result["canceled"] as? Bool == true {
+            throw Failure(
+                kind: .rejected,
+                description: "etcd canceled the watch: \(String(describing: result["cancel_reason"] ?? "no reason").prefix(300))")
+        }
+        var events: [WatchEvent] = []
+        for event in result["events"] as? [[String: Any]] ?? [] {
+            guard let kv = event["kv"] as? [String: Any] else {
+                throw Failure(kind: .malformed, description: "etcd: a watch event without its key")
+            }
+            let kind: WatchEvent.Kind = (event["type"] as? String) == "DELETE" ? .delete : .put
+            events.append(WatchEvent(kind: kind, kv: try Wire.keyValue(kv)))
+        }
+        return events
+    }
+}
+
 /// Cuts a stream of concatenated JSON objects (etcd's watch answers) into whole objects, each at
 /// most `limit` bytes; text between objects (newlines) is skipped.
-struct JSONObjectSplitter {
+package struct JSONObjectSplitter {
     let limit: Int
     private var current: [UInt8] = []
     private var depth = 0
     private var inString = false
     private var escaped = false
 
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
-    mutating func feed(_ bytes: [UInt8]) throws(EtcdClient.Failure) -> [[UInt8]] {
+    package mutating func feed(_ bytes: [UInt8]) throws(EtcdClient.Failure) -> [[UInt8]] {
         var complete: [[UInt8]] = []
         for byte in bytes {
             if depth == 0 {

@@ -291,7 +291,7 @@ public final class EtcdClient: Sendable {
         return (try Self.keyValues(body), try Self.revision(body))
     }
 
-    static func header(_ body: [String: Any]) throws -> [String: Any] {
+    package static func header(_ body: [String: Any]) throws -> [String: Any] {
         guard let header = body["header"] as? [String: Any] else {
             throw Failure(kind: .malformed, description: "etcd answered without a header")
         }
@@ -299,11 +299,11 @@ public final class EtcdClient: Sendable {
     }
 
     /// The store's revision an answer was made at.
-    static func revision(_ body: [String: Any]) throws -> Int64 {
+    package static func revision(_ body: [String: Any]) throws -> Int64 {
         Int64(try header(body)["revision"] as? String ?? "0") ?? 0
     }
 
-    static func keyValues(_ body: [String: Any]) throws -> [KeyValue] {
+    package static func keyValues(_ body: [String: Any]) throws -> [KeyValue] {
         guard let kvs = body["kvs"] else { return [] }
         guard let list = kvs as? [[String: Any]] else { throw Failure(kind: .malformed, description: "etcd: kvs is not a list") }
         return try list.map(Wire.keyValue)

@@ -93,7 +93,7 @@ public enum TrustResolver {
         return TrustDecision(policy: repository, source: .rotated(from: pinned.version))
     }
 
-    static func verifyRotation(_ bytes: Data, repository: TrustPolicy, pinned: TrustPolicy) throws(VerificationError) {
+    package static func verifyRotation(_ bytes: Data, repository: TrustPolicy, pinned: TrustPolicy) throws(VerificationError) {
         let envelope: Envelope
         do {
             envelope = try Envelope(json: bytes)

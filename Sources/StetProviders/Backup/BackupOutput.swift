@@ -1,11 +1,11 @@
-import Foundation
+package import Foundation
 import StetCore
 
 /// `restic backup --json`'s standard output, read as it streams: one JSON message a line. A
 /// status line (percent, files, bytes) is reported as the action's progress (`ActionProgress`)
 /// and dropped; the summary line is kept. Bounded whatever restic writes: a line longer than
 /// `lineLimit` is dropped whole, and nothing but the last summary line is kept.
-struct BackupOutput {
+package struct BackupOutput {
     /// The longest line read; restic's messages are a few hundred bytes (a status line names
     /// the files being read, whose names come from the backed-up tree).
     static let lineLimit = 64 << 10
@@ -13,9 +13,11 @@ struct BackupOutput {
     private var line = Data()
     private var overlong = false
     /// The last `summary` message, as restic wrote it.
-    private(set) var summary: Data?
+    package private(set) var summary: Data?
 
-    mutating func consume(_ chunk: Data) {
+    package init() {}
+
+    package mutating func consume(_ chunk: Data) {
         var rest = chunk[...]
         while let newline = rest.firstIndex(of: 0x0A) {
             append(rest[rest.startIndex..<newline])
@@ -26,7 +28,7 @@ struct BackupOutput {
     }
 
     /// After the last chunk: a last line without its newline is read too.
-    mutating func finish() { endLine() }
+    package mutating func finish() { endLine() }
 
     private mutating func append(_ bytes: Data.SubSequence) {
         guard !overlong else { return }

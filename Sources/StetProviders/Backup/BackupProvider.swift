@@ -160,12 +160,12 @@ public struct BackupProvider: Provider {
         return byPolicy
     }
 
-    struct ListedSnapshot {
-        let id: String
-        let time: Date
-        let tags: [String]
-        let paths: [String]
-        let hostname: String?
+    package struct ListedSnapshot {
+        package let id: String
+        package let time: Date
+        package let tags: [String]
+        package let paths: [String]
+        package let hostname: String?
     }
 
     /// Tags and paths of one listed snapshot, at most, and the bytes of each.
@@ -180,6 +180,12 @@ public struct BackupProvider: Provider {
             ["snapshots", "--json"] + (tag.map { ["--tag", $0] } ?? []), repository: repository, passwordFile: passwordFile,
             timeout: restic.deadlines.look, maximumOutput: Self.maximumListOutput)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
+        return try Self.snapshotList(output.stdout, repository: repository)
+    }
+
+    /// The snapshots in `restic snapshots --json` output `stdout`, each checked: a 64-digit
+    /// hexadecimal id, an RFC 3339 time, bounded tags and paths; one out of form fails the list.
+    package static func snapshotList(_ stdout: Data, repository: String) throws(Restic.Failure) -> [ListedSnapshot] {
         struct Listed: Decodable {
             let id: String
             let time: String
@@ -191,10 +197,11 @@ public struct BackupProvider: Provider {
             Restic.Failure(kind: .failed, message: "restic listed a snapshot out of form in \(repository): \(problem)")
         }
         let listed: [Listed]
-        do { listed = try JSONDecoder().decode([Listed]?.self, from: output.stdout) ?? [] } catch {
+        do { listed = try JSONDecoder().decode([Listed]?.self, from: stdout) ?? [] } catch {
             throw Restic.Failure(kind: .failed, message: "restic's snapshot list of \(repository) is not the JSON expected: \(error)")
         }
-        return try listed.map { snapshot in
+        var snapshots: [ListedSnapshot] = []
+        for snapshot in listed {
             guard snapshot.id.utf8.count == 64, Self.isSnapshotID(snapshot.id) else {
                 throw outOfForm("id \(snapshot.id.prefix(80)) is not 64 hexadecimal digits")
             }
@@ -208,8 +215,9 @@ public struct BackupProvider: Provider {
                     throw outOfForm("snapshot \(snapshot.id): more than \(Self.listedNamesLimit) \(field) or one over \(Self.listedNameBytes) bytes")
                 }
             }
-            return ListedSnapshot(id: snapshot.id, time: time, tags: tags, paths: paths, hostname: snapshot.hostname)
+            snapshots.append(ListedSnapshot(id: snapshot.id, time: time, tags: tags, paths: paths, hostname: snapshot.hostname))
         }
+        return snapshots
     }
 
     /// Repositories looked at at once by `observe`.
@@ -335,20 +343,104 @@ public struct BackupProvider: Provider {
     }
 
     private func initialiseAlone(_ policy: BackupPolicy, _ repository: String, _ record: inout Record) throws -> ActionOutcome {
+        let name = policy.metadata.name
         let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(probe, repository: repository) {
             guard failure.kind == .missingRepository else {
                 // There but not opening: never initialise over it.
+                if let started = try interruptedInit(name, repository: repository) {
+                    return .failed("\(failure.message); Stet's `restic init` of it started \(started) and never finished, so it holds "
+                        + "no backup: remove it, then apply again (Stet never initialises over an existing repository)")
+                }
                 return .failed("\(failure.message); Stet never initialises over an existing repository")
             }
         } else {
+            try store.remove(Self.initKey(name))
             record.known = true
             return .done("\(repository) is initialised already")
         }
-        let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
-        if let failure = Restic.failure(output, repository: repository) { throw failure }
+        // Written before `restic init` starts and removed once it ended well: a repository that
+        // does not open while this is here was left by an init that was cut short.
+        let marker = InitMarker(repository: repository, started: RFC3339.format(Date()))
+        try store.write(Self.initKey(name), try JSONCoding.encoder.encode(marker))
+        if !repository.hasPrefix("/") {
+            let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
+            if let failure = Restic.failure(output, repository: repository) { throw failure }
+        } else if let problem = try initialiseLocal(policy, repository) {
+            return .failed(problem)
+        }
+        try store.remove(Self.initKey(name))
         record.known = true
         return .done("initialised \(repository)")
+    }
+
+    /// The state key of policy `name`'s init marker.
+    static func initKey(_ name: String) throws -> String { "backup/\(try StateKey.name(name)).init.json" }
+
+    struct InitMarker: Codable {
+        let repository: String
+        let started: String
+    }
+
+    /// When an init of `repository` for policy `name` started and did not finish, if one did.
+    func interruptedInit(_ name: String, repository: String) throws -> String? {
+        guard let data = try store.read(Self.initKey(name)), data.count <= 4096,
+            let marker = try? JSONDecoder().decode(InitMarker.self, from: data), marker.repository == repository
+        else { return nil }
+        return marker.started
+    }
+
+    /// A local repository is made beside its final path and renamed into place once restic
+    /// made it whole and it is on disk, so a path either holds a complete repository or none:
+    /// `restic init` cut short (Stet killed, the host down) leaves a partial folder that never
+    /// becomes the repository. Returns why it could not be made, nil when it was.
+    func initialiseLocal(_ policy: BackupPolicy, _ path: String) throws -> String? {
+        let final = URL(fileURLWithPath: path)
+        let parent = final.deletingLastPathComponent().path
+        let base = final.lastPathComponent
+        let files = FileManager.default
+        do {
+            try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
+        } catch {
+            return "cannot make \(parent) for the repository: \(error.localizedDescription)"
+        }
+        // What earlier inits cut short left beside it (only Stet makes these names).
+        let prefix = ".\(base).stet-init-"
+        for leftover in (try? files.contentsOfDirectory(atPath: parent)) ?? [] where leftover.hasPrefix(prefix) {
+            try? files.removeItem(atPath: parent + "/" + leftover)
+        }
+        let staging = parent + "/" + prefix + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        defer { try? files.removeItem(atPath: staging) }
+        let output = try restic.run(["init"], repository: staging, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
+        if let failure = Restic.failure(output, repository: path) { throw failure }
+        guard Self.syncTree(staging) else { return "cannot write the new repository \(staging) to disk: \(String(cString: strerror(errno)))" }
+        guard rename(staging, path) == 0 else {
+            let code = errno
+            if code == ENOTEMPTY || code == EEXIST || code == ENOTDIR {
+                return "\(path) exists and is not a restic repository (no config restic can read), nor an empty folder: it may be "
+                    + "what an interrupted `restic init` left; if its snapshots/ folder is empty, remove it and apply again"
+            }
+            return "cannot move the new repository into \(path): \(String(cString: strerror(code)))"
+        }
+        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if fd >= 0 { close(fd) } }
+        guard fd >= 0, fsync(fd) == 0 else { return "cannot write \(parent) to disk: \(String(cString: strerror(errno)))" }
+        return nil
+    }
+
+    /// fsync of every file and folder under `root` (a new repository: a few dozen entries).
+    static func syncTree(_ root: String) -> Bool {
+        var paths = [root]
+        if let walker = FileManager.default.enumerator(atPath: root) {
+            for case let relative as String in walker { paths.append(root + "/" + relative) }
+        }
+        for path in paths.reversed() {
+            let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+            guard fd >= 0 else { return false }
+            defer { close(fd) }
+            guard fsync(fd) == 0 else { return false }
+        }
+        return true
     }
 
     func backup(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
@@ -377,16 +469,7 @@ public struct BackupProvider: Provider {
         done.wait()
         let manifest = manifestBox.files
         if let failure = Restic.failure(output, repository: repository, allowed: [3]) { throw failure }
-        struct Summary: Decodable {
-            let message_type: String
-            let snapshot_id: String?
-            let files_new: Int?
-            let files_changed: Int?
-            let total_files_processed: Int?
-            let total_bytes_processed: Int?
-            let data_added: Int?
-        }
-        let summary = stream.summary.flatMap { try? JSONDecoder().decode(Summary.self, from: $0) }
+        let summary = stream.summary.flatMap(Self.backupSummary)
         guard let summary, let short = summary.snapshot_id else {
             return .failed("restic made no snapshot: \(output.stderr.split(separator: "\n").last ?? "")")
         }
@@ -405,6 +488,32 @@ public struct BackupProvider: Provider {
         return .done(record.lastWarning.map { detail + "; warning: \($0)" } ?? detail)
     }
 
+    /// The `summary` message of `restic backup --json`, or nil when it is not one.
+    package static func backupSummary(_ message: Data) -> Summary? {
+        try? JSONDecoder().decode(Summary.self, from: message)
+    }
+
+    package struct Summary: Decodable {
+        let message_type: String
+        let snapshot_id: String?
+        let total_files_processed: Int?
+        let total_bytes_processed: Int?
+        let data_added: Int?
+    }
+
+    /// Snapshots kept and removed, from the JSON line `restic forget --json` prints first;
+    /// zero of each when it printed none.
+    package static func forgetCounts(_ stdout: Data) -> (kept: Int, removed: Int) {
+        struct Group: Decodable {
+            struct Item: Decodable { let id: String }
+            let keep: [Item]?
+            let remove: [Item]?
+        }
+        let line = stdout.split(separator: 0x0A).first.map { Data($0) } ?? Data()
+        let groups: [Group] = ((try? JSONDecoder().decode([Group]?.self, from: line)) ?? nil) ?? []
+        return (groups.reduce(0) { $0 + ($1.keep?.count ?? 0) }, groups.reduce(0) { $0 + ($1.remove?.count ?? 0) })
+    }
+
     func forget(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
         let repository = repository(policy)
         defer { invalidate(policy) }
@@ -420,16 +529,8 @@ public struct BackupProvider: Provider {
             arguments + ["--prune"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.verify)
         if let failure = Restic.failure(output, repository: repository) { throw failure }
         // `forget --prune` prints prune's text after the JSON line.
-        struct Group: Decodable {
-            struct Item: Decodable { let id: String }
-            let keep: [Item]?
-            let remove: [Item]?
-        }
-        let line = output.stdout.split(separator: 0x0A).first.map { Data($0) } ?? Data()
-        let groups: [Group] = ((try? JSONDecoder().decode([Group]?.self, from: line)) ?? nil) ?? []
+        let (kept, removed) = Self.forgetCounts(output.stdout)
         record.lastForget = Date()
-        let kept = groups.reduce(0) { $0 + ($1.keep?.count ?? 0) }
-        let removed = groups.reduce(0) { $0 + ($1.remove?.count ?? 0) }
         return .done("kept \(kept) snapshots, removed \(removed), pruned")
     }
 
@@ -453,7 +554,7 @@ public struct BackupProvider: Provider {
     }
 
     /// The first lines of restic's complaint, for the audit log and `status`.
-    static func checkErrors(_ text: String) -> String {
+    package static func checkErrors(_ text: String) -> String {
         let lines = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
             .filter { !$0.isEmpty && !$0.hasPrefix("using temporary cache") && !$0.hasPrefix("created new cache") && !$0.hasPrefix("read ") }
         let interesting = lines.filter { $0.localizedCaseInsensitiveContains("error") || $0.localizedCaseInsensitiveContains("fail") || $0.contains("Fatal") }
@@ -641,7 +742,7 @@ public struct BackupProvider: Provider {
     }
 
     /// The count in restic's `finished verifying N files in …` (restic 0.14 `restore --verify`).
-    static func verifiedFiles(_ text: String) -> Int? {
+    package static func verifiedFiles(_ text: String) -> Int? {
         for line in text.split(separator: "\n") {
             let words = line.lowercased().split(separator: " ")
             if let at = words.firstIndex(of: "verifying"), at > 0, words[at - 1] == "finished", at + 2 < words.count, words[at + 2] == "files",

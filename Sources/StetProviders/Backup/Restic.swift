@@ -168,7 +168,7 @@ public struct Restic: Sendable {
     }
 
     /// restic's JSON times (RFC 3339 with nanoseconds).
-    static func date(_ text: String) -> Date? {
+    package static func date(_ text: String) -> Date? {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = formatter.date(from: text) { return date }

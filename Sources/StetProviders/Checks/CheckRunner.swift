@@ -137,6 +137,12 @@ public struct CheckRunner: Sendable {
             if n <= 0 { break }
             response.append(contentsOf: buffer[0..<n])
         }
+        return judge(response, expectStatus: expectStatus, bodyContains: bodyContains)
+    }
+
+    /// The verdict on a health check's answer `response`: its status as expected (any 2xx when
+    /// none is), and its body holding `bodyContains` when given.
+    package static func judge(_ response: [UInt8], expectStatus: Int?, bodyContains: String?) -> Result {
         let text = String(decoding: response, as: UTF8.self)
         let statusLine = text.prefix { $0 != "\r" && $0 != "\n" }
         let fields = statusLine.split(separator: " ")

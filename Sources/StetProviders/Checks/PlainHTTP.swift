@@ -52,12 +52,20 @@ public enum PlainHTTP {
             if n <= 0 { break }
             response.append(contentsOf: buffer[0..<n])
         }
-        guard let split = response.range(of: Data("\r\n\r\n".utf8)) else {
+        return Self.response(response, from: url)
+    }
+
+    /// The status and body of the answer `bytes` that `url` sent: a status line, headers, an
+    /// empty line, then the body up to where the connection closed.
+    package static func response(_ bytes: Data, from url: String) -> Result<Response, Failure> {
+        guard let split = bytes.range(of: Data("\r\n\r\n".utf8)) else {
             return .failure(Failure(description: "\(url) sent no HTTP response"))
         }
-        let head = String(decoding: response[..<split.lowerBound], as: UTF8.self)
+        let head = String(decoding: bytes[..<split.lowerBound], as: UTF8.self)
         let fields = head.prefix { $0 != "\r" }.split(separator: " ")
-        guard fields.count >= 2, let status = Int(fields[1]) else { return .failure(Failure(description: "\(url) sent no HTTP status")) }
-        return .success(Response(status: status, body: Data(response[split.upperBound...])))
+        guard fields.count >= 2, fields[1].utf8.count == 3, let status = Int(fields[1]) else {
+            return .failure(Failure(description: "\(url) sent no HTTP status"))
+        }
+        return .success(Response(status: status, body: Data(bytes[split.upperBound...])))
     }
 }

@@ -71,16 +71,20 @@ public struct MonitorDrill: Sendable {
 
     /// Polls Alertmanager's alerts until a StetDrill alert of `monitor` shows, or `timeout`
     /// passes. Answers that are not a JSON list of alerts count as not showing it.
+    /// Whether Alertmanager's answer `body` (a JSON list of alerts) holds a StetDrill alert of
+    /// `monitor`.
+    package static func showsDrill(_ body: Data, monitor: String) -> Bool {
+        guard let alerts = try? JSONSerialization.jsonObject(with: body) as? [[String: Any]] else { return false }
+        return alerts.contains {
+            let labels = $0["labels"] as? [String: String]
+            return labels?["alertname"] == "StetDrill" && labels?["monitor"] == monitor
+        }
+    }
+
     static func waitForDrill(_ alertsURL: String, monitor: String, timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
-            if case .success(let response) = PlainHTTP.request("GET", alertsURL, timeout: 2),
-                let alerts = try? JSONSerialization.jsonObject(with: response.body) as? [[String: Any]],
-                alerts.contains(where: {
-                    let labels = $0["labels"] as? [String: String]
-                    return labels?["alertname"] == "StetDrill" && labels?["monitor"] == monitor
-                })
-            {
+            if case .success(let response) = PlainHTTP.request("GET", alertsURL, timeout: 2), showsDrill(response.body, monitor: monitor) {
                 return true
             }
             usleep(200_000)
