@@ -6,8 +6,18 @@
 ///
 /// A report is a short line for a person, never used to decide anything. It is read where it
 /// is made: a provider that hands work to another thread takes `reporter` with it.
+///
+/// The task-local value is a class, not the closure itself: Swift 6.3 optimized code crashes in
+/// `swift_task_localValuePush` binding a task-local of optional function type (a release
+/// `stet apply` died on its first action); `scripts/check-package` applies a release with the packaged (optimized) binary to keep it so.
 public enum ActionProgress {
-    @TaskLocal public static var reporter: (@Sendable (String) -> Void)?
+    /// Who listens to an action's reports.
+    public final class Listener: Sendable {
+        let hear: @Sendable (String) -> Void
+        public init(_ hear: @escaping @Sendable (String) -> Void) { self.hear = hear }
+    }
+
+    @TaskLocal public static var reporter: Listener?
 
     /// The longest report passed on, in characters: text from outside (file names restic is
     /// reading) cannot make a line of a megabyte.
@@ -16,6 +26,6 @@ public enum ActionProgress {
     /// Passes `text` (cut to `maximumLength`) to the action's listener, if any.
     public static func report(_ text: String) {
         guard let reporter else { return }
-        reporter(text.count > maximumLength ? String(text.prefix(maximumLength - 1)) + "…" : text)
+        reporter.hear(text.count > maximumLength ? String(text.prefix(maximumLength - 1)) + "…" : text)
     }
 }

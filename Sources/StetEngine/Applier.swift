@@ -183,7 +183,7 @@ public struct Applier: Sendable {
         let started = DispatchTime.now().uptimeNanoseconds
         let events = events
         events(.started(action))
-        let outcome = await ActionProgress.$reporter.withValue({ events(.running(action, $0)) }) { await body() }
+        let outcome = await ActionProgress.$reporter.withValue(ActionProgress.Listener { events(.running(action, $0)) }) { await body() }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         try audit.append(AuditRecord(
             kind: .result, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
