@@ -281,6 +281,7 @@ public struct BackupProvider: Provider {
             case .failure(let failure as Restic.Failure):
                 switch failure.kind {
                 case .missingRepository: state = .missing
+                case .failed: state = .unreadable(Self.doesNotOpen(failure.message, repository: repository(policy), interrupted: try interruptedInit(name, repository: repository(policy))))
                 default: state = .unreadable(failure.message)
                 }
             case .failure(let error): throw error
@@ -308,6 +309,7 @@ public struct BackupProvider: Provider {
             if action == .removeState {
                 try store.remove(Self.key(name))
                 try store.remove(Self.manifestKey(name))
+                try store.remove(Self.initKey(name))
                 return .done("forgot Stet's state for \(name); the repository and its snapshots are kept")
             }
             guard let policy = desired.backupPolicies[name] else { return .failed("not in the release") }
@@ -344,34 +346,53 @@ public struct BackupProvider: Provider {
 
     private func initialiseAlone(_ policy: BackupPolicy, _ repository: String, _ record: inout Record) throws -> ActionOutcome {
         let name = policy.metadata.name
-        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
-        if let failure = Restic.failure(probe, repository: repository) {
-            guard failure.kind == .missingRepository else {
-                // There but not opening: never initialise over it.
-                if let started = try interruptedInit(name, repository: repository) {
-                    return .failed("\(failure.message); Stet's `restic init` of it started \(started) and never finished, so it holds "
-                        + "no backup: remove it, then apply again (Stet never initialises over an existing repository)")
-                }
-                return .failed("\(failure.message); Stet never initialises over an existing repository")
+        if let opened = try opens(policy, repository, &record) { return opened }
+        let earlier = marker(name)
+        // Written before `restic init` starts, removed once the repository opens: a repository
+        // that does not open while this is here was left by an init that was cut short.
+        var marker = InitMarker(repository: repository, started: RFC3339.format(Date()), staging: nil)
+        let staging = repository.hasPrefix("/") ? try stagingPath(repository) : nil
+        marker.staging = staging.map { URL(fileURLWithPath: $0).lastPathComponent }
+        try store.write(Self.initKey(name), try JSONCoding.encoder.encode(marker))
+        if let staging {
+            if let problem = try initialiseStaged(policy, at: repository, staging: staging, earlier: earlier?.staging) {
+                // Another process may have put a repository there meanwhile.
+                if let opened = try opens(policy, repository, &record) { return opened }
+                return .failed(problem)
             }
         } else {
-            try store.remove(Self.initKey(name))
-            record.known = true
-            return .done("\(repository) is initialised already")
-        }
-        // Written before `restic init` starts and removed once it ended well: a repository that
-        // does not open while this is here was left by an init that was cut short.
-        let marker = InitMarker(repository: repository, started: RFC3339.format(Date()))
-        try store.write(Self.initKey(name), try JSONCoding.encoder.encode(marker))
-        if !repository.hasPrefix("/") {
             let output = try restic.run(["init"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
             if let failure = Restic.failure(output, repository: repository) { throw failure }
-        } else if let problem = try initialiseLocal(policy, repository) {
-            return .failed(problem)
         }
         try store.remove(Self.initKey(name))
         record.known = true
         return .done("initialised \(repository)")
+    }
+
+    /// nil when the repository is missing (so init may go ahead); otherwise the outcome: done
+    /// when it opens (and any init marker is cleared), failed when it is there but does not open.
+    private func opens(_ policy: BackupPolicy, _ repository: String, _ record: inout Record) throws -> ActionOutcome? {
+        let name = policy.metadata.name
+        let probe = try restic.run(["cat", "config"], repository: repository, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
+        guard let failure = Restic.failure(probe, repository: repository) else {
+            try? store.remove(Self.initKey(name))
+            record.known = true
+            return .done("\(repository) is initialised already")
+        }
+        guard failure.kind == .missingRepository else {
+            // There but not opening: never initialise over it.
+            guard failure.kind == .failed else { return .failed(failure.message) }
+            return .failed(Self.doesNotOpen(failure.message, repository: repository, interrupted: try interruptedInit(name, repository: repository)))
+        }
+        return nil
+    }
+
+    /// What to say of a repository that is there but does not open (not a wrong password, not a
+    /// lock): Stet leaves it alone, and says what the operator may do.
+    static func doesNotOpen(_ message: String, repository: String, interrupted started: String?) -> String {
+        let cut = started.map { "Stet's `restic init` of it started \($0) and did not finish, so it may hold no backup. " } ?? ""
+        return "\(message). \(cut)Stet never initialises over an existing repository: check it with `restic -r \(repository) snapshots`; "
+            + "if it is what an interrupted init left and lists no snapshot, remove it and apply again"
     }
 
     /// The state key of policy `name`'s init marker.
@@ -380,45 +401,60 @@ public struct BackupProvider: Provider {
     struct InitMarker: Codable {
         let repository: String
         let started: String
+        /// The folder a local repository was being made in, beside its path.
+        var staging: String?
     }
 
     /// When an init of `repository` for policy `name` started and did not finish, if one did.
     func interruptedInit(_ name: String, repository: String) throws -> String? {
-        guard let data = try store.read(Self.initKey(name)), data.count <= 4096,
-            let marker = try? JSONDecoder().decode(InitMarker.self, from: data), marker.repository == repository
-        else { return nil }
-        return marker.started
+        marker(name).flatMap { $0.repository == repository ? $0.started : nil }
     }
 
-    /// A local repository is made beside its final path and renamed into place once restic
-    /// made it whole and it is on disk, so a path either holds a complete repository or none:
-    /// `restic init` cut short (Stet killed, the host down) leaves a partial folder that never
-    /// becomes the repository. Returns why it could not be made, nil when it was.
-    func initialiseLocal(_ policy: BackupPolicy, _ path: String) throws -> String? {
+    func marker(_ name: String) -> InitMarker? {
+        guard let data = try? store.read(Self.initKey(name)), data.count <= 4096 else { return nil }
+        return try? JSONDecoder().decode(InitMarker.self, from: data)
+    }
+
+    /// Where a new local repository at `path` is made before it is renamed into place, or nil
+    /// when it is made in place: when the path exists already (an empty folder, a mount point:
+    /// restic writes `config` last, so an init cut short there is made again by the next), or
+    /// when others may write the parent folder (where a folder of Stet's could be tampered with).
+    func stagingPath(_ path: String) throws -> String? {
         let final = URL(fileURLWithPath: path)
+        guard final.lastPathComponent != "/", final.path != "/" else { return nil }
+        var info = stat()
+        guard lstat(path, &info) != 0, errno == ENOENT else { return nil }
         let parent = final.deletingLastPathComponent().path
-        let base = final.lastPathComponent
-        let files = FileManager.default
         do {
-            try files.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         } catch {
-            return "cannot make \(parent) for the repository: \(error.localizedDescription)"
+            return nil
         }
-        // What earlier inits cut short left beside it (only Stet makes these names).
-        let prefix = ".\(base).stet-init-"
-        for leftover in (try? files.contentsOfDirectory(atPath: parent)) ?? [] where leftover.hasPrefix(prefix) {
-            try? files.removeItem(atPath: parent + "/" + leftover)
+        guard lstat(parent, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_mode & 0o022 == 0,
+            info.st_uid == geteuid() || info.st_uid == 0
+        else { return nil }
+        return parent + "/." + final.lastPathComponent + ".stet-init-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    }
+
+    /// A local repository made at `staging` beside `path`, fsynced, and renamed into place, so
+    /// the path holds a whole repository or none: `restic init` cut short (Stet killed, the host
+    /// down) leaves a folder beside it that never becomes the repository, and that the next init
+    /// removes (`marker.staging`). Returns why it could not be made, nil when it was.
+    func initialiseStaged(_ policy: BackupPolicy, at path: String, staging: String, earlier: String?) throws -> String? {
+        let parent = URL(fileURLWithPath: staging).deletingLastPathComponent().path
+        if let earlier, earlier != URL(fileURLWithPath: staging).lastPathComponent,
+            earlier.hasPrefix("." + URL(fileURLWithPath: path).lastPathComponent + ".stet-init-"), !earlier.contains("/")
+        {
+            Self.removeOwnFolder(parent + "/" + earlier)
         }
-        let staging = parent + "/" + prefix + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        defer { try? files.removeItem(atPath: staging) }
+        defer { Self.removeOwnFolder(staging) }
         let output = try restic.run(["init"], repository: staging, passwordFile: passwordFile(policy), timeout: restic.deadlines.look)
         if let failure = Restic.failure(output, repository: path) { throw failure }
-        guard Self.syncTree(staging) else { return "cannot write the new repository \(staging) to disk: \(String(cString: strerror(errno)))" }
+        if let problem = Self.syncTree(staging) { return "cannot write the new repository to disk: \(problem)" }
         guard rename(staging, path) == 0 else {
             let code = errno
-            if code == ENOTEMPTY || code == EEXIST || code == ENOTDIR {
-                return "\(path) exists and is not a restic repository (no config restic can read), nor an empty folder: it may be "
-                    + "what an interrupted `restic init` left; if its snapshots/ folder is empty, remove it and apply again"
+            if code == ENOTEMPTY || code == EEXIST {
+                return "\(path) appeared while Stet made the repository, and restic does not open it: look at what it holds"
             }
             return "cannot move the new repository into \(path): \(String(cString: strerror(code)))"
         }
@@ -428,19 +464,28 @@ public struct BackupProvider: Provider {
         return nil
     }
 
-    /// fsync of every file and folder under `root` (a new repository: a few dozen entries).
-    static func syncTree(_ root: String) -> Bool {
+    /// Removes a folder Stet made (a staging repository), only when it is a folder owned by this
+    /// user and not a link.
+    static func removeOwnFolder(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else { return }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// fsync of every file and folder under `root` (a new repository: about 270 entries, most
+    /// of them empty folders), or what failed.
+    static func syncTree(_ root: String) -> String? {
         var paths = [root]
         if let walker = FileManager.default.enumerator(atPath: root) {
             for case let relative as String in walker { paths.append(root + "/" + relative) }
         }
         for path in paths.reversed() {
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-            guard fd >= 0 else { return false }
+            guard fd >= 0 else { return "open \(path): \(String(cString: strerror(errno)))" }
             defer { close(fd) }
-            guard fsync(fd) == 0 else { return false }
+            guard fsync(fd) == 0 else { return "fsync \(path): \(String(cString: strerror(errno)))" }
         }
-        return true
+        return nil
     }
 
     func backup(_ policy: BackupPolicy, _ record: inout Record) throws -> ActionOutcome {
@@ -474,6 +519,7 @@ public struct BackupProvider: Provider {
             return .failed("restic made no snapshot: \(output.stderr.split(separator: "\n").last ?? "")")
         }
         record.known = true
+        try? store.remove(Self.initKey(policy.metadata.name))
         record.lastBackup = Date()
         record.lastSnapshot = short
         Self.note(short, in: &record) {
