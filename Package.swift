@@ -113,7 +113,7 @@ let package = Package(
         ),
         .target(
             name: "StetFuzzing",
-            dependencies: ["StetAudit", "StetCore", "StetCrypto", "StetFleet", "StetManifest", "StetProviders"],
+            dependencies: ["StetAudit", "StetCore", "StetCrypto", "StetEngine", "StetFleet", "StetManifest", "StetProviders"],
             swiftSettings: strict
         ),
         .target(

@@ -87,14 +87,7 @@ public struct ObservedSnapshot: Codable, Sendable, Equatable {
         guard let signer = envelope.validSigners(among: operators.map(\.publicKey)).first else {
             throw Refused(message: "\(source): not signed by an operator key of the trust policy in force")
         }
-        let snapshot: ObservedSnapshot
-        do {
-            try StrictJSON.checkUniqueKeys(envelope.payload)
-            snapshot = try JSONCoding.decoder.decode(ObservedSnapshot.self, from: envelope.payload)
-        } catch {
-            throw Refused(message: "\(source): the payload is not an observed state: \(TextEscaping.excerpt("\(error)", limit: 300))")
-        }
-        if let problem = snapshot.formProblem() { throw Refused(message: "\(source): \(problem)") }
+        let snapshot = try payload(envelope.payload, source: source)
         let age = now.timeIntervalSince(snapshot.createdAt)
         guard age >= -maximumSkew else {
             throw Refused(message: "\(source): taken at \(RFC3339.format(snapshot.createdAt)), "
@@ -105,6 +98,19 @@ public struct ObservedSnapshot: Codable, Sendable, Equatable {
                 + "\(RFC3339.format(snapshot.createdAt))); at most \(maxAge) is accepted (--max-age): export a fresh one on the host")
         }
         return (snapshot, operators.first { $0.publicKey == signer }?.name ?? signer.keyID)
+    }
+
+    /// The snapshot a signed payload holds, every name and number in form (`formProblem`).
+    package static func payload(_ data: Data, source: String) throws(Refused) -> ObservedSnapshot {
+        let snapshot: ObservedSnapshot
+        do {
+            try StrictJSON.checkUniqueKeys(data)
+            snapshot = try JSONCoding.decoder.decode(ObservedSnapshot.self, from: data)
+        } catch {
+            throw Refused(message: "\(source): the payload is not an observed state: \(TextEscaping.excerpt("\(error)", limit: 300))")
+        }
+        if let problem = snapshot.formProblem() { throw Refused(message: "\(source): \(problem)") }
+        return snapshot
     }
 
     // MARK: - Form

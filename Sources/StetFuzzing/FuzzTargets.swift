@@ -2,6 +2,7 @@ public import Foundation
 import StetAudit
 import StetCore
 import StetCrypto
+import StetEngine
 import StetFleet
 import StetManifest
 import StetProviders
@@ -28,9 +29,11 @@ public enum FuzzTargets {
 
     public static let all: [Target] = [
         Target(name: "release", reads: "a release envelope (DSSE JSON) and its index", seeds: ["manifests/release.dsse.json"], run: release),
-        Target(name: "trust", reads: "a trust policy (YAML) and a trust rotation envelope", seeds: ["keys/trust.yaml"], run: trust),
-        Target(name: "manifest", reads: "a manifest file (YAML)", seeds: ["manifests", "Fuzz/seeds/manifest"], run: manifest),
-        Target(name: "plan", reads: "a saved plan (DSSE JSON) and a plan payload", seeds: ["Fuzz/seeds/plan"], run: plan),
+        Target(name: "trust", reads: "a trust policy (YAML), a trust rotation envelope and PEM public keys",
+               seeds: ["keys", "Fuzz/seeds/trust"], run: trust),
+        Target(name: "manifest", reads: "a manifest file (YAML)", seeds: ["manifests"], run: manifest),
+        Target(name: "plan", reads: "a saved plan (DSSE JSON), a plan payload and an observed-state payload",
+               seeds: ["Fuzz/seeds/plan"], run: plan),
         Target(name: "audit", reads: "audit log lines, entries and a whole log.jsonl", seeds: ["Fuzz/seeds/audit"], run: audit),
         Target(name: "checkpoint", reads: "checkpoints, signed notes, cosignatures and published checkpoints",
                seeds: ["Fuzz/seeds/checkpoint"], run: checkpoint),
@@ -86,6 +89,16 @@ public enum FuzzTargets {
 
     static func trust(_ data: Data) {
         _ = try? TrustPolicy.parse(data, file: "trust.yaml", loadKey: { _ in examplePEM })
+        // The keys it names, read from files an attacker may also write.
+        _ = try? PublicKey(pem: data)
+        _ = try? TrustPolicy.parse(Data("""
+            apiVersion: stet/v1
+            kind: TrustPolicy
+            version: 1
+            keys: {a: {publicKey: a.pub}}
+            roles: {root: {threshold: 1, keys: [a]}, release: {threshold: 1, keys: [a]}}
+
+            """.utf8), file: "trust.yaml", loadKey: { _ in data })
         if let policy { _ = try? TrustResolver.verifyRotation(data, repository: policy, pinned: policy) }
         _ = try? JSONDecoder().decode(TrustRotation.self, from: data)
     }
@@ -101,6 +114,7 @@ public enum FuzzTargets {
         if (try? StrictJSON.checkUniqueKeys(data)) != nil {
             _ = try? JSONDecoder().decode(Plan.self, from: data)
         }
+        _ = try? ObservedSnapshot.payload(data, source: "fuzz")
     }
 
     static func audit(_ data: Data) {
@@ -213,6 +227,16 @@ public enum FuzzTargets {
         guard let policy else { return }
         _ = FleetSigned.open(data, type: FleetSigned.nodeType, as: NodeRecord.self, trust: policy)
         _ = FleetSigned.open(data, type: FleetSigned.assignmentType, as: Assignment.self, trust: policy)
+        // The payloads the signatures guard, as the nodes decode them.
+        let decoder = JSONDecoder()
+        _ = try? decoder.decode(NodeRecord.self, from: data)
+        _ = try? decoder.decode(Assignment.self, from: data)
+        _ = try? decoder.decode(NodeStatus.self, from: data)
+        _ = try? decoder.decode(PrimaryRecord.self, from: data)
+        _ = try? decoder.decode(SwitchoverRequest.self, from: data)
+        _ = try? decoder.decode(AppliedPlan.self, from: data)
+        _ = try? decoder.decode(DrainRecord.self, from: data)
+        _ = try? decoder.decode(FleetShare.self, from: data)
     }
 
     static func schedule(_ data: Data) {

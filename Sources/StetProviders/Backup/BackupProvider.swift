@@ -536,7 +536,8 @@ public struct BackupProvider: Provider {
 
     /// The `summary` message of `restic backup --json`, or nil when it is not one.
     package static func backupSummary(_ message: Data) -> Summary? {
-        try? JSONDecoder().decode(Summary.self, from: message)
+        guard let summary = try? JSONDecoder().decode(Summary.self, from: message), summary.message_type == "summary" else { return nil }
+        return summary
     }
 
     package struct Summary: Decodable {

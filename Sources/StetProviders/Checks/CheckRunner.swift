@@ -140,13 +140,19 @@ public struct CheckRunner: Sendable {
         return judge(response, expectStatus: expectStatus, bodyContains: bodyContains)
     }
 
+    /// An HTTP status: exactly three ASCII digits (`Int` alone takes `+20` and `-99`).
+    package static func statusCode(_ text: Substring) -> Int? {
+        guard text.utf8.count == 3, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(text)
+    }
+
     /// The verdict on a health check's answer `response`: its status as expected (any 2xx when
     /// none is), and its body holding `bodyContains` when given.
     package static func judge(_ response: [UInt8], expectStatus: Int?, bodyContains: String?) -> Result {
         let text = String(decoding: response, as: UTF8.self)
         let statusLine = text.prefix { $0 != "\r" && $0 != "\n" }
         let fields = statusLine.split(separator: " ")
-        guard fields.count >= 2, fields[0].hasPrefix("HTTP/"), let status = Int(fields[1]) else {
+        guard fields.count >= 2, fields[0].hasPrefix("HTTP/"), let status = statusCode(fields[1]) else {
             return Result(ok: false, detail: "not an HTTP response")
         }
         let statusOK = expectStatus.map { $0 == status } ?? (200..<300).contains(status)

@@ -63,7 +63,7 @@ public enum PlainHTTP {
         }
         let head = String(decoding: bytes[..<split.lowerBound], as: UTF8.self)
         let fields = head.prefix { $0 != "\r" }.split(separator: " ")
-        guard fields.count >= 2, fields[1].utf8.count == 3, let status = Int(fields[1]) else {
+        guard fields.count >= 2, let status = CheckRunner.statusCode(fields[1]) else {
             return .failure(Failure(description: "\(url) sent no HTTP status"))
         }
         return .success(Response(status: status, body: Data(bytes[split.upperBound...])))

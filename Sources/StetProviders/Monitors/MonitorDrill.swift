@@ -69,8 +69,6 @@ public struct MonitorDrill: Sendable {
     /// `…/api/v2/alerts` of an Alertmanager at `base`.
     static func alertsURL(_ base: String) -> String { (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/api/v2/alerts" }
 
-    /// Polls Alertmanager's alerts until a StetDrill alert of `monitor` shows, or `timeout`
-    /// passes. Answers that are not a JSON list of alerts count as not showing it.
     /// Whether Alertmanager's answer `body` (a JSON list of alerts) holds a StetDrill alert of
     /// `monitor`.
     package static func showsDrill(_ body: Data, monitor: String) -> Bool {
@@ -81,6 +79,8 @@ public struct MonitorDrill: Sendable {
         }
     }
 
+    /// Polls Alertmanager's alerts until a StetDrill alert of `monitor` shows, or `timeout`
+    /// passes. Answers that are not a JSON list of alerts count as not showing it.
     static func waitForDrill(_ alertsURL: String, monitor: String, timeout: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
