@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 
 /// The rules every path in the state directory keeps, checked before a state file is opened:
 ///
@@ -155,7 +154,16 @@ enum StateFileRules {
 
     /// Parents of state directories whose folders passed `checkHolders` in this process. A folder
     /// that only Stet's user or root can write stays so unless one of them changes it.
-    private static let checkedHolders = Mutex<Set<String>>([])
+    /// An `NSLock`, not `Synchronization.Mutex`: the mutex waits on futexes ThreadSanitizer does
+    /// not see, so every use of it was reported as a race (`scripts/sanitize thread`).
+    private static let checkedHolders = CheckedHolders()
+
+    private final class CheckedHolders: @unchecked Sendable {
+        private let lock = NSLock()
+        private var folders: Set<String> = []
+        func contains(_ folder: String) -> Bool { lock.withLock { folders.contains(folder) } }
+        func insert(_ folder: String) { lock.withLock { _ = folders.insert(folder) } }
+    }
 
     /// Checks the folders that hold `stateDirectory`: those on its path from `/` and those on
     /// the real path of its parent (where links on the way lead). Each that exists must be owned
@@ -165,7 +173,7 @@ enum StateFileRules {
     static func checkHolders(of stateDirectory: String) throws {
         let absolute = stateDirectory.hasPrefix("/") ? stateDirectory : FileManager.default.currentDirectoryPath + "/" + stateDirectory
         let parent = (absolute as NSString).deletingLastPathComponent
-        guard !checkedHolders.withLock({ $0.contains(parent) }) else { return }
+        guard !checkedHolders.contains(parent) else { return }
         var folders = prefixes(of: parent)
         if let resolved = realpath(parent, nil) {
             folders += prefixes(of: String(cString: resolved))
@@ -195,7 +203,7 @@ enum StateFileRules {
                     fix: "run `chmod go-w \(folder)`, or use a state directory in a folder of Stet's own user")
             }
         }
-        checkedHolders.withLock { _ = $0.insert(parent) }
+        checkedHolders.insert(parent)
     }
 
     /// `/`, `/a`, `/a/b` … `path` (absolute), without empty or `.` components.
