@@ -281,7 +281,7 @@ public struct BackupProvider: Provider {
             case .failure(let failure as Restic.Failure):
                 switch failure.kind {
                 case .missingRepository: state = .missing
-                case .failed: state = .unreadable(Self.doesNotOpen(failure.message, repository: repository(policy), interrupted: try interruptedInit(name, repository: repository(policy))))
+                case .failed: state = .unreadable(Self.doesNotOpen(failure.message, repository: repository(policy), interrupted: interruptedInit(name, repository: repository(policy))))
                 default: state = .unreadable(failure.message)
                 }
             case .failure(let error): throw error
@@ -382,7 +382,7 @@ public struct BackupProvider: Provider {
         guard failure.kind == .missingRepository else {
             // There but not opening: never initialise over it.
             guard failure.kind == .failed else { return .failed(failure.message) }
-            return .failed(Self.doesNotOpen(failure.message, repository: repository, interrupted: try interruptedInit(name, repository: repository)))
+            return .failed(Self.doesNotOpen(failure.message, repository: repository, interrupted: interruptedInit(name, repository: repository)))
         }
         return nil
     }
@@ -406,7 +406,7 @@ public struct BackupProvider: Provider {
     }
 
     /// When an init of `repository` for policy `name` started and did not finish, if one did.
-    func interruptedInit(_ name: String, repository: String) throws -> String? {
+    func interruptedInit(_ name: String, repository: String) -> String? {
         marker(name).flatMap { $0.repository == repository ? $0.started : nil }
     }
 
@@ -458,9 +458,11 @@ public struct BackupProvider: Provider {
             }
             return "cannot move the new repository into \(path): \(String(cString: strerror(code)))"
         }
-        let fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        defer { if fd >= 0 { close(fd) } }
-        guard fd >= 0, fsync(fd) == 0 else { return "cannot write \(parent) to disk: \(String(cString: strerror(errno)))" }
+        do {
+            try AtomicFile.syncDirectory(parent)
+        } catch {
+            return "cannot write \(parent) to disk: \(error)"
+        }
         return nil
     }
 
