@@ -9,13 +9,16 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* posix_spawn cannot change the user, so this forks. Between fork and exec the child of a
-   threaded process may only make async-signal-safe calls: everything below is a system call
+/* posix_spawn cannot change the user, so this clones as posix_spawn does (below). Between the
+   clone and exec the child of a threaded process, sharing its memory, may only make
+   async-signal-safe calls that change nothing of the parent's: everything below is a system call
    (the user switch too, made with raw syscalls that change only the calling thread, which is
    the child's only one), and PATH is walked in a buffer on the stack. */
 
@@ -93,6 +96,23 @@ static void child_exec(char *const argv[], char *const envp[], const char *cwd, 
     child_fail(report, denied ? EACCES : ENOENT);
 }
 
+struct child_arguments {
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    int log_fd;
+    const struct stet_identity *identity;
+    int report;
+    const char *path;
+    long max_fd;
+};
+
+static int child_main(void *raw) {
+    const struct child_arguments *a = raw;
+    child_exec(a->argv, a->envp, a->cwd, a->log_fd, a->identity, a->report, a->path, a->max_fd);
+    return 127;
+}
+
 int stet_spawn_as(char *const argv[], char *const envp[], const char *cwd, const char *log_path,
                   const struct stet_identity *identity, pid_t *pid) {
     if (argv == NULL || argv[0] == NULL) return EINVAL;
@@ -113,14 +133,27 @@ int stet_spawn_as(char *const argv[], char *const envp[], const char *cwd, const
         close(log_fd);
         return error;
     }
-    /* Blocked across fork, so no handler of Stet's runs in the child before it resets them. */
+    /* The child shares Stet's memory until it calls execve (CLONE_VM | CLONE_VFORK, as
+       posix_spawn does): no page tables are copied, and Stet's thread waits only for the exec.
+       It runs on a stack of its own and writes nothing of Stet's but that stack. Signals are
+       blocked across the clone, so no handler of Stet's runs in the child before it resets them. */
+    size_t stack_size = 256 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
+        int error = errno;
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+        close(log_fd);
+        return error;
+    }
+    struct child_arguments arguments = {argv, envp, cwd, log_fd, identity, pipe_fds[1], path, max_fd};
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pid_t child = fork();
-    if (child == 0) child_exec(argv, envp, cwd, log_fd, identity, pipe_fds[1], path, max_fd);
+    pid_t child = clone(child_main, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &arguments);
     int fork_error = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    munmap(stack, stack_size);
     close(pipe_fds[1]);
     close(log_fd);
     if (child < 0) {

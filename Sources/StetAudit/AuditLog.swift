@@ -121,7 +121,22 @@ public final class AuditLog: @unchecked Sendable {
         return try mutex.withLock {
             try withFileLock(now: now) {
                 try catchUp(now: now)
-                return try write(records, now: now)
+                return try write(records, now: now, head: true)
+            }
+        }
+    }
+
+    /// Appends with one fsync, as `append` does, and leaves the signed head to the next append
+    /// or checkpoint (the action's result follows): an intent's action waits for its entry's
+    /// fsync only. Until then the head counts the entries before these; a crash meanwhile leaves
+    /// the log longer than its head, which the next writer checks past the head as always.
+    @discardableResult
+    public func appendBeforeAction(_ records: [AuditRecord], now: Date = Date()) throws -> [AuditEntry] {
+        guard !records.isEmpty else { return [] }
+        return try mutex.withLock {
+            try withFileLock(now: now) {
+                try catchUp(now: now)
+                return try write(records, now: now, head: false)
             }
         }
     }
@@ -150,7 +165,7 @@ public final class AuditLog: @unchecked Sendable {
 
     // MARK: - Under the lock
 
-    private func write(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] {
+    private func write(_ records: [AuditRecord], now: Date, head: Bool) throws -> [AuditEntry] {
         guard !closed else { throw AuditError(.io, "the audit log is closed") }
         let (bytes, entries, next) = try prepare(records, after: position, time: RFC3339.format(now, milliseconds: true))
         do {
@@ -164,6 +179,7 @@ public final class AuditLog: @unchecked Sendable {
         }
         position = next
         prefix.update(bytes)
+        guard head else { return entries }
         do {
             try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
         } catch {
@@ -210,8 +226,10 @@ public final class AuditLog: @unchecked Sendable {
                 for: Envelope.preAuthenticationEncoding(payloadType: AuditEntry.payloadType, payload: payload))
             return AuditLine.line(payload: payload, keyID: keyID, signature: signature)
         }
+        guard payloads.count >= 64 else { return try payloads.map(line) }
+        // Asked only here: Foundation reads the cgroup's files for it on every call.
         let workers = ProcessInfo.processInfo.activeProcessorCount
-        guard payloads.count >= 64, workers > 1 else { return try payloads.map(line) }
+        guard workers > 1 else { return try payloads.map(line) }
         var results = [Result<Data, any Error>](repeating: .success(Data()), count: payloads.count)
         results.withUnsafeMutableBufferPointer { output in
             nonisolated(unsafe) let output = output
@@ -434,7 +452,7 @@ public final class AuditLog: @unchecked Sendable {
                 reason: "line \(position.size + 1) was a write cut short (\(tornBytes) bytes without a final newline at "
                     + "byte \(position.bytes)); it was removed from the log and kept in \(Self.brokenName)",
                 outcome: .ok)],
-            now: now)
+            now: now, head: true)
     }
 
     private func storeCheckpoint(origin: String, now: Date) throws -> SignedNote {

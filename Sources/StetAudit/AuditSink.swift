@@ -13,6 +13,11 @@ public protocol AuditSink: AnyObject, Sendable {
     /// Appends `records` as consecutive entries; returns them as written.
     @discardableResult
     func append(_ records: [AuditRecord], now: Date) throws -> [AuditEntry]
+    /// Appends as `append` does, and the entries count as written once it returns, but a sink
+    /// that keeps a signed head of its log may leave the head to the next append or checkpoint:
+    /// for an intent, so that nothing but its fsync stands between it and the action.
+    @discardableResult
+    func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> [AuditEntry]
     /// Signs and keeps a checkpoint of the log as it is now (`origin` nil: the sink's own).
     @discardableResult
     func checkpoint(origin: String?, now: Date) throws -> SignedNote
@@ -25,6 +30,9 @@ public protocol AuditSink: AnyObject, Sendable {
 }
 
 extension AuditSink {
+    @discardableResult
+    public func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] { try append(records, now: now) }
+
     @discardableResult
     public func append(_ record: AuditRecord, now: Date = Date()) throws -> AuditEntry {
         try append([record], now: now)[0]

@@ -24,6 +24,10 @@ public struct Applier: Sendable {
     /// its end: for progress on a terminal or in CI. Never used to decide anything.
     public var events: @Sendable (Event) -> Void = { _ in }
 
+    /// Entries that go into the log with a change's intent, in the same append (one fsync), by
+    /// change id: the drift a correction corrects (`Reconciler.Admission.drift`).
+    public var preceding: [String: AuditRecord] = [:]
+
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
 
@@ -144,7 +148,9 @@ public struct Applier: Sendable {
         let action = Action(
             id: change.id, plan: plan.id, resource: change.resource.whole, action: change.action.rawValue, cause: change.cause.rawValue,
             reason: change.reason.message)
-        let (outcome, seconds) = try await run(action) { await provider.perform(change, desired: desired) }
+        let (outcome, seconds) = try await run(action, after: preceding[change.id].map { [$0] } ?? []) {
+            await provider.perform(change, desired: desired)
+        }
         return Result(change: change, outcome: outcome, seconds: seconds)
     }
 
@@ -172,11 +178,14 @@ public struct Applier: Sendable {
     /// The one path of every action: an `intent` entry and an in-flight marker before `body`
     /// runs, a `result` entry after, then the resource's last action in its status. A crash in
     /// between leaves the marker, which the next start records as `interrupted`
-    /// (`recoverInterrupted`). Returns the outcome and the seconds it took.
-    public func run(_ action: Action, _ body: () async -> ActionOutcome) async throws -> (ActionOutcome, Double) {
-        try audit.append(AuditRecord(
+    /// (`recoverInterrupted`). Returns the outcome and the seconds it took. `preceding` entries
+    /// are appended with the intent, in one append.
+    public func run(_ action: Action, after preceding: [AuditRecord] = [], _ body: () async -> ActionOutcome) async throws
+        -> (ActionOutcome, Double)
+    {
+        try audit.appendBeforeAction(preceding + [AuditRecord(
             kind: .intent, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
-            resource: action.resource.description, action: action.action, cause: action.cause, reason: action.reason))
+            resource: action.resource.description, action: action.action, cause: action.cause, reason: action.reason)], now: Date())
         let marker = Self.inflightKey(action.id)
         try store.write(marker, try JSONCoding.encoder.encode(Inflight(
             plan: action.plan, change: action.plan == nil ? nil : action.id, resource: action.resource.description, action: action.action)))

@@ -66,11 +66,16 @@ extension ReconcileLoop {
         guard !admission.allowed.isEmpty else { return endBackupPass() }
         var toApply = plan
         toApply.changes = admission.allowed
-        let (applier, progress, desired, inbox) = (applier(), progress, desired, inbox)
-        Task(executorPreference: backupThreads) {
+        var applier = applier()
+        applier.preceding = admission.drift
+        let (progress, desired, inbox, audit, store) = (progress, desired, inbox, audit, store)
+        Task(executorPreference: backupThreads) { [applier] in
             let report: Result<Applier.Report, any Error>
             do {
-                report = .success(try await applier.apply(toApply, desired: desired, progress: progress))
+                let applied = try await applier.apply(toApply, desired: desired, progress: progress)
+                try Reconciler.recordUntried(admission, applied, audit: audit)
+                try Reconciler.recordCorrections(admission, store: store)
+                report = .success(applied)
             } catch {
                 report = .failure(error)
             }

@@ -23,6 +23,8 @@ extension ReconcileLoop {
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let (onPass, lastObservation) = (self.onPass, self.lastObservation)
         defer {
+            // What no replacement took over, after the pass (and before any error leaves it).
+            do { try provider.saveExits() } catch { log("cannot record how replicas ended: \(error)") }
             lastObservation.passEnded()
             onPass(Double(DispatchTime.now().uptimeNanoseconds - passStarted) / 1e9)
         }
@@ -50,6 +52,7 @@ extension ReconcileLoop {
         try stateLock.acquire(timeout: options.lockTimeout)
         defer { stateLock.release() }
         dirty.formUnion(try reapExited())
+        try provider.saveExits()
     }
 
     /// What this pass makes true: the desired state, except in a fleet's first pass after its
@@ -92,8 +95,10 @@ extension ReconcileLoop {
         }
     }
 
-    /// Records how replicas that ended ended (reaping this process's own children), and returns
-    /// their services.
+    /// Notes how replicas that ended ended (reaping this process's own children), and returns
+    /// their services. Written after the pass (`ReplicaProvider.saveExits`), unless a
+    /// replacement's record carries the exit first: nothing is written between an exit and the
+    /// intent of its correction.
     func reapExited() throws -> Set<String> {
         var ended: Set<String> = []
         for records in try provider.records().values {
@@ -101,7 +106,7 @@ extension ReconcileLoop {
                 guard !ProcessTable.isAlive(record.pid, startTime: record.startTime) else { continue }
                 record.lastExit = ProcessTable.reap(record.pid) ?? "exited"
                 record.exitedAt = Date()
-                try provider.save(record)
+                provider.noteExit(record)
                 ended.insert(record.service)
             }
         }

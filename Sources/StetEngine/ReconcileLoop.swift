@@ -390,11 +390,12 @@ public final class ReconcileLoop: @unchecked Sendable {
         return windowWake
     }
 
-    /// `poll`'s timeout until `due`: at least 0, at most an hour.
+    /// `poll`'s timeout until `due`: at least 0, at most an hour. Rounded up: a wait of less
+    /// than a millisecond is one millisecond, not a poll that returns at once, again and again.
     static func milliseconds(from now: Date, to due: Date) -> Int32 {
         let seconds = due.timeIntervalSince(now)
         guard seconds > 0 else { return 0 }
-        return Int32(min(seconds, 3600) * 1000)
+        return Int32((min(seconds, 3600) * 1000).rounded(.up))
     }
 
     /// One pidfd per running replica; a replica found gone whose exit no pass recorded makes

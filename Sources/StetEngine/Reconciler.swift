@@ -42,6 +42,15 @@ public final class Reconciler {
     public struct Admission: Sendable {
         public var allowed: [Change]
         public var retry: [ResourceID: Date]
+        /// The drift entries of the allowed corrections, by change id, not yet appended: each
+        /// goes into the log with its correction's intent, in one append and one fsync before
+        /// the action (`Applier.preceding`), or on its own when the change is not tried
+        /// (`recordUntried`).
+        public var drift: [String: AuditRecord] = [:]
+        /// The backoff steps and counts of the corrections that go ahead, for their status
+        /// files, written once the pass has acted (`recordCorrections`): nothing but the intent
+        /// stands between a replica's exit and its replacement.
+        public var corrections: [ResourceID: CorrectionPolicy.Correction] = [:]
     }
 
     public let audit: any AuditSink
@@ -91,9 +100,12 @@ public final class Reconciler {
         guard !admission.allowed.isEmpty else { return outcome }
         var toApply = plan
         toApply.changes = admission.allowed
-        let report = try await Applier(provider: provider, audit: audit, store: store, release: release)
-            .apply(toApply, desired: desired, progress: hooks.progress)
+        var applier = Applier(provider: provider, audit: audit, store: store, release: release)
+        applier.preceding = admission.drift
+        let report = try await applier.apply(toApply, desired: desired, progress: hooks.progress)
         outcome.report = report
+        try Self.recordUntried(admission, report, audit: audit)
+        try Self.recordCorrections(admission, store: store)
         recordOutcomes(report, desired: desired)
         try recordOverruns(report, desired: desired, release: release)
         for result in report.results where !result.outcome.ok && result.change.resource.kind == .service {
@@ -125,11 +137,17 @@ public final class Reconciler {
             },
             now: now)
         var admission = Admission(allowed: [], retry: [:])
+        // Drift held back is recorded now, in one append; drift corrected now goes with its intent.
+        var heldDrift: [AuditRecord] = []
         for (change, (key, decision)) in zip(plan.changes, zip(keys, decisions)) {
             if change.cause == .drift {
-                try audit.append(AuditRecord(
+                let drift = AuditRecord(
                     kind: .drift, release: release, change: change.id, resource: change.resource.whole.description,
-                    action: change.action.rawValue, cause: change.cause.rawValue, reason: change.reason.message))
+                    action: change.action.rawValue, cause: change.cause.rawValue, reason: change.reason.message)
+                switch decision {
+                case .apply, .correct: admission.drift[change.id] = drift
+                case .after, .budgetSpent: heldDrift.append(drift)
+                }
             }
             switch decision {
             case .apply:
@@ -139,20 +157,20 @@ public final class Reconciler {
                     hooks.selfAlertCleared(
                         SelfAlert(.budgetExhausted, resource: key),
                         "Stet corrects \(key) again (\(correction.inLastHour) corrections in the last hour)")
-                    try ResourceStatus.update(key, in: store) {
-                        $0.backoffUntil = correction.until
-                        $0.backoffSeconds = correction.seconds
-                        $0.correctionsLastHour = correction.inLastHour
-                        $0.budgetExhausted = false
-                    }
+                    admission.corrections[key] = correction
                 }
                 admission.allowed.append(change)
             case .after(let date):
                 admission.retry[key] = date
             case .budgetSpent(let count, let first):
+                if !heldDrift.isEmpty {
+                    try audit.append(heldDrift, now: Date())
+                    heldDrift = []
+                }
                 if first { try budgetSpent(change, corrections: count, desired: desired, release: release) }
             }
         }
+        try audit.append(heldDrift, now: Date())
         try WindowRecords.recordWaits(plan, release: release, audit: audit, seen: &reportedWaits)
         for notice in plan.notices where notice.reason.code != WindowGate.waitCode {
             let key = "\(notice.resource):\(notice.reason.code)"
@@ -163,6 +181,27 @@ public final class Reconciler {
                 reason: notice.reason.message + (notice.mode.map { " (drift: \($0.rawValue), not corrected)" } ?? "")))
         }
         return admission
+    }
+
+    /// Records the drift of the corrections that `report` did not try (an earlier change of
+    /// their resource failed, or the pass ended early): every drift found is in the log.
+    public static func recordUntried(_ admission: Admission, _ report: Applier.Report?, audit: any AuditSink) throws {
+        let tried = Set((report?.results ?? []).map(\.change.id))
+        let untried = admission.allowed.filter { !tried.contains($0.id) }.compactMap { admission.drift[$0.id] }
+        try audit.append(untried, now: Date())
+    }
+
+    /// Writes the backoff and the count of corrections into the status of each resource that
+    /// a correction of this pass went ahead for.
+    public static func recordCorrections(_ admission: Admission, store: any StateStore) throws {
+        for (key, correction) in admission.corrections.sorted(by: { $0.key.description < $1.key.description }) {
+            try ResourceStatus.update(key, in: store) {
+                $0.backoffUntil = correction.until
+                $0.backoffSeconds = correction.seconds
+                $0.correctionsLastHour = correction.inLastHour
+                $0.budgetExhausted = false
+            }
+        }
     }
 
     /// Counts failures per resource: a provider that fails the same resource three times

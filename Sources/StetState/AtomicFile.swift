@@ -5,7 +5,9 @@ public import Foundation
 /// The temporary file is always new (`O_EXCL | O_NOFOLLOW`): a file or link planted under its
 /// name fails the write instead of receiving it.
 public enum AtomicFile {
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644) throws {
+    /// Without `syncDirectory` the rename is not waited for: a crash leaves the old content or
+    /// the new one (each complete), and the next fsync of the folder makes the rename last.
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, syncDirectory sync: Bool = true) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
@@ -22,7 +24,7 @@ public enum AtomicFile {
         }
         guard rename(temporary, path) == 0 else { throw StateError.io("rename \(temporary) to \(path)", errno) }
         ok = true
-        try syncDirectory(directory.isEmpty ? "." : directory)
+        if sync { try syncDirectory(directory.isEmpty ? "." : directory) }
     }
 
     /// Creates `path` with `data` unless it exists, atomically: written and fsynced under a

@@ -57,6 +57,10 @@ public struct FileStateStore: StateStore {
         try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600)
     }
 
+    public func replace(_ key: String, _ data: Data) throws {
+        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600, syncDirectory: false)
+    }
+
     /// Written under a temporary name and linked into place (`AtomicFile.create`): a link fails
     /// rather than replace a file another process made meanwhile.
     public func create(_ key: String, _ data: Data) throws -> Bool {

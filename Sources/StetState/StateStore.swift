@@ -18,6 +18,11 @@ public import Foundation
 public protocol StateStore: Sendable {
     func read(_ key: String) throws -> Data?
     func write(_ key: String, _ data: Data) throws
+    /// Writes `key` as `write` does, atomically and with its content durable, but without
+    /// waiting for the folder: after a crash the key holds the new value or the old one, until
+    /// the next `write` in its folder, which makes both last. For values whose loss a crash may
+    /// cost (a replica's exit, found again when the record is read), on a path that must be fast.
+    func replace(_ key: String, _ data: Data) throws
     /// Writes `key` only when it does not exist yet. True when this call wrote it; false when
     /// it existed (its value untouched).
     func create(_ key: String, _ data: Data) throws -> Bool
@@ -34,4 +39,8 @@ public protocol StateStore: Sendable {
     func localPath(_ key: String) throws -> String
     /// Where the store is, as messages name it (the state directory's path).
     var location: String { get }
+}
+
+extension StateStore {
+    public func replace(_ key: String, _ data: Data) throws { try write(key, data) }
 }

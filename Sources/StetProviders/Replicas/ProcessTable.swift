@@ -10,15 +10,58 @@ public enum ProcessTable {
     }
 
     /// The process `pid`, or nil when there is none. The command name (field 2) may hold spaces
-    /// and parentheses, so the fields are split after the last `)`.
+    /// and parentheses, so the fields are split after the last `)`. Read with one `read` into a
+    /// buffer on the stack and parsed as bytes: the loop asks this of every replica in every
+    /// pass, and on the way from a replica's exit to its replacement.
     public static func entry(_ pid: Int32) -> Entry? {
-        guard pid > 0, let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
-        let text = String(decoding: data, as: UTF8.self)
-        guard let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // fields[0] is field 3 (state); field 22 is fields[19].
-        guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
-        return Entry(state: state, startTime: start)
+        guard pid > 0 else { return nil }
+        let fd = "/proc/\(pid)/stat".withCString { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer -> Entry? in
+            var length = 0
+            while length < buffer.count {
+                let count = read(fd, buffer.baseAddress! + length, buffer.count - length)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                length += count
+            }
+            return parse(UnsafeBufferPointer(rebasing: buffer[..<length]))
+        }
+    }
+
+    /// The state and start time in the text of `/proc/PID/stat`.
+    static func parse(_ stat: UnsafeBufferPointer<UInt8>) -> Entry? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        // After ")": " S ppid …"; the state is field 3, the start time field 22.
+        var field = 2
+        var index = close + 1
+        var state: UInt8?
+        while index < stat.count {
+            while index < stat.count, stat[index] == UInt8(ascii: " ") { index += 1 }
+            guard index < stat.count else { break }
+            field += 1
+            var end = index
+            while end < stat.count, stat[end] != UInt8(ascii: " "), stat[end] != UInt8(ascii: "\n") { end += 1 }
+            if field == 3 {
+                guard end - index == 1 else { return nil }
+                state = stat[index]
+            } else if field == 22 {
+                var value: UInt64 = 0
+                guard end > index else { return nil }
+                for digit in stat[index..<end] {
+                    guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
+                    let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+                    let (sum, carry) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+                    guard !overflow, !carry else { return nil }
+                    value = sum
+                }
+                guard let state, state < 0x80 else { return nil }
+                return Entry(state: Character(Unicode.Scalar(state)), startTime: value)
+            }
+            index = end + 1
+        }
+        return nil
     }
 
     /// True when `pid` is alive and started at `startTime` (not a reused pid, not a zombie).

@@ -22,6 +22,11 @@ public struct ReplicaProvider: Provider {
     /// it watches every replica's exit anyway, and must not be busy when one ends.
     public var startCheck = 0.15
     public let checks = CheckRunner()
+    /// Records as last decoded, by the bytes they were decoded from: a record read again
+    /// unchanged (every pass reads every record) is not decoded again.
+    let decoded = DecodedRecords()
+    /// Exits found by the loop and not saved yet (`noteExit`, `saveExits`).
+    let exits = PendingExits()
 
     public init(store: any StateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
                 environment: [String: String] = ProcessInfo.processInfo.environment)
@@ -90,12 +95,21 @@ public struct ReplicaProvider: Provider {
         let key = try Self.key(service, index)
         guard let data = try store.read(key) else { return nil }
         var record: Record
-        do {
-            record = try JSONCoding.decoder.decode(Record.self, from: data)
-        } catch {
-            throw StateError.corrupt(key, "\(error)")
+        if let known = decoded.record(key, data) {
+            record = known
+        } else {
+            do {
+                record = try JSONCoding.decoder.decode(Record.self, from: data)
+            } catch {
+                throw StateError.corrupt(key, "\(error)")
+            }
+            if let problem = Self.problem(record, service: service, index: index) { throw StateError.corrupt(key, problem) }
+            decoded.keep(record, key, data)
         }
-        if let problem = Self.problem(record, service: service, index: index) { throw StateError.corrupt(key, problem) }
+        if let exit = exits.exit(of: record) {
+            record.lastExit = exit.lastExit
+            record.exitedAt = exit.exitedAt
+        }
         // Releases before timeouts had a bound may have recorded a longer one: stops wait a day at most.
         record.stopTimeout = record.stopTimeout.map { min($0, StetDuration.maximumTimeout.seconds) }
         if record.pid == 0, let instance = record.instance {
@@ -111,6 +125,30 @@ public struct ReplicaProvider: Provider {
 
     public func save(_ record: Record) throws {
         try store.write(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
+    }
+
+    /// Keeps how a replica ended without writing it yet: records read from now on say so, and
+    /// a replacement's record carries it. `saveExits` writes what no replacement took over. Used
+    /// by the loop, between a replica's exit and its replacement: a crash meanwhile loses only
+    /// the wording of the exit; the record still names a process that is gone, found again.
+    public func noteExit(_ record: Record) {
+        exits.note(record)
+    }
+
+    /// Writes the exits kept by `noteExit` whose records still name the process that ended
+    /// (a replacement's record already carries its exit), without waiting for the folder
+    /// (`StateStore.replace`).
+    public func saveExits() throws {
+        for exit in exits.take() {
+            let key = try Self.key(exit.service, exit.index)
+            guard let data = try store.read(key) else { continue }
+            guard var record = decoded.record(key, data) ?? (try? JSONCoding.decoder.decode(Record.self, from: data)),
+                record.pid == exit.pid, record.startTime == exit.startTime, record.exitedAt == nil
+            else { continue }
+            record.lastExit = exit.lastExit
+            record.exitedAt = exit.exitedAt
+            try store.replace(key, try JSONCoding.encoder.encode(record))
+        }
     }
 
     func remove(_ service: String, _ index: Int) throws { try store.remove(Self.key(service, index)) }
@@ -266,7 +304,9 @@ public struct ReplicaProvider: Provider {
             restarts: min((previous?.restarts ?? -1) + 1, Self.maximumCount), lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
             instance: instance, stopSignal: service.run.stopSignal, stopTimeout: service.run.stopTimeout.seconds,
             healthFailures: 0, lastCheck: nil)
-        try save(record)
+        // Not waiting for the folder: only a power loss could undo the rename, and it ends the
+        // process too; the record before it names a process that is gone.
+        try store.replace(try Self.key(name, index), try JSONCoding.encoder.encode(record))
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
         // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
@@ -462,5 +502,61 @@ public struct ReplicaProvider: Provider {
         guard fd >= 0 else { return }
         ftruncate(fd, 0)
         close(fd)
+    }
+}
+
+/// Records as last decoded, by key and the exact bytes they came from (`ReplicaProvider.record`).
+final class DecodedRecords: @unchecked Sendable {
+    private let lock = NSLock()
+    private var known: [String: (data: Data, record: ReplicaProvider.Record)] = [:]
+
+    func record(_ key: String, _ data: Data) -> ReplicaProvider.Record? {
+        lock.withLock { known[key].flatMap { $0.data == data ? $0.record : nil } }
+    }
+
+    func keep(_ record: ReplicaProvider.Record, _ key: String, _ data: Data) {
+        lock.withLock {
+            // Bounded: far more than the replicas of any host.
+            if known.count >= 4096 { known = [:] }
+            known[key] = (data, record)
+        }
+    }
+}
+
+/// Exits the loop found and has not written (`ReplicaProvider.noteExit`), by replica.
+final class PendingExits: @unchecked Sendable {
+    struct Exit {
+        let service: String
+        let index: Int
+        let pid: Int32
+        let startTime: UInt64
+        let lastExit: String?
+        let exitedAt: Date?
+    }
+
+    private let lock = NSLock()
+    private var exits: [String: Exit] = [:]
+
+    func note(_ record: ReplicaProvider.Record) {
+        lock.withLock {
+            exits["\(record.service)#\(record.index)"] = Exit(
+                service: record.service, index: record.index, pid: record.pid, startTime: record.startTime, lastExit: record.lastExit,
+                exitedAt: record.exitedAt)
+        }
+    }
+
+    /// The exit kept for the process `record` names, if any.
+    func exit(of record: ReplicaProvider.Record) -> Exit? {
+        guard record.exitedAt == nil else { return nil }
+        return lock.withLock {
+            exits["\(record.service)#\(record.index)"].flatMap { $0.pid == record.pid && $0.startTime == record.startTime ? $0 : nil }
+        }
+    }
+
+    func take() -> [Exit] {
+        lock.withLock {
+            defer { exits = [:] }
+            return exits.values.sorted { ($0.service, $0.index) < ($1.service, $1.index) }
+        }
     }
 }

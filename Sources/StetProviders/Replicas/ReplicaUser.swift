@@ -58,8 +58,55 @@ public struct ReplicaUser: Sendable, Equatable {
         init(_ description: String) { self.description = description }
     }
 
-    /// The user `name` from the user database, with its groups; nil when there is none.
+    /// The user `name` from the user database, with its groups; nil when there is none. A user
+    /// found is kept for up to `cacheSeconds` while `/etc/passwd` and `/etc/group` stay as they
+    /// were: a replica's replacement does not wait on NSS (which opens a dozen files).
     static func lookUp(_ name: String) throws -> ReplicaUser? {
+        let stamp = DatabaseStamp.now()
+        if let cached = cache.user(name, stamp: stamp) { return cached }
+        let user = try lookUpUncached(name)
+        if let user { cache.keep(user, stamp: stamp) }
+        return user
+    }
+
+    static let cacheSeconds = 10.0
+    static let cache = Cache()
+
+    /// How the files of the user database look: a user kept is used only while they look so.
+    struct DatabaseStamp: Equatable {
+        var files: [String]
+
+        static func now() -> DatabaseStamp {
+            DatabaseStamp(files: ["/etc/passwd", "/etc/group"].map { path in
+                var info = stat()
+                guard stat(path, &info) == 0 else { return "none" }
+                return "\(info.st_ino) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+            })
+        }
+    }
+
+    final class Cache: @unchecked Sendable {
+        private let lock = NSLock()
+        private var users: [String: (user: ReplicaUser, stamp: DatabaseStamp, at: UInt64)] = [:]
+
+        func user(_ name: String, stamp: DatabaseStamp) -> ReplicaUser? {
+            lock.withLock {
+                guard let kept = users[name], kept.stamp == stamp,
+                    DispatchTime.now().uptimeNanoseconds - kept.at < UInt64(ReplicaUser.cacheSeconds * 1e9)
+                else { return nil }
+                return kept.user
+            }
+        }
+
+        func keep(_ user: ReplicaUser, stamp: DatabaseStamp) {
+            lock.withLock {
+                if users.count > 64 { users = [:] }
+                users[user.name] = (user, stamp, DispatchTime.now().uptimeNanoseconds)
+            }
+        }
+    }
+
+    static func lookUpUncached(_ name: String) throws -> ReplicaUser? {
         var entry = passwd()
         var found: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 16_384)
