@@ -10,6 +10,10 @@ public struct AlertState: Codable, Hashable, Sendable {
     public var phase: Phase
     /// When the failure that the alert is about began.
     public var activeAt: Date?
+    /// The same moment on the boot clock: how long the failure has lasted is measured on it, so
+    /// a wall clock stepped forward does not fire an alert early and one stepped back does not
+    /// hold it (`for:`). Nil in states written before it was kept.
+    public var activeSince: BootInstant?
     /// When it started firing.
     public var firedAt: Date?
     public var lastProbe: Date?
@@ -29,8 +33,10 @@ public struct AlertState: Codable, Hashable, Sendable {
         case cleared
     }
 
-    /// Applies one probe result at `now`.
-    public mutating func record(ok: Bool, detail: String, durationMs: Int, at now: Date, pendingFor: StetDuration) -> Transition {
+    /// Applies one probe result at `now` (and `boot`, the same moment on the boot clock).
+    public mutating func record(
+        ok: Bool, detail: String, durationMs: Int, at now: Date, boot: BootInstant = .now(), pendingFor: StetDuration
+    ) -> Transition {
         lastProbe = now
         lastOK = ok
         lastDetail = detail
@@ -40,6 +46,7 @@ public struct AlertState: Codable, Hashable, Sendable {
             return .none
         case (.inactive, false):
             activeAt = now
+            activeSince = boot
             if pendingFor.milliseconds == 0 {
                 phase = .firing
                 firedAt = now
@@ -48,17 +55,31 @@ public struct AlertState: Codable, Hashable, Sendable {
             phase = .pending
             return .pending
         case (.pending, false):
-            guard let activeAt, now.timeIntervalSince(activeAt) >= pendingFor.seconds else { return .none }
+            let failing: Double
+            if let activeSince {
+                guard let seconds = boot.seconds(since: activeSince) else {
+                    // Pending since another boot: how long is unknown; counted from now.
+                    self.activeSince = boot
+                    return .none
+                }
+                failing = seconds
+            } else {
+                guard let activeAt else { return .none }
+                failing = now.timeIntervalSince(activeAt)
+            }
+            guard failing >= pendingFor.seconds else { return .none }
             phase = .firing
             firedAt = now
             return .firing
         case (.pending, true):
             phase = .inactive
             activeAt = nil
+            activeSince = nil
             return .cleared
         case (.firing, true):
             phase = .inactive
             activeAt = nil
+            activeSince = nil
             firedAt = nil
             return .resolved
         }

@@ -20,7 +20,7 @@ public struct BackupHealth: Sendable, Equatable, Codable {
         case .ready:
             break
         }
-        if let newest = observed.newest {
+        if let newest = observed.newest(asOf: now) {
             let age = StetDuration(seconds: max(0, now.timeIntervalSince(newest))).rounded
             if now.timeIntervalSince(newest) < policy.rpo.seconds {
                 findings.append("newest snapshot \(age) old (RPO \(policy.rpo))")
@@ -30,7 +30,8 @@ public struct BackupHealth: Sendable, Equatable, Codable {
             }
         } else {
             healthy = false
-            findings.append("no snapshot")
+            let future = observed.future(asOf: now).count
+            findings.append(future == 0 ? "no snapshot" : "no snapshot dated before now (\(future) dated after it: the clock went back?)")
         }
         if policy.checkEvery != nil {
             if let check = observed.lastCheck {

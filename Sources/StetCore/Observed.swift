@@ -183,6 +183,31 @@ public struct ObservedBackup: Codable, Hashable, Sendable {
     /// The newest snapshot's time.
     public var newest: Date? { snapshots.map(\.time).max() }
 
+    /// How far after now a time may lie and still be taken as now: clocks of hosts that write
+    /// to one repository differ a little.
+    public static let clockAllowance = 60.0
+
+    /// The newest snapshot's time that is not after `now` (`clockAllowance`). A snapshot dated
+    /// later was made before this host's clock went back, or by a host whose clock is ahead: it
+    /// says nothing of how old the data is now, so it counts only once its time has come. A
+    /// wall clock stepped back therefore never holds a backup back.
+    public func newest(asOf now: Date) -> Date? {
+        snapshots.map(\.time).filter { $0 <= now.addingTimeInterval(Self.clockAllowance) }.max()
+    }
+
+    /// The snapshots dated after `now` (`newest(asOf:)`).
+    public func future(asOf now: Date) -> [Snapshot] {
+        snapshots.filter { $0.time > now.addingTimeInterval(Self.clockAllowance) }
+    }
+
+    /// Whether a verification of every `every` is due at `now`: none ran, its time has come,
+    /// or it is dated after now (the clock went back: how long ago it ran is unknown).
+    public static func isDue(_ last: Verification?, every: StetDuration, now: Date) -> Bool {
+        guard let last else { return true }
+        let age = now.timeIntervalSince(last.at)
+        return age >= every.seconds || age < -clockAllowance
+    }
+
     /// The facts of this policy (see `ObservedState.facts(for:replica:scope:)`).
     var facts: String {
         let repo = switch repository {

@@ -225,3 +225,18 @@ public struct CorrectionPolicy: Sendable, Equatable {
         return .correct(Correction(until: step.until, seconds: step.seconds, inLastHour: count + 1))
     }
 }
+
+extension CorrectionPolicy {
+    /// The wall clock jumped by `seconds` (`ClockWatch`): every backoff and every correction
+    /// counted in the budget's hour moves with it, so they keep their length in real time. A
+    /// clock stepped back an hour does not leave a dead replica uncorrected for an hour.
+    public mutating func shift(by seconds: Double) {
+        for key in Array(states.keys) {
+            guard var state = states[key] else { continue }
+            if state.until != .distantPast { state.until.addTimeInterval(seconds) }
+            if state.last != .distantPast { state.last.addTimeInterval(seconds) }
+            state.corrections = state.corrections.map { $0.addingTimeInterval(seconds) }
+            states[key] = state
+        }
+    }
+}

@@ -37,6 +37,12 @@ struct HealthSchedule {
 
     /// The earliest due check that is not running (a running one wakes the loop with its result).
     var nextDue: Date? { due.values.min() }
+
+    /// The wall clock jumped by `seconds`: each check stays due as far ahead in real time.
+    mutating func shift(by seconds: Double) {
+        due = due.mapValues { $0.addingTimeInterval(seconds) }
+        running = running.mapValues { ($0.ticket, $0.started.addingTimeInterval(seconds)) }
+    }
     var inFlight: Int { running.count }
 
     /// Follows a watched replica: plans its first check after its start period, or a check when

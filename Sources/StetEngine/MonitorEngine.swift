@@ -71,6 +71,12 @@ public final class MonitorEngine: @unchecked Sendable {
     /// When the next probe that is not running is due.
     public var nextDue: Date? { nextProbe.values.min() }
 
+    /// The wall clock jumped by `seconds`: each probe stays due as far ahead in real time.
+    public func shift(by seconds: Double) {
+        nextProbe = nextProbe.mapValues { $0.addingTimeInterval(seconds) }
+        running = running.mapValues { $0.addingTimeInterval(seconds) }
+    }
+
     /// Probes started and not yet recorded.
     public var probesInFlight: Int { running.count }
 

@@ -60,6 +60,12 @@ public final class ReconcileLoop: @unchecked Sendable {
         get { hooks.onPass }
         set { hooks.onPass = newValue }
     }
+    /// Told the moment a replica's process is started (service, index, pid), before its record
+    /// is written: for the latency of replacements (`stet-bench replicas`). Set before `run()`.
+    public var onSpawn: @Sendable (String, Int, Int32) -> Void {
+        get { hooks.onSpawn }
+        set { hooks.onSpawn = newValue }
+    }
     /// Told where the loop is in its life (for a service manager: systemd's READY, WATCHDOG and
     /// STOPPING), always from the thread running `run()`, so `.alive` means that thread still turns.
     public var onLifecycle: @Sendable (Lifecycle) -> Void {
@@ -95,8 +101,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         private let lock = NSLock()
         private var values: (
             log: @Sendable (String) -> Void, onAction: @Sendable (Change, ActionOutcome) -> Void, onPass: @Sendable (Double) -> Void,
-            onLifecycle: @Sendable (Lifecycle) -> Void
-        ) = ({ _ in }, { _, _ in }, { _ in }, { _ in })
+            onLifecycle: @Sendable (Lifecycle) -> Void, onSpawn: @Sendable (String, Int, Int32) -> Void
+        ) = ({ _ in }, { _, _ in }, { _ in }, { _ in }, { _, _, _ in })
         var log: @Sendable (String) -> Void {
             get { lock.withLock { values.log } }
             set { lock.withLock { values.log = newValue } }
@@ -112,6 +118,10 @@ public final class ReconcileLoop: @unchecked Sendable {
         var onLifecycle: @Sendable (Lifecycle) -> Void {
             get { lock.withLock { values.onLifecycle } }
             set { lock.withLock { values.onLifecycle = newValue } }
+        }
+        var onSpawn: @Sendable (String, Int, Int32) -> Void {
+            get { lock.withLock { values.onSpawn } }
+            set { lock.withLock { values.onSpawn = newValue } }
         }
     }
 
@@ -181,6 +191,8 @@ public final class ReconcileLoop: @unchecked Sendable {
     var windowWakeRelease = ""
     /// Observes, plans, admits (backoff and budget) and applies; keeps the correction policy.
     let reconciler: Reconciler
+    /// Steps of the wall clock (`clockJumped`).
+    var clockWatch = ClockWatch()
     /// Restarts of the audit log after damage already alerted on (by restart time).
     var alertedDamage: Set<String> = []
     private var signalSources: [any DispatchSourceSignal] = []
@@ -193,6 +205,8 @@ public final class ReconcileLoop: @unchecked Sendable {
         provider = ReplicaProvider(store: store, baseDirectory: baseDirectory)
         provider.checkHealth = false
         provider.startCheck = 0
+        let spawnHooks = hooks
+        provider.spawned = { spawnHooks.onSpawn($0, $1, $2) }
         backups = BackupProvider(store: store, baseDirectory: baseDirectory)
         let hooks = self.hooks
         monitors = MonitorEngine(store: store, replicas: provider, backups: backups, log: { hooks.log($0) })
@@ -255,6 +269,7 @@ public final class ReconcileLoop: @unchecked Sendable {
             // Signals and results that came meanwhile, before more work is handed out.
             try handle(inbox.drain())
             if stopping { break }
+            if let step = clockWatch.jump() { clockJumped(by: step) }
             tellAlive()
             startDueWork()
             waitForEvents()
@@ -277,6 +292,27 @@ public final class ReconcileLoop: @unchecked Sendable {
                     + "log is kept as \(damage.damagedPath): \(damage.summary)",
                 desired: desired)
         }
+    }
+
+    /// The wall clock was stepped by `seconds` (negative: back). Every schedule kept as a date
+    /// (release checks, health checks, probes, backoffs and the self-heal budget's hour, drills,
+    /// the watchdog) moves with it, so each stays as far ahead in real time as it was: a clock
+    /// stepped back an hour holds nothing back for an hour, one stepped forward fires nothing
+    /// early. What is promised in wall-clock time (RPO, maintenance windows, release expiry) is
+    /// looked at again at once.
+    func clockJumped(by seconds: Double) {
+        log(String(format: "the wall clock was stepped by %+.1f s; schedules keep their intervals in real time", seconds))
+        if nextReleaseCheck != .distantPast { nextReleaseCheck.addTimeInterval(seconds) }
+        if nextAlive != .distantPast { nextAlive.addTimeInterval(seconds) }
+        health.shift(by: seconds)
+        monitors.shift(by: seconds)
+        waiting = waiting.mapValues { $0.addingTimeInterval(seconds) }
+        reconciler.clockJumped(by: seconds)
+        drills.postponed = drills.postponed.mapValues { $0.addingTimeInterval(seconds) }
+        drills.nextDue = nil
+        windowWake = nil
+        dirty.formUnion(desired.services.keys)
+        backupsDue = true
     }
 
     /// Says the loop's thread is alive when that is due (`Options.aliveInterval`).

@@ -66,6 +66,9 @@ public final class Reconciler {
     /// Waits for a window already recorded, until a window opens or closes.
     private var reportedWaits: Set<String> = []
 
+    /// The wall clock jumped by `seconds` (`CorrectionPolicy.shift`).
+    public func clockJumped(by seconds: Double) { policy.shift(by: seconds) }
+
     /// A window opened or closed: waits seen after it are recorded again.
     public func forgetWindowWaits() { reportedWaits = [] }
 

@@ -716,7 +716,8 @@ public final class FleetNode: FleetMembership, @unchecked Sendable {
         var list: [NodeStatus.Replica] = []
         for (service, byIndex) in records.sorted(by: { $0.key < $1.key }) {
             for (index, record) in byIndex.sorted(by: { $0.key < $1.key }) {
-                let running = record.exitedAt == nil
+                // A process found gone counts as gone before the loop has written its exit.
+                let running = record.exitedAt == nil && ProcessTable.isAlive(record.pid, startTime: record.startTime)
                 list.append(NodeStatus.Replica(
                     service: service, index: index, pid: record.pid,
                     state: !running ? "exited" : record.healthFailures > 0 ? "unhealthy" : "running", port: record.port,

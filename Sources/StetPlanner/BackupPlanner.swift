@@ -36,7 +36,7 @@ extension Planner {
         let snapshots = observed?.repository == .ready ? observed?.snapshots ?? [] : []
         if backingUp {
             // Planned above.
-        } else if let newest = observed?.newest {
+        } else if let newest = observed?.newest(asOf: now) {
             let age = now.timeIntervalSince(newest)
             let ageText = StetDuration(seconds: max(0, age)).rounded
             if age >= policy.rpo.seconds {
@@ -59,12 +59,19 @@ extension Planner {
                     disruption: .data)
             }
         }
-        if let every = policy.checkEvery, observed?.lastCheck.map({ now.timeIntervalSince($0.at) >= every.seconds }) ?? true {
+        if let future = observed?.future(asOf: now), let latest = future.map(\.time).max() {
+            notices.append(Notice(resource: resource, mode: nil, reason: Reason(
+                "snapshot-in-future",
+                "\(future.count) snapshot\(future.count == 1 ? " is" : "s are") dated after now (the newest at "
+                    + "\(RFC3339.format(latest))): this host's clock went back, or the clock of a host that "
+                    + "backs up here is ahead; such snapshots count toward the RPO only once their time has come")))
+        }
+        if let every = policy.checkEvery, ObservedBackup.isDue(observed?.lastCheck, every: every, now: now) {
             add(.check, .schedule, Reason("check-due", "a check runs every \(every)"
                 + (observed?.lastCheck.map { $0.ok ? "" : "; the last one failed: \($0.detail)" } ?? "; none ran yet")))
         }
         if let every = policy.restoreTestEvery, !snapshots.isEmpty || backingUp,
-            observed?.lastRestoreTest.map({ now.timeIntervalSince($0.at) >= every.seconds }) ?? true
+            ObservedBackup.isDue(observed?.lastRestoreTest, every: every, now: now)
         {
             add(.restoreTest, .schedule, Reason("restore-test-due", "a restore test runs every \(every)"
                 + (observed?.lastRestoreTest.map { $0.ok ? "" : "; the last one failed: \($0.detail)" } ?? "; none ran yet")))

@@ -197,6 +197,9 @@ final class FleetFixture: @unchecked Sendable {
         // The host comes back: it takes the new replicas of a scale-up, nobody else restarts.
         let kept = Dictionary(uniqueKeysWithValues: survivors.map { ($0, fleet.running($0).mapValues(\.pid)) })
         try fleet.start(victim)
+        // Back once its lease holds `nodes/host-b` (under load that takes a while): only then
+        // can the leader place the scale-up there.
+        try fleet.waitLive(fleet.names.count)
         try fleet.release(replicas: 9, port: 24100)
         let scaled = try fleet.applyFromCI()
         #expect(scaled.status == 0, "\(scaled.combined)\n\(fleet.logs())")

@@ -22,6 +22,8 @@ public struct ReplicaProvider: Provider {
     /// it watches every replica's exit anyway, and must not be busy when one ends.
     public var startCheck = 0.15
     public let checks = CheckRunner()
+    /// Told each replica process started (service, index, pid), right after the spawn.
+    public var spawned: @Sendable (String, Int, Int32) -> Void = { _, _, _ in }
     /// Records as last decoded, by the bytes they were decoded from: a record read again
     /// unchanged (every pass reads every record) is not decoded again.
     let decoded = DecodedRecords()
@@ -320,6 +322,7 @@ public struct ReplicaProvider: Provider {
                 "cannot start \(service.run.command[0]) in \(directory)" + (user.map { " as user \($0.name)" } ?? "")
                     + ": \(String(cString: strerror(rc)))")
         }
+        spawned(name, index, pid)
         // The start time is read right after the spawn; a process that is already gone leaves
         // no start time, and is recorded as exited.
         record.pid = pid
