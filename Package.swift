@@ -107,7 +107,7 @@ let package = Package(
             name: "stet-bench",
             dependencies: [
                 "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
-                "StetServer", "StetTesting", "StetFleet",
+                "StetServer", "StetTesting", "StetFleet", "CSys",
             ],
             swiftSettings: strict
         ),

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -22,13 +23,16 @@
    (the user switch too, made with raw syscalls that change only the calling thread, which is
    the child's only one), and PATH is walked in a buffer on the stack. */
 
-static void child_fail(int report, int error) {
+/* The child shares Stet's memory: no sanitizer bookkeeping of Stet's runs in it. */
+#define CHILD_CODE __attribute__((no_sanitize("address", "thread", "undefined")))
+
+CHILD_CODE static void child_fail(int report, int error) {
     while (write(report, &error, sizeof error) < 0 && errno == EINTR) {}
     _exit(127);
 }
 
 /* Closes every descriptor from `low` up, except `keep`. */
-static void close_from(int low, int keep, long max_fd) {
+CHILD_CODE static void close_from(int low, int keep, long max_fd) {
     if (keep > low && syscall(SYS_close_range, (unsigned)low, (unsigned)keep - 1, 0) != 0) {
         for (int fd = low; fd < keep; fd++) close(fd);
     }
@@ -37,7 +41,7 @@ static void close_from(int low, int keep, long max_fd) {
     }
 }
 
-static void child_exec(char *const argv[], char *const envp[], const char *cwd, int log_fd,
+CHILD_CODE static void child_exec(char *const argv[], char *const envp[], const char *cwd, int log_fd,
                        const struct stet_identity *identity, int report, const char *path, long max_fd) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
@@ -59,6 +63,10 @@ static void child_exec(char *const argv[], char *const envp[], const char *cwd, 
         if (syscall(SYS_setgroups, identity->ngroups, identity->groups) != 0) child_fail(report, errno);
         if (syscall(SYS_setresgid, identity->gid, identity->gid, identity->gid) != 0) child_fail(report, errno);
         if (syscall(SYS_setresuid, identity->uid, identity->uid, identity->uid) != 0) child_fail(report, errno);
+        /* The user switch made the shared memory as dumpable as fs.suid_dumpable says: not at all,
+           so no process of the replica's user can trace the child (and so Stet's memory) before
+           its exec. */
+        if (syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) child_fail(report, errno);
     }
     if (cwd != NULL && chdir(cwd) != 0) child_fail(report, errno);
     sigset_t none;
@@ -96,6 +104,8 @@ static void child_exec(char *const argv[], char *const envp[], const char *cwd, 
     child_fail(report, denied ? EACCES : ENOENT);
 }
 
+static pthread_mutex_t switching_user = PTHREAD_MUTEX_INITIALIZER;
+
 struct child_arguments {
     char *const *argv;
     char *const *envp;
@@ -107,7 +117,7 @@ struct child_arguments {
     long max_fd;
 };
 
-static int child_main(void *raw) {
+CHILD_CODE static int child_main(void *raw) {
     const struct child_arguments *a = raw;
     child_exec(a->argv, a->envp, a->cwd, a->log_fd, a->identity, a->report, a->path, a->max_fd);
     return 127;
@@ -137,23 +147,38 @@ int stet_spawn_as(char *const argv[], char *const envp[], const char *cwd, const
        posix_spawn does): no page tables are copied, and Stet's thread waits only for the exec.
        It runs on a stack of its own and writes nothing of Stet's but that stack. Signals are
        blocked across the clone, so no handler of Stet's runs in the child before it resets them. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t stack_size = 256 * 1024;
-    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) {
+    void *stack = mmap(NULL, stack_size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED || mprotect(stack, page, PROT_NONE) != 0) {
         int error = errno;
+        if (stack != MAP_FAILED) munmap(stack, stack_size + page);
         close(pipe_fds[0]);
         close(pipe_fds[1]);
         close(log_fd);
         return error;
     }
     struct child_arguments arguments = {argv, envp, cwd, log_fd, identity, pipe_fds[1], path, max_fd};
+    /* A child that switches users makes the memory it shares not dumpable (above); Stet's own
+       setting comes back once the child has its own memory. One such child at a time, so no
+       other spawn gives the setting back while a child is between its switch and its exec. */
+    int dumpable = -1;
+    if (identity != NULL) {
+        pthread_mutex_lock(&switching_user);
+        dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pid_t child = clone(child_main, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &arguments);
+    pid_t child = clone(child_main, (char *)stack + page + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &arguments);
     int fork_error = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    munmap(stack, stack_size);
+    if (identity != NULL) {
+        if (dumpable > 0) prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+        pthread_mutex_unlock(&switching_user);
+    }
+    munmap(stack, stack_size + page);
     close(pipe_fds[1]);
     close(log_fd);
     if (child < 0) {

@@ -56,7 +56,7 @@ public struct AlertState: Codable, Hashable, Sendable {
             return .pending
         case (.pending, false):
             let failing: Double
-            if let activeSince {
+            if let activeSince, !activeSince.boot.isEmpty, !boot.boot.isEmpty {
                 guard let seconds = boot.seconds(since: activeSince) else {
                     // Pending since another boot: how long is unknown; counted from now.
                     self.activeSince = boot
@@ -64,6 +64,7 @@ public struct AlertState: Codable, Hashable, Sendable {
                 }
                 failing = seconds
             } else {
+                // Kept by an earlier Stet, or the boot id could not be read: the wall clock.
                 guard let activeAt else { return .none }
                 failing = now.timeIntervalSince(activeAt)
             }

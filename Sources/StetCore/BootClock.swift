@@ -29,7 +29,7 @@ public struct BootInstant: Codable, Hashable, Sendable {
     /// This boot's id, read once; empty where the kernel does not say (then no two instants of
     /// different processes compare).
     public static let currentBoot: String = {
-        guard let file = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "" }
+        guard let file = fopen("/proc/sys/kernel/random/boot_id", "re") else { return "" }
         defer { fclose(file) }
         var buffer = [CChar](repeating: 0, count: 64)
         guard fgets(&buffer, Int32(buffer.count), file) != nil else { return "" }

@@ -28,6 +28,9 @@ public struct Applier: Sendable {
     /// change id: the drift a correction corrects (`Reconciler.Admission.drift`).
     public var preceding: [String: AuditRecord] = [:]
 
+    /// The change ids whose intent this applier appended (with their `preceding` entries).
+    public let intents = AppendedIntents()
+
     /// Serialises updates of status files from concurrent changes.
     private let statusLock = StatusLock()
 
@@ -148,7 +151,11 @@ public struct Applier: Sendable {
         let action = Action(
             id: change.id, plan: plan.id, resource: change.resource.whole, action: change.action.rawValue, cause: change.cause.rawValue,
             reason: change.reason.message)
-        let (outcome, seconds) = try await run(action, after: preceding[change.id].map { [$0] } ?? []) {
+        // A replica start leaves the signed head to its result, a few milliseconds later: the
+        // spawn waits for the intent's fsync only. Longer actions keep the head with the intent.
+        let (outcome, seconds) = try await run(
+            action, after: preceding[change.id].map { [$0] } ?? [], headWithResult: change.action == .service(.startReplica)
+        ) {
             await provider.perform(change, desired: desired)
         }
         return Result(change: change, outcome: outcome, seconds: seconds)
@@ -180,12 +187,14 @@ public struct Applier: Sendable {
     /// between leaves the marker, which the next start records as `interrupted`
     /// (`recoverInterrupted`). Returns the outcome and the seconds it took. `preceding` entries
     /// are appended with the intent, in one append.
-    public func run(_ action: Action, after preceding: [AuditRecord] = [], _ body: () async -> ActionOutcome) async throws
-        -> (ActionOutcome, Double)
-    {
-        try audit.appendBeforeAction(preceding + [AuditRecord(
+    public func run(
+        _ action: Action, after preceding: [AuditRecord] = [], headWithResult: Bool = false, _ body: () async -> ActionOutcome
+    ) async throws -> (ActionOutcome, Double) {
+        let intent = preceding + [AuditRecord(
             kind: .intent, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
-            resource: action.resource.description, action: action.action, cause: action.cause, reason: action.reason)], now: Date())
+            resource: action.resource.description, action: action.action, cause: action.cause, reason: action.reason)]
+        if headWithResult { try audit.appendBeforeAction(intent, now: Date()) } else { try audit.append(intent, now: Date()) }
+        intents.insert(action.id)
         let marker = Self.inflightKey(action.id)
         try store.write(marker, try JSONCoding.encoder.encode(Inflight(
             plan: action.plan, change: action.plan == nil ? nil : action.id, resource: action.resource.description, action: action.action)))
@@ -258,4 +267,14 @@ public struct Applier: Sendable {
         }
         return count
     }
+}
+
+/// The change ids whose intent an applier appended, from the threads it applies on.
+public final class AppendedIntents: @unchecked Sendable {
+    private let lock = NSLock()
+    private var written: Set<String> = []
+
+    func insert(_ id: String) { lock.withLock { _ = written.insert(id) } }
+
+    public var ids: Set<String> { lock.withLock { written } }
 }

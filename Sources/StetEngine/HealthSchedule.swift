@@ -58,7 +58,8 @@ struct HealthSchedule {
         guard let service, let health = provider.health(of: service, index: record.index, port: record.port), due[key] == nil,
             running[key] == nil
         else { return }
-        due[key] = health.firstCheck(startedAt: record.startedAt, now: now)
+        due[key] = health.firstCheck(
+            startedAt: ProcessTable.startDate(startTime: record.startTime, recorded: record.startedAt, now: now), now: now)
     }
 
     /// Stops checking a replica that is no longer watched; a check in flight is ignored.

@@ -141,7 +141,13 @@ public final class MonitorEngine: @unchecked Sendable {
         guard let scheduled = running.removeValue(forKey: name), let monitor = desired.monitors[name], var entry = entries[name]
         else { return }
         var next = scheduled
-        repeat { next = next.addingTimeInterval(monitor.interval.seconds) } while next <= now
+        // The next start after now on the schedule, counted at once (after a long step of the
+        // clock a loop of intervals would take millions of turns).
+        let interval = max(monitor.interval.seconds, 0.001)
+        let behind = now.timeIntervalSince(next)
+        let steps = behind >= 0 ? min((behind / interval).rounded(.down) + 1, 1e12) : 1
+        next = next.addingTimeInterval(steps * interval)
+        if next <= now { next = now.addingTimeInterval(interval) }
         nextProbe[name] = next
         let transition = entry.state.record(
             ok: result.ok, detail: result.detail, durationMs: result.durationMs, at: started, pendingFor: monitor.pendingFor)

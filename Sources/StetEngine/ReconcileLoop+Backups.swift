@@ -73,10 +73,12 @@ extension ReconcileLoop {
             let report: Result<Applier.Report, any Error>
             do {
                 let applied = try await applier.apply(toApply, desired: desired, progress: progress)
-                try Reconciler.recordUntried(admission, applied, audit: audit)
+                try Reconciler.recordUntried(admission, applier: applier, audit: audit)
                 try Reconciler.recordCorrections(admission, store: store)
                 report = .success(applied)
             } catch {
+                try? Reconciler.recordUntried(admission, applier: applier, audit: audit)
+                try? Reconciler.recordCorrections(admission, store: store)
                 report = .failure(error)
             }
             inbox.post(.backupsApplied(report))

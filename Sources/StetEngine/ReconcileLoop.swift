@@ -269,7 +269,6 @@ public final class ReconcileLoop: @unchecked Sendable {
             // Signals and results that came meanwhile, before more work is handed out.
             try handle(inbox.drain())
             if stopping { break }
-            if let step = clockWatch.jump() { clockJumped(by: step) }
             tellAlive()
             startDueWork()
             waitForEvents()
@@ -391,7 +390,12 @@ public final class ReconcileLoop: @unchecked Sendable {
         var timeout = idle ? Self.milliseconds(from: now, to: due) : 0
         // Without a wake pipe, results are picked up by looking often.
         if inbox.wakeDescriptor < 0 { timeout = min(timeout, 100) }
-        for (key, pid) in watchers.wait(wake: inbox.wakeDescriptor, timeout: timeout) {
+        let ended = watchers.wait(wake: inbox.wakeDescriptor, timeout: timeout)
+        // The loop spends its time here: a step of the wall clock is most likely seen now, before
+        // anything is scheduled from the new time (a step during a pass is seen at the next wait,
+        // and what that pass scheduled moves with the rest).
+        if let step = clockWatch.jump() { clockJumped(by: step) }
+        for (key, pid) in ended {
             log("replica \(key) (pid \(pid)) ended")
             health.forget(key)
             dirty.insert(key.service)

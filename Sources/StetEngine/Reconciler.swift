@@ -42,10 +42,10 @@ public final class Reconciler {
     public struct Admission: Sendable {
         public var allowed: [Change]
         public var retry: [ResourceID: Date]
-        /// The drift entries of the allowed corrections, by change id, not yet appended: each
-        /// goes into the log with its correction's intent, in one append and one fsync before
-        /// the action (`Applier.preceding`), or on its own when the change is not tried
-        /// (`recordUntried`).
+        /// The drift entries of the replica starts that go ahead, by change id, not yet appended:
+        /// each goes into the log with its start's intent, in one append and one fsync before the
+        /// spawn (`Applier.preceding`), or on its own when the start is not tried
+        /// (`recordUntried`). The drift of every other change is appended when it is admitted.
         public var drift: [String: AuditRecord] = [:]
         /// The backoff steps and counts of the corrections that go ahead, for their status
         /// files, written once the pass has acted (`recordCorrections`): nothing but the intent
@@ -105,9 +105,18 @@ public final class Reconciler {
         toApply.changes = admission.allowed
         var applier = Applier(provider: provider, audit: audit, store: store, release: release)
         applier.preceding = admission.drift
-        let report = try await applier.apply(toApply, desired: desired, progress: hooks.progress)
+        let report: Applier.Report
+        do {
+            report = try await applier.apply(toApply, desired: desired, progress: hooks.progress)
+        } catch {
+            // Every drift found is in the log, and the status says what went ahead, even when
+            // the pass ends early.
+            try? Self.recordUntried(admission, applier: applier, audit: audit)
+            try? Self.recordCorrections(admission, store: store)
+            throw error
+        }
         outcome.report = report
-        try Self.recordUntried(admission, report, audit: audit)
+        try Self.recordUntried(admission, applier: applier, audit: audit)
         try Self.recordCorrections(admission, store: store)
         recordOutcomes(report, desired: desired)
         try recordOverruns(report, desired: desired, release: release)
@@ -140,16 +149,23 @@ public final class Reconciler {
             },
             now: now)
         var admission = Admission(allowed: [], retry: [:])
-        // Drift held back is recorded now, in one append; drift corrected now goes with its intent.
+        // Drift is recorded now, in one append, except a replica start's, which goes with its
+        // intent (`Admission.drift`): between a replica's exit and its replacement, one fsync.
         var heldDrift: [AuditRecord] = []
         for (change, (key, decision)) in zip(plan.changes, zip(keys, decisions)) {
             if change.cause == .drift {
                 let drift = AuditRecord(
                     kind: .drift, release: release, change: change.id, resource: change.resource.whole.description,
                     action: change.action.rawValue, cause: change.cause.rawValue, reason: change.reason.message)
+                let goesAhead: Bool
                 switch decision {
-                case .apply, .correct: admission.drift[change.id] = drift
-                case .after, .budgetSpent: heldDrift.append(drift)
+                case .apply, .correct: goesAhead = true
+                case .after, .budgetSpent: goesAhead = false
+                }
+                if goesAhead, change.action == .service(.startReplica) {
+                    admission.drift[change.id] = drift
+                } else {
+                    heldDrift.append(drift)
                 }
             }
             switch decision {
@@ -186,11 +202,11 @@ public final class Reconciler {
         return admission
     }
 
-    /// Records the drift of the corrections that `report` did not try (an earlier change of
-    /// their resource failed, or the pass ended early): every drift found is in the log.
-    public static func recordUntried(_ admission: Admission, _ report: Applier.Report?, audit: any AuditSink) throws {
-        let tried = Set((report?.results ?? []).map(\.change.id))
-        let untried = admission.allowed.filter { !tried.contains($0.id) }.compactMap { admission.drift[$0.id] }
+    /// Records the drift of the starts whose intent `applier` did not append (an earlier change
+    /// of their resource failed, or the pass ended early): every drift found is in the log.
+    public static func recordUntried(_ admission: Admission, applier: Applier, audit: any AuditSink) throws {
+        let written = applier.intents.ids
+        let untried = admission.allowed.filter { !written.contains($0.id) }.compactMap { admission.drift[$0.id] }
         try audit.append(untried, now: Date())
     }
 

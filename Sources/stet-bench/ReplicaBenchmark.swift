@@ -1,3 +1,4 @@
+import CSys
 import Foundation
 import StetAudit
 import StetCore
@@ -196,6 +197,10 @@ enum ReplicaBenchmark {
     /// Kill → replacement started and → healthy, in milliseconds, sorted.
     struct KillFigures {
         var toSpawn: [Double] = []
+        /// The replica's own death: kill → its pidfd readable.
+        var toDeath: [Double] = []
+        /// Stet's part: the replica's death → its replacement spawned.
+        var deathToSpawn: [Double] = []
         var toStart: [Double] = []
         var toHealthy: [Double] = []
 
@@ -218,6 +223,9 @@ enum ReplicaBenchmark {
             }
             row("kill → replacement spawned, p50 (\(kills) kills)", toSpawn, quiet?.toSpawn, 0.5, target: 3)
             row("kill → replacement spawned, p99", toSpawn, quiet?.toSpawn, 0.99, target: 10)
+            row("  of which the replica's death (kill → pidfd), p50", toDeath, quiet?.toDeath, 0.5, target: nil)
+            row("  of which Stet (death → spawn), p50", deathToSpawn, quiet?.deathToSpawn, 0.5, target: nil)
+            row("  of which Stet (death → spawn), p99", deathToSpawn, quiet?.deathToSpawn, 0.99, target: nil)
             row("kill → its record names it, p50", toStart, quiet?.toStart, 0.5, target: 50)
             row("kill → its record names it, p99", toStart, quiet?.toStart, 0.99, target: 150)
             row("kill → replacement healthy, p50", toHealthy, quiet?.toHealthy, 0.5, target: nil)
@@ -230,8 +238,15 @@ enum ReplicaBenchmark {
         var figures = KillFigures()
         for _ in 0..<kills {
             guard let before = try provider.record("bench", 0) else { throw TestFailure("no record") }
+            // A pidfd of our own tells when the replica has died, apart from what Stet takes.
+            let watch = stet_pidfd_open(before.pid)
+            guard watch >= 0 else { throw TestFailure("no pidfd for pid \(before.pid)") }
             let killed = DispatchTime.now().uptimeNanoseconds
             kill(before.pid, SIGKILL)
+            var ended = pollfd(fd: watch, events: Int16(POLLIN), revents: 0)
+            _ = poll(&ended, 1, 30_000)
+            let died = DispatchTime.now().uptimeNanoseconds
+            close(watch)
             var started: UInt64 = 0
             // The record is decoded only when its file was replaced: the benchmark's own polling
             // must not take the CPU the loop needs (two cores).
@@ -256,12 +271,16 @@ enum ReplicaBenchmark {
                 throw TestFailure("replica 0 was not replaced within 30 s")
             }
             figures.toSpawn.append(Double(spawned - killed) / 1e6)
+            figures.toDeath.append(Double(died - killed) / 1e6)
+            figures.deathToSpawn.append(Double(spawned &- died) / 1e6)
             figures.toStart.append(Double(started - killed) / 1e6)
             guard waitFor(seconds: 30, { healthy(provider, 0) }) else { throw TestFailure("replica 0 did not become healthy") }
             figures.toHealthy.append(Double(DispatchTime.now().uptimeNanoseconds - killed) / 1e6)
             usleep(30_000)
         }
         figures.toSpawn.sort()
+        figures.toDeath.sort()
+        figures.deathToSpawn.sort()
         figures.toStart.sort()
         figures.toHealthy.sort()
         return figures

@@ -48,4 +48,18 @@ import Testing
         #expect(!ProcessTable.isAlive(getpid(), startTime: entry.startTime + 1))
         #expect(ProcessTable.entry(0) == nil && ProcessTable.entry(-1) == nil && ProcessTable.entry(Int32.max) == nil)
     }
+
+    /// A record dated after now (the wall clock was stepped back since the start) counts from
+    /// the start on the boot clock; any other record keeps its date.
+    @Test func aStartDatedAfterNowIsTakenFromTheBootClock() throws {
+        let entry = try #require(ProcessTable.entry(getpid()))
+        let now = Date()
+        let age = try #require(ProcessTable.age(startTime: entry.startTime))
+        #expect(age >= 0 && age < 24 * 3600)
+        let stepped = ProcessTable.startDate(startTime: entry.startTime, recorded: now.addingTimeInterval(3600), now: now)
+        #expect(stepped <= now && stepped >= now.addingTimeInterval(-age - 1))
+        let recorded = now.addingTimeInterval(-5)
+        #expect(ProcessTable.startDate(startTime: entry.startTime, recorded: recorded, now: now) == recorded)
+        #expect(ProcessTable.age(startTime: 0) == nil && ProcessTable.age(startTime: .max) == nil)
+    }
 }

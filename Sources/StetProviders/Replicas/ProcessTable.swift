@@ -1,4 +1,5 @@
 public import Foundation
+import StetCore
 
 /// What `/proc` says about a process.
 public enum ProcessTable {
@@ -62,6 +63,27 @@ public enum ProcessTable {
             index = end + 1
         }
         return nil
+    }
+
+    /// How long ago a process started at `startTime` (clock ticks after boot, field 22) did, on
+    /// the boot clock: unlike a wall-clock date, a step of the wall clock does not change it. Nil
+    /// when the kernel's tick rate is unknown or the start time lies ahead (another boot's).
+    public static func age(startTime: UInt64) -> Double? {
+        let ticks = sysconf(Int32(_SC_CLK_TCK))
+        guard ticks > 0, startTime > 0 else { return nil }
+        let started = Double(startTime) / Double(ticks)
+        let now = Double(BootClock.now()) / 1e9
+        guard now >= started else { return nil }
+        return now - started
+    }
+
+    /// When a process recorded as started at `recorded` started, for the start period: the
+    /// recorded date, unless it lies ahead of `now` (the wall clock was stepped back since), when
+    /// the boot clock says how long ago it was (`age`). A step back therefore does not keep a
+    /// replica "starting", and unchecked, for the length of the step.
+    public static func startDate(startTime: UInt64, recorded: Date, now: Date) -> Date {
+        guard recorded > now.addingTimeInterval(1) else { return recorded }
+        return age(startTime: startTime).map { now.addingTimeInterval(-$0) } ?? now
     }
 
     /// True when `pid` is alive and started at `startTime` (not a reused pid, not a zombie).

@@ -145,7 +145,7 @@ public struct ReplicaProvider: Provider {
             let key = try Self.key(exit.service, exit.index)
             guard let data = try store.read(key) else { continue }
             guard var record = decoded.record(key, data) ?? (try? JSONCoding.decoder.decode(Record.self, from: data)),
-                record.pid == exit.pid, record.startTime == exit.startTime, record.exitedAt == nil
+                record.pid == exit.pid, record.startTime == exit.startTime, record.instance == exit.instance, record.exitedAt == nil
             else { continue }
             record.lastExit = exit.lastExit
             record.exitedAt = exit.exitedAt
@@ -189,15 +189,16 @@ public struct ReplicaProvider: Provider {
     /// check now when `checkHealth` (past the start period), counted as the loop counts it.
     public func observe(_ record: Record, service: Service?, now: Date) -> ObservedReplica {
         let alive = ProcessTable.isAlive(record.pid, startTime: record.startTime)
+        let startedAt = ProcessTable.startDate(startTime: record.startTime, recorded: record.startedAt, now: now)
         var state: ObservedReplica.Health = .unchecked
         if alive, let service, let health = health(of: service, index: record.index, port: record.port) {
             var failures = record.healthFailures
             var checked = record.lastCheck != nil
-            if checkHealth, now.timeIntervalSince(record.startedAt) >= health.settings.startPeriod.seconds {
+            if checkHealth, now.timeIntervalSince(startedAt) >= health.settings.startPeriod.seconds {
                 failures = ReplicaHealth.failures(after: health.check(with: checks).ok, following: failures)
                 checked = true
             }
-            state = health.state(failures: failures, checked: checked, startedAt: record.startedAt, now: now)
+            state = health.state(failures: failures, checked: checked, startedAt: startedAt, now: now)
         }
         let exit = record.lastExit.map { text in
             text + (record.exitedAt.map { " at \(Self.clock($0))" } ?? "")
@@ -533,6 +534,7 @@ final class PendingExits: @unchecked Sendable {
         let index: Int
         let pid: Int32
         let startTime: UInt64
+        let instance: String?
         let lastExit: String?
         let exitedAt: Date?
     }
@@ -543,16 +545,19 @@ final class PendingExits: @unchecked Sendable {
     func note(_ record: ReplicaProvider.Record) {
         lock.withLock {
             exits["\(record.service)#\(record.index)"] = Exit(
-                service: record.service, index: record.index, pid: record.pid, startTime: record.startTime, lastExit: record.lastExit,
-                exitedAt: record.exitedAt)
+                service: record.service, index: record.index, pid: record.pid, startTime: record.startTime, instance: record.instance,
+                lastExit: record.lastExit, exitedAt: record.exitedAt)
         }
     }
 
-    /// The exit kept for the process `record` names, if any.
+    /// The exit kept for the process `record` names, if any: the same pid, start time and
+    /// instance. A pending record (pid 0) is never matched: every one has pid 0 and start 0.
     func exit(of record: ReplicaProvider.Record) -> Exit? {
-        guard record.exitedAt == nil else { return nil }
+        guard record.exitedAt == nil, record.pid != 0 else { return nil }
         return lock.withLock {
-            exits["\(record.service)#\(record.index)"].flatMap { $0.pid == record.pid && $0.startTime == record.startTime ? $0 : nil }
+            exits["\(record.service)#\(record.index)"].flatMap {
+                $0.pid == record.pid && $0.startTime == record.startTime && $0.instance == record.instance ? $0 : nil
+            }
         }
     }
 
