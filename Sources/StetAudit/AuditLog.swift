@@ -117,13 +117,7 @@ public final class AuditLog: @unchecked Sendable {
     /// returns. Returns the entries as written.
     @discardableResult
     public func append(_ records: [AuditRecord], now: Date = Date()) throws -> [AuditEntry] {
-        guard !records.isEmpty else { return [] }
-        return try mutex.withLock {
-            try withFileLock(now: now) {
-                try catchUp(now: now)
-                return try write(records, now: now, head: true)
-            }
-        }
+        try append(records, now: now, head: true)
     }
 
     /// Appends with one fsync, as `append` does, and leaves the signed head to the next append
@@ -132,11 +126,15 @@ public final class AuditLog: @unchecked Sendable {
     /// the log longer than its head, which the next writer checks past the head as always.
     @discardableResult
     public func appendBeforeAction(_ records: [AuditRecord], now: Date = Date()) throws -> [AuditEntry] {
+        try append(records, now: now, head: false)
+    }
+
+    private func append(_ records: [AuditRecord], now: Date, head: Bool) throws -> [AuditEntry] {
         guard !records.isEmpty else { return [] }
         return try mutex.withLock {
             try withFileLock(now: now) {
                 try catchUp(now: now)
-                return try write(records, now: now, head: false)
+                return try write(records, now: now, head: head)
             }
         }
     }
