@@ -207,19 +207,24 @@ import Testing
         try policy(check: "1s")
         #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
         // A held lock: a backup from a pipe that stays open holds restic's lock; check needs it.
-        let holder = try BackgroundProcess("/bin/sh", ["-c", "sleep 20.\(getpid()) | restic -r backups/files backup --stdin --stdin-filename held-\(getpid())"],
+        // Stet waits for it (STET_RESTIC_LOCK_WAIT, here 3 s), then says it is held.
+        let holder = try BackgroundProcess("/bin/sh", ["-c", "sleep 60.\(getpid()) | restic -r backups/files backup --stdin --stdin-filename held-\(getpid())"],
                                            in: repo.root.path, environment: ["RESTIC_PASSWORD_FILE": repo.root.file("secrets/restic.pw")])
         func release() {
             _ = try? StetTesting.run("pkill", ["-KILL", "-f", "stdin-filename held-\(getpid())"])
-            _ = try? StetTesting.run("pkill", ["-KILL", "-f", "sleep 20.\(getpid())"])
+            _ = try? StetTesting.run("pkill", ["-KILL", "-f", "sleep 60.\(getpid())"])
             holder.stop(SIGKILL, timeout: 5)
         }
         defer { release() }
         #expect(eventually { FileManager.default.fileExists(atPath: repo.root.file("backups/files/locks")) &&
             ((try? FileManager.default.contentsOfDirectory(atPath: repo.root.file("backups/files/locks"))) ?? []).count > 0 })
         usleep(1_100_000)
-        let locked = try stet("apply", "--auto-approve", environment: ci)
+        var waiting = ci
+        waiting["STET_RESTIC_LOCK_WAIT"] = "3"
+        let started = Date()
+        let locked = try stet("apply", "--auto-approve", environment: waiting)
         #expect(locked.stdout.contains("is locked by another restic process"), "\(locked.combined)")
+        #expect(Date().timeIntervalSince(started) >= 2, "the lock was not waited for")
         release()
         _ = try restic("unlock")
 

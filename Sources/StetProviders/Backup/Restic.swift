@@ -12,6 +12,19 @@ import StetCrypto
 public struct Restic: Sendable {
     public var executable: String
     public var deadlines = Deadlines()
+    /// How long a restic that finds the repository locked by another restic is started again,
+    /// once a second (restic 0.14 has no `--retry-lock`), after `restic unlock` has removed the
+    /// locks restic calls stale (of a process gone on this host, or older than 30 minutes): a
+    /// restic killed with a Stet that was killed leaves its lock behind, which restic 0.14 does
+    /// not pass over, and one still running holds it until it ends. The next apply must fail on
+    /// neither. `STET_RESTIC_LOCK_WAIT` (seconds, 0 to 3600) sets it; 120 by default.
+    public var lockWait: Double = Restic.lockWaitSetting(ProcessInfo.processInfo.environment)
+
+    static func lockWaitSetting(_ environment: [String: String]) -> Double {
+        guard let text = environment["STET_RESTIC_LOCK_WAIT"], text.utf8.count <= 8, let seconds = Double(text), seconds.isFinite
+        else { return 120 }
+        return min(max(seconds, 0), 3600)
+    }
 
     public init(executable: String = "restic") { self.executable = executable }
 
@@ -76,6 +89,28 @@ public struct Restic: Sendable {
     /// returned output's `stdout` is empty): for `backup --json`, whose status lines are read as
     /// they stream and dropped.
     public func run(
+        _ arguments: [String], repository: String, passwordFile: String, timeout: Double, consume: (Data) throws -> Void
+    ) throws -> Subprocess.Output {
+        let started = DispatchTime.now().uptimeNanoseconds
+        var tries = 0
+        while true {
+            let output = try runOnce(arguments, repository: repository, passwordFile: passwordFile, timeout: timeout, consume: consume)
+            let waited = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            guard arguments.first != "unlock", Self.failure(output, repository: repository)?.kind == .locked,
+                waited + 1 < min(lockWait, timeout), !Running.isStopping
+            else { return output }
+            // restic's lock is taken before anything is read or written: nothing of this run
+            // counted. Stale locks are removed at once, and again every 10 tries.
+            if tries % 10 == 0 {
+                _ = try? runOnce(["unlock"], repository: repository, passwordFile: passwordFile, timeout: min(timeout, 60)) { _ in }
+            } else {
+                usleep(1_000_000)
+            }
+            tries += 1
+        }
+    }
+
+    private func runOnce(
         _ arguments: [String], repository: String, passwordFile: String, timeout: Double, consume: (Data) throws -> Void
     ) throws -> Subprocess.Output {
         _ = try Self.password(passwordFile)
