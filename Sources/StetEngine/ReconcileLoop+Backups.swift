@@ -64,21 +64,12 @@ extension ReconcileLoop {
         }
         waiting.merge(admission.retry) { $1 }
         guard !admission.allowed.isEmpty else { return endBackupPass() }
-        var toApply = plan
-        toApply.changes = admission.allowed
-        var applier = applier()
-        applier.preceding = admission.drift
-        let (progress, desired, inbox, audit, store) = (progress, desired, inbox, audit, store)
-        Task(executorPreference: backupThreads) { [applier] in
+        let (applier, progress, desired, inbox) = (applier(), progress, desired, inbox)
+        Task(executorPreference: backupThreads) {
             let report: Result<Applier.Report, any Error>
             do {
-                let applied = try await applier.apply(toApply, desired: desired, progress: progress)
-                try Reconciler.recordUntried(admission, applier: applier, audit: audit)
-                try Reconciler.recordCorrections(admission, store: store)
-                report = .success(applied)
+                report = .success(try await Reconciler.apply(admission, of: plan, with: applier, desired: desired, progress: progress))
             } catch {
-                try? Reconciler.recordUntried(admission, applier: applier, audit: audit)
-                try? Reconciler.recordCorrections(admission, store: store)
                 report = .failure(error)
             }
             inbox.post(.backupsApplied(report))

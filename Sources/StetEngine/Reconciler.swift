@@ -101,23 +101,10 @@ public final class Reconciler {
         let admission = try admit(plan, desired: desired, release: release, now: now)
         var outcome = Outcome(plan: plan, allowed: admission.allowed, report: nil, retry: admission.retry)
         guard !admission.allowed.isEmpty else { return outcome }
-        var toApply = plan
-        toApply.changes = admission.allowed
-        var applier = Applier(provider: provider, audit: audit, store: store, release: release)
-        applier.preceding = admission.drift
-        let report: Applier.Report
-        do {
-            report = try await applier.apply(toApply, desired: desired, progress: hooks.progress)
-        } catch {
-            // Every drift found is in the log, and the status says what went ahead, even when
-            // the pass ends early.
-            try? Self.recordUntried(admission, applier: applier, audit: audit)
-            try? Self.recordCorrections(admission, store: store)
-            throw error
-        }
+        let report = try await Self.apply(
+            admission, of: plan, with: Applier(provider: provider, audit: audit, store: store, release: release), desired: desired,
+            progress: hooks.progress)
         outcome.report = report
-        try Self.recordUntried(admission, applier: applier, audit: audit)
-        try Self.recordCorrections(admission, store: store)
         recordOutcomes(report, desired: desired)
         try recordOverruns(report, desired: desired, release: release)
         for result in report.results where !result.outcome.ok && result.change.resource.kind == .service {
@@ -202,9 +189,36 @@ public final class Reconciler {
         return admission
     }
 
+    /// Applies the changes `admission` let go ahead, of `plan`, with `applier`: the deferred
+    /// drift goes with its start's intent, and afterwards, also when applying ends early, the
+    /// drift of what was not tried is appended and the corrections' status written. The one way
+    /// the service pass and the backup pass apply.
+    public static func apply(
+        _ admission: Admission, of plan: Plan, with applier: Applier, desired: DesiredState,
+        progress: @escaping @Sendable (Applier.Result) -> Void
+    ) async throws -> Applier.Report {
+        var applier = applier
+        applier.preceding = admission.drift
+        var toApply = plan
+        toApply.changes = admission.allowed
+        let report: Applier.Report
+        do {
+            report = try await applier.apply(toApply, desired: desired, progress: progress)
+        } catch {
+            // Every drift found is in the log, and the status says what went ahead, even when
+            // the pass ends early.
+            try? recordUntried(admission, applier: applier, audit: applier.audit)
+            try? recordCorrections(admission, store: applier.store)
+            throw error
+        }
+        try recordUntried(admission, applier: applier, audit: applier.audit)
+        try recordCorrections(admission, store: applier.store)
+        return report
+    }
+
     /// Records the drift of the starts whose intent `applier` did not append (an earlier change
     /// of their resource failed, or the pass ended early): every drift found is in the log.
-    public static func recordUntried(_ admission: Admission, applier: Applier, audit: any AuditSink) throws {
+    static func recordUntried(_ admission: Admission, applier: Applier, audit: any AuditSink) throws {
         let written = applier.intents.ids
         let untried = admission.allowed.filter { !written.contains($0.id) }.compactMap { admission.drift[$0.id] }
         try audit.append(untried, now: Date())
@@ -212,7 +226,7 @@ public final class Reconciler {
 
     /// Writes the backoff and the count of corrections into the status of each resource that
     /// a correction of this pass went ahead for.
-    public static func recordCorrections(_ admission: Admission, store: any StateStore) throws {
+    static func recordCorrections(_ admission: Admission, store: any StateStore) throws {
         for (key, correction) in admission.corrections.sorted(by: { $0.key.description < $1.key.description }) {
             try ResourceStatus.update(key, in: store) {
                 $0.backoffUntil = correction.until

@@ -94,20 +94,7 @@ public struct ReplicaProvider: Provider {
     /// The record of replica `index`. A record left pending (pid 0) by a start that was cut
     /// short comes back with the pid of the process that carries its instance, if any runs.
     public func record(_ service: String, _ index: Int) throws -> Record? {
-        let key = try Self.key(service, index)
-        guard let data = try store.read(key) else { return nil }
-        var record: Record
-        if let known = decoded.record(key, data) {
-            record = known
-        } else {
-            do {
-                record = try JSONCoding.decoder.decode(Record.self, from: data)
-            } catch {
-                throw StateError.corrupt(key, "\(error)")
-            }
-            if let problem = Self.problem(record, service: service, index: index) { throw StateError.corrupt(key, problem) }
-            decoded.keep(record, key, data)
-        }
+        guard var record = try stored(service, index) else { return nil }
         if let exit = exits.exit(of: record) {
             record.lastExit = exit.lastExit
             record.exitedAt = exit.exitedAt
@@ -125,8 +112,30 @@ public struct ReplicaProvider: Provider {
         return record
     }
 
+    /// The record as the state directory holds it, checked (`problem`), decoded only when its
+    /// bytes changed since the last read (`DecodedRecords`).
+    private func stored(_ service: String, _ index: Int) throws -> Record? {
+        let key = try Self.key(service, index)
+        guard let data = try store.read(key) else { return nil }
+        if let known = decoded.record(key, data) { return known }
+        let record: Record
+        do {
+            record = try JSONCoding.decoder.decode(Record.self, from: data)
+        } catch {
+            throw StateError.corrupt(key, "\(error)")
+        }
+        if let problem = Self.problem(record, service: service, index: index) { throw StateError.corrupt(key, problem) }
+        decoded.keep(record, key, data)
+        return record
+    }
+
     public func save(_ record: Record) throws {
         try store.write(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
+    }
+
+    /// Saves `record` whole, without waiting for its folder (`StateStore.replace`).
+    private func replace(_ record: Record) throws {
+        try store.replace(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
     }
 
     /// Keeps how a replica ended without writing it yet: records read from now on say so, and
@@ -142,14 +151,13 @@ public struct ReplicaProvider: Provider {
     /// (`StateStore.replace`).
     public func saveExits() throws {
         for exit in exits.take() {
-            let key = try Self.key(exit.service, exit.index)
-            guard let data = try store.read(key) else { continue }
-            guard var record = decoded.record(key, data) ?? (try? JSONCoding.decoder.decode(Record.self, from: data)),
-                record.pid == exit.pid, record.startTime == exit.startTime, record.instance == exit.instance, record.exitedAt == nil
+            // A record that is gone or does not read is left to the pass that reads it next.
+            guard var record = try? stored(exit.service, exit.index), record.pid == exit.pid, record.startTime == exit.startTime,
+                record.instance == exit.instance, record.exitedAt == nil
             else { continue }
             record.lastExit = exit.lastExit
             record.exitedAt = exit.exitedAt
-            try store.replace(key, try JSONCoding.encoder.encode(record))
+            try replace(record)
         }
     }
 
@@ -309,7 +317,7 @@ public struct ReplicaProvider: Provider {
             healthFailures: 0, lastCheck: nil)
         // Not waiting for the folder: only a power loss could undo the rename, and it ends the
         // process too; the record before it names a process that is gone.
-        try store.replace(try Self.key(name, index), try JSONCoding.encoder.encode(record))
+        try replace(record)
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
         // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
