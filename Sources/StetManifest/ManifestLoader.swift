@@ -1,17 +1,12 @@
 public import Foundation
 public import StetCore
 import StetCrypto
-import Yams
 
 /// Turns manifest files into a `DesiredState`, strictly: every problem of every file is
 /// reported, each with its `file:line:column`, and nothing is returned unless there are none.
 public enum ManifestLoader {
     /// Largest manifest file read. A file above it is an error, not a slow start.
     public static let maximumFileSize = InputFile.Limit.manifest
-
-    /// No implicit typing by Yams: `Cursor.tagName` types plain scalars (YAML 1.2 core schema,
-    /// no timestamps, no `<<` merge keys).
-    static let resolver = Resolver.basic
 
     /// Reads and decodes every manifest file in `directory` (schema only; no signatures).
     public static func load(directory: String) throws -> DesiredState {
@@ -112,21 +107,6 @@ public enum ManifestLoader {
         }
         return FileResult(
             diagnostics: sink.diagnostics, resources: sink.diagnostics.isEmpty ? resources : [], declarations: declarations)
-    }
-
-    static func report(_ error: YamlError, into sink: DiagnosticSink) {
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let detail = context.map { "\($0.text) " } ?? ""
-            sink.report(mark, "", "invalid YAML: \(detail)\(problem)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            sink.report(context.mark, duplicates.first ?? "", "duplicate field (\(duplicates.joined(separator: ", ")) appears twice)")
-        case .reader(let problem, _, _, _):
-            sink.report(nil, "", "invalid YAML: \(problem)")
-        default:
-            sink.report(nil, "", "invalid YAML: \(error)")
-        }
     }
 
     static func join(_ directory: String, _ name: String) -> String {

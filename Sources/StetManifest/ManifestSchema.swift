@@ -1,5 +1,3 @@
-import Yams
-
 /// The fields Stet's decoders accept, as the decoders themselves say it: every name a mapping's
 /// reader asked for before `MappingReader.finish` refused the others as unknown. The manifest
 /// reference (docs/manifests.md) is tested against it, so a field a decoder learns is a field

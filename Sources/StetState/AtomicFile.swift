@@ -7,7 +7,12 @@ public import Foundation
 public enum AtomicFile {
     /// Without `syncDirectory` the rename is not waited for: a crash leaves the old content or
     /// the new one (each complete), and the next fsync of the folder makes the rename last.
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o644, syncDirectory sync: Bool = true) throws {
+    /// Without `syncContent` nothing is waited for: a crash of the writing process still leaves
+    /// the old content or the new (the kernel holds both), but a power loss may leave the file
+    /// empty on a file system that does not order a rename after its data, until it is fsynced.
+    public static func write(
+        _ data: Data, to path: String, mode: mode_t = 0o644, syncDirectory sync: Bool = true, syncContent: Bool = true
+    ) throws {
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = "\(path).tmp.\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
@@ -20,11 +25,11 @@ public enum AtomicFile {
             defer { close(fd) }
             try writeAll(data, to: fd, path: temporary)
             guard fchmod(fd, mode) == 0 else { throw StateError.io("chmod \(temporary)", errno) }
-            guard fsync(fd) == 0 else { throw StateError.io("fsync \(temporary)", errno) }
+            if syncContent { guard fsync(fd) == 0 else { throw StateError.io("fsync \(temporary)", errno) } }
         }
         guard rename(temporary, path) == 0 else { throw StateError.io("rename \(temporary) to \(path)", errno) }
         ok = true
-        if sync { try syncDirectory(directory.isEmpty ? "." : directory) }
+        if sync, syncContent { try syncDirectory(directory.isEmpty ? "." : directory) }
     }
 
     /// Creates `path` with `data` unless it exists, atomically: written and fsynced under a

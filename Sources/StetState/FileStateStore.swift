@@ -61,6 +61,17 @@ public struct FileStateStore: StateStore {
         try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600, syncDirectory: false)
     }
 
+    public func stage(_ key: String, _ data: Data) throws {
+        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600, syncContent: false)
+    }
+
+    public func sync(_ key: String) throws {
+        guard let fd = try open(key, flags: O_RDONLY) else { return }
+        defer { Glibc.close(fd) }
+        guard fsync(fd) == 0 else { throw StateError.io("fsync \(path(key))", errno) }
+        try AtomicFile.syncDirectory((path(key) as NSString).deletingLastPathComponent)
+    }
+
     /// Written under a temporary name and linked into place (`AtomicFile.create`): a link fails
     /// rather than replace a file another process made meanwhile.
     public func create(_ key: String, _ data: Data) throws -> Bool {

@@ -23,6 +23,14 @@ public protocol StateStore: Sendable {
     /// the next `write` in its folder, which makes both last. For values whose loss a crash may
     /// cost (a replica's exit, found again when the record is read), on a path that must be fast.
     func replace(_ key: String, _ data: Data) throws
+    /// Writes `key` atomically without waiting for the disk at all: once `stage` returns, a
+    /// reader (a Stet started after this one was killed) sees the new value, but a power loss
+    /// may leave the old one, or an empty file, until `sync(key)` returns. For what must be in
+    /// place before an action and only has to outlast a crash of Stet, on the path from a
+    /// replica's exit to its replacement.
+    func stage(_ key: String, _ data: Data) throws
+    /// Makes a staged `key` last, as `write` would have.
+    func sync(_ key: String) throws
     /// Writes `key` only when it does not exist yet. True when this call wrote it; false when
     /// it existed (its value untouched).
     func create(_ key: String, _ data: Data) throws -> Bool
@@ -43,4 +51,6 @@ public protocol StateStore: Sendable {
 
 extension StateStore {
     public func replace(_ key: String, _ data: Data) throws { try write(key, data) }
+    public func stage(_ key: String, _ data: Data) throws { try write(key, data) }
+    public func sync(_ key: String) throws {}
 }

@@ -272,6 +272,21 @@ import Testing
         #expect(!Self.answers(18140))
     }
 
+    /// A replica start writes its pending record without waiting for the disk; a power loss
+    /// can leave it empty. An empty record is no replica (it ran on the host that went down):
+    /// plan and apply start one, and nothing reports the state directory as corrupt.
+    @Test func anEmptyReplicaRecordIsAReplicaToStart() throws {
+        defer { cleanUp() }
+        try release(Samples.liveService(name: "cut", replicas: 1, port: 18144))
+        try repo.root.write(".stet/replicas/cut/0.json", "")
+        let plan = try stet("plan", "--detailed-exitcode")
+        #expect(plan.status == 2, "\(plan.combined)")
+        #expect(plan.stdout.contains("start-replica cut#0"), "\(plan.combined)")
+        #expect(try stet("apply", "--auto-approve", environment: ci).status == 0)
+        #expect(eventually { Self.answers(18144) })
+        #expect(try stet("down", environment: ci).status == 0)
+    }
+
     /// `stet apply` killed in the middle: the next apply records the interrupted action,
     /// converges, and the log verifies.
     @Test func anApplyKilledMidwayConvergesOnTheNextRun() throws {

@@ -85,6 +85,68 @@ import Testing
         try log.close()
     }
 
+    /// The marker is in place when the intent is appended, on both paths (a replica start,
+    /// whose spawn waits for the intent only, and every other action), and gone after the result.
+    @Test func everyIntentFindsItsMarkerInPlace() async throws {
+        var desired = DesiredState()
+        desired.services["web"] = Self.service("web", replicas: 3)
+        let provider = MemoryProvider()
+        let log = MarkerWatch(log: try openLog(), store: store)
+        _ = try await Applier(provider: provider, audit: log, store: store, release: .none).apply(plan(desired, provider), desired: desired)
+        desired.services["web"] = Self.service("web", replicas: 1)
+        let report = try await Applier(provider: provider, audit: log, store: store, release: .none)
+            .apply(plan(desired, provider), desired: desired)
+        #expect(!report.failed)
+        let seen = log.seen
+        #expect(seen.map(\.change).sorted() == [
+            "Service/web#0:start-replica", "Service/web#1:start-replica", "Service/web#1:stop-replica", "Service/web#2:start-replica",
+            "Service/web#2:stop-replica",
+        ])
+        #expect(seen.allSatisfy { $0.markerInPlace }, "\(seen)")
+        #expect(try store.list("inflight").isEmpty)
+        try log.close()
+    }
+
+    /// Passes appends to the log, noting for each intent whether its in-flight marker was there.
+    final class MarkerWatch: AuditSink, @unchecked Sendable {
+        let log: AuditLog
+        let store: FileStateStore
+        private let lock = NSLock()
+        private var noted: [(change: String, markerInPlace: Bool)] = []
+
+        init(log: AuditLog, store: FileStateStore) {
+            self.log = log
+            self.store = store
+        }
+
+        var seen: [(change: String, markerInPlace: Bool)] { lock.withLock { noted } }
+
+        private func note(_ records: [AuditRecord]) {
+            for record in records where record.kind == .intent {
+                let change = record.change ?? ""
+                // As the applier names markers: `Service/web#0:start-replica` is `Service_web_0_start-replica`.
+                let name = String(change.map { $0.isLetter || $0.isNumber || $0 == "-" ? $0 : "_" })
+                let inPlace = (try? store.read("inflight/\(name).json")) != nil
+                lock.withLock { noted.append((change, inPlace)) }
+            }
+        }
+
+        func append(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] {
+            note(records)
+            return try log.append(records, now: now)
+        }
+
+        func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] {
+            note(records)
+            return try log.appendBeforeAction(records, now: now)
+        }
+
+        func checkpoint(origin: String?, now: Date) throws -> SignedNote { try log.checkpoint(origin: origin, now: now) }
+        func close() throws { try log.close() }
+        var size: Int { log.size }
+        var damages: [AuditDamage] { log.damages }
+    }
+
     @Test func anIntentWithoutAResultIsRecordedAsInterrupted() throws {
         let log = try openLog()
         try store.write("inflight/Service_web_0_start-replica.json", Data(#"{"plan":"plan-1","change":"Service/web#0:start-replica","resource":"Service/web","action":"start-replica"}"#.utf8))

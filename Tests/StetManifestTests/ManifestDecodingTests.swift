@@ -217,7 +217,7 @@ import Testing
         Case(with("kind: Service", "kind: Servce"),
          ["m.yaml:2:7: kind: expected one of Service, BackupPolicy, Monitor, Notifier, MaintenanceWindow, found \"Servce\""]),
         Case(with("metadata: {name: web}", "metadata: {name: web, name: api}"),
-         ["m.yaml:3:12: name: duplicate field (name appears twice)"]),
+         ["m.yaml:3:23: metadata.name: duplicate field (first at line 3)"]),
         Case(plus("---\n" + service),
          ["m.yaml:9:1: metadata.name: duplicate Service/web (first declared at m.yaml:1:1)"]),
         Case("kind: [\n", ["m.yaml:2:1: invalid YAML: while parsing a flow node did not find expected node content"]),

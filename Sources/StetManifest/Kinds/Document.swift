@@ -1,5 +1,4 @@
 import StetCore
-import Yams
 
 /// One decoded manifest document and where it was declared.
 struct DecodedResource {

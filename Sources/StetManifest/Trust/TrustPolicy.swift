@@ -2,7 +2,6 @@ public import Foundation
 public import StetCrypto
 import StetCore
 import StetState
-import Yams
 
 /// Who may do what: the keys Stet trusts and the threshold each role needs (`keys/trust.yaml`).
 public struct TrustPolicy: Sendable {

@@ -1,6 +1,5 @@
 import Foundation
 import StetCore
-import Yams
 
 /// Collects the diagnostics of one file while its documents are read: the first
 /// `maximumDiagnostics`, then one that says how many more there were, so a hostile file cannot
@@ -41,11 +40,14 @@ struct Cursor {
 
     var mark: Mark? { node.mark }
 
-    /// The scalar's type under YAML 1.2's core schema, decided here rather than by Yams's
-    /// regular-expression resolver (which costs more than the rest of parsing): anything quoted
-    /// or in a block is a string; a plain scalar is null, a boolean, a decimal integer, or a string.
-    static func tagName(_ scalar: Node.Scalar) -> Tag.Name {
-        guard scalar.style == .plain else { return .str }
+    /// What a scalar can be read as.
+    enum ScalarType { case null, bool, int, str }
+
+    /// The scalar's type under YAML 1.2's core schema, as far as Stet uses it (tags are not
+    /// read): anything quoted or in a block is a string; a plain scalar is null, a boolean, a
+    /// decimal integer, or a string. No timestamps, no octal, no `<<` merge keys.
+    static func tagName(_ scalar: Node.Scalar) -> ScalarType {
+        guard scalar.isPlain else { return .str }
         switch scalar.string {
         case "", "~", "null", "Null", "NULL": return .null
         case "true", "True", "TRUE", "false", "False", "FALSE": return .bool
@@ -70,7 +72,6 @@ struct Cursor {
             return "\"\(text)\""
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         }
     }
 
@@ -160,7 +161,7 @@ struct Cursor {
             expected("a list")
             return nil
         }
-        return sequence.enumerated().map { Cursor(node: $1, field: "\(field)[\($0)]", sink: sink) }
+        return sequence.items.enumerated().map { Cursor(node: $1, field: "\(field)[\($0)]", sink: sink) }
     }
 
     func stringList(nonEmpty: Bool = false) -> [String]? {
@@ -215,7 +216,7 @@ final class MappingReader {
 
     init(mapping: Node.Mapping, cursor: Cursor) {
         self.cursor = cursor
-        for (keyNode, valueNode) in mapping {
+        for (keyNode, valueNode) in mapping.pairs {
             let keyCursor = Cursor(node: keyNode, field: cursor.field, sink: cursor.sink)
             guard case .scalar(let scalar) = keyNode, Cursor.tagName(scalar) != .null else {
                 keyCursor.error("expected field names to be strings, found \(keyCursor.found)")

@@ -1,71 +1,200 @@
+import CYaml
 import Foundation
 import StetCore
-import Yams
 
-/// Every YAML file Stet reads goes through here. Anchors and aliases are refused: a few hundred
-/// bytes of nested aliases expand to billions of nodes ("billion laughs"), and trust.yaml and
-/// manifests are parsed before any signature is checked, so an unsigned push could stall a
-/// host. Manifests never need them (and with Stet's own scalar typing `<<` is not a merge key,
-/// only an unknown field).
-///
-/// The expansion happens inside the parser, before a node could be looked at, so the text is
-/// first parsed with every `*` changed to `x`: aliases become plain scalars, nothing else
-/// changes (a `*` is otherwise only content), and that parse is linear. Any anchor it finds is
-/// refused with its position. Without anchors an alias can only be undefined, which the real
-/// parse reports as an error at once. Text without `&` has no anchor and is parsed once.
-///
-/// The encoding is always UTF-8, named: Yams's `.default` reads the whole environment on every
-/// parser made (a tenth of parsing 10,000 manifests) and lets `YAMS_DEFAULT_ENCODING` change how
-/// a signed manifest is read.
-enum SafeYAML {
-    /// The documents of `text`, or nil after reporting why into `sink`.
-    static func documents(_ text: String, sink: DiagnosticSink) -> [Node]? {
-        do {
-            if text.utf8.contains(UInt8(ascii: "&")) {
-                let defused = String(decoding: text.utf8.map { $0 == UInt8(ascii: "*") ? UInt8(ascii: "x") : $0 }, as: UTF8.self)
-                let parser = try Parser(yaml: defused, resolver: ManifestLoader.resolver, constructor: .default, encoding: .utf8)
-                var anchored: [Node] = []
-                while let root = try parser.nextRoot() { findAnchors(root, into: &anchored) }
-                if !anchored.isEmpty {
-                    for node in anchored.prefix(10) {
-                        sink.report(
-                            node.mark, "",
-                            "anchors and aliases are not accepted (found &\(TextEscaping.excerpt(node.anchor?.rawValue ?? "", limit: 40))): "
-                                + "write the value out in full")
-                    }
-                    return nil
-                }
-            }
-            let parser = try Parser(yaml: text, resolver: ManifestLoader.resolver, constructor: .default, encoding: .utf8)
-            var roots: [Node] = []
-            while let root = try parser.nextRoot() { roots.append(root) }
-            return roots
-        } catch let error as YamlError {
-            if case .composer(_, let problem, let mark, _) = error, problem.contains("undefined alias") {
-                sink.report(mark, "", "aliases are not accepted: write the value out in full")
-            } else {
-                ManifestLoader.report(error, into: sink)
-            }
-        } catch {
-            sink.report(nil, "", "cannot parse YAML: \(error)")
-        }
-        return nil
+/// Where a node starts in its file: line and column counted from 1, the column in characters
+/// (as libyaml counts them).
+struct Mark: Hashable, Sendable {
+    let line: Int
+    let column: Int
+}
+
+/// A YAML node as Stet reads it: the text of a scalar and whether it was written plain (only a
+/// plain scalar can be anything but a string, see `Cursor.tagName`), or a list, or a mapping with
+/// its pairs in file order. Tags are not kept: Stet types scalars by its own rules.
+enum Node {
+    case scalar(Scalar)
+    case sequence(Sequence)
+    case mapping(Mapping)
+
+    struct Scalar {
+        let string: String
+        let isPlain: Bool
+        let mark: Mark
     }
 
-    /// Every node with an anchor, in document order. Without aliases the tree is as large as
-    /// the text, and libyaml limits nesting to 1,000 levels.
-    private static func findAnchors(_ node: Node, into found: inout [Node]) {
-        if node.anchor != nil { found.append(node) }
-        switch node {
-        case .mapping(let mapping):
-            for (key, value) in mapping {
-                findAnchors(key, into: &found)
-                findAnchors(value, into: &found)
+    struct Sequence {
+        let items: [Node]
+        let mark: Mark
+    }
+
+    struct Mapping {
+        let pairs: [(key: Node, value: Node)]
+        let mark: Mark
+    }
+
+    var mark: Mark {
+        switch self {
+        case .scalar(let scalar): scalar.mark
+        case .sequence(let sequence): sequence.mark
+        case .mapping(let mapping): mapping.mark
+        }
+    }
+}
+
+/// Every YAML file Stet reads goes through here: libyaml's parser, and a tree built straight
+/// from its events.
+///
+/// Anchors and aliases are refused where the parser reports them, before anything is built: a
+/// few hundred bytes of nested aliases expand to billions of nodes ("billion laughs"), and
+/// trust.yaml and manifests are parsed before any signature is checked, so an unsigned push
+/// could stall a host. Manifests never need them (and with Stet's own scalar typing `<<` is not
+/// a merge key, only an unknown field). Since nothing is expanded, the tree is never larger than
+/// the text, and libyaml limits nesting to 1,000 levels.
+///
+/// The text is read as UTF-8, always (the caller has checked it is).
+enum SafeYAML {
+    /// Reports of anchors (or of aliases) in one file; the first anchor is what matters.
+    static let maximumAnchorReports = 10
+
+    /// The documents of `text`, or nil after reporting why into `sink`.
+    static func documents(_ text: String, sink: DiagnosticSink) -> [Node]? {
+        var text = text
+        return text.withUTF8 { documents(utf8: UnsafeRawBufferPointer($0), sink: sink) }
+    }
+
+    /// The documents of the UTF-8 bytes `utf8`, or nil after reporting why into `sink`.
+    static func documents(utf8: UnsafeRawBufferPointer, sink: DiagnosticSink) -> [Node]? {
+        let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
+        guard yaml_parser_initialize(parser) == 1 else {
+            parser.deallocate()
+            sink.report(nil, "", "cannot parse YAML: out of memory")
+            return nil
+        }
+        defer {
+            yaml_parser_delete(parser)
+            parser.deallocate()
+        }
+        yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
+        // libyaml reads nothing from an empty string but needs a valid pointer.
+        let empty: UInt8 = 0
+        withUnsafePointer(to: empty) { fallback in
+            yaml_parser_set_input_string(parser, utf8.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? fallback, utf8.count)
+        }
+        var builder = TreeBuilder(sink: sink)
+        var event = yaml_event_t()
+        while true {
+            guard yaml_parser_parse(parser, &event) == 1 else {
+                report(parser.pointee, into: sink)
+                return nil
             }
-        case .sequence(let sequence):
-            for item in sequence { findAnchors(item, into: &found) }
-        case .scalar, .alias:
+            let type = event.type
+            builder.take(event)
+            yaml_event_delete(&event)
+            if type == YAML_STREAM_END_EVENT { break }
+        }
+        return builder.refused ? nil : builder.roots
+    }
+
+    /// libyaml's own words for what is wrong, at the place it points to.
+    private static func report(_ parser: yaml_parser_t, into sink: DiagnosticSink) {
+        func text(_ pointer: UnsafePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
+        let mark = Mark(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1)
+        switch parser.error {
+        case YAML_MEMORY_ERROR:
+            sink.report(nil, "", "cannot parse YAML: out of memory")
+        case YAML_READER_ERROR:
+            sink.report(nil, "", "invalid YAML: \(text(parser.problem)) (at byte \(parser.problem_offset))")
+        default:
+            let context = parser.context.map { "\(String(cString: $0)) " } ?? ""
+            sink.report(mark, "", "invalid YAML: \(context)\(text(parser.problem))")
+        }
+    }
+}
+
+/// Builds the documents of one stream from libyaml's events, with an explicit stack of open
+/// lists and mappings (so a thousand levels of nesting cost a thousand frames of memory, not of
+/// the thread's stack). Each frame is a class, so appending to it never copies what it holds.
+private struct TreeBuilder {
+    final class Frame {
+        let mark: Mark
+        let isMapping: Bool
+        var items: [Node] = []
+        var pairs: [(key: Node, value: Node)] = []
+        var key: Node?
+
+        init(mark: Mark, isMapping: Bool) {
+            self.mark = mark
+            self.isMapping = isMapping
+        }
+
+        var node: Node {
+            isMapping ? .mapping(Node.Mapping(pairs: pairs, mark: mark)) : .sequence(Node.Sequence(items: items, mark: mark))
+        }
+    }
+
+    let sink: DiagnosticSink
+    private(set) var roots: [Node] = []
+    private(set) var refused = false
+    private var stack: [Frame] = []
+    private var anchors = 0
+    private var aliases = 0
+
+    init(sink: DiagnosticSink) { self.sink = sink }
+
+    mutating func take(_ event: yaml_event_t) {
+        let mark = Mark(line: Int(event.start_mark.line) + 1, column: Int(event.start_mark.column) + 1)
+        switch event.type {
+        case YAML_SCALAR_EVENT:
+            let scalar = event.data.scalar
+            refuse(anchor: scalar.anchor, at: mark)
+            let string = scalar.value.map { String(decoding: UnsafeBufferPointer(start: $0, count: scalar.length), as: UTF8.self) } ?? ""
+            add(.scalar(Node.Scalar(string: string, isPlain: scalar.style == YAML_PLAIN_SCALAR_STYLE, mark: mark)))
+        case YAML_SEQUENCE_START_EVENT:
+            refuse(anchor: event.data.sequence_start.anchor, at: mark)
+            stack.append(Frame(mark: mark, isMapping: false))
+        case YAML_MAPPING_START_EVENT:
+            refuse(anchor: event.data.mapping_start.anchor, at: mark)
+            stack.append(Frame(mark: mark, isMapping: true))
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+            if let frame = stack.popLast() { add(frame.node) }
+        case YAML_ALIAS_EVENT:
+            // With an anchor already refused, an alias adds nothing to say.
+            if anchors == 0, aliases < SafeYAML.maximumAnchorReports {
+                sink.report(mark, "", "aliases are not accepted: write the value out in full")
+            }
+            aliases += 1
+            refused = true
+            // Stands in for the node the alias names, so the pairs stay pairs.
+            add(.scalar(Node.Scalar(string: "", isPlain: true, mark: mark)))
+        default:
+            // Stream and document boundaries: a document's root arrives through `add`.
             break
+        }
+    }
+
+    private mutating func refuse(anchor: UnsafeMutablePointer<yaml_char_t>?, at mark: Mark) {
+        guard let anchor else { return }
+        if anchors < SafeYAML.maximumAnchorReports {
+            let name = TextEscaping.excerpt(String(cString: anchor), limit: 40)
+            sink.report(mark, "", "anchors and aliases are not accepted (found &\(name)): write the value out in full")
+        }
+        anchors += 1
+        refused = true
+    }
+
+    private mutating func add(_ node: Node) {
+        guard let frame = stack.last else {
+            roots.append(node)
+            return
+        }
+        if !frame.isMapping {
+            frame.items.append(node)
+        } else if let key = frame.key {
+            frame.pairs.append((key, node))
+            frame.key = nil
+        } else {
+            frame.key = node
         }
     }
 }

@@ -117,6 +117,9 @@ public struct ReplicaProvider: Provider {
     private func stored(_ service: String, _ index: Int) throws -> Record? {
         let key = try Self.key(service, index)
         guard let data = try store.read(key) else { return nil }
+        // Stet writes no empty record: an empty file is a pending record a power loss cut
+        // short (`start`), and the process it was for ended with the host.
+        if data.isEmpty { return nil }
         if let known = decoded.record(key, data) { return known }
         let record: Record
         do {
@@ -315,9 +318,10 @@ public struct ReplicaProvider: Provider {
             restarts: min((previous?.restarts ?? -1) + 1, Self.maximumCount), lastExit: previous?.lastExit, exitedAt: nil, protect: service.protect,
             instance: instance, stopSignal: service.run.stopSignal, stopTimeout: service.run.stopTimeout.seconds,
             healthFailures: 0, lastCheck: nil)
-        // Not waiting for the folder: only a power loss could undo the rename, and it ends the
-        // process too; the record before it names a process that is gone.
-        try replace(record)
+        // Not waiting for the disk: the record is there for a Stet started after this one is
+        // killed. Only a power loss could undo it, and that ends the process too; what it leaves
+        // (the record before, or an empty file) names no process. `save` below makes it last.
+        try store.stage(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
         // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
