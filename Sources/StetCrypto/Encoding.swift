@@ -57,21 +57,20 @@ extension Data {
     /// Decodes standard (`+/`) or URL-safe (`-_`) base64, with or without `=` padding, as DSSE
     /// allows both. Nil for anything else, including whitespace inside the text.
     public init?(lenientBase64 text: String) {
-        var normalized = String()
-        normalized.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "-": normalized.unicodeScalars.append("+")
-            case "_": normalized.unicodeScalars.append("/")
-            default: normalized.unicodeScalars.append(scalar)
+        // Byte by byte: a release index's payload is megabytes of base64.
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(text.utf8.count + 3)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "-"): bytes.append(UInt8(ascii: "+"))
+            case UInt8(ascii: "_"): bytes.append(UInt8(ascii: "/"))
+            default: bytes.append(byte)
             }
         }
-        let unpadded = normalized.utf8.count - normalized.utf8.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+        let unpadded = bytes.count - bytes.reversed().prefix { $0 == UInt8(ascii: "=") }.count
         guard unpadded % 4 != 1 else { return nil }
-        if normalized.utf8.count % 4 != 0 {
-            normalized += String(repeating: "=", count: 4 - normalized.utf8.count % 4)
-        }
-        guard let data = Data(base64Encoded: normalized) else { return nil }
+        if bytes.count % 4 != 0 { bytes += repeatElement(UInt8(ascii: "="), count: 4 - bytes.count % 4) }
+        guard let data = Data(base64Encoded: Data(bytes)) else { return nil }
         self = data
     }
 

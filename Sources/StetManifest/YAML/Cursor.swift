@@ -30,36 +30,78 @@ final class DiagnosticSink {
     }
 }
 
+/// Where a field is, as messages name it (`spec.run.command[1]`): the path of the mapping or
+/// list that holds it and one step more. Built into text only when a message needs it, since
+/// nearly every file has none; a new path object is made once per mapping or list entered.
+final class FieldPath {
+    enum Step {
+        /// A whole path given as text (the document itself is `""`).
+        case text(String)
+        case field(String)
+        case item(Int)
+    }
+
+    let parent: FieldPath?
+    let step: Step
+    private var joined: String?
+
+    init(_ parent: FieldPath?, _ step: Step) {
+        self.parent = parent
+        self.step = step
+    }
+
+    var text: String {
+        if let joined { return joined }
+        let made = Self.text(parent, step)
+        joined = made
+        return made
+    }
+
+    static func text(_ parent: FieldPath?, _ step: Step) -> String {
+        switch step {
+        case .text(let text): return text
+        case .field(let name):
+            let base = parent?.text ?? ""
+            return base.isEmpty ? name : base + "." + name
+        case .item(let index): return (parent?.text ?? "") + "[\(index)]"
+        }
+    }
+}
+
 /// A YAML node, the dotted path of the field it is, and where to report problems. Each typed
 /// accessor returns nil after reporting what was expected, so a reader goes on and finds every
 /// problem of a file in one pass.
 struct Cursor {
     let node: Node
-    let field: String
     let sink: DiagnosticSink
+    /// The mapping or list that holds the node, and which of its fields or items the node is.
+    private let parent: FieldPath?
+    private let step: FieldPath.Step
+
+    init(node: Node, field: String, sink: DiagnosticSink) {
+        self.init(node: node, parent: nil, step: .text(field), sink: sink)
+    }
+
+    init(node: Node, parent: FieldPath?, step: FieldPath.Step, sink: DiagnosticSink) {
+        self.node = node
+        self.parent = parent
+        self.step = step
+        self.sink = sink
+    }
+
+    /// The dotted path of the field, as messages name it.
+    var field: String { FieldPath.text(parent, step) }
+
+    /// The path of this node, for the fields or items below it.
+    var path: FieldPath { FieldPath(parent, step) }
 
     var mark: Mark? { node.mark }
 
     /// What a scalar can be read as.
-    enum ScalarType { case null, bool, int, str }
+    typealias ScalarType = Node.ScalarType
 
-    /// The scalar's type under YAML 1.2's core schema, as far as Stet uses it (tags are not
-    /// read): anything quoted or in a block is a string; a plain scalar is null, a boolean, a
-    /// decimal integer, or a string. No timestamps, no octal, no `<<` merge keys.
-    static func tagName(_ scalar: Node.Scalar) -> ScalarType {
-        guard scalar.isPlain else { return .str }
-        switch scalar.string {
-        case "", "~", "null", "Null", "NULL": return .null
-        case "true", "True", "TRUE", "false", "False", "FALSE": return .bool
-        default: return isDecimalInteger(scalar.string) ? .int : .str
-        }
-    }
-
-    static func isDecimalInteger(_ text: String) -> Bool {
-        var digits = text.utf8[...]
-        if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
-        return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-    }
+    /// The scalar's type (`Node.ScalarType`, decided once when the tree is built).
+    static func tagName(_ scalar: Node.Scalar) -> ScalarType { scalar.type }
 
     func error(_ message: String) { sink.report(mark, field, message) }
 
@@ -97,7 +139,7 @@ struct Cursor {
         }
         // A NUL would cut the text short wherever it meets C (a command line, an environment,
         // a path), silently: refused wherever it stands.
-        if scalar.string.utf8.contains(0) {
+        if scalar.hasNUL {
             error("expected text without a NUL character")
             return nil
         }
@@ -161,7 +203,8 @@ struct Cursor {
             expected("a list")
             return nil
         }
-        return sequence.items.enumerated().map { Cursor(node: $1, field: "\(field)[\($0)]", sink: sink) }
+        let path = path
+        return sequence.items.enumerated().map { Cursor(node: $1, parent: path, step: .item($0), sink: sink) }
     }
 
     func stringList(nonEmpty: Bool = false) -> [String]? {
@@ -199,7 +242,8 @@ struct Cursor {
 }
 
 /// Reads the fields of a mapping once each. `finish()` reports keys nobody asked for, so an
-/// unknown or misspelt field is an error, not silently ignored.
+/// unknown or misspelt field is an error, not silently ignored, and a field given twice is
+/// reported where it is given again.
 final class MappingReader {
     struct Key {
         let text: String
@@ -207,42 +251,78 @@ final class MappingReader {
     }
 
     let cursor: Cursor
-    private(set) var entries: [(Key, Cursor)] = []
-    /// Position of each field in `entries`, so a lookup costs the same in a mapping of any size.
-    private var positions: [String: Int] = [:]
-    private var taken: Set<String> = []
+    /// The path of the mapping, shared by the cursors of its fields.
+    private let path: FieldPath
+    private var names: [String] = []
+    private var keys: [Node] = []
+    private var values: [Node] = []
+    /// Whether a reader asked for each field.
+    private var used: [Bool] = []
+    /// Position of each field, for a mapping too large to search: a lookup then costs the same
+    /// in a mapping of any size. Manifests' mappings are a few fields, searched in order.
+    private var positions: [String: Int]?
+    /// Every name a reader asked for, present or not, in order (once each).
+    private var asked: [String] = []
     /// The fields asked for with `required`, kept only while `ManifestSchema` collects.
     private var requiredNames: Set<String> = []
 
+    static let searchedInOrder = 16
+
     init(mapping: Node.Mapping, cursor: Cursor) {
         self.cursor = cursor
+        path = cursor.path
+        let count = mapping.pairs.count
+        names.reserveCapacity(count)
+        keys.reserveCapacity(count)
+        values.reserveCapacity(count)
+        if count > Self.searchedInOrder { positions = Dictionary(minimumCapacity: count) }
         for (keyNode, valueNode) in mapping.pairs {
-            let keyCursor = Cursor(node: keyNode, field: cursor.field, sink: cursor.sink)
-            guard case .scalar(let scalar) = keyNode, Cursor.tagName(scalar) != .null else {
+            guard case .scalar(let scalar) = keyNode, scalar.type != .null else {
+                let keyCursor = Cursor(node: keyNode, parent: nil, step: .text(cursor.field), sink: cursor.sink)
                 keyCursor.error("expected field names to be strings, found \(keyCursor.found)")
                 continue
             }
             let name = scalar.string
-            let child = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
-            if name.utf8.contains(0) {
-                Cursor(node: keyNode, field: child, sink: cursor.sink).error("expected a field name without a NUL character")
+            if scalar.hasNUL {
+                child(keyNode, name).error("expected a field name without a NUL character")
                 continue
             }
-            if let first = positions[name] {
-                let at = entries[first].0.cursor.mark.map { " (first at line \($0.line))" } ?? ""
-                Cursor(node: keyNode, field: child, sink: cursor.sink).error("duplicate field\(at)")
+            if let first = position(of: name) {
+                let at = keys[first].mark
+                child(keyNode, name).error("duplicate field (first at line \(at.line))")
                 continue
             }
-            positions[name] = entries.count
-            entries.append((Key(text: name, cursor: Cursor(node: keyNode, field: child, sink: cursor.sink)),
-                            Cursor(node: valueNode, field: child, sink: cursor.sink)))
+            positions?[name] = names.count
+            names.append(name)
+            keys.append(keyNode)
+            values.append(valueNode)
+            used.append(false)
+        }
+    }
+
+    private func position(of name: String) -> Int? {
+        if let positions { return positions[name] }
+        return names.firstIndex(of: name)
+    }
+
+    private func child(_ node: Node, _ name: String) -> Cursor {
+        Cursor(node: node, parent: path, step: .field(name), sink: cursor.sink)
+    }
+
+    /// Every field with its key, in file order, taken as read (a map of labels or variables).
+    var entries: [(Key, Cursor)] {
+        names.indices.map { index in
+            used[index] = true
+            return (Key(text: names[index], cursor: child(keys[index], names[index])), child(values[index], names[index]))
         }
     }
 
     /// The field's value, if present; marks it known.
     func optional(_ name: String) -> Cursor? {
-        taken.insert(name)
-        return positions[name].map { entries[$0].1 }
+        if !asked.contains(name) { asked.append(name) }
+        guard let index = position(of: name) else { return nil }
+        used[index] = true
+        return child(values[index], name)
     }
 
     /// An optional field: `defaultValue` when absent, the decoded value when valid, nil once
@@ -263,8 +343,7 @@ final class MappingReader {
     func required(_ name: String, _ what: String) -> Cursor? {
         if cursor.sink.accepted != nil { requiredNames.insert(name) }
         if let value = optional(name) { return value }
-        let field = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
-        cursor.sink.report(cursor.mark, field, "missing required field (\(what))")
+        cursor.sink.report(cursor.mark, FieldPath.text(path, .field(name)), "missing required field (\(what))")
         return nil
     }
 
@@ -283,15 +362,16 @@ final class MappingReader {
     /// accepts, which `ManifestSchema` collects.
     func finish() {
         if cursor.sink.accepted != nil {
-            for name in taken {
-                let path = cursor.field.isEmpty ? name : "\(cursor.field).\(name)"
-                let required = requiredNames.contains(name) || cursor.sink.accepted?[path] == true
-                cursor.sink.accepted?[path] = required
+            for name in asked {
+                let field = FieldPath.text(path, .field(name))
+                let required = requiredNames.contains(name) || cursor.sink.accepted?[field] == true
+                cursor.sink.accepted?[field] = required
             }
         }
-        let known = taken.sorted().joined(separator: ", ")
-        for (key, _) in entries where !taken.contains(key.text) {
-            key.cursor.error("unknown field (expected one of: \(known))")
+        guard used.contains(false) else { return }
+        let known = asked.sorted().joined(separator: ", ")
+        for index in names.indices where !used[index] {
+            child(keys[index], names[index]).error("unknown field (expected one of: \(known))")
         }
     }
 }

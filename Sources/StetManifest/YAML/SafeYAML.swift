@@ -9,9 +9,9 @@ struct Mark: Hashable, Sendable {
     let column: Int
 }
 
-/// A YAML node as Stet reads it: the text of a scalar and whether it was written plain (only a
-/// plain scalar can be anything but a string, see `Cursor.tagName`), or a list, or a mapping with
-/// its pairs in file order. Tags are not kept: Stet types scalars by its own rules.
+/// A YAML node as Stet reads it: the text of a scalar and its type (`ScalarType`), or a list,
+/// or a mapping with its pairs in file order. Tags are not kept: Stet types scalars by its own
+/// rules.
 enum Node {
     case scalar(Scalar)
     case sequence(Sequence)
@@ -19,8 +19,42 @@ enum Node {
 
     struct Scalar {
         let string: String
-        let isPlain: Bool
+        let type: ScalarType
+        /// Whether the text holds a NUL (only an escape such as `"\0"` can put one there).
+        let hasNUL: Bool
         let mark: Mark
+    }
+
+    /// What a scalar can be read as, under YAML 1.2's core schema as far as Stet uses it (tags
+    /// are not read): anything quoted or in a block is a string; a plain scalar is null, a
+    /// boolean, a decimal integer, or a string. No timestamps, no octal, no `<<` merge keys.
+    enum ScalarType { case null, bool, int, str }
+
+    static func type(plain text: String) -> ScalarType {
+        let utf8 = text.utf8
+        switch utf8.count {
+        case 0: return .null
+        case 1 where text == "~": return .null
+        case 4:
+            switch text {
+            case "null", "Null", "NULL": return .null
+            case "true", "True", "TRUE": return .bool
+            default: break
+            }
+        case 5:
+            switch text {
+            case "false", "False", "FALSE": return .bool
+            default: break
+            }
+        default: break
+        }
+        return isDecimalInteger(utf8) ? .int : .str
+    }
+
+    static func isDecimalInteger(_ text: String.UTF8View) -> Bool {
+        var digits = text[...]
+        if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
+        return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
 
     struct Sequence {
@@ -148,8 +182,10 @@ private struct TreeBuilder {
         case YAML_SCALAR_EVENT:
             let scalar = event.data.scalar
             refuse(anchor: scalar.anchor, at: mark)
-            let string = scalar.value.map { String(decoding: UnsafeBufferPointer(start: $0, count: scalar.length), as: UTF8.self) } ?? ""
-            add(.scalar(Node.Scalar(string: string, isPlain: scalar.style == YAML_PLAIN_SCALAR_STYLE, mark: mark)))
+            let bytes = UnsafeBufferPointer(start: scalar.value, count: scalar.value == nil ? 0 : scalar.length)
+            let string = String(decoding: bytes, as: UTF8.self)
+            let type = scalar.style == YAML_PLAIN_SCALAR_STYLE ? Node.type(plain: string) : .str
+            add(.scalar(Node.Scalar(string: string, type: type, hasNUL: bytes.contains(0), mark: mark)))
         case YAML_SEQUENCE_START_EVENT:
             refuse(anchor: event.data.sequence_start.anchor, at: mark)
             stack.append(Frame(mark: mark, isMapping: false))
@@ -166,7 +202,7 @@ private struct TreeBuilder {
             aliases += 1
             refused = true
             // Stands in for the node the alias names, so the pairs stay pairs.
-            add(.scalar(Node.Scalar(string: "", isPlain: true, mark: mark)))
+            add(.scalar(Node.Scalar(string: "", type: .null, hasNUL: false, mark: mark)))
         default:
             // Stream and document boundaries: a document's root arrives through `add`.
             break
