@@ -15,6 +15,9 @@ public struct ManifestDirectory: Sendable {
         public var manifests: [String] = []
         /// Every symbolic link met on the way (files and directories), relative paths.
         public var symlinks: [String] = []
+        /// The manifest files that are regular files reached through real folders only (the
+        /// walk never enters a link): no symbolic link on their path when listed.
+        public var direct: Set<String> = []
     }
 
     public static func isManifest(_ name: String) -> Bool { name.hasSuffix(".yaml") || name.hasSuffix(".yml") }
@@ -30,11 +33,21 @@ public struct ManifestDirectory: Sendable {
 
     private func walk(relative: String, into listing: inout Listing) throws {
         let directory = relative.isEmpty ? path : path + "/" + relative
-        for name in try Self.names(in: directory) where !name.hasPrefix(".") {
+        for (name, type) in try Self.names(in: directory) where !name.hasPrefix(".") {
             let child = relative.isEmpty ? name : relative + "/" + name
-            var info = stat()
-            guard lstat(path + "/" + child, &info) == 0 else { continue }
-            switch info.st_mode & S_IFMT {
+            // The type readdir gave, where the file system gives one (as ext4, xfs and btrfs
+            // do): an lstat per file was most of listing a large release.
+            let mode: mode_t
+            switch type {
+            case UInt8(DT_REG): mode = S_IFREG
+            case UInt8(DT_DIR): mode = S_IFDIR
+            case UInt8(DT_LNK): mode = S_IFLNK
+            default:
+                var info = stat()
+                guard lstat(path + "/" + child, &info) == 0 else { continue }
+                mode = info.st_mode & S_IFMT
+            }
+            switch mode {
             case S_IFLNK:
                 listing.symlinks.append(child)
                 var target = stat()
@@ -45,6 +58,7 @@ public struct ManifestDirectory: Sendable {
                 try walk(relative: child, into: &listing)
             case S_IFREG where Self.isManifest(name):
                 listing.manifests.append(child)
+                listing.direct.insert(child)
             default:
                 break
             }
@@ -53,7 +67,7 @@ public struct ManifestDirectory: Sendable {
 
     /// The names in `directory`. Throws `InputFile.Failure` when the host cannot list it now
     /// (`hostError`: no descriptor left, an I/O error), `ManifestDirectoryError` otherwise.
-    private static func names(in directory: String) throws -> [String] {
+    private static func names(in directory: String) throws -> [(name: String, type: UInt8)] {
         guard let stream = opendir(directory) else {
             let code = errno
             let failure = InputFile.Failure(path: directory, "cannot list", errorNumber: code)
@@ -61,7 +75,7 @@ public struct ManifestDirectory: Sendable {
             throw ManifestDirectoryError(message: "cannot read manifest directory \(directory): \(String(cString: strerror(code)))")
         }
         defer { closedir(stream) }
-        var names: [String] = []
+        var names: [(name: String, type: UInt8)] = []
         while true {
             errno = 0
             guard let entry = readdir(stream) else {
@@ -71,7 +85,7 @@ public struct ManifestDirectory: Sendable {
                 return names
             }
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != ".", name != ".." { names.append(name) }
+            if name != ".", name != ".." { names.append((name, entry.pointee.d_type)) }
         }
     }
 

@@ -115,7 +115,7 @@ public enum ManifestLoader {
 }
 
 /// Lets the parallel decode write each file's result into its own slot.
-private struct SendableBuffer<T>: @unchecked Sendable {
+struct SendableBuffer<T>: @unchecked Sendable {
     let buffer: UnsafeMutableBufferPointer<T>
     init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }
 }

@@ -272,7 +272,8 @@ public struct ReleaseVerifier: Sendable {
         } catch {
             throw VerificationError(.fileMissing, "\(error)")
         }
-        for relative in index.files.keys.sorted() {
+        let listed = index.files.keys.sorted()
+        for relative in listed {
             guard ManifestDirectory.isSafeRelativePath(relative) else {
                 throw VerificationError(
                     .unsafePath,
@@ -287,7 +288,7 @@ public struct ReleaseVerifier: Sendable {
                 throw VerificationError(.unsafePath, "\(path(relative)) \(problem)")
             }
         }
-        if let (first, second) = ManifestDirectory.normalisationClash(listing.manifests + index.files.keys.sorted()) {
+        if let (first, second) = ManifestDirectory.normalisationClash(listing.manifests + listed) {
             throw VerificationError(
                 .unsafePath,
                 "\"\(TextEscaping.excerpt(first))\" and \"\(TextEscaping.excerpt(second))\" are the same name in Unicode "
@@ -295,23 +296,31 @@ public struct ReleaseVerifier: Sendable {
         }
         // Every link met while listing, and every listed path that passes through a link
         // (the listing skips hidden folders, an index need not), must resolve inside.
-        let linked = listing.symlinks + index.files.keys.sorted().filter(isSymlinkOnPath)
+        let linked = listing.symlinks + listed.filter { !listing.direct.contains($0) && isSymlinkOnPath($0) }
         if let escape = linked.first(where: { !dir.staysInside($0) }) {
             throw VerificationError(.symlinkEscape, "\(path(escape)) is a symbolic link that leads outside \(directory)")
         }
 
         // 5. Every listed file with its digest; every manifest file listed.
+        // Read and hashed on every core; judged in order, so the refusal names the first file.
+        let contents = readAll(listed.map(path))
         var files: [VerifiedRelease.File] = []
-        for relative in index.files.keys.sorted() {
+        files.reserveCapacity(listed.count)
+        for (relative, read) in zip(listed, contents) {
             let full = path(relative)
-            guard let content = try read(full, limit: ManifestLoader.maximumFileSize, refusing: .fileUnreadable, unreadable: &unreadable)
-            else {
+            let entry: (content: Data, digest: String)?
+            switch read {
+            case .success(let value): entry = value
+            case .failure(let error):
+                if error.hostError != nil { unreadable = error }
+                throw VerificationError(.fileUnreadable, error.description)
+            }
+            guard let (content, actual) = entry else {
                 throw VerificationError(
                     .fileMissing,
                     "\(full) is listed in the release but does not exist; restore it, or sign the release again without it "
                         + "(`stet release sign`)")
             }
-            let actual = content.sha256Reference
             guard actual == index.files[relative] else {
                 throw VerificationError(
                     .fileModified,
@@ -320,8 +329,7 @@ public struct ReleaseVerifier: Sendable {
             }
             files.append(VerifiedRelease.File(path: relative, name: shown(full), bytes: content))
         }
-        let listed = Set(index.files.keys)
-        if let extra = listing.manifests.first(where: { !listed.contains($0) }) {
+        if let extra = listing.manifests.first(where: { index.files[$0] == nil }) {
             throw VerificationError(
                 .fileUnlisted, "\(path(extra)) is not part of release version \(index.version): sign the release again to include it, or remove it")
         }
@@ -330,6 +338,26 @@ public struct ReleaseVerifier: Sendable {
     }
 
     /// True when some component of `relative` is a symbolic link.
+    /// Each file's content and digest, read and hashed in parallel, in the order given.
+    private func readAll(_ paths: [String]) -> [Result<(content: Data, digest: String)?, InputFile.Failure>] {
+        let results = UnsafeMutableBufferPointer<Result<(content: Data, digest: String)?, InputFile.Failure>>.allocate(capacity: paths.count)
+        results.initialize(repeating: .success(nil))
+        defer {
+            results.deinitialize()
+            results.deallocate()
+        }
+        let shared = SendableBuffer(results)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { index in
+            do throws(InputFile.Failure) {
+                let content = try InputFile.read(paths[index], limit: ManifestLoader.maximumFileSize)
+                shared.buffer[index] = .success(content.map { ($0, $0.sha256Reference) })
+            } catch {
+                shared.buffer[index] = .failure(error)
+            }
+        }
+        return Array(results)
+    }
+
     private func isSymlinkOnPath(_ relative: String) -> Bool {
         var current = directory
         for component in relative.split(separator: "/") {
