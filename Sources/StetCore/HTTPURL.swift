@@ -27,8 +27,8 @@ public struct HTTPURL: Sendable, Equatable {
         let rest = text.dropFirst(7)
         let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         var target = String(rest.dropFirst(authority.count))
-        if target.contains("#") { return .failure(Problem("has a fragment (#…), which is never sent to a server")) }
-        if authority.contains("@") {
+        if target.utf8.contains(UInt8(ascii: "#")) { return .failure(Problem("has a fragment (#…), which is never sent to a server")) }
+        if authority.utf8.contains(UInt8(ascii: "@")) {
             return .failure(Problem("names a user or password, which would appear in plans and logs"))
         }
         var host: Substring
@@ -41,7 +41,7 @@ public struct HTTPURL: Sendable, Equatable {
                 guard after.hasPrefix(":") else { return .failure(Problem("expected ':PORT' after the IPv6 address")) }
                 portText = after.dropFirst()
             }
-            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.contains(":") else {
+            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.utf8.contains(UInt8(ascii: ":")) else {
                 return .failure(Problem("has an IPv6 address that is not one"))
             }
         } else {

@@ -184,7 +184,7 @@ enum ServiceDecoder {
     }
 
     static func envKeyProblem(_ key: String) -> String? {
-        guard !key.isEmpty, !key.contains("="), !key.contains("\0") else {
+        guard !key.isEmpty, !key.utf8.contains(UInt8(ascii: "=")), !key.utf8.contains(0) else {
             return "expected an environment variable name without '=', found \"\(key)\""
         }
         return key == "PORT" ? "PORT is set by Stet from run.ports.start" : nil

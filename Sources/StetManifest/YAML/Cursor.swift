@@ -43,7 +43,7 @@ final class FieldPath {
 
     let parent: FieldPath?
     let step: Step
-    private var joined: String?
+    @exclusivity(unchecked) private var joined: String?
 
     init(_ parent: FieldPath?, _ step: Step) {
         self.parent = parent
@@ -190,9 +190,8 @@ struct Cursor {
     }
 
     func oneOf<E: RawRepresentable & CaseIterable>(_: E.Type) -> E? where E.RawValue == String {
-        let choices = E.allCases.map(\.rawValue).joined(separator: ", ")
         guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str, let value = E(rawValue: scalar.string) else {
-            expected("one of \(choices)")
+            expected("one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
             return nil
         }
         return value
@@ -243,7 +242,8 @@ struct Cursor {
 
 /// Reads the fields of a mapping once each. `finish()` reports keys nobody asked for, so an
 /// unknown or misspelt field is an error, not silently ignored, and a field given twice is
-/// reported where it is given again.
+/// reported where it is given again. One reader belongs to the one thread that decodes its
+/// file, so its fields skip the runtime's exclusivity checks (a tenth of decoding).
 final class MappingReader {
     struct Key {
         let text: String
@@ -253,16 +253,16 @@ final class MappingReader {
     let cursor: Cursor
     /// The path of the mapping, shared by the cursors of its fields.
     private let path: FieldPath
-    private var names: [String] = []
-    private var keys: [Node] = []
-    private var values: [Node] = []
+    @exclusivity(unchecked) private var names: [String] = []
+    @exclusivity(unchecked) private var keys: [Node] = []
+    @exclusivity(unchecked) private var values: [Node] = []
     /// Whether a reader asked for each field.
-    private var used: [Bool] = []
+    @exclusivity(unchecked) private var used: [Bool] = []
     /// Position of each field, for a mapping too large to search: a lookup then costs the same
     /// in a mapping of any size. Manifests' mappings are a few fields, searched in order.
     private var positions: [String: Int]?
     /// Every name a reader asked for, present or not, in order (once each).
-    private var asked: [String] = []
+    @exclusivity(unchecked) private var asked: [String] = []
     /// The fields asked for with `required`, kept only while `ManifestSchema` collects.
     private var requiredNames: Set<String> = []
 
@@ -340,10 +340,10 @@ final class MappingReader {
     }
 
     /// The field's value; reports it missing otherwise.
-    func required(_ name: String, _ what: String) -> Cursor? {
+    func required(_ name: String, _ what: @autoclosure () -> String) -> Cursor? {
         if cursor.sink.accepted != nil { requiredNames.insert(name) }
         if let value = optional(name) { return value }
-        cursor.sink.report(cursor.mark, FieldPath.text(path, .field(name)), "missing required field (\(what))")
+        cursor.sink.report(cursor.mark, FieldPath.text(path, .field(name)), "missing required field (\(what()))")
         return nil
     }
 

@@ -30,28 +30,21 @@ enum Node {
     /// boolean, a decimal integer, or a string. No timestamps, no octal, no `<<` merge keys.
     enum ScalarType { case null, bool, int, str }
 
-    static func type(plain text: String) -> ScalarType {
-        let utf8 = text.utf8
-        switch utf8.count {
-        case 0: return .null
-        case 1 where text == "~": return .null
-        case 4:
-            switch text {
-            case "null", "Null", "NULL": return .null
-            case "true", "True", "TRUE": return .bool
-            default: break
-            }
-        case 5:
-            switch text {
-            case "false", "False", "FALSE": return .bool
-            default: break
-            }
-        default: break
+    static func type(plain bytes: UnsafeBufferPointer<UInt8>) -> ScalarType {
+        func spells(_ word: StaticString) -> Bool {
+            bytes.count == word.utf8CodeUnitCount && memcmp(bytes.baseAddress!, word.utf8Start, bytes.count) == 0
         }
-        return isDecimalInteger(utf8) ? .int : .str
+        switch bytes.count {
+        case 0: return .null
+        case 1 where bytes[0] == UInt8(ascii: "~"): return .null
+        case 4 where spells("null") || spells("Null") || spells("NULL"): return .null
+        case 4 where spells("true") || spells("True") || spells("TRUE"): return .bool
+        case 5 where spells("false") || spells("False") || spells("FALSE"): return .bool
+        default: return isDecimalInteger(bytes) ? .int : .str
+        }
     }
 
-    static func isDecimalInteger(_ text: String.UTF8View) -> Bool {
+    static func isDecimalInteger(_ text: UnsafeBufferPointer<UInt8>) -> Bool {
         var digits = text[...]
         if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
         return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
@@ -153,9 +146,9 @@ private struct TreeBuilder {
     final class Frame {
         let mark: Mark
         let isMapping: Bool
-        var items: [Node] = []
-        var pairs: [(key: Node, value: Node)] = []
-        var key: Node?
+        @exclusivity(unchecked) var items: [Node] = []
+        @exclusivity(unchecked) var pairs: [(key: Node, value: Node)] = []
+        @exclusivity(unchecked) var key: Node?
 
         init(mark: Mark, isMapping: Bool) {
             self.mark = mark
@@ -184,7 +177,7 @@ private struct TreeBuilder {
             refuse(anchor: scalar.anchor, at: mark)
             let bytes = UnsafeBufferPointer(start: scalar.value, count: scalar.value == nil ? 0 : scalar.length)
             let string = String(decoding: bytes, as: UTF8.self)
-            let type = scalar.style == YAML_PLAIN_SCALAR_STYLE ? Node.type(plain: string) : .str
+            let type = scalar.style == YAML_PLAIN_SCALAR_STYLE ? Node.type(plain: bytes) : .str
             add(.scalar(Node.Scalar(string: string, type: type, hasNUL: bytes.contains(0), mark: mark)))
         case YAML_SEQUENCE_START_EVENT:
             refuse(anchor: event.data.sequence_start.anchor, at: mark)
