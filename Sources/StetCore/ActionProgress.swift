@@ -1,3 +1,5 @@
+import Foundation
+
 /// What an action says about itself while it runs: a backup's percent, files and bytes, a
 /// replica's last health check while Stet waits for it. Whoever runs the action (`Applier.run`)
 /// sets `reporter` for the action's task; a provider calls `report` and never learns who
@@ -28,4 +30,33 @@ public enum ActionProgress {
         guard let reporter else { return }
         reporter.hear(text.count > maximumLength ? String(text.prefix(maximumLength - 1)) + "…" : text)
     }
+}
+
+/// Told by a provider the moment its action has changed the world (a replica's process was
+/// spawned), so that whoever runs the action makes what it keeps for a crash last then: not
+/// before the action, on the way from a replica's exit to its replacement, and not only once it
+/// ends. Set for the action's task like `ActionProgress.reporter`; the provider never learns who
+/// listens. The first call counts; later ones do nothing.
+public enum ActionBegun {
+    public final class Listener: @unchecked Sendable {
+        private let hear: @Sendable () -> Void
+        private let lock = NSLock()
+        private var heard = false
+
+        public init(_ hear: @escaping @Sendable () -> Void) { self.hear = hear }
+
+        /// Calls the listener the first time only.
+        public func tell() {
+            guard lock.withLock({ () -> Bool in
+                defer { heard = true }
+                return !heard
+            }) else { return }
+            hear()
+        }
+    }
+
+    @TaskLocal public static var listener: Listener?
+
+    /// The action has begun.
+    public static func now() { listener?.tell() }
 }

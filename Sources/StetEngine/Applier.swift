@@ -186,8 +186,8 @@ public struct Applier: Sendable {
     /// `body` runs, a `result` entry after, then the resource's last action in its status. A
     /// crash in between leaves the marker, which the next start records as `interrupted`
     /// (`recoverInterrupted`); with `headWithResult` (a replica start) the spawn waits for the
-    /// intent's fsync only, and the marker's runs beside the action. Returns the outcome and the seconds it took. `preceding` entries
-    /// are appended with the intent, in one append.
+    /// intent's fsync only, and the marker's follows the spawn. Returns the outcome and the
+    /// seconds it took. `preceding` entries are appended with the intent, in one append.
     public func run(
         _ action: Action, after preceding: [AuditRecord] = [], headWithResult: Bool = false, _ body: () async -> ActionOutcome
     ) async throws -> (ActionOutcome, Double) {
@@ -199,11 +199,11 @@ public struct Applier: Sendable {
         let marker = Self.inflightKey(action.id)
         let inflight = try JSONCoding.encoder.encode(Inflight(
             plan: action.plan, change: action.plan == nil ? nil : action.id, resource: action.resource.description, action: action.action))
-        let markerSynced: BackgroundSync?
         if headWithResult {
             // Only the intent is waited for before the action: the marker is in place for a Stet
-            // started after this one is killed, and made to outlast a power loss while the action
-            // starts (a power loss ends a replica too; what it can cost is the `interrupted`).
+            // started after this one is killed, and made to outlast a power loss the moment the
+            // action has begun (`ActionBegun`: right after the spawn). Synced on another thread
+            // beside the spawn, its journal commit held up the spawn's own writes.
             try store.stage(marker, inflight)
         } else {
             try store.write(marker, inflight)
@@ -214,15 +214,18 @@ public struct Applier: Sendable {
             try? store.remove(marker)
             throw error
         }
-        markerSynced = headWithResult ? BackgroundSync { [store] in try store.sync(marker) } : nil
         intents.insert(action.id)
         let started = DispatchTime.now().uptimeNanoseconds
         let events = events
         events(.started(action))
-        let outcome = await ActionProgress.$reporter.withValue(ActionProgress.Listener { events(.running(action, $0)) }) { await body() }
+        // A marker that cannot be synced is removed once the result is written, a moment later.
+        let begun = headWithResult ? ActionBegun.Listener { [store] in try? store.sync(marker) } : nil
+        let outcome = await ActionBegun.$listener.withValue(begun) {
+            await ActionProgress.$reporter.withValue(ActionProgress.Listener { events(.running(action, $0)) }) { await body() }
+        }
+        // A provider that never said its action began (it failed first) is heard here.
+        begun?.tell()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        // The result's own fsync outlasts whatever the marker's sync could not do.
-        try? markerSynced?.wait()
         try audit.append(AuditRecord(
             kind: .result, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
             resource: action.resource.description, action: action.action, cause: action.cause, reason: outcome.ok ? outcome.detail : nil,
@@ -238,25 +241,6 @@ public struct Applier: Sendable {
         }
         events(.ended(action, outcome, seconds: seconds))
         return (outcome, seconds)
-    }
-
-    /// Work started on another thread now and waited for later: an fsync that overlaps the action.
-    final class BackgroundSync: @unchecked Sendable {
-        private let done = DispatchSemaphore(value: 0)
-        private var failure: (any Error)?
-
-        init(_ work: @escaping @Sendable () throws -> Void) {
-            DispatchQueue.global(qos: .userInitiated).async { [self] in
-                do { try work() } catch { failure = error }
-                done.signal()
-            }
-        }
-
-        /// Waits for the work; throws what it threw. Once only.
-        func wait() throws {
-            done.wait()
-            if let failure { throw failure }
-        }
     }
 
     final class StatusLock: @unchecked Sendable {

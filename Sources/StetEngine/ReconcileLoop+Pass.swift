@@ -20,6 +20,8 @@ extension ReconcileLoop {
         // Under the lock, before anything is planned: never a pass on a release older than the
         // one in force (`apply` holds the lock while it accepts and applies).
         try adoptAcceptedRelease()
+        provider.beginPass()
+        defer { provider.endPass() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let (onPass, lastObservation) = (self.onPass, self.lastObservation)
         defer {

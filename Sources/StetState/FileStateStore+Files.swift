@@ -25,7 +25,7 @@ extension FileStateStore {
     /// on the way, returns nil.
     public func open(_ key: String, flags: Int32, create: Bool = false) throws -> Int32? {
         let path = path(try StateKey.check(key))
-        guard try checkFolders(to: (key as NSString).deletingLastPathComponent, create: create) else { return nil }
+        guard try checkFolders(to: StateKey.folder(of: key), create: create) else { return nil }
         // O_NONBLOCK only for the open itself: a FIFO in place of a file must not block it.
         let always = O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
         var created = false
@@ -69,7 +69,7 @@ extension FileStateStore {
     /// that a write replaces only a regular file of Stet's own.
     func prepareWrite(_ key: String) throws -> String {
         let path = path(key)
-        _ = try checkFolders(to: (key as NSString).deletingLastPathComponent, create: true)
+        _ = try checkFolders(to: StateKey.folder(of: key), create: true)
         var info = stat()
         if lstat(path, &info) == 0 {
             try StateFileRules.check(path, info, folder: false)
@@ -107,7 +107,7 @@ extension FileStateStore {
         try StateFileRules.checkHolders(of: path)
         guard try checkFolder(path, create: create) else { return false }
         for component in folder.split(separator: "/") where component != "." {
-            path = (path as NSString).appendingPathComponent(String(component))
+            path = path == "/" ? "/" + component : path + "/" + component
             guard try checkFolder(path, create: create) else { return false }
         }
         return true
@@ -157,6 +157,8 @@ enum StateFileRules {
     /// An `NSLock`, not `Synchronization.Mutex`: the mutex waits on futexes ThreadSanitizer does
     /// not see, so every use of it was reported as a race (`scripts/sanitize thread`).
     private static let checkedHolders = CheckedHolders()
+    /// State directories, by absolute name, whose holders passed.
+    private static let checkedDirectories = CheckedHolders()
 
     private final class CheckedHolders: @unchecked Sendable {
         private let lock = NSLock()
@@ -171,6 +173,10 @@ enum StateFileRules {
     /// nobody renames or removes another's entries. Links on the way are judged by the folder
     /// that holds them. Folders Stet creates itself are 0700.
     static func checkHolders(of stateDirectory: String) throws {
+        // An absolute name is the same folder from any working directory: checked once.
+        let absoluteName = stateDirectory.hasPrefix("/")
+        if absoluteName, checkedDirectories.contains(stateDirectory) { return }
+        defer { if absoluteName { checkedDirectories.insert(stateDirectory) } }
         let absolute = stateDirectory.hasPrefix("/") ? stateDirectory : FileManager.default.currentDirectoryPath + "/" + stateDirectory
         let parent = (absolute as NSString).deletingLastPathComponent
         guard !checkedHolders.contains(parent) else { return }

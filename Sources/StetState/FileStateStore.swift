@@ -5,8 +5,14 @@ public import Foundation
 /// `FileStateStore+Files.swift`.
 public struct FileStateStore: StateStore {
     public let root: String
+    /// `root` as paths below it begin (its slashes tidied, as `NSString` does, and one added),
+    /// worked out once: `path` is on the way of every read.
+    private let base: String
 
-    public init(root: String) { self.root = root }
+    public init(root: String) {
+        self.root = root
+        base = String((root as NSString).appendingPathComponent("k").dropLast())
+    }
 
     /// The state directory named by `option`, else `STET_STATE_DIR`, else the default.
     public static func resolve(
@@ -37,7 +43,14 @@ public struct FileStateStore: StateStore {
     public var location: String { root }
 
     /// Where `key` is on disk. For names from outside, use `checkedPath`.
-    public func path(_ key: String) -> String { (root as NSString).appendingPathComponent(key) }
+    public func path(_ key: String) -> String {
+        // A key in the checked form (`StateKey`) joins as it is; anything else is tidied.
+        let bytes = key.utf8
+        guard let first = bytes.first, first != UInt8(ascii: "/"), bytes.last != UInt8(ascii: "/"),
+            !zip(bytes, bytes.dropFirst()).contains(where: { $0 == UInt8(ascii: "/") && $1 == UInt8(ascii: "/") })
+        else { return (root as NSString).appendingPathComponent(key) }
+        return base + key
+    }
 
     /// Where `key` is on disk, once `StateKey.check` has passed it.
     public func checkedPath(_ key: String) throws -> String { path(try StateKey.check(key)) }

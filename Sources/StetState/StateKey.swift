@@ -20,12 +20,28 @@ public enum StateKey {
         guard !bytes.isEmpty, bytes.count <= maximumLength else { return "expected 1 to \(maximumLength) bytes" }
         guard !bytes.contains(0) else { return "holds a NUL byte" }
         guard bytes.first != UInt8(ascii: "/") else { return "is absolute" }
-        for component in key.split(separator: "/", omittingEmptySubsequences: false) {
-            guard !component.isEmpty else { return "has an empty component" }
-            guard component != ".", component != ".." else { return "has a \(component) component" }
-            guard component.utf8.count <= maximumComponent else { return "has a component longer than \(maximumComponent) bytes" }
+        // Component by component, as bytes: every read and write of state checks its key.
+        var length = 0
+        var dots = 0
+        for byte in bytes.lazy + [UInt8(ascii: "/")] {
+            guard byte == UInt8(ascii: "/") else {
+                length += 1
+                dots = byte == UInt8(ascii: ".") && dots == length - 1 ? dots + 1 : 0
+                continue
+            }
+            guard length > 0 else { return "has an empty component" }
+            guard dots != length || length > 2 else { return "has a \(length == 1 ? "." : "..") component" }
+            guard length <= maximumComponent else { return "has a component longer than \(maximumComponent) bytes" }
+            length = 0
+            dots = 0
         }
         return nil
+    }
+
+    /// The folder of `key` (`replicas/web` of `replicas/web/0.json`), empty at the top.
+    public static func folder(of key: String) -> String {
+        guard let slash = key.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "" }
+        return String(key[..<slash])
     }
 
     /// `key`, or a `StateError` that names it and says what is wrong.

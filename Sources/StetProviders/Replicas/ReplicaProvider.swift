@@ -29,6 +29,8 @@ public struct ReplicaProvider: Provider {
     let decoded = DecodedRecords()
     /// Exits found by the loop and not saved yet (`noteExit`, `saveExits`).
     let exits = PendingExits()
+    /// Records and their folders as read in the loop's current pass (`beginPass`).
+    let pass = PassRecords()
 
     public init(store: any StateStore, baseDirectory: String = FileManager.default.currentDirectoryPath,
                 environment: [String: String] = ProcessInfo.processInfo.environment)
@@ -116,6 +118,13 @@ public struct ReplicaProvider: Provider {
     /// bytes changed since the last read (`DecodedRecords`).
     private func stored(_ service: String, _ index: Int) throws -> Record? {
         let key = try Self.key(service, index)
+        if let known = pass.record(key) { return known }
+        let record = try read(key, service, index)
+        pass.keep(record, key)
+        return record
+    }
+
+    private func read(_ key: String, _ service: String, _ index: Int) throws -> Record? {
         guard let data = try store.read(key) else { return nil }
         // Stet writes no empty record: an empty file is a pending record a power loss cut
         // short (`start`), and the process it was for ended with the host.
@@ -133,13 +142,25 @@ public struct ReplicaProvider: Provider {
     }
 
     public func save(_ record: Record) throws {
-        try store.write(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
+        let key = try Self.key(record.service, record.index)
+        pass.forget(key)
+        try store.write(key, try JSONCoding.encoder.encode(record))
     }
 
     /// Saves `record` whole, without waiting for its folder (`StateStore.replace`).
     private func replace(_ record: Record) throws {
-        try store.replace(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
+        let key = try Self.key(record.service, record.index)
+        pass.forget(key)
+        try store.replace(key, try JSONCoding.encoder.encode(record))
     }
+
+    /// The loop's pass begins: it holds the state lock, so no other Stet writes records until
+    /// `endPass`, and this provider forgets what it writes itself. Until then each record and
+    /// folder is read from disk once: the pass reads them to find exits, then to observe.
+    public func beginPass() { pass.begin() }
+
+    /// The pass ends: records are read from disk again each time.
+    public func endPass() { pass.end() }
 
     /// Keeps how a replica ended without writing it yet: records read from now on say so, and
     /// a replacement's record carries it. `saveExits` writes what no replacement took over. Used
@@ -164,20 +185,31 @@ public struct ReplicaProvider: Provider {
         }
     }
 
-    func remove(_ service: String, _ index: Int) throws { try store.remove(Self.key(service, index)) }
+    func remove(_ service: String, _ index: Int) throws {
+        let key = try Self.key(service, index)
+        pass.forget(key)
+        try store.remove(key)
+    }
 
     /// Every service with records, and its records by index. Names in the folder that Stet
     /// would not have written (a service name out of form, an index other than `0`, `1` …) are
     /// not records and are passed over.
     public func records() throws -> [String: [Int: Record]] {
         var result: [String: [Int: Record]] = [:]
-        for service in try store.list("replicas") where ResourceID.isValidName(service) {
-            for file in try store.list("replicas/\(service)") where file.hasSuffix(".json") {
+        for service in try list("replicas") where ResourceID.isValidName(service) {
+            for file in try list("replicas/\(service)") where file.hasSuffix(".json") {
                 guard let index = StateKey.index(parsing: file.dropLast(5)), let record = try record(service, index) else { continue }
                 result[service, default: [:]][index] = record
             }
         }
         return result
+    }
+
+    private func list(_ folder: String) throws -> [String] {
+        if let known = pass.listing(folder) { return known }
+        let names = try store.list(folder)
+        pass.keep(names, folder)
+        return names
     }
 
     // MARK: - Observe
@@ -321,7 +353,9 @@ public struct ReplicaProvider: Provider {
         // Not waiting for the disk: the record is there for a Stet started after this one is
         // killed. Only a power loss could undo it, and that ends the process too; what it leaves
         // (the record before, or an empty file) names no process. `save` below makes it last.
-        try store.stage(Self.key(record.service, record.index), try JSONCoding.encoder.encode(record))
+        let key = try Self.key(record.service, record.index)
+        pass.forget(key)
+        try store.stage(key, try JSONCoding.encoder.encode(record))
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
         // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
@@ -336,6 +370,7 @@ public struct ReplicaProvider: Provider {
                     + ": \(String(cString: strerror(rc)))")
         }
         spawned(name, index, pid)
+        ActionBegun.now()
         // The start time is read right after the spawn; a process that is already gone leaves
         // no start time, and is recorded as exited.
         record.pid = pid
@@ -535,6 +570,47 @@ final class DecodedRecords: @unchecked Sendable {
             // Bounded: far more than the replicas of any host.
             if known.count >= 4096 { known = [:] }
             known[key] = (data, record)
+        }
+    }
+}
+
+/// Records (nil: no such file) and folder listings read during one pass of the loop
+/// (`ReplicaProvider.beginPass`); outside a pass it keeps nothing. A write through the provider
+/// forgets its record and every listing (a write can add a file).
+final class PassRecords: @unchecked Sendable {
+    private let lock = NSLock()
+    private var active = false
+    private var records: [String: ReplicaProvider.Record?] = [:]
+    private var listings: [String: [String]] = [:]
+
+    func begin() { reset(active: true) }
+    func end() { reset(active: false) }
+
+    private func reset(active: Bool) {
+        lock.withLock {
+            self.active = active
+            records = [:]
+            listings = [:]
+        }
+    }
+
+    /// `.some(nil)` when the pass found no record under `key`; nil when it has not looked.
+    func record(_ key: String) -> ReplicaProvider.Record?? { lock.withLock { records[key] } }
+
+    func keep(_ record: ReplicaProvider.Record?, _ key: String) {
+        lock.withLock { if active { records[key] = .some(record) } }
+    }
+
+    func listing(_ folder: String) -> [String]? { lock.withLock { listings[folder] } }
+
+    func keep(_ names: [String], _ folder: String) {
+        lock.withLock { if active { listings[folder] = names } }
+    }
+
+    func forget(_ key: String) {
+        lock.withLock {
+            records[key] = nil
+            listings = [:]
         }
     }
 }
