@@ -192,6 +192,11 @@ public final class EtcdClient: Sendable {
         let body = try await post(
             "/v3/kv/txn",
             ["compare": try compare.map(Wire.compare), "success": try success.map(Wire.operation), "failure": try failure.map(Wire.operation)])
+        return try Self.transactionAnswer(body)
+    }
+
+    /// What a transaction's answer says: which branch ran, the revision, the keys read.
+    package static func transactionAnswer(_ body: [String: Any]) throws -> (succeeded: Bool, revision: Int64, read: [KeyValue]) {
         var read: [KeyValue] = []
         for response in body["responses"] as? [[String: Any]] ?? [] {
             if let range = response["response_range"] as? [String: Any] {
@@ -213,28 +218,63 @@ public final class EtcdClient: Sendable {
         guard (2...3600).contains(ttl) else {
             throw Failure(kind: .configuration, description: "lease TTL \(ttl) s: expected 2 to 3600")
         }
-        let body = try await post("/v3/lease/grant", ["TTL": String(ttl)])
+        return try Self.granted(try await post("/v3/lease/grant", ["TTL": String(ttl)]), asked: ttl)
+    }
+
+    /// The longest TTL Stet takes from etcd's answers: what it asks for at most.
+    static let maximumTTL = 3600
+
+    /// A lease grant's id and TTL: the TTL asked for when etcd names none, refused when it names
+    /// one out of bounds (etcd never grants more than an hour when asked for at most that).
+    package static func granted(_ body: [String: Any], asked ttl: Int) throws -> (id: Int64, ttl: Int) {
         guard let id = (body["ID"] as? String).flatMap(Int64.init), id != 0 else {
             throw Failure(kind: .malformed, description: "etcd granted a lease without an id")
         }
-        return (id, Int(body["TTL"] as? String ?? "") ?? ttl)
+        guard let text = body["TTL"] as? String else { return (id, ttl) }
+        guard let granted = try ttlAnswer(text) else {
+            throw Failure(kind: .malformed, description: "etcd granted lease \(id) with TTL \(text.prefix(24)), expected 1 to \(maximumTTL) s")
+        }
+        return (id, granted)
+    }
+
+    /// A TTL in an answer: nil when it is 0 or less (the lease is gone); refused beyond an hour.
+    static func ttlAnswer(_ text: String) throws -> Int? {
+        guard text.utf8.count <= 20, let ttl = Int(text) else {
+            throw Failure(kind: .malformed, description: "etcd answered a TTL that is not a whole number: \(text.prefix(24))")
+        }
+        guard ttl > 0 else { return nil }
+        guard ttl <= maximumTTL else {
+            throw Failure(kind: .malformed, description: "etcd answered a TTL of \(ttl) s, expected at most \(maximumTTL) s")
+        }
+        return ttl
     }
 
     /// Renews lease `id`; returns the TTL it has again, or nil when the lease is gone (expired or
     /// revoked: etcd answers without a TTL). `timeout` (seconds, 0.05 to 60) bounds the request
     /// instead of the configured one.
     public func keepAlive(_ id: Int64, timeout: Double? = nil) async throws -> Int? {
-        let body = try await post("/v3/lease/keepalive", ["ID": String(id)], timeout: timeout)
+        try Self.renewed(try await post("/v3/lease/keepalive", ["ID": String(id)], timeout: timeout))
+    }
+
+    /// A keep-alive's answer: the TTL the lease has again, nil when etcd names none (the lease
+    /// is gone).
+    package static func renewed(_ body: [String: Any]) throws -> Int? {
         let result = body["result"] as? [String: Any] ?? body
-        guard let ttl = (result["TTL"] as? String).flatMap(Int.init), ttl > 0 else { return nil }
-        return ttl
+        guard let text = result["TTL"] as? String else { return nil }
+        return try ttlAnswer(text)
     }
 
     /// Seconds lease `id` has left, or nil when it is gone.
     public func timeToLive(_ id: Int64) async throws -> Int? {
-        let body = try await post("/v3/lease/timetolive", ["ID": String(id)])
-        guard let ttl = (body["TTL"] as? String).flatMap(Int.init), ttl >= 0 else { return nil }
-        return ttl
+        try Self.remaining(try await post("/v3/lease/timetolive", ["ID": String(id)]))
+    }
+
+    /// A time-to-live answer: the seconds left, nil when the lease is gone (etcd says -1).
+    package static func remaining(_ body: [String: Any]) throws -> Int? {
+        guard let text = body["TTL"] as? String else { return nil }
+        // 0: the lease ends within the second; it is still there.
+        if text == "0" { return 0 }
+        return try ttlAnswer(text)
     }
 
     public func revoke(_ id: Int64) async throws {

@@ -42,7 +42,7 @@ public enum FuzzTargets {
                seeds: ["Fuzz/seeds/restic"], run: restic),
         Target(name: "http", reads: "HTTP answers of health checks and Alertmanager, and Alertmanager's alert list",
                seeds: ["Fuzz/seeds/http"], run: http),
-        Target(name: "etcd", reads: "etcd gateway answers and watch streams", seeds: ["Fuzz/seeds/etcd"], run: etcd),
+        Target(name: "etcd", reads: "etcd gateway answers (ranges, transactions, leases) and watch streams", seeds: ["Fuzz/seeds/etcd"], run: etcd),
         Target(name: "fleet", reads: "a fleet release and signed fleet records from etcd", seeds: ["Fuzz/seeds/fleet"], run: fleet),
         Target(name: "schedule", reads: "cron schedules, durations, RFC 3339 times, URLs and zoneinfo files",
                seeds: ["Fuzz/seeds/schedule"], run: schedule),
@@ -215,10 +215,14 @@ public enum FuzzTargets {
             guard let messages = try? splitter.feed(Array(chunk)) else { break }
             for message in messages { _ = try? EtcdClient.watchEvents(message) }
         }
-        // A range or transaction answer.
+        // A range, transaction or lease answer.
         if let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
             _ = try? EtcdClient.keyValues(body)
             _ = try? EtcdClient.revision(body)
+            _ = try? EtcdClient.transactionAnswer(body)
+            _ = try? EtcdClient.granted(body, asked: 3)
+            _ = try? EtcdClient.renewed(body)
+            _ = try? EtcdClient.remaining(body)
         }
     }
 
