@@ -208,12 +208,9 @@ public struct Applier: Sendable {
         } else {
             try store.write(marker, inflight)
         }
-        do {
-            if headWithResult { try audit.appendBeforeAction(intent, now: Date()) } else { try audit.append(intent, now: Date()) }
-        } catch {
-            try? store.remove(marker)
-            throw error
-        }
+        // A failed append leaves the marker: the intent may have reached the log before the
+        // failure, and a marker without an intent is only an `interrupted` that ran nothing.
+        if headWithResult { try audit.appendBeforeAction(intent, now: Date()) } else { try audit.append(intent, now: Date()) }
         intents.insert(action.id)
         let started = DispatchTime.now().uptimeNanoseconds
         let events = events

@@ -174,12 +174,15 @@ enum StateFileRules {
     /// that holds them. Folders Stet creates itself are 0700.
     static func checkHolders(of stateDirectory: String) throws {
         // An absolute name is the same folder from any working directory: checked once.
+        // Only a check that passed is remembered: one that threw is made again, and throws again.
         let absoluteName = stateDirectory.hasPrefix("/")
         if absoluteName, checkedDirectories.contains(stateDirectory) { return }
-        defer { if absoluteName { checkedDirectories.insert(stateDirectory) } }
-        let absolute = stateDirectory.hasPrefix("/") ? stateDirectory : FileManager.default.currentDirectoryPath + "/" + stateDirectory
+        let absolute = absoluteName ? stateDirectory : FileManager.default.currentDirectoryPath + "/" + stateDirectory
         let parent = (absolute as NSString).deletingLastPathComponent
-        guard !checkedHolders.contains(parent) else { return }
+        guard !checkedHolders.contains(parent) else {
+            if absoluteName { checkedDirectories.insert(stateDirectory) }
+            return
+        }
         var folders = prefixes(of: parent)
         if let resolved = realpath(parent, nil) {
             folders += prefixes(of: String(cString: resolved))
@@ -210,6 +213,7 @@ enum StateFileRules {
             }
         }
         checkedHolders.insert(parent)
+        if absoluteName { checkedDirectories.insert(stateDirectory) }
     }
 
     /// `/`, `/a`, `/a/b` … `path` (absolute), without empty or `.` components.

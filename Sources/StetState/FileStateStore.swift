@@ -78,6 +78,13 @@ public struct FileStateStore: StateStore {
         try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600, syncContent: false)
     }
 
+    public func stamp(_ key: String) -> StateStamp? {
+        guard StateKey.problem(key) == nil else { return nil }
+        var info = stat()
+        guard lstat(path(key), &info) == 0 else { return nil }
+        return StateStamp(info)
+    }
+
     public func sync(_ key: String) throws {
         guard let fd = try open(key, flags: O_RDONLY) else { return }
         defer { Glibc.close(fd) }

@@ -23,19 +23,23 @@ public enum StateKey {
         // Component by component, as bytes: every read and write of state checks its key.
         var length = 0
         var dots = 0
-        for byte in bytes.lazy + [UInt8(ascii: "/")] {
-            guard byte == UInt8(ascii: "/") else {
-                length += 1
-                dots = byte == UInt8(ascii: ".") && dots == length - 1 ? dots + 1 : 0
-                continue
-            }
+        func ended() -> String? {
             guard length > 0 else { return "has an empty component" }
             guard dots != length || length > 2 else { return "has a \(length == 1 ? "." : "..") component" }
             guard length <= maximumComponent else { return "has a component longer than \(maximumComponent) bytes" }
             length = 0
             dots = 0
+            return nil
         }
-        return nil
+        for byte in bytes {
+            if byte == UInt8(ascii: "/") {
+                if let problem = ended() { return problem }
+            } else {
+                length += 1
+                dots = byte == UInt8(ascii: ".") && dots == length - 1 ? dots + 1 : 0
+            }
+        }
+        return ended()
     }
 
     /// The folder of `key` (`replicas/web` of `replicas/web/0.json`), empty at the top.

@@ -31,6 +31,11 @@ public protocol StateStore: Sendable {
     func stage(_ key: String, _ data: Data) throws
     /// Makes a staged `key` last, as `write` would have.
     func sync(_ key: String) throws
+    /// What tells `key`'s present file apart from any other (its inode, size, and times of
+    /// change), or nil when there is none or the store cannot say. An unchanged stamp means the
+    /// key was not replaced, written, or changed in owner or mode since; for a folder, that no
+    /// entry was added, removed or renamed in it.
+    func stamp(_ key: String) -> StateStamp?
     /// Writes `key` only when it does not exist yet. True when this call wrote it; false when
     /// it existed (its value untouched).
     func create(_ key: String, _ data: Data) throws -> Bool
@@ -53,4 +58,32 @@ extension StateStore {
     public func replace(_ key: String, _ data: Data) throws { try write(key, data) }
     public func stage(_ key: String, _ data: Data) throws { try write(key, data) }
     public func sync(_ key: String) throws {}
+    public func stamp(_ key: String) -> StateStamp? { nil }
+}
+
+/// A file's identity and last change, as `StateStore.stamp` gives it.
+public struct StateStamp: Hashable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+    public let size: Int64
+    public let modified: timespec
+    public let changed: timespec
+
+    public init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+        size = Int64(info.st_size)
+        modified = info.st_mtim
+        changed = info.st_ctim
+    }
+
+    public static func == (a: StateStamp, b: StateStamp) -> Bool {
+        a.device == b.device && a.inode == b.inode && a.size == b.size && a.modified.tv_sec == b.modified.tv_sec
+            && a.modified.tv_nsec == b.modified.tv_nsec && a.changed.tv_sec == b.changed.tv_sec && a.changed.tv_nsec == b.changed.tv_nsec
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(inode)
+        hasher.combine(modified.tv_nsec)
+    }
 }

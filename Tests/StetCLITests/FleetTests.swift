@@ -110,9 +110,25 @@ final class FleetFixture: @unchecked Sendable {
 
     /// Kills a node's replicas (SIGKILL, as a dying host would).
     func killReplicas(_ node: String) {
-        for service in (try? FileManager.default.contentsOfDirectory(atPath: stateDir(node) + "/replicas")) ?? [] {
+        let root = stateDir(node) + "/replicas"
+        for service in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
             for replica in running(node, service).values { kill(replica.pid, SIGKILL) }
+            // A node stopped between a spawn and its record leaves a pending record (pid 0);
+            // the process carries the record's instance.
+            let folder = root + "/" + service
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] where name.hasSuffix(".json") {
+                guard let data = FileManager.default.contents(atPath: folder + "/" + name),
+                    let pending = try? JSONDecoder().decode(Pending.self, from: data), pending.pid == 0,
+                    let instance = pending.instance, let found = ProcessTable.find(instance: instance)
+                else { continue }
+                kill(found.pid, SIGKILL)
+            }
         }
+    }
+
+    struct Pending: Decodable {
+        let pid: Int32
+        let instance: String?
     }
 
     /// A host loss: the node's `stet run` and its replicas, killed.

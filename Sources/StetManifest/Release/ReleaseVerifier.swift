@@ -337,7 +337,6 @@ public struct ReleaseVerifier: Sendable {
             index: index, release: ReleaseRef(version: index.version, digest: digest), envelope: bytes, files: files, report: report)
     }
 
-    /// True when some component of `relative` is a symbolic link.
     /// Each file's content and digest, read and hashed in parallel, in the order given.
     private func readAll(_ paths: [String]) -> [Result<(content: Data, digest: String)?, InputFile.Failure>] {
         let results = UnsafeMutableBufferPointer<Result<(content: Data, digest: String)?, InputFile.Failure>>.allocate(capacity: paths.count)
@@ -358,6 +357,7 @@ public struct ReleaseVerifier: Sendable {
         return Array(results)
     }
 
+    /// True when some component of `relative` is a symbolic link.
     private func isSymlinkOnPath(_ relative: String) -> Bool {
         var current = directory
         for component in relative.split(separator: "/") {

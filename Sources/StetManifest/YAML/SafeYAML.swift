@@ -103,11 +103,9 @@ enum SafeYAML {
             parser.deallocate()
         }
         yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
-        // libyaml reads nothing from an empty string but needs a valid pointer.
-        let empty: UInt8 = 0
-        withUnsafePointer(to: empty) { fallback in
-            yaml_parser_set_input_string(parser, utf8.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? fallback, utf8.count)
-        }
+        // Empty text is a stream without documents.
+        guard let start = utf8.baseAddress, utf8.count > 0 else { return [] }
+        yaml_parser_set_input_string(parser, start.assumingMemoryBound(to: UInt8.self), utf8.count)
         var builder = TreeBuilder(sink: sink)
         var event = yaml_event_t()
         while true {

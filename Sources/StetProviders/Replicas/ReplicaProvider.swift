@@ -118,9 +118,11 @@ public struct ReplicaProvider: Provider {
     /// bytes changed since the last read (`DecodedRecords`).
     private func stored(_ service: String, _ index: Int) throws -> Record? {
         let key = try Self.key(service, index)
-        if let known = pass.record(key) { return known }
+        // The stamp is taken before the read: a write in between changes it, and is read next time.
+        let stamp = store.stamp(key)
+        if let stamp, let known = pass.record(key, stamp) { return known }
         let record = try read(key, service, index)
-        pass.keep(record, key)
+        if let stamp { pass.keep(record, key, stamp) }
         return record
     }
 
@@ -154,9 +156,9 @@ public struct ReplicaProvider: Provider {
         try store.replace(key, try JSONCoding.encoder.encode(record))
     }
 
-    /// The loop's pass begins: it holds the state lock, so no other Stet writes records until
-    /// `endPass`, and this provider forgets what it writes itself. Until then each record and
-    /// folder is read from disk once: the pass reads them to find exits, then to observe.
+    /// The loop's pass begins: until `endPass` a record or folder whose file is unchanged
+    /// (`StateStore.stamp`) is not read again. The pass reads them to find exits, then to
+    /// observe; a cached read costs one `lstat`.
     public func beginPass() { pass.begin() }
 
     /// The pass ends: records are read from disk again each time.
@@ -206,9 +208,10 @@ public struct ReplicaProvider: Provider {
     }
 
     private func list(_ folder: String) throws -> [String] {
-        if let known = pass.listing(folder) { return known }
+        let stamp = store.stamp(folder)
+        if let stamp, let known = pass.listing(folder, stamp) { return known }
         let names = try store.list(folder)
-        pass.keep(names, folder)
+        if let stamp { pass.keep(names, folder, stamp) }
         return names
     }
 
@@ -574,14 +577,15 @@ final class DecodedRecords: @unchecked Sendable {
     }
 }
 
-/// Records (nil: no such file) and folder listings read during one pass of the loop
-/// (`ReplicaProvider.beginPass`); outside a pass it keeps nothing. A write through the provider
-/// forgets its record and every listing (a write can add a file).
+/// Records and folder listings read during one pass of the loop (`ReplicaProvider.beginPass`),
+/// each with the stamp its file or folder had when it was read (`StateStore.stamp`): one is used
+/// again only while the stamp is the same, so a write by anyone (another provider in this
+/// process, a fleet task, another process) is read afresh. Outside a pass it keeps nothing.
 final class PassRecords: @unchecked Sendable {
     private let lock = NSLock()
     private var active = false
-    private var records: [String: ReplicaProvider.Record?] = [:]
-    private var listings: [String: [String]] = [:]
+    private var records: [String: (stamp: StateStamp, record: ReplicaProvider.Record?)] = [:]
+    private var listings: [String: (stamp: StateStamp, names: [String])] = [:]
 
     func begin() { reset(active: true) }
     func end() { reset(active: false) }
@@ -594,17 +598,21 @@ final class PassRecords: @unchecked Sendable {
         }
     }
 
-    /// `.some(nil)` when the pass found no record under `key`; nil when it has not looked.
-    func record(_ key: String) -> ReplicaProvider.Record?? { lock.withLock { records[key] } }
-
-    func keep(_ record: ReplicaProvider.Record?, _ key: String) {
-        lock.withLock { if active { records[key] = .some(record) } }
+    /// `.some(nil)` when the file read under `stamp` held no record; nil when it was not read.
+    func record(_ key: String, _ stamp: StateStamp) -> ReplicaProvider.Record?? {
+        lock.withLock { records[key].flatMap { $0.stamp == stamp ? .some($0.record) : nil } }
     }
 
-    func listing(_ folder: String) -> [String]? { lock.withLock { listings[folder] } }
+    func keep(_ record: ReplicaProvider.Record?, _ key: String, _ stamp: StateStamp) {
+        lock.withLock { if active { records[key] = (stamp, record) } }
+    }
 
-    func keep(_ names: [String], _ folder: String) {
-        lock.withLock { if active { listings[folder] = names } }
+    func listing(_ folder: String, _ stamp: StateStamp) -> [String]? {
+        lock.withLock { listings[folder].flatMap { $0.stamp == stamp ? $0.names : nil } }
+    }
+
+    func keep(_ names: [String], _ folder: String, _ stamp: StateStamp) {
+        lock.withLock { if active { listings[folder] = (stamp, names) } }
     }
 
     func forget(_ key: String) {

@@ -1,0 +1,44 @@
+import Foundation
+import StetState
+@testable import StetProviders
+import StetTesting
+import Testing
+
+/// Within a pass of the loop a record is read from disk once, and again as soon as anyone
+/// changed its file: another provider of the same process (as the fleet's tasks make), or a
+/// writer that goes around providers altogether.
+@Suite struct PassRecordsTests {
+    let folder = TemporaryDirectory("stet-pass-records")
+
+    func record(pid: Int) -> Data {
+        Data("""
+            {"service":"web","index":0,"pid":\(pid),"startTime":1,"specHash":"sha256:x","startedAt":"2026-01-01T00:00:00Z",\
+            "restarts":0,"protect":false,"healthFailures":0}
+            """.utf8)
+    }
+
+    @Test func aRecordChangedByAnotherWriterIsReadAgainWithinAPass() throws {
+        let store = FileStateStore(root: folder.file(".stet"))
+        let loop = ReplicaProvider(store: store, baseDirectory: folder.path)
+        let other = ReplicaProvider(store: store, baseDirectory: folder.path)
+        try store.write("replicas/web/0.json", record(pid: 101))
+        loop.beginPass()
+        defer { loop.endPass() }
+        #expect(try loop.record("web", 0)?.pid == 101)
+        #expect(try loop.records()["web"]?[0]?.pid == 101)
+        // Written around every provider, as another process would.
+        try store.write("replicas/web/0.json", record(pid: 102))
+        #expect(try loop.record("web", 0)?.pid == 102)
+        // Saved by another provider of this process.
+        var saved = try #require(try other.record("web", 0))
+        saved.pid = 103
+        try other.save(saved)
+        #expect(try loop.record("web", 0)?.pid == 103)
+        // Removed by it: the folder's listing is read again too.
+        try other.remove("web", 0)
+        #expect(try loop.record("web", 0) == nil)
+        #expect(try loop.records()["web"] == nil)
+        try store.write("replicas/web/1.json", Data(String(decoding: record(pid: 104), as: UTF8.self).replacingOccurrences(of: "\"index\":0", with: "\"index\":1").utf8))
+        #expect(try loop.records()["web"]?[1]?.pid == 104)
+    }
+}
