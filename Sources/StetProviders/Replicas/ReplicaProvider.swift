@@ -615,6 +615,8 @@ final class PassRecords: @unchecked Sendable {
         lock.withLock { if active { listings[folder] = (stamp, names) } }
     }
 
+    /// What this provider writes it forgets at once, stamp or not: a file replaced twice within
+    /// one tick of the file system's clock can get its first inode back, and the same size.
     func forget(_ key: String) {
         lock.withLock {
             records[key] = nil
