@@ -31,6 +31,7 @@ let package = Package(
     products: [
         .executable(name: "stet", targets: ["stet"]),
         .executable(name: "stet-bench", targets: ["stet-bench"]),
+        .executable(name: "stet-bench-replica", targets: ["stet-bench-replica"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -55,7 +56,7 @@ let package = Package(
         .target(name: "CStetBuild", cSettings: buildInfo),
         .target(name: "StetCrypto", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StetCore", swiftSettings: strict),
-        .target(name: "StetState", dependencies: ["StetCore"], swiftSettings: strict),
+        .target(name: "StetState", dependencies: ["CSys", "StetCore"], swiftSettings: strict),
         .target(
             name: "StetManifest",
             dependencies: ["StetCore", "StetCrypto", "StetState", .product(name: "Yams", package: "Yams")],
@@ -107,10 +108,12 @@ let package = Package(
             name: "stet-bench",
             dependencies: [
                 "StetCore", "StetCrypto", "StetState", "StetManifest", "StetAudit", "StetPlanner", "StetProviders", "StetEngine",
-                "StetServer", "StetTesting", "StetFleet", "CSys",
+                "StetServer", "StetTesting", "StetFleet", "CSys", "stet-bench-replica",
             ],
             swiftSettings: strict
         ),
+        // The benchmarks' replica, in C (its main.c says why).
+        .executableTarget(name: "stet-bench-replica"),
         .target(
             name: "StetFuzzing",
             dependencies: ["StetAudit", "StetCore", "StetCrypto", "StetEngine", "StetFleet", "StetManifest", "StetProviders"],

@@ -47,6 +47,15 @@ public enum Check: Hashable, Sendable, Codable {
     case exec(command: [String])
 }
 
+/// The encoder of spec texts (sorted keys, slashes as they are), made once: a pass asks for a
+/// service's spec text several times, and making an encoder costs more than encoding a spec.
+/// A `JSONEncoder` whose options are not changed encodes on any thread.
+private let specEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return encoder
+}()
+
 public struct Service: Hashable, Sendable, Codable {
     /// The most replicas a service may ask for; replica indexes are below it.
     public static let maximumReplicas = 1000
@@ -54,11 +63,7 @@ public struct Service: Hashable, Sendable, Codable {
     public struct Run: Hashable, Sendable, Codable {
         /// The run spec as deterministic text (JSON, sorted keys): replicas started from equal
         /// text are the same spec. Its SHA-256 is the replica's spec hash.
-        public var specText: String {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-        }
+        public var specText: String { String(decoding: (try? specEncoder.encode(self)) ?? Data(), as: UTF8.self) }
 
         public var command: [String]
         public var workingDir: String?
@@ -245,11 +250,7 @@ public struct BackupPolicy: Hashable, Sendable, Codable {
 
 public struct Monitor: Hashable, Sendable, Codable {
     /// The monitor's spec as deterministic text; its SHA-256 says whether a registration is current.
-    public var specText: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
+    public var specText: String { String(decoding: (try? specEncoder.encode(self)) ?? Data(), as: UTF8.self) }
 
     public enum Probe: Hashable, Sendable, Codable {
         case check(Check)

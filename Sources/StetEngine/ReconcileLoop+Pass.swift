@@ -76,13 +76,7 @@ extension ReconcileLoop {
     }
 
     /// Every provider of this host, as the loop's passes use them.
-    func host() -> HostProvider {
-        var host = HostProvider(store: store)
-        host.replicas = provider
-        host.backups = backups
-        host.monitors = monitors.registry
-        return host
-    }
+    func host() -> HostProvider { HostProvider(replicas: provider, backups: backups, monitors: monitors.registry) }
 
     /// The applier of the backup passes, with the loop's providers.
     func applier() -> Applier { Applier(provider: host(), audit: audit, store: store, release: release) }

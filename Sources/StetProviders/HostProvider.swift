@@ -14,6 +14,14 @@ public struct HostProvider: Provider {
         monitors = MonitorRegistry(store: store)
     }
 
+    /// The host with providers already made: the loop's, on every pass (making them anew reads
+    /// the working directory and the whole environment).
+    public init(replicas: ReplicaProvider, backups: BackupProvider, monitors: MonitorRegistry) {
+        self.replicas = replicas
+        self.backups = backups
+        self.monitors = monitors
+    }
+
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
         var observed = try await replicas.observe(desired, now: now)
         observed.backups = try await backups.observe(desired, now: now).backups

@@ -79,21 +79,29 @@ extension FileStateStore {
         return path
     }
 
-    /// Reads a whole state file through `open`, at most `maximumFileSize` bytes.
+    /// Reads a whole state file through `open`, at most `maximumFileSize` bytes, into a buffer
+    /// of the size the file had when opened (most are small, and read on every pass), grown if
+    /// it grows meanwhile.
     func readFile(_ key: String) throws -> Data? {
         guard let fd = try open(key, flags: O_RDONLY) else { return nil }
         defer { Glibc.close(fd) }
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 64 << 10)
+        var info = stat()
+        let size = fstat(fd, &info) == 0 ? Int(clamping: info.st_size) : 0
+        var data = Data(count: min(max(size, 0), Self.maximumFileSize) + 1)
+        var length = 0
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if length == data.count { data.count = min(data.count * 2, Self.maximumFileSize + 1) }
+            let n = data.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + length, $0.count - length) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw StateError.io("read \(path(key))", errno)
             }
-            if n == 0 { return data }
-            data.append(contentsOf: buffer[0..<n])
-            guard data.count <= Self.maximumFileSize else {
+            if n == 0 {
+                data.count = length
+                return data
+            }
+            length += n
+            guard length <= Self.maximumFileSize else {
                 throw StateError.corrupt(path(key), "more than \(Self.maximumFileSize >> 20) MiB, larger than any file Stet writes")
             }
         }

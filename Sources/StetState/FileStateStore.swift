@@ -62,21 +62,33 @@ public struct FileStateStore: StateStore {
 
     public func list(_ folder: String) throws -> [String] {
         guard try checkFolders(to: try StateKey.check(folder), create: false) else { return [] }
-        let path = path(folder)
-        return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
+        return try Self.names(in: path(folder)).filter { !$0.hasPrefix(".") && !$0.contains(".tmp.") }.sorted()
     }
 
     public func write(_ key: String, _ data: Data) throws {
-        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600)
+        let path = try prepareWrite(try StateKey.check(key))
+        try AtomicFile.write(data, to: path, mode: 0o600)
+        Self.displaced.free(replacedAt: path)
     }
 
     public func replace(_ key: String, _ data: Data) throws {
-        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600, syncDirectory: false)
+        let path = try prepareWrite(try StateKey.check(key))
+        try AtomicFile.write(data, to: path, mode: 0o600, syncDirectory: false)
+        Self.displaced.free(replacedAt: path)
     }
 
+    /// The file a staged value replaces is moved aside, not freed (`AtomicFile.write(displace:)`):
+    /// the next write, sync or removal of the key frees it, after the action `stage` came before.
     public func stage(_ key: String, _ data: Data) throws {
-        try AtomicFile.write(data, to: try prepareWrite(try StateKey.check(key)), mode: 0o600, syncContent: false)
+        let path = try prepareWrite(try StateKey.check(key))
+        if let old = try AtomicFile.write(data, to: path, mode: 0o600, syncContent: false, displace: true) {
+            Self.displaced.note(old, replacedAt: path)
+        }
     }
+
+    /// The old files `stage` moved aside in this process, by the path they were replaced at. One
+    /// left by a process that ended keeps its temporary name, which no listing shows.
+    static let displaced = DisplacedFiles()
 
     public func stamp(_ key: String) -> StateStamp? {
         guard StateKey.problem(key) == nil else { return nil }
@@ -90,6 +102,7 @@ public struct FileStateStore: StateStore {
         defer { Glibc.close(fd) }
         guard fsync(fd) == 0 else { throw StateError.io("fsync \(path(key))", errno) }
         try AtomicFile.syncDirectory((path(key) as NSString).deletingLastPathComponent)
+        Self.displaced.free(replacedAt: path(key))
     }
 
     /// Written under a temporary name and linked into place (`AtomicFile.create`): a link fails
@@ -100,6 +113,7 @@ public struct FileStateStore: StateStore {
 
     public func remove(_ key: String) throws {
         let path = try checkedPath(key)
+        Self.displaced.free(replacedAt: path)
         guard unlink(path) == 0 else {
             if errno == ENOENT { return }
             throw StateError.io("remove \(path)", errno)
@@ -114,5 +128,20 @@ public struct FileStateStore: StateStore {
         _ = try checkFolders(to: (try StateKey.check(key) as NSString).deletingLastPathComponent, create: true)
         let path = path(key)
         return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+    }
+}
+
+/// Old files moved aside by `FileStateStore.stage`, freed later (`free`), by the path they were
+/// replaced at.
+final class DisplacedFiles: @unchecked Sendable {
+    private let lock = NSLock()
+    private var byPath: [String: [String]] = [:]
+
+    func note(_ old: String, replacedAt path: String) { lock.withLock { byPath[path, default: []].append(old) } }
+
+    /// Removes the old files moved aside from `path`.
+    func free(replacedAt path: String) {
+        let old = lock.withLock { byPath.removeValue(forKey: path) ?? [] }
+        for file in old { unlink(file) }
     }
 }

@@ -12,8 +12,7 @@ enum MonitorBenchmark {
     static func run(_ arguments: [String]) async throws {
         let count = arguments.first.flatMap(Int.init) ?? 500
         let seconds = arguments.dropFirst().first.flatMap(Double.init) ?? 60
-        let me = ProcessInfo.processInfo.arguments[0]
-        let binary = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
+        let replica = try BenchReplica.path()
         let listeners = (0..<4).map { 19_700 + $0 }
         var servers: [Process] = []
         defer {
@@ -24,8 +23,7 @@ enum MonitorBenchmark {
         }
         for port in listeners {
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["http-replica"]
+            process.executableURL = URL(fileURLWithPath: replica)
             process.environment = ["PORT": String(port)]
             try process.run()
             servers.append(process)

@@ -105,8 +105,7 @@ enum ReplicaBenchmark {
     static func run(_ arguments: [String]) async throws {
         let hostile = arguments.contains("--hostile")
         let kills = arguments.lazy.compactMap { Int($0) }.first ?? 50
-        let me = ProcessInfo.processInfo.arguments[0]
-        let binary = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
+        let replica = try BenchReplica.path()
         var repo = RepositoryFixture(root: TemporaryDirectory("stet-bench-replicas"))
         try repo.writeTrust(root: (1, ["alice"]), release: (1, ["alice"]), operator: (1, ["ops"]))
         let key = try repo.key("ops")
@@ -127,7 +126,7 @@ enum ReplicaBenchmark {
                 spec:
                   replicas: \(replicas)
                   run:
-                    command: [\(binary), http-replica]
+                    command: [\(replica)]
                     ports: {start: 19000}
                     stopTimeout: 2s
                   health:
@@ -322,31 +321,17 @@ enum ReplicaBenchmark {
     }
 }
 
-/// `stet-bench http-replica`: a minimal HTTP server on $PORT that answers 200 to anything, as
-/// a light replica for the benchmarks.
-enum HTTPReplica {
-    static func run(_ arguments: [String]) throws {
-        guard let port = ProcessInfo.processInfo.environment["PORT"].flatMap(UInt16.init) else { throw TestFailure("no PORT") }
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var yes: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+/// The benchmarks' replica: `stet-bench-replica`, built beside `stet-bench` (its `main.c` says
+/// why it is in C), an HTTP server on $PORT that answers 200 to anything.
+enum BenchReplica {
+    static func path() throws -> String {
+        let me = ProcessInfo.processInfo.arguments[0]
+        let binary = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
+        let path = (binary as NSString).deletingLastPathComponent + "/stet-bench-replica"
+        guard access(path, X_OK) == 0 else {
+            throw TestFailure("no \(path): build the package's products (swift run -c release stet-bench builds it)")
         }
-        guard bound == 0, listen(fd, 64) == 0 else { throw TestFailure("cannot listen on \(port): \(String(cString: strerror(errno)))") }
-        let response = Array("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".utf8)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let client = accept(fd, nil, nil)
-            guard client >= 0 else { continue }
-            _ = recv(client, &buffer, buffer.count, 0)
-            _ = response.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            close(client)
-        }
+        return path
     }
 }
 

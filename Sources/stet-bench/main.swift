@@ -13,13 +13,11 @@ let suites: [String: ([String]) async throws -> Void] = [
     "fleet": { try FleetBenchmark.run($0) },
     "fleet-failover": { try await FleetFailoverBenchmark.run($0) },
     "primary-failover": { try await PrimaryFailoverBenchmark.run($0) },
-    // A light replica process for the replicas suite, not a benchmark.
-    "http-replica": { try HTTPReplica.run($0) },
 ]
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let name = arguments.first, let suite = suites[name] else {
-    FileHandle.standardError.write(Data("usage: stet-bench \(suites.keys.filter { $0 != "http-replica" }.sorted().joined(separator: "|"))\n".utf8))
+    FileHandle.standardError.write(Data("usage: stet-bench \(suites.keys.sorted().joined(separator: "|"))\n".utf8))
     exit(2)
 }
 do {
