@@ -218,7 +218,8 @@ public final class AuditLog: @unchecked Sendable {
     /// Signed lines for `payloads`, in order; on all cores when there are many.
     private func signLines(_ payloads: [Data]) throws -> [Data] {
         let key = self.key
-        let keyID = key.publicKey.keyID
+        // The actor's key id is this key's, worked out once (deriving it hashes the public key).
+        let keyID = actor.keyid
         @Sendable func line(_ payload: Data) throws -> Data {
             let signature = try key.signature(
                 for: Envelope.preAuthenticationEncoding(payloadType: AuditEntry.payloadType, payload: payload))
