@@ -8,6 +8,7 @@ import StetState
 /// exits reaped, the backup pass handed out, health counts reset, the hooks told).
 extension ReconcileLoop {
     /// One pass over the dirty services: observe, plan, record drift, apply what may be applied.
+    /// Called inside a pass of the provider's cache (`ReplicaProvider.beginPass`).
     /// Every replica found dead here joins the pass, whichever service made it run: the pass
     /// records the exit, so no later look would see it as news.
     ///
@@ -20,8 +21,6 @@ extension ReconcileLoop {
         // Under the lock, before anything is planned: never a pass on a release older than the
         // one in force (`apply` holds the lock while it accepts and applies).
         try adoptAcceptedRelease()
-        provider.beginPass()
-        defer { provider.endPass() }
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let (onPass, lastObservation) = (self.onPass, self.lastObservation)
         defer {

@@ -252,6 +252,10 @@ public final class ReconcileLoop: @unchecked Sendable {
                 // Held by the fleet: exits are still recorded (and reaped), nothing is acted on.
                 try recordExits()
             } else if !dirty.isEmpty || backupsDue {
+                // One pass of the provider's cache (`beginPass`) for the pass and the watchers
+                // after it: both read every record, and most are unchanged in between.
+                provider.beginPass()
+                defer { provider.endPass() }
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()

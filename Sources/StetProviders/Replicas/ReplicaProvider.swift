@@ -158,7 +158,7 @@ public struct ReplicaProvider: Provider {
 
     /// The loop's pass begins: until `endPass` a record or folder whose file is unchanged
     /// (`StateStore.stamp`) is not read again. The pass reads them to find exits, then to
-    /// observe; a cached read costs one `lstat`.
+    /// observe, and the loop's watchers once more after it; a cached read costs one `lstat`.
     public func beginPass() { pass.begin() }
 
     /// The pass ends: records are read from disk again each time.
