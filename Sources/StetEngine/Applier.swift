@@ -2,6 +2,7 @@ public import Foundation
 public import StetAudit
 public import StetCore
 import StetCrypto
+import StetProviders
 public import StetState
 
 /// Carries out a plan through a provider (docs/architecture.md, "Plan, apply and the loop"): resources in the plan's order
@@ -261,10 +262,14 @@ public struct Applier: Sendable {
     }
 
     /// Records every action that began (intent written) but never ended as `interrupted`, then
-    /// forgets it: the next observation decides what is still needed. Returns how many.
+    /// forgets it: the next observation decides what is still needed. Returns how many. Also
+    /// removes what a killed Stet left under temporary names beside the markers and the replica
+    /// records (`StateStore.removeLeftovers`), which the path to a replica's start writes most.
     @discardableResult
     public static func recoverInterrupted(store: any StateStore, audit: any AuditSink, release: ReleaseRef) throws -> Int {
-        try recoverMarkers(in: inflightFolder, as: Inflight.self, store: store, audit: audit) { inflight in
+        try store.removeLeftovers(in: inflightFolder)
+        try ReplicaProvider.removeLeftovers(in: store)
+        return try recoverMarkers(in: inflightFolder, as: Inflight.self, store: store, audit: audit) { inflight in
             AuditRecord(
                 kind: .result, release: release, plan: inflight?.plan, change: inflight?.change, resource: inflight?.resource,
                 action: inflight?.action,

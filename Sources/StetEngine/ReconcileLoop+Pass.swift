@@ -7,8 +7,11 @@ import StetState
 /// One pass of the loop: what only the host's loop does around the `Reconciler` (the state lock,
 /// exits reaped, the backup pass handed out, health counts reset, the hooks told).
 extension ReconcileLoop {
-    /// One pass over the dirty services: observe, plan, record drift, apply what may be applied.
-    /// Called inside a pass of the provider's cache (`ReplicaProvider.beginPass`).
+    /// One pass over the dirty services: observe, plan, record drift, apply what may be applied;
+    /// then the watchers follow the records as the pass left them (records change only in a
+    /// pass). All under the state lock and in one pass of the provider's cache
+    /// (`ReplicaProvider.beginPass`): the pass and the watchers read every record, most of them
+    /// unchanged in between, and no other writer can change one meanwhile unseen by its stamp.
     /// Every replica found dead here joins the pass, whichever service made it run: the pass
     /// records the exit, so no later look would see it as news.
     ///
@@ -21,6 +24,13 @@ extension ReconcileLoop {
         // Under the lock, before anything is planned: never a pass on a release older than the
         // one in force (`apply` holds the lock while it accepts and applies).
         try adoptAcceptedRelease()
+        provider.beginPass()
+        defer { provider.endPass() }
+        try await pass()
+        if !options.once { syncWatchers() }
+    }
+
+    private func pass() async throws {
         let passStarted = DispatchTime.now().uptimeNanoseconds
         let (onPass, lastObservation) = (self.onPass, self.lastObservation)
         defer {

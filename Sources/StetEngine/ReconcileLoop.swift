@@ -252,10 +252,6 @@ public final class ReconcileLoop: @unchecked Sendable {
                 // Held by the fleet: exits are still recorded (and reaped), nothing is acted on.
                 try recordExits()
             } else if !dirty.isEmpty || backupsDue {
-                // One pass of the provider's cache (`beginPass`) for the pass and the watchers
-                // after it: both read every record, and most are unchanged in between.
-                provider.beginPass()
-                defer { provider.endPass() }
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()
@@ -267,8 +263,6 @@ public final class ReconcileLoop: @unchecked Sendable {
                     try waitForBackupPass()
                     break
                 }
-                // Records change only in a pass: watchers are re-read only after one.
-                syncWatchers()
             }
             // Signals and results that came meanwhile, before more work is handed out.
             try handle(inbox.drain())
@@ -444,7 +438,7 @@ public final class ReconcileLoop: @unchecked Sendable {
 
     /// One pidfd per running replica; a replica found gone whose exit no pass recorded makes
     /// its service dirty; health checks follow the watched replicas.
-    private func syncWatchers() {
+    func syncWatchers() {
         let records: [String: [Int: ReplicaProvider.Record]]
         do {
             records = try provider.records()

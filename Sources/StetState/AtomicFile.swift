@@ -16,7 +16,9 @@ public enum AtomicFile {
     /// name, which is returned for the caller to remove later (nil when there was no old file,
     /// or the file system cannot exchange). Freeing a file's blocks and inode costs ext4 a
     /// quarter of a millisecond and more, which a replacement's spawn should not wait for.
-    /// Temporary names contain `.tmp.`, which listings skip (`FileStateStore.list`).
+    /// Temporary names contain `.tmp.` and the writer's pid (`writer(ofTemporary:)`), which
+    /// listings skip (`FileStateStore.list`) and `FileStateStore.removeLeftovers` removes once
+    /// their writer has ended.
     @discardableResult
     public static func write(
         _ data: Data, to path: String, mode: mode_t = 0o644, syncDirectory sync: Bool = true, syncContent: Bool = true,
@@ -36,22 +38,30 @@ public enum AtomicFile {
             guard fchmod(fd, mode) == 0 else { throw StateError.io("chmod \(temporary)", errno) }
             if syncContent { guard fsync(fd) == 0 else { throw StateError.io("fsync \(temporary)", errno) } }
         }
-        var displaced: String?
-        if displace {
-            if exchangePaths(temporary, path) {
-                displaced = temporary
-            } else if ![ENOENT, EINVAL, ENOSYS].contains(errno) {
-                // ENOENT: nothing to exchange with; EINVAL, ENOSYS: a file system or kernel
-                // without exchanges. Each is a plain rename below.
-                throw StateError.io("exchange \(temporary) with \(path)", errno)
-            }
-        }
+        // An exchange that cannot be made (nothing to exchange with, a file system, kernel or
+        // seccomp filter without it) is a plain rename, which reports any real error.
+        let displaced = displace && exchangePaths(temporary, path) ? temporary : nil
         if displaced == nil {
             guard rename(temporary, path) == 0 else { throw StateError.io("rename \(temporary) to \(path)", errno) }
         }
         ok = true
         if sync, syncContent { try syncDirectory(directory.isEmpty ? "." : directory) }
         return displaced
+    }
+
+    /// The pid of the process that made temporary file `name` (`….tmp.PID.RANDOM`), or nil when
+    /// `name` is not one: a positive number of at most ten digits.
+    public static func writer(ofTemporary name: String) -> pid_t? {
+        let bytes = Array(name.utf8)
+        let marker = Array(".tmp.".utf8)
+        guard bytes.count > marker.count,
+            let start = (0...(bytes.count - marker.count)).last(where: { bytes[$0..<($0 + marker.count)].elementsEqual(marker) })
+        else { return nil }
+        let digits = bytes[(start + marker.count)...].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard (1...10).contains(digits.count), digits.endIndex < bytes.endIndex, bytes[digits.endIndex] == UInt8(ascii: "."),
+            let pid = pid_t(String(decoding: digits, as: UTF8.self)), pid > 0
+        else { return nil }
+        return pid
     }
 
     /// Creates `path` with `data` unless it exists, atomically: written and fsynced under a

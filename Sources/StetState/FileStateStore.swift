@@ -67,14 +67,16 @@ public struct FileStateStore: StateStore {
 
     public func write(_ key: String, _ data: Data) throws {
         let path = try prepareWrite(try StateKey.check(key))
+        // Freed whether or not the write succeeds: once exchanged, an old file is worth nothing,
+        // and it may hold the space the write needs.
+        defer { Self.displaced.free(replacedAt: path) }
         try AtomicFile.write(data, to: path, mode: 0o600)
-        Self.displaced.free(replacedAt: path)
     }
 
     public func replace(_ key: String, _ data: Data) throws {
         let path = try prepareWrite(try StateKey.check(key))
+        defer { Self.displaced.free(replacedAt: path) }
         try AtomicFile.write(data, to: path, mode: 0o600, syncDirectory: false)
-        Self.displaced.free(replacedAt: path)
     }
 
     /// The file a staged value replaces is moved aside, not freed (`AtomicFile.write(displace:)`):
@@ -98,11 +100,11 @@ public struct FileStateStore: StateStore {
     }
 
     public func sync(_ key: String) throws {
+        defer { Self.displaced.free(replacedAt: path(key)) }
         guard let fd = try open(key, flags: O_RDONLY) else { return }
         defer { Glibc.close(fd) }
         guard fsync(fd) == 0 else { throw StateError.io("fsync \(path(key))", errno) }
         try AtomicFile.syncDirectory((path(key) as NSString).deletingLastPathComponent)
-        Self.displaced.free(replacedAt: path(key))
     }
 
     /// Written under a temporary name and linked into place (`AtomicFile.create`): a link fails
@@ -119,6 +121,19 @@ public struct FileStateStore: StateStore {
             throw StateError.io("remove \(path)", errno)
         }
         try AtomicFile.syncDirectory((path as NSString).deletingLastPathComponent)
+    }
+
+    /// Removes the temporary files in `folder` whose writer has ended (`AtomicFile.writer`):
+    /// what a kill left between a write's temporary file and its rename, or before a staged
+    /// key's old file was freed. A file of this process or of one still running is left alone.
+    public func removeLeftovers(in folder: String) throws {
+        guard try checkFolders(to: try StateKey.check(folder), create: false) else { return }
+        let path = path(folder)
+        let me = getpid()
+        for name in try Self.names(in: path) {
+            guard let writer = AtomicFile.writer(ofTemporary: name), writer != me, kill(writer, 0) != 0, errno == ESRCH else { continue }
+            unlink(path + "/" + name)
+        }
     }
 
     /// A `flock` on the file `name` in the state directory (`StateLock`).

@@ -43,6 +43,9 @@ public protocol StateStore: Sendable {
     func list(_ folder: String) throws -> [String]
     /// Removes `key`; nothing when it does not exist.
     func remove(_ key: String) throws
+    /// Removes what writers that have ended left in `folder` under temporary names (a kill in
+    /// the middle of a write); nothing in a store that leaves none. Call under the state lock.
+    func removeLeftovers(in folder: String) throws
     /// The lock `name` of this store (not taken). Its name is checked as a key when it is taken.
     func lock(_ name: String) -> any Lock
     /// Where `key` is on this host's disk, absolute, for what another process opens by path: a
@@ -58,6 +61,7 @@ extension StateStore {
     public func replace(_ key: String, _ data: Data) throws { try write(key, data) }
     public func stage(_ key: String, _ data: Data) throws { try write(key, data) }
     public func sync(_ key: String) throws {}
+    public func removeLeftovers(in folder: String) throws {}
     public func stamp(_ key: String) -> StateStamp? { nil }
 }
 

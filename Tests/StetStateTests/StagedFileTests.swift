@@ -69,4 +69,26 @@ import Testing
         try store.write("empty", Data())
         #expect(try store.read("empty") == Data())
     }
+
+    @Test func aTemporaryNameSaysWhichProcessMadeIt() {
+        #expect(AtomicFile.writer(ofTemporary: "0.json.tmp.1234.987654") == 1234)
+        #expect(AtomicFile.writer(ofTemporary: "a.tmp.b.json.tmp.42.1") == 42)
+        for name in ["0.json", "0.json.tmp.", "0.json.tmp.0.5", "0.json.tmp.12", "0.json.tmp.-3.5", "0.json.tmp.12345678901.5",
+                     "0.json.tmp.99999999999999999999.1", ".tmp.7x.1"] {
+            #expect(AtomicFile.writer(ofTemporary: name) == nil, "\(name)")
+        }
+    }
+
+    @Test func leftoversOfEndedWritersAreRemovedAndOthersKept() throws {
+        let folder = TemporaryDirectory("stet-stage")
+        let store = FileStateStore(root: folder.file("state"))
+        try store.write("replicas/web/0.json", Data("record".utf8))
+        // A process that has ended: its pid is not alive once it is reaped.
+        let ended = try StetTesting.run("/bin/sh", ["-c", "echo $$"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let names = ["0.json.tmp.\(ended).1", "0.json.tmp.\(getpid()).2", "0.json.tmp.1.3", "notes.txt"]
+        for name in names { try Data("x".utf8).write(to: URL(fileURLWithPath: store.path("replicas/web/\(name)"))) }
+        try store.removeLeftovers(in: "replicas/web")
+        #expect(try entries(store, "replicas/web") == ["0.json", "0.json.tmp.1.3", "0.json.tmp.\(getpid()).2", "notes.txt"].sorted())
+        try store.removeLeftovers(in: "no/such/folder")
+    }
 }

@@ -207,6 +207,14 @@ public struct ReplicaProvider: Provider {
         return result
     }
 
+    /// Removes what writers that have ended left under temporary names in the folders of the
+    /// replica records (`StateStore.removeLeftovers`). Call under the state lock.
+    public static func removeLeftovers(in store: any StateStore) throws {
+        for service in try store.list("replicas") where ResourceID.isValidName(service) {
+            try store.removeLeftovers(in: "replicas/\(service)")
+        }
+    }
+
     private func list(_ folder: String) throws -> [String] {
         let stamp = store.stamp(folder)
         if let stamp, let known = pass.listing(folder, stamp) { return known }
