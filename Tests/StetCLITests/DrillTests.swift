@@ -37,7 +37,7 @@ import Testing
 
     @Test func aScheduledServiceDrillPassesAndAnOnDemandOneToo() async throws {
         try repo.root.write("manifests/svc.yaml", Samples.liveService(name: "drilled", replicas: 2, port: 19400)
-            + "  drill: {every: 8s, recoverWithin: 20s}\n")
+            + "  drill: {every: 15s, recoverWithin: 20s}\n")
         try repo.sign(["alice"])
         #expect(try stet("trust", "pin", environment: ci).status == 0)
         // Each drill's replacement is a correction: a budget for many, so that no drill of this
@@ -57,7 +57,9 @@ import Testing
         #expect(evidence.contains("healthy after"), "\(evidence)")
         let started = entries(kind: "drill").first { $0["outcome"] == nil }
         #expect((started?["reason"] as? String)?.contains("with SIGKILL; a replacement must be healthy within 20s") == true)
-        // Status shows the last drill (between drills, every replica ready: exit 0).
+        // Status shows the last drill (between drills, every replica ready: exit 0). Drills are
+        // 15 s apart so that most of the time between them has every replica ready: a replacement
+        // is ready a start period (3 s) after its kill, later on a loaded machine.
         #expect(await pollUntil(timeout: 60) {
             guard let status = try? stet("status", "--json"), status.status == 0,
                 let report = try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any],
