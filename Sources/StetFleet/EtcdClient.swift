@@ -239,6 +239,8 @@ public final class EtcdClient: Sendable {
 
     /// A TTL in an answer: nil when it is 0 or less (the lease is gone); refused beyond an hour.
     static func ttlAnswer(_ text: String) throws -> Int? {
+        // `Int(_:)` cannot trap on any text; the length bound only keeps a hostile answer's
+        // parse and message short.
         guard text.utf8.count <= 20, let ttl = Int(text) else {
             throw Failure(kind: .malformed, description: "etcd answered a TTL that is not a whole number: \(text.prefix(24))")
         }

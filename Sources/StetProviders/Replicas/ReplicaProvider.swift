@@ -143,17 +143,17 @@ public struct ReplicaProvider: Provider {
         return record
     }
 
-    public func save(_ record: Record) throws {
-        let key = try Self.key(record.service, record.index)
-        pass.forget(key)
-        try store.write(key, try JSONCoding.encoder.encode(record))
-    }
+    public func save(_ record: Record) throws { try write(record, by: store.write) }
 
     /// Saves `record` whole, without waiting for its folder (`StateStore.replace`).
-    private func replace(_ record: Record) throws {
+    private func replace(_ record: Record) throws { try write(record, by: store.replace) }
+
+    /// Writes `record` under its key with `write` (a `StateStore` write, replace or stage),
+    /// after forgetting what the pass read of that key.
+    private func write(_ record: Record, by write: (String, Data) throws -> Void) throws {
         let key = try Self.key(record.service, record.index)
         pass.forget(key)
-        try store.replace(key, try JSONCoding.encoder.encode(record))
+        try write(key, try JSONCoding.encoder.encode(record))
     }
 
     /// The loop's pass begins: until `endPass` a record or folder whose file is unchanged
@@ -364,9 +364,7 @@ public struct ReplicaProvider: Provider {
         // Not waiting for the disk: the record is there for a Stet started after this one is
         // killed. Only a power loss could undo it, and that ends the process too; what it leaves
         // (the record before, or an empty file) names no process. `save` below makes it last.
-        let key = try Self.key(record.service, record.index)
-        pass.forget(key)
-        try store.stage(key, try JSONCoding.encoder.encode(record))
+        try write(record, by: store.stage)
         var environment = replicaEnvironment(name, index, port: port, env: service.run.env)
         environment["STET_INSTANCE"] = instance
         // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
