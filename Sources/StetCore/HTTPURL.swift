@@ -15,10 +15,12 @@ public struct HTTPURL: Sendable, Equatable {
     /// Parses `text`, or says why it is not such a URL.
     public static func parse(_ text: String) -> Result<HTTPURL, Problem> {
         guard text.utf8.count <= maximumLength else { return .failure(Problem("is longer than \(maximumLength) bytes")) }
-        guard !text.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F || !$0.isASCII }) else {
+        // From here on every character is one printable ASCII byte: the checks below go byte by
+        // byte (a release has a URL in every monitor).
+        guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return .failure(Problem("holds spaces, control characters or characters that are not ASCII; percent-encode them"))
         }
-        if text.lowercased().hasPrefix("https://") {
+        if text.utf8.prefix(8).lazy.map(lowercased).elementsEqual("https://".utf8) {
             return .failure(Problem(
                 "uses https, which Stet's probes and notifiers do not speak; probe over http or tcp, and send alerts "
                     + "through Alertmanager, which delivers to https receivers"))
@@ -41,7 +43,9 @@ public struct HTTPURL: Sendable, Equatable {
                 guard after.hasPrefix(":") else { return .failure(Problem("expected ':PORT' after the IPv6 address")) }
                 portText = after.dropFirst()
             }
-            guard !host.isEmpty, host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }), host.utf8.contains(UInt8(ascii: ":")) else {
+            guard !host.isEmpty, host.utf8.allSatisfy({ isHexDigit($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }),
+                host.utf8.contains(UInt8(ascii: ":"))
+            else {
                 return .failure(Problem("has an IPv6 address that is not one"))
             }
         } else {
@@ -52,14 +56,14 @@ public struct HTTPURL: Sendable, Equatable {
                 host = authority
             }
             guard !host.isEmpty, host.utf8.count <= 253,
-                host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." }), !host.hasPrefix("-")
+                host.utf8.allSatisfy({ isLetterOrDigit($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".") }), !host.hasPrefix("-")
             else {
                 return .failure(Problem("expected a host name, an IPv4 address or [IPv6], found \"\(host)\""))
             }
         }
         var port = 80
         if let portText {
-            guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy(\.isASCIIDigit), let value = Int(portText),
+            guard !portText.isEmpty, portText.utf8.count <= 5, portText.utf8.allSatisfy(isDigit), let value = Int(portText),
                 (1...65535).contains(value)
             else { return .failure(Problem("expected a port from 1 to 65535, found \"\(portText)\"")) }
             port = value
@@ -75,6 +79,15 @@ public struct HTTPURL: Sendable, Equatable {
     }
 }
 
-extension Character {
-    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
+private func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+
+/// An ASCII letter in lower case; any other byte as it is.
+private func lowercased(_ byte: UInt8) -> UInt8 { byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte + 0x20 : byte }
+
+private func isLetterOrDigit(_ byte: UInt8) -> Bool {
+    isDigit(byte) || (lowercased(byte) >= UInt8(ascii: "a") && lowercased(byte) <= UInt8(ascii: "z"))
+}
+
+private func isHexDigit(_ byte: UInt8) -> Bool {
+    isDigit(byte) || (lowercased(byte) >= UInt8(ascii: "a") && lowercased(byte) <= UInt8(ascii: "f"))
 }

@@ -34,6 +34,8 @@ public struct ResticExclude: Sendable {
     public static func problem(in pattern: String) -> String? {
         guard !pattern.isEmpty else { return nil }
         if pattern.utf8.contains(0) { return "it contains a NUL byte" }
+        // Only a part with one of `\[]*?` can be invalid; most patterns are plain paths.
+        if !pattern.utf8.contains(where: { "\\[]*?".utf8.contains($0) }) { return nil }
         for part in prepare(pattern).parts.compactMap({ $0 }) where !part.simple {
             if case .failure = GoMatch.match(part.bytes[...], part.bytes[...]) {
                 return "\(String(decoding: part.bytes, as: UTF8.self)) is not a valid pattern (an unclosed [ or a trailing \\)"

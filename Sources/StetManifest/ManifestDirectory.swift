@@ -119,6 +119,8 @@ public struct ManifestDirectory: Sendable {
     /// may hold a control character or an invisible formatting character (which could fake
     /// output on a terminal).
     public static func nameProblem(_ relative: String) -> String? {
+        // Printable ASCII is its own normal form and holds nothing to escape: nearly every name.
+        if relative.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) { return nil }
         if relative.unicodeScalars.contains(where: { TextEscaping.needsEscape($0, keepNewlines: false) }) {
             return "has a control or invisible formatting character in its name"
         }
@@ -130,6 +132,8 @@ public struct ManifestDirectory: Sendable {
 
     /// The first two names of `names` that are equal once normalised (NFC), if any.
     public static func normalisationClash(_ names: [String]) -> (String, String)? {
+        // Two ASCII names are the same once normalised only when they are the same bytes.
+        if names.allSatisfy(isASCII) { return nil }
         var seen: [[UInt8]: String] = [:]
         for name in names {
             // ASCII is its own normal form.
@@ -144,10 +148,24 @@ public struct ManifestDirectory: Sendable {
 
     /// True for a relative, `/`-separated path with no empty, `.` or `..` component.
     public static func isSafeRelativePath(_ path: String) -> Bool {
-        guard !path.isEmpty, !path.hasPrefix("/"), !path.contains("\\"), !path.contains("\0") else { return false }
-        return path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy {
-            !$0.isEmpty && $0 != "." && $0 != ".."
+        // Byte by byte: every file of a release passes here. A component is what lies between
+        // two `/` (or an end); the empty one, `.` and `..` are refused, as are `\\` and NUL.
+        var length = 0
+        var dots = 0
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "/"):
+                guard length > 0, dots < length || length > 2 else { return false }
+                length = 0
+                dots = 0
+                continue
+            case UInt8(ascii: "\\"), 0: return false
+            case UInt8(ascii: "."): dots += 1
+            default: break
+            }
+            length += 1
         }
+        return length > 0 && (dots < length || length > 2)
     }
 }
 

@@ -11,7 +11,7 @@ import StetTesting
 enum ReleaseBenchmark {
     static let fileCount = 10_000
 
-    static func run() throws {
+    static func run(_ arguments: [String]) throws {
         var repo = RepositoryFixture(root: TemporaryDirectory("stet-bench"))
         try repo.writeTrust(root: (1, ["alice"]), release: (2, ["alice", "bob"]))
         var bytes = 0
@@ -27,6 +27,12 @@ enum ReleaseBenchmark {
         sync()
         print("release of \(fileCount) manifest files, \(bytes / 1024) KiB, \(ProcessInfo.processInfo.activeProcessorCount) cores")
         print()
+        if let flag = arguments.firstIndex(of: "--profile") {
+            // For `perf record`: only the verify and the parse, many times over, each timed.
+            let rounds = arguments.dropFirst(flag + 1).first.flatMap { Int($0) }.map { min(max($0, 1), 1000) } ?? 20
+            try profile(repo: repo, trust: trust, rounds: rounds)
+            return
+        }
 
         // Verify + parse, in process: five runs, the median.
         var times: [Double] = []
@@ -102,6 +108,24 @@ enum ReleaseBenchmark {
         let stetFile = Double(256 << 20) / fileSHA
         Measure.row("SHA-256 of a 256 MiB file (read + hash)", String(format: "%.0f MB/s", stetFile / 1e6),
                     String(format: "%.0f MB/s openssl", opensslSHA / 1e6), String(format: "%.2f (target ≥ 0.90)", stetFile / opensslSHA))
+    }
+
+    static func profile(repo: RepositoryFixture, trust: TrustPolicy, rounds: Int) throws {
+        var release: VerifiedRelease?
+        var cpu = Measure.cpuSeconds()
+        let verify = try Measure.seconds {
+            for _ in 0..<rounds {
+                release = try ReleaseVerifier(directory: repo.manifests, trust: trust, accepted: nil, now: Date()).verify().result.get()
+            }
+        }
+        let verifyCPU = Measure.cpuSeconds() - cpu
+        cpu = Measure.cpuSeconds()
+        let parse = try Measure.seconds { for _ in 0..<rounds { _ = try release!.desiredState() } }
+        let parseCPU = Measure.cpuSeconds() - cpu
+        Measure.row("verify, mean of \(rounds)", String(format: "%.3f s", verify / Double(rounds)),
+                    String(format: "%.3f s of processor", verifyCPU / Double(rounds)))
+        Measure.row("parse, mean of \(rounds)", String(format: "%.3f s", parse / Double(rounds)),
+                    String(format: "%.3f s of processor", parseCPU / Double(rounds)))
     }
 
     /// One resource per file, cycling through the four kinds with realistic fields.

@@ -3,7 +3,7 @@ import Foundation
 /// `stet-bench SUITE`: Stet's speed, each figure printed beside a reference measured in the
 /// same run. Build and run with `swift run -c release stet-bench SUITE`.
 let suites: [String: ([String]) async throws -> Void] = [
-    "release": { _ in try ReleaseBenchmark.run() },
+    "release": { try ReleaseBenchmark.run($0) },
     "audit": { try AuditBenchmark.run($0) },
     "cosign": { try CosignBenchmark.run($0) },
     "plan": { try PlanBenchmark.run($0) },

@@ -55,13 +55,27 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
         guard index.files.count <= maximumFiles else {
             throw VerificationError(.indexMalformed, "the release index lists \(index.files.count) files; at most \(maximumFiles) are accepted")
         }
-        for (path, digest) in index.files where !digest.hasPrefix("sha256:") || Data(hexString: digest.dropFirst(7))?.count != 32 {
+        for (path, digest) in index.files where !isDigest(digest) {
             throw VerificationError(
                 .indexMalformed,
                 "the release index lists \(TextEscaping.excerpt(path)) with digest \"\(TextEscaping.excerpt(digest, limit: 80))\", "
                     + "expected sha256:<64 hex digits>")
         }
         return index
+    }
+
+    /// True for `sha256:` and 64 hexadecimal digits (either case): checked byte by byte, as a
+    /// release of 100,000 files has as many digests.
+    static func isDigest(_ text: String) -> Bool {
+        let prefix = "sha256:".utf8
+        let utf8 = text.utf8
+        guard utf8.count == prefix.count + 2 * SHA256.byteCount, utf8.starts(with: prefix) else { return false }
+        return utf8.dropFirst(prefix.count).allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+            default: false
+            }
+        }
     }
 }
 

@@ -250,14 +250,20 @@ final class MappingReader {
         let cursor: Cursor
     }
 
+    /// One field of the mapping: its name, key and value, and whether a reader asked for it.
+    private struct Field {
+        let name: String
+        let key: Node
+        let value: Node
+        var used = false
+    }
+
     let cursor: Cursor
     /// The path of the mapping, shared by the cursors of its fields.
     private let path: FieldPath
-    @exclusivity(unchecked) private var names: [String] = []
-    @exclusivity(unchecked) private var keys: [Node] = []
-    @exclusivity(unchecked) private var values: [Node] = []
-    /// Whether a reader asked for each field.
-    @exclusivity(unchecked) private var used: [Bool] = []
+    /// The fields in file order, each name once (one array: a reader is made for every mapping
+    /// of every file, and each array it holds is an allocation).
+    @exclusivity(unchecked) private var fields: [Field] = []
     /// Position of each field, for a mapping too large to search: a lookup then costs the same
     /// in a mapping of any size. Manifests' mappings are a few fields, searched in order.
     private var positions: [String: Int]?
@@ -272,9 +278,9 @@ final class MappingReader {
         self.cursor = cursor
         path = cursor.path
         let count = mapping.pairs.count
-        names.reserveCapacity(count)
-        keys.reserveCapacity(count)
-        values.reserveCapacity(count)
+        fields.reserveCapacity(count)
+        // Readers ask for a few fields more than a mapping has, most of them absent.
+        asked.reserveCapacity(count + 8)
         if count > Self.searchedInOrder { positions = Dictionary(minimumCapacity: count) }
         for (keyNode, valueNode) in mapping.pairs {
             guard case .scalar(let scalar) = keyNode, scalar.type != .null else {
@@ -288,21 +294,18 @@ final class MappingReader {
                 continue
             }
             if let first = position(of: name) {
-                let at = keys[first].mark
+                let at = fields[first].key.mark
                 child(keyNode, name).error("duplicate field (first at line \(at.line))")
                 continue
             }
-            positions?[name] = names.count
-            names.append(name)
-            keys.append(keyNode)
-            values.append(valueNode)
-            used.append(false)
+            positions?[name] = fields.count
+            fields.append(Field(name: name, key: keyNode, value: valueNode))
         }
     }
 
     private func position(of name: String) -> Int? {
         if let positions { return positions[name] }
-        return names.firstIndex(of: name)
+        return fields.firstIndex { $0.name == name }
     }
 
     private func child(_ node: Node, _ name: String) -> Cursor {
@@ -311,9 +314,10 @@ final class MappingReader {
 
     /// Every field with its key, in file order, taken as read (a map of labels or variables).
     var entries: [(Key, Cursor)] {
-        names.indices.map { index in
-            used[index] = true
-            return (Key(text: names[index], cursor: child(keys[index], names[index])), child(values[index], names[index]))
+        fields.indices.map { index in
+            fields[index].used = true
+            let field = fields[index]
+            return (Key(text: field.name, cursor: child(field.key, field.name)), child(field.value, field.name))
         }
     }
 
@@ -321,8 +325,8 @@ final class MappingReader {
     func optional(_ name: String) -> Cursor? {
         if !asked.contains(name) { asked.append(name) }
         guard let index = position(of: name) else { return nil }
-        used[index] = true
-        return child(values[index], name)
+        fields[index].used = true
+        return child(fields[index].value, name)
     }
 
     /// An optional field: `defaultValue` when absent, the decoded value when valid, nil once
@@ -368,10 +372,10 @@ final class MappingReader {
                 cursor.sink.accepted?[field] = required
             }
         }
-        guard used.contains(false) else { return }
+        guard fields.contains(where: { !$0.used }) else { return }
         let known = asked.sorted().joined(separator: ", ")
-        for index in names.indices where !used[index] {
-            child(keys[index], names[index]).error("unknown field (expected one of: \(known))")
+        for field in fields where !field.used {
+            child(field.key, field.name).error("unknown field (expected one of: \(known))")
         }
     }
 }

@@ -137,31 +137,23 @@ enum SafeYAML {
     }
 }
 
-/// Builds the documents of one stream from libyaml's events, with an explicit stack of open
-/// lists and mappings (so a thousand levels of nesting cost a thousand frames of memory, not of
-/// the thread's stack). Each frame is a class, so appending to it never copies what it holds.
+/// Builds the documents of one stream from libyaml's events, with explicit stacks (so a
+/// thousand levels of nesting cost a thousand entries of memory, not frames of the thread's
+/// stack). The nodes of every open list and mapping wait in one array, innermost last; when one
+/// ends, its nodes are copied into an array of exactly their number: no array grows twice.
 private struct TreeBuilder {
-    final class Frame {
+    struct Open {
         let mark: Mark
         let isMapping: Bool
-        @exclusivity(unchecked) var items: [Node] = []
-        @exclusivity(unchecked) var pairs: [(key: Node, value: Node)] = []
-        @exclusivity(unchecked) var key: Node?
-
-        init(mark: Mark, isMapping: Bool) {
-            self.mark = mark
-            self.isMapping = isMapping
-        }
-
-        var node: Node {
-            isMapping ? .mapping(Node.Mapping(pairs: pairs, mark: mark)) : .sequence(Node.Sequence(items: items, mark: mark))
-        }
+        /// Where its nodes start in `pending`.
+        let start: Int
     }
 
     let sink: DiagnosticSink
     private(set) var roots: [Node] = []
     private(set) var refused = false
-    private var stack: [Frame] = []
+    private var open: [Open] = []
+    private var pending: [Node] = []
     private var anchors = 0
     private var aliases = 0
 
@@ -179,12 +171,12 @@ private struct TreeBuilder {
             add(.scalar(Node.Scalar(string: string, type: type, hasNUL: bytes.contains(0), mark: mark)))
         case YAML_SEQUENCE_START_EVENT:
             refuse(anchor: event.data.sequence_start.anchor, at: mark)
-            stack.append(Frame(mark: mark, isMapping: false))
+            open.append(Open(mark: mark, isMapping: false, start: pending.count))
         case YAML_MAPPING_START_EVENT:
             refuse(anchor: event.data.mapping_start.anchor, at: mark)
-            stack.append(Frame(mark: mark, isMapping: true))
+            open.append(Open(mark: mark, isMapping: true, start: pending.count))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            if let frame = stack.popLast() { add(frame.node) }
+            if let closed = open.popLast() { add(close(closed)) }
         case YAML_ALIAS_EVENT:
             // With an anchor already refused, an alias adds nothing to say.
             if anchors == 0, aliases < SafeYAML.maximumAnchorReports {
@@ -210,18 +202,22 @@ private struct TreeBuilder {
         refused = true
     }
 
+    /// The node of a list or mapping that ended, made of the nodes waiting since it opened.
+    private mutating func close(_ closed: Open) -> Node {
+        defer { pending.removeSubrange(closed.start...) }
+        guard closed.isMapping else { return .sequence(Node.Sequence(items: Array(pending[closed.start...]), mark: closed.mark)) }
+        // libyaml gives every key a value (an empty one when none is written).
+        let count = (pending.count - closed.start) / 2
+        var pairs: [(key: Node, value: Node)] = []
+        pairs.reserveCapacity(count)
+        for index in 0..<count {
+            let key = closed.start + 2 * index
+            pairs.append((pending[key], pending[key + 1]))
+        }
+        return .mapping(Node.Mapping(pairs: pairs, mark: closed.mark))
+    }
+
     private mutating func add(_ node: Node) {
-        guard let frame = stack.last else {
-            roots.append(node)
-            return
-        }
-        if !frame.isMapping {
-            frame.items.append(node)
-        } else if let key = frame.key {
-            frame.pairs.append((key, node))
-            frame.key = nil
-        } else {
-            frame.key = node
-        }
+        if open.isEmpty { roots.append(node) } else { pending.append(node) }
     }
 }
