@@ -296,6 +296,8 @@ import Testing
         ("http://example.org", "example.org", 80, "/"),
         ("http://[::1]:8080/health?full=1", "::1", 8080, "/health?full=1"),
         ("http://host?x=1", "host", 80, "/?x=1"),
+        ("http://Web-1.Example.ORG:65535/", "Web-1.Example.ORG", 65535, "/"),
+        ("http://[FE80::1]:1/", "FE80::1", 1, "/"),
     ])
     func accepted(text: String, host: String, port: Int, target: String) throws {
         let url = try HTTPURL.parse(text).get()
@@ -314,6 +316,13 @@ import Testing
         ("http:///path", "expected a host name"),
         ("ftp://host/", "starting with http://"),
         ("http://-host/", "expected a host name"),
+        ("HTTPS://hooks.example.org/x", "uses https"),
+        ("hTtPs://hooks.example.org/x", "uses https"),
+        ("http://h_st/", "expected a host name"),
+        ("http://hé.example/", "not ASCII"),
+        ("http://host:8o/", "expected a port from 1 to 65535"),
+        ("http://host:+80/", "expected a port from 1 to 65535"),
+        ("http://[::g]/", "IPv6 address that is not one"),
     ])
     func refused(text: String, reason: String) {
         guard case .failure(let problem) = HTTPURL.parse(text) else {
@@ -329,5 +338,56 @@ import Testing
             try repo.root.write("manifests/n.yaml", "apiVersion: stet/v1\nkind: Notifier\nmetadata: {name: n}\nspec:\n  webhook: {url: \"\(url)\"}\n")
             #expect(throws: ManifestError.self) { try ManifestLoader.load(directory: repo.manifests) }
         }
+    }
+}
+
+/// The checks every listed name and path of a release passes, byte by byte.
+@Suite struct ReleasePathTests {
+    @Test(arguments: ["a.yaml", "a/b.yaml", "...", "a/.../b", ".hidden/x", "a..b/c", "a/..b", "..a"])
+    func safePaths(path: String) {
+        #expect(ManifestDirectory.isSafeRelativePath(path))
+    }
+
+    @Test(arguments: ["", "/a", "a/", "a//b", ".", "..", "./a", "a/.", "a/./b", "../a", "a/..", "a/../b", "a\\b", "a\0b", "/"])
+    func unsafePaths(path: String) {
+        #expect(!ManifestDirectory.isSafeRelativePath(path))
+    }
+
+    @Test func namesInNormalFormWithoutControlsAreAccepted() {
+        #expect(ManifestDirectory.nameProblem("web/svc-1.yaml") == nil)
+        #expect(ManifestDirectory.nameProblem("caf\u{E9}.yaml") == nil)
+        #expect(ManifestDirectory.nameProblem("cafe\u{301}.yaml")?.contains("normal form C") == true)
+        #expect(ManifestDirectory.nameProblem("a\u{7F}.yaml")?.contains("control") == true)
+        #expect(ManifestDirectory.nameProblem("a\tb.yaml")?.contains("control") == true)
+        #expect(ManifestDirectory.nameProblem("a\u{202E}.yaml")?.contains("control") == true)
+    }
+
+    @Test func clashesNeedANameThatIsNotASCII() {
+        #expect(ManifestDirectory.normalisationClash(["a.yaml", "b.yaml", "a.yaml"]) == nil)
+        let clash = ManifestDirectory.normalisationClash(["K.yaml", "x.yaml", "\u{212A}.yaml"])
+        #expect(clash?.0 == "K.yaml" && clash?.1 == "\u{212A}.yaml")
+    }
+
+    @Test func digestsAreSHA256AndSixtyFourHexDigits() {
+        let hex = String(repeating: "0a", count: 32)
+        #expect(ReleaseIndex.isDigest("sha256:" + hex))
+        #expect(ReleaseIndex.isDigest("sha256:" + hex.uppercased()))
+        #expect(!ReleaseIndex.isDigest("sha256:" + hex.dropLast()))
+        #expect(!ReleaseIndex.isDigest("sha256:" + hex + "0"))
+        #expect(!ReleaseIndex.isDigest("sha512:" + hex))
+        #expect(!ReleaseIndex.isDigest("sha256:" + hex.dropLast() + "g"))
+        #expect(!ReleaseIndex.isDigest("SHA256:" + hex))
+    }
+}
+
+@Suite struct ExcludePatternTests {
+    @Test(arguments: ["/data/cache", "!/data/cache/keep", "*.tmp", "/data/[a-z]*", "a\\*b"])
+    func validPatterns(pattern: String) {
+        #expect(ResticExclude.problem(in: pattern) == nil)
+    }
+
+    @Test(arguments: ["[a]x[", "/data/[", "a\\", "x\0y"])
+    func invalidPatterns(pattern: String) {
+        #expect(ResticExclude.problem(in: pattern) != nil)
     }
 }

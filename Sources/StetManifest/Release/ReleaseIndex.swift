@@ -66,7 +66,7 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
 
     /// True for `sha256:` and 64 hexadecimal digits (either case): checked byte by byte, as a
     /// release of 100,000 files has as many digests.
-    static func isDigest(_ text: String) -> Bool {
+    public static func isDigest(_ text: String) -> Bool {
         let prefix = "sha256:".utf8
         let utf8 = text.utf8
         guard utf8.count == prefix.count + 2 * SHA256.byteCount, utf8.starts(with: prefix) else { return false }
