@@ -3,14 +3,17 @@ public import Foundation
 extension Data {
     /// Lowercase hexadecimal, two digits per byte.
     public var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+        // Written straight into the string's storage: every file of a release is named by one.
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeBytes { bytes in
+            String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+                for (index, byte) in bytes.enumerated() {
+                    out[2 * index] = digits.utf8Start[Int(byte >> 4)]
+                    out[2 * index + 1] = digits.utf8Start[Int(byte & 0x0f)]
+                }
+                return bytes.count * 2
+            }
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// Parses hexadecimal (either case); nil unless every character is a hex digit and the

@@ -21,32 +21,61 @@ public enum StrictJSON {
 
     /// Throws `Failure` unless `data` is one JSON value with unique keys in every object.
     public static func checkUniqueKeys(_ data: Data) throws(Failure) {
-        let failure = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Failure? in
-            var scanner = Scanner(bytes: raw.bindMemory(to: UInt8.self))
-            do throws(Failure) {
-                scanner.skipSpace()
-                try scanner.value(depth: 0)
-                scanner.skipSpace()
-                guard scanner.position == scanner.bytes.count else { throw scanner.failure("unexpected text after the JSON value") }
-                return nil
-            } catch {
-                return error
-            }
-        }
-        if let failure { throw failure }
+        _ = try scan(data, keep: false)
     }
 
-    /// A string as found: its raw bytes `start..<end`, or `decoded` when it had escapes (or, for
-    /// a key that is not ASCII, its normal form C).
+    /// The one JSON value of `data`, checked as `checkUniqueKeys` checks it. For a large signed
+    /// payload (a release index lists every file) that would otherwise be scanned twice, once
+    /// here and once by a decoder.
+    public static func parse(_ data: Data) throws(Failure) -> Value {
+        try scan(data, keep: true) ?? .null
+    }
+
+    /// A JSON value. An object keeps its members in the order written; a number keeps its text.
+    public indirect enum Value: Sendable {
+        case null
+        case bool(Bool)
+        /// As written, in RFC 8259's grammar.
+        case number(String)
+        case string(String)
+        case array([Value])
+        case object([(key: String, value: Value)])
+    }
+
+    private static func scan(_ data: Data, keep: Bool) throws(Failure) -> Value? {
+        let outcome = data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> Result<Value?, Failure> in
+            var scanner = Scanner(bytes: raw.bindMemory(to: UInt8.self), keep: keep)
+            do throws(Failure) {
+                scanner.skipSpace()
+                let value = try scanner.value(depth: 0)
+                scanner.skipSpace()
+                guard scanner.position == scanner.bytes.count else { throw scanner.failure("unexpected text after the JSON value") }
+                return .success(value)
+            } catch {
+                return .failure(error)
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// A string as found: its raw bytes `start..<end`; `unescaped` when it had escapes; and,
+    /// for a key that is not ASCII, `normal`, its normal form C, which is what keys compare by.
     private struct Key {
         let start: Int
         let end: Int
-        let decoded: [UInt8]?
+        let unescaped: [UInt8]?
+        var normal: [UInt8]? = nil
 
-        func bytes(in buffer: UnsafeBufferPointer<UInt8>) -> [UInt8] { decoded ?? Array(buffer[start..<end]) }
+        func bytes(in buffer: UnsafeBufferPointer<UInt8>) -> [UInt8] { normal ?? unescaped ?? Array(buffer[start..<end]) }
+
+        /// The string's text as written, escapes decoded (checked to be UTF-8 already).
+        func text(in buffer: UnsafeBufferPointer<UInt8>) -> String {
+            if let unescaped { return String(decoding: unescaped, as: UTF8.self) }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<end]), as: UTF8.self)
+        }
 
         func equals(_ other: Key, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
-            if decoded == nil, other.decoded == nil {
+            if normal == nil, unescaped == nil, other.normal == nil, other.unescaped == nil {
                 return end - start == other.end - other.start && buffer[start..<end].elementsEqual(buffer[other.start..<other.end])
             }
             return bytes(in: buffer) == other.bytes(in: buffer)
@@ -55,9 +84,14 @@ public enum StrictJSON {
 
     private struct Scanner {
         let bytes: UnsafeBufferPointer<UInt8>
+        /// Whether to build the values, or only to check them (nil for every value).
+        let keep: Bool
         var position = 0
 
-        init(bytes: UnsafeBufferPointer<UInt8>) { self.bytes = bytes }
+        init(bytes: UnsafeBufferPointer<UInt8>, keep: Bool) {
+            self.bytes = bytes
+            self.keep = keep
+        }
 
         func failure(_ message: String) -> Failure { Failure(offset: position, message: message) }
 
@@ -72,27 +106,39 @@ public enum StrictJSON {
             position += 1
         }
 
-        mutating func value(depth: Int) throws(Failure) {
+        mutating func value(depth: Int) throws(Failure) -> Value? {
             guard depth < StrictJSON.maximumDepth else { throw failure("nested deeper than \(StrictJSON.maximumDepth) levels") }
             switch current {
-            case UInt8(ascii: "{"): try object(depth: depth)
-            case UInt8(ascii: "["): try array(depth: depth)
-            case UInt8(ascii: "\""): _ = try string()
-            case UInt8(ascii: "t"): try literal("true")
-            case UInt8(ascii: "f"): try literal("false")
-            case UInt8(ascii: "n"): try literal("null")
-            case .some(let byte) where byte == UInt8(ascii: "-") || (0x30...0x39).contains(byte): try number()
+            case UInt8(ascii: "{"): return try object(depth: depth)
+            case UInt8(ascii: "["): return try array(depth: depth)
+            case UInt8(ascii: "\""):
+                let string = try string()
+                return keep ? .string(string.text(in: bytes)) : nil
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return keep ? .bool(true) : nil
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return keep ? .bool(false) : nil
+            case UInt8(ascii: "n"):
+                try literal("null")
+                return keep ? .null : nil
+            case .some(let byte) where byte == UInt8(ascii: "-") || (0x30...0x39).contains(byte):
+                let start = position
+                try number()
+                return keep ? .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)) : nil
             default: throw failure("expected a JSON value")
             }
         }
 
-        mutating func object(depth: Int) throws(Failure) {
+        mutating func object(depth: Int) throws(Failure) -> Value? {
             position += 1
             skipSpace()
             if current == UInt8(ascii: "}") {
                 position += 1
-                return
+                return keep ? .object([]) : nil
             }
+            var members: [(key: String, value: Value)] = []
             // Small objects (audit entries, plans) compare keys in place; large ones (a release
             // index's files) through a set, so neither allocates much nor costs n².
             var small: [Key] = []
@@ -119,34 +165,36 @@ public enum StrictJSON {
                 skipSpace()
                 try expect(UInt8(ascii: ":"), "':'")
                 skipSpace()
-                try value(depth: depth + 1)
+                let member = try value(depth: depth + 1)
+                if let member { members.append((key.text(in: bytes), member)) }
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     position += 1
                     continue
                 }
                 try expect(UInt8(ascii: "}"), "',' or '}'")
-                return
+                return keep ? .object(members) : nil
             }
         }
 
-        mutating func array(depth: Int) throws(Failure) {
+        mutating func array(depth: Int) throws(Failure) -> Value? {
             position += 1
             skipSpace()
             if current == UInt8(ascii: "]") {
                 position += 1
-                return
+                return keep ? .array([]) : nil
             }
+            var items: [Value] = []
             while true {
                 skipSpace()
-                try value(depth: depth + 1)
+                if let item = try value(depth: depth + 1) { items.append(item) }
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     position += 1
                     continue
                 }
                 try expect(UInt8(ascii: "]"), "',' or ']'")
-                return
+                return keep ? .array(items) : nil
             }
         }
 
@@ -163,13 +211,11 @@ public enum StrictJSON {
                 position += 1
                 switch byte {
                 case UInt8(ascii: "\""):
-                    let key = Key(start: start, end: position - 1, decoded: decoded)
+                    var key = Key(start: start, end: position - 1, unescaped: decoded)
                     if plainASCII { return key }
                     let raw = key.bytes(in: bytes)
                     guard let text = String(validating: raw, as: UTF8.self) else { throw failure("a string that is not UTF-8") }
-                    if isKey, raw.contains(where: { $0 >= 0x80 }) {
-                        return Key(start: key.start, end: key.end, decoded: Array(text.precomposedStringWithCanonicalMapping.utf8))
-                    }
+                    if isKey, raw.contains(where: { $0 >= 0x80 }) { key.normal = Array(text.precomposedStringWithCanonicalMapping.utf8) }
                     return key
                 case UInt8(ascii: "\\"):
                     plainASCII = false

@@ -22,7 +22,11 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
     public var files: [String: String]
 
     public init(version: Int, created: Date, expires: Date, files: [String: String]) {
-        type = Self.type
+        self.init(type: Self.type, version: version, created: created, expires: expires, files: files)
+    }
+
+    private init(type: String, version: Int, created: Date, expires: Date, files: [String: String]) {
+        self.type = type
         self.version = version
         self.created = created
         self.expires = expires
@@ -40,10 +44,9 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
     public static func decode(_ payload: Data) throws(VerificationError) -> ReleaseIndex {
         let index: ReleaseIndex
         do {
-            try StrictJSON.checkUniqueKeys(payload)
-            index = try JSONCoding.decoder.decode(ReleaseIndex.self, from: payload)
+            index = try fields(of: StrictJSON.parse(payload))
         } catch {
-            throw VerificationError(.indexMalformed, "the release index is not valid: \(describeDecoding(error))")
+            throw VerificationError(.indexMalformed, "the release index is not valid: \(error)")
         }
         guard index.type == Self.type else {
             throw VerificationError(
@@ -62,6 +65,53 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
                     + "expected sha256:<64 hex digits>")
         }
         return index
+    }
+
+    /// The index's fields, from the payload's one JSON value, read as a `Decodable` index would
+    /// read them (members it does not know are skipped), without a second scan of a payload that
+    /// lists every file of the release.
+    private static func fields(of value: StrictJSON.Value) throws(FieldError) -> ReleaseIndex {
+        guard case .object(let members) = value else { throw FieldError("expected an object") }
+        var found: [String: StrictJSON.Value] = [:]
+        for (key, value) in members { found[key] = value }
+        func member(_ name: String) throws(FieldError) -> StrictJSON.Value {
+            guard let value = found[name] else { throw FieldError("missing field \(name)") }
+            return value
+        }
+        func string(_ name: String) throws(FieldError) -> String {
+            guard case .string(let text) = try member(name) else { throw FieldError("\(name): expected a string") }
+            return text
+        }
+        func time(_ name: String) throws(FieldError) -> Date {
+            let text = try string(name)
+            guard let date = RFC3339.parse(text) else {
+                throw FieldError("\(name): not an RFC 3339 time: \(TextEscaping.excerpt(text, limit: 80))")
+            }
+            return date
+        }
+        guard case .number(let number) = try member("version"), let version = wholeNumber(number) else {
+            throw FieldError("version: expected a whole number")
+        }
+        guard case .object(let listed) = try member("files") else { throw FieldError("files: expected an object") }
+        var files: [String: String] = Dictionary(minimumCapacity: listed.count)
+        for (path, digest) in listed {
+            guard case .string(let text) = digest else { throw FieldError("files.\(TextEscaping.excerpt(path)): expected a string") }
+            files[path] = text
+        }
+        return ReleaseIndex(type: try string("type"), version: version, created: try time("created"), expires: try time("expires"), files: files)
+    }
+
+    /// A JSON number's text as an `Int`, when it is a whole number that fits: `7`, and `7.0` or
+    /// `7e0` as a decoder takes them too.
+    public static func wholeNumber(_ text: String) -> Int? {
+        if let value = Int(text) { return value }
+        guard let value = Double(text), value.rounded() == value, abs(value) < 0x1p53 else { return nil }
+        return Int(value)
+    }
+
+    struct FieldError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
     }
 
     /// True for `sha256:` and 64 hexadecimal digits (either case): checked byte by byte, as a

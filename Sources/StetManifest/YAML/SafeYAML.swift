@@ -157,7 +157,12 @@ private struct TreeBuilder {
     private var anchors = 0
     private var aliases = 0
 
-    init(sink: DiagnosticSink) { self.sink = sink }
+    init(sink: DiagnosticSink) {
+        self.sink = sink
+        // Enough for a manifest: growing an array from empty is an allocation per doubling.
+        open.reserveCapacity(16)
+        pending.reserveCapacity(64)
+    }
 
     mutating func take(_ event: yaml_event_t) {
         let mark = Mark(line: Int(event.start_mark.line) + 1, column: Int(event.start_mark.column) + 1)
