@@ -99,5 +99,11 @@ import Testing
         #expect(message(#"{"type":"stet.release/v1","version":1,\#(Self.times),"files":{"a.yaml":7}}"#).contains("files.a.yaml: expected a string"))
         #expect(message(#"{"type":"stet.release/v1","version":1,"created":"x","expires":"y","files":{}}"#).contains("created: not an RFC 3339 time"))
         #expect(message(#"{"a":1,"a":2}"#).contains("appears twice"))
+        // A duplicated key is quoted short and with its control characters escaped.
+        let long = String(repeating: "k", count: 5000)
+        let cut = message(#"{"\#(long)":1,"\#(long)":2}"#)
+        #expect(cut.contains("appears twice") && cut.contains("(5000 bytes)") && cut.utf8.count < 400, "\(cut)")
+        let escaped = message(#"{"a\u001b[2J":1,"a\u001b[2J":2}"#)
+        #expect(escaped.contains("appears twice") && !escaped.contains("\u{1B}") && escaped.contains("\\u{1B}"), "\(escaped)")
     }
 }

@@ -74,6 +74,9 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
         guard case .object(let members) = value else { throw FieldError("expected an object") }
         var found: [String: StrictJSON.Value] = [:]
         for (key, value) in members { found[key] = value }
+        // StrictJSON refused keys equal in normal form C; this holds even if its Unicode tables
+        // and the standard library's were to differ.
+        guard found.count == members.count else { throw FieldError("two members with one name") }
         func member(_ name: String) throws(FieldError) -> StrictJSON.Value {
             guard let value = found[name] else { throw FieldError("missing field \(name)") }
             return value
@@ -98,11 +101,14 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
             guard case .string(let text) = digest else { throw FieldError("files.\(TextEscaping.excerpt(path)): expected a string") }
             files[path] = text
         }
+        guard files.count == listed.count else { throw FieldError("files: two paths with one name") }
         return ReleaseIndex(type: try string("type"), version: version, created: try time("created"), expires: try time("expires"), files: files)
     }
 
     /// A JSON number's text as an `Int`, when it is a whole number that fits: `7`, and `7.0` or
-    /// `7e0` as a decoder takes them too.
+    /// `7e0` as Foundation's decoder takes them too, up to 2^53 (beyond, where a `Double` no
+    /// longer holds every whole number, only digits are read; the decoder rounded through
+    /// `Decimal`, and Stet never writes such a version).
     public static func wholeNumber(_ text: String) -> Int? {
         if let value = Int(text) { return value }
         guard let value = Double(text), value.rounded() == value, abs(value) < 0x1p53 else { return nil }
