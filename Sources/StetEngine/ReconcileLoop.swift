@@ -252,6 +252,9 @@ public final class ReconcileLoop: @unchecked Sendable {
                 // Held by the fleet: exits are still recorded (and reaped), nothing is acted on.
                 try recordExits()
             } else if !dirty.isEmpty || backupsDue {
+                // The share read with the right to act, not one from before it was regained:
+                // the event that says so may still wait in the inbox.
+                refreshFleetShare()
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()
@@ -588,8 +591,9 @@ public final class ReconcileLoop: @unchecked Sendable {
     /// at again, and the backups and monitors with them.
     private func takeFleetShare() {
         guard let fleet = options.fleet else { return }
-        let share = fleet.share(of: released) ?? Self.nothingAssigned(released)
-        if share != desired {
+        // No share is not an empty one: while the node has not read the assignments since etcd
+        // answered again, what it acted on stays (and it acts on nothing until they are read).
+        if let share = fleet.share(of: released), share != desired {
             desired = share
             current.set(share, release)
             stopBeforeStart = true
@@ -599,6 +603,12 @@ public final class ReconcileLoop: @unchecked Sendable {
         backupsDue = true
         // The fleet may have written a new release for the loop to verify.
         if !releaseCheckRunning { nextReleaseCheck = .distantPast }
+    }
+
+    /// Takes the fleet's share before a pass when it is not the one acted on.
+    private func refreshFleetShare() {
+        guard let fleet = options.fleet, let share = fleet.share(of: released), share != desired else { return }
+        takeFleetShare()
     }
 
     /// Whether a pass may run now: always on one host; in a fleet only while the node can prove

@@ -95,11 +95,13 @@ public enum ManifestLoader {
             sink.report(nil, "", "file is larger than \(maximumFileSize / 1024) KiB")
             return FileResult(diagnostics: sink.diagnostics)
         }
-        guard let text = String(validatingUTF8Data: bytes) else {
+        // Checked in place, and parsed from the file's own bytes: no copy of every file.
+        let isUTF8 = bytes.withUnsafeBytes { raw in raw.allSatisfy { $0 < 0x80 } || String(validating: raw, as: UTF8.self) != nil }
+        guard isUTF8 else {
             sink.report(nil, "", "not UTF-8 text")
             return FileResult(diagnostics: sink.diagnostics)
         }
-        for root in SafeYAML.documents(text, sink: sink) ?? [] {
+        for root in bytes.withUnsafeBytes({ SafeYAML.documents(utf8: $0, sink: sink) }) ?? [] {
             if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
             if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
                 resources.append(resource)

@@ -46,6 +46,18 @@ public final class EtcdCluster: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// The index of the member that leads the cluster now, if one does and answers.
+    public func leader() throws -> Int? {
+        // `simple`: endpoint, member ID, version, database size, is leader, …
+        let status = try etcdctl("endpoint", "status", "-w", "simple")
+        for line in status.stdout.split(separator: "\n") {
+            let fields = line.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard fields.count > 4, fields[4] == "true" else { continue }
+            return endpoints.firstIndex(of: fields[0])
+        }
+        return nil
+    }
+
     /// etcdctl against this cluster.
     public func etcdctl(_ arguments: String...) throws -> ProcessOutput {
         try StetTesting.run("etcdctl", ["--endpoints", endpoints.joined(separator: ",")] + arguments, environment: ["ETCDCTL_API": "3"])

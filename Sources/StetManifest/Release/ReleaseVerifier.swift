@@ -145,6 +145,11 @@ public struct ReleaseVerifier: Sendable {
 
     /// Throws the refusal; a file the host could not read ends it too, and is in `unreadable`.
     private func check(_ report: inout ReleaseReport, unreadable: inout InputFile.Failure?) throws(VerificationError) -> VerifiedRelease {
+        let dir = ManifestDirectory(path: directory)
+        // The directory is listed while the envelope and the index are read and checked (it
+        // reads no file of the release), and waited for only if the check gets that far.
+        let walk = BackgroundListing(dir)
+        defer { walk.wait() }
         let envelopePath = path(ReleaseIndex.envelopeName)
         // 1. The envelope parses and has the release payload type.
         guard let bytes = try read(envelopePath, limit: InputFile.Limit.releaseEnvelope, refusing: .envelopeMalformed, unreadable: &unreadable)
@@ -262,10 +267,9 @@ public struct ReleaseVerifier: Sendable {
         }
 
         // 6. Paths relative without `..`; no symbolic link leading outside the directory.
-        let dir = ManifestDirectory(path: directory)
         let listing: ManifestDirectory.Listing
         do {
-            listing = try dir.list()
+            listing = try walk.result()
         } catch let failure as InputFile.Failure {
             unreadable = failure
             throw VerificationError(.fileMissing, failure.description)
@@ -394,6 +398,33 @@ public struct ReleaseVerifier: Sendable {
                 example: signer?.example ?? false))
         }
         return counted
+    }
+}
+
+/// A directory listed on another thread, its result taken once.
+private final class BackgroundListing: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Written before `done` is signalled, read after it is waited for.
+    private var outcome: Result<ManifestDirectory.Listing, any Error>?
+    private var waited = false
+
+    init(_ directory: ManifestDirectory) {
+        DispatchQueue.global().async {
+            self.outcome = Result { try directory.list() }
+            self.done.signal()
+        }
+    }
+
+    func result() throws -> ManifestDirectory.Listing {
+        wait()
+        return try outcome!.get()
+    }
+
+    /// Waits for the listing to end, once: a check that ends early does not leave it running.
+    func wait() {
+        guard !waited else { return }
+        done.wait()
+        waited = true
     }
 }
 
