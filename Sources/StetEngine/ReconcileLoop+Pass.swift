@@ -24,6 +24,13 @@ extension ReconcileLoop {
         // Under the lock, before anything is planned: never a pass on a release older than the
         // one in force (`apply` holds the lock while it accepts and applies).
         try adoptAcceptedRelease()
+        // A fleet node held meanwhile records what ended and acts on nothing; its services stay
+        // dirty for the pass that may act.
+        guard takeActingShare() else {
+            dirty.formUnion(try reapExited())
+            try provider.saveExits()
+            return
+        }
         provider.beginPass()
         defer { provider.endPass() }
         try await pass()

@@ -252,9 +252,6 @@ public final class ReconcileLoop: @unchecked Sendable {
                 // Held by the fleet: exits are still recorded (and reaped), nothing is acted on.
                 try recordExits()
             } else if !dirty.isEmpty || backupsDue {
-                // The share read with the right to act, not one from before it was regained:
-                // the event that says so may still wait in the inbox.
-                refreshFleetShare()
                 try await reconcile()
                 monitors.sync(desired)
                 alertAuditDamage()
@@ -605,10 +602,16 @@ public final class ReconcileLoop: @unchecked Sendable {
         if !releaseCheckRunning { nextReleaseCheck = .distantPast }
     }
 
-    /// Takes the fleet's share before a pass when it is not the one acted on.
-    private func refreshFleetShare() {
-        guard let fleet = options.fleet, let share = fleet.share(of: released), share != desired else { return }
-        takeFleetShare()
+    /// In a fleet, whether the pass about to run may act, with the share as it is now taken if it
+    /// is not the one acted on: the wake-up that brought a fresh share may still wait in the
+    /// inbox, and the node may have been held while the pass waited for the state lock. Always
+    /// true on one host.
+    func takeActingShare() -> Bool {
+        guard let fleet = options.fleet else { return true }
+        // Read after `mayAct`: a share is there only while the assignments are read and current.
+        guard fleet.mayAct, let share = fleet.share(of: released) else { return false }
+        if share != desired { takeFleetShare() }
+        return true
     }
 
     /// Whether a pass may run now: always on one host; in a fleet only while the node can prove

@@ -264,7 +264,7 @@ extension FleetTests {
         // afresh (it once took "not read yet" for "nothing assigned" and stopped every replica).
         let pids = { Dictionary(uniqueKeysWithValues: fleet.names.map { ($0, fleet.running($0).mapValues(\.pid)) }) }
         let steady = pids()
-        let etcdLeader = try fleet.etcd.leader() ?? 2
+        guard let etcdLeader = try fleet.etcd.leader() else { throw TestFailure("etcd has no leader\n\(try fleet.etcd.etcdctl("endpoint", "status").combined)") }
         fleet.etcd.kill(etcdLeader)
         usleep(UInt32(fleet.ttl) * 2_000_000)
         #expect(try fleet.live().count == 3, "\(fleet.logs())")
