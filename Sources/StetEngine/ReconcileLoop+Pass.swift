@@ -26,11 +26,7 @@ extension ReconcileLoop {
         try adoptAcceptedRelease()
         // A fleet node held meanwhile records what ended and acts on nothing; its services stay
         // dirty for the pass that may act.
-        guard takeActingShare() else {
-            dirty.formUnion(try reapExited())
-            try provider.saveExits()
-            return
-        }
+        guard takeActingShare() else { return try keepExits() }
         provider.beginPass()
         defer { provider.endPass() }
         try await pass()
@@ -69,6 +65,11 @@ extension ReconcileLoop {
     func recordExits() throws {
         try stateLock.acquire(timeout: options.lockTimeout)
         defer { stateLock.release() }
+        try keepExits()
+    }
+
+    /// What `recordExits` does once the state lock is held.
+    private func keepExits() throws {
         dirty.formUnion(try reapExited())
         try provider.saveExits()
     }
