@@ -77,27 +77,29 @@ extension Envelope {
     /// Parses envelope JSON. Base64 fields may be standard or URL-safe. Errors name the field.
     /// JSON with a key twice in one object is refused: two readers could see two envelopes.
     public init(json: Data) throws {
+        // One strict scan checks the JSON and builds its value: the payload of a release is
+        // megabytes of base64, and nothing else can start until it is read.
+        let value: StrictJSON.Value
         do {
-            try StrictJSON.checkUniqueKeys(json)
+            value = try StrictJSON.parse(json)
         } catch {
             throw CryptoError.malformed("not JSON: \(error)")
         }
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: json, options: [])
-        } catch {
-            throw CryptoError.malformed("not JSON: \(Self.describe(error))")
-        }
-        guard let fields = object as? [String: Any] else {
+        guard case .object(let members) = value else {
             throw CryptoError.malformed("expected a JSON object with payloadType, payload and signatures")
         }
-        guard let payloadType = fields["payloadType"] as? String else {
+        func member(_ name: String, of members: [(key: String, value: StrictJSON.Value)]) -> StrictJSON.Value? {
+            members.first { $0.key == name }?.value
+        }
+        guard case .string(let payloadType)? = member("payloadType", of: members) else {
             throw CryptoError.malformed("payloadType: expected a string")
         }
-        guard let payloadText = fields["payload"] as? String, let payload = Data(lenientBase64: payloadText) else {
+        guard case .string(var payloadText)? = member("payload", of: members),
+            let payload = payloadText.withUTF8({ Data(lenientBase64: UnsafeRawBufferPointer($0)) })
+        else {
             throw CryptoError.malformed("payload: expected base64 text")
         }
-        guard let list = fields["signatures"] as? [Any] else {
+        guard case .array(let list)? = member("signatures", of: members) else {
             throw CryptoError.malformed("signatures: expected a list")
         }
         guard list.count <= Self.maximumSignatures else {
@@ -105,14 +107,16 @@ extension Envelope {
         }
         var signatures: [Signature] = []
         for (index, item) in list.enumerated() {
-            guard let entry = item as? [String: Any] else {
+            guard case .object(let entry) = item else {
                 throw CryptoError.malformed("signatures[\(index)]: expected an object with keyid and sig")
             }
-            let keyID = entry["keyid"] as? String ?? ""
-            guard entry["keyid"] == nil || entry["keyid"] is String else {
-                throw CryptoError.malformed("signatures[\(index)].keyid: expected a string")
+            var keyID = ""
+            switch member("keyid", of: entry) {
+            case nil: break
+            case .string(let text)?: keyID = text
+            default: throw CryptoError.malformed("signatures[\(index)].keyid: expected a string")
             }
-            guard let sigText = entry["sig"] as? String, let sig = Data(lenientBase64: sigText) else {
+            guard case .string(let sigText)? = member("sig", of: entry), let sig = Data(lenientBase64: sigText) else {
                 throw CryptoError.malformed("signatures[\(index)].sig: expected base64 text")
             }
             signatures.append(Signature(keyID: keyID, signature: sig))
@@ -143,9 +147,5 @@ extension Envelope {
                 + "\"signatures\":[\(sigs.joined(separator: ","))]}"
         }
         return Data(text.utf8)
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error.localizedDescription)"
     }
 }

@@ -58,23 +58,54 @@ extension Data {
     }
 
     /// Decodes standard (`+/`) or URL-safe (`-_`) base64, with or without `=` padding, as DSSE
-    /// allows both. Nil for anything else, including whitespace inside the text.
+    /// envelopes written by other tools may use either. Nil for anything else (spaces, line
+    /// breaks, padding where none belongs).
     public init?(lenientBase64 text: String) {
-        // Byte by byte: a release index's payload is megabytes of base64.
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(text.utf8.count + 3)
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "-"): bytes.append(UInt8(ascii: "+"))
-            case UInt8(ascii: "_"): bytes.append(UInt8(ascii: "/"))
-            default: bytes.append(byte)
-            }
-        }
-        let unpadded = bytes.count - bytes.reversed().prefix { $0 == UInt8(ascii: "=") }.count
-        guard unpadded % 4 != 1 else { return nil }
-        if bytes.count % 4 != 0 { bytes += repeatElement(UInt8(ascii: "="), count: 4 - bytes.count % 4) }
-        guard let data = Data(base64Encoded: Data(bytes)) else { return nil }
+        var text = text
+        guard let data = text.withUTF8({ Data(lenientBase64: UnsafeRawBufferPointer($0)) }) else { return nil }
         self = data
+    }
+
+    /// `init?(lenientBase64:)` on the text's UTF-8 bytes, decoded in place through a table: a
+    /// release index's payload is megabytes of base64, read before anything else can start.
+    /// The bits a last, partial group leaves over are ignored, as Foundation's decoder ignores
+    /// them (the bytes are what is hashed and signed, not their text).
+    public init?(lenientBase64 text: UnsafeRawBufferPointer) {
+        var count = text.count
+        while count > 0, text[count - 1] == UInt8(ascii: "=") { count -= 1 }
+        let tail = count % 4
+        // One digit left over holds 6 bits, not a byte; padding never exceeds what the last
+        // group lacks.
+        guard tail != 1, text.count - count <= (4 - tail) % 4 else { return nil }
+        let table = base64LenientValues
+        var out = [UInt8](repeating: 0, count: count / 4 * 3 + (tail == 0 ? 0 : tail - 1))
+        let complete = count - tail
+        let decoded = out.withUnsafeMutableBufferPointer { out -> Bool in
+            var i = 0
+            var o = 0
+            var invalid: UInt8 = 0
+            while i < complete {
+                let a = table[Int(text[i])], b = table[Int(text[i + 1])], c = table[Int(text[i + 2])], d = table[Int(text[i + 3])]
+                invalid |= a | b | c | d
+                let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6 | UInt32(d)
+                out[o] = UInt8(truncatingIfNeeded: bits >> 16)
+                out[o + 1] = UInt8(truncatingIfNeeded: bits >> 8)
+                out[o + 2] = UInt8(truncatingIfNeeded: bits)
+                i += 4
+                o += 3
+            }
+            if tail > 0 {
+                let a = table[Int(text[i])], b = table[Int(text[i + 1])], c = tail == 3 ? table[Int(text[i + 2])] : 0
+                invalid |= a | b | c
+                let bits = UInt32(a) << 18 | UInt32(b) << 12 | UInt32(c) << 6
+                out[o] = UInt8(truncatingIfNeeded: bits >> 16)
+                if tail == 3 { out[o + 1] = UInt8(truncatingIfNeeded: bits >> 8) }
+            }
+            // Digits are below 64; the table marks every other byte 0xFF.
+            return invalid < 64
+        }
+        guard decoded else { return nil }
+        self.init(out)
     }
 
     /// Decodes standard, padded base64 only in its canonical form: the one text `base64EncodedString()`
@@ -115,5 +146,13 @@ private let base64Values: [UInt8] = {
     for (index, byte) in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8.enumerated() {
         table[Int(byte)] = UInt8(index)
     }
+    return table
+}()
+
+/// `base64Values` with the URL-safe digits too: `-` for `+`, `_` for `/`.
+private let base64LenientValues: [UInt8] = {
+    var table = base64Values
+    table[Int(UInt8(ascii: "-"))] = 62
+    table[Int(UInt8(ascii: "_"))] = 63
     return table
 }()

@@ -76,6 +76,13 @@ public enum StrictJSON {
             return String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<end]), as: UTF8.self)
         }
 
+        /// What a large object's set holds for this key, given its `text`: the text itself, or
+        /// its normal form C when that differs.
+        func comparable(_ text: String) -> String {
+            guard let normal else { return text }
+            return String(decoding: normal, as: UTF8.self)
+        }
+
         func equals(_ other: Key, in buffer: UnsafeBufferPointer<UInt8>) -> Bool {
             if normal == nil, unescaped == nil, other.normal == nil, other.unescaped == nil {
                 return end - start == other.end - other.start && buffer[start..<end].elementsEqual(buffer[other.start..<other.end])
@@ -142,23 +149,33 @@ public enum StrictJSON {
             }
             var members: [(key: String, value: Value)] = []
             // Small objects (audit entries, plans) compare keys in place; large ones (a release
-            // index's files) through a set, so neither allocates much nor costs n².
+            // index's files) through a set of their texts (each the one string its member keeps:
+            // a key in normal form C only when it is not ASCII), so neither allocates much nor
+            // costs n². Two texts with the same bytes are equal strings, so the set finds every
+            // duplicate the comparison in place finds.
             var small: [Key] = []
-            var large: Set<[UInt8]>?
+            var large: Set<String>?
             while true {
                 skipSpace()
                 let start = position
                 guard current == UInt8(ascii: "\"") else { throw failure("expected a key in quotes") }
                 let key = try string(isKey: true)
+                // Made once: the member keeps it, and a large object's set compares by it.
+                let text = keep || large != nil || small.count >= 16 ? key.text(in: bytes) : ""
                 let duplicate: Bool
                 if large != nil {
-                    duplicate = !large!.insert(key.bytes(in: bytes)).inserted
+                    duplicate = !large!.insert(key.comparable(text)).inserted
                 } else if small.contains(where: { $0.equals(key, in: bytes) }) {
                     duplicate = true
                 } else {
                     duplicate = false
                     small.append(key)
-                    if small.count > 16 { large = Set(small.map { $0.bytes(in: bytes) }) }
+                    if small.count > 16 {
+                        large = Set(minimumCapacity: 64)
+                        for earlier in small.dropLast() { large!.insert(earlier.comparable(earlier.text(in: bytes))) }
+                        large!.insert(key.comparable(text))
+                        small = []
+                    }
                 }
                 guard !duplicate else {
                     throw Failure(
@@ -168,7 +185,7 @@ public enum StrictJSON {
                 try expect(UInt8(ascii: ":"), "':'")
                 skipSpace()
                 let member = try value(depth: depth + 1)
-                if let member { members.append((key.text(in: bytes), member)) }
+                if let member { members.append((text, member)) }
                 skipSpace()
                 if current == UInt8(ascii: ",") {
                     position += 1

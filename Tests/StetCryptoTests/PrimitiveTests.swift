@@ -43,6 +43,64 @@ import Testing
         #expect(Data(lenientBase64: "ab c") == nil)
     }
 
+    /// The table decoder agrees with Foundation's decoder once the URL-safe digits are mapped and
+    /// the padding completed (how Stet decoded envelopes before): the same bytes wherever it
+    /// decodes, and a refusal wherever Foundation refuses. It refuses more in one way only:
+    /// padding that is not at the end or longer than the last group lacks (Foundation reads
+    /// `"="` as a zero byte and `"AAAA="` as three). Every short text over an alphabet with
+    /// padding, both alphabets, a space, a NUL and a byte that is not ASCII; and longer random
+    /// ones.
+    @Test func lenientBase64AgreesWithFoundation() {
+        func reference(_ text: [UInt8]) -> Data? {
+            var bytes = text.map { $0 == UInt8(ascii: "-") ? UInt8(ascii: "+") : $0 == UInt8(ascii: "_") ? UInt8(ascii: "/") : $0 }
+            let unpadded = bytes.count - bytes.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+            guard unpadded % 4 != 1 else { return nil }
+            if bytes.count % 4 != 0 { bytes += repeatElement(UInt8(ascii: "="), count: 4 - bytes.count % 4) }
+            return Data(base64Encoded: Data(bytes))
+        }
+        func fast(_ text: [UInt8]) -> Data? { text.withUnsafeBytes { Data(lenientBase64: $0) } }
+        let alphabet = Array("AQ/+_-= ".utf8) + [0xC3, 0x00]
+        var texts: [[UInt8]] = [[]]
+        var frontier: [[UInt8]] = [[]]
+        for _ in 1...5 {
+            frontier = frontier.flatMap { text in alphabet.map { text + [$0] } }
+            texts += frontier
+        }
+        var random = SplitMix(seed: 0xba5e64)
+        let digits = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_".utf8)
+        for _ in 0..<2000 {
+            var text = (0..<Int.random(in: 0...40, using: &random)).map { _ in digits.randomElement(using: &random)! }
+            text += Array(repeating: UInt8(ascii: "="), count: Int.random(in: 0...3, using: &random))
+            if Int.random(in: 0..<8, using: &random) == 0, !text.isEmpty {
+                text[Int.random(in: 0..<text.count, using: &random)] = alphabet.randomElement(using: &random)!
+            }
+            texts.append(text)
+        }
+        var accepted = 0
+        var disagreements: [String] = []
+        for text in texts {
+            let expected = reference(text)
+            if expected != nil { accepted += 1 }
+            let padding = text.reversed().prefix { $0 == UInt8(ascii: "=") }.count
+            let unpadded = text.count - padding
+            let oddPadding = text[..<unpadded].contains(UInt8(ascii: "=")) || padding > (4 - unpadded % 4) % 4
+            if fast(text) != expected, !(oddPadding && fast(text) == nil), disagreements.count < 10 {
+                disagreements.append("\(String(decoding: text, as: UTF8.self).debugDescription): \(String(describing: fast(text)?.hexString)) "
+                    + "against \(String(describing: expected?.hexString))")
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements)")
+        for length in 0..<70 {
+            let bytes = Data((0..<length).map { _ in UInt8.random(in: 0...255, using: &random) })
+            let standard = bytes.base64EncodedString()
+            let urlSafe = standard.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            #expect(Data(lenientBase64: standard) == bytes)
+            #expect(Data(lenientBase64: String(urlSafe.prefix { $0 != "=" })) == bytes)
+        }
+        // Enough of both verdicts that agreement means something.
+        #expect(accepted > 1000 && texts.count - accepted > 1000, "\(accepted) of \(texts.count) accepted")
+    }
+
     /// The C2SP signed-note reference vector: an independent check of Ed25519 signing from a
     /// seed (RFC 8032 signatures are deterministic, so the bytes must match).
     @Test func ed25519MatchesSignedNoteReferenceVector() throws {

@@ -43,4 +43,31 @@ import Testing
         keys.removeLast()
         #expect(throws: Never.self) { try StrictJSON.checkUniqueKeys(Data(("{" + keys.joined(separator: ",") + "}").utf8)) }
     }
+
+    /// Past 16 members an object's keys are compared through a set: a duplicate is found there as
+    /// in a small object, whichever spelling each has (escaped, decomposed, a compatibility
+    /// character) and on which side of the switch each falls, when checking and when parsing.
+    @Test(arguments: [
+        (#""a""#, #""\u0061""#),
+        (#""K""#, #""\u212A""#),
+        (#""\u00e9""#, "\"e\u{301}\""),
+        ("\"e\u{301}\"", #""\u00e9""#),
+        (#""k3""#, #""k\u0033""#),
+    ])
+    func aDuplicateInALargeObjectIsFoundInEverySpelling(first: String, second: String) throws {
+        let filler = (0..<30).map { "\"f\($0)\":0" }
+        for (before, between) in [(0, 20), (5, 12), (20, 5)] {
+            let members = filler.prefix(before) + ["\(first):1"] + filler.dropFirst(before).prefix(between) + ["\(second):2"]
+            let json = Data(("{" + members.joined(separator: ",") + "}").utf8)
+            #expect(throws: StrictJSON.Failure.self, "\(before), \(between)") { try StrictJSON.checkUniqueKeys(json) }
+            #expect(throws: StrictJSON.Failure.self, "\(before), \(between)") { try StrictJSON.parse(json) }
+        }
+        let unique = Data(("{" + (filler + ["\(first):1"]).joined(separator: ",") + "}").utf8)
+        guard case .object(let parsed) = try StrictJSON.parse(unique) else {
+            Issue.record("expected an object")
+            return
+        }
+        #expect(parsed.count == 31)
+        #expect(parsed.map(\.key).prefix(3) == ["f0", "f1", "f2"])
+    }
 }
