@@ -29,30 +29,35 @@ public enum ManifestLoader {
         return try decode(files: files, extraDiagnostics: unreadable)
     }
 
-    /// Decodes already-read files (as the release verifier hands them over after hashing).
-    /// `name` is what messages call the file. Files are parsed in parallel.
+    /// Decodes already-read files. `name` is what messages call the file. Files are parsed in
+    /// parallel.
     public static func decode(files: [(name: String, bytes: Data)], extraDiagnostics: [Diagnostic] = []) throws -> DesiredState {
-        let results = UnsafeMutableBufferPointer<FileResult>.allocate(capacity: files.count)
-        results.initialize(repeating: FileResult())
-        defer {
-            results.deinitialize()
-            results.deallocate()
+        let parts = Parallel.chunks(of: files.count) { range in
+            var decoded = Decoded()
+            for index in range { decoded.add(name: files[index].name, bytes: files[index].bytes) }
+            return decoded
         }
-        let shared = SendableBuffer(results)
-        DispatchQueue.concurrentPerform(iterations: files.count) { index in
-            shared.buffer[index] = decodeFile(name: files[index].name, bytes: files[index].bytes)
-        }
+        return try join(parts, extraDiagnostics: extraDiagnostics)
+    }
+
+    /// The desired state of files decoded in parts (`Decoded`), in the order given: checks what
+    /// only all of them together can show (a name declared twice, a reference to nothing).
+    /// Throws `ManifestError` with every problem of every file.
+    static func join(_ parts: [Decoded], extraDiagnostics: [Diagnostic] = []) throws -> DesiredState {
         var diagnostics = extraDiagnostics
         var resources: [DecodedResource] = []
-        var declarations = Declarations()
-        for result in results {
-            diagnostics += result.diagnostics
-            resources += result.resources
-            declarations.declared += result.declarations.declared
-            declarations.references += result.declarations.references
+        var declared: [(ResourceID, SourceLocation)] = []
+        var references: [(target: ResourceID, from: ResourceID, cursor: Cursor)] = []
+        resources.reserveCapacity(parts.reduce(0) { $0 + $1.resources.count })
+        declared.reserveCapacity(parts.reduce(0) { $0 + $1.declarations.declared.count })
+        for part in parts {
+            diagnostics += part.diagnostics
+            resources += part.resources
+            declared += part.declarations.declared
+            references += part.declarations.references
         }
-        var firstSeen: [ResourceID: SourceLocation] = [:]
-        for (id, location) in declarations.declared {
+        var firstSeen: [ResourceID: SourceLocation] = Dictionary(minimumCapacity: declared.count)
+        for (id, location) in declared {
             if let first = firstSeen[id] {
                 diagnostics.append(Diagnostic(
                     location: location, field: "metadata.name", message: "duplicate \(id) (first declared at \(first))"))
@@ -60,7 +65,7 @@ public enum ManifestLoader {
                 firstSeen[id] = location
             }
         }
-        for reference in declarations.references where firstSeen[reference.target] == nil {
+        for reference in references where firstSeen[reference.target] == nil {
             let mark = reference.cursor.mark
             diagnostics.append(Diagnostic(
                 location: SourceLocation(file: reference.cursor.sink.file, line: mark?.line ?? 1, column: mark?.column ?? 1),
@@ -81,34 +86,37 @@ public enum ManifestLoader {
         return state
     }
 
-    struct FileResult {
+    /// What a run of files decoded to, in file order: every problem, every resource of the files
+    /// without one, and what every document declares and refers to.
+    struct Decoded {
         var diagnostics: [Diagnostic] = []
         var resources: [DecodedResource] = []
         var declarations = Declarations()
-    }
 
-    static func decodeFile(name: String, bytes: Data) -> FileResult {
-        let sink = DiagnosticSink(file: name)
-        var resources: [DecodedResource] = []
-        var declarations = Declarations()
-        if bytes.count > maximumFileSize {
-            sink.report(nil, "", "file is larger than \(maximumFileSize / 1024) KiB")
-            return FileResult(diagnostics: sink.diagnostics)
-        }
-        // Checked in place, and parsed from the file's own bytes: no copy of every file.
-        let isUTF8 = bytes.withUnsafeBytes { raw in raw.allSatisfy { $0 < 0x80 } || String(validating: raw, as: UTF8.self) != nil }
-        guard isUTF8 else {
-            sink.report(nil, "", "not UTF-8 text")
-            return FileResult(diagnostics: sink.diagnostics)
-        }
-        for root in bytes.withUnsafeBytes({ SafeYAML.documents(utf8: $0, sink: sink) }) ?? [] {
-            if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
-            if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
-                resources.append(resource)
+        /// Decodes the file `bytes`, which messages call `name`, and adds what it holds.
+        mutating func add(name: String, bytes: Data) {
+            let sink = DiagnosticSink(file: name)
+            if bytes.count > maximumFileSize {
+                sink.report(nil, "", "file is larger than \(maximumFileSize / 1024) KiB")
+                diagnostics += sink.diagnostics
+                return
             }
+            // Checked in place, and parsed from the file's own bytes: no copy of every file.
+            let isUTF8 = bytes.withUnsafeBytes { raw in raw.allSatisfy { $0 < 0x80 } || String(validating: raw, as: UTF8.self) != nil }
+            guard isUTF8 else {
+                sink.report(nil, "", "not UTF-8 text")
+                diagnostics += sink.diagnostics
+                return
+            }
+            var found: [DecodedResource] = []
+            for root in bytes.withUnsafeBytes({ SafeYAML.documents(utf8: $0, sink: sink) }) ?? [] {
+                if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
+                if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
+                    found.append(resource)
+                }
+            }
+            if sink.diagnostics.isEmpty { resources += found } else { diagnostics += sink.diagnostics }
         }
-        return FileResult(
-            diagnostics: sink.diagnostics, resources: sink.diagnostics.isEmpty ? resources : [], declarations: declarations)
     }
 
     static func join(_ directory: String, _ name: String) -> String {
@@ -116,7 +124,28 @@ public enum ManifestLoader {
     }
 }
 
-/// Lets the parallel decode write each file's result into its own slot.
+/// Work spread over every core in runs of neighbouring items.
+enum Parallel {
+    /// Items per run: enough that a run's bookkeeping is small beside its work, few enough that
+    /// every core gets many runs and none waits long for the last.
+    static let chunkSize = 64
+
+    /// `body` over `0..<count` in consecutive runs, on every core; each run's result, in order.
+    static func chunks<T>(of count: Int, _ body: @Sendable (Range<Int>) -> T) -> [T] {
+        let runs = (count + chunkSize - 1) / chunkSize
+        return [T](unsafeUninitializedCapacity: runs) { buffer, initialized in
+            let shared = SendableBuffer(buffer)
+            // Each run writes its own slot, once.
+            DispatchQueue.concurrentPerform(iterations: runs) { run in
+                let range = run * chunkSize..<min(count, (run + 1) * chunkSize)
+                (shared.buffer.baseAddress! + run).initialize(to: body(range))
+            }
+            initialized = runs
+        }
+    }
+}
+
+/// Lets the runs of a parallel loop write each its own slot.
 struct SendableBuffer<T>: @unchecked Sendable {
     let buffer: UnsafeMutableBufferPointer<T>
     init(_ buffer: UnsafeMutableBufferPointer<T>) { self.buffer = buffer }

@@ -69,8 +69,19 @@ public struct VerifiedRelease: Sendable {
     /// The listed files with their verified bytes, sorted by path.
     public let files: [File]
     public let report: ReleaseReport
+    /// The manifest files among `files`, each decoded on the thread that read and hashed it,
+    /// once its digest matched the signed index.
+    let manifests: DecodedManifests
 
     public var digest: String { release.digest }
+}
+
+/// What the manifest files of a verified release decoded to, in runs, in the order of its
+/// files. Written once, by the verification that made it, and only read after.
+final class DecodedManifests: @unchecked Sendable {
+    let parts: [ManifestLoader.Decoded]
+
+    init(_ parts: [ManifestLoader.Decoded]) { self.parts = parts }
 }
 
 /// Checks a manifest directory's signed release against a trust policy, in the order of the
@@ -276,7 +287,8 @@ public struct ReleaseVerifier: Sendable {
         } catch {
             throw VerificationError(.fileMissing, "\(error)")
         }
-        let listed = index.files.keys.sorted()
+        let entries = index.files.sorted { $0.key < $1.key }
+        let listed = entries.map(\.key)
         for relative in listed {
             guard ManifestDirectory.isSafeRelativePath(relative) else {
                 throw VerificationError(
@@ -306,59 +318,87 @@ public struct ReleaseVerifier: Sendable {
         }
 
         // 5. Every listed file with its digest; every manifest file listed.
-        // Read and hashed on every core; judged in order, so the refusal names the first file.
-        let contents = readAll(listed.map(path))
+        // Read, hashed and (a manifest whose digest matches) decoded on every core; judged in
+        // order, so the refusal names the first file.
+        let runs = readAll(entries)
         var files: [VerifiedRelease.File] = []
-        files.reserveCapacity(listed.count)
-        for (relative, read) in zip(listed, contents) {
-            let full = path(relative)
-            let entry: (content: Data, digest: String)?
-            switch read {
-            case .success(let value): entry = value
-            case .failure(let error):
-                if error.hostError != nil { unreadable = error }
-                throw VerificationError(.fileUnreadable, error.description)
+        files.reserveCapacity(entries.count)
+        var next = 0
+        for run in runs {
+            for read in run.files {
+                let (relative, expected) = entries[next]
+                next += 1
+                let entry: (content: Data, digest: String)?
+                switch read.outcome {
+                case .success(let value): entry = value
+                case .failure(let error):
+                    if error.hostError != nil { unreadable = error }
+                    throw VerificationError(.fileUnreadable, error.description)
+                }
+                guard let (content, actual) = entry else {
+                    throw VerificationError(
+                        .fileMissing,
+                        "\(path(relative)) is listed in the release but does not exist; restore it, or sign the release again "
+                            + "without it (`stet release sign`)")
+                }
+                guard actual == expected else {
+                    throw VerificationError(
+                        .fileModified,
+                        "\(path(relative)) has digest \(actual), but the release lists \(expected): it changed after signing; "
+                            + "revert the change, or have it reviewed and signed as a new release (`stet release sign`)")
+                }
+                files.append(VerifiedRelease.File(path: relative, name: read.name, bytes: content))
             }
-            guard let (content, actual) = entry else {
-                throw VerificationError(
-                    .fileMissing,
-                    "\(full) is listed in the release but does not exist; restore it, or sign the release again without it "
-                        + "(`stet release sign`)")
-            }
-            guard actual == index.files[relative] else {
-                throw VerificationError(
-                    .fileModified,
-                    "\(full) has digest \(actual), but the release lists \(index.files[relative]!): it changed after signing; "
-                        + "revert the change, or have it reviewed and signed as a new release (`stet release sign`)")
-            }
-            files.append(VerifiedRelease.File(path: relative, name: shown(full), bytes: content))
         }
         if let extra = listing.manifests.first(where: { index.files[$0] == nil }) {
             throw VerificationError(
                 .fileUnlisted, "\(path(extra)) is not part of release version \(index.version): sign the release again to include it, or remove it")
         }
         return VerifiedRelease(
-            index: index, release: ReleaseRef(version: index.version, digest: digest), envelope: bytes, files: files, report: report)
+            index: index, release: ReleaseRef(version: index.version, digest: digest), envelope: bytes, files: files, report: report,
+            manifests: DecodedManifests(runs.map(\.manifests)))
     }
 
-    /// Each file's content and digest, read and hashed in parallel, in the order given.
-    private func readAll(_ paths: [String]) -> [Result<(content: Data, digest: String)?, InputFile.Failure>] {
-        let results = UnsafeMutableBufferPointer<Result<(content: Data, digest: String)?, InputFile.Failure>>.allocate(capacity: paths.count)
-        results.initialize(repeating: .success(nil))
-        defer {
-            results.deinitialize()
-            results.deallocate()
-        }
-        let shared = SendableBuffer(results)
-        DispatchQueue.concurrentPerform(iterations: paths.count) { index in
-            do throws(InputFile.Failure) {
-                let content = try InputFile.read(paths[index], limit: ManifestLoader.maximumFileSize)
-                shared.buffer[index] = .success(content.map { ($0, $0.sha256Reference) })
-            } catch {
-                shared.buffer[index] = .failure(error)
+    /// One listed file as a worker left it: its bytes and their digest (nil when it does not
+    /// exist), and the name messages give it.
+    private struct FileRead {
+        var outcome: Result<(content: Data, digest: String)?, InputFile.Failure>
+        var name: String
+    }
+
+    /// A run of neighbouring listed files: each as read, and what those of them that are
+    /// manifests with the digest the signed index lists decode to.
+    private struct Run {
+        var files: [FileRead] = []
+        var manifests = ManifestLoader.Decoded()
+    }
+
+    /// Each listed file read, hashed and, when it is a manifest with the digest the signed index
+    /// lists, decoded, on every core, in runs in the order given. Only signed bytes are ever
+    /// decoded: the index's signatures were counted before any file is read, and a file is
+    /// decoded only once the digest of the very bytes decoded is the one listed.
+    private func readAll(_ entries: [(key: String, value: String)]) -> [Run] {
+        Parallel.chunks(of: entries.count) { range in
+            var run = Run()
+            run.files.reserveCapacity(range.count)
+            for index in range {
+                let (relative, expected) = entries[index]
+                let full = path(relative)
+                let name = shown(full)
+                do throws(InputFile.Failure) {
+                    guard let content = try InputFile.read(full, limit: ManifestLoader.maximumFileSize) else {
+                        run.files.append(FileRead(outcome: .success(nil), name: name))
+                        continue
+                    }
+                    let digest = content.sha256Reference
+                    run.files.append(FileRead(outcome: .success((content, digest)), name: name))
+                    if digest == expected, ManifestDirectory.isManifest(relative) { run.manifests.add(name: name, bytes: content) }
+                } catch {
+                    run.files.append(FileRead(outcome: .failure(error), name: name))
+                }
             }
+            return run
         }
-        return Array(results)
     }
 
     /// True when some component of `relative` is a symbolic link.
@@ -429,8 +469,10 @@ private final class BackgroundListing: @unchecked Sendable {
 }
 
 extension VerifiedRelease {
-    /// Parses the verified files into the desired state. Throws `ManifestError`.
+    /// The desired state the verified manifest files declare (each was decoded as it was
+    /// verified; this joins them, and checks names and references across files). Throws
+    /// `ManifestError` with every problem of every file.
     public func desiredState() throws -> DesiredState {
-        try ManifestLoader.decode(files: files.filter { ManifestDirectory.isManifest($0.path) }.map { ($0.name, $0.bytes) })
+        try ManifestLoader.join(manifests.parts)
     }
 }
