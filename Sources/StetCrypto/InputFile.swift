@@ -53,8 +53,17 @@ public enum InputFile {
     /// a regular file (a directory, a FIFO, a device), is larger than `limit`, or cannot be
     /// read. With `followSymlinks: false` a symbolic link is refused too.
     public static func read(_ path: String, limit: Int, followSymlinks: Bool = true) throws(Failure) -> Data? {
+        try read(path, in: AT_FDCWD, named: path, limit: limit, followSymlinks: followSymlinks)
+    }
+
+    /// `read(_:limit:followSymlinks:)` of `relative`, looked up from the directory open as
+    /// `directory` (the kernel walks the directory's own path once, not once per file of a
+    /// release); failures call the file `path`.
+    public static func read(
+        _ relative: String, in directory: CInt, named path: String, limit: Int, followSymlinks: Bool = true
+    ) throws(Failure) -> Data? {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW))
+        let fd = openat(directory, relative, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followSymlinks ? 0 : O_NOFOLLOW))
         guard fd >= 0 else {
             let code = errno
             if code == ENOENT { return nil }

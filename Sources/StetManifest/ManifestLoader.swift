@@ -44,43 +44,55 @@ public enum ManifestLoader {
     /// only all of them together can show (a name declared twice, a reference to nothing).
     /// Throws `ManifestError` with every problem of every file.
     static func join(_ parts: [Decoded], extraDiagnostics: [Diagnostic] = []) throws -> DesiredState {
+        // Read from the parts where they are: a release's resources are not copied into one
+        // array first.
         var diagnostics = extraDiagnostics
-        var resources: [DecodedResource] = []
-        var declared: [(ResourceID, SourceLocation)] = []
-        var references: [(target: ResourceID, from: ResourceID, cursor: Cursor)] = []
-        resources.reserveCapacity(parts.reduce(0) { $0 + $1.resources.count })
-        declared.reserveCapacity(parts.reduce(0) { $0 + $1.declarations.declared.count })
+        var declared = 0
         for part in parts {
             diagnostics += part.diagnostics
-            resources += part.resources
-            declared += part.declarations.declared
-            references += part.declarations.references
+            declared += part.declarations.declared.count
         }
-        var firstSeen: [ResourceID: SourceLocation] = Dictionary(minimumCapacity: declared.count)
-        for (id, location) in declared {
-            if let first = firstSeen[id] {
-                diagnostics.append(Diagnostic(
-                    location: location, field: "metadata.name", message: "duplicate \(id) (first declared at \(first))"))
-            } else {
-                firstSeen[id] = location
+        var firstSeen: [ResourceID: SourceLocation] = Dictionary(minimumCapacity: declared)
+        for part in parts {
+            for (id, location) in part.declarations.declared {
+                if let first = firstSeen[id] {
+                    diagnostics.append(Diagnostic(
+                        location: location, field: "metadata.name", message: "duplicate \(id) (first declared at \(first))"))
+                } else {
+                    firstSeen[id] = location
+                }
             }
         }
-        for reference in references where firstSeen[reference.target] == nil {
-            let mark = reference.cursor.mark
-            diagnostics.append(Diagnostic(
-                location: SourceLocation(file: reference.cursor.sink.file, line: mark?.line ?? 1, column: mark?.column ?? 1),
-                field: reference.cursor.field,
-                message: "\(reference.from) refers to \(reference.target), which no manifest declares"))
+        for part in parts {
+            for reference in part.declarations.references where firstSeen[reference.target] == nil {
+                let mark = reference.cursor.mark
+                diagnostics.append(Diagnostic(
+                    location: SourceLocation(file: reference.cursor.sink.file, line: mark?.line ?? 1, column: mark?.column ?? 1),
+                    field: reference.cursor.field,
+                    message: "\(reference.from) refers to \(reference.target), which no manifest declares"))
+            }
         }
         guard diagnostics.isEmpty else { throw ManifestError(diagnostics) }
+        // Each dictionary made its final size at once: growing one rehashes every entry so far.
+        var counts: [ResourceKind: Int] = [:]
+        for part in parts {
+            for resource in part.resources { counts[resource.id.kind, default: 0] += 1 }
+        }
         var state = DesiredState()
-        for resource in resources {
-            switch resource.value {
-            case .service(let service): state.services[service.metadata.name] = service
-            case .backupPolicy(let policy): state.backupPolicies[policy.metadata.name] = policy
-            case .monitor(let monitor): state.monitors[monitor.metadata.name] = monitor
-            case .notifier(let notifier): state.notifiers[notifier.metadata.name] = notifier
-            case .window(let window): state.windows[window.metadata.name] = window
+        state.services.reserveCapacity(counts[.service] ?? 0)
+        state.backupPolicies.reserveCapacity(counts[.backupPolicy] ?? 0)
+        state.monitors.reserveCapacity(counts[.monitor] ?? 0)
+        state.notifiers.reserveCapacity(counts[.notifier] ?? 0)
+        state.windows.reserveCapacity(counts[.maintenanceWindow] ?? 0)
+        for part in parts {
+            for resource in part.resources {
+                switch resource.value {
+                case .service(let service): state.services[service.metadata.name] = service
+                case .backupPolicy(let policy): state.backupPolicies[policy.metadata.name] = policy
+                case .monitor(let monitor): state.monitors[monitor.metadata.name] = monitor
+                case .notifier(let notifier): state.notifiers[notifier.metadata.name] = notifier
+                case .window(let window): state.windows[window.metadata.name] = window
+                }
             }
         }
         return state
@@ -108,14 +120,18 @@ public enum ManifestLoader {
                 diagnostics += sink.diagnostics
                 return
             }
-            var found: [DecodedResource] = []
+            let before = resources.count
             for root in bytes.withUnsafeBytes({ SafeYAML.documents(utf8: $0, sink: sink) }) ?? [] {
                 if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
                 if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
-                    found.append(resource)
+                    resources.append(resource)
                 }
             }
-            if sink.diagnostics.isEmpty { resources += found } else { diagnostics += sink.diagnostics }
+            // A file with a problem declares nothing usable; its problems say why.
+            if !sink.diagnostics.isEmpty {
+                resources.removeSubrange(before...)
+                diagnostics += sink.diagnostics
+            }
         }
     }
 

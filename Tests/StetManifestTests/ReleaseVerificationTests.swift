@@ -126,6 +126,26 @@ import Testing
         expectRefused(.fileModified, mentioning: "web.yaml has digest")
     }
 
+    /// Files are read, hashed and decoded in runs on every core: the refusal still names the
+    /// first damaged file in the index's order, whichever run holds it and whatever comes after;
+    /// and a changed file is refused for its digest, its new bytes never parsed.
+    @Test func theFirstDamagedFileInOrderIsNamed() throws {
+        for index in 0..<200 { try repo.root.write("manifests/many/n\(1000 + index).yaml", Samples.notifier(name: "n\(1000 + index)")) }
+        try repo.sign(["alice", "bob"])
+        try FileManager.default.removeItem(atPath: repo.manifests + "/many/n1150.yaml")
+        try FileManager.default.removeItem(atPath: repo.manifests + "/many/n1020.yaml")
+        try repo.root.write("manifests/many/n1010.yaml", "kind: [not: valid: yaml")
+        expectRefused(.fileModified, mentioning: "n1010.yaml has digest")
+        try repo.root.write("manifests/many/n1010.yaml", Samples.notifier(name: "n1010"))
+        expectRefused(.fileMissing, mentioning: "n1020.yaml is listed in the release but does not exist")
+        try repo.root.write("manifests/many/n1020.yaml", Samples.notifier(name: "n1020"))
+        expectRefused(.fileMissing, mentioning: "n1150.yaml is listed in the release but does not exist")
+        try repo.root.write("manifests/many/n1150.yaml", Samples.notifier(name: "n1150"))
+        let passed = try gate.open(accept: false, now: Date())
+        #expect(passed.desired.notifiers.count == 201)
+        #expect(passed.release.files.map(\.path) == passed.release.files.map(\.path).sorted())
+    }
+
     @Test func anUnlistedExtraManifest() throws {
         try repo.root.write("manifests/extra.yaml", Samples.notifier(name: "sneaky"))
         expectRefused(.fileUnlisted, mentioning: "extra.yaml is not part of release version 1")

@@ -133,7 +133,9 @@ public struct ReleaseVerifier: Sendable {
     }
 
     /// `text` with `directory` named as `shownAs`.
-    private func shown(_ text: String) -> String {
+    private func shown(_ text: String) -> String { Self.shown(text, directory: directory, as: shownAs) }
+
+    private static func shown(_ text: String, directory: String, as shownAs: String?) -> String {
         guard let shownAs else { return text }
         return text.replacingOccurrences(of: directory, with: shownAs)
     }
@@ -320,34 +322,23 @@ public struct ReleaseVerifier: Sendable {
         // 5. Every listed file with its digest; every manifest file listed.
         // Read, hashed and (a manifest whose digest matches) decoded on every core; judged in
         // order, so the refusal names the first file.
-        let runs = readAll(entries)
-        var files: [VerifiedRelease.File] = []
-        files.reserveCapacity(entries.count)
-        var next = 0
-        for run in runs {
-            for read in run.files {
-                let (relative, expected) = entries[next]
-                next += 1
-                let entry: (content: Data, digest: String)?
-                switch read.outcome {
-                case .success(let value): entry = value
-                case .failure(let error):
-                    if error.hostError != nil { unreadable = error }
-                    throw VerificationError(.fileUnreadable, error.description)
-                }
-                guard let (content, actual) = entry else {
-                    throw VerificationError(
-                        .fileMissing,
-                        "\(path(relative)) is listed in the release but does not exist; restore it, or sign the release again "
-                            + "without it (`stet release sign`)")
-                }
-                guard actual == expected else {
-                    throw VerificationError(
-                        .fileModified,
-                        "\(path(relative)) has digest \(actual), but the release lists \(expected): it changed after signing; "
-                            + "revert the change, or have it reviewed and signed as a new release (`stet release sign`)")
-                }
-                files.append(VerifiedRelease.File(path: relative, name: read.name, bytes: content))
+        let (files, runs) = readAll(entries)
+        if let (index, problem) = runs.lazy.compactMap(\.failure).first {
+            let (relative, expected) = entries[index]
+            switch problem {
+            case .unreadable(let error):
+                if error.hostError != nil { unreadable = error }
+                throw VerificationError(.fileUnreadable, error.description)
+            case .missing:
+                throw VerificationError(
+                    .fileMissing,
+                    "\(path(relative)) is listed in the release but does not exist; restore it, or sign the release again without "
+                        + "it (`stet release sign`)")
+            case .modified(let actual):
+                throw VerificationError(
+                    .fileModified,
+                    "\(path(relative)) has digest \(actual), but the release lists \(expected): it changed after signing; "
+                        + "revert the change, or have it reviewed and signed as a new release (`stet release sign`)")
             }
         }
         if let extra = listing.manifests.first(where: { index.files[$0] == nil }) {
@@ -359,46 +350,72 @@ public struct ReleaseVerifier: Sendable {
             manifests: DecodedManifests(runs.map(\.manifests)))
     }
 
-    /// One listed file as a worker left it: its bytes and their digest (nil when it does not
-    /// exist), and the name messages give it.
-    private struct FileRead {
-        var outcome: Result<(content: Data, digest: String)?, InputFile.Failure>
-        var name: String
+    /// Why a listed file fails step 5.
+    private enum FileProblem {
+        case missing
+        case unreadable(InputFile.Failure)
+        /// Its bytes have this digest, not the one listed.
+        case modified(String)
     }
 
-    /// A run of neighbouring listed files: each as read, and what those of them that are
-    /// manifests with the digest the signed index lists decode to.
+    /// A run of neighbouring listed files: the first of them that fails, if one does, and what
+    /// those before it that are manifests decode to.
     private struct Run {
-        var files: [FileRead] = []
+        var failure: (index: Int, problem: FileProblem)?
         var manifests = ManifestLoader.Decoded()
     }
 
     /// Each listed file read, hashed and, when it is a manifest with the digest the signed index
-    /// lists, decoded, on every core, in runs in the order given. Only signed bytes are ever
-    /// decoded: the index's signatures were counted before any file is read, and a file is
-    /// decoded only once the digest of the very bytes decoded is the one listed.
-    private func readAll(_ entries: [(key: String, value: String)]) -> [Run] {
-        Parallel.chunks(of: entries.count) { range in
-            var run = Run()
-            run.files.reserveCapacity(range.count)
-            for index in range {
-                let (relative, expected) = entries[index]
-                let full = path(relative)
-                let name = shown(full)
-                do throws(InputFile.Failure) {
-                    guard let content = try InputFile.read(full, limit: ManifestLoader.maximumFileSize) else {
-                        run.files.append(FileRead(outcome: .success(nil), name: name))
-                        continue
+    /// lists, decoded, on every core, in runs; the files in the order given. Only signed bytes
+    /// are ever decoded: the index's signatures were counted before any file is read, and a file
+    /// is decoded only once the digest of the very bytes decoded is the one listed. The files of
+    /// a run after its first failure are not read (their slots hold no bytes): the release is
+    /// refused for the first failure of all.
+    private func readAll(_ entries: [(key: String, value: String)]) -> (files: [VerifiedRelease.File], runs: [Run]) {
+        // What the workers need, and no more: a copy of the verifier each (its trust policy
+        // included) would cost a retain and a release of every part of it per file.
+        let directory = directory
+        let shownAs = shownAs
+        let base = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if base >= 0 { close(base) } }
+        var runs: [Run] = []
+        let files = [VerifiedRelease.File](unsafeUninitializedCapacity: entries.count) { buffer, initialized in
+            let slots = SendableBuffer(buffer)
+            runs = Parallel.chunks(of: entries.count) { range in
+                var run = Run()
+                for index in range {
+                    let (relative, expected) = entries[index]
+                    let full = ManifestLoader.join(directory, relative)
+                    let name = Self.shown(full, directory: directory, as: shownAs)
+                    var content = Data()
+                    if run.failure == nil {
+                        do throws(InputFile.Failure) {
+                            // Looked up from the directory opened once; from the root if it could not be.
+                            let read = base >= 0
+                                ? try InputFile.read(relative, in: base, named: full, limit: ManifestLoader.maximumFileSize)
+                                : try InputFile.read(full, limit: ManifestLoader.maximumFileSize)
+                            if let read {
+                                content = read
+                                let digest = read.sha256Reference
+                                if digest != expected {
+                                    run.failure = (index, .modified(digest))
+                                } else if ManifestDirectory.isManifest(relative) {
+                                    run.manifests.add(name: name, bytes: read)
+                                }
+                            } else {
+                                run.failure = (index, .missing)
+                            }
+                        } catch {
+                            run.failure = (index, .unreadable(error))
+                        }
                     }
-                    let digest = content.sha256Reference
-                    run.files.append(FileRead(outcome: .success((content, digest)), name: name))
-                    if digest == expected, ManifestDirectory.isManifest(relative) { run.manifests.add(name: name, bytes: content) }
-                } catch {
-                    run.files.append(FileRead(outcome: .failure(error), name: name))
+                    (slots.buffer.baseAddress! + index).initialize(to: VerifiedRelease.File(path: relative, name: name, bytes: content))
                 }
+                return run
             }
-            return run
+            initialized = entries.count
         }
+        return (files, runs)
     }
 
     /// True when some component of `relative` is a symbolic link.
