@@ -76,13 +76,6 @@ public struct VerifiedRelease: Sendable {
     public var digest: String { release.digest }
 }
 
-/// What the manifest files of a verified release decoded to, in runs, in the order of its
-/// files. Written once, by the verification that made it, and only read after.
-final class DecodedManifests: @unchecked Sendable {
-    let parts: [ManifestLoader.Decoded]
-
-    init(_ parts: [ManifestLoader.Decoded]) { self.parts = parts }
-}
 
 /// Checks a manifest directory's signed release against a trust policy, in the order of the
 /// release contract: envelope and type; signatures and threshold; expiry; version against the
@@ -161,7 +154,7 @@ public struct ReleaseVerifier: Sendable {
         let dir = ManifestDirectory(path: directory)
         // The directory is listed while the envelope and the index are read and checked (it
         // reads no file of the release), and waited for only if the check gets that far.
-        let walk = BackgroundListing(dir)
+        let walk = Background { () throws(any Error) in try dir.list() }
         defer { walk.wait() }
         let envelopePath = path(ReleaseIndex.envelopeName)
         // 1. The envelope parses and has the release payload type.
@@ -185,9 +178,13 @@ public struct ReleaseVerifier: Sendable {
         let digest = envelope.payload.sha256Reference
         report.digest = digest
 
-        // 2. Signatures by distinct trusted keys of role release, at least the threshold.
+        // 2. Signatures by distinct trusted keys of role release, at least the threshold. The
+        // index is decoded beside them (for the report, whether they count or not).
+        let payload = envelope.payload
+        let decoding = Background { () throws(VerificationError) in try ReleaseIndex.decode(payload) }
+        defer { decoding.wait() }
         let counted = classifySignatures(envelope, into: &report)
-        let index = try ReleaseIndex.decode(envelope.payload)
+        let index = try decoding.result()
         report.version = index.version
         report.created = index.created
         report.expires = index.expires
@@ -458,26 +455,27 @@ public struct ReleaseVerifier: Sendable {
     }
 }
 
-/// A directory listed on another thread, its result taken once.
-private final class BackgroundListing: @unchecked Sendable {
+/// A value made on another thread while the caller goes on, its result taken once. A check that
+/// ends early waits for it (`wait`), so nothing it started goes on running.
+private final class Background<Value, Failure: Error>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     /// Written before `done` is signalled, read after it is waited for.
-    private var outcome: Result<ManifestDirectory.Listing, any Error>?
+    private var outcome: Result<Value, Failure>?
     private var waited = false
 
-    init(_ directory: ManifestDirectory) {
+    init(_ make: @escaping @Sendable () throws(Failure) -> Value) {
         DispatchQueue.global().async {
-            self.outcome = Result { try directory.list() }
+            self.outcome = Result { () throws(Failure) in try make() }
             self.done.signal()
         }
     }
 
-    func result() throws -> ManifestDirectory.Listing {
+    func result() throws(Failure) -> Value {
         wait()
         return try outcome!.get()
     }
 
-    /// Waits for the listing to end, once: a check that ends early does not leave it running.
+    /// Waits for the work to end, once.
     func wait() {
         guard !waited else { return }
         done.wait()
@@ -490,6 +488,6 @@ extension VerifiedRelease {
     /// verified; this joins them, and checks names and references across files). Throws
     /// `ManifestError` with every problem of every file.
     public func desiredState() throws -> DesiredState {
-        try ManifestLoader.join(manifests.parts)
+        try ManifestLoader.join(manifests)
     }
 }
