@@ -74,7 +74,7 @@ enum DocumentDecoder {
 
     /// Label names follow Prometheus (`[a-zA-Z_][a-zA-Z0-9_]*`), since labels reach alerts.
     static func labelKeyProblem(_ key: String) -> String? {
-        let bytes = Array(key.utf8)
+        let bytes = key.utf8
         func ok(_ b: UInt8, first: Bool) -> Bool {
             (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || (!first && b >= 48 && b <= 57)
         }

@@ -267,8 +267,11 @@ final class MappingReader {
     /// Position of each field, for a mapping too large to search: a lookup then costs the same
     /// in a mapping of any size. Manifests' mappings are a few fields, searched in order.
     private var positions: [String: Int]?
-    /// Every name a reader asked for, present or not, in order (once each).
+    /// Every name a reader asked for, present or not, in order (a name asked twice is here
+    /// twice: only a message or the schema reads the list, and each takes every name once).
     @exclusivity(unchecked) private var asked: [String] = []
+    /// Whether `ManifestSchema` is collecting the names the readers accept.
+    private let collecting: Bool
     /// The fields asked for with `required`, kept only while `ManifestSchema` collects.
     private var requiredNames: Set<String> = []
 
@@ -277,6 +280,7 @@ final class MappingReader {
     init(mapping: Node.Mapping, cursor: Cursor) {
         self.cursor = cursor
         path = cursor.path
+        collecting = cursor.sink.accepted != nil
         let count = mapping.pairs.count
         fields.reserveCapacity(count)
         // Readers ask for a few fields more than a mapping has, most of them absent.
@@ -305,7 +309,9 @@ final class MappingReader {
 
     private func position(of name: String) -> Int? {
         if let positions { return positions[name] }
-        return fields.firstIndex { $0.name == name }
+        // Names of another length differ: told apart without a call into the string library.
+        let length = name.utf8.count
+        return fields.firstIndex { $0.name.utf8.count == length && $0.name == name }
     }
 
     private func child(_ node: Node, _ name: String) -> Cursor {
@@ -323,7 +329,7 @@ final class MappingReader {
 
     /// The field's value, if present; marks it known.
     func optional(_ name: String) -> Cursor? {
-        if !asked.contains(name) { asked.append(name) }
+        asked.append(name)
         guard let index = position(of: name) else { return nil }
         fields[index].used = true
         return child(fields[index].value, name)
@@ -345,7 +351,7 @@ final class MappingReader {
 
     /// The field's value; reports it missing otherwise.
     func required(_ name: String, _ what: @autoclosure () -> String) -> Cursor? {
-        if cursor.sink.accepted != nil { requiredNames.insert(name) }
+        if collecting { requiredNames.insert(name) }
         if let value = optional(name) { return value }
         cursor.sink.report(cursor.mark, FieldPath.text(path, .field(name)), "missing required field (\(what()))")
         return nil
@@ -365,15 +371,15 @@ final class MappingReader {
     /// Reports every field that no reader took. The fields taken are the ones the mapping
     /// accepts, which `ManifestSchema` collects.
     func finish() {
-        if cursor.sink.accepted != nil {
-            for name in asked {
+        if collecting {
+            for name in Set(asked) {
                 let field = FieldPath.text(path, .field(name))
                 let required = requiredNames.contains(name) || cursor.sink.accepted?[field] == true
                 cursor.sink.accepted?[field] = required
             }
         }
         guard fields.contains(where: { !$0.used }) else { return }
-        let known = asked.sorted().joined(separator: ", ")
+        let known = Set(asked).sorted().joined(separator: ", ")
         for field in fields where !field.used {
             child(field.key, field.name).error("unknown field (expected one of: \(known))")
         }
