@@ -31,6 +31,22 @@ import Testing
 
         """
 
+    /// Two keys of one mapping that Swift's strings call equal (canonically equivalent: `K` and
+    /// the Kelvin sign, a precomposed and a decomposed `é`) are one field given twice, in a
+    /// mapping of any size: a map of variables would keep one of them silently, and a reviewer's
+    /// tool could show both.
+    @Test(arguments: [("API_KEY", "API_\\u212AEY"), ("caf\\u00e9", "cafe\\u0301")])
+    func canonicallyEquivalentKeysAreOneFieldGivenTwice(first: String, second: String) {
+        for padding in [0, 20] {
+            let others = (0..<padding).map { "\"V\($0)\": x, " }.joined()
+            let text = Self.service.replacingOccurrences(
+                of: "command: [python3, -m, http.server]",
+                with: "command: [python3, -m, http.server]\n    env: {\(others)\"\(first)\": a, \"\(second)\": b}")
+            let found = Self.messages(text)
+            #expect(found.count == 1 && found.first?.contains("duplicate field (first at line 8)") == true, "\(padding): \(found)")
+        }
+    }
+
     @Test func everyFieldOfEveryKindDecodes() throws {
         let text = [
             Samples.service(name: "web", replicas: 2, port: 8080), Samples.backup(name: "web-data"),

@@ -309,9 +309,10 @@ final class MappingReader {
 
     private func position(of name: String) -> Int? {
         if let positions { return positions[name] }
-        // Names of another length differ: told apart without a call into the string library.
-        let length = name.utf8.count
-        return fields.firstIndex { $0.name.utf8.count == length && $0.name == name }
+        // Compared as strings, by canonical equivalence (not by length or bytes): `K` and the
+        // Kelvin sign are one key to the dictionary a map of variables becomes, so they are one
+        // field here too, and the second is refused as given twice.
+        return fields.firstIndex { $0.name == name }
     }
 
     private func child(_ node: Node, _ name: String) -> Cursor {
