@@ -76,7 +76,6 @@ public struct VerifiedRelease: Sendable {
     public var digest: String { release.digest }
 }
 
-
 /// Checks a manifest directory's signed release against a trust policy, in the order of the
 /// release contract: envelope and type; signatures and threshold; expiry; version against the
 /// accepted one; paths and symbolic links; file digests and completeness. Reads only, writes
