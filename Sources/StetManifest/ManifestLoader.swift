@@ -106,10 +106,10 @@ public enum ManifestLoader {
         }
         for part in manifests.parts {
             for reference in part.declarations.references where firstSeen[reference.target] == nil {
-                let mark = reference.cursor.mark
+                let place = reference.place
                 problems.append(Diagnostic(
-                    location: SourceLocation(file: reference.cursor.sink.file, line: mark?.line ?? 1, column: mark?.column ?? 1),
-                    field: reference.cursor.field,
+                    location: SourceLocation(file: place.file, line: place.mark.line, column: place.mark.column),
+                    field: place.field,
                     message: "\(reference.from) refers to \(reference.target), which no manifest declares"))
             }
         }
@@ -140,8 +140,8 @@ public enum ManifestLoader {
             }
             let before = resources.count
             for root in bytes.withUnsafeBytes({ SafeYAML.documents(utf8: $0, sink: sink) }) ?? [] {
-                if case .scalar(let scalar) = root, Cursor.tagName(scalar) == .null { continue }
-                if let resource = DocumentDecoder.decode(Cursor(node: root, field: "", sink: sink), declarations: &declarations) {
+                if root.isNull { continue }
+                if let resource = DocumentDecoder.decode(root, declarations: &declarations) {
                     resources.append(resource)
                 }
             }

@@ -19,8 +19,7 @@ package enum ManifestSchema {
     package static func fieldsAccepted(by text: String, as form: Form) -> [String: Bool] {
         let sink = DiagnosticSink(file: "schema")
         sink.accepted = [:]
-        for root in SafeYAML.documents(text, sink: sink) ?? [] {
-            let cursor = Cursor(node: root, field: "", sink: sink)
+        for cursor in SafeYAML.documents(text, sink: sink) ?? [] {
             switch form {
             case .manifest:
                 var declarations = Declarations()

@@ -47,6 +47,57 @@ import Testing
         }
     }
 
+    /// A whole number is read from its bytes as `Int(_:)` reads its text: signs and leading
+    /// zeros are accepted, and a number that does not fit is refused, never wrapped into range.
+    @Test(arguments: [
+        "2", "+2", "002", "-0", "+0", "1000", "1001", "-1", "9223372036854775807", "9223372036854775808",
+        "-9223372036854775808", "-9223372036854775809", "18446744073709551618", "-18446744073709551614",
+        "99999999999999999999999999999999999999",
+    ])
+    func wholeNumbersAreReadAsIntReadsThem(text: String) {
+        let yaml = Self.service.replacingOccurrences(of: "replicas: 2", with: "replicas: \(text)")
+        let expected = Int(text).flatMap { (0...Service.maximumReplicas).contains($0) ? $0 : nil }
+        if let expected {
+            #expect((try? Self.decode(yaml))?.services["web"]?.replicas == expected, "\(text)")
+        } else {
+            let found = Self.messages(yaml)
+            #expect(found == ["m.yaml:5:13: spec.replicas: expected a whole number from 0 to 1000, found \"\(text)\""], "\(text)")
+        }
+    }
+
+    /// A mapping too large to search in place (more than 16 pairs) is read as a small one is:
+    /// the same keys refused for the same reasons, at the same places.
+    @Test func aLargeMappingIsReadAsASmallOneIs() {
+        func problems(padding: Int) -> [String] {
+            let others = (0..<padding).map { "  u\($0): 1\n" }.joined()
+            let yaml = """
+                apiVersion: stet/v1
+                kind: Service
+                metadata: {name: web}
+                spec:
+                  replicas: 2
+                  ~: 1
+                  [a]: 1
+                  "bad\\0key": 1
+                  replicas: 3
+                  run:
+                    command: [python3]
+                \(others)
+                """
+            return Self.messages(yaml).filter { !$0.contains(": spec.u") }
+        }
+        let small = problems(padding: 0)
+        #expect(small == [
+            "m.yaml:6:3: spec: expected field names to be strings, found nothing",
+            "m.yaml:7:3: spec: expected field names to be strings, found a list",
+            "m.yaml:8:3: spec.bad\u{0}key: expected a field name without a NUL character",
+            "m.yaml:9:3: spec.replicas: duplicate field (first at line 5)",
+        ])
+        #expect(problems(padding: 20) == small)
+        let unknown = Self.messages(Self.service + "  u0: 1\n").filter { $0.contains("unknown field") }
+        #expect(unknown == ["m.yaml:8:3: spec.u0: unknown field (expected one of: drift, drill, failover, health, placement, protect, replicas, restart, run, update)"], "\(unknown)")
+    }
+
     @Test func everyFieldOfEveryKindDecodes() throws {
         let text = [
             Samples.service(name: "web", replicas: 2, port: 8080), Samples.backup(name: "web-data"),

@@ -19,8 +19,8 @@ struct DecodedResource {
 /// that duplicates and dangling references are reported beside every other problem.
 struct Declarations {
     var declared: [(ResourceID, SourceLocation)] = []
-    /// (referenced resource, the resource that refers, cursor of the field that names it)
-    var references: [(target: ResourceID, from: ResourceID, cursor: Cursor)] = []
+    /// (referenced resource, the resource that refers, the field that names it)
+    var references: [(target: ResourceID, from: ResourceID, place: Cursor.Place)] = []
 }
 
 enum DocumentDecoder {
@@ -51,7 +51,7 @@ enum DocumentDecoder {
         }
         if let metadata {
             let id = ResourceID(kind, metadata.name)
-            declarations.references += references.map { ($0.0, id, $0.1) }
+            declarations.references += references.map { ($0.0, id, $0.1.place) }
         }
         guard let value, let metadata else { return nil }
         return DecodedResource(id: ResourceID(kind, metadata.name), value: value, location: location)

@@ -121,7 +121,7 @@ public struct TrustPolicy: Sendable {
             if let roots = SafeYAML.documents(text, sink: sink) {
                 if roots.count > 1 { sink.report(roots[1].mark, "", "expected one YAML document") }
                 if let root = roots.first {
-                    policy = decode(Cursor(node: root, field: "", sink: sink), digest: bytes.sha256Reference, loadKey: loadKey)
+                    policy = decode(root, digest: bytes.sha256Reference, loadKey: loadKey)
                 } else {
                     sink.report(nil, "", "the trust policy is empty")
                 }

@@ -72,22 +72,27 @@ final class FieldPath {
 /// accessor returns nil after reporting what was expected, so a reader goes on and finds every
 /// problem of a file in one pass.
 struct Cursor {
-    let node: Node
-    let sink: DiagnosticSink
+    /// The tree of the file, and the node's position in it.
+    let tree: YAMLTree
+    let index: Int
     /// The mapping or list that holds the node, and which of its fields or items the node is.
     private let parent: FieldPath?
     private let step: FieldPath.Step
 
-    init(node: Node, field: String, sink: DiagnosticSink) {
-        self.init(node: node, parent: nil, step: .text(field), sink: sink)
+    init(tree: YAMLTree, index: Int, field: String) {
+        self.init(tree: tree, index: index, parent: nil, step: .text(field))
     }
 
-    init(node: Node, parent: FieldPath?, step: FieldPath.Step, sink: DiagnosticSink) {
-        self.node = node
+    init(tree: YAMLTree, index: Int, parent: FieldPath?, step: FieldPath.Step) {
+        self.tree = tree
+        self.index = index
         self.parent = parent
         self.step = step
-        self.sink = sink
     }
+
+    var sink: DiagnosticSink { tree.sink }
+
+    private var node: YAMLTree.Node { tree.nodes[index] }
 
     /// The dotted path of the field, as messages name it.
     var field: String { FieldPath.text(parent, step) }
@@ -97,20 +102,29 @@ struct Cursor {
 
     var mark: Mark? { node.mark }
 
-    /// What a scalar can be read as.
-    typealias ScalarType = Node.ScalarType
+    /// Where the node is and which field it is, without its file's tree: kept after the file
+    /// is decoded (a reference to check once every file is read).
+    var place: Place { Place(file: sink.file, mark: node.mark, parent: parent, step: step) }
 
-    /// The scalar's type (`Node.ScalarType`, decided once when the tree is built).
-    static func tagName(_ scalar: Node.Scalar) -> ScalarType { scalar.type }
+    struct Place {
+        let file: String
+        let mark: Mark
+        fileprivate let parent: FieldPath?
+        fileprivate let step: FieldPath.Step
+
+        var field: String { FieldPath.text(parent, step) }
+    }
 
     func error(_ message: String) { sink.report(mark, field, message) }
 
     /// How the node reads in a message: `"two"`, `a list`, `a mapping`.
     var found: String {
-        switch node {
-        case .scalar(let scalar):
-            if Cursor.tagName(scalar) == .null { return "nothing" }
-            let text = scalar.string.count > 40 ? String(scalar.string.prefix(40)) + "…" : scalar.string
+        let node = node
+        switch node.kind {
+        case .scalar:
+            if node.type == .null { return "nothing" }
+            let string = tree.string(index)
+            let text = string.count > 40 ? String(string.prefix(40)) + "…" : string
             return "\"\(text)\""
         case .mapping: return "a mapping"
         case .sequence: return "a list"
@@ -119,21 +133,24 @@ struct Cursor {
 
     private func expected(_ what: String) { error("expected \(what), found \(found)") }
 
-    var isNull: Bool {
-        if case .scalar(let scalar) = node, Cursor.tagName(scalar) == .null { return true }
-        return false
+    /// A scalar of type `type`: its node, or nil.
+    private func scalar(_ type: YAMLTree.ScalarType) -> YAMLTree.Node? {
+        let node = node
+        return node.kind == .scalar && node.type == type ? node : nil
     }
 
+    var isNull: Bool { scalar(.null) != nil }
+
     func string(nonEmpty: Bool = true) -> String? {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str else {
-            if case .scalar(let scalar) = node, Cursor.tagName(scalar) != .null {
-                expected("a string (quote it: \"\(scalar.string)\")")
+        guard let scalar = scalar(.str) else {
+            if node.kind == .scalar, node.type != .null {
+                expected("a string (quote it: \"\(tree.string(index))\")")
             } else {
                 expected("a string")
             }
             return nil
         }
-        if nonEmpty, scalar.string.isEmpty {
+        if nonEmpty, scalar.count == 0 {
             error("expected a non-empty string")
             return nil
         }
@@ -143,13 +160,11 @@ struct Cursor {
             error("expected text without a NUL character")
             return nil
         }
-        return scalar.string
+        return tree.string(index)
     }
 
     func int(in range: ClosedRange<Int>) -> Int? {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .int, let value = Int(scalar.string),
-            range.contains(value)
-        else {
+        guard scalar(.int) != nil, let value = tree.withBytes(index, Cursor.decimal), range.contains(value) else {
             let bound = range.upperBound == Int.max ? "≥ \(range.lowerBound)" : "from \(range.lowerBound) to \(range.upperBound)"
             expected("a whole number \(bound)")
             return nil
@@ -157,23 +172,44 @@ struct Cursor {
         return value
     }
 
+    /// The value of a decimal integer (`YAMLTree.isDecimalInteger`), read from its bytes as
+    /// `Int(_:)` reads its text: nil when it does not fit.
+    static func decimal(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+        var digits = bytes[...]
+        let negative = digits.first == UInt8(ascii: "-")
+        if negative || digits.first == UInt8(ascii: "+") { digits = digits.dropFirst() }
+        guard !digits.isEmpty else { return nil }
+        var value = 0
+        for byte in digits {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            let digit = Int(byte &- UInt8(ascii: "0"))
+            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+            // Negative numbers are summed downwards, so Int.min is reached.
+            let (next, overflowAgain) = negative ? times.subtractingReportingOverflow(digit) : times.addingReportingOverflow(digit)
+            guard !overflow, !overflowAgain else { return nil }
+            value = next
+        }
+        return value
+    }
+
     func bool() -> Bool? {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .bool else {
+        guard scalar(.bool) != nil else {
             expected("true or false")
             return nil
         }
-        return scalar.string.lowercased() == "true"
+        // A boolean is spelt true, True, TRUE or one of the same for false.
+        return tree.withBytes(index) { $0.first == UInt8(ascii: "t") || $0.first == UInt8(ascii: "T") }
     }
 
     /// A duration no longer than `bound` (every duration has one: `StetDuration.maximum` at
     /// most, so whatever uses it can represent it).
     func duration(positive: Bool = true, atMost bound: StetDuration = .maximum) -> StetDuration? {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str || Cursor.tagName(scalar) == .int else {
+        guard scalar(.str) != nil || scalar(.int) != nil else {
             expected("a duration such as 500ms, 30s, 1h30m or 7d")
             return nil
         }
         let value: StetDuration
-        switch StetDuration.parse(scalar.string) {
+        switch StetDuration.parse(tree.string(index)) {
         case .success(let parsed) where parsed <= bound: value = parsed
         case .success, .failure(.tooLong):
             expected("a duration of at most \(bound)")
@@ -190,7 +226,7 @@ struct Cursor {
     }
 
     func oneOf<E: RawRepresentable & CaseIterable>(_: E.Type) -> E? where E.RawValue == String {
-        guard case .scalar(let scalar) = node, Cursor.tagName(scalar) == .str, let value = E(rawValue: scalar.string) else {
+        guard scalar(.str) != nil, let value = E(rawValue: tree.string(index)) else {
             expected("one of \(E.allCases.map(\.rawValue).joined(separator: ", "))")
             return nil
         }
@@ -198,12 +234,21 @@ struct Cursor {
     }
 
     func list() -> [Cursor]? {
-        guard case .sequence(let sequence) = node else {
+        let node = node
+        guard node.kind == .sequence else {
             expected("a list")
             return nil
         }
         let path = path
-        return sequence.items.enumerated().map { Cursor(node: $1, parent: path, step: .item($0), sink: sink) }
+        let count = Int(node.count)
+        var items: [Cursor] = []
+        items.reserveCapacity(count)
+        var item = index + 1
+        for ordinal in 0..<count {
+            items.append(Cursor(tree: tree, index: item, parent: path, step: .item(ordinal)))
+            item = Int(tree.nodes[item].end)
+        }
+        return items
     }
 
     func stringList(nonEmpty: Bool = false) -> [String]? {
@@ -232,11 +277,11 @@ struct Cursor {
     }
 
     func mapping() -> MappingReader? {
-        guard case .mapping(let mapping) = node else {
+        guard node.kind == .mapping else {
             expected("a mapping")
             return nil
         }
-        return MappingReader(mapping: mapping, cursor: self)
+        return MappingReader(cursor: self)
     }
 }
 
@@ -244,96 +289,157 @@ struct Cursor {
 /// unknown or misspelt field is an error, not silently ignored, and a field given twice is
 /// reported where it is given again. One reader belongs to the one thread that decodes its
 /// file, so its fields skip the runtime's exclusivity checks (a tenth of decoding).
+///
+/// The fields are read where they are in the file's tree: a mapping of up to `searchedInOrder`
+/// pairs (every mapping of a usual manifest) is searched in place, and what the reader knows of
+/// it is two bit sets; a larger one gets an index of its names.
 final class MappingReader {
     struct Key {
         let text: String
         let cursor: Cursor
     }
 
-    /// One field of the mapping: its name, key and value, and whether a reader asked for it.
-    private struct Field {
-        let name: String
-        let key: Node
-        let value: Node
-        var used = false
-    }
-
     let cursor: Cursor
     /// The path of the mapping, shared by the cursors of its fields.
     private let path: FieldPath
-    /// The fields in file order, each name once (one array: a reader is made for every mapping
-    /// of every file, and each array it holds is an allocation).
-    @exclusivity(unchecked) private var fields: [Field] = []
-    /// Position of each field, for a mapping too large to search: a lookup then costs the same
-    /// in a mapping of any size. Manifests' mappings are a few fields, searched in order.
-    private var positions: [String: Int]?
-    /// Every name a reader asked for, present or not, in order (a name asked twice is here
-    /// twice: only a message or the schema reads the list, and each takes every name once).
-    @exclusivity(unchecked) private var asked: [String] = []
+    private let tree: YAMLTree
+    /// How many key-value pairs the mapping holds.
+    private let pairs: Int
+    /// For a small mapping, bit `n` is set when pair `n` is a field: its key a name (a scalar,
+    /// not null, without NUL) not given before in the mapping.
+    private var fields: UInt64 = 0
+    /// For a small mapping, bit `n` is set once a reader has taken pair `n`.
+    @exclusivity(unchecked) private var used: UInt64 = 0
+    /// A larger mapping's fields: the pair and key of each name, and which pairs are fields and
+    /// which were taken. A lookup then costs the same in a mapping of any size.
+    @exclusivity(unchecked) private var large: Large?
     /// Whether `ManifestSchema` is collecting the names the readers accept.
     private let collecting: Bool
     /// The fields asked for with `required`, kept only while `ManifestSchema` collects.
     private var requiredNames: Set<String> = []
 
+    private struct Large {
+        var positions: [String: (pair: Int, key: Int)]
+        var isField: [Bool]
+        var used: [Bool]
+    }
+
     static let searchedInOrder = 16
 
-    init(mapping: Node.Mapping, cursor: Cursor) {
+    init(cursor: Cursor) {
         self.cursor = cursor
+        tree = cursor.tree
         path = cursor.path
         collecting = cursor.sink.accepted != nil
-        let count = mapping.pairs.count
-        fields.reserveCapacity(count)
-        // Readers ask for a few fields more than a mapping has, most of them absent.
-        asked.reserveCapacity(count + 8)
-        if count > Self.searchedInOrder { positions = Dictionary(minimumCapacity: count) }
-        for (keyNode, valueNode) in mapping.pairs {
-            guard case .scalar(let scalar) = keyNode, scalar.type != .null else {
-                let keyCursor = Cursor(node: keyNode, parent: nil, step: .text(cursor.field), sink: cursor.sink)
+        // libyaml gives every key a value (an empty one when none is written).
+        pairs = Int(tree.nodes[cursor.index].count) / 2
+        if pairs > Self.searchedInOrder {
+            large = Large(
+                positions: Dictionary(minimumCapacity: pairs), isField: Array(repeating: false, count: pairs),
+                used: Array(repeating: false, count: pairs))
+        }
+        forEachPair { pair, key, _ in
+            let node = tree.nodes[key]
+            guard node.kind == .scalar, node.type != .null else {
+                let keyCursor = Cursor(tree: tree, index: key, parent: nil, step: .text(cursor.field))
                 keyCursor.error("expected field names to be strings, found \(keyCursor.found)")
-                continue
+                return true
             }
-            let name = scalar.string
-            if scalar.hasNUL {
-                child(keyNode, name).error("expected a field name without a NUL character")
-                continue
+            if node.hasNUL {
+                child(key, tree.string(key)).error("expected a field name without a NUL character")
+                return true
             }
-            if let first = position(of: name) {
-                let at = fields[first].key.mark
-                child(keyNode, name).error("duplicate field (first at line \(at.line))")
-                continue
+            if large != nil {
+                let name = tree.string(key)
+                if let first = large!.positions[name] {
+                    child(key, name).error("duplicate field (first at line \(tree.nodes[first.key].line))")
+                    return true
+                }
+                large!.positions[name] = (pair, key)
+                large!.isField[pair] = true
+                return true
             }
-            positions?[name] = fields.count
-            fields.append(Field(name: name, key: keyNode, value: valueNode))
+            var first: Int?
+            forEachPair { earlier, earlierKey, _ in
+                guard earlier < pair else { return false }
+                if isField(earlier), tree.sameName(earlierKey, key) { first = earlierKey }
+                return first == nil
+            }
+            if let first {
+                child(key, tree.string(key)).error("duplicate field (first at line \(tree.nodes[first].line))")
+                return true
+            }
+            fields |= 1 << UInt64(pair)
+            return true
         }
     }
 
-    private func position(of name: String) -> Int? {
-        if let positions { return positions[name] }
-        // Compared as strings, by canonical equivalence (not by length or bytes): `K` and the
-        // Kelvin sign are one key to the dictionary a map of variables becomes, so they are one
-        // field here too, and the second is refused as given twice.
-        return fields.firstIndex { $0.name == name }
+    /// `body` of each pair's number, key and value, in file order, while it returns true.
+    private func forEachPair(_ body: (_ pair: Int, _ key: Int, _ value: Int) -> Bool) {
+        var key = cursor.index + 1
+        for pair in 0..<pairs {
+            let value = Int(tree.nodes[key].end)
+            guard body(pair, key, value) else { return }
+            key = Int(tree.nodes[value].end)
+        }
     }
 
-    private func child(_ node: Node, _ name: String) -> Cursor {
-        Cursor(node: node, parent: path, step: .field(name), sink: cursor.sink)
+    private func isField(_ pair: Int) -> Bool {
+        if let large { return large.isField[pair] }
+        return fields & (1 << UInt64(pair)) != 0
+    }
+
+    private func isUsed(_ pair: Int) -> Bool {
+        if let large { return large.used[pair] }
+        return used & (1 << UInt64(pair)) != 0
+    }
+
+    private func markUsed(_ pair: Int) {
+        if large != nil { large!.used[pair] = true } else { used |= 1 << UInt64(pair) }
+    }
+
+    /// The pair and value of the field `name`, if the mapping has it.
+    private func find(_ name: String) -> (pair: Int, value: Int)? {
+        if let large {
+            guard let position = large.positions[name] else { return nil }
+            return (position.pair, Int(tree.nodes[position.key].end))
+        }
+        var text = name
+        return text.withUTF8 { bytes in
+            let nameIsASCII = bytes.allSatisfy { $0 < 0x80 }
+            var found: (pair: Int, value: Int)?
+            forEachPair { pair, key, value in
+                if isField(pair), tree.scalar(key, is: name, bytes: bytes, nameIsASCII: nameIsASCII) { found = (pair, value) }
+                return found == nil
+            }
+            return found
+        }
+    }
+
+    private func child(_ index: Int, _ name: String) -> Cursor {
+        Cursor(tree: tree, index: index, parent: path, step: .field(name))
     }
 
     /// Every field with its key, in file order, taken as read (a map of labels or variables).
     var entries: [(Key, Cursor)] {
-        fields.indices.map { index in
-            fields[index].used = true
-            let field = fields[index]
-            return (Key(text: field.name, cursor: child(field.key, field.name)), child(field.value, field.name))
+        var entries: [(Key, Cursor)] = []
+        forEachPair { pair, key, value in
+            guard isField(pair) else { return true }
+            markUsed(pair)
+            let name = tree.string(key)
+            entries.append((Key(text: name, cursor: child(key, name)), child(value, name)))
+            return true
         }
+        return entries
     }
 
     /// The field's value, if present; marks it known.
     func optional(_ name: String) -> Cursor? {
-        asked.append(name)
-        guard let index = position(of: name) else { return nil }
-        fields[index].used = true
-        return child(fields[index].value, name)
+        if tree.asked.isEmpty { tree.asked.reserveCapacity(tree.nodes.count) }
+        tree.asked.append((Int32(truncatingIfNeeded: cursor.index), name))
+        guard let (pair, value) = find(name) else { return nil }
+        markUsed(pair)
+        return child(value, name)
     }
 
     /// An optional field: `defaultValue` when absent, the decoded value when valid, nil once
@@ -369,20 +475,31 @@ final class MappingReader {
         return nil
     }
 
+    /// Every name this mapping's readers asked for, each once.
+    private var asked: Set<String> {
+        let me = Int32(truncatingIfNeeded: cursor.index)
+        return Set(tree.asked.lazy.filter { $0.mapping == me }.map(\.name))
+    }
+
     /// Reports every field that no reader took. The fields taken are the ones the mapping
     /// accepts, which `ManifestSchema` collects.
     func finish() {
         if collecting {
-            for name in Set(asked) {
+            for name in asked {
                 let field = FieldPath.text(path, .field(name))
                 let required = requiredNames.contains(name) || cursor.sink.accepted?[field] == true
                 cursor.sink.accepted?[field] = required
             }
         }
-        guard fields.contains(where: { !$0.used }) else { return }
-        let known = Set(asked).sorted().joined(separator: ", ")
-        for field in fields where !field.used {
-            child(field.key, field.name).error("unknown field (expected one of: \(known))")
+        var unknown: [Int] = []
+        forEachPair { pair, key, _ in
+            if isField(pair), !isUsed(pair) { unknown.append(key) }
+            return true
+        }
+        guard !unknown.isEmpty else { return }
+        let known = asked.sorted().joined(separator: ", ")
+        for key in unknown {
+            child(key, tree.string(key)).error("unknown field (expected one of: \(known))")
         }
     }
 }

@@ -9,26 +9,103 @@ struct Mark: Hashable, Sendable {
     let column: Int
 }
 
-/// A YAML node as Stet reads it: the text of a scalar and its type (`ScalarType`), or a list,
-/// or a mapping with its pairs in file order. Tags are not kept: Stet types scalars by its own
-/// rules.
-enum Node {
-    case scalar(Scalar)
-    case sequence(Sequence)
-    case mapping(Mapping)
-
-    struct Scalar {
-        let string: String
-        let type: ScalarType
-        /// Whether the text holds a NUL (only an escape such as `"\0"` can put one there).
-        let hasNUL: Bool
-        let mark: Mark
-    }
-
+/// The nodes of one YAML stream, flat: every node in one array, in the order it starts (a list
+/// or mapping before what it holds), and the text of every scalar in one byte array. However many
+/// nodes a file has, its tree is a handful of allocations, freed at once; nodes name each other
+/// by position. Tags are not kept: Stet types scalars by its own rules (`ScalarType`).
+///
+/// The tree also keeps what the readers of one file share: where problems are reported, and the
+/// field names each mapping's reader asked for. A tree belongs to the one thread that decodes its
+/// file.
+final class YAMLTree {
     /// What a scalar can be read as, under YAML 1.2's core schema as far as Stet uses it (tags
     /// are not read): anything quoted or in a block is a string; a plain scalar is null, a
     /// boolean, a decimal integer, or a string. No timestamps, no octal, no `<<` merge keys.
-    enum ScalarType { case null, bool, int, str }
+    enum ScalarType: UInt8 { case null, bool, int, str }
+
+    enum Kind: UInt8 { case scalar, sequence, mapping }
+
+    struct Node {
+        let kind: Kind
+        /// A scalar's type (`.str` for a list or mapping).
+        let type: ScalarType
+        /// Whether a scalar's text holds a NUL (only an escape such as `"\0"` can put one there).
+        let hasNUL: Bool
+        /// Whether a scalar's text is ASCII: two ASCII texts are the same field name exactly when
+        /// their bytes are.
+        let isASCII: Bool
+        let line: Int32
+        let column: Int32
+        /// A scalar: where its text starts in `text`. A list or mapping: unused.
+        let start: Int32
+        /// A scalar: the length of its text. A list or mapping: how many nodes it holds directly
+        /// (its items; its keys and values).
+        var count: Int32
+        /// The position just past the last node inside it: where the node after it starts.
+        var end: Int32
+
+        var mark: Mark { Mark(line: Int(line), column: Int(column)) }
+    }
+
+    /// Largest text parsed: every position, length and line then fits an `Int32` (a stream has
+    /// fewer than two nodes per byte). Manifests and trust policies are limited far below it.
+    static let maximumBytes = 64 << 20
+
+    fileprivate(set) var nodes: [Node] = []
+    fileprivate(set) var text: [UInt8] = []
+    /// The root node of each document, in order.
+    fileprivate(set) var roots: [Int] = []
+    let sink: DiagnosticSink
+    /// Every field name a mapping's reader asked for, with the position of the mapping, in the
+    /// order asked (a name asked twice is here twice). Read only for a message about an unknown
+    /// field, or by `ManifestSchema`; one array for the whole file, not one per mapping.
+    @exclusivity(unchecked) var asked: [(mapping: Int32, name: String)] = []
+
+    init(sink: DiagnosticSink) { self.sink = sink }
+
+    /// A cursor on each document's root, called by the field `""`.
+    var documents: [Cursor] { roots.map { Cursor(tree: self, index: $0, field: "") } }
+
+    /// The text of the scalar at `index` (empty for a list or mapping).
+    func string(_ index: Int) -> String {
+        let node = nodes[index]
+        guard node.kind == .scalar else { return "" }
+        return text.withUnsafeBufferPointer { all in
+            String(decoding: UnsafeBufferPointer(rebasing: all[Int(node.start)..<Int(node.start) + Int(node.count)]), as: UTF8.self)
+        }
+    }
+
+    /// The bytes of the scalar at `index`, for `body`.
+    func withBytes<R>(_ index: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let node = nodes[index]
+        return text.withUnsafeBufferPointer { all in
+            body(UnsafeBufferPointer(rebasing: all[Int(node.start)..<Int(node.start) + Int(node.count)]))
+        }
+    }
+
+    /// Whether the scalar at `index` is the field name `name` (whose bytes are `bytes`, ASCII or
+    /// not as `nameIsASCII` says): compared as strings are, by canonical equivalence, so `K` and
+    /// the Kelvin sign are one name, as they are one key to the dictionary a map of variables
+    /// becomes. Two ASCII texts are equivalent exactly when their bytes are the same, which is
+    /// compared in place.
+    func scalar(_ index: Int, is name: String, bytes: UnsafeBufferPointer<UInt8>, nameIsASCII: Bool) -> Bool {
+        let node = nodes[index]
+        if node.isASCII, nameIsASCII {
+            return Int(node.count) == bytes.count
+                && text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(node.start), bytes.baseAddress!, bytes.count) == 0 }
+        }
+        return string(index) == name
+    }
+
+    /// Whether the scalars at `first` and `second` are the same field name (as `scalar(_:is:)`).
+    func sameName(_ first: Int, _ second: Int) -> Bool {
+        let a = nodes[first], b = nodes[second]
+        if a.isASCII, b.isASCII {
+            return a.count == b.count
+                && text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(a.start), $0.baseAddress! + Int(b.start), Int(a.count)) == 0 }
+        }
+        return string(first) == string(second)
+    }
 
     static func type(plain bytes: UnsafeBufferPointer<UInt8>) -> ScalarType {
         func spells(_ word: StaticString) -> Bool {
@@ -49,24 +126,6 @@ enum Node {
         if let sign = digits.first, sign == UInt8(ascii: "-") || sign == UInt8(ascii: "+") { digits = digits.dropFirst() }
         return !digits.isEmpty && digits.allSatisfy { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
     }
-
-    struct Sequence {
-        let items: [Node]
-        let mark: Mark
-    }
-
-    struct Mapping {
-        let pairs: [(key: Node, value: Node)]
-        let mark: Mark
-    }
-
-    var mark: Mark {
-        switch self {
-        case .scalar(let scalar): scalar.mark
-        case .sequence(let sequence): sequence.mark
-        case .mapping(let mapping): mapping.mark
-        }
-    }
 }
 
 /// Every YAML file Stet reads goes through here: libyaml's parser, and a tree built straight
@@ -85,13 +144,17 @@ enum SafeYAML {
     static let maximumAnchorReports = 10
 
     /// The documents of `text`, or nil after reporting why into `sink`.
-    static func documents(_ text: String, sink: DiagnosticSink) -> [Node]? {
+    static func documents(_ text: String, sink: DiagnosticSink) -> [Cursor]? {
         var text = text
         return text.withUTF8 { documents(utf8: UnsafeRawBufferPointer($0), sink: sink) }
     }
 
     /// The documents of the UTF-8 bytes `utf8`, or nil after reporting why into `sink`.
-    static func documents(utf8: UnsafeRawBufferPointer, sink: DiagnosticSink) -> [Node]? {
+    static func documents(utf8: UnsafeRawBufferPointer, sink: DiagnosticSink) -> [Cursor]? {
+        guard utf8.count <= YAMLTree.maximumBytes else {
+            sink.report(nil, "", "cannot parse YAML of more than \(YAMLTree.maximumBytes >> 20) MiB")
+            return nil
+        }
         let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
         guard yaml_parser_initialize(parser) == 1 else {
             parser.deallocate()
@@ -106,7 +169,7 @@ enum SafeYAML {
         // Empty text is a stream without documents.
         guard let start = utf8.baseAddress, utf8.count > 0 else { return [] }
         yaml_parser_set_input_string(parser, start.assumingMemoryBound(to: UInt8.self), utf8.count)
-        var builder = TreeBuilder(sink: sink)
+        var builder = TreeBuilder(tree: YAMLTree(sink: sink), size: utf8.count)
         var event = yaml_event_t()
         while true {
             guard yaml_parser_parse(parser, &event) == 1 else {
@@ -118,13 +181,13 @@ enum SafeYAML {
             yaml_event_delete(&event)
             if type == YAML_STREAM_END_EVENT { break }
         }
-        return builder.refused ? nil : builder.roots
+        return builder.finish()?.documents
     }
 
     /// libyaml's own words for what is wrong, at the place it points to.
     private static func report(_ parser: yaml_parser_t, into sink: DiagnosticSink) {
         func text(_ pointer: UnsafePointer<CChar>?) -> String { pointer.map { String(cString: $0) } ?? "" }
-        let mark = Mark(line: Int(parser.problem_mark.line) + 1, column: Int(parser.problem_mark.column) + 1)
+        let mark = Mark(line: parser.problem_mark.line.saturatingAdd(1), column: parser.problem_mark.column.saturatingAdd(1))
         switch parser.error {
         case YAML_MEMORY_ERROR:
             sink.report(nil, "", "cannot parse YAML: out of memory")
@@ -137,92 +200,123 @@ enum SafeYAML {
     }
 }
 
-/// Builds the documents of one stream from libyaml's events, with explicit stacks (so a
-/// thousand levels of nesting cost a thousand entries of memory, not frames of the thread's
-/// stack). The nodes of every open list and mapping wait in one array, innermost last; when one
-/// ends, its nodes are copied into an array of exactly their number: no array grows twice.
+private extension Int {
+    /// One more, or `Int.max`: a position libyaml reports, counted from 1.
+    func saturatingAdd(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+}
+
+/// Builds the tree of one stream from libyaml's events, with an explicit stack (so a thousand
+/// levels of nesting cost a thousand entries of memory, not frames of the thread's stack). A
+/// list or mapping takes its place when it starts; when it ends, it learns how many nodes it
+/// holds and where the node after it will be.
 private struct TreeBuilder {
     struct Open {
-        let mark: Mark
-        let isMapping: Bool
-        /// Where its nodes start in `pending`.
-        let start: Int
+        let index: Int
+        var count: Int32 = 0
     }
 
-    let sink: DiagnosticSink
-    private(set) var roots: [Node] = []
-    private(set) var refused = false
+    private let tree: YAMLTree
+    private var nodes: [YAMLTree.Node] = []
+    private var text: [UInt8] = []
+    private var roots: [Int] = []
+    private var refused = false
     private var open: [Open] = []
-    private var pending: [Node] = []
     private var anchors = 0
     private var aliases = 0
 
-    init(sink: DiagnosticSink) {
-        self.sink = sink
-        // Enough for a manifest: growing an array from empty is an allocation per doubling.
+    init(tree: YAMLTree, size: Int) {
+        self.tree = tree
+        // A manifest holds a node per seven bytes or so, and its scalars' text is most of it:
+        // each array is allocated once, at about its final size.
+        nodes.reserveCapacity(size / 6 + 8)
+        text.reserveCapacity(size)
         open.reserveCapacity(16)
-        pending.reserveCapacity(64)
+    }
+
+    /// The tree, or nil when an anchor or alias was refused.
+    consuming func finish() -> YAMLTree? {
+        guard !refused else { return nil }
+        tree.nodes = nodes
+        tree.text = text
+        tree.roots = roots
+        return tree
     }
 
     mutating func take(_ event: yaml_event_t) {
-        let mark = Mark(line: Int(event.start_mark.line) + 1, column: Int(event.start_mark.column) + 1)
+        // Below `YAMLTree.maximumBytes`, a line or column always fits; clamped all the same.
+        let line = Int32(clamping: event.start_mark.line.saturatingAdd(1))
+        let column = Int32(clamping: event.start_mark.column.saturatingAdd(1))
         switch event.type {
         case YAML_SCALAR_EVENT:
             let scalar = event.data.scalar
-            refuse(anchor: scalar.anchor, at: mark)
+            refuse(anchor: scalar.anchor, line: line, column: column)
             let bytes = UnsafeBufferPointer(start: scalar.value, count: scalar.value == nil ? 0 : scalar.length)
-            let string = String(decoding: bytes, as: UTF8.self)
-            let type = scalar.style == YAML_PLAIN_SCALAR_STYLE ? Node.type(plain: bytes) : .str
-            add(.scalar(Node.Scalar(string: string, type: type, hasNUL: bytes.contains(0), mark: mark)))
+            let type = scalar.style == YAML_PLAIN_SCALAR_STYLE ? YAMLTree.type(plain: bytes) : .str
+            var hasNUL = false
+            var isASCII = true
+            for byte in bytes {
+                if byte == 0 { hasNUL = true }
+                if byte >= 0x80 { isASCII = false }
+            }
+            let start = Int32(clamping: text.count)
+            text.append(contentsOf: bytes)
+            add(YAMLTree.Node(
+                kind: .scalar, type: type, hasNUL: hasNUL, isASCII: isASCII, line: line, column: column,
+                start: start, count: Int32(clamping: bytes.count), end: 0))
         case YAML_SEQUENCE_START_EVENT:
-            refuse(anchor: event.data.sequence_start.anchor, at: mark)
-            open.append(Open(mark: mark, isMapping: false, start: pending.count))
+            refuse(anchor: event.data.sequence_start.anchor, line: line, column: column)
+            startCollection(.sequence, line: line, column: column)
         case YAML_MAPPING_START_EVENT:
-            refuse(anchor: event.data.mapping_start.anchor, at: mark)
-            open.append(Open(mark: mark, isMapping: true, start: pending.count))
+            refuse(anchor: event.data.mapping_start.anchor, line: line, column: column)
+            startCollection(.mapping, line: line, column: column)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            if let closed = open.popLast() { add(close(closed)) }
+            guard let closed = open.popLast() else { break }
+            nodes[closed.index].count = closed.count
+            nodes[closed.index].end = Int32(clamping: nodes.count)
         case YAML_ALIAS_EVENT:
             // With an anchor already refused, an alias adds nothing to say.
             if anchors == 0, aliases < SafeYAML.maximumAnchorReports {
-                sink.report(mark, "", "aliases are not accepted: write the value out in full")
+                tree.sink.report(Mark(line: Int(line), column: Int(column)), "", "aliases are not accepted: write the value out in full")
             }
             aliases += 1
             refused = true
             // Stands in for the node the alias names, so the pairs stay pairs.
-            add(.scalar(Node.Scalar(string: "", type: .null, hasNUL: false, mark: mark)))
+            add(YAMLTree.Node(
+                kind: .scalar, type: .null, hasNUL: false, isASCII: true, line: line, column: column,
+                start: Int32(clamping: text.count), count: 0, end: 0))
         default:
             // Stream and document boundaries: a document's root arrives through `add`.
             break
         }
     }
 
-    private mutating func refuse(anchor: UnsafeMutablePointer<yaml_char_t>?, at mark: Mark) {
+    private mutating func refuse(anchor: UnsafeMutablePointer<yaml_char_t>?, line: Int32, column: Int32) {
         guard let anchor else { return }
         if anchors < SafeYAML.maximumAnchorReports {
             let name = TextEscaping.excerpt(String(cString: anchor), limit: 40)
-            sink.report(mark, "", "anchors and aliases are not accepted (found &\(name)): write the value out in full")
+            tree.sink.report(
+                Mark(line: Int(line), column: Int(column)), "",
+                "anchors and aliases are not accepted (found &\(name)): write the value out in full")
         }
         anchors += 1
         refused = true
     }
 
-    /// The node of a list or mapping that ended, made of the nodes waiting since it opened.
-    private mutating func close(_ closed: Open) -> Node {
-        defer { pending.removeSubrange(closed.start...) }
-        guard closed.isMapping else { return .sequence(Node.Sequence(items: Array(pending[closed.start...]), mark: closed.mark)) }
-        // libyaml gives every key a value (an empty one when none is written).
-        let count = (pending.count - closed.start) / 2
-        var pairs: [(key: Node, value: Node)] = []
-        pairs.reserveCapacity(count)
-        for index in 0..<count {
-            let key = closed.start + 2 * index
-            pairs.append((pending[key], pending[key + 1]))
-        }
-        return .mapping(Node.Mapping(pairs: pairs, mark: closed.mark))
+    private mutating func startCollection(_ kind: YAMLTree.Kind, line: Int32, column: Int32) {
+        let index = nodes.count
+        add(YAMLTree.Node(kind: kind, type: .str, hasNUL: false, isASCII: true, line: line, column: column, start: 0, count: 0, end: 0))
+        open.append(Open(index: index))
     }
 
-    private mutating func add(_ node: Node) {
-        if open.isEmpty { roots.append(node) } else { pending.append(node) }
+    /// Appends `node` (a scalar ends where it starts, one further on) to the list or mapping
+    /// open innermost, or as the root of a document.
+    private mutating func add(_ node: YAMLTree.Node) {
+        var node = node
+        if node.kind == .scalar { node.end = Int32(clamping: nodes.count + 1) }
+        if open.isEmpty { roots.append(nodes.count) } else { open[open.count - 1].count += 1 }
+        nodes.append(node)
     }
 }
