@@ -94,6 +94,36 @@ public final class SHA256 {
     }
 }
 
+extension SHA256 {
+    /// Whether `data` hashes to `reference` (`sha256:` and 64 lowercase hex digits, as
+    /// `sha256Reference` writes it), on this hasher, restarted first. Nothing is allocated: every
+    /// file of a release is checked so.
+    public func matches(_ data: Data, reference: String) -> Bool {
+        reset()
+        update(data)
+        let prefix: StaticString = "sha256:"
+        let digits: StaticString = "0123456789abcdef"
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.byteCount) { digest in
+            var length: UInt32 = 0
+            guard EVP_DigestFinal_ex(context, digest.baseAddress!, &length) == 1, Int(length) == Self.byteCount else { return false }
+            var reference = reference
+            return reference.withUTF8 { text in
+                guard text.count == prefix.utf8CodeUnitCount + 2 * Self.byteCount,
+                    memcmp(text.baseAddress!, prefix.utf8Start, prefix.utf8CodeUnitCount) == 0
+                else { return false }
+                var at = prefix.utf8CodeUnitCount
+                for byte in digest {
+                    guard text[at] == digits.utf8Start[Int(byte >> 4)], text[at + 1] == digits.utf8Start[Int(byte & 0x0f)] else {
+                        return false
+                    }
+                    at += 2
+                }
+                return true
+            }
+        }
+    }
+}
+
 extension Data {
     /// `sha256:<hex>`, the digest notation of release indexes and plans.
     public var sha256Reference: String { "sha256:" + SHA256.hash(self).hexString }

@@ -379,6 +379,7 @@ public struct ReleaseVerifier: Sendable {
             let slots = SendableBuffer(buffer)
             runs = Parallel.chunks(of: entries.count) { range in
                 var run = Run()
+                let hasher = SHA256()
                 for index in range {
                     let (relative, expected) = entries[index]
                     let full = ManifestLoader.join(directory, relative)
@@ -392,9 +393,8 @@ public struct ReleaseVerifier: Sendable {
                                 : try InputFile.read(full, limit: ManifestLoader.maximumFileSize)
                             if let read {
                                 content = read
-                                let digest = read.sha256Reference
-                                if digest != expected {
-                                    run.failure = (index, .modified(digest))
+                                if !hasher.matches(read, reference: expected) {
+                                    run.failure = (index, .modified(read.sha256Reference))
                                 } else if ManifestDirectory.isManifest(relative) {
                                     run.manifests.add(name: name, bytes: read)
                                 }

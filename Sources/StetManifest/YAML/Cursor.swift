@@ -32,8 +32,9 @@ final class DiagnosticSink {
 
 /// Where a field is, as messages name it (`spec.run.command[1]`): the path of the mapping or
 /// list that holds it and one step more. Built into text only when a message needs it, since
-/// nearly every file has none; a new path object is made once per mapping or list entered.
-final class FieldPath {
+/// nearly every file has none; a new path object is made once per mapping or list entered (a
+/// mapping's reader is the path of its fields, one object for both).
+class FieldPath {
     enum Step {
         /// A whole path given as text (the document itself is `""`).
         case text(String)
@@ -76,8 +77,8 @@ struct Cursor {
     let tree: YAMLTree
     let index: Int
     /// The mapping or list that holds the node, and which of its fields or items the node is.
-    private let parent: FieldPath?
-    private let step: FieldPath.Step
+    let parent: FieldPath?
+    let step: FieldPath.Step
 
     init(tree: YAMLTree, index: Int, field: String) {
         self.init(tree: tree, index: index, parent: nil, step: .text(field))
@@ -102,17 +103,15 @@ struct Cursor {
 
     var mark: Mark? { node.mark }
 
-    /// Where the node is and which field it is, without its file's tree: kept after the file
-    /// is decoded (a reference to check once every file is read).
-    var place: Place { Place(file: sink.file, mark: node.mark, parent: parent, step: step) }
+    /// Where the node is and which field it is, as text: kept after the file is decoded (a
+    /// reference to check once every file is read), it holds nothing of the file's tree or
+    /// readers.
+    var place: Place { Place(file: sink.file, mark: node.mark, field: field) }
 
     struct Place {
         let file: String
         let mark: Mark
-        fileprivate let parent: FieldPath?
-        fileprivate let step: FieldPath.Step
-
-        var field: String { FieldPath.text(parent, step) }
+        let field: String
     }
 
     func error(_ message: String) { sink.report(mark, field, message) }
@@ -292,16 +291,15 @@ struct Cursor {
 ///
 /// The fields are read where they are in the file's tree: a mapping of up to `searchedInOrder`
 /// pairs (every mapping of a usual manifest) is searched in place, and what the reader knows of
-/// it is two bit sets; a larger one gets an index of its names.
-final class MappingReader {
+/// it is two bit sets; a larger one gets an index of its names. The reader is the path of the
+/// mapping, which the cursors of its fields share.
+final class MappingReader: FieldPath {
     struct Key {
         let text: String
         let cursor: Cursor
     }
 
     let cursor: Cursor
-    /// The path of the mapping, shared by the cursors of its fields.
-    private let path: FieldPath
     private let tree: YAMLTree
     /// How many key-value pairs the mapping holds.
     private let pairs: Int
@@ -313,6 +311,9 @@ final class MappingReader {
     /// A larger mapping's fields: the pair and key of each name, and which pairs are fields and
     /// which were taken. A lookup then costs the same in a mapping of any size.
     @exclusivity(unchecked) private var large: Large?
+    /// Where this reader's last name asked is in `tree.asked` (-1 before the first): each entry
+    /// there points to the one before it, so the reader walks its own names only.
+    @exclusivity(unchecked) private var lastAsked: Int32 = -1
     /// Whether `ManifestSchema` is collecting the names the readers accept.
     private let collecting: Bool
     /// The fields asked for with `required`, kept only while `ManifestSchema` collects.
@@ -329,7 +330,6 @@ final class MappingReader {
     init(cursor: Cursor) {
         self.cursor = cursor
         tree = cursor.tree
-        path = cursor.path
         collecting = cursor.sink.accepted != nil
         // libyaml gives every key a value (an empty one when none is written).
         pairs = Int(tree.nodes[cursor.index].count) / 2
@@ -338,6 +338,7 @@ final class MappingReader {
                 positions: Dictionary(minimumCapacity: pairs), isField: Array(repeating: false, count: pairs),
                 used: Array(repeating: false, count: pairs))
         }
+        super.init(cursor.parent, cursor.step)
         forEachPair { pair, key, _ in
             let node = tree.nodes[key]
             guard node.kind == .scalar, node.type != .null else {
@@ -417,7 +418,7 @@ final class MappingReader {
     }
 
     private func child(_ index: Int, _ name: String) -> Cursor {
-        Cursor(tree: tree, index: index, parent: path, step: .field(name))
+        Cursor(tree: tree, index: index, parent: self, step: .field(name))
     }
 
     /// Every field with its key, in file order, taken as read (a map of labels or variables).
@@ -435,8 +436,11 @@ final class MappingReader {
 
     /// The field's value, if present; marks it known.
     func optional(_ name: String) -> Cursor? {
-        if tree.asked.isEmpty { tree.asked.reserveCapacity(tree.nodes.count) }
-        tree.asked.append((Int32(truncatingIfNeeded: cursor.index), name))
+        // A manifest's readers ask for some dozens of names; more only grow the array.
+        if tree.asked.isEmpty { tree.asked.reserveCapacity(64) }
+        let previous = lastAsked
+        lastAsked = Int32(truncatingIfNeeded: tree.asked.count)
+        tree.asked.append((previous, name))
         guard let (pair, value) = find(name) else { return nil }
         markUsed(pair)
         return child(value, name)
@@ -460,7 +464,7 @@ final class MappingReader {
     func required(_ name: String, _ what: @autoclosure () -> String) -> Cursor? {
         if collecting { requiredNames.insert(name) }
         if let value = optional(name) { return value }
-        cursor.sink.report(cursor.mark, FieldPath.text(path, .field(name)), "missing required field (\(what()))")
+        cursor.sink.report(cursor.mark, FieldPath.text(self, .field(name)), "missing required field (\(what()))")
         return nil
     }
 
@@ -477,8 +481,13 @@ final class MappingReader {
 
     /// Every name this mapping's readers asked for, each once.
     private var asked: Set<String> {
-        let me = Int32(truncatingIfNeeded: cursor.index)
-        return Set(tree.asked.lazy.filter { $0.mapping == me }.map(\.name))
+        var names: Set<String> = []
+        var entry = Int(lastAsked)
+        while entry >= 0 {
+            names.insert(tree.asked[entry].name)
+            entry = Int(tree.asked[entry].previous)
+        }
+        return names
     }
 
     /// Reports every field that no reader took. The fields taken are the ones the mapping
@@ -486,7 +495,7 @@ final class MappingReader {
     func finish() {
         if collecting {
             for name in asked {
-                let field = FieldPath.text(path, .field(name))
+                let field = FieldPath.text(self, .field(name))
                 let required = requiredNames.contains(name) || cursor.sink.accepted?[field] == true
                 cursor.sink.accepted?[field] = required
             }

@@ -56,10 +56,11 @@ final class YAMLTree {
     /// The root node of each document, in order.
     fileprivate(set) var roots: [Int] = []
     let sink: DiagnosticSink
-    /// Every field name a mapping's reader asked for, with the position of the mapping, in the
-    /// order asked (a name asked twice is here twice). Read only for a message about an unknown
-    /// field, or by `ManifestSchema`; one array for the whole file, not one per mapping.
-    @exclusivity(unchecked) var asked: [(mapping: Int32, name: String)] = []
+    /// Every field name a mapping's reader asked for, in the order asked (a name asked twice is
+    /// here twice), each with where the same reader's name before it is (-1 for its first).
+    /// Read only for a message about an unknown field, or by `ManifestSchema`; one array for the
+    /// whole file, not one per mapping.
+    @exclusivity(unchecked) var asked: [(previous: Int32, name: String)] = []
 
     init(sink: DiagnosticSink) { self.sink = sink }
 
@@ -75,9 +76,10 @@ final class YAMLTree {
         }
     }
 
-    /// The bytes of the scalar at `index`, for `body`.
+    /// The bytes of the scalar at `index` (none for a list or mapping), for `body`.
     func withBytes<R>(_ index: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
         let node = nodes[index]
+        guard node.kind == .scalar else { return body(UnsafeBufferPointer(start: nil, count: 0)) }
         return text.withUnsafeBufferPointer { all in
             body(UnsafeBufferPointer(rebasing: all[Int(node.start)..<Int(node.start) + Int(node.count)]))
         }
@@ -91,8 +93,9 @@ final class YAMLTree {
     func scalar(_ index: Int, is name: String, bytes: UnsafeBufferPointer<UInt8>, nameIsASCII: Bool) -> Bool {
         let node = nodes[index]
         if node.isASCII, nameIsASCII {
-            return Int(node.count) == bytes.count
-                && text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(node.start), bytes.baseAddress!, bytes.count) == 0 }
+            guard Int(node.count) == bytes.count else { return false }
+            return bytes.isEmpty
+                || text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(node.start), bytes.baseAddress!, bytes.count) == 0 }
         }
         return string(index) == name
     }
@@ -101,8 +104,9 @@ final class YAMLTree {
     func sameName(_ first: Int, _ second: Int) -> Bool {
         let a = nodes[first], b = nodes[second]
         if a.isASCII, b.isASCII {
-            return a.count == b.count
-                && text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(a.start), $0.baseAddress! + Int(b.start), Int(a.count)) == 0 }
+            guard a.count == b.count else { return false }
+            return a.count == 0
+                || text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(a.start), $0.baseAddress! + Int(b.start), Int(a.count)) == 0 }
         }
         return string(first) == string(second)
     }
