@@ -36,12 +36,23 @@ public struct ResticExclude: Sendable {
         if pattern.utf8.contains(0) { return "it contains a NUL byte" }
         // Only a part with one of `\[]*?` can be invalid; most patterns are plain paths.
         if !pattern.utf8.contains(where: { "\\[]*?".utf8.contains($0) }) { return nil }
+        // A pattern of one component (no `/`, the usual `*.tmp`) is its own part: cleaning
+        // changes only `.` and `..`, which hold none of those characters.
+        var single = pattern.utf8[...]
+        if single.first == UInt8(ascii: "!") { single = single.dropFirst() }
+        if !single.contains(UInt8(ascii: "/")) {
+            let bytes = Array(single)
+            guard bytes != Array("**".utf8), case .failure = GoMatch.match(bytes[...], bytes[...]) else { return nil }
+            return invalid(bytes)
+        }
         for part in prepare(pattern).parts.compactMap({ $0 }) where !part.simple {
-            if case .failure = GoMatch.match(part.bytes[...], part.bytes[...]) {
-                return "\(String(decoding: part.bytes, as: UTF8.self)) is not a valid pattern (an unclosed [ or a trailing \\)"
-            }
+            if case .failure = GoMatch.match(part.bytes[...], part.bytes[...]) { return invalid(part.bytes) }
         }
         return nil
+    }
+
+    private static func invalid(_ part: [UInt8]) -> String {
+        "\(String(decoding: part, as: UTF8.self)) is not a valid pattern (an unclosed [ or a trailing \\)"
     }
 
     /// Whether restic leaves out the file or directory at `path` (absolute and clean, as restic

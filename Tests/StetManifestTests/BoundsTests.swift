@@ -390,4 +390,14 @@ import Testing
     func invalidPatterns(pattern: String) {
         #expect(ResticExclude.problem(in: pattern) != nil)
     }
+
+    /// A pattern of one component is checked without splitting it; the answer is the one the
+    /// same component gets inside a longer pattern.
+    @Test(arguments: ["*.tmp", "[a-z]*", "a\\*b", "**", "[", "a\\", "[a]x[", "[^", "[a-]", "\\", "?", "[]a]", "[\\]"])
+    func aSingleComponentIsJudgedAsInALongerPattern(component: String) {
+        let alone = ResticExclude.problem(in: component)
+        #expect(ResticExclude.problem(in: "!" + component) == alone)
+        #expect(ResticExclude.problem(in: "srv/" + component) == alone)
+        #expect(ResticExclude.problem(in: "/srv/" + component + "/x") == alone)
+    }
 }
