@@ -88,25 +88,34 @@ public struct ResticExclude: Sendable {
 
     /// Go's `filepath.Clean`: the shortest lexically equal path (no `.`, no `..` that can be
     /// resolved, no doubled or trailing `/`).
+    ///
+    /// Worked on bytes, as Go does: a `/` is a separator even where a combining mark follows it
+    /// (to Swift's characters, `/` and U+0301 are one character, not a `/`).
     public static func clean(_ path: String) -> String {
         guard !path.isEmpty else { return "." }
-        let rooted = path.hasPrefix("/")
-        var kept: [Substring] = []
-        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
-            switch part {
-            case ".": continue
-            case "..":
-                if let last = kept.last, last != ".." {
+        let slash = UInt8(ascii: "/")
+        let bytes = Array(path.utf8)
+        let rooted = bytes.first == slash
+        var kept: [ArraySlice<UInt8>] = []
+        for part in bytes.split(separator: slash, omittingEmptySubsequences: true) {
+            if part.elementsEqual(".".utf8) { continue }
+            if part.elementsEqual("..".utf8) {
+                if let last = kept.last, !last.elementsEqual("..".utf8) {
                     kept.removeLast()
                 } else if !rooted {
                     kept.append(part)
                 }
-            default: kept.append(part)
+                continue
             }
+            kept.append(part)
         }
-        let joined = kept.joined(separator: "/")
-        if rooted { return "/" + joined }
-        return joined.isEmpty ? "." : joined
+        var joined: [UInt8] = rooted ? [slash] : []
+        for (index, part) in kept.enumerated() {
+            if index > 0 { joined.append(slash) }
+            joined += part
+        }
+        // Cut only at `/` bytes, which no longer UTF-8 sequence holds: still the text it was.
+        return joined.isEmpty ? "." : String(decoding: joined, as: UTF8.self)
     }
 
     /// restic's `filter.match`: `**` is tried as zero, one, two … components; otherwise the

@@ -391,6 +391,18 @@ import Testing
         #expect(ResticExclude.problem(in: pattern) != nil)
     }
 
+    /// Paths and patterns are cleaned on bytes, as Go's `filepath.Clean` cleans them: a `/`
+    /// followed by a combining mark (one character to Swift) still separates components.
+    @Test func cleaningSplitsAtEverySlashByte() {
+        #expect(ResticExclude.clean("a/\u{0301}/..") == "a")
+        #expect(ResticExclude.clean("/\u{0301}x/../y") == "/y")
+        #expect(ResticExclude.clean("\u{0301}/./b//") == "\u{0301}/b")
+        #expect(ResticExclude.clean("/..") == "/")
+        #expect(ResticExclude.clean("../a/..") == "..")
+        #expect(ResticExclude.clean("") == ".")
+        #expect(ResticExclude.problem(in: "[/\u{0301}/..") != nil)
+    }
+
     /// A pattern of one component is checked without splitting it; the answer is the one the
     /// same component gets inside a longer pattern.
     @Test(arguments: ["*.tmp", "[a-z]*", "a\\*b", "**", "[", "a\\", "[a]x[", "[^", "[a-]", "\\", "?", "[]a]", "[\\]"])

@@ -98,6 +98,19 @@ import Testing
         #expect(unknown == ["m.yaml:8:3: spec.u0: unknown field (expected one of: drift, drill, failover, health, placement, protect, replicas, restart, run, update)"], "\(unknown)")
     }
 
+    /// The names a mapping's reader asked for are its own, whatever the other mappings and
+    /// documents of the file asked: each unknown field is told the fields of its own mapping.
+    @Test func anUnknownFieldIsToldTheFieldsOfItsOwnMapping() {
+        let text = [
+            Self.service.replacingOccurrences(of: "metadata: {name: web}", with: "metadata: {name: web, colour: red}"),
+            Self.service.replacingOccurrences(of: "name: web", with: "name: api") + "  shade: blue\n",
+        ].joined(separator: "---\n")
+        #expect(Self.messages(text) == [
+            "m.yaml:3:23: metadata.colour: unknown field (expected one of: labels, name)",
+            "m.yaml:16:3: spec.shade: unknown field (expected one of: drift, drill, failover, health, placement, protect, replicas, restart, run, update)",
+        ])
+    }
+
     @Test func everyFieldOfEveryKindDecodes() throws {
         let text = [
             Samples.service(name: "web", replicas: 2, port: 8080), Samples.backup(name: "web-data"),

@@ -79,9 +79,13 @@ public struct BackupProvider: Provider {
 
     /// Local paths come out absolute and clean (`filepath.Clean`), as restic names them: the
     /// files Stet lists for a snapshot then carry the names restic gives them.
+    /// Looked at as bytes, as restic does: a `/` or `:` followed by a combining mark is still one.
     func resolve(_ path: String, backend: Bool) -> String {
-        if backend, !path.hasPrefix("/"), let colon = path.firstIndex(of: ":"), !path[..<colon].contains("/") { return path }
-        return ResticExclude.clean(path.hasPrefix("/") ? path : baseDirectory + "/" + path)
+        let bytes = path.utf8
+        let slash = UInt8(ascii: "/")
+        let absolute = bytes.first == slash
+        if backend, !absolute, let colon = bytes.firstIndex(of: UInt8(ascii: ":")), !bytes[..<colon].contains(slash) { return path }
+        return ResticExclude.clean(absolute ? path : baseDirectory + "/" + path)
     }
 
     // MARK: - Snapshot cache
