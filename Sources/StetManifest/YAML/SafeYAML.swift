@@ -68,13 +68,7 @@ final class YAMLTree {
     var documents: [Cursor] { roots.map { Cursor(tree: self, index: $0, field: "") } }
 
     /// The text of the scalar at `index` (empty for a list or mapping).
-    func string(_ index: Int) -> String {
-        let node = nodes[index]
-        guard node.kind == .scalar else { return "" }
-        return text.withUnsafeBufferPointer { all in
-            String(decoding: UnsafeBufferPointer(rebasing: all[Int(node.start)..<Int(node.start) + Int(node.count)]), as: UTF8.self)
-        }
-    }
+    func string(_ index: Int) -> String { withBytes(index) { String(decoding: $0, as: UTF8.self) } }
 
     /// The bytes of the scalar at `index` (none for a list or mapping), for `body`.
     func withBytes<R>(_ index: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
@@ -89,26 +83,19 @@ final class YAMLTree {
     /// not as `nameIsASCII` says): compared as strings are, by canonical equivalence, so `K` and
     /// the Kelvin sign are one name, as they are one key to the dictionary a map of variables
     /// becomes. Two ASCII texts are equivalent exactly when their bytes are the same, which is
-    /// compared in place.
-    func scalar(_ index: Int, is name: String, bytes: UnsafeBufferPointer<UInt8>, nameIsASCII: Bool) -> Bool {
+    /// compared in place; `name` is made only when one of them is not ASCII.
+    func scalar(
+        _ index: Int, is name: @autoclosure () -> String, bytes: UnsafeBufferPointer<UInt8>, nameIsASCII: Bool
+    ) -> Bool {
         let node = nodes[index]
-        if node.isASCII, nameIsASCII {
-            guard Int(node.count) == bytes.count else { return false }
-            return bytes.isEmpty
-                || text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(node.start), bytes.baseAddress!, bytes.count) == 0 }
-        }
-        return string(index) == name
+        guard node.isASCII, nameIsASCII else { return string(index) == name() }
+        guard Int(node.count) == bytes.count else { return false }
+        return bytes.isEmpty || withBytes(index) { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
     }
 
     /// Whether the scalars at `first` and `second` are the same field name (as `scalar(_:is:)`).
     func sameName(_ first: Int, _ second: Int) -> Bool {
-        let a = nodes[first], b = nodes[second]
-        if a.isASCII, b.isASCII {
-            guard a.count == b.count else { return false }
-            return a.count == 0
-                || text.withUnsafeBufferPointer { memcmp($0.baseAddress! + Int(a.start), $0.baseAddress! + Int(b.start), Int(a.count)) == 0 }
-        }
-        return string(first) == string(second)
+        withBytes(second) { scalar(first, is: string(second), bytes: $0, nameIsASCII: nodes[second].isASCII) }
     }
 
     static func type(plain bytes: UnsafeBufferPointer<UInt8>) -> ScalarType {
