@@ -35,7 +35,11 @@ public final class AuditLog: @unchecked Sendable {
     private let actor: AuditEntry.Actor
     private let release: ReleaseRef
     private let lockTimeout: Double
-    private let mutex = NSLock()
+    /// One writer at a time in this process, in turn. Not a lock of the thread that takes it:
+    /// the fsync of an intent (`appendBeforeAction`) gives the turn back on the log's own queue.
+    private let turn = AuditTurn()
+    /// Where the fsyncs of intents run, beside the actions they come before.
+    private let syncQueue = DispatchQueue(label: "stet.audit.sync", qos: .userInitiated)
     private var position: AuditPosition
     /// SHA-256 of the log's bytes up to `position.bytes`, kept going so that each head costs
     /// only the bytes appended since.
@@ -54,11 +58,11 @@ public final class AuditLog: @unchecked Sendable {
 
     public var path: String { (directory as NSString).appendingPathComponent(Self.logName) }
     /// Entries in the log as this writer last saw it.
-    public var size: Int { mutex.withLock { position.size } }
+    public var size: Int { turn.hold { position.size } }
     /// The key id this writer signs with: the acting operator's.
     public var signerKeyID: String { actor.keyid }
     /// Every restart after damage this writer made or saw since it was opened, oldest first.
-    public var damages: [AuditDamage] { mutex.withLock { found } }
+    public var damages: [AuditDamage] { turn.hold { found } }
 
     /// Paths of the audit files inside a state directory.
     public static func directory(in stateDirectory: String) -> String {
@@ -120,18 +124,43 @@ public final class AuditLog: @unchecked Sendable {
         try append(records, now: now, head: true)
     }
 
-    /// Appends with one fsync, as `append` does, and leaves the signed head to the next append
-    /// or checkpoint (the action's result follows): an intent's action waits for its entry's
-    /// fsync only. Until then the head counts the entries before these; a crash meanwhile leaves
-    /// the log longer than its head, which the next writer checks past the head as always.
-    @discardableResult
-    public func appendBeforeAction(_ records: [AuditRecord], now: Date = Date()) throws -> [AuditEntry] {
-        try append(records, now: now, head: false)
+    /// Appends an action's intent (with the records that go with it) and returns as soon as
+    /// the entries are written: their fsync runs on the log's queue meanwhile, beside the
+    /// action's own preparations, and the action waits for it (`AuditSync.wait`) before it
+    /// changes anything. Until the fsync ends the log is held, by this process and against
+    /// others, so nothing is appended after entries that may yet be taken out: a failed fsync
+    /// cuts them off again, as a failed `append` does, and `wait` throws why.
+    ///
+    /// The signed head is left to the next append or checkpoint (the action's result follows).
+    /// Until then the head counts the entries before these; a crash meanwhile leaves the log
+    /// longer than its head, which the next writer checks past the head as always.
+    public func appendBeforeAction(_ records: [AuditRecord], now: Date = Date()) throws -> AuditSync {
+        guard !records.isEmpty else { return .durable }
+        turn.take()
+        let written: Written
+        do {
+            written = try withFileLock(now: now, keepingIt: true) {
+                try catchUp(now: now)
+                return try writeAhead(records, now: now)
+            }
+        } catch {
+            turn.give()
+            throw error
+        }
+        let sync = AuditSync()
+        let fd = self.fd
+        syncQueue.async { [self] in
+            let result = Result { try settle(written, syncError: fsync(fd) == 0 ? nil : errno) }
+            flock(fd, LOCK_UN)
+            turn.give()
+            sync.finish(result)
+        }
+        return sync
     }
 
     private func append(_ records: [AuditRecord], now: Date, head: Bool) throws -> [AuditEntry] {
         guard !records.isEmpty else { return [] }
-        return try mutex.withLock {
+        return try turn.hold {
             try withFileLock(now: now) {
                 try catchUp(now: now)
                 return try write(records, now: now, head: head)
@@ -143,7 +172,7 @@ public final class AuditLog: @unchecked Sendable {
     /// resume point that lets the next writer skip re-verifying signatures (`audit/head.json`).
     @discardableResult
     public func checkpoint(origin: String? = nil, now: Date = Date()) throws -> SignedNote {
-        try mutex.withLock {
+        try turn.hold {
             try withFileLock(now: now) {
                 try catchUp(now: now)
                 return try storeCheckpoint(origin: origin ?? self.origin, now: now)
@@ -155,7 +184,7 @@ public final class AuditLog: @unchecked Sendable {
     public func close() throws {
         guard !closed else { return }
         try checkpoint()
-        mutex.withLock {
+        turn.hold {
             closed = true
             Glibc.close(fd)
         }
@@ -164,19 +193,9 @@ public final class AuditLog: @unchecked Sendable {
     // MARK: - Under the lock
 
     private func write(_ records: [AuditRecord], now: Date, head: Bool) throws -> [AuditEntry] {
-        guard !closed else { throw AuditError(.io, "the audit log is closed") }
-        let (bytes, entries, next) = try prepare(records, after: position, time: RFC3339.format(now, milliseconds: true))
-        do {
-            try AtomicFile.writeAll(bytes, to: fd, path: path)
-            guard fsync(fd) == 0 else { throw AuditError.io("fsync \(path)", errno) }
-        } catch {
-            // Leave no partial entry behind: the next writer would take it for a torn write.
-            _ = ftruncate(fd, off_t(position.bytes))
-            _ = fsync(fd)
-            throw error
-        }
-        position = next
-        prefix.update(bytes)
+        let written = try writeAhead(records, now: now)
+        try settle(written, syncError: fsync(fd) == 0 ? nil : errno)
+        let entries = written.entries
         guard head else { return entries }
         do {
             try AuditHead.store(position, start: start, segment: segment, prefix: prefix, time: now, in: store, key: key)
@@ -187,6 +206,45 @@ public final class AuditLog: @unchecked Sendable {
                     + "updated: \(error)")
         }
         return entries
+    }
+
+    /// Entries written to the log and not yet fsynced: the log's position is still before them.
+    struct Written: Sendable {
+        let bytes: Data
+        let entries: [AuditEntry]
+        let next: AuditPosition
+    }
+
+    /// Signs `records` and writes them after `position`, without the fsync that makes them count
+    /// (`settle`). A failed write leaves nothing of them in the file.
+    private func writeAhead(_ records: [AuditRecord], now: Date) throws -> Written {
+        guard !closed else { throw AuditError(.io, "the audit log is closed") }
+        let (bytes, entries, next) = try prepare(records, after: position, time: RFC3339.format(now, milliseconds: true))
+        do {
+            try AtomicFile.writeAll(bytes, to: fd, path: path)
+        } catch {
+            cutOff()
+            throw error
+        }
+        return Written(bytes: bytes, entries: entries, next: next)
+    }
+
+    /// After the fsync of `written` (`syncError` the errno of one that failed): the entries
+    /// count, or they are cut off again and the failure is thrown.
+    private func settle(_ written: Written, syncError: Int32?) throws {
+        if let syncError {
+            cutOff()
+            throw AuditError.io("fsync \(path)", syncError)
+        }
+        position = written.next
+        prefix.update(written.bytes)
+    }
+
+    /// Leaves no partial entry behind, cutting the file back to `position`: the next writer would
+    /// take what follows it for a torn write.
+    private func cutOff() {
+        _ = ftruncate(fd, off_t(position.bytes))
+        _ = fsync(fd)
     }
 
     /// The signed lines of `records` as entries following `start`, and the position after them.
@@ -464,7 +522,9 @@ public final class AuditLog: @unchecked Sendable {
     /// Runs `body` holding the exclusive lock on the log file, waiting up to `lockTimeout`. The
     /// lock that counts is the one on the file named `log.jsonl`: when another writer restarted
     /// the log meanwhile, this writer opens the new file, locks it and looks at it afresh.
-    private func withFileLock<T>(now: Date, _ body: () throws -> T) throws -> T {
+    /// With `keepingIt`, the lock is still held when `body` returns (not when it throws): the
+    /// caller lets it go.
+    private func withFileLock<T>(now: Date, keepingIt: Bool = false, _ body: () throws -> T) throws -> T {
         let deadline = Date().addingTimeInterval(lockTimeout)
         while true {
             while flock(fd, LOCK_EX | LOCK_NB) != 0 {
@@ -488,7 +548,8 @@ public final class AuditLog: @unchecked Sendable {
             needsResume = true
         }
         // `fd` as it is when the body ends: a restart in the body hands over the new file's lock.
-        defer { flock(fd, LOCK_UN) }
+        var letGo = true
+        defer { if letGo { flock(fd, LOCK_UN) } }
         if needsResume {
             let seen = segment
             let reopened = resumedOnce
@@ -504,7 +565,9 @@ public final class AuditLog: @unchecked Sendable {
                     firstSeq: entry.seq, summary: entry.reason ?? ""))
             }
         }
-        return try body()
+        let result = try body()
+        letGo = !keepingIt
+        return result
     }
 
     /// Whether `fd` is the file named `log.jsonl`.
@@ -531,4 +594,61 @@ public struct AuditDamage: Sendable, Equatable {
     public let firstSeq: Int
     /// The restart entry's reason.
     public let summary: String
+}
+
+/// A turn at the log that any thread may give back: taken by the thread that writes an
+/// intent, given back by the queue that fsyncs it.
+final class AuditTurn: @unchecked Sendable {
+    private let free = DispatchSemaphore(value: 1)
+
+    func take() { free.wait() }
+    func give() { free.signal() }
+
+    func hold<T>(_ body: () throws -> T) rethrows -> T {
+        take()
+        defer { give() }
+        return try body()
+    }
+}
+
+/// Whether entries written ahead of their fsync (`AuditSink.appendBeforeAction`) are durable.
+/// `wait` returns once they are, or throws why they are not (they were then cut off the log
+/// again); every call gives the same answer.
+public final class AuditSync: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var result: Result<Void, any Error>?
+
+    /// Entries whose fsync is under way: `finish` tells how it ended.
+    public init() {}
+
+    private init(_ result: Result<Void, any Error>) { self.result = result }
+
+    /// Entries already durable: those of a sink that syncs before it returns.
+    public static var durable: AuditSync { AuditSync(.success(())) }
+
+    public func finish(_ result: Result<Void, any Error>) {
+        condition.withLock {
+            self.result = result
+            condition.broadcast()
+        }
+    }
+
+    /// How long `wait` looks for the end before it sleeps, in nanoseconds.
+    static let watchFor: UInt64 = 2_000_000
+
+    /// Returns once the entries are durable; throws why they are not. For `watchFor` it looks
+    /// rather than sleeps: an fsync mostly ends within a millisecond of the wait, and a thread
+    /// that slept is woken a tenth of a millisecond later on a virtual machine, whose idle
+    /// processor must be woken first, on the way to a replica's replacement.
+    public func wait() throws {
+        let deadline = DispatchTime.now().uptimeNanoseconds + Self.watchFor
+        repeat {
+            if let result = condition.withLock({ self.result }) { return try result.get() }
+        } while DispatchTime.now().uptimeNanoseconds < deadline
+        let result = condition.withLock { () -> Result<Void, any Error> in
+            while self.result == nil { condition.wait() }
+            return self.result!
+        }
+        try result.get()
+    }
 }

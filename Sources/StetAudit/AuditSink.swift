@@ -13,11 +13,12 @@ public protocol AuditSink: AnyObject, Sendable {
     /// Appends `records` as consecutive entries; returns them as written.
     @discardableResult
     func append(_ records: [AuditRecord], now: Date) throws -> [AuditEntry]
-    /// Appends as `append` does, and the entries count as written once it returns, but a sink
-    /// that keeps a signed head of its log may leave the head to the next append or checkpoint:
-    /// for an intent, so that nothing but its fsync stands between it and the action.
-    @discardableResult
-    func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> [AuditEntry]
+    /// Appends an action's intent as `append` does, except that the entries count as written
+    /// only once the returned `AuditSync` says so: the action waits for it before it changes
+    /// anything (`ActionBegun.mayBegin`), and prepares meanwhile. A sink that keeps a signed head
+    /// of its log may leave the head to the next append or checkpoint. So nothing but the
+    /// intent's fsync stands between it and the action.
+    func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> AuditSync
     /// Signs and keeps a checkpoint of the log as it is now (`origin` nil: the sink's own).
     @discardableResult
     func checkpoint(origin: String?, now: Date) throws -> SignedNote
@@ -30,8 +31,10 @@ public protocol AuditSink: AnyObject, Sendable {
 }
 
 extension AuditSink {
-    @discardableResult
-    public func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] { try append(records, now: now) }
+    public func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> AuditSync {
+        try append(records, now: now)
+        return .durable
+    }
 
     @discardableResult
     public func append(_ record: AuditRecord, now: Date = Date()) throws -> AuditEntry {

@@ -32,18 +32,28 @@ public enum ActionProgress {
     }
 }
 
-/// Told by a provider the moment its action has changed the world (a replica's process was
+/// Asked by a provider just before its action changes the world (`mayBegin`: the action's
+/// intent must be durable first), and told the moment it has (`now`: a replica's process was
 /// spawned), so that whoever runs the action makes what it keeps for a crash last then: not
 /// before the action, on the way from a replica's exit to its replacement, and not only once it
 /// ends. Set for the action's task like `ActionProgress.reporter`; the provider never learns who
-/// listens. The first call counts; later ones do nothing.
+/// listens. The first `now` counts; later ones do nothing.
 public enum ActionBegun {
     public final class Listener: @unchecked Sendable {
+        private let permit: @Sendable () throws -> Void
         private let hear: @Sendable () -> Void
         private let lock = NSLock()
         private var heard = false
 
-        public init(_ hear: @escaping @Sendable () -> Void) { self.hear = hear }
+        /// `permit` returns once the action may begin, or throws why it may not; it may be called
+        /// more than once, and gives the same answer each time.
+        public init(permit: @escaping @Sendable () throws -> Void = {}, _ hear: @escaping @Sendable () -> Void) {
+            self.permit = permit
+            self.hear = hear
+        }
+
+        /// Waits until the action may begin; throws when it may not.
+        public func mayBegin() throws { try permit() }
 
         /// Calls the listener the first time only.
         public func tell() {
@@ -56,6 +66,10 @@ public enum ActionBegun {
     }
 
     @TaskLocal public static var listener: Listener?
+
+    /// Waits until the action may change the world: its intent is durable. Throws when it cannot
+    /// be; the provider then changes nothing. Outside an action it returns at once.
+    public static func mayBegin() throws { try listener?.mayBegin() }
 
     /// The action has begun.
     public static func now() { listener?.tell() }

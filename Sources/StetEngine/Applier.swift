@@ -91,6 +91,14 @@ public struct Applier: Sendable {
             for change in plan.changes where change.resource.kind == kind && !resources.contains(change.resource.whole) {
                 resources.append(change.resource.whole)
             }
+            // A lone resource is applied in this task: a child task would wait for a thread to
+            // take it up, and a replica's replacement would wait with it.
+            if resources.count == 1 {
+                let partial = try await applyResource(byResource[resources[0]] ?? [], plan: plan, desired: desired, progress: progress)
+                report.results += partial.results
+                report.skipped += partial.skipped
+                continue
+            }
             var pending = resources[...]
             try await withThrowingTaskGroup(of: Report.self) { group in
                 func launch() {
@@ -126,14 +134,22 @@ public struct Applier: Sendable {
                     wave.append(changes[index + wave.count])
                 }
             }
-            let results = try await withThrowingTaskGroup(of: Result.self) { group in
-                for change in wave { group.addTask { try await perform(change, plan: plan, desired: desired) } }
-                var results: [Result] = []
-                while let result = try await group.next() {
-                    progress(result)
-                    results.append(result)
+            let results: [Result]
+            if wave.count == 1 {
+                // A lone change runs in this task, as a lone resource does (`apply`).
+                let result = try await perform(wave[0], plan: plan, desired: desired)
+                progress(result)
+                results = [result]
+            } else {
+                results = try await withThrowingTaskGroup(of: Result.self) { group in
+                    for change in wave { group.addTask { try await perform(change, plan: plan, desired: desired) } }
+                    var results: [Result] = []
+                    while let result = try await group.next() {
+                        progress(result)
+                        results.append(result)
+                    }
+                    return results.sorted { $0.change.id < $1.change.id }
                 }
-                return results.sorted { $0.change.id < $1.change.id }
             }
             report.results += results
             index += wave.count
@@ -186,8 +202,9 @@ public struct Applier: Sendable {
     /// The one path of every action: an in-flight marker and then an `intent` entry before
     /// `body` runs, a `result` entry after, then the resource's last action in its status. A
     /// crash in between leaves the marker, which the next start records as `interrupted`
-    /// (`recoverInterrupted`); with `headWithResult` (a replica start) the spawn waits for the
-    /// intent's fsync only, and the marker's follows the spawn. Returns the outcome and the
+    /// (`recoverInterrupted`); with `headWithResult` (a replica start) the intent's fsync runs
+    /// beside the provider's preparations, the spawn waits for it (`ActionBegun.mayBegin`) and
+    /// for nothing else, and the marker's fsync follows the spawn. Returns the outcome and the
     /// seconds it took. `preceding` entries are appended with the intent, in one append.
     public func run(
         _ action: Action, after preceding: [AuditRecord] = [], headWithResult: Bool = false, _ body: () async -> ActionOutcome
@@ -211,18 +228,28 @@ public struct Applier: Sendable {
         }
         // A failed append leaves the marker: the intent may have reached the log before the
         // failure, and a marker without an intent is only an `interrupted` that ran nothing.
-        if headWithResult { try audit.appendBeforeAction(intent, now: Date()) } else { try audit.append(intent, now: Date()) }
-        intents.insert(action.id)
+        let sync: AuditSync
+        if headWithResult {
+            sync = try audit.appendBeforeAction(intent, now: Date())
+        } else {
+            try audit.append(intent, now: Date())
+            sync = .durable
+        }
         let started = DispatchTime.now().uptimeNanoseconds
         let events = events
         events(.started(action))
         // A marker that cannot be synced is removed once the result is written, a moment later.
-        let begun = headWithResult ? ActionBegun.Listener { [store] in try? store.sync(marker) } : nil
+        let begun = headWithResult ? ActionBegun.Listener(permit: { try sync.wait() }) { [store] in try? store.sync(marker) } : nil
         let outcome = await ActionBegun.$listener.withValue(begun) {
             await ActionProgress.$reporter.withValue(ActionProgress.Listener { events(.running(action, $0)) }) { await body() }
         }
         // A provider that never said its action began (it failed first) is heard here.
         begun?.tell()
+        // An intent that did not become durable was cut off the log again, and the provider,
+        // which waits for it, changed nothing: as after a failed append, this throws and leaves
+        // the marker.
+        try sync.wait()
+        intents.insert(action.id)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         try audit.append(AuditRecord(
             kind: .result, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,

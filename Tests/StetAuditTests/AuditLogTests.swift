@@ -88,6 +88,54 @@ import Testing
         #expect(checkpoint.root == scan.position.tree.root)
     }
 
+    /// Intents written ahead of their fsync (`appendBeforeAction`) hold the log until it ends:
+    /// appends from other threads and from a second writer (locking the file as another process
+    /// does) wait their turn, so every entry chains and verifies, and a sync asked again gives
+    /// the same answer.
+    @Test func intentsWrittenAheadOfTheirFsyncHoldTheLogUntilItEnds() throws {
+        let writers = [try openLog(), try openLog()]
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            let log = writers[worker % 2]
+            for n in 0..<10 {
+                do {
+                    let sync = try log.appendBeforeAction([Self.record(worker * 100 + n), Self.record(worker * 100 + n)])
+                    try sync.wait()
+                    try sync.wait()
+                    try log.append(Self.record(worker * 100 + 50 + n))
+                } catch {
+                    failures.add(error)
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all)")
+        for log in writers { try log.close() }
+        var durations: [Int] = []
+        let fd = open(logPath, O_RDONLY)
+        defer { close(fd) }
+        let scan = try AuditScanner(trust: trust).scan(fd: fd, from: .start) {
+            durations.append($0.entry.durationMs ?? -1)
+            return true
+        }
+        #expect(scan.failure == nil && scan.position.size == 180)
+        // Every intent is in the log once per entry written, before the append that followed it.
+        for worker in 0..<6 {
+            for n in 0..<10 {
+                let intent = durations.indices.filter { durations[$0] == worker * 100 + n }
+                let after = durations.firstIndex(of: worker * 100 + 50 + n)
+                #expect(intent.count == 2 && after != nil && intent[1] < after!)
+            }
+        }
+        #expect(try openLog().size == 180)
+    }
+
+    final class Failures: @unchecked Sendable {
+        private let lock = NSLock()
+        private var errors: [any Error] = []
+        func add(_ error: any Error) { lock.withLock { errors.append(error) } }
+        var all: [any Error] { lock.withLock { errors } }
+    }
+
     /// A writer that reopens resumes from the signed head and keeps the chain going.
     @Test func reopeningContinuesTheChain() throws {
         try writeLog(3)

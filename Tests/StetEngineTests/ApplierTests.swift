@@ -136,9 +136,103 @@ import Testing
             return try log.append(records, now: now)
         }
 
-        func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] {
+        func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> AuditSync {
             note(records)
             return try log.appendBeforeAction(records, now: now)
+        }
+
+        func checkpoint(origin: String?, now: Date) throws -> SignedNote { try log.checkpoint(origin: origin, now: now) }
+        func close() throws { try log.close() }
+        var size: Int { log.size }
+        var damages: [AuditDamage] { log.damages }
+    }
+
+    /// A replica start prepares while its intent is synced (`AuditSink.appendBeforeAction`) and
+    /// spawns only once the intent is durable. One whose intent cannot be made durable starts
+    /// nothing and leaves no record; the apply throws as after a failed append, leaving the
+    /// marker.
+    @Test(arguments: [false, true])
+    func aReplicaIsSpawnedOnlyOnceItsIntentIsDurable(failing: Bool) async throws {
+        let base = TemporaryDirectory("stet-applier-spawn")
+        var provider = ReplicaProvider(store: store, baseDirectory: base.path)
+        let spawned = Spawned()
+        provider.spawned = { _, _, pid in spawned.note(pid) }
+        defer { _ = try? provider.stop("web", 0, timeout: 5) }
+        provider.startCheck = 0
+        var desired = DesiredState()
+        desired.services["web"] = Service(metadata: Metadata(name: "web"), replicas: 1, run: Service.Run(command: ["/bin/sleep", "600"]))
+        let log = HeldSync(log: try openLog(), delay: 0.3, failure: failing ? TestFailure("the fsync failed") : nil) { spawned.pids.isEmpty }
+        let plan = Planner().plan(
+            desired: desired, observed: try await provider.observe(desired, now: Date()), release: .init(version: 1, digest: "sha256:1"),
+            now: Date())
+        let change = try #require(plan.changes.first)
+        #expect(plan.changes.count == 1 && change.action == .service(.startReplica))
+        let admission = try Reconciler(audit: log, store: store, budget: 10, prune: false)
+            .admit(plan, desired: desired, release: .none, now: Date())
+        #expect(admission.allowed == plan.changes)
+        let applier = Applier(provider: provider, audit: log, store: store, release: .none)
+        if failing {
+            await #expect(throws: TestFailure.self) {
+                try await Reconciler.apply(admission, of: plan, with: applier, desired: desired, progress: { _ in })
+            }
+            #expect(spawned.pids.isEmpty)
+            #expect(try provider.record("web", 0) == nil)
+            #expect(try store.list("inflight") == ["Service_web_0_start-replica.json"])
+            #expect(try entries().isEmpty)
+        } else {
+            let report = try await Reconciler.apply(admission, of: plan, with: applier, desired: desired, progress: { _ in })
+            #expect(!report.failed, "\(report.results)")
+            #expect(log.foundAtSync == [true])
+            #expect(spawned.pids.count == 1)
+            #expect(try provider.record("web", 0)?.pid == spawned.pids.first)
+            #expect(try entries().map(\.kind) == [.intent, .result])
+        }
+        try log.close()
+    }
+
+    final class Spawned: @unchecked Sendable {
+        private let lock = NSLock()
+        private var noted: [Int32] = []
+        func note(_ pid: Int32) { lock.withLock { noted.append(pid) } }
+        var pids: [Int32] { lock.withLock { noted } }
+    }
+
+    /// Passes appends to the log. An intent's entries are appended at once, and their sync is
+    /// said to end `delay` seconds later, on another thread, after `check` has noted what it
+    /// finds then; with `failure`, nothing is appended and the sync fails with it.
+    final class HeldSync: AuditSink, @unchecked Sendable {
+        let log: AuditLog
+        let delay: Double
+        let failure: (any Error)?
+        let check: @Sendable () -> Bool
+        private let lock = NSLock()
+        private var found: [Bool] = []
+
+        init(log: AuditLog, delay: Double, failure: (any Error)?, check: @escaping @Sendable () -> Bool) {
+            self.log = log
+            self.delay = delay
+            self.failure = failure
+            self.check = check
+        }
+
+        var foundAtSync: [Bool] { lock.withLock { found } }
+
+        func append(_ records: [AuditRecord], now: Date) throws -> [AuditEntry] { try log.append(records, now: now) }
+
+        func appendBeforeAction(_ records: [AuditRecord], now: Date) throws -> AuditSync {
+            let sync = AuditSync()
+            if let failure {
+                sync.finish(.failure(failure))
+                return sync
+            }
+            try log.append(records, now: now)
+            Thread.detachNewThread { [self] in
+                usleep(useconds_t(delay * 1e6))
+                let seen = check()
+                lock.withLock { found.append(seen) }
+                sync.finish(.success(()))
+            }
+            return sync
         }
 
         func checkpoint(origin: String?, now: Date) throws -> SignedNote { try log.checkpoint(origin: origin, now: now) }

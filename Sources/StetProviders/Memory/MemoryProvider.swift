@@ -37,6 +37,13 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
             performed.append(change.id)
         }
         try? await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+        // As a real provider does: nothing changes before the action's intent is durable.
+        do {
+            try ActionBegun.mayBegin()
+        } catch {
+            lock.withLock { running -= 1 }
+            return .failed("its intent could not be recorded: \(error)")
+        }
         return lock.withLock {
             running -= 1
             if failing.contains(change.id) { return .failed("failed as told") }

@@ -369,6 +369,13 @@ public struct ReplicaProvider: Provider {
         environment["STET_INSTANCE"] = instance
         // A replica of an active/passive service starts as a standby; only a promote makes it the primary.
         if service.failover != nil { environment["STET_ROLE"] = "standby" }
+        // The intent's fsync ran beside all of the above; nothing is started before it is durable.
+        do {
+            try ActionBegun.mayBegin()
+        } catch {
+            try remove(name, index)
+            return .failed("cannot start replica \(index): its intent could not be recorded: \(error)")
+        }
         var pid: pid_t = 0
         let rc = Spawn.start(
             service.run.command, environment: environment, workingDirectory: directory, logPath: logPath, identity: user, pid: &pid)
