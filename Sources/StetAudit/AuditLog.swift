@@ -626,8 +626,10 @@ public final class AuditSync: @unchecked Sendable {
     /// Entries already durable: those of a sink that syncs before it returns.
     public static var durable: AuditSync { AuditSync(.success(())) }
 
+    /// Says how the fsync ended; the first answer stands.
     public func finish(_ result: Result<Void, any Error>) {
         condition.withLock {
+            guard self.result == nil else { return }
             self.result = result
             condition.broadcast()
         }
@@ -639,11 +641,13 @@ public final class AuditSync: @unchecked Sendable {
     /// Returns once the entries are durable; throws why they are not. For `watchFor` it looks
     /// rather than sleeps: an fsync mostly ends within a millisecond of the wait, and a thread
     /// that slept is woken a tenth of a millisecond later on a virtual machine, whose idle
-    /// processor must be woken first, on the way to a replica's replacement.
+    /// processor must be woken first, on the way to a replica's replacement. It yields the
+    /// processor while it looks, to any other thread that can run.
     public func wait() throws {
         let deadline = DispatchTime.now().uptimeNanoseconds + Self.watchFor
         repeat {
             if let result = condition.withLock({ self.result }) { return try result.get() }
+            sched_yield()
         } while DispatchTime.now().uptimeNanoseconds < deadline
         let result = condition.withLock { () -> Result<Void, any Error> in
             while self.result == nil { condition.wait() }

@@ -148,8 +148,13 @@ public protocol Provider: Sendable {
     func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState
     func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome
     func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome?
+    /// Whether `perform` of `change` waits until its intent is durable (`ActionBegun.mayBegin`)
+    /// before it changes anything, and so may be handed the change while the intent is synced.
+    /// A provider that says no is handed the change only once its intent is durable.
+    func waitsForIntent(of change: Change) -> Bool
 }
 
 extension Provider {
     public func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome? { nil }
+    public func waitsForIntent(of change: Change) -> Bool { false }
 }

@@ -171,7 +171,8 @@ public struct Applier: Sendable {
         // A replica start leaves the signed head to its result, a few milliseconds later: the
         // spawn waits for the intent's fsync only. Longer actions keep the head with the intent.
         let (outcome, seconds) = try await run(
-            action, after: preceding[change.id].map { [$0] } ?? [], headWithResult: change.action == .service(.startReplica)
+            action, after: preceding[change.id].map { [$0] } ?? [], headWithResult: change.action == .service(.startReplica),
+            waitsForIntent: provider.waitsForIntent(of: change)
         ) {
             await provider.perform(change, desired: desired)
         }
@@ -202,12 +203,14 @@ public struct Applier: Sendable {
     /// The one path of every action: an in-flight marker and then an `intent` entry before
     /// `body` runs, a `result` entry after, then the resource's last action in its status. A
     /// crash in between leaves the marker, which the next start records as `interrupted`
-    /// (`recoverInterrupted`); with `headWithResult` (a replica start) the intent's fsync runs
-    /// beside the provider's preparations, the spawn waits for it (`ActionBegun.mayBegin`) and
-    /// for nothing else, and the marker's fsync follows the spawn. Returns the outcome and the
-    /// seconds it took. `preceding` entries are appended with the intent, in one append.
+    /// (`recoverInterrupted`); with `headWithResult` (a replica start) the spawn waits for the
+    /// intent's fsync alone, and the marker's fsync follows the spawn. A `body` that
+    /// `waitsForIntent` itself (`ActionBegun.mayBegin`, `Provider.waitsForIntent`) runs while that
+    /// fsync does; any other runs once the intent is durable. Returns the outcome and the seconds
+    /// it took. `preceding` entries are appended with the intent, in one append.
     public func run(
-        _ action: Action, after preceding: [AuditRecord] = [], headWithResult: Bool = false, _ body: () async -> ActionOutcome
+        _ action: Action, after preceding: [AuditRecord] = [], headWithResult: Bool = false, waitsForIntent: Bool = false,
+        _ body: () async -> ActionOutcome
     ) async throws -> (ActionOutcome, Double) {
         let intent = preceding + [AuditRecord(
             kind: .intent, release: release, plan: action.plan, change: action.plan == nil ? nil : action.id,
@@ -235,6 +238,8 @@ public struct Applier: Sendable {
             try audit.append(intent, now: Date())
             sync = .durable
         }
+        // As after a failed append, an intent that did not become durable leaves the marker.
+        if !waitsForIntent { try sync.wait() }
         let started = DispatchTime.now().uptimeNanoseconds
         let events = events
         events(.started(action))

@@ -141,4 +141,6 @@ struct PassProvider: Provider {
     }
 
     func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome { await host.perform(change, desired: desired) }
+
+    func waitsForIntent(of change: Change) -> Bool { host.waitsForIntent(of: change) }
 }

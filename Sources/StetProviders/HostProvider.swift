@@ -37,6 +37,8 @@ public struct HostProvider: Provider {
         }
     }
 
+    public func waitsForIntent(of change: Change) -> Bool { change.resource.kind == .service && replicas.waitsForIntent(of: change) }
+
     public func awaitReady(_ change: Change, desired: DesiredState, timeout: Double?) async -> ActionOutcome? {
         guard change.resource.kind == .service else { return nil }
         return await replicas.awaitReady(change, desired: desired, timeout: timeout)

@@ -149,8 +149,9 @@ import Testing
 
     /// A replica start prepares while its intent is synced (`AuditSink.appendBeforeAction`) and
     /// spawns only once the intent is durable. One whose intent cannot be made durable starts
-    /// nothing and leaves no record; the apply throws as after a failed append, leaving the
-    /// marker.
+    /// nothing and leaves the replica's record as it was (here: a replica that was killed); the
+    /// apply throws as after a failed append, leaving the marker, and the drift found goes into
+    /// the log without the intent.
     @Test(arguments: [false, true])
     func aReplicaIsSpawnedOnlyOnceItsIntentIsDurable(failing: Bool) async throws {
         let base = TemporaryDirectory("stet-applier-spawn")
@@ -161,12 +162,26 @@ import Testing
         provider.startCheck = 0
         var desired = DesiredState()
         desired.services["web"] = Service(metadata: Metadata(name: "web"), replicas: 1, run: Service.Run(command: ["/bin/sleep", "600"]))
-        let log = HeldSync(log: try openLog(), delay: 0.3, failure: failing ? TestFailure("the fsync failed") : nil) { spawned.pids.isEmpty }
-        let plan = Planner().plan(
-            desired: desired, observed: try await provider.observe(desired, now: Date()), release: .init(version: 1, digest: "sha256:1"),
-            now: Date())
+        func planNow() async throws -> Plan {
+            Planner().plan(
+                desired: desired, observed: try await provider.observe(desired, now: Date()), release: .init(version: 1, digest: "sha256:1"),
+                now: Date())
+        }
+        // First a replica that ran and was killed.
+        let plain = try openLog()
+        #expect(try await !Applier(provider: provider, audit: plain, store: store, release: .none).apply(try await planNow(), desired: desired).failed)
+        try plain.close()
+        let first = try #require(try provider.record("web", 0))
+        kill(first.pid, SIGKILL)
+        let deadline = Date().addingTimeInterval(10)
+        while ProcessTable.isAlive(first.pid, startTime: first.startTime), Date() < deadline { usleep(10_000) }
+        _ = ProcessTable.reap(first.pid)
+        let before = try entries().count
+
+        let log = HeldSync(log: try openLog(), delay: 0.3, failure: failing ? TestFailure("the fsync failed") : nil) { spawned.pids.count == 1 }
+        let plan = try await planNow()
         let change = try #require(plan.changes.first)
-        #expect(plan.changes.count == 1 && change.action == .service(.startReplica))
+        #expect(plan.changes.count == 1 && change.action == .service(.startReplica) && change.cause == .drift)
         let admission = try Reconciler(audit: log, store: store, budget: 10, prune: false)
             .admit(plan, desired: desired, release: .none, now: Date())
         #expect(admission.allowed == plan.changes)
@@ -175,17 +190,18 @@ import Testing
             await #expect(throws: TestFailure.self) {
                 try await Reconciler.apply(admission, of: plan, with: applier, desired: desired, progress: { _ in })
             }
-            #expect(spawned.pids.isEmpty)
-            #expect(try provider.record("web", 0) == nil)
+            #expect(spawned.pids.count == 1)
+            let kept = try #require(try provider.record("web", 0))
+            #expect(kept.pid == first.pid && kept.restarts == first.restarts && kept.instance == first.instance)
             #expect(try store.list("inflight") == ["Service_web_0_start-replica.json"])
-            #expect(try entries().isEmpty)
+            #expect(try entries().dropFirst(before).map(\.kind) == [.drift])
         } else {
             let report = try await Reconciler.apply(admission, of: plan, with: applier, desired: desired, progress: { _ in })
             #expect(!report.failed, "\(report.results)")
             #expect(log.foundAtSync == [true])
-            #expect(spawned.pids.count == 1)
-            #expect(try provider.record("web", 0)?.pid == spawned.pids.first)
-            #expect(try entries().map(\.kind) == [.intent, .result])
+            #expect(spawned.pids.count == 2)
+            #expect(try provider.record("web", 0)?.pid == spawned.pids.last)
+            #expect(try entries().dropFirst(before).map(\.kind) == [.drift, .intent, .result])
         }
         try log.close()
     }

@@ -30,6 +30,9 @@ public final class MemoryProvider: Provider, @unchecked Sendable {
         await performing(change, desired: desired).naming(change)
     }
 
+    /// Every change waits for its intent, as a replica start does on the host.
+    public func waitsForIntent(of change: Change) -> Bool { true }
+
     private func performing(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         lock.withLock {
             running += 1

@@ -267,6 +267,9 @@ public struct ReplicaProvider: Provider {
 
     // MARK: - Perform
 
+    /// A start waits for its intent just before the spawn (`start`).
+    public func waitsForIntent(of change: Change) -> Bool { change.action == .service(.startReplica) }
+
     /// A failure names the replica (`ActionOutcome.naming`).
     public func perform(_ change: Change, desired: DesiredState) async -> ActionOutcome {
         await performing(change, desired: desired).naming(change)
@@ -350,7 +353,6 @@ public struct ReplicaProvider: Provider {
             return .failed("cannot start replica \(index): \(error)")
         }
         let logPath = try logPath(name, index)
-        rotate(logPath)
         var directory = service.run.workingDir ?? "."
         if !directory.hasPrefix("/") { directory = (baseDirectory as NSString).appendingPathComponent(directory) }
         // Recorded before the spawn with an instance token the process carries, so a crash
@@ -373,14 +375,15 @@ public struct ReplicaProvider: Provider {
         do {
             try ActionBegun.mayBegin()
         } catch {
-            try remove(name, index)
+            try putBack(previous, name, index)
             return .failed("cannot start replica \(index): its intent could not be recorded: \(error)")
         }
+        rotate(logPath)
         var pid: pid_t = 0
         let rc = Spawn.start(
             service.run.command, environment: environment, workingDirectory: directory, logPath: logPath, identity: user, pid: &pid)
         guard rc == 0 else {
-            try remove(name, index)
+            try putBack(previous, name, index)
             return .failed(
                 "cannot start \(service.run.command[0]) in \(directory)" + (user.map { " as user \($0.name)" } ?? "")
                     + ": \(String(cString: strerror(rc)))")
@@ -402,6 +405,13 @@ public struct ReplicaProvider: Provider {
             return .failed("replica \(index) \(record.lastExit!) right after starting (see \(logPath))")
         }
         return .done("started pid \(pid)" + (port.map { " on port \($0)" } ?? "") + (user.map { " as user \($0.name)" } ?? ""))
+    }
+
+    /// A start that started nothing leaves the record as it found it: the record before it, or
+    /// none. So the next pass sees the same exit (drift, with its backoff and budget), and the
+    /// replica's restarts and last exit are kept.
+    private func putBack(_ previous: Record?, _ name: String, _ index: Int) throws {
+        if let previous { try save(previous) } else { try remove(name, index) }
     }
 
     /// Runs a failover command of replica `index` (`spec.failover.promote` or `demote`): with the
