@@ -18,6 +18,25 @@ enum Measure {
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
+    /// The machine's processor time so far, in clock ticks: all of it, and what the hypervisor
+    /// gave to others while this machine wanted it (`steal`, the eighth field of `/proc/stat`'s
+    /// `cpu` line). Nil where the kernel does not say.
+    static func processorTicks() -> (total: UInt64, stolen: UInt64)? {
+        guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+            let line = stat.split(separator: "\n").first, line.hasPrefix("cpu ")
+        else { return nil }
+        let fields = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        guard fields.count >= 8 else { return nil }
+        return (fields.reduce(0, &+), fields[7])
+    }
+
+    /// The share of the machine's processor time stolen by the hypervisor between two readings
+    /// of `processorTicks`, in percent.
+    static func stolenPercent(from start: (total: UInt64, stolen: UInt64)?, to end: (total: UInt64, stolen: UInt64)?) -> Double? {
+        guard let start, let end, end.total > start.total, end.stolen >= start.stolen else { return nil }
+        return Double(end.stolen - start.stolen) / Double(end.total - start.total) * 100
+    }
+
     /// Peak resident memory of this process in bytes (`VmHWM`).
     static func peakResidentBytes() -> Int {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),

@@ -202,6 +202,9 @@ enum ReplicaBenchmark {
         var deathToSpawn: [Double] = []
         var toStart: [Double] = []
         var toHealthy: [Double] = []
+        /// The share of the machine's processor time the hypervisor gave elsewhere meanwhile:
+        /// a virtual machine's tail latency is the host's as much as its own.
+        var stolen: Double?
 
         func percentile(_ values: [Double], _ p: Double) -> Double { values[min(values.count - 1, Int(Double(values.count) * p))] }
 
@@ -229,6 +232,7 @@ enum ReplicaBenchmark {
             row("kill → its record names it, p99", toStart, quiet?.toStart, 0.99, target: 150)
             row("kill → replacement healthy, p50", toHealthy, quiet?.toHealthy, 0.5, target: nil)
             row("kill → replacement healthy, p99", toHealthy, quiet?.toHealthy, 0.99, target: nil)
+            Measure.row("  processor time stolen by the host meanwhile", stolen.map { String(format: "%.1f %%", $0) } ?? "not told")
         }
     }
 
@@ -243,6 +247,7 @@ enum ReplicaBenchmark {
         }
         defer { close(notify) }
         var events = [UInt8](repeating: 0, count: 4096)
+        let ticks = Measure.processorTicks()
         for _ in 0..<kills {
             guard let before = try provider.record("bench", 0) else { throw TestFailure("no record") }
             // A pidfd of our own tells when the replica has died, apart from what Stet takes.
@@ -280,12 +285,14 @@ enum ReplicaBenchmark {
             }
             figures.toSpawn.append(Double(spawned - killed) / 1e6)
             figures.toDeath.append(Double(died - killed) / 1e6)
-            figures.deathToSpawn.append(Double(spawned &- died) / 1e6)
+            // Negative when the benchmark's own pidfd was heard after the replacement was spawned.
+            figures.deathToSpawn.append((Double(spawned) - Double(died)) / 1e6)
             figures.toStart.append(Double(started - killed) / 1e6)
             guard waitFor(seconds: 30, { healthy(provider, 0) }) else { throw TestFailure("replica 0 did not become healthy") }
             figures.toHealthy.append(Double(DispatchTime.now().uptimeNanoseconds - killed) / 1e6)
             usleep(30_000)
         }
+        figures.stolen = Measure.stolenPercent(from: ticks, to: Measure.processorTicks())
         figures.toSpawn.sort()
         figures.toDeath.sort()
         figures.deathToSpawn.sort()

@@ -368,15 +368,35 @@ import Testing
         #expect(clash?.0 == "K.yaml" && clash?.1 == "\u{212A}.yaml")
     }
 
-    @Test func digestsAreSHA256AndSixtyFourHexDigits() {
+    @Test func digestsAreSHA256AndSixtyFourLowercaseHexDigits() {
         let hex = String(repeating: "0a", count: 32)
         #expect(ReleaseIndex.isDigest("sha256:" + hex))
-        #expect(ReleaseIndex.isDigest("sha256:" + hex.uppercased()))
+        #expect(!ReleaseIndex.isDigest("sha256:" + hex.uppercased()))
+        #expect(!ReleaseIndex.isDigest("sha256:" + hex.dropLast() + "A"))
         #expect(!ReleaseIndex.isDigest("sha256:" + hex.dropLast()))
         #expect(!ReleaseIndex.isDigest("sha256:" + hex + "0"))
         #expect(!ReleaseIndex.isDigest("sha512:" + hex))
         #expect(!ReleaseIndex.isDigest("sha256:" + hex.dropLast() + "g"))
         #expect(!ReleaseIndex.isDigest("SHA256:" + hex))
+    }
+
+    /// An index that lists a digest in uppercase is refused as malformed, naming the file and
+    /// the form expected, not read file by file and every file refused as changed.
+    @Test func anUppercaseDigestIsRefusedWhereTheIndexIsRead() throws {
+        func payload(_ digits: String) -> Data {
+            Data(
+                #"{"type":"stet.release/v1","version":1,"created":"2026-11-01T00:00:00Z","expires":"2027-11-01T00:00:00Z","files":{"web.yaml":"sha256:\#(digits)"}}"#
+                    .utf8)
+        }
+        #expect(try ReleaseIndex.decode(payload(String(repeating: "ab", count: 32))).files.count == 1)
+        do throws(VerificationError) {
+            _ = try ReleaseIndex.decode(payload(String(repeating: "AB", count: 32)))
+            Issue.record("an uppercase digest was accepted")
+        } catch {
+            #expect(error.code == .indexMalformed)
+            #expect(error.description.contains("web.yaml"))
+            #expect(error.description.contains("64 lowercase hex digits"))
+        }
     }
 }
 

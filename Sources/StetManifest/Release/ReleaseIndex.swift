@@ -62,7 +62,7 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
             throw VerificationError(
                 .indexMalformed,
                 "the release index lists \(TextEscaping.excerpt(path)) with digest \"\(TextEscaping.excerpt(digest, limit: 80))\", "
-                    + "expected sha256:<64 hex digits>")
+                    + "expected sha256:<64 lowercase hex digits>")
         }
         return index
     }
@@ -120,15 +120,16 @@ public struct ReleaseIndex: Codable, Equatable, Sendable {
         init(_ description: String) { self.description = description }
     }
 
-    /// True for `sha256:` and 64 hexadecimal digits (either case): checked byte by byte, as a
-    /// release of 100,000 files has as many digests.
+    /// True for `sha256:` and 64 lowercase hexadecimal digits, as Stet writes them and compares
+    /// them to the files' (an uppercase digest would pass here and then fail every file as
+    /// changed): checked byte by byte, as a release of 100,000 files has as many digests.
     public static func isDigest(_ text: String) -> Bool {
         let prefix = "sha256:".utf8
         let utf8 = text.utf8
         guard utf8.count == prefix.count + 2 * SHA256.byteCount, utf8.starts(with: prefix) else { return false }
         return utf8.dropFirst(prefix.count).allSatisfy { byte in
             switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"): true
             default: false
             }
         }
