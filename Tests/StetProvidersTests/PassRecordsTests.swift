@@ -41,4 +41,23 @@ import Testing
         try store.write("replicas/web/1.json", Data(String(decoding: record(pid: 104), as: UTF8.self).replacingOccurrences(of: "\"index\":0", with: "\"index\":1").utf8))
         #expect(try loop.records()["web"]?[1]?.pid == 104)
     }
+
+    /// A record this process saved is read back without decoding it again: it must be the
+    /// record any other reader decodes from the file, times cut to what the file holds.
+    @Test func aRecordReadBackAfterItsOwnSaveIsWhatAnyReaderDecodes() throws {
+        let store = FileStateStore(root: folder.file(".stet"))
+        let writer = ReplicaProvider(store: store, baseDirectory: folder.path)
+        let started = Date(timeIntervalSince1970: 1_790_000_000.123_456)
+        let saved = ReplicaProvider.Record(
+            service: "web", index: 2, pid: 4242, startTime: 99, specHash: "sha256:" + String(repeating: "ab", count: 32), port: 8080,
+            startedAt: started, restarts: 3, lastExit: "was killed by signal 9 — \u{1F4A5}", exitedAt: started.addingTimeInterval(0.5),
+            protect: true, instance: "0123456789abcdef", stopSignal: "SIGINT", stopTimeout: 2.75, healthFailures: 1,
+            lastCheck: started.addingTimeInterval(1.999))
+        try writer.save(saved)
+        let own = try #require(try writer.record("web", 2))
+        let fresh = try #require(try ReplicaProvider(store: store, baseDirectory: folder.path).record("web", 2))
+        #expect(own == fresh)
+        #expect(own.startedAt != saved.startedAt, "the file holds the time to the second, not the time saved")
+        #expect(own.pid == 4242 && own.lastExit == saved.lastExit && own.stopTimeout == 2.75)
+    }
 }

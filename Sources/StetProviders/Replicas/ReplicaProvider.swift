@@ -153,7 +153,12 @@ public struct ReplicaProvider: Provider {
     private func write(_ record: Record, by write: (String, Data) throws -> Void) throws {
         let key = try Self.key(record.service, record.index)
         pass.forget(key)
-        try write(key, try JSONCoding.encoder.encode(record))
+        let data = try JSONCoding.encoder.encode(record)
+        try write(key, data)
+        // What this process wrote reads back without decoding it again: the next pass reads
+        // the record a replica's death has to be found in (a health check saves it between).
+        let stored = record.asStored
+        if Self.problem(stored, service: record.service, index: record.index) == nil { decoded.keep(stored, key, data) }
     }
 
     /// The loop's pass begins: until `endPass` a record or folder whose file is unchanged
@@ -687,5 +692,18 @@ final class PendingExits: @unchecked Sendable {
             defer { exits = [:] }
             return exits.values.sorted { ($0.service, $0.index) < ($1.service, $1.index) }
         }
+    }
+}
+
+extension ReplicaProvider.Record {
+    /// The record as decoding its JSON gives it back: times to the second as RFC 3339 writes
+    /// them (`JSONCoding`); every other field reads back as it is.
+    var asStored: Self {
+        func stored(_ date: Date) -> Date { RFC3339.parse(RFC3339.format(date)) ?? date }
+        var record = self
+        record.startedAt = stored(startedAt)
+        record.exitedAt = exitedAt.map(stored)
+        record.lastCheck = lastCheck.map(stored)
+        return record
     }
 }
