@@ -51,7 +51,7 @@ extension ReconcileLoop {
         if let fleet = options.fleet { reconciler.setElsewhere(fleet.correctionsElsewhere()) }
         let outcome = try await reconciler.reconcile(
             services, monitors: withBackups, desired: try passDesired(), release: release,
-            provider: PassProvider(host: host(), monitors: withBackups), now: Date())
+            provider: PassProvider(host: host(), services: services, monitors: withBackups), now: Date())
         options.fleet?.shareCorrections(reconciler.policy.shared(now: Date()))
         waiting.merge(outcome.retry) { $1 }
         failedLastPass = outcome.failed
@@ -116,7 +116,7 @@ extension ReconcileLoop {
         var ended: Set<String> = []
         for records in try provider.records().values {
             for var record in records.values where record.exitedAt == nil {
-                guard !ProcessTable.isAlive(record.pid, startTime: record.startTime) else { continue }
+                guard !watchers.isAlive(record) else { continue }
                 record.lastExit = ProcessTable.reap(record.pid) ?? "exited"
                 record.exitedAt = Date()
                 provider.noteExit(record)
@@ -127,15 +127,17 @@ extension ReconcileLoop {
     }
 }
 
-/// The host as the loop's service pass observes it: the replicas always, the registered
-/// monitors only in the passes that look at them (those after a release check). Backup policies
-/// are the backup pass's, and observing them could wait on restic. Changes go to every provider.
+/// The host as the loop's service pass observes it: the replicas of the pass's services (the
+/// reconciler looks at no others), the registered monitors only in the passes that look at them
+/// (those after a release check). Backup policies are the backup pass's, and observing them
+/// could wait on restic. Changes go to every provider.
 struct PassProvider: Provider {
     let host: HostProvider
+    let services: Set<String>
     let monitors: Bool
 
     func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
-        var observed = try await host.replicas.observe(desired, now: now)
+        var observed = try host.replicas.observe(desired, only: services, now: now)
         if monitors { observed.monitors = try await host.monitors.observe(desired, now: now).monitors }
         return observed
     }

@@ -38,6 +38,22 @@ final class ReplicaWatchers {
         var watched: [ReplicaProvider.Record] = []
     }
 
+    /// True when `record`'s process is watched through a pidfd and has not ended: the pidfd is
+    /// that very process's, so this needs no look at `/proc` (which every pass made for every
+    /// replica). False when it ended, or is not watched so (then ask `ProcessTable`).
+    func runs(_ record: ReplicaProvider.Record) -> Bool {
+        guard let entry = watched[ReplicaKey(service: record.service, index: record.index)], entry.pid == record.pid,
+            entry.startTime == record.startTime, let fd = entry.fd
+        else { return false }
+        var ended = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&ended, 1, 0) == 0
+    }
+
+    /// `ProcessTable.isAlive`, answered by the replica's pidfd when it is watched.
+    func isAlive(_ record: ReplicaProvider.Record) -> Bool {
+        runs(record) || ProcessTable.isAlive(record.pid, startTime: record.startTime)
+    }
+
     /// Watches every live replica of `records` and stops watching the rest.
     func sync(_ records: [String: [Int: ReplicaProvider.Record]]) -> Changes {
         var changes = Changes()
@@ -45,7 +61,7 @@ final class ReplicaWatchers {
         for (service, byIndex) in records {
             for (index, record) in byIndex {
                 let key = ReplicaKey(service: service, index: index)
-                guard ProcessTable.isAlive(record.pid, startTime: record.startTime) else {
+                guard isAlive(record) else {
                     if record.exitedAt == nil { changes.unrecorded.insert(service) }
                     continue
                 }

@@ -1,4 +1,5 @@
 import Foundation
+import StetCore
 import StetState
 @testable import StetProviders
 import StetTesting
@@ -59,5 +60,16 @@ import Testing
         #expect(own == fresh)
         #expect(own.startedAt != saved.startedAt, "the file holds the time to the second, not the time saved")
         #expect(own.pid == 4242 && own.lastExit == saved.lastExit && own.stopTimeout == 2.75)
+    }
+
+    /// A pass observes the replicas of its own services only: the reconciler looks at no other.
+    @Test func observingSomeServicesReadsOnlyTheirRecords() throws {
+        let store = FileStateStore(root: folder.file(".stet"))
+        let provider = ReplicaProvider(store: store, baseDirectory: folder.path)
+        try store.write("replicas/web/0.json", record(pid: 101))
+        try store.write("replicas/db/0.json", Data(String(decoding: record(pid: 102), as: UTF8.self).replacingOccurrences(of: "\"web\"", with: "\"db\"").utf8))
+        #expect(try provider.observe(DesiredState(), only: ["db"], now: Date()).services.keys.sorted() == ["db"])
+        #expect(try provider.observe(DesiredState(), only: [], now: Date()).services.isEmpty)
+        #expect(try provider.observe(DesiredState(), only: nil, now: Date()).services.keys.sorted() == ["db", "web"])
     }
 }

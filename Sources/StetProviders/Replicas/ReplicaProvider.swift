@@ -201,9 +201,12 @@ public struct ReplicaProvider: Provider {
     /// Every service with records, and its records by index. Names in the folder that Stet
     /// would not have written (a service name out of form, an index other than `0`, `1` …) are
     /// not records and are passed over.
-    public func records() throws -> [String: [Int: Record]] {
+    public func records() throws -> [String: [Int: Record]] { try records(only: nil) }
+
+    /// The records of `services` only (of every service when nil).
+    func records(only services: Set<String>?) throws -> [String: [Int: Record]] {
         var result: [String: [Int: Record]] = [:]
-        for service in try list("replicas") where ResourceID.isValidName(service) {
+        for service in try list("replicas") where ResourceID.isValidName(service) && services?.contains(service) ?? true {
             for file in try list("replicas/\(service)") where file.hasSuffix(".json") {
                 guard let index = StateKey.index(parsing: file.dropLast(5)), let record = try record(service, index) else { continue }
                 result[service, default: [:]][index] = record
@@ -231,8 +234,14 @@ public struct ReplicaProvider: Provider {
     // MARK: - Observe
 
     public func observe(_ desired: DesiredState, now: Date) async throws -> ObservedState {
+        try observe(desired, only: nil, now: now)
+    }
+
+    /// The replicas of `services` (of every service with records when nil), as `observe` sees
+    /// them: a pass for one service need not look at the processes and health of every other.
+    public func observe(_ desired: DesiredState, only services: Set<String>?, now: Date) throws -> ObservedState {
         var observed = ObservedState()
-        for (service, records) in try records() {
+        for (service, records) in try records(only: services) {
             var replicas: [Int: ObservedReplica] = [:]
             var protect = false
             for (index, record) in records {
