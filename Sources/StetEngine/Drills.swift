@@ -141,7 +141,7 @@ public enum Drills {
         try store.write(markerKey(resource), try JSONCoding.encoder.encode(Marker(resource: resource, startedAt: now)))
         // The replica leads its own process group (its own session): the whole group dies, as
         // with a crash of the service.
-        if Glibc.kill(-victim.record.pid, SIGKILL) != 0 { _ = Glibc.kill(victim.record.pid, SIGKILL) }
+        ProcessTable.signalReplica(victim.record.pid, SIGKILL)
         status.replicas[String(victim.index)] = now
         try status.save(to: store)
         return ServiceKill(service: name, index: victim.index, pid: victim.record.pid, at: now, recoverWithin: recoverWithin.seconds)

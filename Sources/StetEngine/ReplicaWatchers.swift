@@ -16,6 +16,9 @@ final class ReplicaWatchers {
     private struct Watched {
         /// Nil where no pidfd could be had: polled.
         let fd: Int32?
+        /// The pidfd's device and inode when it was opened: `runs` trusts the number only while
+        /// it is still that file (not another, should the number ever be closed and reused).
+        let file: (device: UInt64, inode: UInt64)?
         let pid: Int32
         let startTime: UInt64
     }
@@ -43,10 +46,17 @@ final class ReplicaWatchers {
     /// replica). False when it ended, or is not watched so (then ask `ProcessTable`).
     func runs(_ record: ReplicaProvider.Record) -> Bool {
         guard let entry = watched[ReplicaKey(service: record.service, index: record.index)], entry.pid == record.pid,
-            entry.startTime == record.startTime, let fd = entry.fd
+            entry.startTime == record.startTime, let fd = entry.fd, let file = entry.file,
+            let current = Self.file(fd), current == file
         else { return false }
         var ended = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         return poll(&ended, 1, 0) == 0
+    }
+
+    private static func file(_ fd: Int32) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
     }
 
     /// `ProcessTable.isAlive`, answered by the replica's pidfd when it is watched.
@@ -82,7 +92,7 @@ final class ReplicaWatchers {
                     changes.stopped.append(key)
                 }
                 wanted.insert(key)
-                watched[key] = Watched(fd: fd >= 0 ? fd : nil, pid: record.pid, startTime: record.startTime)
+                watched[key] = Watched(fd: fd >= 0 ? fd : nil, file: fd >= 0 ? Self.file(fd) : nil, pid: record.pid, startTime: record.startTime)
                 changes.watched.append(record)
             }
         }

@@ -103,8 +103,7 @@ extension FleetNode {
             return state.primaries.filter { !state.hardFenced.contains($0.key) }.map { ($0.key, $0.value) }
         }
         for (name, held) in due where ProcessTable.isAlive(held.pid, startTime: held.startTime) {
-            kill(-held.pid, SIGKILL)
-            kill(held.pid, SIGKILL)
+            ProcessTable.signalReplica(held.pid, SIGKILL)
             lock.withLock { _ = state.hardFenced.insert(name) }
             events(.log("primary of \(name): replica \(held.index) killed (pid \(held.pid)): the lease was about to end before it was demoted"))
         }

@@ -27,7 +27,8 @@ enum Measure {
         else { return nil }
         let fields = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
         guard fields.count >= 8 else { return nil }
-        return (fields.reduce(0, &+), fields[7])
+        // The first eight: `guest` and `guest_nice`, after them, are counted in `user` and `nice` already.
+        return (fields.prefix(8).reduce(0, &+), fields[7])
     }
 
     /// The share of the machine's processor time stolen by the hypervisor between two readings

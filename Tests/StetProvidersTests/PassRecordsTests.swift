@@ -69,7 +69,28 @@ import Testing
         try store.write("replicas/web/0.json", record(pid: 101))
         try store.write("replicas/db/0.json", Data(String(decoding: record(pid: 102), as: UTF8.self).replacingOccurrences(of: "\"web\"", with: "\"db\"").utf8))
         #expect(try provider.observe(DesiredState(), only: ["db"], now: Date()).services.keys.sorted() == ["db"])
+        // Another service's record is not even read: one that does not decode does not stop it.
+        try store.write("replicas/web/1.json", Data("{not json".utf8))
+        #expect(try provider.observe(DesiredState(), only: ["db"], now: Date()).services.keys.sorted() == ["db"])
+        #expect(throws: StateError.self) { try provider.observe(DesiredState(), only: ["web"], now: Date()) }
         #expect(try provider.observe(DesiredState(), only: [], now: Date()).services.isEmpty)
+        try store.remove("replicas/web/1.json")
         #expect(try provider.observe(DesiredState(), only: nil, now: Date()).services.keys.sorted() == ["db", "web"])
+    }
+
+    /// A record this process saves that Stet would refuse to read (pid 1, a port out of range)
+    /// is refused when read back too: keeping what was written skips no check.
+    @Test(arguments: [(1, 8080), (4242, 0)])
+    func aSavedRecordThatFailsItsChecksIsRefusedWhenReadBack(pid: Int, port: Int) throws {
+        let store = FileStateStore(root: folder.file(".stet"))
+        let writer = ReplicaProvider(store: store, baseDirectory: folder.path)
+        var record = try #require(try { () throws -> ReplicaProvider.Record? in
+            try store.write("replicas/web/0.json", self.record(pid: 101))
+            return try writer.record("web", 0)
+        }())
+        record.pid = Int32(pid)
+        record.port = port
+        try writer.save(record)
+        #expect(throws: StateError.self) { try writer.record("web", 0) }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 @testable import StetProviders
+import StetTesting
 import Testing
 
 /// `/proc/PID/stat` as the loop reads it, on the way from a replica's exit to its replacement:
@@ -20,6 +21,37 @@ import Testing
         #expect(parse(line(comm: "a) Z 1 2 (b", state: "R", start: "99")) == ProcessTable.Entry(state: "R", startTime: 99))
         #expect(parse(line(comm: "with  spaces ", state: "Z")) == ProcessTable.Entry(state: "Z", startTime: 123_456))
         #expect(parse(line(comm: "")) == ProcessTable.Entry(state: "S", startTime: 123_456))
+    }
+
+    /// A zombie first thread whose other threads still run is a process that runs, as its pidfd
+    /// says; a zombie alone has ended.
+    @Test func aZombieFirstThreadWithThreadsLeftStillRuns() {
+        func entry(state: String, threads: String) -> ProcessTable.Entry? {
+            parse(line(comm: "srv", state: state).replacingOccurrences(of: " 20 0 1 0 123456 ", with: " 20 0 \(threads) 0 123456 "))
+        }
+        #expect(entry(state: "Z", threads: "3")?.threads == 3)
+        #expect(entry(state: "Z", threads: "3")?.runs == true)
+        #expect(entry(state: "Z", threads: "1")?.runs == false)
+        #expect(entry(state: "X", threads: "2")?.runs == false)
+        #expect(entry(state: "S", threads: "1")?.runs == true)
+        #expect(entry(state: "Z", threads: "x") == nil)
+    }
+
+    /// No record can make Stet signal pid 1's group (`kill(-1)`: every process) or its own
+    /// (`kill(0)`); a replica that leads its own session is signalled with its group.
+    @Test func onlyAReplicaAboveOneIsSignalledWithItsGroup() throws {
+        #expect(ProcessTable.signalReplica(1, 0).isEmpty)
+        #expect(ProcessTable.signalReplica(0, 0).isEmpty)
+        #expect(ProcessTable.signalReplica(-1, 0).isEmpty)
+        var pid: pid_t = 0
+        let folder = TemporaryDirectory("stet-signal-replica")
+        let rc = Spawn.start(["/bin/sleep", "600"], environment: [:], workingDirectory: folder.path, logPath: folder.file("log"), identity: nil, pid: &pid)
+        try #require(rc == 0)
+        #expect(ProcessTable.signalReplica(pid, 0) == [-pid, pid])
+        #expect(ProcessTable.signalReplica(pid, SIGKILL) == [-pid, pid])
+        var status: Int32 = 0
+        #expect(waitpid(pid, &status, 0) == pid)
+        #expect(status & 0x7F == SIGKILL)
     }
 
     @Test func damagedLinesGiveNothing() {
@@ -44,6 +76,7 @@ import Testing
         let text = try String(contentsOfFile: "/proc/self/stat", encoding: .utf8)
         let fields = text[text.index(after: text.lastIndex(of: ")")!)...].split(separator: " ")
         #expect(entry.startTime == UInt64(fields[19]))
+        #expect(entry.threads == UInt64(fields[17]) && entry.threads >= 1)
         #expect(ProcessTable.isAlive(getpid(), startTime: entry.startTime))
         #expect(!ProcessTable.isAlive(getpid(), startTime: entry.startTime + 1))
         #expect(ProcessTable.entry(0) == nil && ProcessTable.entry(-1) == nil && ProcessTable.entry(Int32.max) == nil)

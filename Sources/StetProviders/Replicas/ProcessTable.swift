@@ -8,6 +8,14 @@ public enum ProcessTable {
         public let state: Character
         /// Field 22: when the process started, in clock ticks since boot.
         public let startTime: UInt64
+        /// Field 20: the threads of its thread group not yet reaped, the first thread among
+        /// them: a zombie whose count is above 1 is a first thread that ended while others run.
+        public var threads: UInt64 = 1
+
+        /// Whether the process still runs, as its pidfd says it: a thread of it has not ended.
+        /// A zombie first thread with other threads left is not a process that ended (its
+        /// threads still serve, and hold its port), and its pidfd is not readable yet.
+        public var runs: Bool { state != "Z" && state != "X" || state == "Z" && threads > 1 }
     }
 
     /// The process `pid`, or nil when there is none. The command name (field 2) may hold spaces
@@ -38,6 +46,7 @@ public enum ProcessTable {
         var field = 2
         var index = close + 1
         var state: UInt8?
+        var threads: UInt64 = 1
         while index < stat.count {
             while index < stat.count, stat[index] == UInt8(ascii: " ") { index += 1 }
             guard index < stat.count else { break }
@@ -47,22 +56,30 @@ public enum ProcessTable {
             if field == 3 {
                 guard end - index == 1 else { return nil }
                 state = stat[index]
+            } else if field == 20 {
+                guard let value = number(stat[index..<end]) else { return nil }
+                threads = value
             } else if field == 22 {
-                var value: UInt64 = 0
-                guard end > index else { return nil }
-                for digit in stat[index..<end] {
-                    guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
-                    let (times, overflow) = value.multipliedReportingOverflow(by: 10)
-                    let (sum, carry) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
-                    guard !overflow, !carry else { return nil }
-                    value = sum
-                }
-                guard let state, state < 0x80 else { return nil }
-                return Entry(state: Character(Unicode.Scalar(state)), startTime: value)
+                guard let value = number(stat[index..<end]), let state, state < 0x80 else { return nil }
+                return Entry(state: Character(Unicode.Scalar(state)), startTime: value, threads: threads)
             }
             index = end + 1
         }
         return nil
+    }
+
+    /// The decimal digits of `digits` as a number; nil when empty, not digits, or beyond 2^64.
+    private static func number(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> UInt64? {
+        guard !digits.isEmpty else { return nil }
+        var value: UInt64 = 0
+        for digit in digits {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(digit) else { return nil }
+            let (times, overflow) = value.multipliedReportingOverflow(by: 10)
+            let (sum, carry) = times.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+            guard !overflow, !carry else { return nil }
+            value = sum
+        }
+        return value
     }
 
     /// How long ago a process started at `startTime` (clock ticks after boot, field 22) did, on
@@ -86,10 +103,24 @@ public enum ProcessTable {
         return age(startTime: startTime).map { now.addingTimeInterval(-$0) } ?? now
     }
 
-    /// True when `pid` is alive and started at `startTime` (not a reused pid, not a zombie).
+    /// True when `pid` is alive and started at `startTime`: not a reused pid, not a process that
+    /// ended (`Entry.runs`, what the process's pidfd says too).
     public static func isAlive(_ pid: Int32, startTime: UInt64) -> Bool {
         guard let entry = entry(pid) else { return false }
-        return entry.startTime == startTime && entry.state != "Z" && entry.state != "X"
+        return entry.startTime == startTime && entry.runs
+    }
+
+    /// Sends `signal` to a replica: to its process group when it leads one (a replica is started
+    /// in a session of its own, so what it started goes too), and to the process itself. Never
+    /// to pid 1 or below, whatever a record says: `kill(-1)` reaches every process Stet may
+    /// signal, `kill(0)` Stet's own group. Returns the targets signalled (negative: a group).
+    @discardableResult
+    public static func signalReplica(_ pid: Int32, _ signal: Int32) -> [Int32] {
+        guard pid > 1 else { return [] }
+        var targets: [Int32] = []
+        if getpgid(pid) == pid, kill(-pid, signal) == 0 { targets.append(-pid) }
+        if kill(pid, signal) == 0 { targets.append(pid) }
+        return targets
     }
 
     /// Reaps `pid` if it is this process's exited child; returns how it ended.
@@ -109,7 +140,7 @@ public enum ProcessTable {
         for name in names {
             guard let pid = Int32(name), let environ = FileManager.default.contents(atPath: "/proc/\(pid)/environ") else { continue }
             for variable in environ.split(separator: 0) where variable.elementsEqual(marker) {
-                if let entry = entry(pid), entry.state != "Z" { return (pid, entry) }
+                if let entry = entry(pid), entry.runs { return (pid, entry) }
             }
         }
         return nil

@@ -84,6 +84,7 @@ public struct ReplicaProvider: Provider {
             return "it is the record of replica \(record.index) of \(record.service), not of replica \(index) of \(service)"
         }
         if record.pid < 0 { return "pid \(record.pid) is negative" }
+        if record.pid == 1 { return "pid 1 is the init process, never a replica" }
         if let port = record.port, !(1...65535).contains(port) { return "port \(port) is not from 1 to 65535" }
         if !(0...maximumCount).contains(record.restarts) { return "restarts \(record.restarts) is not from 0 to \(maximumCount)" }
         if !(0...maximumCount).contains(record.healthFailures) {
@@ -157,8 +158,9 @@ public struct ReplicaProvider: Provider {
         try write(key, data)
         // What this process wrote reads back without decoding it again: the next pass reads
         // the record a replica's death has to be found in (a health check saves it between).
-        let stored = record.asStored
-        if Self.problem(stored, service: record.service, index: record.index) == nil { decoded.keep(stored, key, data) }
+        if let stored = record.asStored, Self.problem(stored, service: record.service, index: record.index) == nil {
+            decoded.keep(stored, key, data)
+        }
     }
 
     /// The loop's pass begins: until `endPass` a record or folder whose file is unchanged
@@ -505,16 +507,14 @@ public struct ReplicaProvider: Provider {
             let signalName = signalName ?? record.stopSignal ?? "SIGTERM"
             let timeout = timeout ?? record.stopTimeout ?? 10
             let signal = ProcessTable.signals[signalName] ?? SIGTERM
-            kill(-record.pid, signal)
-            kill(record.pid, signal)
+            ProcessTable.signalReplica(record.pid, signal)
             let deadline = Date().addingTimeInterval(timeout)
             while ProcessTable.isAlive(record.pid, startTime: record.startTime), Date() < deadline {
                 _ = ProcessTable.reap(record.pid)
                 usleep(10_000)
             }
             if ProcessTable.isAlive(record.pid, startTime: record.startTime) {
-                kill(-record.pid, SIGKILL)
-                kill(record.pid, SIGKILL)
+                ProcessTable.signalReplica(record.pid, SIGKILL)
                 detail = "stopped pid \(record.pid) with SIGKILL after \(signalName) timed out"
                 let killDeadline = Date().addingTimeInterval(5)
                 while ProcessTable.isAlive(record.pid, startTime: record.startTime), Date() < killDeadline {
@@ -706,13 +706,20 @@ final class PendingExits: @unchecked Sendable {
 
 extension ReplicaProvider.Record {
     /// The record as decoding its JSON gives it back: times to the second as RFC 3339 writes
-    /// them (`JSONCoding`); every other field reads back as it is.
-    var asStored: Self {
-        func stored(_ date: Date) -> Date { RFC3339.parse(RFC3339.format(date)) ?? date }
+    /// them (`JSONCoding`); every other field reads back as it is. Nil if a time would not read
+    /// back at all.
+    var asStored: Self? {
+        func stored(_ date: Date?) -> Date?? {
+            guard let date else { return .some(nil) }
+            return RFC3339.parse(RFC3339.format(date)).map { .some($0) }
+        }
+        guard let startedAt = stored(startedAt) ?? nil, let exitedAt = stored(exitedAt), let lastCheck = stored(lastCheck) else {
+            return nil
+        }
         var record = self
-        record.startedAt = stored(startedAt)
-        record.exitedAt = exitedAt.map(stored)
-        record.lastCheck = lastCheck.map(stored)
+        record.startedAt = startedAt
+        record.exitedAt = exitedAt
+        record.lastCheck = lastCheck
         return record
     }
 }
