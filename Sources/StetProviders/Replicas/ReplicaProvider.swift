@@ -709,17 +709,18 @@ extension ReplicaProvider.Record {
     /// them (`JSONCoding`); every other field reads back as it is. Nil if a time would not read
     /// back at all.
     var asStored: Self? {
-        func stored(_ date: Date?) -> Date?? {
-            guard let date else { return .some(nil) }
-            return RFC3339.parse(RFC3339.format(date)).map { .some($0) }
-        }
-        guard let startedAt = stored(startedAt) ?? nil, let exitedAt = stored(exitedAt), let lastCheck = stored(lastCheck) else {
-            return nil
-        }
+        func stored(_ date: Date) -> Date? { RFC3339.parse(RFC3339.format(date)) }
         var record = self
+        guard let startedAt = stored(startedAt) else { return nil }
         record.startedAt = startedAt
-        record.exitedAt = exitedAt
-        record.lastCheck = lastCheck
+        if let exitedAt {
+            guard let exited = stored(exitedAt) else { return nil }
+            record.exitedAt = exited
+        }
+        if let lastCheck {
+            guard let checked = stored(lastCheck) else { return nil }
+            record.lastCheck = checked
+        }
         return record
     }
 }
