@@ -4,7 +4,6 @@ public import StetCore
 public import StetProviders
 public import StetState
 import StetPlanner
-import Glibc
 
 /// Drills (docs/architecture.md, "Drills"): promises tested for real, on a schedule by `stet run`
 /// and on demand by `stet drill`. A service drill kills one replica as a crash would and proves
