@@ -11,7 +11,8 @@ extension ReconcileLoop {
     /// then the watchers follow the records as the pass left them (records change only in a
     /// pass). All under the state lock and in one pass of the provider's cache
     /// (`ReplicaProvider.beginPass`): the pass and the watchers read every record, most of them
-    /// unchanged in between, and no other writer can change one meanwhile unseen by its stamp.
+    /// unchanged in between and since the last pass, and the lock's tenure says whether another
+    /// process held it since then.
     /// Every replica found dead here joins the pass, whichever service made it run: the pass
     /// records the exit, so no later look would see it as news.
     ///
@@ -27,7 +28,7 @@ extension ReconcileLoop {
         // A fleet node held meanwhile records what ended and acts on nothing; its services stay
         // dirty for the pass that may act.
         guard takeActingShare() else { return try keepExits() }
-        provider.beginPass()
+        provider.beginPass(tenure: stateLock.tenure)
         defer { provider.endPass() }
         try await pass()
         if !options.once { syncWatchers() }

@@ -21,6 +21,9 @@ final class SharedStateLock: Lock, @unchecked Sendable {
         }
     }
 
+    /// The lock's tenure while a share is held (`Lock.tenure`).
+    var tenure: UInt64? { mutex.withLock { holders > 0 ? lock.tenure : nil } }
+
     /// Gives a share back; the last one releases the lock.
     func release() {
         mutex.withLock {

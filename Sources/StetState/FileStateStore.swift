@@ -67,6 +67,7 @@ public struct FileStateStore: StateStore {
 
     public func write(_ key: String, _ data: Data) throws {
         let path = try prepareWrite(try StateKey.check(key))
+        defer { Self.changes.count(path: path, base: base) }
         // Freed whether or not the write succeeds: once exchanged, an old file is worth nothing,
         // and it may hold the space the write needs.
         defer { Self.displaced.free(replacedAt: path) }
@@ -75,6 +76,7 @@ public struct FileStateStore: StateStore {
 
     public func replace(_ key: String, _ data: Data) throws {
         let path = try prepareWrite(try StateKey.check(key))
+        defer { Self.changes.count(path: path, base: base) }
         defer { Self.displaced.free(replacedAt: path) }
         try AtomicFile.write(data, to: path, mode: 0o600, syncDirectory: false)
     }
@@ -83,10 +85,19 @@ public struct FileStateStore: StateStore {
     /// the next write, sync or removal of the key frees it, after the action `stage` came before.
     public func stage(_ key: String, _ data: Data) throws {
         let path = try prepareWrite(try StateKey.check(key))
+        defer { Self.changes.count(path: path, base: base) }
         if let old = try AtomicFile.write(data, to: path, mode: 0o600, syncContent: false, displace: true) {
             Self.displaced.note(old, replacedAt: path)
         }
     }
+
+    /// Counted after each change is made, whether it succeeded or not (a failed write may have
+    /// changed the key as well): a reader that takes the count before it reads, and keeps what it
+    /// read only while the count is the same, never keeps a value a change had already replaced.
+    public func changes(under folder: String) -> UInt64? { Self.changes.count(of: base + folder) }
+
+    /// The changes this process made, by top-level folder of each state directory (`changes`).
+    static let changes = ChangeCounts()
 
     /// The old files `stage` moved aside in this process, by the path they were replaced at. One
     /// left by a process that ended keeps its temporary name, which no listing shows.
@@ -110,11 +121,14 @@ public struct FileStateStore: StateStore {
     /// Written under a temporary name and linked into place (`AtomicFile.create`): a link fails
     /// rather than replace a file another process made meanwhile.
     public func create(_ key: String, _ data: Data) throws -> Bool {
-        try AtomicFile.create(data, at: try prepareWrite(try StateKey.check(key)), mode: 0o600)
+        let path = try prepareWrite(try StateKey.check(key))
+        defer { Self.changes.count(path: path, base: base) }
+        return try AtomicFile.create(data, at: path, mode: 0o600)
     }
 
     public func remove(_ key: String) throws {
         let path = try checkedPath(key)
+        defer { Self.changes.count(path: path, base: base) }
         Self.displaced.free(replacedAt: path)
         guard unlink(path) == 0 else {
             if errno == ENOENT { return }
@@ -144,6 +158,38 @@ public struct FileStateStore: StateStore {
         let path = path(key)
         return path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
     }
+}
+
+/// Where each top-level folder of a state directory stands in the changes this process made
+/// (`FileStateStore.changes(under:)`), by the folder's path: the number of the last change made
+/// under it, all folders counted together. A folder's number only grows, so a reader's number
+/// is never met again once a change came after it.
+final class ChangeCounts: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: [String: UInt64] = [:]
+    /// Changes made in this process, in all folders.
+    private var made: UInt64 = 0
+    /// The number of every folder not in `last`: the changes made before `last` was last emptied.
+    private var forgotten: UInt64 = 0
+
+    /// One more change at `path`, a key below `base` (the state directory's path with its slash).
+    func count(path: String, base: String) {
+        guard path.hasPrefix(base) else { return }
+        let key = path.dropFirst(base.count)
+        let folder = base + (key.firstIndex(of: "/").map { key[..<$0] } ?? key)
+        lock.withLock {
+            made &+= 1
+            // Bounded (a state directory has a dozen top-level folders, tests make many
+            // directories): a folder forgotten reads as changed now, never as before.
+            if last.count >= 4096, last[folder] == nil {
+                forgotten = made
+                last = [:]
+            }
+            last[folder] = made
+        }
+    }
+
+    func count(of folder: String) -> UInt64 { lock.withLock { last[folder] ?? forgotten } }
 }
 
 /// Old files moved aside by `FileStateStore.stage`, freed later (`free`), by the path they were

@@ -12,6 +12,15 @@ public protocol Lock: AnyObject, Sendable {
     func acquire(timeout: Double) throws
     /// Gives the lock back; nothing when it is not held.
     func release()
+    /// While the lock is held: a number that stays the same from one hold to the next as long as
+    /// no other holder took the lock in between, so what the holder read under one hold still
+    /// holds under the next (as far as the others' changes go). Nil when it is not held, or when
+    /// the lock cannot tell.
+    var tenure: UInt64? { get }
+}
+
+extension Lock {
+    public var tenure: UInt64? { nil }
 }
 
 /// Another holder held the lock for the whole timeout (exit status 11).

@@ -10,6 +10,10 @@ public final class StateLock: Lock, @unchecked Sendable {
     private let name: String
     private let mutex = NSLock()
     private var fd: Int32 = -1
+    /// The count of holds this lock wrote into its file at its last acquisition, and the tenure
+    /// that acquisition began or continued (`tenure`).
+    private var wrote: UInt64?
+    private var current: UInt64?
 
     /// The lock `name` of the state directory, not taken yet.
     public init(store: FileStateStore, name: String = "lock") {
@@ -37,8 +41,39 @@ public final class StateLock: Lock, @unchecked Sendable {
                 usleep(10_000)
             }
             self.fd = fd
+            countHold()
         }
     }
+
+    /// Every holder counts its hold in the lock's file (20 digits and a newline): when the count
+    /// found is the one this lock wrote last, nobody else held it since, and the tenure goes on;
+    /// anything else (another holder, a file that is empty, unreadable or not a count, a count
+    /// that could not be written) begins a new one. A holder that does not count (a Stet from
+    /// before the count) is not seen: readers that keep what they read under one tenure bound
+    /// how long they keep it.
+    private func countHold() {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let length = pread(fd, &bytes, bytes.count, 0)
+        var found: UInt64?
+        if length == Self.countLength, bytes[20] == UInt8(ascii: "\n"), bytes[..<20].allSatisfy({ (48...57).contains($0) }) {
+            found = UInt64(String(decoding: bytes[..<20], as: UTF8.self))
+        }
+        if current == nil || found == nil || found != wrote {
+            current = Self.tenures.next()
+        }
+        let next = (found ?? 0) &+ 1
+        let digits = Array(String(next).utf8)
+        let text = [UInt8](repeating: UInt8(ascii: "0"), count: 20 - digits.count) + digits + [UInt8(ascii: "\n")]
+        wrote = pwrite(fd, text, text.count, 0) == Self.countLength ? next : nil
+    }
+
+    /// A count of holds: 20 digits and a newline.
+    static let countLength = 21
+
+    /// Tenures begun in this process, numbered from 1.
+    static let tenures = TenureNumbers()
+
+    public var tenure: UInt64? { mutex.withLock { fd >= 0 ? current : nil } }
 
     /// True while some process holds the lock `name` (without taking it).
     public static func isHeld(store: FileStateStore, name: String) -> Bool {
@@ -61,4 +96,17 @@ public final class StateLock: Lock, @unchecked Sendable {
     }
 
     deinit { release() }
+}
+
+/// Numbers for the tenures of the state locks of one process, never the same twice.
+final class TenureNumbers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: UInt64 = 0
+
+    func next() -> UInt64 {
+        lock.withLock {
+            last &+= 1
+            return last
+        }
+    }
 }

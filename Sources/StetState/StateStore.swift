@@ -36,6 +36,11 @@ public protocol StateStore: Sendable {
     /// key was not replaced, written, or changed in owner or mode since; for a folder, that no
     /// entry was added, removed or renamed in it.
     func stamp(_ key: String) -> StateStamp?
+    /// How many times this process has changed a key under the top-level `folder` (written,
+    /// replaced, staged, created or removed it) through any store of this location, counted once
+    /// each change is made; nil when the store cannot say. What a reader of this process cached
+    /// while the count stayed the same, no writer of this process has changed since.
+    func changes(under folder: String) -> UInt64?
     /// Writes `key` only when it does not exist yet. True when this call wrote it; false when
     /// it existed (its value untouched).
     func create(_ key: String, _ data: Data) throws -> Bool
@@ -63,6 +68,7 @@ extension StateStore {
     public func sync(_ key: String) throws {}
     public func removeLeftovers(in folder: String) throws {}
     public func stamp(_ key: String) -> StateStamp? { nil }
+    public func changes(under folder: String) -> UInt64? { nil }
 }
 
 /// A file's identity and last change, as `StateStore.stamp` gives it.

@@ -27,7 +27,7 @@ import Testing
         defer { loop.endPass() }
         #expect(try loop.record("web", 0)?.pid == 101)
         #expect(try loop.records()["web"]?[0]?.pid == 101)
-        // Written around every provider, as another process would.
+        // Written around every provider, through the store.
         try store.write("replicas/web/0.json", record(pid: 102))
         #expect(try loop.record("web", 0)?.pid == 102)
         // Saved by another provider of this process.
@@ -92,5 +92,73 @@ import Testing
         record.port = port
         try writer.save(record)
         #expect(throws: StateError.self) { try writer.record("web", 0) }
+    }
+
+    /// Under one tenure of the state lock, a pass uses what the passes before it read and wrote,
+    /// without reading the file again; another holder of the lock between them, or a change by
+    /// this process that did not go through the loop's provider, and it reads again.
+    @Test func aPassUsesWhatEarlierPassesReadWhileNobodyElseCouldChangeIt() throws {
+        let store = FileStateStore(root: folder.file(".stet"))
+        let path = URL(fileURLWithPath: store.path("replicas/web/0.json"))
+        let loop = ReplicaProvider(store: store, baseDirectory: folder.path)
+        let lock = StateLock(store: store)
+        func pass<T>(_ body: () throws -> T) throws -> T {
+            try lock.acquire(timeout: 1)
+            defer { lock.release() }
+            loop.beginPass(tenure: lock.tenure)
+            defer { loop.endPass() }
+            return try body()
+        }
+        try store.write("replicas/web/0.json", record(pid: 101))
+        #expect(try pass { try loop.records()["web"]?[0]?.pid } == 101)
+        // Changed by nobody who counts (a file written around the store): the next pass under the
+        // same tenure does not read it; a read outside a pass does.
+        try record(pid: 102).write(to: path)
+        #expect(try pass { try loop.record("web", 0)?.pid } == 101)
+        #expect(try loop.record("web", 0)?.pid == 102)
+        // Another holder of the lock came between.
+        try StateLock(store: store).acquire(timeout: 1)
+        #expect(try pass { try loop.record("web", 0)?.pid } == 102)
+        // What the loop's provider saves is kept as it saved it.
+        var own = try #require(try pass { try loop.record("web", 0) })
+        own.pid = 103
+        try loop.save(own)
+        try record(pid: 104).write(to: path)
+        #expect(try pass { try loop.records()["web"]?[0]?.pid } == 103)
+        // Another provider of this process, and the store, move the count.
+        own.pid = 105
+        try ReplicaProvider(store: store, baseDirectory: folder.path).save(own)
+        #expect(try pass { try loop.record("web", 0)?.pid } == 105)
+        try store.write("replicas/web/1.json", Data(String(decoding: record(pid: 106), as: UTF8.self).replacingOccurrences(of: "\"index\":0", with: "\"index\":1").utf8))
+        #expect(try pass { try loop.records()["web"]?[1]?.pid } == 106)
+        // Removed by the loop's provider: gone from the folder's listing as well.
+        try loop.remove("web", 1)
+        #expect(try pass { try loop.records()["web"]?.keys.sorted() } == [0])
+    }
+
+    /// What passes read under one tenure is kept for `maximumAge` at most (a holder that does not
+    /// count its holds, a Stet from before the count, is not seen), and not at all without a tenure.
+    @Test func keptReadsAgeAndNeedATenure() {
+        let kept = PassRecords()
+        func cached(tenure: UInt64?, at now: UInt64) -> Bool {
+            kept.begin(tenure: tenure, changes: 7, now: now)
+            defer { kept.end() }
+            let found = kept.record("k", changes: 7) != nil
+            kept.keep(nil, "k", changes: 7)
+            return found
+        }
+        #expect(!cached(tenure: 1, at: 0))
+        #expect(cached(tenure: 1, at: PassRecords.maximumAge - 1))
+        #expect(!cached(tenure: 1, at: PassRecords.maximumAge))
+        #expect(!cached(tenure: 2, at: PassRecords.maximumAge + 1))
+        #expect(!cached(tenure: nil, at: PassRecords.maximumAge + 2))
+        #expect(!cached(tenure: nil, at: PassRecords.maximumAge + 3))
+        // Within a pass, with or without a tenure, until the count moves.
+        kept.begin(tenure: nil, changes: 7, now: 0)
+        kept.keep(nil, "k", changes: 7)
+        #expect(kept.record("k", changes: 7) != nil)
+        #expect(kept.record("k", changes: 8) == nil)
+        kept.end()
+        #expect(kept.record("k", changes: 7) == nil, "nothing is used outside a pass")
     }
 }

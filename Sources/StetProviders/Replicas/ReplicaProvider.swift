@@ -115,17 +115,21 @@ public struct ReplicaProvider: Provider {
         return record
     }
 
-    /// The record as the state directory holds it, checked (`problem`), decoded only when its
-    /// bytes changed since the last read (`DecodedRecords`).
+    /// The record as the state directory holds it, checked (`problem`): as the loop's passes
+    /// last read or wrote it while nobody else could change it (`PassRecords`), else read, and
+    /// decoded only when its bytes changed since the last read (`DecodedRecords`).
     private func stored(_ service: String, _ index: Int) throws -> Record? {
         let key = try Self.key(service, index)
-        // The stamp is taken before the read: a write in between changes it, and is read next time.
-        let stamp = store.stamp(key)
-        if let stamp, let known = pass.record(key, stamp) { return known }
+        // The count is taken before the read: a change in between moves it, and is read next time.
+        let changes = store.changes(under: Self.folder)
+        if let known = pass.record(key, changes: changes) { return known }
         let record = try read(key, service, index)
-        if let stamp { pass.keep(record, key, stamp) }
+        pass.keep(record, key, changes: changes)
         return record
     }
+
+    /// The top-level folder of the records.
+    static let folder = "replicas"
 
     private func read(_ key: String, _ service: String, _ index: Int) throws -> Record? {
         guard let data = try store.read(key) else { return nil }
@@ -149,26 +153,32 @@ public struct ReplicaProvider: Provider {
     /// Saves `record` whole, without waiting for its folder (`StateStore.replace`).
     private func replace(_ record: Record) throws { try write(record, by: store.replace) }
 
-    /// Writes `record` under its key with `write` (a `StateStore` write, replace or stage),
-    /// after forgetting what the pass read of that key.
+    /// Writes `record` under its key with `write` (a `StateStore` write, replace or stage). The
+    /// passes keep what was written, as any reader would decode it (`PassRecords.wrote`).
     private func write(_ record: Record, by write: (String, Data) throws -> Void) throws {
         let key = try Self.key(record.service, record.index)
-        pass.forget(key)
         let data = try JSONCoding.encoder.encode(record)
+        let before = store.changes(under: Self.folder)
         try write(key, data)
         // What this process wrote reads back without decoding it again: the next pass reads
         // the record a replica's death has to be found in (a health check saves it between).
+        var kept: Record?
         if let stored = record.asStored, Self.problem(stored, service: record.service, index: record.index) == nil {
             decoded.keep(stored, key, data)
+            kept = stored
         }
+        pass.wrote(key, kept.map { .some($0) }, before: before, after: store.changes(under: Self.folder))
     }
 
-    /// The loop's pass begins: until `endPass` a record or folder whose file is unchanged
-    /// (`StateStore.stamp`) is not read again. The pass reads them to find exits, then to
-    /// observe, and the loop's watchers once more after it; a cached read costs one `lstat`.
-    public func beginPass() { pass.begin() }
+    /// The loop's pass begins, under the state lock (`tenure`, `Lock.tenure`; nil when it cannot
+    /// tell): until `endPass`, records and folders are read from disk only when this process
+    /// changed them through another provider or around providers (`StateStore.changes`), or
+    /// when another holder of the lock came between this pass and the passes that read them
+    /// (`PassRecords`). The pass reads them to find exits, then to observe, and the loop's
+    /// watchers once more after it; a kept read costs no system call.
+    public func beginPass(tenure: UInt64? = nil) { pass.begin(tenure: tenure, changes: store.changes(under: Self.folder)) }
 
-    /// The pass ends: records are read from disk again each time.
+    /// The pass ends: records are read from disk again each time, until the next pass.
     public func endPass() { pass.end() }
 
     /// Keeps how a replica ended without writing it yet: records read from now on say so, and
@@ -196,8 +206,9 @@ public struct ReplicaProvider: Provider {
 
     func remove(_ service: String, _ index: Int) throws {
         let key = try Self.key(service, index)
-        pass.forget(key)
+        let before = store.changes(under: Self.folder)
         try store.remove(key)
+        pass.wrote(key, .some(nil), before: before, after: store.changes(under: Self.folder))
     }
 
     /// Every service with records, and its records by index. Names in the folder that Stet
@@ -226,10 +237,10 @@ public struct ReplicaProvider: Provider {
     }
 
     private func list(_ folder: String) throws -> [String] {
-        let stamp = store.stamp(folder)
-        if let stamp, let known = pass.listing(folder, stamp) { return known }
+        let changes = store.changes(under: Self.folder)
+        if let known = pass.listing(folder, changes: changes) { return known }
         let names = try store.list(folder)
-        if let stamp { pass.keep(names, folder, stamp) }
+        pass.keep(names, folder, changes: changes)
         return names
     }
 
@@ -614,51 +625,102 @@ final class DecodedRecords: @unchecked Sendable {
     }
 }
 
-/// Records and folder listings read during one pass of the loop (`ReplicaProvider.beginPass`),
-/// each with the stamp its file or folder had when it was read (`StateStore.stamp`): one is used
-/// again only while the stamp is the same, so a write by anyone (another provider in this
-/// process, a fleet task, another process) is read afresh. Outside a pass it keeps nothing.
+/// Records and folder listings as the loop's passes last read or wrote them
+/// (`ReplicaProvider.beginPass`), used again only within a pass and only while nothing could
+/// have changed them unseen:
+/// - no other holder of the state lock came between the passes that read them (the lock's
+///   tenure is the same), and no more than `maximumAge` passed since the first of them: the
+///   tenure does not see a holder that does not count its holds, an older Stet;
+/// - this process made no change under `replicas/` but through this provider, which keeps what
+///   it writes (`StateStore.changes`; another provider of this process, as the fleet's tasks
+///   make, or a writer around providers altogether, moves the count).
+/// Without a tenure, what one pass read is not used in the next. Outside a pass nothing kept is
+/// used: the lock is not held, and another process may write.
 final class PassRecords: @unchecked Sendable {
     private let lock = NSLock()
     private var active = false
-    private var records: [String: (stamp: StateStamp, record: ReplicaProvider.Record?)] = [:]
-    private var listings: [String: (stamp: StateStamp, names: [String])] = [:]
+    /// The tenure and count of changes what is kept was read under, and when the first of it was
+    /// read (monotonic nanoseconds); nil when nothing may be kept.
+    private var basis: (tenure: UInt64?, changes: UInt64, since: UInt64)?
+    /// `.some(nil)`: no record in that file.
+    private var records: [String: ReplicaProvider.Record?] = [:]
+    private var listings: [String: [String]] = [:]
 
-    func begin() { reset(active: true) }
-    func end() { reset(active: false) }
+    /// How long reads are kept across passes under one tenure.
+    static let maximumAge: UInt64 = 10_000_000_000
 
-    private func reset(active: Bool) {
+    func begin(tenure: UInt64?, changes: UInt64?, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
         lock.withLock {
-            self.active = active
-            records = [:]
-            listings = [:]
+            active = true
+            if let basis, let tenure, basis.tenure == tenure, basis.changes == changes, now &- basis.since < Self.maximumAge { return }
+            clear(basis: changes.map { (tenure, $0, now) })
         }
     }
 
-    /// `.some(nil)` when the file read under `stamp` held no record; nil when it was not read.
-    func record(_ key: String, _ stamp: StateStamp) -> ReplicaProvider.Record?? {
-        lock.withLock { records[key].flatMap { $0.stamp == stamp ? .some($0.record) : nil } }
-    }
-
-    func keep(_ record: ReplicaProvider.Record?, _ key: String, _ stamp: StateStamp) {
-        lock.withLock { if active { records[key] = (stamp, record) } }
-    }
-
-    func listing(_ folder: String, _ stamp: StateStamp) -> [String]? {
-        lock.withLock { listings[folder].flatMap { $0.stamp == stamp ? $0.names : nil } }
-    }
-
-    func keep(_ names: [String], _ folder: String, _ stamp: StateStamp) {
-        lock.withLock { if active { listings[folder] = (stamp, names) } }
-    }
-
-    /// What this provider writes it forgets at once, stamp or not: a file replaced twice within
-    /// one tick of the file system's clock can get its first inode back, and the same size.
-    func forget(_ key: String) {
+    func end() {
         lock.withLock {
-            records[key] = nil
-            listings = [:]
+            active = false
+            if basis?.tenure == nil { clear(basis: nil) }
         }
+    }
+
+    private func clear(basis: (tenure: UInt64?, changes: UInt64, since: UInt64)?) {
+        self.basis = basis
+        records = [:]
+        listings = [:]
+    }
+
+    /// Whether what is kept may be used, `changes` the store's count now. A count that moved
+    /// drops it all, and what is read next is kept under the new count.
+    private func usable(_ changes: UInt64?) -> Bool {
+        guard active, let basis, let changes else { return false }
+        if basis.changes == changes { return true }
+        clear(basis: (basis.tenure, changes, basis.since))
+        return false
+    }
+
+    /// `.some(nil)` when the file holds no record; nil when it is not kept.
+    func record(_ key: String, changes: UInt64?) -> ReplicaProvider.Record?? {
+        lock.withLock { usable(changes) ? records[key] : nil }
+    }
+
+    /// Keeps `record`, read after the store's count was `changes`.
+    func keep(_ record: ReplicaProvider.Record?, _ key: String, changes: UInt64?) {
+        lock.withLock { if usable(changes) { records[key] = .some(record) } }
+    }
+
+    func listing(_ folder: String, changes: UInt64?) -> [String]? {
+        lock.withLock { usable(changes) ? listings[folder] : nil }
+    }
+
+    func keep(_ names: [String], _ folder: String, changes: UInt64?) {
+        lock.withLock { if usable(changes) { listings[folder] = names } }
+    }
+
+    /// This provider changed `key`: `record` is what it holds now (`.some(nil)`: removed; nil:
+    /// not known), the store's count `before` and `after` the change. Kept only when the change
+    /// was the one change made meanwhile; anything else drops all that is kept.
+    func wrote(_ key: String, _ record: ReplicaProvider.Record??, before: UInt64?, after: UInt64?) {
+        lock.withLock {
+            guard let basis, let before, let after, basis.changes == before, after == before &+ 1 else {
+                if basis != nil { clear(basis: nil) }
+                return
+            }
+            self.basis = (basis.tenure, after, basis.since)
+            records[key] = record
+            // A folder's listing changes only when a name comes or goes.
+            let (folder, name) = Self.split(key)
+            let present = record.map { $0 != nil }
+            if let names = listings[folder], present != names.contains(name) {
+                listings[folder] = nil
+                listings[Self.split(folder).folder] = nil
+            }
+        }
+    }
+
+    private static func split(_ key: String) -> (folder: String, name: String) {
+        guard let slash = key.lastIndex(of: "/") else { return ("", key) }
+        return (String(key[..<slash]), String(key[key.index(after: slash)...]))
     }
 }
 
