@@ -160,16 +160,16 @@ public struct FileStateStore: StateStore {
     }
 }
 
-/// Where each top-level folder of a state directory stands in the changes this process made
-/// (`FileStateStore.changes(under:)`), by the folder's path: the number of the last change made
-/// under it, all folders counted together. A folder's number only grows, so a reader's number
-/// is never met again once a change came after it.
+/// How many changes this process made under each top-level folder of a state directory
+/// (`FileStateStore.changes(under:)`), by the folder's path. A folder's count goes up by one
+/// with each change under it, and never comes back to a number it had: a reader whose count is
+/// still the folder's knows that no change came after.
 final class ChangeCounts: @unchecked Sendable {
     private let lock = NSLock()
-    private var last: [String: UInt64] = [:]
-    /// Changes made in this process, in all folders.
-    private var made: UInt64 = 0
-    /// The number of every folder not in `last`: the changes made before `last` was last emptied.
+    private var counts: [String: UInt64] = [:]
+    /// The highest count given out, and the count of every folder not in `counts`: the highest
+    /// when `counts` was last emptied.
+    private var highest: UInt64 = 0
     private var forgotten: UInt64 = 0
 
     /// One more change at `path`, a key below `base` (the state directory's path with its slash).
@@ -178,18 +178,19 @@ final class ChangeCounts: @unchecked Sendable {
         let key = path.dropFirst(base.count)
         let folder = base + (key.firstIndex(of: "/").map { key[..<$0] } ?? key)
         lock.withLock {
-            made &+= 1
-            // Bounded (a state directory has a dozen top-level folders, tests make many
-            // directories): a folder forgotten reads as changed now, never as before.
-            if last.count >= 4096, last[folder] == nil {
-                forgotten = made
-                last = [:]
+            // Bounded (a state directory has a dozen top-level folders; a test process makes
+            // hundreds of directories): a folder forgotten counts on from above every count given.
+            if counts.count >= 1 << 16, counts[folder] == nil {
+                forgotten = highest
+                counts = [:]
             }
-            last[folder] = made
+            let next = (counts[folder] ?? forgotten) &+ 1
+            counts[folder] = next
+            highest = max(highest, next)
         }
     }
 
-    func count(of folder: String) -> UInt64 { lock.withLock { last[folder] ?? forgotten } }
+    func count(of folder: String) -> UInt64 { lock.withLock { counts[folder] ?? forgotten } }
 }
 
 /// Old files moved aside by `FileStateStore.stage`, freed later (`free`), by the path they were

@@ -10,8 +10,8 @@ public final class StateLock: Lock, @unchecked Sendable {
     private let name: String
     private let mutex = NSLock()
     private var fd: Int32 = -1
-    /// The count of holds this lock wrote into its file at its last acquisition, and the tenure
-    /// that acquisition began or continued (`tenure`).
+    /// The token this lock wrote into its file at its last acquisition, and the tenure that
+    /// acquisition began or continued (`tenure`).
     private var wrote: UInt64?
     private var current: UInt64?
 
@@ -41,34 +41,61 @@ public final class StateLock: Lock, @unchecked Sendable {
                 usleep(10_000)
             }
             self.fd = fd
-            countHold()
+            do {
+                try markHold()
+            } catch {
+                flock(fd, LOCK_UN)
+                close(fd)
+                self.fd = -1
+                throw error
+            }
         }
     }
 
-    /// Every holder counts its hold in the lock's file (20 digits and a newline): when the count
-    /// found is the one this lock wrote last, nobody else held it since, and the tenure goes on;
-    /// anything else (another holder, a file that is empty, unreadable or not a count, a count
-    /// that could not be written) begins a new one. A holder that does not count (a Stet from
-    /// before the count) is not seen: readers that keep what they read under one tenure bound
-    /// how long they keep it.
-    private func countHold() {
+    /// Every holder marks its hold in the lock's file with a random token (16 hex digits and a
+    /// newline): a lock that finds the token it wrote at its own last hold knows that nobody held
+    /// the lock since, and its tenure goes on. Anything else (another holder's token, a file that
+    /// is empty, altered, or put back from a copy) begins a new one. A holder that cannot write
+    /// its token empties the file, which needs no space, and one that cannot do that either does
+    /// not hold the lock: no holder leaves the last token in place. A holder that marks nothing
+    /// (a Stet from before the token) is not seen here: readers that keep what they read under
+    /// one tenure check the files they kept as well (`PassRecords`).
+    private func markHold() throws {
         var bytes = [UInt8](repeating: 0, count: 32)
         let length = pread(fd, &bytes, bytes.count, 0)
-        var found: UInt64?
-        if length == Self.countLength, bytes[20] == UInt8(ascii: "\n"), bytes[..<20].allSatisfy({ (48...57).contains($0) }) {
-            found = UInt64(String(decoding: bytes[..<20], as: UTF8.self))
-        }
+        let found = length == Self.tokenLength ? Self.token(bytes[..<Self.tokenLength]) : nil
         if current == nil || found == nil || found != wrote {
             current = Self.tenures.next()
         }
-        let next = (found ?? 0) &+ 1
-        let digits = Array(String(next).utf8)
-        let text = [UInt8](repeating: UInt8(ascii: "0"), count: 20 - digits.count) + digits + [UInt8(ascii: "\n")]
-        wrote = pwrite(fd, text, text.count, 0) == Self.countLength ? next : nil
+        let token = UInt64.random(in: 1...UInt64.max)
+        let text = Self.text(token)
+        if pwrite(fd, text, text.count, 0) == Self.tokenLength {
+            wrote = token
+            if length > Self.tokenLength { _ = ftruncate(fd, off_t(Self.tokenLength)) }
+        } else {
+            let failure = errno
+            wrote = nil
+            if ftruncate(fd, 0) != 0 {
+                throw StateError.io("mark the hold of \(store.path(name)) (writing: \(String(cString: strerror(failure))); emptying)", errno)
+            }
+        }
     }
 
-    /// A count of holds: 20 digits and a newline.
-    static let countLength = 21
+    /// A token as the lock's file holds it: 16 lowercase hex digits and a newline.
+    static let tokenLength = 17
+
+    static func text(_ token: UInt64) -> [UInt8] {
+        let digits = Array(String(token, radix: 16).utf8)
+        return [UInt8](repeating: UInt8(ascii: "0"), count: 16 - digits.count) + digits + [UInt8(ascii: "\n")]
+    }
+
+    /// The token `bytes` hold, or nil when they are not one.
+    static func token(_ bytes: ArraySlice<UInt8>) -> UInt64? {
+        guard bytes.count == tokenLength, bytes.last == UInt8(ascii: "\n") else { return nil }
+        let digits = bytes.dropLast()
+        guard digits.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
+        return UInt64(String(decoding: digits, as: UTF8.self), radix: 16)
+    }
 
     /// Tenures begun in this process, numbered from 1.
     static let tenures = TenureNumbers()

@@ -94,57 +94,86 @@ import Testing
         #expect(throws: StateError.self) { try writer.record("web", 0) }
     }
 
-    /// Under one tenure of the state lock, a pass uses what the passes before it read and wrote,
-    /// without reading the file again; another holder of the lock between them, or a change by
-    /// this process that did not go through the loop's provider, and it reads again.
+    /// Under one tenure of the state lock, a pass uses what the passes before it read and wrote:
+    /// it opens no record and lists no folder. Another holder of the lock between them, a change
+    /// by this process that did not go through the loop's provider, or a file that is not as it
+    /// was kept (changed by a Stet that marks no hold, or by hand), and it reads again.
     @Test func aPassUsesWhatEarlierPassesReadWhileNobodyElseCouldChangeIt() throws {
-        let store = FileStateStore(root: folder.file(".stet"))
-        let path = URL(fileURLWithPath: store.path("replicas/web/0.json"))
+        let files = FileStateStore(root: folder.file(".stet"))
+        let store = CountingStore(files)
         let loop = ReplicaProvider(store: store, baseDirectory: folder.path)
-        let lock = StateLock(store: store)
-        func pass<T>(_ body: () throws -> T) throws -> T {
+        let lock = StateLock(store: files)
+        /// The records a pass finds, and how many files and folders it read to find them.
+        func pass() throws -> (pids: [Int: Int32], reads: Int) {
             try lock.acquire(timeout: 1)
             defer { lock.release() }
+            store.reads = 0
             loop.beginPass(tenure: lock.tenure)
             defer { loop.endPass() }
-            return try body()
+            let pids = try loop.records()["web"]?.mapValues(\.pid) ?? [:]
+            return (pids, store.reads)
         }
-        try store.write("replicas/web/0.json", record(pid: 101))
-        #expect(try pass { try loop.records()["web"]?[0]?.pid } == 101)
-        // Changed by nobody who counts (a file written around the store): the next pass under the
-        // same tenure does not read it; a read outside a pass does.
-        try record(pid: 102).write(to: path)
-        #expect(try pass { try loop.record("web", 0)?.pid } == 101)
-        #expect(try loop.record("web", 0)?.pid == 102)
+        func record(_ index: Int, pid: Int) -> Data {
+            Data(String(decoding: self.record(pid: pid), as: UTF8.self).replacingOccurrences(of: "\"index\":0", with: "\"index\":\(index)").utf8)
+        }
+        try files.write("replicas/web/0.json", record(0, pid: 101))
+        #expect(try pass() == ([0: 101], 3))
+        #expect(try pass() == ([0: 101], 0))
         // Another holder of the lock came between.
-        try StateLock(store: store).acquire(timeout: 1)
-        #expect(try pass { try loop.record("web", 0)?.pid } == 102)
-        // What the loop's provider saves is kept as it saved it.
-        var own = try #require(try pass { try loop.record("web", 0) })
+        try StateLock(store: files).acquire(timeout: 1)
+        #expect(try pass() == ([0: 101], 3))
+        #expect(try pass() == ([0: 101], 0))
+        // Written around every store of this process, as a Stet that marks no hold would: the
+        // file's stamp changed.
+        try record(0, pid: 102).write(to: URL(fileURLWithPath: files.path("replicas/web/0.json.new")))
+        #expect(rename(files.path("replicas/web/0.json.new"), files.path("replicas/web/0.json")) == 0)
+        #expect(try pass().pids == [0: 102])
+        // What the loop's provider saves is kept as it saved it, even with other folders
+        // written meanwhile (the markers of actions).
+        var own = try #require(try loop.record("web", 0))
         own.pid = 103
+        try files.write("inflight/x.json", Data("{}".utf8))
         try loop.save(own)
-        try record(pid: 104).write(to: path)
-        #expect(try pass { try loop.records()["web"]?[0]?.pid } == 103)
+        try files.write("status/x.json", Data("{}".utf8))
+        #expect(try pass() == ([0: 103], 0))
         // Another provider of this process, and the store, move the count.
-        own.pid = 105
-        try ReplicaProvider(store: store, baseDirectory: folder.path).save(own)
-        #expect(try pass { try loop.record("web", 0)?.pid } == 105)
-        try store.write("replicas/web/1.json", Data(String(decoding: record(pid: 106), as: UTF8.self).replacingOccurrences(of: "\"index\":0", with: "\"index\":1").utf8))
-        #expect(try pass { try loop.records()["web"]?[1]?.pid } == 106)
+        own.pid = 104
+        try ReplicaProvider(store: files, baseDirectory: folder.path).save(own)
+        #expect(try pass().pids == [0: 104])
+        try files.write("replicas/web/1.json", record(1, pid: 105))
+        #expect(try pass().pids == [0: 104, 1: 105])
+        #expect(try pass().reads == 0)
+        // A new service's first record, saved by the loop's provider, is found at once.
+        var db = own
+        db.service = "db"
+        try loop.save(db)
+        try lock.acquire(timeout: 1)
+        loop.beginPass(tenure: lock.tenure)
+        #expect(try loop.records().keys.sorted() == ["db", "web"])
+        loop.endPass()
+        lock.release()
         // Removed by the loop's provider: gone from the folder's listing as well.
         try loop.remove("web", 1)
-        #expect(try pass { try loop.records()["web"]?.keys.sorted() } == [0])
+        #expect(try pass().pids == [0: 104])
     }
 
-    /// What passes read under one tenure is kept for `maximumAge` at most (a holder that does not
-    /// count its holds, a Stet from before the count, is not seen), and not at all without a tenure.
-    @Test func keptReadsAgeAndNeedATenure() {
+    /// What passes read under one tenure is kept for `maximumAge` at most, and not at all
+    /// without a tenure; within a pass, a kept file's stamp is compared once.
+    @Test func keptReadsAgeNeedATenureAndAreComparedOncePerPass() {
         let kept = PassRecords()
+        let stamp = StateStamp(stat())
+        var compared = 0
+        func look() -> Bool {
+            kept.record("k", changes: 7) { _ in
+                compared += 1
+                return stamp
+            } != nil
+        }
         func cached(tenure: UInt64?, at now: UInt64) -> Bool {
             kept.begin(tenure: tenure, changes: 7, now: now)
             defer { kept.end() }
-            let found = kept.record("k", changes: 7) != nil
-            kept.keep(nil, "k", changes: 7)
+            let found = look()
+            kept.keep(nil, "k", changes: 7, stamp: stamp)
             return found
         }
         #expect(!cached(tenure: 1, at: 0))
@@ -155,10 +184,56 @@ import Testing
         #expect(!cached(tenure: nil, at: PassRecords.maximumAge + 3))
         // Within a pass, with or without a tenure, until the count moves.
         kept.begin(tenure: nil, changes: 7, now: 0)
-        kept.keep(nil, "k", changes: 7)
-        #expect(kept.record("k", changes: 7) != nil)
-        #expect(kept.record("k", changes: 8) == nil)
+        kept.keep(nil, "k", changes: 7, stamp: stamp)
+        compared = 0
+        #expect(look() && look())
+        #expect(compared == 0, "kept in this pass: nothing to compare")
         kept.end()
-        #expect(kept.record("k", changes: 7) == nil, "nothing is used outside a pass")
+        kept.begin(tenure: 3, changes: 7, now: 0)
+        kept.keep(nil, "k", changes: 7, stamp: stamp)
+        kept.end()
+        kept.begin(tenure: 3, changes: 7, now: 1)
+        #expect(look() && look() && compared == 1, "kept in an earlier pass: compared once")
+        #expect(kept.record("k", changes: 8) { _ in stamp } == nil)
+        #expect(!look(), "the count moved")
+        kept.end()
+        #expect(kept.record("k", changes: 7) { _ in stamp } == nil, "nothing is used outside a pass")
     }
+}
+
+/// A state directory that counts the files it reads and the folders it lists.
+final class CountingStore: StateStore, @unchecked Sendable {
+    let files: FileStateStore
+    private let lock = NSLock()
+    private var count = 0
+
+    init(_ files: FileStateStore) { self.files = files }
+
+    var reads: Int {
+        get { lock.withLock { count } }
+        set { lock.withLock { count = newValue } }
+    }
+
+    func read(_ key: String) throws -> Data? {
+        reads += 1
+        return try files.read(key)
+    }
+
+    func list(_ folder: String) throws -> [String] {
+        reads += 1
+        return try files.list(folder)
+    }
+
+    func write(_ key: String, _ data: Data) throws { try files.write(key, data) }
+    func replace(_ key: String, _ data: Data) throws { try files.replace(key, data) }
+    func stage(_ key: String, _ data: Data) throws { try files.stage(key, data) }
+    func sync(_ key: String) throws { try files.sync(key) }
+    func stamp(_ key: String) -> StateStamp? { files.stamp(key) }
+    func changes(under folder: String) -> UInt64? { files.changes(under: folder) }
+    func create(_ key: String, _ data: Data) throws -> Bool { try files.create(key, data) }
+    func remove(_ key: String) throws { try files.remove(key) }
+    func removeLeftovers(in folder: String) throws { try files.removeLeftovers(in: folder) }
+    func lock(_ name: String) -> any Lock { files.lock(name) }
+    func localPath(_ key: String) throws -> String { try files.localPath(key) }
+    var location: String { files.location }
 }

@@ -28,20 +28,28 @@ import Testing
         let second = try hold(loop)
         #expect(second != first)
         #expect(try hold(loop) == second)
-        #expect(try String(contentsOfFile: store.path("lock"), encoding: .utf8) == "00000000000000000005\n")
+        let token = try String(contentsOfFile: store.path("lock"), encoding: .utf8)
+        #expect(token.utf8.count == 17 && token.hasSuffix("\n") && token.dropLast().allSatisfy(\.isHexDigit))
     }
 
-    /// A lock file that holds no count Stet wrote (empty, altered, a count too large for 64 bits,
-    /// no newline) begins a new tenure, and the hold after it continues that one.
-    @Test(arguments: ["", "garbage\n", "99999999999999999999\n", "00000000000000000002", "-0000000000000000002\n"])
-    func aFileThatHoldsNoCountBeginsANewTenure(content: String) throws {
+    /// A lock file that holds no token this lock wrote (empty, altered, put back from a copy,
+    /// longer than a token) begins a new tenure, and the hold after it continues that one.
+    @Test(arguments: ["", "garbage\n", "0123456789abcdef\n", "0123456789ABCDEF\n", "0123456789abcdef", "-123456789abcdef\n", "copy", "long"])
+    func aFileThatHoldsNoTokenOfThisLockBeginsANewTenure(content: String) throws {
         let store = FileStateStore(root: folder.file(".stet"))
         let loop = StateLock(store: store)
         let first = try hold(loop)
+        let path = store.path("lock")
+        let token = try Data(contentsOf: URL(fileURLWithPath: path))
         #expect(try hold(loop) == first)
-        try Data(content.utf8).write(to: URL(fileURLWithPath: store.path("lock")))
+        switch content {
+        case "copy": try token.write(to: URL(fileURLWithPath: path))
+        case "long": try (token + Data(repeating: UInt8(ascii: "0"), count: 40)).write(to: URL(fileURLWithPath: path))
+        default: try Data(content.utf8).write(to: URL(fileURLWithPath: path))
+        }
         let second = try hold(loop)
         #expect(second != first)
         #expect(try hold(loop) == second)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)).count == 17, "what follows a token is cut off")
     }
 }

@@ -120,11 +120,12 @@ public struct ReplicaProvider: Provider {
     /// decoded only when its bytes changed since the last read (`DecodedRecords`).
     private func stored(_ service: String, _ index: Int) throws -> Record? {
         let key = try Self.key(service, index)
-        // The count is taken before the read: a change in between moves it, and is read next time.
+        // The count and the stamp are taken before the read: a change in between moves one of them.
         let changes = store.changes(under: Self.folder)
-        if let known = pass.record(key, changes: changes) { return known }
+        if let known = pass.record(key, changes: changes, stamp: store.stamp) { return known }
+        let stamp = store.stamp(key)
         let record = try read(key, service, index)
-        pass.keep(record, key, changes: changes)
+        pass.keep(record, key, changes: changes, stamp: stamp)
         return record
     }
 
@@ -167,7 +168,7 @@ public struct ReplicaProvider: Provider {
             decoded.keep(stored, key, data)
             kept = stored
         }
-        pass.wrote(key, kept.map { .some($0) }, before: before, after: store.changes(under: Self.folder))
+        pass.wrote(key, kept, before: before, after: store.changes(under: Self.folder), stamp: store.stamp)
     }
 
     /// The loop's pass begins, under the state lock (`tenure`, `Lock.tenure`; nil when it cannot
@@ -208,7 +209,7 @@ public struct ReplicaProvider: Provider {
         let key = try Self.key(service, index)
         let before = store.changes(under: Self.folder)
         try store.remove(key)
-        pass.wrote(key, .some(nil), before: before, after: store.changes(under: Self.folder))
+        pass.removed(key, before: before, after: store.changes(under: Self.folder))
     }
 
     /// Every service with records, and its records by index. Names in the folder that Stet
@@ -238,9 +239,10 @@ public struct ReplicaProvider: Provider {
 
     private func list(_ folder: String) throws -> [String] {
         let changes = store.changes(under: Self.folder)
-        if let known = pass.listing(folder, changes: changes) { return known }
+        if let known = pass.listing(folder, changes: changes, stamp: store.stamp) { return known }
+        let stamp = store.stamp(folder)
         let names = try store.list(folder)
-        pass.keep(names, folder, changes: changes)
+        pass.keep(names, folder, changes: changes, stamp: stamp)
         return names
     }
 
@@ -626,25 +628,36 @@ final class DecodedRecords: @unchecked Sendable {
 }
 
 /// Records and folder listings as the loop's passes last read or wrote them
-/// (`ReplicaProvider.beginPass`), used again only within a pass and only while nothing could
-/// have changed them unseen:
+/// (`ReplicaProvider.beginPass`), used again only within a pass (the state lock held), and only
+/// while nothing could have changed them unseen:
 /// - no other holder of the state lock came between the passes that read them (the lock's
-///   tenure is the same), and no more than `maximumAge` passed since the first of them: the
-///   tenure does not see a holder that does not count its holds, an older Stet;
+///   tenure is the same), and at most `maximumAge` passed since the first of them;
 /// - this process made no change under `replicas/` but through this provider, which keeps what
-///   it writes (`StateStore.changes`; another provider of this process, as the fleet's tasks
-///   make, or a writer around providers altogether, moves the count).
+///   it writes (`StateStore.changes`: another provider of this process, as the fleet's tasks
+///   make, or a writer around providers altogether, moves the count);
+/// - each file and folder kept still has the stamp it had when it was read or written
+///   (`StateStore.stamp`), compared once per pass: a holder that does not mark its holds (a Stet
+///   from before the token) changes them, and an edit by hand does.
 /// Without a tenure, what one pass read is not used in the next. Outside a pass nothing kept is
 /// used: the lock is not held, and another process may write.
 final class PassRecords: @unchecked Sendable {
+    /// A value kept, the stamp of its file or folder, and the pass that last compared it.
+    private struct Kept<Value> {
+        var value: Value
+        var stamp: StateStamp
+        var compared: UInt64
+    }
+
     private let lock = NSLock()
     private var active = false
+    /// The number of the pass under way or last ended.
+    private var pass: UInt64 = 0
     /// The tenure and count of changes what is kept was read under, and when the first of it was
     /// read (monotonic nanoseconds); nil when nothing may be kept.
     private var basis: (tenure: UInt64?, changes: UInt64, since: UInt64)?
-    /// `.some(nil)`: no record in that file.
-    private var records: [String: ReplicaProvider.Record?] = [:]
-    private var listings: [String: [String]] = [:]
+    /// A value of nil: no record in that file.
+    private var records: [String: Kept<ReplicaProvider.Record?>] = [:]
+    private var listings: [String: Kept<[String]>] = [:]
 
     /// How long reads are kept across passes under one tenure.
     static let maximumAge: UInt64 = 10_000_000_000
@@ -652,6 +665,7 @@ final class PassRecords: @unchecked Sendable {
     func begin(tenure: UInt64?, changes: UInt64?, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
         lock.withLock {
             active = true
+            pass &+= 1
             if let basis, let tenure, basis.tenure == tenure, basis.changes == changes, now &- basis.since < Self.maximumAge { return }
             clear(basis: changes.map { (tenure, $0, now) })
         }
@@ -679,39 +693,81 @@ final class PassRecords: @unchecked Sendable {
         return false
     }
 
-    /// `.some(nil)` when the file holds no record; nil when it is not kept.
-    func record(_ key: String, changes: UInt64?) -> ReplicaProvider.Record?? {
-        lock.withLock { usable(changes) ? records[key] : nil }
+    /// The value kept in `kept` for `key`, its stamp compared with `stamp(key)` once per pass.
+    private func value<Value>(_ kept: inout [String: Kept<Value>], _ key: String, _ stamp: (String) -> StateStamp?) -> Value? {
+        guard var entry = kept[key] else { return nil }
+        if entry.compared != pass {
+            guard stamp(key) == entry.stamp else {
+                kept[key] = nil
+                return nil
+            }
+            entry.compared = pass
+            kept[key] = entry
+        }
+        return entry.value
     }
 
-    /// Keeps `record`, read after the store's count was `changes`.
-    func keep(_ record: ReplicaProvider.Record?, _ key: String, changes: UInt64?) {
-        lock.withLock { if usable(changes) { records[key] = .some(record) } }
+    /// `.some(nil)` when the file holds no record; nil when none is kept.
+    func record(_ key: String, changes: UInt64?, stamp: (String) -> StateStamp?) -> ReplicaProvider.Record?? {
+        lock.withLock { usable(changes) ? value(&records, key, stamp) : nil }
     }
 
-    func listing(_ folder: String, changes: UInt64?) -> [String]? {
-        lock.withLock { usable(changes) ? listings[folder] : nil }
+    /// Keeps `record`, read after the store's count was `changes` and the file's stamp `stamp`.
+    func keep(_ record: ReplicaProvider.Record?, _ key: String, changes: UInt64?, stamp: StateStamp?) {
+        lock.withLock {
+            if usable(changes), let stamp { records[key] = Kept(value: record, stamp: stamp, compared: pass) }
+        }
     }
 
-    func keep(_ names: [String], _ folder: String, changes: UInt64?) {
-        lock.withLock { if usable(changes) { listings[folder] = names } }
+    func listing(_ folder: String, changes: UInt64?, stamp: (String) -> StateStamp?) -> [String]? {
+        lock.withLock { usable(changes) ? value(&listings, folder, stamp) : nil }
     }
 
-    /// This provider changed `key`: `record` is what it holds now (`.some(nil)`: removed; nil:
-    /// not known), the store's count `before` and `after` the change. Kept only when the change
-    /// was the one change made meanwhile; anything else drops all that is kept.
-    func wrote(_ key: String, _ record: ReplicaProvider.Record??, before: UInt64?, after: UInt64?) {
+    func keep(_ names: [String], _ folder: String, changes: UInt64?, stamp: StateStamp?) {
+        lock.withLock {
+            if usable(changes), let stamp { listings[folder] = Kept(value: names, stamp: stamp, compared: pass) }
+        }
+    }
+
+    /// This provider wrote `record` at `key` (nil: a record that must be read again), the
+    /// store's count `before` and `after` the write. Kept, with the stamp the file has now, only
+    /// when the write was the one change under `replicas/` meanwhile; anything else drops all
+    /// that is kept. The folder's listing stays when it already named the file, with the folder's
+    /// new stamp; otherwise it is read again, and so is its parent's.
+    func wrote(_ key: String, _ record: ReplicaProvider.Record?, before: UInt64?, after: UInt64?, stamp: (String) -> StateStamp?) {
+        changed(key, before: before, after: after) { folder, name in
+            if let record, let fileStamp = stamp(key) {
+                records[key] = Kept(value: record, stamp: fileStamp, compared: pass)
+            } else {
+                records[key] = nil
+            }
+            guard var names = listings[folder], names.value.contains(name), let folderStamp = stamp(folder) else { return false }
+            names.stamp = folderStamp
+            listings[folder] = names
+            return true
+        }
+    }
+
+    /// This provider removed `key`: its folder's listing and the folder's parent are read again.
+    func removed(_ key: String, before: UInt64?, after: UInt64?) {
+        changed(key, before: before, after: after) { _, _ in
+            records[key] = nil
+            return false
+        }
+    }
+
+    /// `body` keeps what a change at `key` left (given the key's folder and name), returning
+    /// whether the folder's listing still holds; the change must be the one counted between
+    /// `before` and `after`, or all that is kept is dropped.
+    private func changed(_ key: String, before: UInt64?, after: UInt64?, _ body: (String, String) -> Bool) {
         lock.withLock {
             guard let basis, let before, let after, basis.changes == before, after == before &+ 1 else {
                 if basis != nil { clear(basis: nil) }
                 return
             }
             self.basis = (basis.tenure, after, basis.since)
-            records[key] = record
-            // A folder's listing changes only when a name comes or goes.
             let (folder, name) = Self.split(key)
-            let present = record.map { $0 != nil }
-            if let names = listings[folder], present != names.contains(name) {
+            if !body(folder, name) {
                 listings[folder] = nil
                 listings[Self.split(folder).folder] = nil
             }
