@@ -69,11 +69,13 @@ public final class StateLock: Lock, @unchecked Sendable {
         }
         let token = UInt64.random(in: 1...UInt64.max)
         let text = Self.text(token)
-        if pwrite(fd, text, text.count, 0) == Self.tokenLength {
+        let written = pwrite(fd, text, text.count, 0)
+        if written == Self.tokenLength {
             wrote = token
             if length > Self.tokenLength { _ = ftruncate(fd, off_t(Self.tokenLength)) }
         } else {
-            let failure = errno
+            // A short write sets no errno.
+            let failure = written < 0 ? errno : EIO
             wrote = nil
             if ftruncate(fd, 0) != 0 {
                 throw StateError.io("mark the hold of \(store.path(name)) (writing: \(String(cString: strerror(failure))); emptying)", errno)

@@ -122,10 +122,11 @@ public struct ReplicaProvider: Provider {
         let key = try Self.key(service, index)
         // The count and the stamp are taken before the read: a change in between moves one of them.
         let changes = store.changes(under: Self.folder)
-        if let known = pass.record(key, changes: changes, stamp: store.stamp) { return known }
+        let found = pass.record(key, changes: changes, stamp: store.stamp)
+        if let known = found.kept { return known }
         let stamp = store.stamp(key)
         let record = try read(key, service, index)
-        pass.keep(record, key, changes: changes, stamp: stamp)
+        pass.keep(record, key, changes: changes, stamp: stamp, readIn: found.pass)
         return record
     }
 
@@ -160,6 +161,7 @@ public struct ReplicaProvider: Provider {
         let key = try Self.key(record.service, record.index)
         let data = try JSONCoding.encoder.encode(record)
         let before = store.changes(under: Self.folder)
+        let folderBefore = store.stamp(StateKey.folder(of: key))
         try write(key, data)
         // What this process wrote reads back without decoding it again: the next pass reads
         // the record a replica's death has to be found in (a health check saves it between).
@@ -168,7 +170,7 @@ public struct ReplicaProvider: Provider {
             decoded.keep(stored, key, data)
             kept = stored
         }
-        pass.wrote(key, kept, before: before, after: store.changes(under: Self.folder), stamp: store.stamp)
+        pass.wrote(key, kept, before: before, after: store.changes(under: Self.folder), folderBefore: folderBefore, stamp: store.stamp)
     }
 
     /// The loop's pass begins, under the state lock (`tenure`, `Lock.tenure`; nil when it cannot
@@ -177,7 +179,9 @@ public struct ReplicaProvider: Provider {
     /// when another holder of the lock came between this pass and the passes that read them
     /// (`PassRecords`). The pass reads them to find exits, then to observe, and the loop's
     /// watchers once more after it; a kept read costs no system call.
-    public func beginPass(tenure: UInt64? = nil) { pass.begin(tenure: tenure, changes: store.changes(under: Self.folder)) }
+    public func beginPass(tenure: UInt64? = nil, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
+        pass.begin(tenure: tenure, changes: store.changes(under: Self.folder), now: now)
+    }
 
     /// The pass ends: records are read from disk again each time, until the next pass.
     public func endPass() { pass.end() }
@@ -239,10 +243,11 @@ public struct ReplicaProvider: Provider {
 
     private func list(_ folder: String) throws -> [String] {
         let changes = store.changes(under: Self.folder)
-        if let known = pass.listing(folder, changes: changes, stamp: store.stamp) { return known }
+        let found = pass.listing(folder, changes: changes, stamp: store.stamp)
+        if let known = found.kept { return known }
         let stamp = store.stamp(folder)
         let names = try store.list(folder)
-        pass.keep(names, folder, changes: changes, stamp: stamp)
+        pass.keep(names, folder, changes: changes, stamp: stamp, readIn: found.pass)
         return names
     }
 
@@ -707,59 +712,71 @@ final class PassRecords: @unchecked Sendable {
         return entry.value
     }
 
-    /// `.some(nil)` when the file holds no record; nil when none is kept.
-    func record(_ key: String, changes: UInt64?, stamp: (String) -> StateStamp?) -> ReplicaProvider.Record?? {
-        lock.withLock { usable(changes) ? value(&records, key, stamp) : nil }
+    /// What a look found: the value kept (`.some(nil)` for a file that holds no record), or nil
+    /// and the pass a read made now may be kept in (`keep`).
+    func record(_ key: String, changes: UInt64?, stamp: (String) -> StateStamp?) -> (kept: ReplicaProvider.Record??, pass: UInt64) {
+        lock.withLock { (usable(changes) ? value(&records, key, stamp) : nil, pass) }
     }
 
-    /// Keeps `record`, read after the store's count was `changes` and the file's stamp `stamp`.
-    func keep(_ record: ReplicaProvider.Record?, _ key: String, changes: UInt64?, stamp: StateStamp?) {
+    /// Keeps `record`, read after the store's count was `changes` and the file's stamp `stamp`,
+    /// by a look made in pass `readIn`: a read that began before this pass did not see what
+    /// may have changed before it, and is not kept as compared in it.
+    func keep(_ record: ReplicaProvider.Record?, _ key: String, changes: UInt64?, stamp: StateStamp?, readIn: UInt64) {
         lock.withLock {
-            if usable(changes), let stamp { records[key] = Kept(value: record, stamp: stamp, compared: pass) }
+            if readIn == pass, usable(changes), let stamp { records[key] = Kept(value: record, stamp: stamp, compared: pass) }
         }
     }
 
-    func listing(_ folder: String, changes: UInt64?, stamp: (String) -> StateStamp?) -> [String]? {
-        lock.withLock { usable(changes) ? value(&listings, folder, stamp) : nil }
+    func listing(_ folder: String, changes: UInt64?, stamp: (String) -> StateStamp?) -> (kept: [String]?, pass: UInt64) {
+        lock.withLock { (usable(changes) ? value(&listings, folder, stamp) : nil, pass) }
     }
 
-    func keep(_ names: [String], _ folder: String, changes: UInt64?, stamp: StateStamp?) {
+    func keep(_ names: [String], _ folder: String, changes: UInt64?, stamp: StateStamp?, readIn: UInt64) {
         lock.withLock {
-            if usable(changes), let stamp { listings[folder] = Kept(value: names, stamp: stamp, compared: pass) }
+            if readIn == pass, usable(changes), let stamp { listings[folder] = Kept(value: names, stamp: stamp, compared: pass) }
         }
     }
 
     /// This provider wrote `record` at `key` (nil: a record that must be read again), the
-    /// store's count `before` and `after` the write. Kept, with the stamp the file has now, only
-    /// when the write was the one change under `replicas/` meanwhile; anything else drops all
-    /// that is kept. The folder's listing stays when it already named the file, with the folder's
-    /// new stamp; otherwise it is read again, and so is its parent's.
-    func wrote(_ key: String, _ record: ReplicaProvider.Record?, before: UInt64?, after: UInt64?, stamp: (String) -> StateStamp?) {
+    /// store's count `before` and `after` the write, the folder's stamp `folderBefore` it. Kept
+    /// only within a pass (the lock held: nobody else writes between the write and its stamp)
+    /// and when the write was the one change under `replicas/` meanwhile; anything else drops
+    /// all that is kept. The folder's listing stays, with the folder's new stamp, when it named
+    /// the file and the folder had not changed since it was listed; otherwise it is listed
+    /// again, and so is its parent when the file may be new.
+    func wrote(
+        _ key: String, _ record: ReplicaProvider.Record?, before: UInt64?, after: UInt64?, folderBefore: StateStamp?,
+        stamp: (String) -> StateStamp?
+    ) {
         changed(key, before: before, after: after) { folder, name in
-            if let record, let fileStamp = stamp(key) {
+            if active, let record, let fileStamp = stamp(key) {
                 records[key] = Kept(value: record, stamp: fileStamp, compared: pass)
             } else {
                 records[key] = nil
             }
-            guard var names = listings[folder], names.value.contains(name), let folderStamp = stamp(folder) else { return false }
+            guard var names = listings[folder], names.value.contains(name) else { return .folderAndParent }
+            guard active, names.stamp == folderBefore, let folderStamp = stamp(folder) else { return .folder }
             names.stamp = folderStamp
             listings[folder] = names
-            return true
+            return .none
         }
     }
 
-    /// This provider removed `key`: its folder's listing and the folder's parent are read again.
+    /// This provider removed `key`: its folder's listing is read again.
     func removed(_ key: String, before: UInt64?, after: UInt64?) {
         changed(key, before: before, after: after) { _, _ in
             records[key] = nil
-            return false
+            return .folder
         }
     }
 
-    /// `body` keeps what a change at `key` left (given the key's folder and name), returning
-    /// whether the folder's listing still holds; the change must be the one counted between
-    /// `before` and `after`, or all that is kept is dropped.
-    private func changed(_ key: String, before: UInt64?, after: UInt64?, _ body: (String, String) -> Bool) {
+    /// The listings a change leaves to read again.
+    private enum Relist { case none, folder, folderAndParent }
+
+    /// `body` keeps what a change at `key` left (given the key's folder and name), returning the
+    /// listings to read again; the change must be the one counted between `before` and
+    /// `after`, or all that is kept is dropped.
+    private func changed(_ key: String, before: UInt64?, after: UInt64?, _ body: (String, String) -> Relist) {
         lock.withLock {
             guard let basis, let before, let after, basis.changes == before, after == before &+ 1 else {
                 if basis != nil { clear(basis: nil) }
@@ -767,7 +784,10 @@ final class PassRecords: @unchecked Sendable {
             }
             self.basis = (basis.tenure, after, basis.since)
             let (folder, name) = Self.split(key)
-            if !body(folder, name) {
+            switch body(folder, name) {
+            case .none: break
+            case .folder: listings[folder] = nil
+            case .folderAndParent:
                 listings[folder] = nil
                 listings[Self.split(folder).folder] = nil
             }
