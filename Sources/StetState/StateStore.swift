@@ -39,7 +39,9 @@ public protocol StateStore: Sendable {
     /// How many times this process has changed a key under the top-level `folder` (written,
     /// replaced, staged, created or removed it) through any store of this location, counted once
     /// each change is made; nil when the store cannot say. What a reader of this process cached
-    /// while the count stayed the same, no writer of this process has changed since.
+    /// while the count stayed the same, no writer of this process has changed since. Whole
+    /// folders written or removed at once (`FileStateStore+Folders.swift`, used for releases)
+    /// and leftovers under temporary names, which no listing shows, are not counted.
     func changes(under folder: String) -> UInt64?
     /// Writes `key` only when it does not exist yet. True when this call wrote it; false when
     /// it existed (its value untouched).

@@ -39,13 +39,16 @@ public final class TemporaryDirectory: @unchecked Sendable {
 
     public func read(_ relative: String) -> Data? { FileManager.default.contents(atPath: file(relative)) }
 
-    /// Every file below `relative` with its bytes, to compare a folder before and after.
+    /// Every file below `relative` with its bytes, to compare a folder before and after. A state
+    /// directory's lock files (`lock`, `run.lock`) count as present or not: each holder writes its
+    /// own token into them (`StateLock`), which is no state, and a refusal may hold the lock.
     public func snapshot(_ relative: String) -> [String: Data] {
         let root = file(relative)
         var result: [String: Data] = [:]
         guard let walker = FileManager.default.enumerator(atPath: root) else { return result }
         for case let name as String in walker {
-            if let data = FileManager.default.contents(atPath: root + "/" + name) { result[name] = data }
+            guard let data = FileManager.default.contents(atPath: root + "/" + name) else { continue }
+            result[name] = name == "lock" || name == "run.lock" ? Data("(a lock's token)".utf8) : data
         }
         return result
     }

@@ -216,6 +216,18 @@ import Testing
         kept.keep(nil, "k", changes: 7, stamp: stamp, readIn: before.pass)
         #expect(kept.record("k", changes: 7) { _ in stamp }.kept == nil)
         kept.end()
+        // So with a write: only one made wholly within the pass is kept.
+        let record = ReplicaProvider.Record(
+            service: "web", index: 0, pid: 42, startTime: 1, specHash: "sha256:x", port: nil, startedAt: Date(timeIntervalSince1970: 0),
+            restarts: 0, lastExit: nil, exitedAt: nil, protect: false, instance: nil, stopSignal: nil, stopTimeout: nil, healthFailures: 0,
+            lastCheck: nil)
+        let begunBefore = kept.number
+        kept.begin(tenure: 5, changes: 7, now: 0)
+        kept.wrote("k", record, before: 7, after: 8, folderBefore: nil, writtenIn: begunBefore) { _ in stamp }
+        #expect(kept.record("k", changes: 8) { _ in stamp }.kept == nil)
+        kept.wrote("k", record, before: 8, after: 9, folderBefore: nil, writtenIn: kept.number) { _ in stamp }
+        #expect(kept.record("k", changes: 9) { _ in stamp }.kept == .some(.some(record)))
+        kept.end()
     }
 }
 

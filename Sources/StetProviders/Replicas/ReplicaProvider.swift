@@ -162,6 +162,7 @@ public struct ReplicaProvider: Provider {
         let data = try JSONCoding.encoder.encode(record)
         let before = store.changes(under: Self.folder)
         let folderBefore = store.stamp(StateKey.folder(of: key))
+        let writtenIn = pass.number
         try write(key, data)
         // What this process wrote reads back without decoding it again: the next pass reads
         // the record a replica's death has to be found in (a health check saves it between).
@@ -170,7 +171,9 @@ public struct ReplicaProvider: Provider {
             decoded.keep(stored, key, data)
             kept = stored
         }
-        pass.wrote(key, kept, before: before, after: store.changes(under: Self.folder), folderBefore: folderBefore, stamp: store.stamp)
+        pass.wrote(
+            key, kept, before: before, after: store.changes(under: Self.folder), folderBefore: folderBefore, writtenIn: writtenIn,
+            stamp: store.stamp)
     }
 
     /// The loop's pass begins, under the state lock (`tenure`, `Lock.tenure`; nil when it cannot
@@ -689,14 +692,18 @@ final class PassRecords: @unchecked Sendable {
         listings = [:]
     }
 
-    /// Whether what is kept may be used, `changes` the store's count now. A count that moved
-    /// drops it all, and what is read next is kept under the new count.
+    /// Whether what is kept may be used, `changes` the store's count now. A count that moved on
+    /// drops it all, and what is read next is kept under the new count; an older count (taken
+    /// by a slow reader) only finds nothing.
     private func usable(_ changes: UInt64?) -> Bool {
         guard active, let basis, let changes else { return false }
         if basis.changes == changes { return true }
-        clear(basis: (basis.tenure, changes, basis.since))
+        if changes > basis.changes { clear(basis: (basis.tenure, changes, basis.since)) }
         return false
     }
+
+    /// The pass under way or last ended, as a write notes it before it begins (`wrote`).
+    var number: UInt64 { lock.withLock { pass } }
 
     /// The value kept in `kept` for `key`, its stamp compared with `stamp(key)` once per pass.
     private func value<Value>(_ kept: inout [String: Kept<Value>], _ key: String, _ stamp: (String) -> StateStamp?) -> Value? {
@@ -738,24 +745,26 @@ final class PassRecords: @unchecked Sendable {
     }
 
     /// This provider wrote `record` at `key` (nil: a record that must be read again), the
-    /// store's count `before` and `after` the write, the folder's stamp `folderBefore` it. Kept
-    /// only within a pass (the lock held: nobody else writes between the write and its stamp)
-    /// and when the write was the one change under `replicas/` meanwhile; anything else drops
-    /// all that is kept. The folder's listing stays, with the folder's new stamp, when it named
+    /// store's count `before` and `after` the write, the folder's stamp `folderBefore` it, the
+    /// pass `writtenIn` under way (or last ended) when it began. Kept only when the whole write
+    /// was made within this pass (the lock held: nobody else writes between the write and its
+    /// stamp) and it was the one change under `replicas/` meanwhile; anything else drops all
+    /// that is kept. The folder's listing stays, with the folder's new stamp, when it named
     /// the file and the folder had not changed since it was listed; otherwise it is listed
     /// again, and so is its parent when the file may be new.
     func wrote(
         _ key: String, _ record: ReplicaProvider.Record?, before: UInt64?, after: UInt64?, folderBefore: StateStamp?,
-        stamp: (String) -> StateStamp?
+        writtenIn: UInt64, stamp: (String) -> StateStamp?
     ) {
         changed(key, before: before, after: after) { folder, name in
-            if active, let record, let fileStamp = stamp(key) {
+            let inPass = active && writtenIn == pass
+            if inPass, let record, let fileStamp = stamp(key) {
                 records[key] = Kept(value: record, stamp: fileStamp, compared: pass)
             } else {
                 records[key] = nil
             }
             guard var names = listings[folder], names.value.contains(name) else { return .folderAndParent }
-            guard active, names.stamp == folderBefore, let folderStamp = stamp(folder) else { return .folder }
+            guard inPass, names.stamp == folderBefore, let folderStamp = stamp(folder) else { return .folder }
             names.stamp = folderStamp
             listings[folder] = names
             return .none
