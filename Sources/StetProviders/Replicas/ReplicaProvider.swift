@@ -181,7 +181,8 @@ public struct ReplicaProvider: Provider {
     /// changed them through another provider or around providers (`StateStore.changes`), or
     /// when another holder of the lock came between this pass and the passes that read them
     /// (`PassRecords`). The pass reads them to find exits, then to observe, and the loop's
-    /// watchers once more after it; a kept read costs no system call.
+    /// watchers once more after it; a kept file or folder costs one `lstat` in a pass, its first
+    /// use, and nothing after.
     public func beginPass(tenure: UInt64? = nil, now: UInt64 = DispatchTime.now().uptimeNanoseconds) {
         pass.begin(tenure: tenure, changes: store.changes(under: Self.folder), now: now)
     }
@@ -792,20 +793,15 @@ final class PassRecords: @unchecked Sendable {
                 return
             }
             self.basis = (basis.tenure, after, basis.since)
-            let (folder, name) = Self.split(key)
-            switch body(folder, name) {
+            let folder = StateKey.folder(of: key)
+            switch body(folder, String(key.dropFirst(folder.isEmpty ? 0 : folder.count + 1))) {
             case .none: break
             case .folder: listings[folder] = nil
             case .folderAndParent:
                 listings[folder] = nil
-                listings[Self.split(folder).folder] = nil
+                listings[StateKey.folder(of: folder)] = nil
             }
         }
-    }
-
-    private static func split(_ key: String) -> (folder: String, name: String) {
-        guard let slash = key.lastIndex(of: "/") else { return ("", key) }
-        return (String(key[..<slash]), String(key[key.index(after: slash)...]))
     }
 }
 
